@@ -1,0 +1,91 @@
+// SBS v1 document types (../shared/spec/sbs-v1.md). Values here are already validated and
+// normalised: MACs lower case with ':', architectures from the fixed set.
+
+export const ARCHES = ['bios', 'efi-ia32', 'efi-x64', 'efi-arm64'] as const;
+export type Arch = (typeof ARCHES)[number];
+
+export type Action =
+  | { readonly type: 'local' }
+  | { readonly type: 'boot'; readonly image: string; readonly once: boolean }
+  | { readonly type: 'menu' }
+  | { readonly type: 'wait' };
+
+export interface MenuItem {
+  readonly label: string;
+  readonly action: Action;
+}
+
+export interface Menu {
+  readonly prompt: string;
+  readonly timeoutSec: number;
+  readonly items: readonly MenuItem[];
+}
+
+export type RespondMode = 'all' | 'known' | 'none';
+
+export interface PxeConfig {
+  readonly respond: RespondMode;
+  readonly unknown: Action;
+  readonly responseDelayMs: number;
+  readonly bootFiles: Readonly<Partial<Record<Arch, string>>>;
+  readonly menu?: Menu;
+}
+
+export interface Client {
+  readonly mac: string;
+  readonly uuid?: string;
+  readonly name?: string;
+  readonly action: Action;
+}
+
+export interface Predefined {
+  readonly mac: string;
+  readonly uuid?: string;
+  readonly name: string;
+}
+
+export type ImageType = 'linux' | 'winpe' | 'nbp';
+
+export interface Image {
+  readonly id: string;
+  readonly name: string;
+  readonly arch: readonly Arch[];
+  readonly type: ImageType;
+  readonly kernel?: string;
+  readonly initrd?: readonly string[];
+  readonly cmdline?: string;
+  readonly wim?: string;
+  readonly bcd?: string;
+  readonly sdi?: string;
+  readonly bootFile?: string;
+  readonly package?: string;
+}
+
+interface Envelope<K extends string> {
+  readonly sbs: 1;
+  readonly id: string;
+  readonly kind: K;
+  /** RFC 3339, as written. */
+  readonly issued: string;
+}
+
+export type SbsDocument =
+  | (Envelope<'config'> & { readonly config: PxeConfig })
+  | (Envelope<'clients'> & { readonly clients: readonly Client[] })
+  | (Envelope<'images'> & { readonly images: readonly Image[] })
+  | (Envelope<'predefined-computers'> & { readonly computers: readonly Predefined[] })
+  | (Envelope<'client'> & { readonly client: Client; readonly replicateTo?: readonly string[] })
+  | (Envelope<'client-remove'> & { readonly mac: string; readonly replicateTo?: readonly string[] })
+  | (Envelope<'image'> & { readonly image: Image })
+  // The spec names this payload `id`, which the envelope's `id` already holds: see sbs/README.md.
+  | (Envelope<'image-remove'> & { readonly imageId: string })
+  | (Envelope<'predefined-computer'> & { readonly computer: Predefined })
+  | (Envelope<'predefined-computer-remove'> & { readonly mac: string });
+
+export type SbsKind = SbsDocument['kind'];
+
+export const SNAPSHOT_KINDS = ['config', 'clients', 'images', 'predefined-computers'] as const;
+export const UPDATE_KINDS = [
+  'client', 'client-remove', 'image', 'image-remove', 'predefined-computer', 'predefined-computer-remove',
+] as const;
+export const KINDS: readonly SbsKind[] = [...SNAPSHOT_KINDS, ...UPDATE_KINDS];

@@ -1,0 +1,38 @@
+// The `netboot` command. Each subcommand lives in its own module, loaded only when used.
+import { errorMessage, NetbootError } from '../shared/errors.ts';
+import { parseArgs } from './args.ts';
+import type { Command, CliContext } from './context.ts';
+
+const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }> = {
+  config: { summary: 'config check [FILE]       validate a config file and print the effective config', load: async () => (await import('./config-command.ts')).configCommand },
+};
+
+export function usage(): string {
+  const lines = Object.values(COMMANDS).map((c) => `  netboot ${c.summary}`);
+  return ['usage:', ...lines, '', 'Every command takes --config FILE (or NETBOOT_CONFIG); default /etc/netboot/netboot.toml.'].join('\n');
+}
+
+export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  const [name, ...rest] = argv;
+  const entry = name === undefined ? undefined : COMMANDS[name];
+  if (entry === undefined) {
+    process.stderr.write(`${name === undefined || name === 'help' || name === '--help' ? '' : `unknown command: ${name}\n`}${usage()}\n`);
+    return name === undefined || name === 'help' || name === '--help' ? 0 : 2;
+  }
+  const ctx: CliContext = {
+    args: parseArgs(rest, ['json', 'ipxe', 'help', 'watch']),
+    out: (line) => process.stdout.write(line + '\n'),
+    err: (line) => process.stderr.write(line + '\n'),
+    env,
+  };
+  try {
+    return await (await entry.load())(ctx);
+  } catch (err) {
+    ctx.err(err instanceof NetbootError ? err.message : `netboot ${name}: ${errorMessage(err)}`);
+    return 1;
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  process.exitCode = await main(process.argv.slice(2));
+}
