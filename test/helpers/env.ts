@@ -1,0 +1,91 @@
+// Test helpers shared by every test: a private data folder with a real config file, and free
+// loopback ports. Nothing here stands in for product behaviour.
+import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { createSocket } from 'node:dgram';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadConfig, type Config } from '../../services/shared/config.ts';
+
+export interface TestSite {
+  readonly dir: string;
+  readonly configPath: string;
+  readonly config: Config;
+  cleanup(): void;
+}
+
+/** Ports for every service, all free on loopback at the time of the call. */
+export async function freePorts(): Promise<{ dhcp: number; proxy: number; tftp: number; iface: number; signal: number }> {
+  return { dhcp: await freeUdpPort(), proxy: await freeUdpPort(), tftp: await freeUdpPort(), iface: await freeTcpPort(), signal: await freeTcpPort() };
+}
+
+/**
+ * Writes a config into a fresh temp folder (data, sbs, store and tftp root inside it) on free
+ * loopback ports. `extra` is appended verbatim (more TOML sections).
+ */
+export async function makeTestSite(extra = '', name = 'netboot-test'): Promise<TestSite> {
+  const dir = mkdtempSync(join(tmpdir(), `${name}-`));
+  const p = await freePorts();
+  mkdirSync(join(dir, 'tftp'), { recursive: true });
+  const toml = `
+[paths]
+data = "${dir}/data"
+sbs = "${dir}/sbs"
+sbs_store = "${dir}/sbsstore"
+tftp_root = "${dir}/tftp"
+[log]
+level = "debug"
+[server]
+address = "127.0.0.1"
+bind = "127.0.0.1"
+dhcp_port = ${p.dhcp}
+proxy_port = ${p.proxy}
+[mtftp]
+port = ${p.tftp}
+bind = "127.0.0.1"
+[interface]
+port = ${p.iface}
+bind = "127.0.0.1"
+[signal]
+port = ${p.signal}
+[site]
+id = "test-site"
+${extra}
+`;
+  const configPath = join(dir, 'netboot.toml');
+  writeFileSync(configPath, toml);
+  return { dir, configPath, config: loadConfig(configPath), cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+export async function freeTcpPort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+export async function freeUdpPort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createSocket('udp4');
+    s.once('error', reject);
+    s.bind(0, '127.0.0.1', () => {
+      const port = s.address().port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** Polls `check` every `intervalMs` until it returns a value other than undefined, or times out. */
+export async function waitFor<T>(what: string, check: () => T | undefined | Promise<T | undefined>, timeoutMs = 10000, intervalMs = 20): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await check();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}
