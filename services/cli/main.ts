@@ -4,6 +4,7 @@ import { parseArgs } from './args.ts';
 import type { Command, CliContext } from './context.ts';
 
 const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }> = {
+  state: { summary: 'state [--json]            print the state the Interface holds', load: async () => (await import('./state-command.ts')).stateCommand },
   config: { summary: 'config check [FILE]       validate a config file and print the effective config', load: async () => (await import('./config-command.ts')).configCommand },
 };
 

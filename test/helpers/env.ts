@@ -21,7 +21,8 @@ export async function freePorts(): Promise<{ dhcp: number; proxy: number; tftp: 
 
 /**
  * Writes a config into a fresh temp folder (data, sbs, store and tftp root inside it) on free
- * loopback ports. `extra` is appended verbatim (more TOML sections).
+ * loopback ports. `extra` is more TOML: keys under a section the base already has (e.g.
+ * `[interface]\nsettle_ms = 10`) are merged into it, other sections are appended.
  */
 export async function makeTestSite(extra = '', name = 'netboot-test'): Promise<TestSite> {
   const dir = mkdtempSync(join(tmpdir(), `${name}-`));
@@ -50,10 +51,9 @@ bind = "127.0.0.1"
 port = ${p.signal}
 [site]
 id = "test-site"
-${extra}
 `;
   const configPath = join(dir, 'netboot.toml');
-  writeFileSync(configPath, toml);
+  writeFileSync(configPath, mergeToml(toml, extra));
   return { dir, configPath, config: loadConfig(configPath), cleanup: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
@@ -88,4 +88,32 @@ export async function waitFor<T>(what: string, check: () => T | undefined | Prom
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await new Promise((r) => setTimeout(r, intervalMs));
   }
+}
+
+/** Merges `extra` into `base` section by section (tables only; arrays of tables are appended). */
+function mergeToml(base: string, extra: string): string {
+  let out = base;
+  let appended = '';
+  let section: string | null = null;
+  let lines: string[] = [];
+  const flush = (): void => {
+    if (section === null) {
+      appended += lines.join('\n') + '\n';
+    } else if (!section.startsWith('[[') && out.includes(`\n${section}\n`)) {
+      out = out.replace(`\n${section}\n`, `\n${section}\n${lines.join('\n')}\n`);
+    } else {
+      appended += `${section}\n${lines.join('\n')}\n`;
+    }
+    lines = [];
+  };
+  for (const line of extra.split('\n')) {
+    if (/^\s*\[/.test(line)) {
+      flush();
+      section = line.trim();
+    } else if (line.trim() !== '') {
+      lines.push(line);
+    }
+  }
+  flush();
+  return out + appended;
 }

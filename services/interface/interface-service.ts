@@ -1,0 +1,140 @@
+// The Interface service: drop folder -> durable state -> state feed, plus the event outbox and
+// the control socket. Built by main (or a test) with its collaborators; start/stop only.
+import { randomUUID } from 'node:crypto';
+import type { Config } from '../shared/config.ts';
+import { ControlServer, controlSocketPath } from '../shared/control.ts';
+import type { FeedEvent } from '../shared/feed-protocol.ts';
+import type { Lifecycle } from '../shared/lifecycle.ts';
+import type { Logger } from '../shared/logger.ts';
+import { issuedMs } from './apply.ts';
+import { DropFolder, type ReadyFile, type Rejection } from './drop-folder.ts';
+import { EventOutbox } from './event-outbox.ts';
+import { FeedServer } from './feed-server.ts';
+import { PortServer } from './port-server.ts';
+import { SEED_DOCUMENTS } from './seed.ts';
+import { StateBook } from './state-book.ts';
+import { openStore, type Db, type Table } from './store.ts';
+
+const BATCH = 500;
+/** A slow full rescan catches anything a watcher missed (network filesystems). */
+const RESCAN_MS = 30_000;
+
+export class InterfaceService implements Lifecycle {
+  private db: Db | null = null;
+  private book: StateBook | null = null;
+  private folder: DropFolder | null = null;
+  private feed: FeedServer | null = null;
+  private port: PortServer | null = null;
+  private outbox: EventOutbox | null = null;
+  private control: ControlServer | null = null;
+  private rescan: NodeJS.Timeout | null = null;
+
+  constructor(private readonly config: Config, private readonly log: Logger) {}
+
+  get boundPort(): number {
+    return this.port?.boundPort ?? this.config.interface.port;
+  }
+
+  get state(): StateBook {
+    if (this.book === null) throw new Error('interface not started');
+    return this.book;
+  }
+
+  async start(): Promise<void> {
+    const { config, log } = this;
+    this.db = openStore(config.paths.data);
+    const book = new StateBook(this.db, log);
+    this.book = book;
+    book.load();
+    if (config.management.url === null) this.seed(book);
+    if (config.management.url !== null) {
+      this.outbox = new EventOutbox(this.db, { url: config.management.url, serverId: config.site.id, timeoutMs: config.management.timeoutMs }, log.child({ part: 'outbox' }));
+    }
+    this.feed = new FeedServer(book, log.child({ part: 'feed' }), (id, event) => this.onEvent(id, event));
+    this.feed.start();
+    this.port = new PortServer(config.interface.bind, config.interface.port, log);
+    this.port.upgrade('/feed', this.feed.handleUpgrade);
+    await this.port.start();
+    this.control = new ControlServer(controlSocketPath(config.paths.data, 'interface'), {
+      'GET /status': () => this.status(),
+      'GET /state': () => ({ ...book.describe(), state: book.state() }),
+    }, log);
+    await this.control.start();
+    await this.outbox?.start();
+    this.folder = new DropFolder({
+      dir: config.paths.sbs, storeDir: config.paths.sbsStore, settleMs: config.interface.settleMs,
+      parseRetryMs: config.interface.parseRetryMs, onReady: (files) => this.applyFiles(files), onRejected: (r) => this.onRejected(r),
+    }, log.child({ part: 'sbs' }));
+    await this.folder.start();
+    this.rescan = setInterval(() => this.folder?.scan(), RESCAN_MS);
+    log.info('interface serving', { port: this.boundPort, sbs: config.paths.sbs, seq: book.lastSeq });
+  }
+
+  async stop(): Promise<void> {
+    if (this.rescan !== null) clearInterval(this.rescan);
+    await this.folder?.stop();
+    await this.outbox?.stop();
+    this.feed?.stop();
+    await this.port?.stop();
+    await this.control?.stop();
+    this.db?.close();
+    this.db = null;
+  }
+
+  private seed(book: StateBook): void {
+    const missing = SEED_DOCUMENTS.filter((d) => !book.hasSnapshot(tableFor(d.kind)) && !book.hasApplied(d.id));
+    if (missing.length === 0) return;
+    book.applyBatch(missing.map((doc) => ({ doc, source: { file: null, source: 'seed', now: new Date() } })));
+    this.log.info('standalone: seeded empty state', { tables: missing.map((d) => d.kind) });
+  }
+
+  /** Applies files in the spec's order (issued, then name), commits, then archives them. */
+  private applyFiles(files: ReadyFile[]): void {
+    const book = this.state;
+    files.sort((a, b) => issuedMs(a.doc.issued) - issuedMs(b.doc.issued) || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    for (let i = 0; i < files.length; i += BATCH) {
+      const chunk = files.slice(i, i + BATCH);
+      let effects;
+      try {
+        const now = new Date();
+        effects = book.applyBatch(chunk.map((f) => ({ doc: f.doc, source: { file: f.name, source: 'sbs', now } })));
+      } catch (err) {
+        this.log.error('applying SBS files failed; they stay in the folder and are retried', { err, files: chunk.length });
+        for (const f of chunk) this.folder?.release(f);
+        continue;
+      }
+      chunk.forEach((f, n) => {
+        this.log.info('SBS file applied', { file: f.name, id: f.doc.id, kind: f.doc.kind, issued: f.doc.issued, effect: effects[n] });
+        try {
+          this.folder?.archive(f);
+        } catch (err) {
+          this.log.error('cannot move applied SBS file to the store', { file: f.name, err });
+        }
+      });
+      this.folder?.syncArchive();
+    }
+  }
+
+  private onEvent(eventId: string, event: FeedEvent): void {
+    const isNew = this.state.recordEvent(eventId, event, new Date());
+    this.log.info('event recorded', { eventId, ...event, duplicate: !isNew });
+    if (isNew) this.outbox?.kick();
+  }
+
+  private onRejected(r: Rejection): void {
+    this.state.recordOutboundEvent(randomUUID(), { kind: 'sbs-rejected', file: r.name, field: r.field, problem: r.problem, at: new Date().toISOString() }, new Date());
+    this.outbox?.kick();
+  }
+
+  private status(): unknown {
+    return {
+      service: 'interface', pid: process.pid, state: 'serving', ports: { interface: this.boundPort },
+      seq: this.book?.lastSeq ?? 0, subscribers: this.feed?.subscriberCount ?? 0,
+      pendingEvents: this.outbox?.pendingCount() ?? 0,
+    };
+  }
+}
+
+function tableFor(kind: string): Table {
+  return kind === 'config' ? 'config' : kind === 'clients' ? 'clients' : kind === 'images' ? 'images' : 'predefined';
+}

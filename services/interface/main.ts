@@ -1,0 +1,9 @@
+// Composition root of the Interface process.
+import type { Config } from '../shared/config.ts';
+import { runUntilSignal } from '../shared/lifecycle.ts';
+import type { Logger } from '../shared/logger.ts';
+import { InterfaceService } from './interface-service.ts';
+
+export async function main(config: Config, log: Logger): Promise<number> {
+  return runUntilSignal('interface', [new InterfaceService(config, log)], log);
+}
