@@ -1,0 +1,231 @@
+// A pure DHCP/BOOTP codec (RFC 2131 section 2, RFC 951): Buffer in, typed packet out, and back.
+// No sockets, files or clock. Every read is bounds-checked; decode throws only ProtocolError.
+import { ProtocolError } from '../shared/errors.ts';
+import { DhcpOptions, OPT, ipv4ToBuffer, ipv4ToString } from './dhcp-options.ts';
+
+export const BOOTREQUEST = 1;
+export const BOOTREPLY = 2;
+export const FLAG_BROADCAST = 0x8000;
+const MAGIC_COOKIE = 0x63825363;
+const SNAME_OFFSET = 44;
+const SNAME_LENGTH = 64;
+const FILE_OFFSET = 108;
+const FILE_LENGTH = 128;
+const COOKIE_OFFSET = 236;
+const OPTIONS_OFFSET = 240;
+/** RFC 1542 3.1.1: BOOTP relays and old clients expect at least 300 bytes. */
+export const MIN_PACKET_LENGTH = 300;
+
+export interface DhcpPacket {
+  readonly op: number;
+  readonly htype: number;
+  readonly hlen: number;
+  readonly hops: number;
+  readonly xid: number;
+  readonly secs: number;
+  readonly flags: number;
+  readonly ciaddr: string;
+  readonly yiaddr: string;
+  readonly siaddr: string;
+  readonly giaddr: string;
+  /** The 16-byte chaddr field as sent. */
+  readonly chaddr: Buffer;
+  /** Text up to the first NUL; '' when the field carries options (overload). */
+  readonly sname: string;
+  readonly file: string;
+  readonly options: DhcpOptions;
+}
+
+export interface EncodeOptions {
+  /** Pad with zeros up to this many bytes (default 300, RFC 1542). */
+  readonly minLength?: number;
+  /**
+   * Largest packet the receiver takes (its option 57, or 576). Options that do not fit go to the
+   * file and then the sname field when those are empty (RFC 2132 9.3 overload); else RangeError.
+   */
+  readonly maxLength?: number;
+}
+
+function malformed(message: string): ProtocolError {
+  return new ProtocolError('dhcp', message);
+}
+
+export function decode(buf: Buffer): DhcpPacket {
+  if (buf.length < OPTIONS_OFFSET) throw malformed(`packet is ${buf.length} bytes, shorter than the 240-byte header`);
+  const op = buf[0]!;
+  if (op !== BOOTREQUEST && op !== BOOTREPLY) throw malformed(`op must be 1 or 2, got ${op}`);
+  const hlen = buf[2]!;
+  if (hlen > 16) throw malformed(`hlen must be at most 16, got ${hlen}`);
+  const cookie = buf.readUInt32BE(COOKIE_OFFSET);
+  if (cookie !== MAGIC_COOKIE) throw malformed(`magic cookie must be 63825363, got ${cookie.toString(16).padStart(8, '0')}`);
+
+  // RFC 3396: all parts of an option, in the options field, then file, then sname, are joined.
+  const parts = new Map<number, Buffer[]>();
+  readOptionArea(buf, OPTIONS_OFFSET, buf.length, 'options', parts);
+  let overload = 0;
+  const ov = parts.get(OPT.OVERLOAD);
+  if (ov !== undefined) {
+    const v = Buffer.concat(ov);
+    if (v.length !== 1 || v[0]! < 1 || v[0]! > 3) throw malformed(`option 52 must be 1 byte of value 1-3, got ${v.toString('hex')}`);
+    overload = v[0]!;
+    parts.delete(OPT.OVERLOAD);
+    if (overload & 1) readOptionArea(buf, FILE_OFFSET, FILE_OFFSET + FILE_LENGTH, 'file', parts);
+    if (overload & 2) readOptionArea(buf, SNAME_OFFSET, SNAME_OFFSET + SNAME_LENGTH, 'sname', parts);
+    if (parts.has(OPT.OVERLOAD)) throw malformed('option 52 must not appear inside an overloaded field');
+  }
+  const options = new DhcpOptions([...parts].map(([code, list]) => [code, list.length === 1 ? list[0]! : Buffer.concat(list)] as const));
+
+  return {
+    op,
+    htype: buf[1]!,
+    hlen,
+    hops: buf[3]!,
+    xid: buf.readUInt32BE(4),
+    secs: buf.readUInt16BE(8),
+    flags: buf.readUInt16BE(10),
+    ciaddr: ipv4ToString(buf, 12),
+    yiaddr: ipv4ToString(buf, 16),
+    siaddr: ipv4ToString(buf, 20),
+    giaddr: ipv4ToString(buf, 24),
+    chaddr: Buffer.from(buf.subarray(28, 44)),
+    sname: overload & 2 ? '' : cString(buf, SNAME_OFFSET, SNAME_LENGTH),
+    file: overload & 1 ? '' : cString(buf, FILE_OFFSET, FILE_LENGTH),
+    options,
+  };
+}
+
+function readOptionArea(buf: Buffer, start: number, end: number, where: string, parts: Map<number, Buffer[]>): void {
+  let i = start;
+  while (i < end) {
+    const code = buf[i]!;
+    if (code === OPT.END) return;
+    if (code === OPT.PAD) {
+      i++;
+      continue;
+    }
+    if (i + 1 >= end) throw malformed(`option ${code} at offset ${i} in ${where} has no length byte`);
+    const n = buf[i + 1]!;
+    if (i + 2 + n > end) throw malformed(`option ${code} at offset ${i} in ${where} overruns it (length ${n}, ${end - i - 2} bytes left)`);
+    const list = parts.get(code);
+    const data = Buffer.from(buf.subarray(i + 2, i + 2 + n));
+    if (list === undefined) parts.set(code, [data]);
+    else list.push(data);
+    i += 2 + n;
+  }
+  // A missing END at the very end of the packet is tolerated (seen in the wild, harmless).
+}
+
+function cString(buf: Buffer, offset: number, length: number): string {
+  const end = buf.indexOf(0, offset);
+  return buf.toString('latin1', offset, end === -1 || end > offset + length ? offset + length : end);
+}
+
+/** Bytes one option takes in the option area, split into 255-byte parts (RFC 3396). */
+function optionBytes(data: Buffer): number {
+  return data.length === 0 ? 2 : data.length + 2 * Math.ceil(data.length / 255);
+}
+
+function optionsBytes(options: DhcpOptions): number {
+  let n = 1; // END
+  for (const [code, data] of options.entries()) if (code !== OPT.OVERLOAD) n += optionBytes(data);
+  return n;
+}
+
+export function encodingLength(packet: DhcpPacket, opts: EncodeOptions = {}): number {
+  return layout(packet, opts).length;
+}
+
+interface Layout {
+  readonly length: number;
+  /** Options for the options field, the file field and the sname field. */
+  readonly areas: readonly [number, Buffer][][];
+  readonly overload: number;
+}
+
+function layout(packet: DhcpPacket, opts: EncodeOptions): Layout {
+  const minLength = opts.minLength ?? MIN_PACKET_LENGTH;
+  const all = [...packet.options.entries()].filter(([code]) => code !== OPT.OVERLOAD);
+  const plain = OPTIONS_OFFSET + optionsBytes(packet.options);
+  if (opts.maxLength === undefined || plain <= opts.maxLength) {
+    return { length: Math.max(minLength, plain), areas: [all, [], []], overload: 0 };
+  }
+  // Overload: options field keeps what fits (leaving 3 bytes for option 52), then file, then sname.
+  const capacity = [opts.maxLength - OPTIONS_OFFSET - 1 - 3, packet.file === '' ? FILE_LENGTH - 1 : -1, packet.sname === '' ? SNAME_LENGTH - 1 : -1];
+  const areas: [number, Buffer][][] = [[], [], []];
+  let area = 0;
+  let used = 0;
+  for (const entry of all) {
+    const need = optionBytes(entry[1]);
+    while (area < 3 && used + need > capacity[area]!) {
+      area++;
+      used = 0;
+    }
+    if (area === 3) throw new RangeError(`options do not fit in ${opts.maxLength} bytes, even with overload`);
+    areas[area]!.push(entry);
+    used += need;
+  }
+  const overload = (areas[1]!.length > 0 ? 1 : 0) | (areas[2]!.length > 0 ? 2 : 0);
+  let length = OPTIONS_OFFSET + 1 + 3;
+  for (const [, data] of areas[0]!) length += optionBytes(data);
+  return { length: Math.max(minLength, length), areas, overload };
+}
+
+export function encode(packet: DhcpPacket, opts: EncodeOptions = {}): Buffer {
+  const { length, areas, overload } = layout(packet, opts);
+  const buf = Buffer.alloc(length);
+  buf[0] = packet.op;
+  buf[1] = packet.htype;
+  buf[2] = packet.hlen;
+  buf[3] = packet.hops;
+  buf.writeUInt32BE(packet.xid >>> 0, 4);
+  buf.writeUInt16BE(packet.secs, 8);
+  buf.writeUInt16BE(packet.flags, 10);
+  ipv4ToBuffer(packet.ciaddr).copy(buf, 12);
+  ipv4ToBuffer(packet.yiaddr).copy(buf, 16);
+  ipv4ToBuffer(packet.siaddr).copy(buf, 20);
+  ipv4ToBuffer(packet.giaddr).copy(buf, 24);
+  packet.chaddr.copy(buf, 28, 0, 16);
+  writeText(buf, packet.sname, SNAME_OFFSET, SNAME_LENGTH, 'sname');
+  writeText(buf, packet.file, FILE_OFFSET, FILE_LENGTH, 'file');
+  buf.writeUInt32BE(MAGIC_COOKIE, COOKIE_OFFSET);
+  let at = OPTIONS_OFFSET;
+  if (overload !== 0) {
+    buf[at++] = OPT.OVERLOAD;
+    buf[at++] = 1;
+    buf[at++] = overload;
+  }
+  at = writeOptions(buf, at, areas[0]!);
+  if (overload & 1) writeOptions(buf, FILE_OFFSET, areas[1]!);
+  if (overload & 2) writeOptions(buf, SNAME_OFFSET, areas[2]!);
+  return buf;
+}
+
+function writeText(buf: Buffer, text: string, offset: number, length: number, name: string): void {
+  const bytes = Buffer.from(text, 'latin1');
+  if (bytes.length > length) throw new RangeError(`${name} longer than ${length} bytes`);
+  bytes.copy(buf, offset);
+}
+
+function writeOptions(buf: Buffer, at: number, entries: readonly [number, Buffer][]): number {
+  for (const [code, data] of entries) {
+    if (data.length === 0) {
+      buf[at++] = code;
+      buf[at++] = 0;
+      continue;
+    }
+    for (let i = 0; i < data.length; i += 255) {
+      const part = data.subarray(i, Math.min(i + 255, data.length));
+      buf[at++] = code;
+      buf[at++] = part.length;
+      at += part.copy(buf, at);
+    }
+  }
+  buf[at++] = OPT.END;
+  return at;
+}
+
+/** The client's hardware address as lower-case `aa:bb:..`, or null when it is not Ethernet-like. */
+export function macOf(packet: DhcpPacket): string | null {
+  if (packet.htype !== 1 || packet.hlen !== 6) return null;
+  return [...packet.chaddr.subarray(0, 6)].map((b) => b.toString(16).padStart(2, '0')).join(':');
+}

@@ -1,0 +1,113 @@
+// Owns the UDP sockets on the DHCP port (67) and the boot server port (4011), and decides where a
+// reply goes. One guard per datagram: whatever a handler throws is logged and the next datagram is
+// served. See README.md for what Node's dgram can and cannot do here.
+import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
+import { ProtocolError, errorMessage } from '../shared/errors.ts';
+import type { Lifecycle } from '../shared/lifecycle.ts';
+import type { Logger } from '../shared/logger.ts';
+import type { PxePort } from './pxe-request.ts';
+
+export const CLIENT_PORT = 68;
+
+export interface Peer {
+  readonly address: string;
+  readonly port: number;
+}
+
+/**
+ * broadcast: answers on 67 go to 255.255.255.255:68 (a client without an address hears nothing
+ * else), or to ciaddr:68 when the client has one (RFC 2131 4.1).
+ * source: answers go back to the request's source address and port. For sockets bound to a
+ * loopback address (tests, benchmarks), where nobody listens on 68 and broadcasts go nowhere.
+ */
+export type ReplyMode = 'broadcast' | 'source';
+
+export function defaultReplyMode(bind: string): ReplyMode {
+  return bind.startsWith('127.') ? 'source' : 'broadcast';
+}
+
+export type Destination = Peer | { readonly drop: string };
+
+/** Where the reply to a request goes. 4011 answers always go back to the source (EDK2 uses 4011). */
+export function replyDestination(request: { readonly ciaddr: string; readonly giaddr: string }, from: Peer, via: PxePort, mode: ReplyMode): Destination {
+  if (via === 'proxy') return from;
+  // Relayed requests (giaddr set) are answered through the relay: issue 8.
+  if (request.giaddr !== '0.0.0.0') return { drop: `relayed via ${request.giaddr}: relay agents are not supported yet` };
+  if (mode === 'source') return from;
+  if (request.ciaddr !== '0.0.0.0') return { address: request.ciaddr, port: CLIENT_PORT };
+  return { address: '255.255.255.255', port: CLIENT_PORT };
+}
+
+export type DatagramHandler = (message: Buffer, from: Peer, via: PxePort) => void | Promise<void>;
+
+export interface TransportOptions {
+  readonly bind: string;
+  readonly dhcpPort: number;
+  readonly proxyPort: number;
+}
+
+export class DhcpTransport implements Lifecycle {
+  private sockets: Partial<Record<PxePort, Socket>> = {};
+
+  constructor(private readonly options: TransportOptions, private readonly handler: DatagramHandler, private readonly log: Logger) {}
+
+  async start(): Promise<void> {
+    try {
+      this.sockets.dhcp = await this.open('dhcp', this.options.dhcpPort);
+      this.sockets.proxy = await this.open('proxy', this.options.proxyPort);
+    } catch (err) {
+      await this.stop();
+      throw err;
+    }
+  }
+
+  async stop(): Promise<void> {
+    const sockets = Object.values(this.sockets);
+    this.sockets = {};
+    await Promise.all(sockets.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+  }
+
+  /** Bound ports (useful with port 0). */
+  ports(): { dhcp: number; proxy: number } | null {
+    const { dhcp, proxy } = this.sockets;
+    return dhcp === undefined || proxy === undefined ? null : { dhcp: dhcp.address().port, proxy: proxy.address().port };
+  }
+
+  /** Sends from the socket the request came in on, so the source port is the one the client used. */
+  send(message: Buffer, to: Peer, via: PxePort, log: Logger): void {
+    const socket = this.sockets[via];
+    if (socket === undefined) return;
+    socket.send(message, to.port, to.address, (err) => {
+      if (err) log.warn('reply not sent', { to: `${to.address}:${to.port}`, err: errorMessage(err) });
+    });
+  }
+
+  private async open(via: PxePort, port: number): Promise<Socket> {
+    const socket = createSocket({ type: 'udp4', reuseAddr: false });
+    await new Promise<void>((resolve, reject) => {
+      socket.once('error', reject);
+      socket.bind(port, this.options.bind, () => {
+        socket.off('error', reject);
+        resolve();
+      });
+    });
+    socket.setBroadcast(true);
+    socket.on('error', (err) => this.log.error('socket error', { via, err: errorMessage(err) }));
+    socket.on('message', (msg: Buffer, rinfo: RemoteInfo) => this.guard(msg, { address: rinfo.address, port: rinfo.port }, via));
+    return socket;
+  }
+
+  private guard(msg: Buffer, from: Peer, via: PxePort): void {
+    const fail = (err: unknown): void => {
+      const peer = `${from.address}:${from.port}`;
+      if (err instanceof ProtocolError) this.log.info('packet dropped: malformed', { via, peer, reason: err.message });
+      else this.log.error('packet dropped: handler failed', { via, peer, err });
+    };
+    try {
+      const result = this.handler(msg, from, via);
+      if (result instanceof Promise) result.catch(fail);
+    } catch (err) {
+      fail(err);
+    }
+  }
+}

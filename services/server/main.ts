@@ -1,0 +1,14 @@
+// Composition root of the PXE server process.
+import type { Config } from '../shared/config.ts';
+import { runUntilSignal } from '../shared/lifecycle.ts';
+import type { Logger } from '../shared/logger.ts';
+import { notifyReady } from '../shared/sd-notify.ts';
+import { announceServerStarted, signalUrl } from '../signal/signal-client.ts';
+import { ServerService } from './server-service.ts';
+import { SignalAnnouncer } from './signal-announcer.ts';
+
+export async function main(config: Config, log: Logger): Promise<number> {
+  const announcer = new SignalAnnouncer(() => announceServerStarted(signalUrl(config)), log.child({ part: 'signal' }));
+  const service = new ServerService(config, log, { announcer });
+  return runUntilSignal('server', [service], log, () => void notifyReady(log, 'following the state feed'));
+}

@@ -1,0 +1,59 @@
+// What the policy needs to know about a PXE request, read from a decoded packet. Pure.
+import { BOOTREQUEST, macOf, type DhcpPacket } from './dhcp-codec.ts';
+import { MESSAGE_TYPE, messageTypeName } from './dhcp-options.ts';
+import { archFromVendorClass } from './pxe-arch.ts';
+
+/** Which socket a request came in on: the DHCP port (67) or the boot server port (4011). */
+export type PxePort = 'dhcp' | 'proxy';
+
+export interface PxeRequest {
+  readonly mac: string;
+  readonly xid: number;
+  readonly messageType: number;
+  /** Option 93's first type, else the one in option 60; null if the client names none. */
+  readonly archCode: number | null;
+  /** Already running iPXE (option 77 `iPXE`, or option 175): gets the next stage. */
+  readonly isIpxe: boolean;
+  readonly uuid: string | null;
+  readonly port: PxePort;
+  /** Option 54 when the client sent one (a REQUEST naming the server it chose). */
+  readonly serverId: string | null;
+  /** Option 43 sub-option 71 on a boot server request. */
+  readonly bootItem: { readonly type: number; readonly layer: number } | null;
+}
+
+export type ReadResult = { readonly request: PxeRequest } | { readonly ignore: string; readonly mac: string | null };
+
+/**
+ * Reads a PXE request, or says why the packet is not one to answer. Malformed options throw
+ * ProtocolError (the caller drops the packet).
+ */
+export function readPxeRequest(packet: DhcpPacket, port: PxePort): ReadResult {
+  const mac = macOf(packet);
+  if (packet.op !== BOOTREQUEST) return { ignore: 'not a BOOTREQUEST', mac };
+  const messageType = packet.options.messageType();
+  if (messageType === undefined) return { ignore: 'plain BOOTP (no option 53)', mac };
+  const allowed: number[] = port === 'dhcp' ? [MESSAGE_TYPE.DISCOVER, MESSAGE_TYPE.REQUEST] : [MESSAGE_TYPE.REQUEST, MESSAGE_TYPE.INFORM];
+  if (!allowed.includes(messageType)) return { ignore: `${messageTypeName(messageType)} is not answered on the ${port} port`, mac };
+  const vendorClass = packet.options.vendorClass();
+  if (vendorClass === undefined || !vendorClass.startsWith('PXEClient')) return { ignore: 'not a PXE client (no option 60 PXEClient)', mac };
+  if (mac === null) return { ignore: `hardware type ${packet.htype}/${packet.hlen} is not Ethernet`, mac };
+  const arches = packet.options.clientArch();
+  const archCode = arches?.[0] ?? archFromVendorClass(vendorClass);
+  const isIpxe = (packet.options.userClasses() ?? []).includes('iPXE') || packet.options.has(175);
+  // Option 43 is vendor-defined: it is read as PXE sub-options only now that 60 says PXEClient.
+  const bootItem = packet.options.pxeSubOptions()?.bootItem() ?? null;
+  return {
+    request: {
+      mac,
+      xid: packet.xid,
+      messageType,
+      archCode,
+      isIpxe,
+      uuid: packet.options.clientUuid() ?? null,
+      port,
+      serverId: packet.options.serverId() ?? null,
+      bootItem,
+    },
+  };
+}

@@ -1,0 +1,228 @@
+// The PXE server: follows the Interface's state feed, binds the DHCP sockets once the state is
+// complete, answers PXE clients by the policy, resolves netboot/ paths for the MTFTP service and
+// consumes `once` boots when a boot program was fetched. Built by main (or a test); start/stop.
+import { join } from 'node:path';
+import type { Config } from '../shared/config.ts';
+import { ControlServer, HttpError, controlSocketPath, type ControlRequest } from '../shared/control.ts';
+import { ProtocolError } from '../shared/errors.ts';
+import { isComplete, type FeedChange, type FeedState } from '../shared/feed-protocol.ts';
+import type { Lifecycle } from '../shared/lifecycle.ts';
+import type { Logger } from '../shared/logger.ts';
+import { ARCHES, type Arch } from '../../sbs/types.ts';
+import { BootEvents } from './boot-events.ts';
+import { decode, encode } from './dhcp-codec.ts';
+import { MESSAGE_TYPE, messageTypeName } from './dhcp-options.ts';
+import { DhcpTransport, defaultReplyMode, replyDestination, type Peer, type ReplyMode } from './dhcp-transport.ts';
+import { FeedClient } from './feed-client.ts';
+import { codeFromArch } from './pxe-arch.ts';
+import { decide, type Decision } from './pxe-policy.ts';
+import { buildProxyReply } from './pxe-reply.ts';
+import { readPxeRequest, type PxePort } from './pxe-request.ts';
+import { advertisedAddresses, pickAddress, type LocalAddress } from './server-address.ts';
+import { consumedBy, resolveTftpPath } from './tftp-resolve.ts';
+
+export type ServerState = 'waiting-for-state' | 'serving' | 'stopping';
+
+export interface ServerServiceOptions {
+  /** Where replies on 67 go; default: `source` for a loopback bind, else `broadcast`. */
+  readonly replyMode?: ReplyMode;
+  /** Tells Signal that we (re)started; omitted = no announcement (tests without Signal). */
+  readonly announcer?: Lifecycle;
+  readonly now?: () => Date;
+}
+
+const BIND_RETRY_MS = 5000;
+
+export class ServerService implements Lifecycle {
+  private readonly feed: FeedClient;
+  private readonly events: BootEvents;
+  private readonly transport: DhcpTransport;
+  private readonly control: ControlServer;
+  private readonly addresses: LocalAddress[];
+  private readonly replyMode: ReplyMode;
+  private readonly now: () => Date;
+  private phase: ServerState = 'waiting-for-state';
+  private binding: Promise<void> | null = null;
+  private bindTimer: NodeJS.Timeout | null = null;
+
+  constructor(private readonly config: Config, private readonly log: Logger, private readonly options: ServerServiceOptions = {}) {
+    this.addresses = advertisedAddresses(config.server, config.source);
+    this.replyMode = options.replyMode ?? defaultReplyMode(config.server.bind);
+    this.now = options.now ?? (() => new Date());
+    this.events = new BootEvents(join(config.paths.data, 'server', 'pending-events.json'), log.child({ part: 'events' }));
+    const host = config.interface.bind === '0.0.0.0' ? '127.0.0.1' : config.interface.bind;
+    this.feed = new FeedClient(`ws://${host}:${config.interface.port}/feed`, {
+      onState: (state, change) => this.onState(state, change),
+      onEventAck: (eventId) => this.events.acknowledge(eventId, this.feed.state),
+      onConnected: () => this.resendEvents(),
+    }, log.child({ part: 'feed' }));
+    this.transport = new DhcpTransport(
+      { bind: config.server.bind, dhcpPort: config.server.dhcpPort, proxyPort: config.server.proxyPort },
+      (msg, from, via) => this.onDatagram(msg, from, via),
+      log.child({ part: 'dhcp' }),
+    );
+    this.control = new ControlServer(controlSocketPath(config.paths.data, 'server'), {
+      'GET /status': () => this.status(),
+      'GET /explain': (req) => this.explain(req),
+      'POST /tftp/resolve': (req) => this.resolve(req),
+      'POST /tftp/fetched': (req) => this.fetched(req),
+    }, log.child({ part: 'control' }));
+  }
+
+  get state(): ServerState {
+    return this.phase;
+  }
+
+  /** Bound DHCP ports, once serving. */
+  get ports(): { dhcp: number; proxy: number } | null {
+    return this.transport.ports();
+  }
+
+  async start(): Promise<void> {
+    this.events.load();
+    await this.control.start();
+    await this.feed.start();
+    await this.options.announcer?.start();
+    this.log.info('waiting for complete state from the Interface', { feed: `${this.config.interface.port}` });
+  }
+
+  async stop(): Promise<void> {
+    this.phase = 'stopping';
+    if (this.bindTimer !== null) clearTimeout(this.bindTimer);
+    await this.options.announcer?.stop();
+    await this.feed.stop();
+    await this.binding;
+    await this.transport.stop();
+    await this.control.stop();
+  }
+
+  private onState(state: FeedState, change: FeedChange | null): void {
+    this.events.onChange(change);
+    if (this.phase === 'waiting-for-state' && isComplete(state) && this.binding === null) this.bind();
+  }
+
+  private bind(): void {
+    this.binding = this.transport.start().then(
+      () => {
+        if (this.phase === 'stopping') return;
+        this.phase = 'serving';
+        const ports = this.transport.ports()!;
+        this.log.info(`state complete; serving on ${this.config.server.bind}:${ports.dhcp} and :${ports.proxy}`, {
+          bind: this.config.server.bind, ports, address: this.addresses.map((a) => a.address), replyMode: this.replyMode,
+        });
+      },
+      (err: unknown) => {
+        this.binding = null;
+        if (this.phase === 'stopping') return;
+        this.log.error('cannot bind the DHCP ports; retrying', { err, retryMs: BIND_RETRY_MS });
+        this.bindTimer = setTimeout(() => {
+          this.bindTimer = null;
+          if (this.phase === 'waiting-for-state') this.bind();
+        }, BIND_RETRY_MS);
+      },
+    );
+  }
+
+  private onDatagram(msg: Buffer, from: Peer, via: PxePort): void | Promise<void> {
+    const peer = `${from.address}:${from.port}`;
+    let packet;
+    let read;
+    try {
+      packet = decode(msg);
+      read = readPxeRequest(packet, via);
+    } catch (err) {
+      if (!(err instanceof ProtocolError)) throw err;
+      this.log.info('packet dropped: malformed', { via, peer, ...peek(msg), reason: err.message });
+      return;
+    }
+    const mac = 'request' in read ? read.request.mac : read.mac;
+    const log = this.log.child({ mac, xid: hex(packet.xid), via, peer });
+    if ('ignore' in read) return log.debug('ignored', { reason: read.ignore });
+    const request = read.request;
+    const address = pickAddress(this.addresses, packet.giaddr !== '0.0.0.0' ? packet.giaddr : packet.ciaddr);
+    // A REQUEST on 67 is for the server the client chose: answer only when that is us.
+    if (via === 'dhcp' && request.messageType === MESSAGE_TYPE.REQUEST && request.serverId !== address) {
+      return log.debug('ignored', { reason: `REQUEST for server ${request.serverId ?? '(none named)'}, not us` });
+    }
+    const decision = decide({ mac: request.mac, archCode: request.archCode, isIpxe: request.isIpxe, port: via }, this.feed.state, { consumed: this.events.consumedMacs() });
+    if ('none' in decision) return log.info('no offer', { type: messageTypeName(request.messageType), arch: request.archCode, ipxe: request.isIpxe, reason: decision.none });
+    const to = replyDestination(packet, from, via, this.replyMode);
+    if ('drop' in to) return log.info('no offer', { reason: to.drop });
+    const reply = encode(buildProxyReply(packet, request, decision.offer.file, address));
+    const send = (): void => {
+      if (this.phase !== 'serving') return;
+      this.transport.send(reply, to, via, log);
+      log.info(`${messageTypeName(request.messageType)} answered`, {
+        file: decision.offer.file, arch: decision.offer.arch, ipxe: request.isIpxe, to: `${to.address}:${to.port}`, reason: decision.offer.reason,
+      });
+    };
+    if (decision.offer.delayMs > 0) setTimeout(send, decision.offer.delayMs).unref();
+    else send();
+  }
+
+  private resendEvents(): void {
+    for (const p of this.events.unacknowledged()) this.feed.sendEvent(p.eventId, p.event);
+  }
+
+  private status(): unknown {
+    const ports = this.transport.ports();
+    return {
+      service: 'server', pid: process.pid, state: this.phase,
+      ports: { dhcp: ports?.dhcp ?? this.config.server.dhcpPort, proxy: ports?.proxy ?? this.config.server.proxyPort },
+      address: this.addresses[0]!.address, addresses: this.addresses.map((a) => a.address),
+      feed: { connected: this.feed.connected, complete: isComplete(this.feed.state) },
+      pendingEvents: this.events.unacknowledged().length,
+    };
+  }
+
+  private explain(req: ControlRequest): { mac: string; arch: Arch; ipxe: boolean; decision: Decision } {
+    const mac = normalizeMac(req.query.get('mac') ?? '');
+    if (mac === null) throw new HttpError(400, 'mac: not a MAC address');
+    const archName = req.query.get('arch') ?? 'bios';
+    if (!(ARCHES as readonly string[]).includes(archName)) throw new HttpError(400, `arch: one of ${ARCHES.join(', ')}`);
+    const arch = archName as Arch;
+    const ipxe = ['1', 'true', 'yes'].includes(req.query.get('ipxe') ?? '');
+    const decision = decide({ mac, archCode: codeFromArch(arch), isIpxe: ipxe, port: 'dhcp' }, this.feed.state, { consumed: this.events.consumedMacs() });
+    return { mac, arch, ipxe, decision };
+  }
+
+  private resolve(req: ControlRequest): unknown {
+    const body = tftpBody(req.body);
+    const result = resolveTftpPath(body.path, this.feed.state, { consumed: this.events.consumedMacs() }, this.config.paths.tftpRoot);
+    this.log.debug('tftp path resolved', { path: body.path, peer: `${body.address}:${body.port}`, result: result.type, reason: result.type === 'none' ? result.reason : undefined });
+    return result;
+  }
+
+  private fetched(req: ControlRequest): unknown {
+    const body = tftpBody(req.body);
+    const hit = consumedBy(body.path, this.feed.state, { consumed: this.events.consumedMacs() });
+    if (hit === null) return { consumed: false };
+    const p = this.events.consume(hit.mac, hit.image, this.now());
+    this.log.info('once boot consumed: machine is now local', { mac: hit.mac, image: hit.image, eventId: p.eventId, peer: `${body.address}:${body.port}` });
+    this.feed.sendEvent(p.eventId, p.event);
+    return { consumed: true, eventId: p.eventId };
+  }
+}
+
+function tftpBody(body: unknown): { path: string; address: string; port: number } {
+  const b = (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>;
+  if (typeof b.path !== 'string' || b.path.length === 0 || b.path.length > 1024) throw new HttpError(400, 'path: required string');
+  return { path: b.path, address: typeof b.address === 'string' ? b.address : '?', port: typeof b.port === 'number' ? b.port : 0 };
+}
+
+/** `52-54-00-12-34-56` or `52:54:00:12:34:56`, any case -> lower case with ':'; else null. */
+function normalizeMac(s: string): string | null {
+  return /^[0-9a-fA-F]{2}([:-])[0-9a-fA-F]{2}(\1[0-9a-fA-F]{2}){4}$/.test(s) ? s.toLowerCase().replace(/-/g, ':') : null;
+}
+
+function hex(xid: number): string {
+  return xid.toString(16).padStart(8, '0');
+}
+
+/** mac and xid from a packet that did not decode, where the bytes are there. */
+function peek(msg: Buffer): { mac?: string; xid?: string } {
+  return {
+    ...(msg.length >= 8 ? { xid: hex(msg.readUInt32BE(4)) } : {}),
+    ...(msg.length >= 34 ? { mac: [...msg.subarray(28, 34)].map((b) => b.toString(16).padStart(2, '0')).join(':') } : {}),
+  };
+}

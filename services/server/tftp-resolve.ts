@@ -1,0 +1,69 @@
+// What a TFTP path under netboot/ stands for (asked by the MTFTP service over the control socket),
+// and which fetch consumes a `once` boot. Pure: decides from state and paths, touches no files.
+// Containment is lexical: the result is always inside the TFTP root; symbolic links the
+// administrator placed inside the root are trusted.
+import { resolve, sep } from 'node:path';
+import type { Image } from '../../sbs/types.ts';
+import type { FeedState } from '../shared/feed-protocol.ts';
+import { machineScript, menuItemScript } from './ipxe-script.ts';
+import { parseNetbootPath } from './netboot-paths.ts';
+import { findImage, machineAction, type PolicyOptions } from './pxe-policy.ts';
+
+export type TftpResolution =
+  | { readonly type: 'file'; readonly path: string }
+  | { readonly type: 'content'; readonly dataBase64: string }
+  | { readonly type: 'none'; readonly reason: string };
+
+export function resolveTftpPath(requested: string, state: FeedState, options: PolicyOptions, tftpRoot: string): TftpResolution {
+  const parsed = parseNetbootPath(requested);
+  if (typeof parsed === 'string') return { type: 'none', reason: parsed };
+  const machine = machineAction(parsed.mac, state, options);
+  const content = (text: string): TftpResolution => ({ type: 'content', dataBase64: Buffer.from(text, 'utf8').toString('base64') });
+  switch (parsed.kind) {
+    case 'script':
+      return content(machineScript(parsed.mac, machine, state));
+    case 'menu-item':
+      return content(menuItemScript(parsed.mac, parsed.index, machine, state));
+    case 'wimboot':
+      return inRoot(tftpRoot, 'wimboot');
+    case 'image': {
+      const image = findImage(state, parsed.imageId);
+      if (image === null) return { type: 'none', reason: `image ${parsed.imageId} does not exist` };
+      return inRoot(tftpRoot, image.package === undefined ? parsed.relative : `${image.package}/${parsed.relative}`);
+    }
+  }
+}
+
+function inRoot(root: string, relative: string): TftpResolution {
+  const base = resolve(root);
+  const full = resolve(base, relative);
+  if (!full.startsWith(base + sep)) return { type: 'none', reason: `path leaves the TFTP root: ${relative}` };
+  return { type: 'file', path: full };
+}
+
+/** The file whose completed fetch means the machine is really booting the image. */
+export function bootProgramOf(image: Image): string {
+  switch (image.type) {
+    case 'linux':
+      return image.kernel!;
+    case 'nbp':
+      return image.bootFile!;
+    case 'winpe':
+      return image.wim!;
+  }
+}
+
+/**
+ * The once-boot a completed fetch consumes, if any: the machine's action is `boot` with `once`,
+ * and the path is that image's boot program.
+ */
+export function consumedBy(requested: string, state: FeedState, options: PolicyOptions): { mac: string; image: string } | null {
+  const parsed = parseNetbootPath(requested);
+  if (typeof parsed === 'string' || parsed.kind !== 'image') return null;
+  const machine = machineAction(parsed.mac, state, options);
+  if ('none' in machine || machine.action.type !== 'boot' || !machine.action.once) return null;
+  if (machine.action.image !== parsed.imageId) return null;
+  const image = findImage(state, parsed.imageId);
+  if (image === null || bootProgramOf(image) !== parsed.relative) return null;
+  return { mac: parsed.mac, image: image.id };
+}
