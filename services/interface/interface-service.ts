@@ -10,6 +10,7 @@ import { issuedMs } from './apply.ts';
 import { DropFolder, type ReadyFile, type Rejection } from './drop-folder.ts';
 import { EventOutbox } from './event-outbox.ts';
 import { FeedServer } from './feed-server.ts';
+import { PeerHub } from './peer-hub.ts';
 import { PortServer } from './port-server.ts';
 import { SEED_DOCUMENTS } from './seed.ts';
 import { StateBook } from './state-book.ts';
@@ -26,6 +27,7 @@ export class InterfaceService implements Lifecycle {
   private feed: FeedServer | null = null;
   private port: PortServer | null = null;
   private outbox: EventOutbox | null = null;
+  private peers: PeerHub | null = null;
   private control: ControlServer | null = null;
   private rescan: NodeJS.Timeout | null = null;
 
@@ -54,13 +56,18 @@ export class InterfaceService implements Lifecycle {
     this.feed.start();
     this.port = new PortServer(config.interface.bind, config.interface.port, log);
     this.port.upgrade('/feed', this.feed.handleUpgrade);
+    this.peers = new PeerHub(config, this.db, book, log.child({ part: 'peers' }));
+    this.peers.mount(this.port);
     await this.port.start();
     this.control = new ControlServer(controlSocketPath(config.paths.data, 'interface'), {
       'GET /status': () => this.status(),
       'GET /state': () => ({ ...book.describe(), state: book.state() }),
+      'GET /peers': () => this.peers?.status(),
+      'GET /peers/latencies': () => this.peers?.latencies(),
     }, log);
     await this.control.start();
     await this.outbox?.start();
+    this.peers.start();
     this.folder = new DropFolder({
       dir: config.paths.sbs, storeDir: config.paths.sbsStore, settleMs: config.interface.settleMs,
       parseRetryMs: config.interface.parseRetryMs, onReady: (files) => this.applyFiles(files), onRejected: (r) => this.onRejected(r),
@@ -73,6 +80,7 @@ export class InterfaceService implements Lifecycle {
   async stop(): Promise<void> {
     if (this.rescan !== null) clearInterval(this.rescan);
     await this.folder?.stop();
+    this.peers?.stop();
     await this.outbox?.stop();
     this.feed?.stop();
     await this.port?.stop();
@@ -97,12 +105,13 @@ export class InterfaceService implements Lifecycle {
       let effects;
       try {
         const now = new Date();
-        effects = book.applyBatch(chunk.map((f) => ({ doc: f.doc, source: { file: f.name, source: 'sbs', now } })));
+        effects = book.applyBatch(chunk.map((f) => ({ doc: f.doc, source: { file: f.name, source: 'sbs', now } })), this.peers?.queueAlongside);
       } catch (err) {
         this.log.error('applying SBS files failed; they stay in the folder and are retried', { err, files: chunk.length });
         for (const f of chunk) this.folder?.release(f);
         continue;
       }
+      this.peers?.kick();
       chunk.forEach((f, n) => {
         this.log.info('SBS file applied', { file: f.name, id: f.doc.id, kind: f.doc.kind, issued: f.doc.issued, effect: effects[n] });
         try {

@@ -89,13 +89,18 @@ export class StateBook {
     return this.st.hasInstruction.get(id) !== undefined;
   }
 
-  /** Applies a batch (already in the order it must be applied) in one transaction. */
-  applyBatch(items: readonly BatchItem[]): Effect[] {
+  /**
+   * Applies a batch (already in the order it must be applied) in one transaction. `alongside`
+   * runs inside that transaction for each item, so what it writes (e.g. a peer outbox entry)
+   * commits or rolls back with the instruction.
+   */
+  applyBatch(items: readonly BatchItem[], alongside?: (item: BatchItem, effect: Effect) => void): Effect[] {
     const collected: SequencedChange[] = [];
     const effects = this.db.transaction(() =>
       items.map((item) => {
         const r = applyInstruction(this.st, item.doc, item.source);
         for (const change of r.changes) collected.push(this.logChange(change));
+        alongside?.(item, r.effect);
         return r.effect;
       }),
     )();

@@ -39,6 +39,9 @@ CREATE TABLE IF NOT EXISTS snapshots (
 CREATE TABLE IF NOT EXISTS changes (seq INTEGER PRIMARY KEY AUTOINCREMENT, change TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS events (
   event_id TEXT PRIMARY KEY, body TEXT NOT NULL, created_at TEXT NOT NULL, delivered_at TEXT);
+CREATE TABLE IF NOT EXISTS peer_outbox (
+  peer_id TEXT NOT NULL, instruction_id TEXT NOT NULL, mac TEXT NOT NULL, issued_ms INTEGER NOT NULL,
+  doc TEXT NOT NULL, queued_at_ms INTEGER NOT NULL, PRIMARY KEY (peer_id, instruction_id));
 CREATE TABLE IF NOT EXISTS consumptions (
   event_id TEXT PRIMARY KEY, mac TEXT NOT NULL, image TEXT NOT NULL, at_ms INTEGER NOT NULL);
 `;

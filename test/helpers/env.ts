@@ -100,7 +100,12 @@ function mergeToml(base: string, extra: string): string {
     if (section === null) {
       appended += lines.join('\n') + '\n';
     } else if (!section.startsWith('[[') && out.includes(`\n${section}\n`)) {
-      out = out.replace(`\n${section}\n`, `\n${section}\n${lines.join('\n')}\n`);
+      // Keys given in `extra` replace the base's keys of the same name in that section.
+      const start = out.indexOf(`\n${section}\n`) + section.length + 2;
+      const end = out.indexOf('\n[', start) < 0 ? out.length : out.indexOf('\n[', start) + 1;
+      const keys = new Set(lines.map((l) => l.split('=')[0]!.trim()));
+      const kept = out.slice(start, end).split('\n').filter((l) => !keys.has(l.split('=')[0]!.trim()));
+      out = out.slice(0, start) + [...lines, ...kept].join('\n') + out.slice(end);
     } else {
       appended += `${section}\n${lines.join('\n')}\n`;
     }
