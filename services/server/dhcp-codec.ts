@@ -149,20 +149,17 @@ function layout(packet: DhcpPacket, opts: EncodeOptions): Layout {
   if (opts.maxLength === undefined || plain <= opts.maxLength) {
     return { length: Math.max(minLength, plain), areas: [all, [], []], overload: 0 };
   }
-  // Overload: options field keeps what fits (leaving 3 bytes for option 52), then file, then sname.
+  // Overload: each option goes to the first of options field (less 3 bytes for option 52), file
+  // and sname with room; an option is never split across fields.
   const capacity = [opts.maxLength - OPTIONS_OFFSET - 1 - 3, packet.file === '' ? FILE_LENGTH - 1 : -1, packet.sname === '' ? SNAME_LENGTH - 1 : -1];
   const areas: [number, Buffer][][] = [[], [], []];
-  let area = 0;
-  let used = 0;
+  const used = [0, 0, 0];
   for (const entry of all) {
     const need = optionBytes(entry[1]);
-    while (area < 3 && used + need > capacity[area]!) {
-      area++;
-      used = 0;
-    }
-    if (area === 3) throw new RangeError(`options do not fit in ${opts.maxLength} bytes, even with overload`);
+    const area = [0, 1, 2].find((a) => used[a]! + need <= capacity[a]!);
+    if (area === undefined) throw new RangeError(`options do not fit in ${opts.maxLength} bytes, even with overload`);
     areas[area]!.push(entry);
-    used += need;
+    used[area]! += need;
   }
   const overload = (areas[1]!.length > 0 ? 1 : 0) | (areas[2]!.length > 0 ? 2 : 0);
   let length = OPTIONS_OFFSET + 1 + 3;
