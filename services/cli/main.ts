@@ -5,6 +5,7 @@ import type { Command, CliContext } from './context.ts';
 
 const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }> = {
   state: { summary: 'state [--json]            print the state the Interface holds', load: async () => (await import('./state-command.ts')).stateCommand },
+  sbs: { summary: 'sbs validate FILE... | sbs send KIND ...  check SBS instruction files; write one into the SBS folder', load: async () => (await import('./sbs-command.ts')).sbsCommand },
   run: { summary: 'run [SERVICE...]          run services: one in this process, several (default all four) supervised', load: async () => (await import('./run-command.ts')).runCommand },
   status: { summary: 'status [--json]           each service\'s state, pid and ports', load: async () => (await import('./status-command.ts')).statusCommand },
   config: { summary: 'config check [FILE]       validate a config file and print the effective config', load: async () => (await import('./config-command.ts')).configCommand },
