@@ -71,6 +71,10 @@ function applyUpdate(st: Statements, doc: UpdateDoc, tbl: Table): ApplyResult {
   const ms = issuedMs(doc.issued);
   const row = st.getObject.get(tbl, key);
   if (row !== undefined && row.issuedMs > ms) return { effect: 'stale', changes: [] };
+  // A snapshot speaks for every object of its table, also those it does not list: an update
+  // older than the snapshot in force cannot bring back what the snapshot left out.
+  const snapshot = st.getSnapshot.get(tbl);
+  if (snapshot !== undefined && snapshot.issuedMs > ms) return { effect: 'stale', changes: [] };
   st.putObject.run({ tbl, key, value: value === null ? null : JSON.stringify(value), issued: doc.issued, issuedMs: ms, instructionId: doc.id });
   if (value === null) {
     // Removing what is not there changes nothing a subscriber can see, but the tombstone still

@@ -134,3 +134,11 @@ test('a change log lets a subscriber resume without gaps', () => {
     assert.deepEqual(again.state(), book.state());
   });
 });
+
+test('an update older than the snapshot in force cannot bring back an object the snapshot left out', () => {
+  withBook((book) => {
+    apply(book, { sbs: 1, id: id(), kind: 'clients', issued: at(10), clients: [] });
+    assert.deepEqual(apply(book, clientDoc(at(5), boot('late'))), ['stale']);
+    assert.equal(actionOf(book), undefined);
+  });
+});
