@@ -116,13 +116,13 @@ export class Supervisor implements Lifecycle {
       const bound = s.spec.boundTo === undefined ? undefined : this.slot(s.spec.boundTo);
       if (bound !== undefined && bound.state !== 'serving') {
         s.state = 'held';
-        this.deps.log.info('service waits for the service it is bound to', { service: s.spec.name, boundTo: bound.spec.name });
+        this.deps.log.info('service waits for the service it is bound to', { child: s.spec.name, boundTo: bound.spec.name });
         continue;
       }
       this.launch(s);
       const served = await this.waitServing(s, this.t.readyWaitMs);
       if (!served && !this.stopping) {
-        this.deps.log.warn('service not serving yet; starting the next one', { service: s.spec.name, waitedMs: this.t.readyWaitMs });
+        this.deps.log.warn('service not serving yet; starting the next one', { child: s.spec.name, waitedMs: this.t.readyWaitMs });
       }
     }
   }
@@ -147,7 +147,7 @@ export class Supervisor implements Lifecycle {
     s.state = 'starting';
     s.startedAt = performance.now();
     s.servingSince = null;
-    this.deps.log.info('service started', { service: s.spec.name, pid: child.pid ?? null });
+    this.deps.log.info('service started', { child: s.spec.name, pid: child.pid ?? null });
     void child.exited.then((exit) => this.onExit(s, ref, exit));
     void this.pollServing(s, ref);
   }
@@ -160,7 +160,7 @@ export class Supervisor implements Lifecycle {
       try {
         serving = await this.deps.isServing(s.spec.name, pid);
       } catch (err) {
-        this.deps.log.debug('readiness probe failed', { service: s.spec.name, reason: errorMessage(err) });
+        this.deps.log.debug('readiness probe failed', { child: s.spec.name, reason: errorMessage(err) });
       }
       if (s.child !== ref || ref.child.exit !== null || ref.stopRequested) return;
       if (serving) return this.onServing(s);
@@ -171,11 +171,11 @@ export class Supervisor implements Lifecycle {
   private onServing(s: Slot): void {
     s.state = 'serving';
     s.servingSince = performance.now();
-    this.deps.log.info('service serving', { service: s.spec.name, pid: s.child?.child.pid ?? null });
+    this.deps.log.info('service serving', { child: s.spec.name, pid: s.child?.child.pid ?? null });
     for (const w of s.servingWaiters.splice(0)) w();
     for (const d of this.slots) {
       if (d.spec.boundTo === s.spec.name && d.state === 'held') {
-        this.deps.log.info('starting a bound service: the service it is bound to serves', { service: d.spec.name, boundTo: s.spec.name });
+        this.deps.log.info('starting a bound service: the service it is bound to serves', { child: d.spec.name, boundTo: s.spec.name });
         this.launch(d);
       }
     }
@@ -201,7 +201,7 @@ export class Supervisor implements Lifecycle {
     s.restarts++;
     const delayMs = backoffDelayMs(s.failures, this.t.backoff);
     s.state = 'backoff';
-    this.deps.log.error('service exited; restarting', { service: s.spec.name, pid: ref.child.pid ?? null, code: exit.code, signal: exit.signal, uptimeMs, servedMs, restartInMs: delayMs, restarts: s.restarts });
+    this.deps.log.error('service exited; restarting', { child: s.spec.name, pid: ref.child.pid ?? null, code: exit.code, signal: exit.signal, uptimeMs, servedMs, restartInMs: delayMs, restarts: s.restarts });
     s.timer = setTimeout(() => this.relaunch(s), delayMs);
   }
 
@@ -211,7 +211,7 @@ export class Supervisor implements Lifecycle {
     const bound = s.spec.boundTo === undefined ? undefined : this.slot(s.spec.boundTo);
     if (bound !== undefined && bound.state !== 'serving') {
       s.state = 'held';
-      this.deps.log.info('service waits for the service it is bound to', { service: s.spec.name, boundTo: bound.spec.name });
+      this.deps.log.info('service waits for the service it is bound to', { child: s.spec.name, boundTo: bound.spec.name });
       return;
     }
     this.launch(s);
@@ -227,7 +227,7 @@ export class Supervisor implements Lifecycle {
         d.state = 'held';
         continue;
       }
-      this.deps.log.info('stopping a bound service: the service it is bound to stopped', { service: d.spec.name, boundTo: s.spec.name });
+      this.deps.log.info('stopping a bound service: the service it is bound to stopped', { child: d.spec.name, boundTo: s.spec.name });
       void this.stopSlot(d).then(() => this.relaunch(d));
     }
   }
@@ -245,7 +245,7 @@ export class Supervisor implements Lifecycle {
     ref.stopRequested = true;
     s.state = 'stopping';
     const { exit, killed } = await ref.child.stop(this.t.stopTimeoutMs);
-    const fields = { service: s.spec.name, pid: ref.child.pid ?? null, code: exit.code, signal: exit.signal };
+    const fields = { child: s.spec.name, pid: ref.child.pid ?? null, code: exit.code, signal: exit.signal };
     if (killed) this.deps.log.warn(`service did not stop within ${this.t.stopTimeoutMs} ms; killed`, fields);
     else this.deps.log.info('service stopped', fields);
   }

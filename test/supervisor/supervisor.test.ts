@@ -154,9 +154,9 @@ test('MTFTP stops whenever the server stops, and starts again once the server se
     assert.ok(ev.includes(`stop mtftp ${mtftp1}`), ev.join('\n'));
     assert.ok(!alive(mtftp1));
     assert.ok(ev.indexOf(`ready server ${server2}`) < ev.indexOf(`start mtftp ${mtftp2}`), ev.join('\n'));
-    assert.ok(h.log.records.some((r) => r.msg === 'stopping a bound service: the service it is bound to stopped' && r.service === 'mtftp'));
+    assert.ok(h.log.records.some((r) => r.msg === 'stopping a bound service: the service it is bound to stopped' && r.child === 'mtftp'));
     // MTFTP's stop was the supervisor's doing, not a crash: no restart was counted for it.
-    assert.deepEqual(exits(h.log.records).map((r) => r.service), ['server']);
+    assert.deepEqual(exits(h.log.records).map((r) => r.child), ['server']);
   });
 });
 
@@ -175,7 +175,7 @@ test('a bound service waits while its server does not serve; the start sequence 
   await withSupervisor((site) => [fake(site, 'server', { FAKE_NEVER_READY: '1' }), fake(site, 'mtftp', {}, 'server'), fake(site, 'signal')], { readyWaitMs: 300 }, async (h) => {
     await h.supervisor.started;
     await waitFor('signal serving', () => servingAll(h, ['signal']));
-    assert.ok(h.log.records.some((r) => r.msg === 'service not serving yet; starting the next one' && r.service === 'server'));
+    assert.ok(h.log.records.some((r) => r.msg === 'service not serving yet; starting the next one' && r.child === 'server'));
     assert.equal(h.supervisor.status().find((s) => s.name === 'mtftp')?.state, 'held');
     assert.ok(!h.events().some((e) => e.startsWith('start mtftp ')));
     assert.equal(h.allServing, 0);
