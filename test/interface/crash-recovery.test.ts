@@ -81,6 +81,9 @@ test(`SIGKILL at random points over ${ROUNDS} rounds loses nothing and applies n
       }
       await proc.kill('SIGKILL');
     }
+    // The kills landed while the Interface was working: some files were done, others not yet.
+    const archivedBefore = readdirSync(sbsStore).filter((d) => d !== 'rejected').flatMap((d) => readdirSync(join(sbsStore, d))).length;
+    assert.ok(archivedBefore > 0 && archivedBefore < dropped.length, `${archivedBefore} of ${dropped.length} archived before the clean run`);
     // A clean run finishes the work.
     const proc = spawnService(['interface'], site.configPath);
     try {
