@@ -130,7 +130,7 @@ function buildFromFlags(args: ParsedArgs, kindArg: string): SbsDocument {
   const file = stringFlag(args, 'file');
   const payloadKey = PAYLOAD_KEY[kind];
   if (file !== undefined && payloadKey !== undefined) {
-    const others = [...args.flags.keys()].filter((k) => !['file', 'config', ...ENVELOPE_FLAGS].includes(k));
+    const others = [...args.flags.keys()].filter((k) => !['file', 'config', 'replicate-to', ...ENVELOPE_FLAGS].includes(k));
     if (others.length > 0) throw new UsageError(`--file gives the whole payload; --${others[0]} is not allowed with it`);
     return buildDocument(kind, { [payloadKey]: readPayload(file) }, opts);
   }

@@ -95,6 +95,11 @@ test('sbs send writes valid instructions of every kind into the configured SBS f
     const fromFile = send(site, ['image', '--file', imageFile]);
     assert.deepEqual(fromFile.kind === 'image' && fromFile.image, { id: 'pe', name: 'PE', arch: ['efi-x64'], type: 'winpe', wim: 'boot.wim' });
 
+    const clientFile = join(site.dir, 'client.json');
+    writeFileSync(clientFile, JSON.stringify({ mac: '52:54:00:00:00:07', action: { type: 'menu' } }));
+    const clientFromFile = send(site, ['client', '--file', clientFile, '--replicate-to', 'peer-b']);
+    assert.deepEqual(clientFromFile.kind === 'client' && [clientFromFile.client, clientFromFile.replicateTo], [{ mac: '52:54:00:00:00:07', action: { type: 'menu' } }, ['peer-b']]);
+
     const imageRemove = send(site, ['image-remove', '--id', 'pe']);
     assert.equal(imageRemove.kind === 'image-remove' && imageRemove.imageId, 'pe');
     const pc = send(site, ['predefined-computer', '--mac', '52:54:00:AA:BB:01', '--name', 'NEW-PC-07']);
@@ -156,6 +161,7 @@ test('sbs send never writes an invalid instruction: exit 1 with the reason, or 2
       ['client', '--mac', '52:54:00:12:34:56', '--boot'],
       ['client', '--local'],
       ['client-remove', '--mac', '52:54:00:12:34:56', '--name', 'x'],
+      ['image', '--file', 'image.json', '--name', 'x'],
       ['image-remove'],
       ['config'],
       ['reboot', '--mac', '52:54:00:12:34:56'],
