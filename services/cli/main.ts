@@ -4,6 +4,8 @@ import { parseArgs } from './args.ts';
 import type { Command, CliContext } from './context.ts';
 
 const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }> = {
+  explain: { summary: 'explain MAC [--arch A] [--ipxe]  what the PXE server offers this machine, and why', load: async () => (await import('./explain-command.ts')).explainCommand },
+  peers: { summary: 'peers [--json]            each peer: connected, authenticated, queued jobs, last latency', load: async () => (await import('./peers-command.ts')).peersCommand },
   state: { summary: 'state [--json]            print the state the Interface holds', load: async () => (await import('./state-command.ts')).stateCommand },
   sbs: { summary: 'sbs validate FILE... | sbs send KIND ...  check SBS instruction files; write one into the SBS folder', load: async () => (await import('./sbs-command.ts')).sbsCommand },
   run: { summary: 'run [SERVICE...]          run services: one in this process, several (default all four) supervised', load: async () => (await import('./run-command.ts')).runCommand },
@@ -38,5 +40,10 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
+  // `netboot state | head`: a reader that goes away is not an error.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(0);
+    throw err;
+  });
   process.exitCode = await main(process.argv.slice(2));
 }

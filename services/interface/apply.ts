@@ -5,6 +5,7 @@
 import type { FeedChange } from '../shared/feed-protocol.ts';
 import type { Action, Client, Image, Predefined, PxeConfig, SbsDocument } from '../../sbs/types.ts';
 import type { Statements, Table } from './store.ts';
+import { toUtc } from '../../sbs/time.ts';
 
 export type Effect = 'applied' | 'stale' | 'duplicate';
 
@@ -45,7 +46,19 @@ function isSnapshot(doc: SbsDocument): doc is SnapshotDoc {
   return doc.kind === 'config' || doc.kind === 'clients' || doc.kind === 'images' || doc.kind === 'predefined-computers';
 }
 
-export const issuedMs = (issued: string): number => Date.parse(issued);
+/**
+ * `issued` as epoch milliseconds, whatever offset it was written with. A leap second (:60) counts
+ * as the last millisecond of its minute (Date.parse refuses it); finer fractions are truncated.
+ */
+export function issuedMs(issued: string): number {
+  const t = toUtc(issued);
+  const second = Math.min(t.second, 59);
+  const ms = t.second === 60 ? 999 : Number(t.fraction.slice(0, 3).padEnd(3, '0'));
+  // Date.UTC maps years 0-99 to 1900-1999; 2000 is a leap year, so any valid day fits first.
+  const d = new Date(Date.UTC(2000, t.month - 1, t.day, t.hour, t.minute, second, ms));
+  d.setUTCFullYear(t.year);
+  return d.getTime();
+}
 
 export interface ApplySource {
   readonly file: string | null;

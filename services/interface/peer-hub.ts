@@ -6,7 +6,7 @@ import type { Config, PeerConfig } from '../shared/config.ts';
 import type { Logger } from '../shared/logger.ts';
 import { readKeyFile } from '../shared/peer-auth.ts';
 import type { SbsDocument } from '../../sbs/types.ts';
-import type { Effect } from './apply.ts';
+import { issuedMs, type Effect } from './apply.ts';
 import { PeerIntake, type InboundPeer } from './peer-intake.ts';
 import { PeerLink, type PeerLinkStatus } from './peer-link.ts';
 import { PeerOutbox } from './peer-outbox.ts';
@@ -62,7 +62,7 @@ export class PeerHub {
         this.log.warn('replicateTo names no configured peer; not sent there', { id: doc.id, target });
         continue;
       }
-      this.outbox.enqueue(peer.id, doc.id, mac, Date.parse(doc.issued), JSON.stringify(doc), item.source.now.getTime());
+      this.outbox.enqueue(peer.id, doc.id, mac, issuedMs(doc.issued), JSON.stringify(doc), item.source.now.getTime());
     }
   };
 

@@ -142,3 +142,11 @@ test('an update older than the snapshot in force cannot bring back an object the
     assert.equal(actionOf(book), undefined);
   });
 });
+
+test('issued values compare as instants, whatever their offset; a leap second sorts last in its minute', async () => {
+  const { issuedMs } = await import('../../services/interface/apply.ts');
+  assert.equal(issuedMs('2026-11-21T12:00:00+02:00'), issuedMs('2026-11-21T10:00:00Z'));
+  assert.ok(issuedMs('2016-12-31T23:59:60Z') > issuedMs('2016-12-31T23:59:59.998Z'));
+  assert.ok(issuedMs('2016-12-31T23:59:60Z') < issuedMs('2017-01-01T00:00:00Z'));
+  assert.ok(issuedMs('0050-01-01T00:00:00Z') < issuedMs('1950-01-01T00:00:00Z'));
+});
