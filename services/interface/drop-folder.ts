@@ -258,11 +258,15 @@ export function dateFolder(d: Date): string {
   return d.toISOString().slice(0, 10);
 }
 
-/** `name` in `dir`, or `stem-N.ext` if that is taken: a store never overwrites a file. */
+/**
+ * `name` in `dir`, or `stem-N.ext` if that is taken: a store never overwrites a file. (A lone
+ * `<name>.error.json` is ours, from a crash between writing the reason and moving the file: the
+ * retry takes that slot again.)
+ */
 export function uniquePath(dir: string, name: string): string {
   let candidate = join(dir, name);
   const ext = extname(name);
   const stem = name.slice(0, name.length - ext.length);
-  for (let n = 1; existsSync(candidate) || existsSync(`${candidate}.error.json`); n++) candidate = join(dir, `${stem}-${n}${ext}`);
+  for (let n = 1; existsSync(candidate); n++) candidate = join(dir, `${stem}-${n}${ext}`);
   return candidate;
 }
