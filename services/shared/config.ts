@@ -52,6 +52,23 @@ export interface Config {
   readonly management: { readonly url: string | null; readonly timeoutMs: number };
   readonly site: { readonly id: string; readonly keyFile: string | null };
   readonly peers: readonly PeerConfig[];
+  /** Package replication (images/README.md). */
+  readonly packages: {
+    /** Full comparison of refs with every peer, catching anything a push missed. */
+    readonly antiEntropyMs: number;
+    /** How long a replaced version stays on disk before it is removed. */
+    readonly gcGraceMs: number;
+    /** Pause between scrub passes (re-hashing held versions); 0 = no scrub. */
+    readonly scrubIntervalMs: number;
+    /** Read rate of the scrub, MiB/s. */
+    readonly scrubRateMib: number;
+    /** Watch Ready versions' folders for files changed or deleted behind our back. */
+    readonly watch: boolean;
+    /** Chunk batches in flight per sync. */
+    readonly fetchConcurrency: number;
+    /** Cap on the fetch rate per sync, KiB/s; 0 = none (for slow site links). */
+    readonly fetchRateKib: number;
+  };
 }
 
 type Raw = Record<string, unknown>;
@@ -98,6 +115,16 @@ class Reader {
     return isAbsolute(v) ? v : resolve(this.baseDir, v);
   }
 
+  bool(t: Raw, where: string, key: string, fallback: boolean): boolean {
+    const v = t[key];
+    if (v === undefined) return fallback;
+    if (typeof v !== 'boolean') {
+      this.problems.push(`${where} ${key}: must be true or false`);
+      return fallback;
+    }
+    return v;
+  }
+
   optionalPath(t: Raw, where: string, key: string): string | null {
     const v = this.optionalString(t, where, key);
     return v === null || isAbsolute(v) ? v : resolve(this.baseDir, v);
@@ -138,7 +165,7 @@ const PORT = [0, 65535] as const;
 /** Validates a parsed TOML document. `baseDir` anchors relative paths (the config file's folder). */
 export function buildConfig(raw: Raw, source: string, baseDir: string): Config {
   const r = new Reader(baseDir);
-  const known = ['log', 'paths', 'server', 'mtftp', 'interface', 'signal', 'management', 'site', 'peers'];
+  const known = ['log', 'paths', 'server', 'mtftp', 'interface', 'signal', 'management', 'site', 'peers', 'packages'];
   for (const key of Object.keys(raw)) if (!known.includes(key)) r.problems.push(`[${key}]: unknown section`);
 
   const log = r.section(raw, 'log', ['level']);
@@ -228,8 +255,19 @@ export function buildConfig(raw: Raw, source: string, baseDir: string): Config {
     }
   }
 
+  const pk = r.section(raw, 'packages', ['anti_entropy_ms', 'gc_grace_ms', 'scrub_interval_ms', 'scrub_rate_mib', 'watch', 'fetch_concurrency', 'fetch_rate_kib']);
+  const packages = {
+    antiEntropyMs: r.int(pk, '[packages]', 'anti_entropy_ms', 300_000, 1000, 86_400_000),
+    gcGraceMs: r.int(pk, '[packages]', 'gc_grace_ms', 3_600_000, 0, 31 * 86_400_000),
+    scrubIntervalMs: r.int(pk, '[packages]', 'scrub_interval_ms', 3_600_000, 0, 31 * 86_400_000),
+    scrubRateMib: r.int(pk, '[packages]', 'scrub_rate_mib', 32, 1, 100_000),
+    watch: r.bool(pk, '[packages]', 'watch', true),
+    fetchConcurrency: r.int(pk, '[packages]', 'fetch_concurrency', 4, 1, 64),
+    fetchRateKib: r.int(pk, '[packages]', 'fetch_rate_kib', 0, 0, 100_000_000),
+  };
+
   if (r.problems.length > 0) throw new ConfigError(source, r.problems);
-  return deepFreeze({ source, log: { level }, paths, server, mtftp, interface: iface, signal, management, site, peers });
+  return deepFreeze({ source, log: { level }, paths, server, mtftp, interface: iface, signal, management, site, peers, packages });
 }
 
 export function parseConfigText(text: string, source: string, baseDir: string): Config {
