@@ -1,0 +1,149 @@
+// Where DATA packets come from: a source (an open file, or bytes in memory) and a ring of
+// ready-made packets read ahead of the window. Each slot holds one whole DATA packet (header +
+// payload) so a send is one Buffer with no copy; one readv fills many slots' payloads at once.
+// A slot is refilled only once its block is acknowledged, so the current window is always
+// resident for a go-back-N resend.
+import type { FileHandle } from 'node:fs/promises';
+import { writeDataHeader } from './tftp-codec.ts';
+import { wireBlock } from './transfer.ts';
+
+export interface BlockSource {
+  readonly size: number;
+  /** Fills `buffers` in order from byte `position`; resolves to the bytes read. */
+  readv(buffers: Buffer[], position: number): Promise<number>;
+  close(): Promise<void>;
+}
+
+export class FileSource implements BlockSource {
+  constructor(
+    private readonly handle: FileHandle,
+    readonly size: number,
+  ) {}
+
+  async readv(buffers: Buffer[], position: number): Promise<number> {
+    return (await this.handle.readv(buffers, position)).bytesRead;
+  }
+
+  async close(): Promise<void> {
+    await this.handle.close();
+  }
+}
+
+export class MemorySource implements BlockSource {
+  constructor(private readonly data: Buffer) {}
+
+  get size(): number {
+    return this.data.length;
+  }
+
+  async readv(buffers: Buffer[], position: number): Promise<number> {
+    let at = position;
+    for (const b of buffers) {
+      if (at >= this.data.length) break;
+      at += this.data.copy(b, 0, at, Math.min(at + b.length, this.data.length));
+    }
+    return at - position;
+  }
+
+  async close(): Promise<void> {}
+}
+
+/** Bytes read ahead per readv; at most 1024 blocks so the iovec count stays under IOV_MAX. */
+export const READ_CHUNK_BYTES = 128 * 1024;
+const MAX_IOVECS = 1024;
+
+export class BlockRing {
+  readonly capacity: number;
+  /** Blocks per read. */
+  readonly chunk: number;
+  /** Resident blocks: lo..hi (none while hi < lo). */
+  lo = 1;
+  hi = 0;
+  reading = false;
+  private readonly stride: number;
+  private buf: Buffer;
+  private packets: Buffer[] = [];
+  private payloads: Buffer[] = [];
+  private lastPacket: Buffer | null = null;
+
+  constructor(
+    private readonly source: BlockSource,
+    readonly blockSize: number,
+    readonly lastBlock: number,
+    windowSize: number,
+  ) {
+    this.stride = blockSize + 4;
+    this.chunk = Math.max(1, Math.min(MAX_IOVECS, Math.ceil(READ_CHUNK_BYTES / blockSize), lastBlock));
+    // Two halves: one being sent and acknowledged, one being read ahead.
+    this.capacity = Math.min(2 * Math.max(windowSize, this.chunk), lastBlock);
+    this.buf = Buffer.allocUnsafe(this.capacity * this.stride);
+    this.makeViews();
+  }
+
+  private makeViews(): void {
+    this.packets = [];
+    this.payloads = [];
+    for (let i = 0; i < this.capacity; i++) {
+      const at = i * this.stride;
+      this.packets.push(this.buf.subarray(at, at + this.stride));
+      this.payloads.push(this.buf.subarray(at + 4, at + this.stride));
+    }
+    if (this.lastPacket !== null) {
+      const at = ((this.lastBlock - 1) % this.capacity) * this.stride;
+      this.lastPacket = this.buf.subarray(at, at + this.lastPacket.length);
+    }
+  }
+
+  has(first: number, last: number): boolean {
+    return first >= this.lo && last <= this.hi;
+  }
+
+  /** The DATA packet for resident block n. */
+  packet(n: number): Buffer {
+    return n === this.lastBlock && this.lastPacket !== null ? this.lastPacket : (this.packets[(n - 1) % this.capacity] as Buffer);
+  }
+
+  /**
+   * The socket may still hold references to queued packets (a full send buffer): move to a fresh
+   * buffer before overwriting any slot, so a queued datagram is never torn by a read.
+   */
+  detach(): void {
+    const old = this.buf;
+    this.buf = Buffer.allocUnsafe(old.length);
+    old.copy(this.buf);
+    this.makeViews();
+  }
+
+  /** Whether a read would make progress: no read running and free slots (blocks < base). */
+  wantsRead(base: number): boolean {
+    if (this.reading || this.hi >= this.lastBlock) return false;
+    const room = base - 1 + this.capacity - this.hi;
+    return room >= Math.min(this.chunk, this.lastBlock - this.hi);
+  }
+
+  /** Reads the next chunk into slots of acknowledged blocks (caller checked wantsRead). */
+  async read(base: number): Promise<void> {
+    const first = this.hi + 1;
+    const last = Math.min(this.lastBlock, base - 1 + this.capacity, this.hi + this.chunk);
+    const views: Buffer[] = [];
+    for (let n = first; n <= last; n++) views.push(this.payloads[(n - 1) % this.capacity] as Buffer);
+    const position = (first - 1) * this.blockSize;
+    const expected = Math.min(this.source.size, last * this.blockSize) - position;
+    this.reading = true;
+    let got: number;
+    try {
+      got = expected === 0 ? 0 : await this.source.readv(views, position);
+    } finally {
+      this.reading = false;
+    }
+    if (got !== expected) throw new Error(`file changed while being sent: read ${got} of ${expected} bytes at offset ${position}`);
+    // Headers are written after the read, with the slots' current buffer (detach may have run).
+    for (let n = first; n <= last; n++) writeDataHeader(this.packets[(n - 1) % this.capacity] as Buffer, wireBlock(n));
+    if (last === this.lastBlock) {
+      const at = ((last - 1) % this.capacity) * this.stride;
+      this.lastPacket = this.buf.subarray(at, at + 4 + (this.source.size - (last - 1) * this.blockSize));
+    }
+    this.hi = last;
+    this.lo = Math.max(this.lo, last - this.capacity + 1);
+  }
+}

@@ -1,0 +1,246 @@
+// The TFTP transport: the listening socket (requests), one connected socket per transfer, and
+// a shared socket for error replies to requests (a fresh TID, as RFC 1350 asks, without a bind
+// per probe for a missing file). Every datagram handler has one guard: a bad packet is dropped
+// with a logged reason and the service keeps serving.
+import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
+import { errorMessage } from '../shared/errors.ts';
+import type { Lifecycle } from '../shared/lifecycle.ts';
+import type { Logger } from '../shared/logger.ts';
+import { BlockRing } from './block-ring.ts';
+import type { BootHooks } from './boot-hooks.ts';
+import { negotiate, type NegotiationLimits } from './options.ts';
+import { resolveTarget, type Target } from './request-target.ts';
+import { decode, errorPacket, TFTP_ERROR, type RequestPacket } from './tftp-codec.ts';
+import type { TftpRoot } from './tftp-root.ts';
+import { TftpSession, type SessionEnd } from './tftp-session.ts';
+import { lastBlockFor, TransferMachine } from './transfer.ts';
+
+export interface TftpServerOptions {
+  readonly bind: string;
+  readonly port: number;
+  readonly root: TftpRoot;
+  readonly limits: NegotiationLimits & { readonly retries: number };
+  readonly hooks: BootHooks;
+  readonly log: Logger;
+}
+
+export type ServerState = 'new' | 'starting' | 'serving' | 'stopping' | 'stopped';
+
+/** A request being resolved (no socket yet) or a running transfer. */
+type Slot = { readonly kind: 'pending' } | { readonly kind: 'session'; readonly session: TftpSession };
+const PENDING: Slot = Object.freeze({ kind: 'pending' });
+
+const CLIENT_MESSAGE: Record<number, string> = {
+  [TFTP_ERROR.FILE_NOT_FOUND]: 'File not found',
+  [TFTP_ERROR.ACCESS_VIOLATION]: 'Access violation',
+};
+
+export class TftpServer implements Lifecycle {
+  state: ServerState = 'new';
+  private listener: Socket | null = null;
+  private replier: Socket | null = null;
+  /** Keyed by the client's address:port (its TID): one transfer per client TID. */
+  private readonly slots = new Map<string, Slot>();
+  private boundPort = 0;
+
+  constructor(private readonly opts: TftpServerOptions) {}
+
+  get port(): number {
+    return this.boundPort;
+  }
+
+  /** Transfers running or being set up. */
+  get activeTransfers(): number {
+    return this.slots.size;
+  }
+
+  async start(): Promise<void> {
+    this.state = 'starting';
+    const { bind, port, log } = this.opts;
+    this.listener = await bindSocket(bind, port);
+    this.replier = await bindSocket(bind, 0);
+    this.replier.on('error', (err) => log.warn('error-reply socket error', { err }));
+    this.listener.on('error', (err) => log.error('listening socket error', { err }));
+    this.listener.on('message', (msg, rinfo) => {
+      try {
+        this.onRequest(msg, rinfo);
+      } catch (err) {
+        log.error('request handler failed', { peer: `${rinfo.address}:${rinfo.port}`, err });
+      }
+    });
+    this.boundPort = this.listener.address().port;
+    this.state = 'serving';
+    log.info('TFTP listening', { bind, port: this.boundPort, root: this.opts.root.dir });
+  }
+
+  async stop(): Promise<void> {
+    if (this.state === 'stopped' || this.state === 'new') return;
+    this.state = 'stopping';
+    this.listener?.close();
+    this.listener = null;
+    const ending: Promise<SessionEnd>[] = [];
+    for (const slot of this.slots.values()) {
+      if (slot.kind === 'session') {
+        ending.push(slot.session.done);
+        slot.session.shutdown();
+      }
+    }
+    await Promise.all(ending);
+    this.replier?.close();
+    this.replier = null;
+    this.state = 'stopped';
+    this.opts.log.info('TFTP stopped', { abortedTransfers: ending.length });
+  }
+
+  private onRequest(msg: Buffer, rinfo: RemoteInfo): void {
+    const log = this.opts.log;
+    const peer = `${rinfo.address}:${rinfo.port}`;
+    if (this.state !== 'serving') return;
+    let packet;
+    try {
+      packet = decode(msg);
+    } catch (err) {
+      log.info('dropped malformed datagram', { peer, reason: errorMessage(err), bytes: msg.length });
+      return;
+    }
+    if (rinfo.port === 0) {
+      log.info('dropped request from port 0', { peer });
+      return;
+    }
+    if (packet.op === 'WRQ') {
+      log.warn('write request refused', { peer, file: packet.filename, reason: 'read-only server' });
+      this.replyError(rinfo, TFTP_ERROR.ACCESS_VIOLATION, 'Access violation: read-only server');
+      return;
+    }
+    if (packet.op !== 'RRQ') {
+      log.info('dropped non-request on the TFTP port', { peer, op: packet.op });
+      return;
+    }
+    const mode = packet.mode.toLowerCase();
+    if (mode !== 'octet' && mode !== 'netascii') {
+      log.info('request refused', { peer, file: packet.filename, reason: `unsupported mode ${JSON.stringify(packet.mode)}` });
+      this.replyError(rinfo, TFTP_ERROR.ILLEGAL_OPERATION, `unsupported mode ${packet.mode}`);
+      return;
+    }
+    if (this.slots.has(peer)) {
+      // The client repeated its request while the first is being answered.
+      log.debug('duplicate request ignored', { peer, file: packet.filename });
+      return;
+    }
+    this.slots.set(peer, PENDING);
+    this.begin(packet, mode, rinfo).catch((err: unknown) => {
+      this.slots.delete(peer);
+      log.error('could not start transfer', { peer, file: packet.filename, err });
+      this.replyError(rinfo, TFTP_ERROR.NOT_DEFINED, 'server error');
+    });
+  }
+
+  private async begin(req: RequestPacket, mode: 'octet' | 'netascii', rinfo: RemoteInfo): Promise<void> {
+    const { log, root, hooks, limits, bind } = this.opts;
+    const peer = `${rinfo.address}:${rinfo.port}`;
+    const client = { address: rinfo.address, port: rinfo.port };
+    const target = await resolveTarget(req.filename, mode, client, root, hooks);
+    if (!target.ok) {
+      this.slots.delete(peer);
+      const level = target.code === TFTP_ERROR.ACCESS_VIOLATION ? 'warn' : 'info';
+      log[level]('request refused', { peer, file: req.filename, path: target.path, reason: target.reason });
+      this.replyError(rinfo, target.code, CLIENT_MESSAGE[target.code] ?? target.reason);
+      return;
+    }
+    if (this.state !== 'serving') {
+      this.slots.delete(peer);
+      await target.source.close().catch(() => undefined);
+      this.replyError(rinfo, TFTP_ERROR.NOT_DEFINED, 'server shutting down');
+      return;
+    }
+    let socket: Socket | null = null;
+    try {
+      const n = negotiate(req.options, limits, target.source.size);
+      socket = await bindSocket(bind, 0, rinfo);
+      if (this.state !== 'serving') throw new Error('server stopping');
+      const lastBlock = lastBlockFor(target.source.size, n.blockSize);
+      const sendBuffer = n.windowSize * (n.blockSize + 64);
+      if (sendBuffer > socket.getSendBufferSize()) trySetSendBuffer(socket, sendBuffer);
+      const tlog = log.child({ peer, file: target.path });
+      const machine = new TransferMachine({ lastBlock, windowSize: n.windowSize, retries: limits.retries, oack: n.reply.length > 0 });
+      const ring = new BlockRing(target.source, n.blockSize, lastBlock, n.windowSize);
+      const session = new TftpSession({ socket, peer: client, machine, source: target.source, ring, oack: n.reply, timeoutMs: n.timeoutMs, log: tlog });
+      this.slots.set(peer, { kind: 'session', session });
+      tlog.info('transfer started', {
+        resolved: target.resolvedPath,
+        virtual: target.virtual,
+        mode,
+        size: target.source.size,
+        blockSize: n.blockSize,
+        windowSize: n.windowSize,
+        timeoutMs: n.timeoutMs,
+        options: n.reply,
+        ...(n.ignored.length > 0 ? { ignoredOptions: n.ignored } : {}),
+      });
+      session.start();
+      void session.done.then((end) => this.finished(peer, target, end, tlog));
+    } catch (err) {
+      socket?.close();
+      await target.source.close().catch(() => undefined);
+      throw err;
+    }
+  }
+
+  private finished(peer: string, target: Target, end: SessionEnd, log: Logger): void {
+    this.slots.delete(peer);
+    const fields = { outcome: end.outcome, reason: end.reason, bytes: end.bytes, durationMs: Math.round(end.durationMs), retransmits: end.retransmits };
+    if (end.outcome === 'complete') {
+      log.info('transfer complete', fields);
+      const [address, port] = splitPeer(peer);
+      try {
+        this.opts.hooks.fetched({ path: target.path, resolvedPath: target.resolvedPath, address, port, bytes: end.bytes, durationMs: end.durationMs });
+      } catch (err) {
+        log.warn('fetched hook failed', { err });
+      }
+    } else if (end.outcome === 'refused') {
+      log.info('transfer ended by the client after the OACK', fields);
+    } else {
+      log.warn('transfer ended early', fields);
+    }
+  }
+
+  private replyError(to: RemoteInfo, code: number, message: string): void {
+    this.replier?.send(errorPacket(code, message), to.port, to.address);
+  }
+}
+
+function splitPeer(peer: string): [string, number] {
+  const i = peer.lastIndexOf(':');
+  return [peer.slice(0, i), Number(peer.slice(i + 1))];
+}
+
+function trySetSendBuffer(socket: Socket, bytes: number): void {
+  try {
+    socket.setSendBufferSize(bytes); // the kernel caps it at net.core.wmem_max
+  } catch {
+    // Not fatal: a full buffer only queues sends in libuv.
+  }
+}
+
+/** A UDP socket bound to address:port, connected to `peer` when given. */
+function bindSocket(address: string, port: number, peer?: RemoteInfo): Promise<Socket> {
+  const socket = createSocket({ type: 'udp4' });
+  return new Promise<Socket>((resolve, reject) => {
+    const fail = (err: Error): void => {
+      socket.close();
+      reject(err);
+    };
+    socket.once('error', fail);
+    socket.bind({ port, address, exclusive: true }, () => {
+      if (peer === undefined) {
+        socket.removeListener('error', fail);
+        resolve(socket);
+        return;
+      }
+      socket.connect(peer.port, peer.address, () => {
+        socket.removeListener('error', fail);
+        resolve(socket);
+      });
+    });
+  });
+}
