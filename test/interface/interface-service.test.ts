@@ -179,6 +179,7 @@ test('a pxe-booted event makes the client local and reaches the management serve
       feed.close();
     }, `[management]\nurl = "http://127.0.0.1:${port}"\n`);
   } finally {
+    mgmt.closeAllConnections();
     mgmt.close();
   }
 });
