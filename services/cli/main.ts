@@ -40,10 +40,12 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  // `netboot state | head`: a reader that goes away is not an error.
+  // `netboot state | head`: a reader that goes away is not an error. A running service whose
+  // supervisor died loses its log output but stops in order (the supervisor's channel closes).
+  const isService = process.argv[2] === 'run';
   process.stdout.on('error', (err: NodeJS.ErrnoException) => {
-    if (err.code === 'EPIPE') process.exit(0);
-    throw err;
+    if (err.code !== 'EPIPE') throw err;
+    if (!isService) process.exit(0);
   });
   process.exitCode = await main(process.argv.slice(2));
 }

@@ -21,12 +21,15 @@ export async function runUntilSignal(name: string, parts: readonly Lifecycle[], 
       }
     }
   };
+  let starting = true;
   const done = new Promise<number>((resolve) => {
     const onSignal = (sig: NodeJS.Signals): void => {
       if (stopping) return;
       stopping = true;
       log.info(`${name} stopping`, { signal: sig });
-      void stopAll().then(() => resolve(0));
+      // During start-up the start loop stops what it started once the part in progress is up.
+      if (!starting) void stopAll().then(() => resolve(0));
+      else resolve(0);
     };
     process.once('SIGTERM', onSignal);
     process.once('SIGINT', onSignal);
@@ -35,7 +38,12 @@ export async function runUntilSignal(name: string, parts: readonly Lifecycle[], 
     for (const part of parts) {
       await part.start();
       started.push(part);
+      if (stopping) {
+        await stopAll();
+        return 0;
+      }
     }
+    starting = false;
   } catch (err) {
     log.error(`${name} failed to start`, { err });
     await stopAll();
