@@ -29,6 +29,8 @@ export class PackageStore {
   onRecord: (record: FeedRecord) => void = () => {};
   /** Called when a stored chunk does not hash to its name (the file needs repair). */
   onCorrupt: (c: CorruptChunk) => void = () => {};
+  /** Staging folders in use (publish or sync): garbage collection leaves them alone. */
+  readonly activeStaging = new Set<string>();
 
   constructor(dataDir: string, readonly serverId: string, private readonly log: Logger) {
     this.root = packagesRoot(dataDir);
@@ -78,6 +80,7 @@ export class PackageStore {
       throw new NetbootError('PACKAGE_KIND', `package ${pkg} is a ${prev.kind} package, not ${kind}`);
     }
     const staging = stagingDir(this.root, pkg, `publish-${randomBytes(6).toString('hex')}`);
+    this.activeStaging.add(staging);
     try {
       const built = await buildVersion(source, staging, { package: pkg, kind, owner: this.serverId, createdAt: new Date().toISOString() }, progress);
       const dest = versionDir(this.root, pkg, built.digest);
@@ -98,6 +101,7 @@ export class PackageStore {
       return { ref, hashMs: built.hashMs };
     } finally {
       await removeTree(staging);
+      this.activeStaging.delete(staging);
     }
   }
 
@@ -132,8 +136,9 @@ export class PackageStore {
    * A chunk's bytes from any version held here, checked against its name first: a corrupted
    * copy is reported and never returned. null if no good copy is held.
    */
-  async readChunk(digest: string): Promise<Buffer | null> {
+  async readChunk(digest: string, skip?: (loc: ChunkLocation) => boolean): Promise<Buffer | null> {
     for (const loc of this.db.chunkLocations(digest)) {
+      if (skip?.(loc)) continue;
       const data = await this.readLocation(loc);
       if (data !== null && sha256Hex(data) === digest) return data;
       const reason = data === null ? 'unreadable or short' : 'content does not match its digest';
@@ -162,7 +167,7 @@ export class PackageStore {
    * Removes versions retired longer than `graceMs` ago, staging folders nobody is assembling,
    * and manifests no ref or version needs. Returns what it removed.
    */
-  async collectGarbage(nowMs: number, graceMs: number, activeStaging: ReadonlySet<string>): Promise<string[]> {
+  async collectGarbage(nowMs: number, graceMs: number): Promise<string[]> {
     const removed: string[] = [];
     for (const v of this.db.allVersions()) {
       if (v.retiredAtMs !== null && nowMs - v.retiredAtMs >= graceMs) {
@@ -181,7 +186,7 @@ export class PackageStore {
       }
       for (const name of names) {
         const dir = stagingDir(this.root, ref.package, name);
-        if (activeStaging.has(dir) || (name === ref.digest && ref.digest !== null)) continue; // kept: resumable
+        if (this.activeStaging.has(dir) || (name === ref.digest && ref.digest !== null)) continue; // kept: resumable
         await removeTree(dir);
         removed.push(`${ref.package}/staging/${name}`);
       }

@@ -33,8 +33,8 @@ test('publishing moves the ref only after the version is in place; old versions 
     const v2 = readyPackagePath(join(dir, 'data'), 'pxe')!;
     assert.notEqual(v1, v2);
     assert.ok(existsSync(v1), 'the old version is kept during the grace period');
-    assert.deepEqual(await store.collectGarbage(Date.now(), 60_000, new Set()), []);
-    const removed = await store.collectGarbage(Date.now() + 60_000, 60_000, new Set());
+    assert.deepEqual(await store.collectGarbage(Date.now(), 60_000), []);
+    const removed = await store.collectGarbage(Date.now() + 60_000, 60_000);
     assert.deepEqual(removed.filter((r) => r.includes('/versions/')), [`pxe/versions/${first.ref.digest}`]);
     assert.ok(!existsSync(v1));
     assert.deepEqual(records.filter((r) => r.type === 'ref').map((r) => (r.type === 'ref' ? r.ref.seq : 0)), [1, 2]);

@@ -1,0 +1,445 @@
+// Assembles a version folder from its manifest with as little network traffic as possible:
+//   1. a file identical (same chunks, same mode) to one already held is hard-linked (versions
+//      are immutable, so sharing an inode is safe);
+//   2. a file at the same path in the version held before is copied in the kernel
+//      (copy_file_range, or a reflink where the filesystem can), then patched;
+//   3. every chunk already in place is verified by hashing it; a chunk that is wrong or missing
+//      is copied from any verified local copy (any package, any version), and only what no local
+//      copy has is fetched from peers, several batches in flight, each chunk verified on arrival.
+// The same routine resumes a killed sync (what is in place and hashes right is kept) and repairs
+// a damaged Ready version (only the bad chunks are rewritten).
+import { constants } from 'node:fs';
+import { chmod, copyFile, link, mkdir, open, stat, truncate, type FileHandle } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { errorMessage } from '../services/shared/errors.ts';
+import type { Logger } from '../services/shared/logger.ts';
+import type { Frame } from './chunk-frames.ts';
+import { sha256Hex } from './digest.ts';
+import { finishTree, fsyncPath, mkdirs } from './fs-tree.ts';
+import { versionDir } from './layout.ts';
+import { manifestTotals, type Manifest, type ManifestFile } from './manifest.ts';
+import type { PackageStore } from './package-store.ts';
+
+export interface ChunkSource {
+  readonly id: string;
+  fetchChunks(digests: readonly string[], onFrame: (f: Frame) => Promise<void>): Promise<void>;
+}
+
+export interface AssembleProgress {
+  bytesDone: number;
+  bytesTotal: number;
+  chunksDone: number;
+  chunksTotal: number;
+  reason: string | null;
+}
+
+export interface AssembleOptions {
+  readonly dir: string;
+  readonly manifest: Manifest;
+  /** Only these files (repair of one file); default all. */
+  readonly only?: ReadonlySet<string>;
+  /** The package's previously held version, used as a base for files at the same path. */
+  readonly base?: { readonly digest: string; readonly manifest: Manifest } | null;
+  readonly store: PackageStore;
+  /** Sources to ask, best first; asked again for every batch (peers come and go). */
+  readonly sources: () => ChunkSource[];
+  readonly concurrency: number;
+  readonly batchBytes: number;
+  readonly throttle?: (bytes: number) => Promise<void>;
+  readonly onProgress: (p: AssembleProgress) => void;
+  readonly signal: AbortSignal;
+  readonly log: Logger;
+}
+
+export interface AssembleResult {
+  readonly linkedFiles: number;
+  readonly verifiedChunks: number;
+  readonly localChunks: number;
+  readonly fetchedChunks: number;
+  readonly fetchedBytes: number;
+  readonly rejectedChunks: number;
+}
+
+interface Placement {
+  readonly path: string;
+  readonly offset: number;
+}
+
+interface Need {
+  readonly digest: string;
+  readonly size: number;
+  readonly placements: Placement[];
+  tried: Set<string>;
+}
+
+export class AbortedError extends Error {
+  constructor() {
+    super('aborted');
+  }
+}
+
+export async function assembleVersion(o: AssembleOptions): Promise<AssembleResult> {
+  const files = o.manifest.files.filter((f) => o.only === undefined || o.only.has(f.path));
+  const totals = o.only === undefined ? manifestTotals(o.manifest) : { bytes: files.reduce((n, f) => n + f.size, 0), chunks: files.reduce((n, f) => n + f.chunks.length, 0) };
+  const progress: AssembleProgress = { bytesDone: 0, bytesTotal: totals.bytes, chunksDone: 0, chunksTotal: totals.chunks, reason: null };
+  const stats = { linkedFiles: 0, verifiedChunks: 0, localChunks: 0, fetchedChunks: 0, fetchedBytes: 0, rejectedChunks: 0 };
+  const report = throttled(() => o.onProgress({ ...progress }), 200);
+  const done = (size: number): void => {
+    progress.bytesDone += size;
+    progress.chunksDone++;
+    report(false);
+  };
+  const checkAbort = (): void => {
+    if (o.signal.aborted) throw new AbortedError();
+  };
+
+  await mkdirs(o.dir, o.manifest.dirs);
+  const versionDigest = basename(o.dir);
+  const assembling = new Set(files.map((f) => f.path));
+  const baseFiles = new Map((o.base?.manifest.files ?? []).map((f) => [f.path, f]));
+  /** Chunks to hash where they lie: [file, chunk index]. */
+  const toVerify: Array<[ManifestFile, number]> = [];
+  const dirty = new Set<string>();
+  const needs = new Map<string, Need>();
+  const addNeed = (f: ManifestFile, i: number, offset: number): void => {
+    const c = f.chunks[i]!;
+    let n = needs.get(c.digest);
+    if (n === undefined) {
+      n = { digest: c.digest, size: c.size, placements: [], tried: new Set() };
+      needs.set(c.digest, n);
+    }
+    n.placements.push({ path: f.path, offset });
+  };
+
+  // 1. Lay out every file and decide, per chunk, whether to check what is there or to fetch it.
+  for (const f of files) {
+    checkAbort();
+    const path = join(o.dir, f.path);
+    const existing = await stat(path).catch(() => null);
+    if (existing !== null && existing.isFile()) {
+      if (existing.size !== f.size) {
+        await chmod(path, f.mode | 0o600);
+        await truncate(path, f.size);
+        dirty.add(f.path);
+      }
+      f.chunks.forEach((_, i) => toVerify.push([f, i]));
+      continue;
+    }
+    if (existing !== null) {
+      // Something else sits where this file goes (a folder?): only on a damaged replica.
+      throw new Error(`${f.path}: not a regular file`);
+    }
+    await mkdir(dirname(path), { recursive: true });
+    if (f.chunks.length === 0) {
+      await (await open(path, 'w', 0o600)).close();
+      dirty.add(f.path);
+      continue;
+    }
+    const twin = await findTwin(o.store, f);
+    if (twin !== null) {
+      try {
+        await link(twin, path);
+        stats.linkedFiles++;
+        f.chunks.forEach((_, i) => toVerify.push([f, i]));
+        continue;
+      } catch (err) {
+        o.log.debug('hard link failed; copying instead', { path: f.path, err: errorMessage(err) });
+      }
+    }
+    const old = baseFiles.get(f.path);
+    if (old !== undefined && o.base) {
+      await copyFile(join(versionDir(o.store.root, o.manifest.package, o.base.digest), f.path), path, constants.COPYFILE_FICLONE).catch(() => undefined);
+    }
+    const created = await stat(path).catch(() => null);
+    if (created === null) await (await open(path, 'w', 0o600)).close();
+    await chmod(path, f.mode | 0o600);
+    await truncate(path, f.size);
+    dirty.add(f.path);
+    // Chunks the base had at the same offset are probably in place: verify them; the rest are needed.
+    const oldAt = new Map<number, string>();
+    if (old !== undefined && created !== null) {
+      let off = 0;
+      for (const c of old.chunks) {
+        oldAt.set(off, c.digest);
+        off += c.size;
+      }
+    }
+    let off = 0;
+    f.chunks.forEach((c, i) => {
+      if (oldAt.get(off) === c.digest) toVerify.push([f, i]);
+      else addNeed(f, i, off);
+      off += c.size;
+    });
+  }
+
+  // 2. Hash what is in place; a wrong chunk joins the needs. Verified chunks become local copies.
+  const inPlace = new Map<string, Placement>();
+  const offsets = new Map<ManifestFile, number[]>();
+  const offsetOf = (f: ManifestFile, i: number): number => {
+    let arr = offsets.get(f);
+    if (arr === undefined) {
+      arr = [];
+      let off = 0;
+      for (const c of f.chunks) {
+        arr.push(off);
+        off += c.size;
+      }
+      offsets.set(f, arr);
+    }
+    return arr[i]!;
+  };
+  if (toVerify.length > 0) {
+    let current: { path: string; fh: FileHandle } | null = null;
+    try {
+      for (const [f, i] of toVerify) {
+        checkAbort();
+        const c = f.chunks[i]!;
+        const off = offsetOf(f, i);
+        if (current === null || current.path !== f.path) {
+          await current?.fh.close();
+          current = { path: f.path, fh: await open(join(o.dir, f.path), 'r') };
+        }
+        const buf = Buffer.allocUnsafe(c.size);
+        const { bytesRead } = await current.fh.read(buf, 0, c.size, off);
+        if (bytesRead === c.size && sha256Hex(buf) === c.digest) {
+          stats.verifiedChunks++;
+          if (!inPlace.has(c.digest)) inPlace.set(c.digest, { path: f.path, offset: off });
+          done(c.size);
+        } else {
+          addNeed(f, i, off);
+        }
+      }
+    } finally {
+      await current?.fh.close();
+    }
+  }
+
+  // 3. Copy what is held locally, in this version or any other.
+  const writer = new PlacementWriter(o.dir, o.manifest, dirty);
+  try {
+    for (const need of [...needs.values()]) {
+      checkAbort();
+      let data: Buffer | null = null;
+      const here = inPlace.get(need.digest);
+      if (here !== undefined) {
+        data = await readRange(join(o.dir, here.path), here.offset, need.size);
+        if (data !== null && sha256Hex(data) !== need.digest) data = null;
+      }
+      // Never from the files being assembled here: they are what is being fixed.
+      if (data === null) data = await o.store.readChunk(need.digest, (loc) => loc.package === o.manifest.package && loc.version === versionDigest && assembling.has(loc.path));
+      if (data === null) continue;
+      await writer.write(need, data);
+      stats.localChunks += need.placements.length;
+      for (let k = 0; k < need.placements.length; k++) done(need.size);
+      needs.delete(need.digest);
+    }
+
+    // 4. Fetch the rest from peers.
+    if (needs.size > 0) await fetchAll(o, [...needs.values()], writer, stats, progress, done, report);
+  } finally {
+    await writer.close();
+  }
+
+  // 5. Durable before anyone is told: fsync every file written, then modes and folders.
+  for (const p of dirty) await fsyncPath(join(o.dir, p));
+  await finishTree(o.dir, o.manifest.dirs, files);
+  progress.reason = null;
+  report(true);
+  return stats;
+}
+
+/** A held file with exactly this content and mode, to hard-link. */
+async function findTwin(store: PackageStore, f: ManifestFile): Promise<string | null> {
+  const first = f.chunks[0]!;
+  for (const loc of store.db.chunkLocations(first.digest, 16)) {
+    if (loc.offset !== 0) continue;
+    const m = store.manifest(loc.version);
+    const other = m?.files.find((x) => x.path === loc.path);
+    if (other === undefined || other.size !== f.size || other.mode !== f.mode || other.chunks.length !== f.chunks.length) continue;
+    if (!other.chunks.every((c, i) => c.digest === f.chunks[i]!.digest)) continue;
+    const path = join(versionDir(store.root, loc.package, loc.version), loc.path);
+    if ((await stat(path).catch(() => null))?.size === f.size) return path;
+  }
+  return null;
+}
+
+async function readRange(path: string, offset: number, size: number): Promise<Buffer | null> {
+  try {
+    const fh = await open(path, 'r');
+    try {
+      const buf = Buffer.allocUnsafe(size);
+      const { bytesRead } = await fh.read(buf, 0, size, offset);
+      return bytesRead === size ? buf : null;
+    } finally {
+      await fh.close();
+    }
+  } catch {
+    return null;
+  }
+}
+
+/** Writes chunks where the manifest puts them, keeping a bounded set of files open. */
+class PlacementWriter {
+  private readonly handles = new Map<string, { fh: Promise<FileHandle>; users: number }>();
+  private readonly modes: Map<string, number>;
+  constructor(private readonly dir: string, manifest: Manifest, private readonly dirty: Set<string>) {
+    this.modes = new Map(manifest.files.map((f) => [f.path, f.mode]));
+  }
+
+  async write(need: Need, data: Buffer): Promise<void> {
+    for (const p of need.placements) {
+      const h = this.acquire(p.path);
+      try {
+        await (await h.fh).write(data, 0, data.length, p.offset);
+        this.dirty.add(p.path);
+      } finally {
+        h.users--;
+      }
+    }
+  }
+
+  private acquire(path: string): { fh: Promise<FileHandle>; users: number } {
+    let h = this.handles.get(path);
+    if (h === undefined) {
+      if (this.handles.size >= 64) {
+        for (const [k, v] of this.handles) {
+          if (v.users > 0) continue;
+          this.handles.delete(k);
+          void v.fh.then((fh) => fh.close()).catch(() => undefined);
+          break;
+        }
+      }
+      const full = join(this.dir, path);
+      h = { fh: chmod(full, (this.modes.get(path) ?? 0) | 0o600).then(() => open(full, 'r+')), users: 0 };
+      this.handles.set(path, h);
+    }
+    h.users++;
+    return h;
+  }
+
+  async close(): Promise<void> {
+    for (const h of this.handles.values()) await (await h.fh.catch(() => null))?.close();
+    this.handles.clear();
+  }
+}
+
+async function fetchAll(
+  o: AssembleOptions,
+  pending: Need[],
+  writer: PlacementWriter,
+  stats: { fetchedChunks: number; fetchedBytes: number; rejectedChunks: number; localChunks: number },
+  progress: AssembleProgress,
+  done: (size: number) => void,
+  report: (force: boolean) => void,
+): Promise<void> {
+  const queue = pending;
+  let inFlight = 0;
+  let roundsWithoutSource = 0;
+  const takeBatch = (): { source: ChunkSource; batch: Need[] } | null => {
+    const sources = o.sources();
+    for (const source of sources) {
+      const batch: Need[] = [];
+      let bytes = 0;
+      for (let i = 0; i < queue.length && batch.length < 1024 && bytes < o.batchBytes; ) {
+        const n = queue[i]!;
+        if (n.tried.has(source.id)) {
+          i++;
+          continue;
+        }
+        batch.push(n);
+        bytes += n.size;
+        queue.splice(i, 1);
+      }
+      if (batch.length > 0) return { source, batch };
+    }
+    return null;
+  };
+
+  const worker = async (): Promise<void> => {
+    for (;;) {
+      if (o.signal.aborted) throw new AbortedError();
+      const job = takeBatch();
+      if (job === null) {
+        if (queue.length === 0 && inFlight === 0) return;
+        if (queue.length === 0) {
+          await sleep(20, o.signal);
+          continue;
+        }
+        // Every source has been tried for what is left (or none is reachable): wait, then start over.
+        if (inFlight > 0) {
+          await sleep(20, o.signal);
+          continue;
+        }
+        roundsWithoutSource++;
+        progress.reason = o.sources().length === 0 ? 'no peer to fetch from is connected' : `${queue.length} chunk(s) not available from any source yet`;
+        report(true);
+        await sleep(Math.min(5000, 250 * 2 ** Math.min(roundsWithoutSource, 5)), o.signal);
+        for (const n of queue) n.tried.clear();
+        continue;
+      }
+      inFlight++;
+      const { source, batch } = job;
+      const waiting = new Map(batch.map((n) => [n.digest, n]));
+      try {
+        await source.fetchChunks(batch.map((n) => n.digest), async (frame) => {
+          const need = waiting.get(frame.digest);
+          if (need === undefined) throw new Error(`sent chunk ${frame.digest}, which was not asked for`);
+          waiting.delete(frame.digest);
+          need.tried.add(source.id);
+          if (frame.data === null) {
+            queue.push(need);
+            return;
+          }
+          if (frame.data.length !== need.size || sha256Hex(frame.data) !== need.digest) {
+            stats.rejectedChunks++;
+            o.log.warn('rejected a chunk that does not match its digest; fetching it elsewhere', { peer: source.id, digest: need.digest, size: frame.data.length });
+            queue.push(need);
+            return;
+          }
+          await o.throttle?.(frame.data.length);
+          await writer.write(need, frame.data);
+          stats.fetchedChunks++;
+          stats.fetchedBytes += frame.data.length;
+          for (let k = 0; k < need.placements.length; k++) done(need.size);
+          roundsWithoutSource = 0;
+        });
+        progress.reason = null;
+      } catch (err) {
+        if (o.signal.aborted) throw new AbortedError();
+        progress.reason = `fetch from ${source.id} failed: ${errorMessage(err)}`;
+        o.log.warn('chunk fetch failed; retrying elsewhere', { peer: source.id, chunks: waiting.size, err: errorMessage(err) });
+        report(true);
+      } finally {
+        inFlight--;
+        for (const n of waiting.values()) {
+          n.tried.add(source.id);
+          queue.push(n);
+        }
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, o.concurrency) }, worker));
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const t = setTimeout(done, ms);
+    function done(): void {
+      clearTimeout(t);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+    signal.addEventListener('abort', done);
+  });
+}
+
+function throttled(fn: () => void, ms: number): (force: boolean) => void {
+  let last = 0;
+  return (force) => {
+    const now = Date.now();
+    if (force || now - last >= ms) {
+      last = now;
+      fn();
+    }
+  };
+}

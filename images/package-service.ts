@@ -1,0 +1,628 @@
+// The package component of the Interface: serves packages to peers on TCP 490 (/pkg/..., and
+// the /pkg-feed push channel), follows every peer's feed, and keeps each package here at its
+// ref: syncing new versions, deleting tombstoned ones, repairing damaged files, collecting old
+// versions. One operation at a time per package (publish, sync, repair, delete), in order.
+import { randomUUID } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, rename } from 'node:fs/promises';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { basename, isAbsolute } from 'node:path';
+import type { Duplex } from 'node:stream';
+import { backoffDelayMs } from '../services/shared/backoff.ts';
+import type { Config } from '../services/shared/config.ts';
+import { HttpError, type ControlHandler } from '../services/shared/control.ts';
+import { NetbootError, errorMessage } from '../services/shared/errors.ts';
+import type { Lifecycle } from '../services/shared/lifecycle.ts';
+import type { Logger } from '../services/shared/logger.ts';
+import { AbortedError, assembleVersion, type ChunkSource } from './assemble.ts';
+import { isPackageId, sha256Hex } from './digest.ts';
+import { PackageFeedServer } from './feed-server.ts';
+import { fsyncPath, removeTree } from './fs-tree.ts';
+import type { RecordsMessage } from './feed-messages.ts';
+import { PackageHttp, type Source } from './http-routes.ts';
+import { packageDir, readyPackagePath, stagingDir, versionDir, versionsDir } from './layout.ts';
+import { MAX_MANIFEST_BYTES, decodeManifest, isPackageKind, manifestTotals, type Manifest } from './manifest.ts';
+import { checkRef, checkStatus, refIsNewer, type PackageRef, type PackageStatus } from './model.ts';
+import { PackageStore, type CorruptChunk } from './package-store.ts';
+import { PeerKeys } from './peer-keys.ts';
+import { PeerLink } from './peer-link.ts';
+import type { PublishProgress } from './publish.ts';
+import { RateLimiter, VersionWatcher, verifyFile, verifyVersion, type FileProblem, type WatchedVersion } from './verify.ts';
+
+/** What the package component needs from the Interface's TCP 490 listener. */
+export interface PortRoutes {
+  http(prefix: string, route: (req: IncomingMessage, res: ServerResponse) => void): void;
+  upgrade(path: string, route: (req: IncomingMessage, socket: Duplex, head: Buffer) => void): void;
+}
+
+export interface PackageServiceOptions {
+  /** Called when this server's state for a package changes (not on every progress step). */
+  readonly onStatusChange?: (status: PackageStatus) => void;
+}
+
+interface PublishJob {
+  readonly id: string;
+  readonly package: string;
+  readonly dir: string;
+  state: 'running' | 'done' | 'failed';
+  readonly progress: PublishProgress;
+  readonly startedAt: string;
+  ref?: PackageRef;
+  hashMs?: number;
+  error?: string;
+}
+
+const BATCH_BYTES = 4 * 1024 * 1024;
+const GC_EVERY_MS = 60_000;
+
+export class PackageService implements Lifecycle {
+  private storeValue: PackageStore | null = null;
+  private keys: PeerKeys | null = null;
+  private http: PackageHttp | null = null;
+  private feed: PackageFeedServer | null = null;
+  private watcher: VersionWatcher | null = null;
+  private readonly links = new Map<string, PeerLink>();
+  private readonly locks = new Map<string, Promise<void>>();
+  private readonly queued = new Set<string>();
+  private readonly running = new Map<string, { digest: string | null; abort: AbortController }>();
+  private readonly repairs = new Map<string, Map<string, string>>();
+  private readonly announcers = new Map<string, string>();
+  private readonly failures = new Map<string, number>();
+  private readonly retryTimers = new Map<string, NodeJS.Timeout>();
+  private readonly jobs = new Map<string, PublishJob>();
+  private readonly notified = new Map<string, string>();
+  private readonly timers: NodeJS.Timeout[] = [];
+  private throttle: RateLimiter | null = null;
+  private scrubWake: (() => void) | null = null;
+  private scrubDone: Promise<void> | null = null;
+  private stopped = true;
+
+  constructor(private readonly config: Config, private readonly log: Logger, private readonly port: PortRoutes, private readonly options: PackageServiceOptions = {}) {}
+
+  private get store(): PackageStore {
+    if (this.storeValue === null) throw new NetbootError('PACKAGES_STOPPED', 'package service not started');
+    return this.storeValue;
+  }
+
+  async start(): Promise<void> {
+    const { config, log } = this;
+    this.stopped = false;
+    const store = new PackageStore(config.paths.data, config.site.id, log);
+    this.storeValue = store;
+    const keys = new PeerKeys(config);
+    this.keys = keys;
+    this.http = new PackageHttp(store, keys, (pkg) => this.sources(pkg), log.child({ part: 'pkg-http' }));
+    this.feed = new PackageFeedServer(config.site.id, keys, store.db, log.child({ part: 'pkg-feed' }));
+    store.onRecord = (r) => {
+      this.feed?.broadcast(r);
+      if (r.type === 'status') this.statusChanged(r.status);
+    };
+    store.onCorrupt = (c) => this.corrupt(c);
+    this.port.http('/pkg/', this.http.handle);
+    this.port.upgrade('/pkg-feed', this.feed.handleUpgrade);
+    if (config.packages.fetchRateKib > 0) this.throttle = new RateLimiter(config.packages.fetchRateKib * 1024);
+    if (config.packages.watch) this.watcher = new VersionWatcher((pkg, digest, rel) => void this.touched(pkg, digest, rel), log.child({ part: 'pkg-watch' }));
+
+    // A crash may have left a Ready status without its `current` link (mid-repair): re-verify.
+    for (const s of store.db.allStatuses()) {
+      if (s.state === 'ready' && readyPackagePath(config.paths.data, s.package) === null) {
+        store.setStatus(s.package, 'invalid', { seq: s.seq, digest: s.digest, reason: 'current version not in place after a restart; verifying' });
+      }
+    }
+    for (const peer of keys.peers) {
+      const key = keys.keyFor(peer.id);
+      if (key === null) {
+        log.warn('no key for peer; not replicating with it', { peer: peer.id });
+        continue;
+      }
+      const link = new PeerLink(config.site.id, peer, key, {
+        cursor: (id) => store.db.getCursor(id),
+        onRecords: (id, msg) => this.onRecords(id, msg),
+        onConnection: (id, up) => {
+          if (up) for (const ref of store.db.allRefs()) if (this.needsWork(ref)) this.kick(ref.package);
+        },
+      }, log.child({ part: 'pkg-link', peer: peer.id }), config.packages.fetchConcurrency + 2);
+      this.links.set(peer.id, link);
+      link.start();
+    }
+    for (const ref of store.db.allRefs()) this.kick(ref.package);
+    this.updateWatches();
+    this.timers.push(setInterval(() => void this.collectGarbage(), Math.max(1000, Math.min(GC_EVERY_MS, config.packages.gcGraceMs))));
+    this.timers.push(setInterval(() => void this.antiEntropy(), config.packages.antiEntropyMs));
+    if (config.packages.scrubIntervalMs > 0) this.scrubDone = this.scrubLoop();
+    log.info('packages serving', { packages: store.db.allRefs().length, peers: this.links.size });
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    for (const t of this.timers) clearInterval(t);
+    for (const t of this.retryTimers.values()) clearTimeout(t);
+    for (const r of this.running.values()) r.abort.abort();
+    for (const link of this.links.values()) link.stop();
+    this.scrubWake?.();
+    await Promise.allSettled([...this.locks.values(), this.scrubDone]);
+    await this.watcher?.stop();
+    this.feed?.stop();
+    this.links.clear();
+    this.storeValue?.close();
+    this.storeValue = null;
+  }
+
+  // ---- peers --------------------------------------------------------------------------------
+
+  private onRecords(peerId: string, msg: RecordsMessage): void {
+    if (this.stopped) return;
+    for (const r of msg.records) {
+      if (r.type === 'ref') this.adoptRef(r.ref, peerId);
+      else if (r.status.server === peerId) this.store.db.putPeerStatus(r.status);
+    }
+    this.store.db.putCursor(peerId, msg.epoch, msg.cursor);
+  }
+
+  private adoptRef(ref: PackageRef, from: string): void {
+    const current = this.store.db.getRef(ref.package);
+    if (!refIsNewer(ref, current)) return;
+    this.log.info('package ref received', { package: ref.package, seq: ref.seq, digest: ref.digest, owner: ref.owner, peer: from, notifyMs: Date.now() - Date.parse(ref.updatedAt) });
+    this.store.putRef(ref);
+    this.announcers.set(ref.package, from);
+    this.failures.delete(ref.package);
+    this.kick(ref.package);
+  }
+
+  /** Full comparison with every peer: anything a push missed is picked up here. */
+  private async antiEntropy(): Promise<void> {
+    for (const link of this.links.values()) {
+      if (this.stopped || !link.connected) continue;
+      try {
+        const body = JSON.parse((await link.getBody('/pkg/refs', 64 * 1024 * 1024)).toString('utf8')) as { refs?: unknown[]; statuses?: unknown[] };
+        if (this.stopped) return;
+        for (const r of body.refs ?? []) {
+          const ref = checkRef(r);
+          if (ref !== null) this.adoptRef(ref, link.id);
+        }
+        for (const s of body.statuses ?? []) {
+          const st = checkStatus(s);
+          if (st !== null && st.server === link.id) this.store.db.putPeerStatus(st);
+        }
+      } catch (err) {
+        this.log.debug('anti-entropy with peer failed', { peer: link.id, err: errorMessage(err) });
+      }
+    }
+    if (this.stopped) return;
+    for (const ref of this.store.db.allRefs()) if (this.needsWork(ref)) this.kick(ref.package);
+  }
+
+  /** Peers to fetch a package's chunks from, best first: Ready at the digest (nearest first), the owner, whoever told us, the rest. */
+  private sourcesFor(pkg: string, ref: PackageRef): ChunkSource[] {
+    const ready = new Set(this.store.db.peerStatusesOf(pkg).filter((s) => s.state === 'ready' && s.digest === ref.digest).map((s) => s.server));
+    const rank = (l: PeerLink): number => (ready.has(l.id) ? 0 : l.id === ref.owner ? 1 : l.id === this.announcers.get(pkg) ? 2 : 3);
+    return [...this.links.values()].filter((l) => l.connected).sort((a, b) => rank(a) - rank(b) || (a.rttMs ?? 1e9) - (b.rttMs ?? 1e9));
+  }
+
+  /** Servers Ready at the package's current digest (GET /pkg/sources/<id>). */
+  sources(pkg: string): { seq: number; digest: string | null; sources: Source[] } | null {
+    const ref = this.store.db.getRef(pkg);
+    if (ref === null) return null;
+    const list: Source[] = [];
+    if (ref.digest !== null) {
+      if (this.store.currentDigest(pkg) === ref.digest) list.push({ server: this.config.site.id, address: null });
+      for (const s of this.store.db.peerStatusesOf(pkg)) {
+        if (s.state === 'ready' && s.digest === ref.digest) list.push({ server: s.server, address: this.keys?.address(s.server) ?? null });
+      }
+    }
+    return { seq: ref.seq, digest: ref.digest, sources: list };
+  }
+
+  // ---- per-package work ---------------------------------------------------------------------
+
+  private needsWork(ref: PackageRef): boolean {
+    const s = this.store.db.getStatus(ref.package);
+    if (ref.digest === null) return s !== null && s.state !== 'absent';
+    return s === null || s.state !== 'ready' || s.digest !== ref.digest || (this.repairs.get(ref.package)?.size ?? 0) > 0;
+  }
+
+  private withLock<T>(pkg: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.locks.get(pkg) ?? Promise.resolve();
+    const next = prev.then(fn);
+    const settled = next.then(() => undefined, () => undefined);
+    this.locks.set(pkg, settled);
+    void settled.then(() => {
+      if (this.locks.get(pkg) === settled) this.locks.delete(pkg);
+    });
+    return next;
+  }
+
+  /** Brings a package here in line with its ref, now or right after what is running for it. */
+  private kick(pkg: string): void {
+    if (this.stopped) return;
+    const ref = this.store.db.getRef(pkg);
+    const run = this.running.get(pkg);
+    if (run !== undefined && ref !== null && run.digest !== ref.digest) run.abort.abort();
+    if (this.queued.has(pkg)) return;
+    this.queued.add(pkg);
+    void this.withLock(pkg, async () => {
+      this.queued.delete(pkg);
+      if (!this.stopped) await this.reconcile(pkg);
+    });
+  }
+
+  private retryLater(pkg: string): void {
+    const n = (this.failures.get(pkg) ?? 0) + 1;
+    this.failures.set(pkg, n);
+    clearTimeout(this.retryTimers.get(pkg));
+    this.retryTimers.set(pkg, setTimeout(() => {
+      this.retryTimers.delete(pkg);
+      this.kick(pkg);
+    }, backoffDelayMs(n, { baseMs: 500, capMs: 30_000 })));
+  }
+
+  private async reconcile(pkg: string): Promise<void> {
+    const store = this.store;
+    const ref = store.db.getRef(pkg);
+    if (ref === null) return;
+    const status = store.db.getStatus(pkg);
+    try {
+      if (ref.digest === null) {
+        if ((status === null || status.state === 'absent') && !existsSync(packageDir(store.root, pkg))) return;
+        store.setStatus(pkg, 'deleting', { seq: ref.seq, digest: null });
+        await store.removePackage(pkg);
+        store.setStatus(pkg, 'absent', { seq: ref.seq, digest: null });
+        this.repairs.delete(pkg);
+        this.updateWatches();
+        this.log.info('package deleted', { package: pkg, seq: ref.seq });
+        return;
+      }
+      const repairs = this.repairs.get(pkg);
+      const held = status !== null && status.digest === ref.digest && (status.state === 'ready' || status.state === 'invalid');
+      if (held && repairs !== undefined && repairs.size > 0 && existsSync(versionDir(store.root, pkg, ref.digest))) {
+        await this.repair(pkg, ref, repairs);
+        return;
+      }
+      if (status?.state === 'ready' && status.digest === ref.digest) return;
+      await this.sync(pkg, ref);
+      this.failures.delete(pkg);
+    } catch (err) {
+      if (err instanceof AbortedError || this.stopped) return;
+      this.log.warn('package work failed; will retry', { package: pkg, seq: ref.seq, err: errorMessage(err) });
+      const now = store.db.getStatus(pkg);
+      store.setStatus(pkg, now?.state === 'ready' && now.digest === ref.digest ? 'invalid' : now?.state === 'invalid' ? 'invalid' : 'syncing', {
+        seq: ref.seq, digest: ref.digest, reason: errorMessage(err), bytesDone: now?.bytesDone, bytesTotal: now?.bytesTotal, chunksDone: now?.chunksDone, chunksTotal: now?.chunksTotal,
+      });
+      this.retryLater(pkg);
+    }
+  }
+
+  private async manifestFor(pkg: string, ref: PackageRef & { digest: string }, signal: AbortSignal): Promise<Manifest> {
+    const held = this.store.db.getManifest(ref.digest);
+    if (held !== null) return decodeManifest(held);
+    const order = [this.announcers.get(pkg), ref.owner, ...this.sourcesFor(pkg, ref).map((s) => s.id)];
+    const tried = new Set<string>();
+    for (const id of order) {
+      if (id === undefined || tried.has(id)) continue;
+      tried.add(id);
+      const link = this.links.get(id);
+      if (link === undefined || !link.connected || signal.aborted) continue;
+      try {
+        const body = await link.getBody(`/pkg/manifests/${ref.digest}`, MAX_MANIFEST_BYTES);
+        if (sha256Hex(body) !== ref.digest) {
+          this.log.warn('rejected a manifest that does not match its digest', { peer: id, package: pkg, digest: ref.digest });
+          continue;
+        }
+        const m = decodeManifest(body);
+        if (m.package !== pkg || m.kind !== ref.kind) {
+          this.log.warn('rejected a manifest for another package', { peer: id, package: pkg, manifestPackage: m.package, kind: m.kind });
+          continue;
+        }
+        this.store.db.putManifest(ref.digest, body);
+        return m;
+      } catch (err) {
+        this.log.debug('manifest fetch failed', { peer: id, digest: ref.digest, err: errorMessage(err) });
+      }
+    }
+    if (signal.aborted) throw new AbortedError();
+    throw new NetbootError('MANIFEST_UNAVAILABLE', `manifest ${ref.digest} not available from any connected peer`);
+  }
+
+  private async sync(pkg: string, ref: PackageRef): Promise<void> {
+    const store = this.store;
+    const digest = ref.digest!;
+    const abort = new AbortController();
+    this.running.set(pkg, { digest, abort });
+    const target = versionDir(store.root, pkg, digest);
+    const inPlace = existsSync(target);
+    const dir = inPlace ? target : stagingDir(store.root, pkg, digest);
+    store.activeStaging.add(dir);
+    try {
+      const started = Date.now();
+      const manifest = await this.manifestFor(pkg, { ...ref, digest }, abort.signal);
+      const totals = manifestTotals(manifest);
+      const prev = store.db.getStatus(pkg);
+      const baseDigest = prev?.state === 'ready' && prev.digest !== digest ? prev.digest : null;
+      const baseManifest = baseDigest === null ? null : store.manifest(baseDigest);
+      store.setStatus(pkg, 'syncing', { seq: ref.seq, digest, bytesTotal: totals.bytes, chunksTotal: totals.chunks });
+      const stats = await assembleVersion({
+        dir, manifest, store, base: baseDigest !== null && baseManifest !== null ? { digest: baseDigest, manifest: baseManifest } : null,
+        sources: () => this.sourcesFor(pkg, ref), concurrency: this.config.packages.fetchConcurrency, batchBytes: BATCH_BYTES,
+        throttle: this.throttle === null ? undefined : (n) => this.throttle!.take(n),
+        onProgress: (p) => {
+          if (!abort.signal.aborted && !this.stopped) store.setStatus(pkg, 'syncing', { seq: ref.seq, digest, ...p });
+        },
+        signal: abort.signal, log: this.log.child({ package: pkg }),
+      });
+      if (!inPlace) {
+        await mkdir(versionsDir(store.root, pkg), { recursive: true });
+        await rename(dir, target);
+        await fsyncPath(versionsDir(store.root, pkg));
+      }
+      await store.activate(pkg, digest, manifest);
+      this.updateWatches();
+      store.setStatus(pkg, 'ready', { seq: ref.seq, digest, bytesDone: totals.bytes, bytesTotal: totals.bytes, chunksDone: totals.chunks, chunksTotal: totals.chunks });
+      this.repairs.delete(pkg);
+      this.log.info('package ready', { package: pkg, seq: ref.seq, digest, ms: Date.now() - started, bytes: totals.bytes, chunks: totals.chunks, ...stats });
+    } finally {
+      this.running.delete(pkg);
+      store.activeStaging.delete(dir);
+    }
+  }
+
+  private async repair(pkg: string, ref: PackageRef, files: Map<string, string>): Promise<void> {
+    const store = this.store;
+    const digest = ref.digest!;
+    const paths = new Set(files.keys());
+    this.repairs.delete(pkg);
+    const abort = new AbortController();
+    this.running.set(pkg, { digest, abort });
+    try {
+      const manifest = store.manifest(digest);
+      if (manifest === null) throw new NetbootError('MANIFEST_MISSING', `manifest ${digest} is not held`);
+      await store.deactivate(pkg); // never serve a damaged file while it is being repaired
+      const stats = await assembleVersion({
+        dir: versionDir(store.root, pkg, digest), manifest, only: paths, store, base: null,
+        sources: () => this.sourcesFor(pkg, ref), concurrency: this.config.packages.fetchConcurrency, batchBytes: BATCH_BYTES,
+        onProgress: () => {}, signal: abort.signal, log: this.log.child({ package: pkg }),
+      });
+      if ((this.repairs.get(pkg)?.size ?? 0) > 0) {
+        this.log.info('package partly repaired; more damage queued', { package: pkg, digest, files: [...paths], ...stats });
+        return; // the next reconcile (already queued) finishes the job before serving again
+      }
+      await store.reactivate(pkg, digest);
+      this.watcher?.refresh(versionDir(store.root, pkg, digest));
+      const totals = manifestTotals(manifest);
+      store.setStatus(pkg, 'ready', { seq: ref.seq, digest, bytesDone: totals.bytes, bytesTotal: totals.bytes, chunksDone: totals.chunks, chunksTotal: totals.chunks });
+      this.log.info('package repaired', { package: pkg, digest, files: [...paths], ...stats });
+    } catch (err) {
+      const again = this.repairs.get(pkg) ?? new Map<string, string>();
+      for (const [p, r] of files) if (!again.has(p)) again.set(p, r);
+      this.repairs.set(pkg, again);
+      throw err;
+    } finally {
+      this.running.delete(pkg);
+    }
+  }
+
+  // ---- damage ---------------------------------------------------------------------------------
+
+  /** A file of a held version is damaged: take the package out of service and repair that file. */
+  private scheduleRepair(pkg: string, digest: string, path: string, reason: string): void {
+    if (this.stopped || (this.store.currentDigest(pkg) !== digest && this.store.db.getStatus(pkg)?.state !== 'invalid')) return;
+    let files = this.repairs.get(pkg);
+    if (files === undefined) {
+      files = new Map();
+      this.repairs.set(pkg, files);
+    }
+    if (files.has(path)) return;
+    files.set(path, reason);
+    this.log.warn('package file damaged; repairing it', { package: pkg, digest, path, reason });
+    const s = this.store.db.getStatus(pkg);
+    this.store.setStatus(pkg, 'invalid', { seq: s?.seq, digest, reason: `${path}: ${reason}` });
+    void this.store.deactivate(pkg).catch((err) => this.log.error('cannot take damaged package out of service', { package: pkg, err: errorMessage(err) }));
+    this.kick(pkg);
+  }
+
+  private corrupt(c: CorruptChunk): void {
+    const s = this.store.db.getStatus(c.package);
+    if (s !== null && s.digest === c.version && (s.state === 'ready' || s.state === 'invalid')) {
+      this.scheduleRepair(c.package, c.version, c.path, c.reason);
+      return;
+    }
+    // A damaged copy in a replaced version: drop that version now rather than repair it.
+    void this.withLock(c.package, async () => {
+      if (this.store.db.versionsOf(c.package).some((v) => v.digest === c.version && v.retiredAtMs !== null)) {
+        this.store.db.removeVersion(c.package, c.version);
+        await removeTree(versionDir(this.store.root, c.package, c.version));
+        this.log.warn('removed a replaced version with a damaged file', { package: c.package, digest: c.version, path: c.path });
+      }
+    });
+  }
+
+  private async touched(pkg: string, digest: string, rel: string): Promise<void> {
+    if (this.stopped || this.running.has(pkg) || this.store.currentDigest(pkg) !== digest) return;
+    const m = this.store.manifest(digest);
+    if (m === null) return;
+    const dir = versionDir(this.store.root, pkg, digest);
+    const files = m.files.filter((f) => f.path === rel || f.path.startsWith(rel + '/'));
+    for (const f of files) {
+      const p = await verifyFile(dir, f);
+      if (p !== null) this.scheduleRepair(pkg, digest, p.path, p.reason);
+    }
+  }
+
+  /** Watches every version `current` points at (called right after each switch). */
+  private updateWatches(): void {
+    if (this.watcher === null || this.stopped) return;
+    const dirs = new Map<string, WatchedVersion>();
+    for (const ref of this.store.db.allRefs()) {
+      const dir = readyPackagePath(this.config.paths.data, ref.package);
+      if (dir === null) continue;
+      const digest = basename(dir);
+      const m = this.store.manifest(digest);
+      if (m !== null) dirs.set(dir, { pkg: ref.package, digest, dirs: m.dirs.map((d) => d.path) });
+    }
+    this.watcher.set(dirs);
+  }
+
+  private async scrubLoop(): Promise<void> {
+    const limiter = new RateLimiter(this.config.packages.scrubRateMib * 1024 * 1024);
+    const pause = (): Promise<void> => new Promise((resolve) => {
+      const t = setTimeout(resolve, this.config.packages.scrubIntervalMs);
+      this.scrubWake = () => {
+        clearTimeout(t);
+        resolve();
+      };
+    });
+    await pause();
+    while (!this.stopped) {
+      let checked = 0;
+      const problems: FileProblem[] = [];
+      for (const s of this.store.db.allStatuses()) {
+        if (this.stopped) return;
+        if (s.state !== 'ready' || s.digest === null || this.running.has(s.package)) continue;
+        const m = this.store.manifest(s.digest);
+        if (m === null) continue;
+        for (const f of m.files) {
+          if (this.stopped) return;
+          if (this.running.has(s.package) || this.store.currentDigest(s.package) !== s.digest) break;
+          const p = await verifyFile(versionDir(this.store.root, s.package, s.digest), f, limiter, () => this.stopped);
+          checked++;
+          if (p !== null && !this.stopped) {
+            problems.push(p);
+            this.scheduleRepair(s.package, s.digest, p.path, `scrub: ${p.reason}`);
+          }
+        }
+      }
+      this.log.info('scrub pass done', { files: checked, damaged: problems.length });
+      await pause();
+    }
+  }
+
+  private async collectGarbage(): Promise<void> {
+    if (this.stopped) return;
+    try {
+      const removed = await this.store.collectGarbage(Date.now(), this.config.packages.gcGraceMs);
+      if (removed.length > 0) this.log.info('package garbage collected', { removed });
+    } catch (err) {
+      this.log.warn('package garbage collection failed', { err: errorMessage(err) });
+    }
+  }
+
+  private statusChanged(s: PackageStatus): void {
+    const key = `${s.state}|${s.digest}|${s.seq}`;
+    if (this.notified.get(s.package) === key) return;
+    this.notified.set(s.package, key);
+    this.log.info('package status', { package: s.package, state: s.state, seq: s.seq, digest: s.digest, reason: s.reason });
+    try {
+      this.options.onStatusChange?.(s);
+    } catch (err) {
+      this.log.error('status hook failed', { err: errorMessage(err) });
+    }
+  }
+
+  // ---- control socket (the CLI) ----------------------------------------------------------------
+
+  /** Routes for the Interface's control socket. */
+  controlRoutes(): Record<string, ControlHandler> {
+    return {
+      'GET /packages': (req) => this.describe(req.query.get('id')),
+      'POST /packages/publish': (req) => this.startPublish(req.body),
+      'GET /packages/jobs': (req) => {
+        const job = this.jobs.get(req.query.get('id') ?? '');
+        if (job === undefined) throw new HttpError(404, 'no such publish job');
+        return job;
+      },
+      'POST /packages/rm': (req) => this.remove(req.body),
+      'POST /packages/verify': (req) => this.verify(req.body),
+    };
+  }
+
+  /** A manifest held here, decoded. */
+  manifest(digest: string): Manifest | null {
+    return this.store.manifest(digest);
+  }
+
+  describe(id: string | null): unknown {
+    const db = this.store.db;
+    const refs = db.allRefs().filter((r) => id === null || r.package === id);
+    if (id !== null && refs.length === 0) throw new HttpError(404, `no package ${id}`);
+    return {
+      server: this.config.site.id,
+      links: [...this.links.values()].map((l) => ({ peer: l.id, connected: l.connected, rttMs: l.rttMs === null ? null : Math.round(l.rttMs * 10) / 10 })),
+      served: Object.fromEntries(this.http?.served ?? []),
+      packages: refs.map((ref) => ({
+        ref,
+        statuses: [db.getStatus(ref.package), ...db.peerStatusesOf(ref.package)].filter((s) => s !== null),
+        path: readyPackagePath(this.config.paths.data, ref.package),
+      })),
+    };
+  }
+
+  private startPublish(body: unknown): { job: string } {
+    const b = (body ?? {}) as { dir?: unknown; id?: unknown; kind?: unknown };
+    if (typeof b.dir !== 'string' || !isAbsolute(b.dir)) throw new HttpError(400, 'dir: an absolute path is required');
+    if (!isPackageId(b.id)) throw new HttpError(400, 'id: letters, digits, ".", "_" and "-" (up to 128), not starting with "."');
+    if (!isPackageKind(b.kind)) throw new HttpError(400, 'kind: image, driver or preboot');
+    const ref = this.store.db.getRef(b.id);
+    if (ref !== null && ref.digest !== null && ref.owner !== this.config.site.id) {
+      throw new HttpError(409, `package ${b.id} is owned by ${ref.owner}; publish it there (or remove it there first)`);
+    }
+    const job: PublishJob = { id: randomUUID(), package: b.id, dir: b.dir, state: 'running', progress: { filesDone: 0, filesTotal: 0, bytesDone: 0, bytesTotal: 0 }, startedAt: new Date().toISOString() };
+    this.jobs.set(job.id, job);
+    const pkg = b.id;
+    const kind = b.kind;
+    const dir = b.dir;
+    void this.withLock(pkg, async () => {
+      const r = await this.store.publish(dir, pkg, kind, job.progress);
+      this.repairs.delete(pkg);
+      this.updateWatches();
+      return r;
+    }).then((r) => {
+      job.state = 'done';
+      job.ref = r.ref;
+      job.hashMs = Math.round(r.hashMs);
+    }, (err) => {
+      job.state = 'failed';
+      job.error = errorMessage(err);
+      this.log.warn('publish failed', { package: pkg, dir, err: job.error });
+    });
+    return { job: job.id };
+  }
+
+  /** Publishes directly (tests, bench): same path as the CLI's job. */
+  async publish(dir: string, pkg: string, kind: 'image' | 'driver' | 'preboot'): Promise<PackageRef> {
+    const { job } = this.startPublish({ dir, id: pkg, kind });
+    await this.locks.get(pkg);
+    const j = this.jobs.get(job)!;
+    if (j.state !== 'done') throw new NetbootError('PUBLISH_FAILED', j.error ?? 'publish did not finish');
+    return j.ref!;
+  }
+
+  async remove(body: unknown): Promise<PackageRef> {
+    const id = (body as { id?: unknown } | null)?.id;
+    if (!isPackageId(id)) throw new HttpError(400, 'id: a package id is required');
+    return this.withLock(id, async () => {
+      const ref = this.store.db.getRef(id);
+      if (ref === null || ref.digest === null) throw new HttpError(404, `no package ${id}`);
+      if (ref.owner !== this.config.site.id) throw new HttpError(409, `package ${id} is owned by ${ref.owner}; remove it there`);
+      const tomb: PackageRef = { ...ref, seq: ref.seq + 1, digest: null, updatedAt: new Date().toISOString() };
+      this.store.putRef(tomb);
+      this.log.info('package removed (tombstone)', { package: id, seq: tomb.seq });
+      this.kick(id);
+      return tomb;
+    });
+  }
+
+  async verify(body: unknown): Promise<unknown> {
+    const id = (body as { id?: unknown } | null)?.id;
+    if (!isPackageId(id)) throw new HttpError(400, 'id: a package id is required');
+    return this.withLock(id, async () => {
+      const s = this.store.db.getStatus(id);
+      if (s === null || s.digest === null || (s.state !== 'ready' && s.state !== 'invalid')) throw new HttpError(409, `package ${id} is not held here (${s?.state ?? 'absent'})`);
+      const m = this.store.manifest(s.digest);
+      if (m === null) throw new HttpError(500, `manifest ${s.digest} missing`);
+      const problems = await verifyVersion(versionDir(this.store.root, id, s.digest), m);
+      for (const p of problems) this.scheduleRepair(id, s.digest, p.path, `verify: ${p.reason}`);
+      const totals = manifestTotals(m);
+      return { package: id, digest: s.digest, files: m.files.length, bytes: totals.bytes, chunks: totals.chunks, problems, repairing: problems.length > 0 };
+    });
+  }
+}

@@ -1,0 +1,185 @@
+// This server's link to one configured peer: a subscription to the peer's package feed (ws,
+// mutual challenge-response, sealed frames) kept open with reconnects, and signed HTTP requests
+// for refs, manifests and chunks. Everything received is verified by the caller against digests.
+import { Agent, request, type IncomingMessage } from 'node:http';
+import WebSocket from 'ws';
+import { backoffDelayMs } from '../services/shared/backoff.ts';
+import { NetbootError, errorMessage } from '../services/shared/errors.ts';
+import type { Logger } from '../services/shared/logger.ts';
+import { clientProof, httpAuthHeader, newNonce, openFrame, safeEqualHex, sealFrame, serverProof, sessionKey } from '../services/shared/peer-auth.ts';
+import { FrameParser, type Frame } from './chunk-frames.ts';
+import { decodeRecords, type RecordsMessage } from './feed-messages.ts';
+import type { PeerAddress } from './peer-keys.ts';
+
+const PING_MS = 10_000;
+const REQUEST_TIMEOUT_MS = 30_000;
+
+export class PeerRequestError extends NetbootError {
+  constructor(readonly status: number, message: string) {
+    super('PEER_REQUEST_FAILED', message);
+  }
+}
+
+export interface PeerLinkHandlers {
+  /** Where to resume this peer's feed from (null: from the start). */
+  cursor(peerId: string): { epoch: string; cursor: number } | null;
+  onRecords(peerId: string, msg: RecordsMessage): void;
+  onConnection(peerId: string, up: boolean): void;
+}
+
+export class PeerLink {
+  private ws: WebSocket | null = null;
+  private failures = 0;
+  private timer: NodeJS.Timeout | null = null;
+  private pinger: NodeJS.Timeout | null = null;
+  private stopped = true;
+  private readonly agent: Agent;
+  /** Set once the feed is authenticated and subscribed. */
+  connected = false;
+  /** Round trip of the last ws ping: how near this peer is. */
+  rttMs: number | null = null;
+
+  constructor(
+    private readonly selfId: string,
+    readonly peer: PeerAddress,
+    private readonly key: Buffer,
+    private readonly handlers: PeerLinkHandlers,
+    private readonly log: Logger,
+    maxSockets: number,
+  ) {
+    this.agent = new Agent({ keepAlive: true, maxSockets });
+  }
+
+  get id(): string {
+    return this.peer.id;
+  }
+
+  start(): void {
+    this.stopped = false;
+    this.connect();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.timer !== null) clearTimeout(this.timer);
+    if (this.pinger !== null) clearInterval(this.pinger);
+    this.ws?.terminate();
+    this.ws = null;
+    this.agent.destroy();
+  }
+
+  private connect(): void {
+    if (this.stopped) return;
+    const ws = new WebSocket(`ws://${this.peer.host}:${this.peer.port}/pkg-feed`, { maxPayload: 256 * 1024 * 1024, handshakeTimeout: 10_000 });
+    this.ws = ws;
+    const clientNonce = newNonce();
+    let serverNonce: string | null = null;
+    let session: Buffer | null = null;
+    let inCounter = 0;
+    let outCounter = 0;
+    let pingAt = 0;
+    const fail = (reason: string): void => {
+      this.log.warn('package feed link: refusing peer', { peer: this.peer.id, reason });
+      ws.terminate();
+    };
+    ws.on('message', (data, isBinary) => {
+      const text = isBinary ? '' : data.toString();
+      try {
+        if (serverNonce === null) {
+          const c = JSON.parse(text) as { type?: unknown; serverId?: unknown; nonce?: unknown };
+          if (c.type !== 'challenge' || typeof c.nonce !== 'string' || !/^[0-9a-f]{64}$/.test(c.nonce)) return fail('malformed challenge');
+          if (c.serverId !== this.peer.id) return fail(`the server at ${this.peer.host}:${this.peer.port} says it is ${JSON.stringify(c.serverId)}`);
+          serverNonce = c.nonce;
+          ws.send(JSON.stringify({ type: 'hello', peerId: this.selfId, nonce: clientNonce, proof: clientProof(this.key, this.selfId, this.peer.id, serverNonce, clientNonce) }));
+          return;
+        }
+        if (session === null) {
+          const w = JSON.parse(text) as { type?: unknown; proof?: unknown };
+          if (w.type !== 'welcome' || typeof w.proof !== 'string' || !safeEqualHex(w.proof, serverProof(this.key, this.peer.id, this.selfId, clientNonce, serverNonce))) {
+            return fail('the peer could not prove it holds our shared key');
+          }
+          session = sessionKey(this.key, serverNonce, clientNonce);
+          const from = this.handlers.cursor(this.peer.id);
+          ws.send(sealFrame(session, 'c2s', outCounter++, JSON.stringify({ type: 'subscribe', epoch: from?.epoch ?? null, cursor: from?.cursor ?? 0 })));
+          this.connected = true;
+          this.failures = 0;
+          this.log.info('package feed link up', { peer: this.peer.id, cursor: from?.cursor ?? 0 });
+          this.handlers.onConnection(this.peer.id, true);
+          return;
+        }
+        const msg = decodeRecords(openFrame(session, 's2c', inCounter, text));
+        inCounter++;
+        this.handlers.onRecords(this.peer.id, msg);
+      } catch (err) {
+        fail(`bad message: ${errorMessage(err)}`);
+      }
+    });
+    ws.on('open', () => {
+      this.pinger = setInterval(() => {
+        pingAt = performance.now();
+        ws.ping();
+      }, PING_MS);
+      pingAt = performance.now();
+      ws.ping();
+    });
+    ws.on('pong', () => (this.rttMs = performance.now() - pingAt));
+    ws.on('error', (err) => this.log.debug('package feed link error', { peer: this.peer.id, err: errorMessage(err) }));
+    ws.on('close', (code) => {
+      if (this.pinger !== null) clearInterval(this.pinger);
+      this.pinger = null;
+      if (this.ws === ws) this.ws = null;
+      const wasUp = this.connected;
+      this.connected = false;
+      if (wasUp) {
+        this.log.info('package feed link down', { peer: this.peer.id, code });
+        this.handlers.onConnection(this.peer.id, false);
+      }
+      if (this.stopped) return;
+      this.failures++;
+      this.timer = setTimeout(() => this.connect(), backoffDelayMs(this.failures, { baseMs: 100, capMs: 5000 }));
+    });
+  }
+
+  /** A signed HTTP request to the peer's package routes. */
+  request(method: string, path: string, body?: Buffer, headers: Record<string, string> = {}): Promise<IncomingMessage> {
+    return new Promise((resolve, reject) => {
+      const req = request({
+        host: this.peer.host, port: this.peer.port, method, path, agent: this.agent, timeout: REQUEST_TIMEOUT_MS,
+        headers: { ...headers, authorization: httpAuthHeader(this.key, this.selfId, method, path), ...(body ? { 'content-type': 'application/json', 'content-length': String(body.length) } : {}) },
+      }, resolve);
+      req.on('timeout', () => req.destroy(new Error('timed out')));
+      req.on('error', reject);
+      req.end(body);
+    });
+  }
+
+  async getBody(path: string, maxBytes: number): Promise<Buffer> {
+    const res = await this.request('GET', path);
+    const chunks: Buffer[] = [];
+    let n = 0;
+    for await (const c of res) {
+      n += (c as Buffer).length;
+      if (n > maxBytes) {
+        res.destroy();
+        throw new PeerRequestError(0, `${this.peer.id} ${path}: reply larger than ${maxBytes} bytes`);
+      }
+      chunks.push(c as Buffer);
+    }
+    if (res.statusCode !== 200) throw new PeerRequestError(res.statusCode ?? 0, `${this.peer.id} ${path}: HTTP ${res.statusCode}`);
+    return Buffer.concat(chunks);
+  }
+
+  /** Asks for many chunks in one request; `onFrame` sees each as it arrives (backpressure: awaited). */
+  async fetchChunks(digests: readonly string[], onFrame: (f: Frame) => Promise<void>): Promise<void> {
+    const res = await this.request('POST', '/pkg/chunks', Buffer.from(JSON.stringify({ digests })));
+    if (res.statusCode !== 200) {
+      res.resume();
+      throw new PeerRequestError(res.statusCode ?? 0, `${this.peer.id} POST /pkg/chunks: HTTP ${res.statusCode}`);
+    }
+    const parser = new FrameParser();
+    for await (const c of res) {
+      for (const f of parser.push(c as Buffer)) await onFrame(f);
+    }
+    parser.end();
+  }
+}
