@@ -1,0 +1,340 @@
+// The PXE server over real UDP sockets on loopback, following the REAL Interface service (its
+// drop folder, SQLite store and state feed) started in-process. Client packets are the ones real
+// firmware sent (fixtures/*.pcap), or built like them.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createSocket, type Socket } from 'node:dgram';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { writeFileAtomic } from '../../services/shared/atomic-file.ts';
+import { controlCall, controlSocketPath } from '../../services/shared/control.ts';
+import { createMemoryLogger, type LogFields } from '../../services/shared/logger.ts';
+import { InterfaceService } from '../../services/interface/interface-service.ts';
+import { ServerService } from '../../services/server/server-service.ts';
+import { decode, encode, type DhcpPacket } from '../../services/server/dhcp-codec.ts';
+import { DhcpOptions, encodeOption } from '../../services/server/dhcp-options.ts';
+import type { TftpResolution } from '../../services/server/tftp-resolve.ts';
+import { explainCommand } from '../../services/cli/explain-command.ts';
+import { parseArgs } from '../../services/cli/args.ts';
+import { makeTestSite, waitFor, type TestSite } from '../helpers/env.ts';
+import { readPcapUdp } from './pcap.ts';
+
+const FIXTURES = join(import.meta.dirname, 'fixtures');
+const bios = readPcapUdp(join(FIXTURES, 'bios-ipxe-dnsmasq.pcap'));
+const efi = readPcapUdp(join(FIXTURES, 'efi-native-dnsmasq.pcap'));
+/** iPXE (BIOS ROM), 52:54:00:12:34:56. */
+const IPXE_DISCOVER = bios[0]!.payload;
+/** EDK2's own PXE, 52:54:00:12:34:58: DISCOVER on 67, then a boot server request on 4011. */
+const EDK2_DISCOVER = efi[0]!.payload;
+const EDK2_4011 = efi.find((d) => d.dstPort === 4011)!.payload;
+const IPXE_MAC = '52:54:00:12:34:56';
+const EDK2_MAC = '52:54:00:12:34:58';
+
+let ids = 0;
+const id = (): string => `22222222-3333-4444-8555-${String(++ids).padStart(12, '0')}`;
+const issued = (): string => new Date(Date.now() - 1000).toISOString();
+
+const IMAGE = { id: 'lnx', name: 'Linux PE', arch: ['bios', 'efi-x64'], type: 'linux', kernel: 'lnx/vmlinuz', initrd: ['lnx/initrd.img'], cmdline: 'console=ttyS0' };
+
+interface Site {
+  site: TestSite;
+  iface: InterfaceService;
+  server: ServerService;
+  ifaceLog: ReturnType<typeof createMemoryLogger>;
+  log: ReturnType<typeof createMemoryLogger>;
+  drop(name: string, doc: object): void;
+  stop(): Promise<void>;
+}
+
+/** A site with a management URL, so the Interface starts empty (no standalone seed). */
+async function startSite(): Promise<Site> {
+  const site = await makeTestSite('[management]\nurl = "http://127.0.0.1:9"\n', 'netboot-server');
+  const ifaceLog = createMemoryLogger();
+  const log = createMemoryLogger();
+  const iface = new InterfaceService(site.config, ifaceLog);
+  await iface.start();
+  const server = new ServerService(site.config, log);
+  await server.start();
+  const s: Site = {
+    site, iface, server, ifaceLog, log,
+    drop: (name, doc) => writeFileAtomic(join(site.config.paths.sbs, name), JSON.stringify({ sbs: 1, id: id(), issued: issued(), ...doc })),
+    stop: async () => {
+      await s.server.stop();
+      await settled(site);
+      await s.iface.stop(); // the test may have replaced it
+      site.cleanup();
+    },
+  };
+  return s;
+}
+
+/**
+ * Waits until the Interface has archived every dropped file: an Interface stopped while it is
+ * still moving files leaks a file watcher and the test process never ends (reported to the lead).
+ */
+async function settled(site: TestSite): Promise<void> {
+  await waitFor('SBS files archived', () => (readdirSync(site.config.paths.sbs).length === 0 ? true : undefined));
+}
+
+function dropSnapshots(s: Site, clients: object[], extra: object = {}): void {
+  s.drop('1-config.sbs', { kind: 'config', config: { respond: 'all', unknown: { type: 'local' }, bootFiles: { bios: 'undionly.kpxe', 'efi-x64': 'snponly.efi' }, ...extra } });
+  s.drop('2-clients.sbs', { kind: 'clients', clients });
+  s.drop('3-images.sbs', { kind: 'images', images: [IMAGE] });
+}
+
+async function serving(s: Site): Promise<void> {
+  await waitFor('the server to serve', () => (s.server.state === 'serving' ? true : undefined));
+}
+
+class Client {
+  private readonly replies: { packet: DhcpPacket; from: { address: string; port: number } }[] = [];
+  private constructor(readonly socket: Socket) {
+    socket.on('message', (msg, rinfo) => this.replies.push({ packet: decode(msg), from: { address: rinfo.address, port: rinfo.port } }));
+  }
+  static async open(): Promise<Client> {
+    const socket = createSocket('udp4');
+    await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', () => resolve()));
+    return new Client(socket);
+  }
+  send(bytes: Buffer, port: number): void {
+    this.socket.send(bytes, port, '127.0.0.1');
+  }
+  async reply(xid: number, what = 'a reply'): Promise<{ packet: DhcpPacket; from: { address: string; port: number } }> {
+    return waitFor(what, () => {
+      const i = this.replies.findIndex((r) => r.packet.xid === xid);
+      return i === -1 ? undefined : this.replies.splice(i, 1)[0];
+    }, 5000);
+  }
+  count(xid: number): number {
+    return this.replies.filter((r) => r.packet.xid === xid).length;
+  }
+  close(): void {
+    this.socket.close();
+  }
+}
+
+function withXid(bytes: Buffer, xid: number): Buffer {
+  const b = Buffer.from(bytes);
+  b.writeUInt32BE(xid, 4);
+  return b;
+}
+
+function logged(log: { records: LogFields[] }, msg: string, match: (r: LogFields) => boolean = () => true): LogFields | undefined {
+  return log.records.find((r) => r.msg === msg && match(r));
+}
+
+async function portIsFree(port: number): Promise<boolean> {
+  const s = createSocket('udp4');
+  return new Promise((resolve) => {
+    s.once('error', () => resolve(false));
+    s.bind(port, '127.0.0.1', () => s.close(() => resolve(true)));
+  });
+}
+
+test('nothing is bound before config, clients and images arrive; then it serves and says so', async () => {
+  const s = await startSite();
+  try {
+    const { dhcpPort, proxyPort } = s.site.config.server;
+    await waitFor('the feed connection', () => (logged(s.log, 'state feed connected') ? true : undefined));
+    s.drop('1-config.sbs', { kind: 'config', config: { respond: 'all', unknown: { type: 'local' }, bootFiles: { bios: 'undionly.kpxe' } } });
+    s.drop('2-clients.sbs', { kind: 'clients', clients: [] });
+    await waitFor('config and clients applied', () => (logged(s.ifaceLog, 'state feed subscriber') && s.iface.state.state().clients !== null ? true : undefined));
+    assert.equal(s.server.state, 'waiting-for-state');
+    const status = await controlCall<{ state: string }>(controlSocketPath(s.site.config.paths.data, 'server'), 'GET', '/status');
+    assert.equal(status.state, 'waiting-for-state');
+    assert.ok(await portIsFree(dhcpPort), 'DHCP port not bound yet');
+    assert.ok(await portIsFree(proxyPort), 'proxy port not bound yet');
+    s.drop('3-images.sbs', { kind: 'images', images: [] });
+    await serving(s);
+    assert.ok(logged(s.log, `state complete; serving on 127.0.0.1:${dhcpPort} and :${proxyPort}`));
+    assert.equal(await portIsFree(dhcpPort), false);
+    const st = await controlCall<{ state: string; ports: object; address: string; service: string }>(controlSocketPath(s.site.config.paths.data, 'server'), 'GET', '/status');
+    assert.deepEqual({ service: st.service, state: st.state, ports: st.ports, address: st.address }, { service: 'server', state: 'serving', ports: { dhcp: dhcpPort, proxy: proxyPort }, address: '127.0.0.1' });
+  } finally {
+    await s.stop();
+  }
+});
+
+test('EDK2: DISCOVER gets a proxy offer, the 4011 request an ACK back to its source port', async () => {
+  const s = await startSite();
+  const c = await Client.open();
+  try {
+    dropSnapshots(s, [{ mac: EDK2_MAC, action: { type: 'boot', image: 'lnx', once: true } }]);
+    await serving(s);
+    c.send(EDK2_DISCOVER, s.site.config.server.dhcpPort);
+    const { packet: offer, from } = await c.reply(decode(EDK2_DISCOVER).xid, 'the proxy offer');
+    assert.equal(from.port, s.site.config.server.dhcpPort, 'answered from the DHCP port');
+    assert.equal(offer.op, 2);
+    assert.equal(offer.yiaddr, '0.0.0.0', 'proxy: no address');
+    assert.equal(offer.siaddr, '127.0.0.1');
+    assert.equal(offer.file, 'snponly.efi', 'firmware gets the iPXE build for efi-x64');
+    assert.deepEqual(offer.chaddr, decode(EDK2_DISCOVER).chaddr);
+    assert.equal(offer.flags, 0x8000, 'broadcast flag kept');
+    assert.equal(offer.options.messageType(), 2);
+    assert.equal(offer.options.serverId(), '127.0.0.1');
+    assert.equal(offer.options.vendorClass(), 'PXEClient');
+    assert.deepEqual(offer.options.get(97), decode(EDK2_DISCOVER).options.get(97), 'option 97 echoed');
+    assert.equal(offer.options.get(67)?.toString(), 'snponly.efi');
+    assert.equal(offer.options.pxeSubOptions()?.discoveryControl(), 0x08, 'boot the file in the offer');
+
+    const request = decode(EDK2_4011);
+    c.send(EDK2_4011, s.site.config.server.proxyPort);
+    const { packet: ack, from: ackFrom } = await c.reply(request.xid, 'the 4011 ACK');
+    assert.equal(ackFrom.port, s.site.config.server.proxyPort, 'answered from the proxy port');
+    assert.equal(ack.options.messageType(), 5);
+    assert.equal(ack.ciaddr, request.ciaddr);
+    assert.equal(ack.yiaddr, '0.0.0.0');
+    assert.equal(ack.siaddr, '127.0.0.1');
+    assert.equal(ack.file, 'snponly.efi');
+    assert.equal(ack.options.vendorClass(), 'PXEClient');
+    assert.equal(ack.options.serverId(), '127.0.0.1');
+  } finally {
+    c.close();
+    await s.stop();
+  }
+});
+
+test('iPXE gets its script, not the iPXE binary again; a boot item on 4011 is echoed', async () => {
+  const s = await startSite();
+  const c = await Client.open();
+  try {
+    dropSnapshots(s, [{ mac: IPXE_MAC, action: { type: 'wait' } }]);
+    await serving(s);
+    c.send(IPXE_DISCOVER, s.site.config.server.dhcpPort);
+    const { packet } = await c.reply(decode(IPXE_DISCOVER).xid);
+    assert.equal(packet.file, 'netboot/52-54-00-12-34-56/boot.ipxe');
+    // iPXE's boot server request after a menu: port 68 style, ciaddr set, option 43/71.
+    const p = decode(IPXE_DISCOVER);
+    const bsr = encode({ ...p, xid: 0, flags: 0x8000, ciaddr: '127.0.0.1', options: new DhcpOptions([[53, encodeOption.u8(3)], ...[...p.options.entries()].filter(([code]) => code !== 53), [43, Buffer.from([71, 4, 0x80, 0, 0, 0, 255])]]) });
+    c.send(bsr, s.site.config.server.proxyPort);
+    const { packet: ack } = await c.reply(0);
+    assert.equal(ack.options.messageType(), 5);
+    assert.deepEqual(ack.options.pxeSubOptions()?.bootItem(), { type: 0x8000, layer: 0 });
+    assert.equal(ack.file, 'netboot/52-54-00-12-34-56/boot.ipxe');
+  } finally {
+    c.close();
+    await s.stop();
+  }
+});
+
+test('non-PXE DHCP and malformed packets are dropped with a logged reason; valid clients keep being answered', async () => {
+  const s = await startSite();
+  const c = await Client.open();
+  try {
+    dropSnapshots(s, [{ mac: IPXE_MAC, action: { type: 'wait' } }]);
+    await serving(s);
+    const p = decode(IPXE_DISCOVER);
+    const plain = encode({ ...p, xid: 0xabcdef01, options: p.options.without(60) });
+    c.send(plain, s.site.config.server.dhcpPort);
+    c.send(Buffer.from('not dhcp at all'), s.site.config.server.dhcpPort);
+    const broken = withXid(IPXE_DISCOVER, 0x0badf00d);
+    broken[240 + 3 + 1] = 200; // option 57's length runs past the end
+    c.send(broken, s.site.config.server.dhcpPort);
+    c.send(withXid(IPXE_DISCOVER, 0x600d), s.site.config.server.dhcpPort);
+    await c.reply(0x600d, 'the valid client is answered');
+    const ignored = await waitFor('non-PXE reason', () => logged(s.log, 'ignored', (r) => r.xid === 'abcdef01'));
+    assert.equal(ignored.level, 'debug');
+    assert.equal(ignored.mac, IPXE_MAC);
+    assert.equal(ignored.reason, 'not a PXE client (no option 60 PXEClient)');
+    const bad = await waitFor('malformed reason', () => logged(s.log, 'packet dropped: malformed', (r) => r.xid === '0badf00d'));
+    assert.equal(bad.mac, IPXE_MAC);
+    assert.match(String(bad.reason), /option 57 .* overruns/);
+    assert.ok(logged(s.log, 'packet dropped: malformed', (r) => String(r.reason).includes('shorter than the 240-byte header')));
+    assert.equal(c.count(0xabcdef01) + c.count(0x0badf00d), 0);
+  } finally {
+    c.close();
+    await s.stop();
+  }
+});
+
+test('once is consumed exactly once: by the fetched kernel, not by offers; the machine is then local durably', async () => {
+  const s = await startSite();
+  const c = await Client.open();
+  const sock = controlSocketPath(s.site.config.paths.data, 'server');
+  const kernel = 'netboot/52-54-00-12-34-56/image/lnx/lnx/vmlinuz';
+  try {
+    dropSnapshots(s, [{ mac: IPXE_MAC, action: { type: 'boot', image: 'lnx', once: true } }]);
+    await serving(s);
+    // Offers are retried and lost: each DISCOVER is answered, none consumes anything.
+    for (let xid = 1; xid <= 3; xid++) {
+      c.send(withXid(IPXE_DISCOVER, xid), s.site.config.server.dhcpPort);
+      assert.equal((await c.reply(xid)).packet.file, 'netboot/52-54-00-12-34-56/boot.ipxe');
+    }
+    const script = await controlCall<TftpResolution>(sock, 'POST', '/tftp/resolve', { path: 'netboot/52-54-00-12-34-56/boot.ipxe', address: '127.0.0.1', port: 2000 });
+    assert.equal(script.type, 'content');
+    assert.match(Buffer.from((script as { dataBase64: string }).dataBase64, 'base64').toString(), new RegExp(`^kernel /${kernel} console=ttyS0`, 'm'));
+    const file = await controlCall<TftpResolution>(sock, 'POST', '/tftp/resolve', { path: `/${kernel}`, address: '127.0.0.1', port: 2000 });
+    assert.deepEqual(file, { type: 'file', path: join(s.site.config.paths.tftpRoot, 'lnx/vmlinuz') });
+    // The initrd does not consume; the kernel does, once, however often it is fetched.
+    assert.deepEqual(await controlCall(sock, 'POST', '/tftp/fetched', { path: 'netboot/52-54-00-12-34-56/image/lnx/lnx/initrd.img', address: '127.0.0.1', port: 2000, bytes: 10, durationMs: 1 }), { consumed: false });
+    const first = await controlCall<{ consumed: boolean }>(sock, 'POST', '/tftp/fetched', { path: kernel, address: '127.0.0.1', port: 2000, bytes: 10, durationMs: 1 });
+    const second = await controlCall<{ consumed: boolean }>(sock, 'POST', '/tftp/fetched', { path: kernel, address: '127.0.0.1', port: 2001, bytes: 10, durationMs: 1 });
+    assert.equal(first.consumed, true);
+    assert.equal(second.consumed, false);
+    // Immediately local here: no offer, and the script now exits.
+    c.send(withXid(IPXE_DISCOVER, 4), s.site.config.server.dhcpPort);
+    await waitFor('no-offer reason', () => logged(s.log, 'no offer', (r) => r.xid === '00000004' && String(r.reason).includes('once boot was consumed') || String(r.reason).includes('action local')));
+    // The Interface made it local durably, recorded one event, and the server saw the ack.
+    await waitFor('client local in the Interface', () => (s.iface.state.state().clients?.find((x) => x.mac === IPXE_MAC)?.action.type === 'local' ? true : undefined));
+    await waitFor('event acknowledged', () => (s.server && !existsSync(join(s.site.config.paths.data, 'server', 'pending-events.json')) || JSON.parse(readFileSync(join(s.site.config.paths.data, 'server', 'pending-events.json'), 'utf8')).length === 0 ? true : undefined));
+    const recorded = s.ifaceLog.records.filter((r) => r.msg === 'event recorded' && r.kind === 'pxe-booted');
+    assert.equal(recorded.length, 1);
+    assert.equal(recorded[0]!.mac, IPXE_MAC);
+    assert.equal(recorded[0]!.image, 'lnx');
+    assert.equal(c.count(4), 0);
+  } finally {
+    c.close();
+    await s.stop();
+  }
+});
+
+test('a pxe-booted event made while the Interface is away is resent with the same eventId when it returns', async () => {
+  const s = await startSite();
+  const sock = controlSocketPath(s.site.config.paths.data, 'server');
+  const kernel = 'netboot/52-54-00-12-34-56/image/lnx/lnx/vmlinuz';
+  try {
+    dropSnapshots(s, [{ mac: IPXE_MAC, action: { type: 'boot', image: 'lnx', once: true } }]);
+    await serving(s);
+    await settled(s.site);
+    await s.iface.stop();
+    const r = await controlCall<{ consumed: boolean; eventId: string }>(sock, 'POST', '/tftp/fetched', { path: kernel, address: '127.0.0.1', port: 2000, bytes: 10, durationMs: 1 });
+    assert.equal(r.consumed, true);
+    const pending = JSON.parse(readFileSync(join(s.site.config.paths.data, 'server', 'pending-events.json'), 'utf8')) as { eventId: string }[];
+    assert.deepEqual(pending.map((p) => p.eventId), [r.eventId]);
+    const explain = await controlCall<{ decision: { none?: string } }>(sock, 'GET', `/explain?mac=${IPXE_MAC}&arch=bios&ipxe=1`);
+    assert.match(explain.decision.none ?? '', /once boot was consumed/);
+    s.iface = new InterfaceService(s.site.config, s.ifaceLog);
+    await s.iface.start();
+    await waitFor('the event recorded', () => logged(s.ifaceLog, 'event recorded', (x) => x.eventId === r.eventId));
+    await waitFor('client local in the Interface', () => (s.iface.state.state().clients?.find((x) => x.mac === IPXE_MAC)?.action.type === 'local' ? true : undefined));
+  } finally {
+    await s.stop();
+  }
+});
+
+test('netboot explain prints the decision and its reason from the running server, and says when it is not running', async () => {
+  const s = await startSite();
+  const run = async (argv: string[]): Promise<{ code: number; out: string[]; err: string[] }> => {
+    const out: string[] = [];
+    const err: string[] = [];
+    const code = await explainCommand({ args: parseArgs(argv, ['ipxe', 'json']), out: (l) => out.push(l), err: (l) => err.push(l), env: { NETBOOT_CONFIG: s.site.configPath } });
+    return { code, out, err };
+  };
+  try {
+    dropSnapshots(s, [{ mac: IPXE_MAC, name: 'LAB-PC-01', action: { type: 'boot', image: 'lnx', once: true } }]);
+    await serving(s);
+    const fw = await run(['52-54-00-12-34-56', '--arch', 'efi-x64']);
+    assert.equal(fw.code, 0);
+    assert.equal(fw.out[0], '52:54:00:12:34:56 (efi-x64): offered snponly.efi');
+    assert.match(fw.out.join('\n'), /why: client "LAB-PC-01" action boot lnx once; efi-x64: firmware gets the iPXE build snponly.efi/);
+    const ipxe = await run(['52:54:00:12:34:56', '--ipxe']);
+    assert.equal(ipxe.out[0], '52:54:00:12:34:56 (bios, running iPXE): offered netboot/52-54-00-12-34-56/boot.ipxe');
+    const unknown = await run(['52:54:00:aa:bb:cc']);
+    assert.equal(unknown.out[0], '52:54:00:aa:bb:cc (bios): no offer');
+    assert.match(unknown.out[1]!, /unknown computer gets config.unknown \(local\)/);
+    await s.server.stop();
+    await assert.rejects(run(['52:54:00:12:34:56']), /the PXE server is not running/);
+  } finally {
+    await s.stop();
+  }
+});
