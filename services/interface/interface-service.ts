@@ -11,6 +11,7 @@ import { DropFolder, type ReadyFile, type Rejection } from './drop-folder.ts';
 import { EventOutbox } from './event-outbox.ts';
 import { FeedServer } from './feed-server.ts';
 import { PeerHub } from './peer-hub.ts';
+import { PackageService } from '../../images/package-service.ts';
 import { PortServer } from './port-server.ts';
 import { SEED_DOCUMENTS } from './seed.ts';
 import { StateBook } from './state-book.ts';
@@ -28,6 +29,7 @@ export class InterfaceService implements Lifecycle {
   private port: PortServer | null = null;
   private outbox: EventOutbox | null = null;
   private peers: PeerHub | null = null;
+  private packages: PackageService | null = null;
   private control: ControlServer | null = null;
   private rescan: NodeJS.Timeout | null = null;
 
@@ -58,12 +60,18 @@ export class InterfaceService implements Lifecycle {
     this.port.upgrade('/feed', this.feed.handleUpgrade);
     this.peers = new PeerHub(config, this.db, book, log.child({ part: 'peers' }));
     this.peers.mount(this.port);
+    // Package replication (images/): /pkg/... and /pkg-feed; status changes go to the outbox.
+    this.packages = new PackageService(config, log.child({ part: 'packages' }), this.port, {
+      onStatusChange: (s) => { book.recordOutboundEvent(randomUUID(), { kind: 'package-status', ...s }, new Date()); this.outbox?.kick(); },
+    });
+    await this.packages.start();
     await this.port.start();
     this.control = new ControlServer(controlSocketPath(config.paths.data, 'interface'), {
       'GET /status': () => this.status(),
       'GET /state': () => ({ ...book.describe(), state: book.state() }),
       'GET /peers': () => this.peers?.status(),
       'GET /peers/latencies': () => this.peers?.latencies(),
+      ...this.packages.controlRoutes(),
     }, log);
     await this.control.start();
     await this.outbox?.start();
@@ -81,6 +89,7 @@ export class InterfaceService implements Lifecycle {
     if (this.rescan !== null) clearInterval(this.rescan);
     await this.folder?.stop();
     this.peers?.stop();
+    await this.packages?.stop();
     await this.outbox?.stop();
     this.feed?.stop();
     await this.port?.stop();
