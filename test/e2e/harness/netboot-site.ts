@@ -18,6 +18,8 @@ export interface SiteOptions {
   /** Management server base URL (reachable from the server namespace); none = standalone. */
   readonly managementUrl?: string;
   readonly siteId?: string;
+  /** Default "debug": every decision is in the log for a post-mortem. */
+  readonly logLevel?: 'debug' | 'info' | 'warn';
 }
 
 export interface ServiceStatus {
@@ -53,7 +55,7 @@ sbs_store = "${join(dir, 'sbsstore')}"
 tftp_root = "${this.tftpRoot}"
 
 [log]
-level = "debug"
+level = "${options.logLevel ?? 'debug'}"
 
 [server]
 address = "${SERVER_ADDRESS}"

@@ -2,7 +2,8 @@
 // output is kept in memory and in a log file, stopped by their own pid; and commands run to
 // completion with a time limit.
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
-import { createWriteStream, type WriteStream } from 'node:fs';
+import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
+import { dirname } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { Cleanup } from './cleanup.ts';
 import { signalPid } from './cleanup.ts';
@@ -29,6 +30,7 @@ export class Running {
   private exit: Exit | null = null;
 
   constructor(readonly name: string, command: string, args: readonly string[], logFile: string, cleanup: Cleanup) {
+    mkdirSync(dirname(logFile), { recursive: true });
     this.log = createWriteStream(logFile);
     this.startedAt = performance.now();
     this.child = spawn(command, args, { stdio: ['pipe', 'pipe', 'pipe'] });

@@ -1,0 +1,135 @@
+// bench/boot: power-on to second stage, netboot against dnsmasq, measured in the same run.
+//   node --import tsx bench/boot/run.ts [--runs N]   (root: it makes network namespaces)
+// Two identical private LANs (network namespaces), each with dnsmasq handing out addresses and a
+// BIOS guest (SeaBIOS + iPXE ROM, QEMU under TCG). On one, netboot (`netboot run`, all four
+// services) is the PXE server; on the other, dnsmasq in proxy mode with its own TFTP server, serving
+// the same files. Both chain to the same second-stage script: netboot's generated per-machine
+// script chains it; dnsmasq offers a static script that chains it (after its 4011 exchange, which
+// its proxy mode needs). Boots alternate between the two, one warm-up each first; each time is
+// from QEMU's start to the second-stage marker on the serial console. Target: netboot <= dnsmasq.
+import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from '../../services/cli/args.ts';
+import { Cleanup } from '../../test/e2e/harness/cleanup.ts';
+import { startDhcpServer, startDnsmasqProxy } from '../../test/e2e/harness/dnsmasq.ts';
+import { startGuest } from '../../test/e2e/harness/guest.ts';
+import { NetbootSite } from '../../test/e2e/harness/netboot-site.ts';
+import { Lan, SERVER_ADDRESS } from '../../test/e2e/harness/network.ts';
+import { Running, inNamespace, sleep } from '../../test/e2e/harness/processes.ts';
+import { serverLatencies, type Latencies } from './server-latency.ts';
+import { BOOT_FILES, NBP_IMAGE, STAGE2_FILE, STAGE2_PACKAGE, makeTftpRoot, markerPattern } from '../../test/e2e/harness/second-stage.ts';
+
+const args = parseArgs(process.argv.slice(2));
+const RUNS = Number(args.flags.get('runs') ?? 10);
+const MAC = '52:54:00:be:0c:01';
+const UUID = '8a3c1e52-7f0d-4b6a-9e21-525400be0c01';
+const DNSMASQ_SCRIPT = 'dnsmasq-boot.ipxe';
+
+type Contender = 'netboot' | 'dnsmasq';
+
+const cleanup = new Cleanup();
+const dir = mkdtempSync(join(tmpdir(), 'netboot-bench-boot-'));
+cleanup.add(`remove ${dir}`, () => rmSync(dir, { recursive: true, force: true }));
+
+async function send(site: NetbootSite, ...a: string[]): Promise<void> {
+  const r = await site.cli(['sbs', 'send', ...a]);
+  if (r.code !== 0) throw new Error(`netboot sbs send ${a.join(' ')}: ${r.stderr}`);
+}
+
+try {
+  // netboot's LAN: standalone, configured by instructions as a task server would.
+  const lanN = await Lan.create(cleanup);
+  await startDhcpServer(lanN, join(dir, 'dhcp-netboot'), cleanup);
+  const site = new NetbootSite(lanN, join(dir, 'netboot'), cleanup, { logLevel: 'info' });
+  const { token } = makeTftpRoot(site.tftpRoot);
+  site.start();
+  await site.waitServing(60000);
+  const payload = (name: string, value: unknown): string => {
+    const file = join(dir, `${name}.json`);
+    writeFileSync(file, JSON.stringify(value));
+    return file;
+  };
+  await send(site, 'config', '--file', payload('config', { respond: 'all', unknown: { type: 'local' }, bootFiles: BOOT_FILES }));
+  await send(site, 'images', '--file', payload('images', [NBP_IMAGE]));
+  await send(site, 'client', '--mac', MAC, '--boot', NBP_IMAGE.id, '--no-once');
+  await site.waitDecision(MAC, 'bios', true, (d) => d.offer !== undefined);
+
+  // dnsmasq's LAN: the same files, plus the static script it offers to iPXE.
+  const lanD = await Lan.create(cleanup);
+  await startDhcpServer(lanD, join(dir, 'dhcp-dnsmasq'), cleanup);
+  const dnsmasqRoot = join(dir, 'dnsmasq-tftp');
+  cpSync(site.tftpRoot, dnsmasqRoot, { recursive: true });
+  writeFileSync(join(dnsmasqRoot, DNSMASQ_SCRIPT), ['#!ipxe', `echo dnsmasq: ${MAC} boots ${NBP_IMAGE.name}`, `chain /${STAGE2_PACKAGE}/${STAGE2_FILE}`, ''].join('\n'));
+  await startDnsmasqProxy(lanD, dnsmasqRoot, DNSMASQ_SCRIPT, join(dir, 'dnsmasq-proxy'), cleanup);
+
+  const taps: Record<Contender, { lan: Lan; tap: string }> = {
+    netboot: { lan: lanN, tap: await lanN.addTap() },
+    dnsmasq: { lan: lanD, tap: await lanD.addTap() },
+  };
+  let n = 0;
+  const boot = async (who: Contender): Promise<number> => {
+    const { lan, tap } = taps[who];
+    const guest: Running = startGuest({ name: `${who}-${++n}`, firmware: 'bios', mac: MAC, uuid: UUID, namespace: lan.lan, tap, dir: join(dir, 'guests', who) }, cleanup);
+    try {
+      return (await guest.waitFor(markerPattern(token, MAC), 60000)).at;
+    } finally {
+      await guest.stop();
+    }
+  };
+
+  const times: Record<Contender, number[]> = { netboot: [], dnsmasq: [] };
+  await boot('netboot');
+  await boot('dnsmasq');
+  // Packet captures of the measured boots, for the servers' own response times.
+  const captures = {} as Record<Contender, { file: string; proc: Running }>;
+  for (const who of ['netboot', 'dnsmasq'] as const) {
+    const file = join(dir, `${who}.pcap`);
+    const [command, full] = inNamespace(taps[who].lan.lan, 'tcpdump', ['-i', 'br0', '--immediate-mode', '-U', '-w', file, 'ip and udp']);
+    const proc = new Running(`tcpdump ${who}`, command, full, join(dir, `tcpdump-${who}.log`), cleanup);
+    await proc.waitFor(/listening on br0/, 10000);
+    captures[who] = { file, proc };
+  }
+  for (let i = 0; i < RUNS; i++) {
+    for (const who of i % 2 === 0 ? (['netboot', 'dnsmasq'] as const) : (['dnsmasq', 'netboot'] as const)) {
+      const ms = await boot(who);
+      times[who].push(ms);
+      process.stderr.write(`run ${i + 1} ${who}: ${(ms / 1000).toFixed(2)} s\n`);
+    }
+  }
+
+  await sleep(500);
+  const latency = {} as Record<Contender, Latencies>;
+  for (const who of ['netboot', 'dnsmasq'] as const) {
+    await captures[who].proc.stop();
+    latency[who] = serverLatencies(captures[who].file, SERVER_ADDRESS);
+  }
+
+  const stats = (xs: number[]): { median: number; min: number; max: number } => {
+    const s = [...xs].sort((a, b) => a - b);
+    const mid = s.length >> 1;
+    return { median: s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2, min: s[0]!, max: s[s.length - 1]! };
+  };
+  const sec = (ms: number): string => `${(ms / 1000).toFixed(2)} s`;
+  console.log(`\nBIOS guest (SeaBIOS + iPXE ROM, QEMU TCG), power-on to second-stage marker, ${RUNS} boots each, alternating:`);
+  console.log(`${'server'.padEnd(22)}${'median'.padStart(10)}${'min'.padStart(10)}${'max'.padStart(10)}`);
+  for (const who of ['netboot', 'dnsmasq'] as const) {
+    const s = stats(times[who]);
+    const label = who === 'netboot' ? 'netboot' : 'dnsmasq (proxy + TFTP)';
+    console.log(`${label.padEnd(22)}${sec(s.median).padStart(10)}${sec(s.min).padStart(10)}${sec(s.max).padStart(10)}`);
+  }
+  console.log(`\nServer response times from packet captures of the same boots (median / max, ms):`);
+  console.log(`${'server'.padEnd(22)}${'proxy offer'.padStart(16)}${'4011 reply'.padStart(16)}${'TFTP RRQ->1st'.padStart(16)}`);
+  const ms = (xs: number[]): string => (xs.length === 0 ? '-' : `${stats(xs).median.toFixed(1)} / ${stats(xs).max.toFixed(1)}`);
+  for (const who of ['netboot', 'dnsmasq'] as const) {
+    const l = latency[who];
+    const label = who === 'netboot' ? 'netboot' : 'dnsmasq (proxy + TFTP)';
+    console.log(`${label.padEnd(22)}${ms(l.offer).padStart(16)}${ms(l.bootServer).padStart(16)}${ms(l.tftpFirst).padStart(16)}`);
+  }
+  const verdict = stats(times.netboot).median <= stats(times.dnsmasq).median;
+  console.log(`target netboot <= dnsmasq (median): ${verdict ? 'met' : 'NOT met'}`);
+  process.exitCode = verdict ? 0 : 1;
+} finally {
+  const problems = await cleanup.run();
+  if (problems.length > 0) console.error(`cleanup problems:\n${problems.join('\n')}`);
+}

@@ -1,0 +1,71 @@
+// How quickly each server answered, read from a packet capture of the LAN (libpcap, Ethernet, as
+// tcpdump writes it): the proxy offer after each DISCOVER, the boot server reply after each 4011
+// request, and the first TFTP packet after each read request. The guest's own timers (iPXE
+// counts in BIOS ticks of about 55 ms) blur a few ms in the power-on-to-marker time; these do not.
+import { readFileSync } from 'node:fs';
+
+interface Packet {
+  readonly t: number;
+  readonly src: string;
+  readonly sport: number;
+  readonly dst: string;
+  readonly dport: number;
+  readonly payload: Buffer;
+}
+
+function readPcap(path: string): Packet[] {
+  const file = readFileSync(path);
+  if (file.length < 24 || file.readUInt32LE(0) !== 0xa1b2c3d4) throw new Error(`${path}: not a little-endian microsecond pcap file`);
+  const out: Packet[] = [];
+  for (let at = 24; at + 16 <= file.length; ) {
+    const t = file.readUInt32LE(at) * 1000 + file.readUInt32LE(at + 4) / 1000;
+    const len = file.readUInt32LE(at + 8);
+    const frame = file.subarray(at + 16, at + 16 + len);
+    at += 16 + len;
+    if (frame.length < 42 || frame.readUInt16BE(12) !== 0x0800) continue;
+    const ip = frame.subarray(14);
+    if (ip[9] !== 17) continue;
+    const udp = ip.subarray((ip[0]! & 0x0f) * 4);
+    out.push({
+      t,
+      src: [...ip.subarray(12, 16)].join('.'),
+      dst: [...ip.subarray(16, 20)].join('.'),
+      sport: udp.readUInt16BE(0),
+      dport: udp.readUInt16BE(2),
+      payload: udp.subarray(8, udp.readUInt16BE(4)),
+    });
+  }
+  return out;
+}
+
+export interface Latencies {
+  /** DISCOVER -> the server's proxy offer (same xid), ms. */
+  readonly offer: number[];
+  /** Boot server request (4011) -> its reply, ms. */
+  readonly bootServer: number[];
+  /** TFTP read request -> the server's first packet to that client port, ms. */
+  readonly tftpFirst: number[];
+}
+
+export function serverLatencies(pcap: string, server: string): Latencies {
+  const packets = readPcap(pcap);
+  const xid = (p: Packet): number => (p.payload.length >= 8 ? p.payload.readUInt32BE(4) : -1);
+  const after = (i: number, match: (p: Packet) => boolean): Packet | undefined => packets.slice(i + 1).find(match);
+  const result: Latencies = { offer: [], bootServer: [], tftpFirst: [] };
+  const seenXids = new Set<number>();
+  packets.forEach((p, i) => {
+    if (p.dport === 67 && p.sport === 68 && p.payload[240] === 53 && p.payload[242] === 1 && !seenXids.has(xid(p))) {
+      // Option 53 = 1 (DISCOVER) right after the magic cookie, as every client here sends it.
+      seenXids.add(xid(p));
+      const offer = after(i, (q) => q.src === server && q.sport === 67 && xid(q) === xid(p));
+      if (offer !== undefined) result.offer.push(offer.t - p.t);
+    } else if (p.dst === server && p.dport === 4011) {
+      const reply = after(i, (q) => q.src === server && q.sport === 4011 && xid(q) === xid(p));
+      if (reply !== undefined) result.bootServer.push(reply.t - p.t);
+    } else if (p.dst === server && p.dport === 69 && p.payload.readUInt16BE(0) === 1) {
+      const first = after(i, (q) => q.src === server && q.dst === p.src && q.dport === p.sport);
+      if (first !== undefined) result.tftpFirst.push(first.t - p.t);
+    }
+  });
+  return result;
+}
