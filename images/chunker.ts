@@ -20,9 +20,9 @@ export const GEAR: Int32Array = (() => {
 })();
 
 // The gear hash shifts left each byte, so high bits depend on the most bytes (the top bit on the
-// last 32): masks take their bits from the top. 2^16 bits ~ 64 KiB average; +-2 bits normalize.
-const MASK_S = 0xffffc000 | 0; // 18 bits: cutting before the average is 4x harder
-const MASK_L = 0xfffc0000 | 0; // 14 bits: cutting after the average is 4x easier
+// last 32): masks take their bits from the top. 16 bits ~ 64 KiB average; +-2 bits normalize:
+// before the average, 18 bits (0xffffc000, cutting 4x harder); after it, 14 (0xfffc0000, 4x easier).
+// (The masks are literals inside scanS/scanL below.)
 
 /** Finds chunk boundaries in a stream. Call push() for each piece of data in order, then end(). */
 export class Chunker {
@@ -52,7 +52,7 @@ export class Chunker {
       if (pos < AVG_CHUNK) {
         const end = Math.min(len, i + (AVG_CHUNK - pos));
         const start = i;
-        cut = scan(data, i, end, h, MASK_S);
+        cut = scanS(data, i, end, h);
         if (cut < 0) {
           h = scanHash;
           i = end;
@@ -63,7 +63,7 @@ export class Chunker {
       } else {
         const end = Math.min(len, i + (MAX_CHUNK - pos));
         const start = i;
-        cut = scan(data, i, end, h, MASK_L);
+        cut = scanL(data, i, end, h);
         if (cut < 0) {
           h = scanHash;
           i = end;
@@ -95,28 +95,46 @@ export class Chunker {
 
 let scanHash = 0;
 
-/**
- * Rolls the gear hash over data[from, to) starting from `h`; returns the offset just past the
- * first byte where (hash & mask) == 0, or -1 with the final hash left in `scanHash`. Unrolled by
- * four: this loop is the chunker's whole cost, and V8 runs it faster with fewer branches back.
- */
-function scan(data: Uint8Array, from: number, to: number, h: number, mask: number): number {
+// Rolls the gear hash over data[from, to) starting from `h`; returns the offset just past the
+// first byte where (hash & mask) == 0, or -1 with the final hash left in `scanHash`. One copy per
+// mask with the mask a literal, unrolled by four: this loop is the chunker's whole cost.
+function scanS(data: Uint8Array, from: number, to: number, h: number): number {
   const gear = GEAR;
   let i = from;
-  const to4 = to - 3;
-  for (; i < to4; i += 4) {
+  for (const to4 = to - 3; i < to4; i += 4) {
     h = ((h << 1) + gear[data[i]!]!) | 0;
-    if ((h & mask) === 0) return i + 1;
+    if ((h & 0xffffc000) === 0) return i + 1;
     h = ((h << 1) + gear[data[i + 1]!]!) | 0;
-    if ((h & mask) === 0) return i + 2;
+    if ((h & 0xffffc000) === 0) return i + 2;
     h = ((h << 1) + gear[data[i + 2]!]!) | 0;
-    if ((h & mask) === 0) return i + 3;
+    if ((h & 0xffffc000) === 0) return i + 3;
     h = ((h << 1) + gear[data[i + 3]!]!) | 0;
-    if ((h & mask) === 0) return i + 4;
+    if ((h & 0xffffc000) === 0) return i + 4;
   }
   for (; i < to; i++) {
     h = ((h << 1) + gear[data[i]!]!) | 0;
-    if ((h & mask) === 0) return i + 1;
+    if ((h & 0xffffc000) === 0) return i + 1;
+  }
+  scanHash = h;
+  return -1;
+}
+
+function scanL(data: Uint8Array, from: number, to: number, h: number): number {
+  const gear = GEAR;
+  let i = from;
+  for (const to4 = to - 3; i < to4; i += 4) {
+    h = ((h << 1) + gear[data[i]!]!) | 0;
+    if ((h & 0xfffc0000) === 0) return i + 1;
+    h = ((h << 1) + gear[data[i + 1]!]!) | 0;
+    if ((h & 0xfffc0000) === 0) return i + 2;
+    h = ((h << 1) + gear[data[i + 2]!]!) | 0;
+    if ((h & 0xfffc0000) === 0) return i + 3;
+    h = ((h << 1) + gear[data[i + 3]!]!) | 0;
+    if ((h & 0xfffc0000) === 0) return i + 4;
+  }
+  for (; i < to; i++) {
+    h = ((h << 1) + gear[data[i]!]!) | 0;
+    if ((h & 0xfffc0000) === 0) return i + 1;
   }
   scanHash = h;
   return -1;

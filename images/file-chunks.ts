@@ -4,6 +4,7 @@
 import { createHash } from 'node:crypto';
 import { open, type FileHandle } from 'node:fs/promises';
 import { AVG_CHUNK, Chunker } from './chunker.ts';
+import type { ChunkHasher } from './chunk-hasher.ts';
 import type { ChunkRef } from './manifest.ts';
 
 const BLOCK = 4 * 1024 * 1024;
@@ -13,14 +14,17 @@ export interface ChunkedFile {
   readonly chunks: ChunkRef[];
 }
 
-/** Reads `src` once: chunk boundaries, SHA-256 per chunk, and (if given) a copy at `copyTo`, fsynced. */
-export async function chunkFile(src: string, copyTo: string | null, onBytes?: (n: number) => void): Promise<ChunkedFile> {
+/**
+ * Reads `src` once: chunk boundaries, SHA-256 per chunk, and (if given) a copy at `copyTo`,
+ * fsynced. With a `hasher`, chunk digests are computed on its worker thread meanwhile.
+ */
+export async function chunkFile(src: string, copyTo: string | null, onBytes?: (n: number) => void, hasher?: ChunkHasher): Promise<ChunkedFile> {
   const input = await open(src, 'r');
   let output: FileHandle | null = null;
   try {
     if (copyTo !== null) output = await open(copyTo, 'wx', 0o600);
     const size0 = (await input.stat()).size;
-    const result = size0 <= AVG_CHUNK ? await small(input, output, onBytes) : await large(input, output, onBytes);
+    const result = size0 <= AVG_CHUNK ? await small(input, output, onBytes) : hasher ? await largeParallel(input, output, hasher, onBytes) : await large(input, output, onBytes);
     if (output !== null) await output.sync();
     return result;
   } finally {
@@ -64,6 +68,53 @@ async function large(input: FileHandle, output: FileHandle | null, onBytes?: (n:
     onBytes?.(data.length);
   }
   return state.finish();
+}
+
+/** As large(), with SHA-256 on the worker: this thread reads, cuts and writes; the worker hashes. */
+async function largeParallel(input: FileHandle, output: FileHandle | null, hasher: ChunkHasher, onBytes?: (n: number) => void): Promise<ChunkedFile> {
+  const chunker = new Chunker();
+  const sizes: number[] = [];
+  const digests: string[] = [];
+  const inFlight: Array<Promise<string[]>> = [];
+  let pending = 0;
+  let total = 0;
+  const readBlock = async (): Promise<Buffer> => {
+    const buf = hasher.block(BLOCK); // owns its memory: it is transferred to the worker and back
+    const { bytesRead } = await input.read(buf, 0, BLOCK, null);
+    return buf.subarray(0, bytesRead);
+  };
+  try {
+    let next = readBlock();
+    for (;;) {
+      const data = await next;
+      if (data.length === 0) break;
+      next = readBlock();
+      const written = output?.write(data);
+      const cuts = chunker.push(data);
+      let prev = 0;
+      for (const cut of cuts) {
+        sizes.push(pending + cut - prev);
+        pending = 0;
+        prev = cut;
+      }
+      pending += data.length - prev;
+      total += data.length;
+      await written;
+      const length = data.length;
+      inFlight.push(hasher.push(data, cuts)); // `data` is detached from here on
+      if (inFlight.length > 4) digests.push(...(await inFlight.shift()!));
+      onBytes?.(length);
+    }
+    chunker.end();
+    if (pending > 0) sizes.push(pending);
+    inFlight.push(hasher.end(pending > 0));
+    for (const p of inFlight.splice(0)) digests.push(...(await p));
+  } finally {
+    // On failure, let the worker's answers drain so the next file starts from a clean hash.
+    await Promise.allSettled(inFlight);
+  }
+  if (digests.length !== sizes.length) throw new Error(`hash worker returned ${digests.length} digests for ${sizes.length} chunks`);
+  return { size: total, chunks: sizes.map((size, i) => ({ digest: digests[i]!, size })) };
 }
 
 /** Chunk boundaries and digests over a stream of buffers. */

@@ -3,6 +3,7 @@
 // manifest complete; the caller moves the ref after that, so no version is ever announced
 // before all of it is on disk here.
 import { join } from 'node:path';
+import { ChunkHasher } from './chunk-hasher.ts';
 import { chunkFile } from './file-chunks.ts';
 import { finishTree, mkdirs, walkTree } from './fs-tree.ts';
 import { HASH_NAME } from './digest.ts';
@@ -35,10 +36,15 @@ export async function buildVersion(
   await mkdirs(staging, tree.dirs);
   const started = performance.now();
   const files: ManifestFile[] = [];
-  for (const f of tree.files) {
-    const { size, chunks } = await chunkFile(join(source, f.path), join(staging, f.path), (n) => (progress.bytesDone += n));
-    files.push({ path: f.path, size, mode: f.mode, chunks });
-    progress.filesDone++;
+  const hasher = new ChunkHasher();
+  try {
+    for (const f of tree.files) {
+      const { size, chunks } = await chunkFile(join(source, f.path), join(staging, f.path), (n) => (progress.bytesDone += n), hasher);
+      files.push({ path: f.path, size, mode: f.mode, chunks });
+      progress.filesDone++;
+    }
+  } finally {
+    await hasher.close();
   }
   const hashMs = performance.now() - started;
   await finishTree(staging, tree.dirs, files);
