@@ -3,7 +3,7 @@
 //   GET  /pkg/refs                 all refs and this server's statuses (not cacheable)
 //   GET  /pkg/refs/<id>            one ref
 //   GET  /pkg/sources/<id>         servers Ready at the package's current digest
-//   GET  /pkg/manifests/<digest>   immutable, ETag, Range
+//   GET  /pkg/manifests/<digest>   a manifest or manifest part: immutable, ETag, Range
 //   GET  /pkg/chunks/<digest>      immutable, ETag, Range; verified before it is sent
 //   POST /pkg/chunks               {"digests":[...]} -> framed stream (chunk-frames.ts)
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -22,7 +22,9 @@ export interface ServedCounters {
   requests: number;
   chunks: number;
   bytes: number;
+  /** Manifests and manifest parts: requests and bytes. */
   manifests: number;
+  manifestBytes: number;
 }
 
 export interface Source {
@@ -55,7 +57,7 @@ export class PackageHttp {
   private counters(peer: string): ServedCounters {
     let c = this.served.get(peer);
     if (c === undefined) {
-      c = { requests: 0, chunks: 0, bytes: 0, manifests: 0 };
+      c = { requests: 0, chunks: 0, bytes: 0, manifests: 0, manifestBytes: 0 };
       this.served.set(peer, c);
     }
     return c;
@@ -93,6 +95,7 @@ export class PackageHttp {
       const body = this.store.db.getManifest(arg);
       if (body === null || sha256Hex(body) !== arg) return json(res, 404, { error: 'manifest not held here' });
       counters.manifests++;
+      counters.manifestBytes += body.length;
       return immutable(req, res, arg, body, 'application/json');
     }
     if (method === 'GET' && what === 'chunks' && parts.length === 2 && isDigest(arg)) {

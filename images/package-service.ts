@@ -21,7 +21,7 @@ import { fsyncPath, removeTree } from './fs-tree.ts';
 import type { RecordsMessage } from './feed-messages.ts';
 import { PackageHttp, type Source } from './http-routes.ts';
 import { packageDir, readyPackagePath, stagingDir, versionDir, versionsDir } from './layout.ts';
-import { MAX_MANIFEST_BYTES, decodeManifest, isPackageKind, manifestTotals, type Manifest } from './manifest.ts';
+import { MAX_MANIFEST_BYTES, decodeManifestTop, isPackageKind, manifestTotals, partDigests, resolveManifest, type Manifest } from './manifest.ts';
 import { checkRef, checkStatus, refIsNewer, type PackageRef, type PackageStatus } from './model.ts';
 import { PackageStore, type CorruptChunk } from './package-store.ts';
 import { PeerKeys } from './peer-keys.ts';
@@ -293,9 +293,10 @@ export class PackageService implements Lifecycle {
     }
   }
 
+  /** The manifest for a ref: held, or fetched (with its parts) from a peer and verified. */
   private async manifestFor(pkg: string, ref: PackageRef & { digest: string }, signal: AbortSignal): Promise<Manifest> {
-    const held = this.store.db.getManifest(ref.digest);
-    if (held !== null) return decodeManifest(held);
+    const held = this.store.manifest(ref.digest);
+    if (held !== null) return held;
     const order = [this.announcers.get(pkg), ref.owner, ...this.sourcesFor(pkg, ref).map((s) => s.id)];
     const tried = new Set<string>();
     for (const id of order) {
@@ -304,20 +305,33 @@ export class PackageService implements Lifecycle {
       const link = this.links.get(id);
       if (link === undefined || !link.connected || signal.aborted) continue;
       try {
-        const body = await link.getBody(`/pkg/manifests/${ref.digest}`, MAX_MANIFEST_BYTES);
-        if (sha256Hex(body) !== ref.digest) {
-          this.log.warn('rejected a manifest that does not match its digest', { peer: id, package: pkg, digest: ref.digest });
+        const fetchBlob = async (digest: string): Promise<Buffer> => {
+          const body = await link.getBody(`/pkg/manifests/${digest}`, MAX_MANIFEST_BYTES);
+          if (sha256Hex(body) !== digest) throw new NetbootError('MANIFEST_TAMPERED', `${digest} does not match its digest`);
+          return body;
+        };
+        const body = await fetchBlob(ref.digest);
+        const top = decodeManifestTop(body);
+        if (top.package !== pkg || top.kind !== ref.kind) {
+          this.log.warn('rejected a manifest for another package', { peer: id, package: pkg, manifestPackage: top.package, kind: top.kind });
           continue;
         }
-        const m = decodeManifest(body);
-        if (m.package !== pkg || m.kind !== ref.kind) {
-          this.log.warn('rejected a manifest for another package', { peer: id, package: pkg, manifestPackage: m.package, kind: m.kind });
-          continue;
+        const parts = new Map<string, Buffer>();
+        const missing = partDigests(top).filter((d) => {
+          const have = this.store.db.getManifest(d);
+          if (have !== null) parts.set(d, have);
+          return have === null;
+        });
+        for (let i = 0; i < missing.length; i += 4) {
+          const got = await Promise.all(missing.slice(i, i + 4).map(async (d) => [d, await fetchBlob(d)] as const));
+          for (const [d, b] of got) parts.set(d, b);
         }
-        this.store.db.putManifest(ref.digest, body);
+        const m = resolveManifest(top, (d) => parts.get(d) ?? null);
+        this.store.putManifest({ digest: ref.digest, body, parts });
+        this.log.info('manifest fetched', { package: pkg, digest: ref.digest, peer: id, bytes: body.length, parts: missing.length, partsHeld: parts.size - missing.length });
         return m;
       } catch (err) {
-        this.log.debug('manifest fetch failed', { peer: id, digest: ref.digest, err: errorMessage(err) });
+        this.log.warn('manifest fetch failed', { peer: id, digest: ref.digest, err: errorMessage(err) });
       }
     }
     if (signal.aborted) throw new AbortedError();

@@ -10,7 +10,7 @@ import type { Logger } from '../services/shared/logger.ts';
 import { sha256Hex } from './digest.ts';
 import { fsyncPath, removeLink, removeTree, switchLink } from './fs-tree.ts';
 import { currentLink, packageDir, packagesRoot, stagingDir, stagingRoot, stateDir, versionDir, versionsDir } from './layout.ts';
-import { decodeManifest, manifestTotals, type Manifest, type PackageKind } from './manifest.ts';
+import { decodeManifest, decodeManifestTop, manifestTotals, partDigests, type Manifest, type PackageKind } from './manifest.ts';
 import type { PackageRef, PackageStatus, StatusState } from './model.ts';
 import { PackageDb, type ChunkLocation, type FeedRecord } from './package-db.ts';
 import { buildVersion, type PublishProgress } from './publish.ts';
@@ -31,6 +31,7 @@ export class PackageStore {
   onCorrupt: (c: CorruptChunk) => void = () => {};
   /** Staging folders in use (publish or sync): garbage collection leaves them alone. */
   readonly activeStaging = new Set<string>();
+  private readonly manifests = new Map<string, Manifest>();
 
   constructor(dataDir: string, readonly serverId: string, private readonly log: Logger) {
     this.root = packagesRoot(dataDir);
@@ -41,9 +42,24 @@ export class PackageStore {
     this.db.close();
   }
 
+  /** A held manifest with its parts resolved (manifests are immutable: the last few are cached). */
   manifest(digest: string): Manifest | null {
+    const cached = this.manifests.get(digest);
+    if (cached !== undefined) return cached;
     const body = this.db.getManifest(digest);
-    return body === null ? null : decodeManifest(body);
+    if (body === null) return null;
+    const m = decodeManifest(body, (d) => this.db.getManifest(d));
+    this.manifests.set(digest, m);
+    if (this.manifests.size > 16) this.manifests.delete(this.manifests.keys().next().value as string);
+    return m;
+  }
+
+  /** Stores a manifest's parts, then the manifest: a held manifest always has its parts. */
+  putManifest(encoded: { digest: string; body: Buffer; parts: ReadonlyMap<string, Buffer> }): void {
+    this.db.transaction(() => {
+      for (const [d, bytes] of encoded.parts) this.db.putManifest(d, bytes);
+      this.db.putManifest(encoded.digest, encoded.body);
+    });
   }
 
   /** The digest `current` points at, if the package is Ready here. */
@@ -91,7 +107,7 @@ export class PackageStore {
         await rename(staging, dest);
         await fsyncPath(versionsDir(this.root, pkg));
       }
-      this.db.putManifest(built.digest, built.body);
+      this.putManifest(built.encoded);
       await this.activate(pkg, built.digest, built.manifest);
       const ref: PackageRef = { package: pkg, seq: (prev?.seq ?? 0) + 1, digest: built.digest, owner: this.serverId, kind, updatedAt: new Date().toISOString() };
       const totals = manifestTotals(built.manifest);
@@ -194,6 +210,10 @@ export class PackageStore {
     const needed = new Set<string>();
     for (const r of refs) if (r.digest !== null) needed.add(r.digest);
     for (const v of this.db.allVersions()) needed.add(v.digest);
+    for (const d of [...needed]) {
+      const body = this.db.getManifest(d);
+      if (body !== null) for (const p of partDigests(decodeManifestTop(body))) needed.add(p);
+    }
     for (const d of this.db.manifestDigests()) {
       if (!needed.has(d)) {
         this.db.deleteManifest(d);

@@ -7,7 +7,7 @@ import { ChunkHasher } from './chunk-hasher.ts';
 import { chunkFile } from './file-chunks.ts';
 import { finishTree, mkdirs, walkTree } from './fs-tree.ts';
 import { HASH_NAME } from './digest.ts';
-import { encodeManifest, manifestDigest, type Manifest, type ManifestFile, type PackageKind } from './manifest.ts';
+import { encodeManifest, type EncodedManifest, type Manifest, type ManifestFile, type PackageKind } from './manifest.ts';
 
 export interface PublishProgress {
   filesDone: number;
@@ -18,7 +18,7 @@ export interface PublishProgress {
 
 export interface BuiltVersion {
   readonly manifest: Manifest;
-  readonly body: Buffer;
+  readonly encoded: EncodedManifest;
   readonly digest: string;
   /** Time spent reading, chunking, hashing and copying (without the final fsync of folders). */
   readonly hashMs: number;
@@ -49,5 +49,6 @@ export async function buildVersion(
   const hashMs = performance.now() - started;
   await finishTree(staging, tree.dirs, files);
   const manifest: Manifest = { format: 1, hash: HASH_NAME, ...meta, dirs: tree.dirs.map((d) => ({ path: d.path, mode: d.mode })), files };
-  return { manifest, body: encodeManifest(manifest), digest: manifestDigest(manifest), hashMs };
+  const encoded = encodeManifest(manifest);
+  return { manifest, encoded, digest: encoded.digest, hashMs };
 }

@@ -6,11 +6,10 @@ import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, openSync, readFileSync, readSync, closeSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { controlCall, controlSocketPath } from '../../services/shared/control.ts';
-import { decodeManifest } from '../../images/manifest.ts';
 import { stagingDir, packagesRoot } from '../../images/layout.ts';
 import { waitFor } from '../helpers/env.ts';
 import { spawnService, type ServiceProcess } from '../helpers/process.ts';
-import { makeSites, signedFetch, type Described, type Site } from './sites.ts';
+import { fetchManifest, makeSites, type Described, type Site } from './sites.ts';
 
 const control = (s: Site, path: string, body?: unknown): Promise<unknown> =>
   controlCall(controlSocketPath(s.config.paths.data, 'interface'), body === undefined ? 'GET' : 'POST', path, body);
@@ -50,8 +49,7 @@ test('SIGKILL mid-sync: after a restart the replica keeps what it had and fetche
     await b1.exited;
 
     // What B has on disk, checked independently against the manifest (fetched as a peer would).
-    const res = await signedFetch(A.config.interface.port, `/pkg/manifests/${digest}`, 'b', env.keyFile);
-    const manifest = decodeManifest(Buffer.from(await res.arrayBuffer()));
+    const manifest = await fetchManifest(A.config.interface.port, digest, 'b', env.keyFile);
     const staged = join(stagingDir(packagesRoot(B.config.paths.data), 'wim', digest), 'install.wim');
     assert.ok(existsSync(staged), 'the partial copy is kept for the restart');
     const fd = openSync(staged, 'r');

@@ -21,8 +21,8 @@ test('a published version is a byte-exact copy whose manifest names every chunk 
     chmodSync(join(src, 'drivers/net/e1000.inf'), 0o640);
     const progress = newProgress();
     const built = await buildVersion(src, join(dir, 'stage'), { package: 'p1', kind: 'image', owner: 'a', createdAt: new Date().toISOString() }, progress);
-    assert.equal(built.digest, createHash('sha256').update(built.body).digest('hex'));
-    assert.deepEqual(decodeManifest(built.body), built.manifest);
+    assert.equal(built.digest, createHash('sha256').update(built.encoded.body).digest('hex'));
+    assert.deepEqual(decodeManifest(built.encoded.body, (d) => built.encoded.parts.get(d) ?? null), built.manifest);
     assert.deepEqual(progress, { filesDone: 3, filesTotal: 3, bytesDone: 3 * 1024 * 1024 + 17 + 10, bytesTotal: 3 * 1024 * 1024 + 17 + 10 });
     assert.deepEqual(built.manifest.dirs.map((d) => d.path), ['drivers', 'drivers/net', 'empty-dir']);
     for (const f of built.manifest.files) {

@@ -9,6 +9,7 @@ import { createMemoryLogger, type LogFields, type Logger } from '../../services/
 import { PortServer } from '../../services/interface/port-server.ts';
 import { PackageService } from '../../images/package-service.ts';
 import type { PackageStatus } from '../../images/model.ts';
+import { decodeManifestTop, partDigests, resolveManifest, type Manifest } from '../../images/manifest.ts';
 import { makeTestSite, waitFor, type TestSite } from '../helpers/env.ts';
 import { httpAuthHeader, readKeyFile } from '../../services/shared/peer-auth.ts';
 
@@ -101,7 +102,7 @@ export class InProcessNode {
 export interface Described {
   server: string;
   links: Array<{ peer: string; connected: boolean; rttMs: number | null }>;
-  served: Record<string, { requests: number; chunks: number; bytes: number; manifests: number }>;
+  served: Record<string, { requests: number; chunks: number; bytes: number; manifests: number; manifestBytes: number }>;
   packages: Array<{ ref: { package: string; seq: number; digest: string | null; owner: string }; statuses: PackageStatus[]; path: string | null }>;
 }
 
@@ -129,4 +130,13 @@ export async function signedFetch(port: number, path: string, as: string, keyFil
   const method = init.method ?? 'GET';
   const authorization = httpAuthHeader(readKeyFile(keyFile), as, method, path);
   return fetch(`http://127.0.0.1:${port}${path}`, { method, body: init.body, headers: { ...init.headers, authorization } });
+}
+
+/** A package's manifest as a peer gets it: the manifest, then its parts, each checked by digest. */
+export async function fetchManifest(port: number, digest: string, as: string, keyFile: string): Promise<Manifest> {
+  const get = async (d: string): Promise<Buffer> => Buffer.from(await (await signedFetch(port, `/pkg/manifests/${d}`, as, keyFile)).arrayBuffer());
+  const top = decodeManifestTop(await get(digest));
+  const parts = new Map<string, Buffer>();
+  for (const d of partDigests(top)) parts.set(d, await get(d));
+  return resolveManifest(top, (d) => parts.get(d) ?? null);
 }
