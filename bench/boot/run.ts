@@ -30,7 +30,8 @@ type Contender = 'netboot' | 'dnsmasq';
 
 const cleanup = new Cleanup();
 const dir = mkdtempSync(join(tmpdir(), 'netboot-bench-boot-'));
-cleanup.add(`remove ${dir}`, () => rmSync(dir, { recursive: true, force: true }));
+const removeDir = (): void => rmSync(dir, { recursive: true, force: true });
+cleanup.add(`remove ${dir}`, removeDir, removeDir);
 
 async function send(site: NetbootSite, ...a: string[]): Promise<void> {
   const r = await site.cli(['sbs', 'send', ...a]);

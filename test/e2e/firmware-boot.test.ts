@@ -48,25 +48,25 @@ async function bootToSecondStage(firmware: Firmware, capture: string): Promise<s
 }
 
 test('BIOS (SeaBIOS + iPXE ROM) boots through our proxyDHCP and MTFTP to the second stage', { timeout: 90000 }, async () => {
-  const console = await bootToSecondStage('bios', 'bios-ipxe-netboot');
+  const text = await bootToSecondStage('bios', 'bios-ipxe-netboot');
   // The ROM already runs iPXE: our offer names its script directly.
-  assert.match(console, new RegExp(`Next server: ${SERVER_ADDRESS.replace(/\./g, '\\.')}`));
-  assert.match(console, new RegExp(`Filename: netboot/${dashed(MACS.bios)}/boot\\.ipxe`));
-  assert.match(console, /netboot: .* boots E2E second stage \(nbp\)/);
+  assert.match(text, new RegExp(`Next server: ${SERVER_ADDRESS.replace(/\./g, '\\.')}`));
+  assert.match(text, new RegExp(`Filename: netboot/${dashed(MACS.bios)}/boot\\.ipxe`));
+  assert.match(text, /netboot: .* boots E2E second stage \(nbp\)/);
 });
 
 test('UEFI x64 (OVMF + iPXE EFI ROM) boots through our proxyDHCP and MTFTP to the second stage', { timeout: 90000 }, async () => {
-  const console = await bootToSecondStage('efi-ipxe', 'efi-ipxe-netboot');
-  assert.match(console, new RegExp(`Filename: netboot/${dashed(MACS['efi-ipxe'])}/boot\\.ipxe`));
-  assert.match(console, /netboot: .* boots E2E second stage \(nbp\)/);
+  const text = await bootToSecondStage('efi-ipxe', 'efi-ipxe-netboot');
+  assert.match(text, new RegExp(`Filename: netboot/${dashed(MACS['efi-ipxe'])}/boot\\.ipxe`));
+  assert.match(text, /netboot: .* boots E2E second stage \(nbp\)/);
 });
 
 test('UEFI x64 (OVMF, EDK2\'s own PXE) boots the iPXE build from the TFTP root, then the second stage', { timeout: 90000 }, async () => {
-  const console = await bootToSecondStage('efi-native', 'efi-native-netboot');
+  const text = await bootToSecondStage('efi-native', 'efi-native-netboot');
   // EDK2 got our offer (option 43 says: boot this file) and fetched snponly.efi from MTFTP...
-  assert.match(console, new RegExp(`NBP filename is ${BOOT_FILES['efi-x64']!.replace('.', '\\.')}`));
-  assert.match(console, /NBP file downloaded successfully/);
+  assert.match(text, new RegExp(`NBP filename is ${BOOT_FILES['efi-x64']!.replace('.', '\\.')}`));
+  assert.match(text, /NBP file downloaded successfully/);
   // ...which, as iPXE, asked again and was given its script, not itself.
-  assert.match(console, new RegExp(`Filename: netboot/${dashed(MACS['efi-native'])}/boot\\.ipxe`));
-  assert.match(console, /netboot: .* boots E2E second stage \(linux\)/);
+  assert.match(text, new RegExp(`Filename: netboot/${dashed(MACS['efi-native'])}/boot\\.ipxe`));
+  assert.match(text, /netboot: .* boots E2E second stage \(linux\)/);
 });

@@ -11,12 +11,29 @@ interface Step {
   readonly undoSync?: () => void;
 }
 
+const live = new Set<Cleanup>();
+let signalsHooked = false;
+
+/** Interrupted (Ctrl-C, or the test runner's SIGTERM): undo what we can, then die as asked. */
+function hookSignals(): void {
+  if (signalsHooked) return;
+  signalsHooked = true;
+  for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
+    process.once(signal, () => {
+      for (const c of live) c.runSync();
+      process.exit(code);
+    });
+  }
+}
+
 export class Cleanup {
   private steps: Step[] = [];
   private readonly onExit = (): void => this.runSync();
 
   constructor() {
     process.on('exit', this.onExit);
+    live.add(this);
+    hookSignals();
   }
 
   add(what: string, undo: () => Promise<void> | void, undoSync?: () => void): void {
@@ -35,10 +52,12 @@ export class Cleanup {
       }
     }
     process.off('exit', this.onExit);
+    live.delete(this);
     return problems;
   }
 
-  private runSync(): void {
+  /** Best effort, synchronous: kills our processes and deletes our namespaces. */
+  runSync(): void {
     for (const step of this.steps.reverse()) {
       try {
         step.undoSync?.();

@@ -35,9 +35,10 @@ export class E2eSite {
     try {
       const dir = mkdtempSync(join(tmpdir(), `netboot-e2e-${name}-`));
       // Kept when NETBOOT_E2E_KEEP is set: consoles and logs for a post-mortem.
-      cleanup.add(`remove ${dir}`, () => {
+      const remove = (): void => {
         if (process.env.NETBOOT_E2E_KEEP === undefined) rmSync(dir, { recursive: true, force: true });
-      });
+      };
+      cleanup.add(`remove ${dir}`, remove, remove);
       const lan = await Lan.create(cleanup);
       await startDhcpServer(lan, dir, cleanup);
       const standIn = await ManagementStandIn.start(lan.srv, MANAGEMENT_PORT, dir, answer, cleanup);

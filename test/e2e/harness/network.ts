@@ -6,7 +6,7 @@
 // advertisements: without one on the link, iPXE waits about 13 s for IPv6 before it boots.
 import { readdirSync } from 'node:fs';
 import type { Cleanup } from './cleanup.ts';
-import { deleteNamespaceSync } from './cleanup.ts';
+import { deleteNamespaceSync, signalPid } from './cleanup.ts';
 import { runCommand } from './processes.ts';
 
 export const SUBNET = '10.91.0';
@@ -23,8 +23,13 @@ async function ip(...args: string[]): Promise<void> {
   await runCommand('ip', args, 10000);
 }
 
+/** Writes net sysctls of a namespace (`name=value`), through /proc as seen from inside it. */
 async function sysctl(ns: string, ...settings: string[]): Promise<void> {
-  await runCommand('ip', ['netns', 'exec', ns, 'sysctl', '-qw', ...settings], 10000);
+  const script = settings.map((s) => {
+    const [name, value] = s.split('=');
+    return `echo ${value} > /proc/sys/${name!.replace(/\./g, '/')}`;
+  }).join(' && ');
+  await runCommand('ip', ['netns', 'exec', ns, 'sh', '-c', script], 10000);
 }
 
 export class Lan {
@@ -34,6 +39,7 @@ export class Lan {
 
   /** Creates the three namespaces and their links; registers their deletion first. */
   static async create(cleanup: Cleanup): Promise<Lan> {
+    if (process.getuid?.() !== 0) throw new Error('the end-to-end tests need root: they create network namespaces, veths, a bridge and taps');
     await removeStale();
     const base = `${PREFIX}${process.pid}x${counter++}`;
     const l = new Lan(`${base}-lan`, `${base}-srv`, `${base}-dhcp`);
@@ -68,7 +74,10 @@ export class Lan {
   }
 }
 
-/** Namespaces a crashed earlier run left behind (their owner pid is gone). */
+/**
+ * Namespaces a crashed earlier run left behind (their owner pid is gone): the processes that run
+ * inside them were started by that run (QEMU, dnsmasq, netboot), so they are killed too.
+ */
 async function removeStale(): Promise<void> {
   let names: string[];
   try {
@@ -79,6 +88,8 @@ async function removeStale(): Promise<void> {
   for (const name of names) {
     const m = new RegExp(`^${PREFIX}(\\d+)x\\d+-`).exec(name);
     if (m === null || Number(m[1]) === process.pid || alive(Number(m[1]))) continue;
+    const pids = await runCommand('ip', ['netns', 'pids', name], 10000, true);
+    for (const pid of pids.stdout.split(/\s+/).filter((p) => /^\d+$/.test(p))) signalPid(Number(pid), 'SIGKILL');
     await runCommand('ip', ['netns', 'del', name], 10000, true);
   }
 }
