@@ -129,6 +129,7 @@ test('killing the server process: the supervisor restarts it, Signal re-runs the
   assert.ok(signalPid(server.pid, 'SIGKILL'), `server pid ${server.pid} was running`);
 
   await e2e.settle(startups);
+  assert.ok(e2e.standIn.count('GET', '/pxe/startup') > startups, 'Signal fetched the start-up state again');
   const after = await e2e.site.waitServing(30000);
   assert.notEqual(after.server.pid, server.pid, 'a new server process');
   assert.notEqual(after.mtftp.pid, mtftp.pid, 'MTFTP, bound to the server, was restarted with it');
