@@ -24,6 +24,8 @@ interface Consumed {
 export class BootEvents {
   private readonly pending = new Map<string, PendingEvent>();
   private readonly consumed = new Map<string, Consumed>();
+  /** The keys of `consumed`, kept as a Set so each request reads it without copying. */
+  private readonly macs = new Set<string>();
 
   constructor(private readonly file: string, private readonly log: Logger) {}
 
@@ -39,13 +41,14 @@ export class BootEvents {
     for (const p of list) {
       this.pending.set(p.eventId, p);
       this.consumed.set(p.event.mac, { image: p.event.image, eventId: p.eventId, acked: false });
+      this.macs.add(p.event.mac);
     }
     if (list.length > 0) this.log.info('unacknowledged pxe-booted events to resend', { count: list.length });
   }
 
-  /** Machines whose once boot is consumed but may still show as `boot` in the feed state. */
+  /** Machines whose once boot is consumed but may still show as `boot` in the feed state (live view). */
   consumedMacs(): ReadonlySet<string> {
-    return new Set(this.consumed.keys());
+    return this.macs;
   }
 
   isConsumed(mac: string): boolean {
@@ -57,6 +60,7 @@ export class BootEvents {
     const p: PendingEvent = { eventId: randomUUID(), event: { kind: 'pxe-booted', mac, image, at: at.toISOString() } };
     this.pending.set(p.eventId, p);
     this.consumed.set(mac, { image, eventId: p.eventId, acked: false });
+    this.macs.add(mac);
     this.persist();
     return p;
   }
@@ -74,7 +78,7 @@ export class BootEvents {
     if (c?.eventId !== eventId) return;
     c.acked = true;
     // The Interface's change may already have arrived: then the override has done its job.
-    if (!this.stillShowsBootOnce(p.event.mac, c.image, state)) this.consumed.delete(p.event.mac);
+    if (!this.stillShowsBootOnce(p.event.mac, c.image, state)) this.forget(p.event.mac);
   }
 
   /** After the feed applied a change: acknowledged overrides end at the next change to their client. */
@@ -83,8 +87,13 @@ export class BootEvents {
     for (const [mac, c] of this.consumed) {
       if (!c.acked) continue;
       const touches = change === null || change.op === 'replace' || (change.op === 'put' ? change.client.mac === mac : change.mac === mac);
-      if (touches) this.consumed.delete(mac);
+      if (touches) this.forget(mac);
     }
+  }
+
+  private forget(mac: string): void {
+    this.consumed.delete(mac);
+    this.macs.delete(mac);
   }
 
   private stillShowsBootOnce(mac: string, image: string, state: FeedState): boolean {

@@ -46,8 +46,8 @@ export function machineAction(mac: string, state: FeedState, options: PolicyOpti
   if (!isComplete(state)) return { none: 'state incomplete: waiting for config, clients and images from the Interface' };
   const config = state.config!;
   if (config.respond === 'none') return { none: 'config.respond is "none": no machine gets an offer' };
-  const client = state.clients!.find((c) => c.mac === mac) ?? null;
-  const predefined = (state.predefined ?? []).find((c) => c.mac === mac) ?? null;
+  const client = byMac(state.clients!).get(mac) ?? null;
+  const predefined = byMac(state.predefined ?? []).get(mac) ?? null;
   if (client === null && predefined === null && config.respond === 'known') {
     return { none: 'unknown computer and config.respond is "known"' };
   }
@@ -97,6 +97,20 @@ export function decide(request: PolicyRequest, state: FeedState, options: Policy
       return request.isIpxe ? script(` (boot ${image.id})`) : firmware('');
     }
   }
+}
+
+// Lookups by MAC, built once per table value (feed state values are immutable): the answer is the
+// same as a linear find, without its cost for thousands of clients on every packet.
+const INDEX = new WeakMap<readonly { mac: string }[], Map<string, unknown>>();
+
+function byMac<T extends { mac: string }>(list: readonly T[]): ReadonlyMap<string, T> {
+  let index = INDEX.get(list);
+  if (index === undefined) {
+    index = new Map();
+    for (const item of list) if (!index.has(item.mac)) index.set(item.mac, item);
+    INDEX.set(list, index);
+  }
+  return index as Map<string, T>;
 }
 
 export function findImage(state: FeedState, id: string): Image | null {

@@ -1,0 +1,168 @@
+// DHCP storm: 1,000 distinct simulated PXE clients, DISCOVER + 4011 boot server request each, as
+// fast as the server takes them, against netboot (interface + server, the real `netboot run`) and
+// against dnsmasq in proxy mode, one after the other in the same run, on the same veth link between
+// two network namespaces this script creates (and removes). Needs root, dnsmasq, iproute2.
+// Usage: node --import tsx bench/dhcp-storm/run.ts [--clients 1000] [--window 32] [--rounds 3]
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs, stringFlag } from '../../services/cli/args.ts';
+import { controlCall, controlSocketPath } from '../../services/shared/control.ts';
+
+const args = parseArgs(process.argv.slice(2));
+const clients = Number(stringFlag(args, 'clients') ?? 1000);
+const windowSize = Number(stringFlag(args, 'window') ?? 32);
+const rounds = Number(stringFlag(args, 'rounds') ?? 3);
+const repo = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+const tag = `nbs${process.pid % 100000}`;
+const ns = { srv: `${tag}s`, cli: `${tag}c` };
+const SERVER = '10.77.0.1';
+const CLIENT = '10.77.0.2';
+const dir = mkdtempSync(join(tmpdir(), 'dhcp-storm-'));
+
+function ip(...a: string[]): void {
+  execFileSync('ip', a, { stdio: ['ignore', 'ignore', 'inherit'] });
+}
+
+function setUp(): void {
+  ip('netns', 'add', ns.srv);
+  ip('netns', 'add', ns.cli);
+  ip('link', 'add', `${tag}a`, 'type', 'veth', 'peer', 'name', `${tag}b`);
+  ip('link', 'set', `${tag}a`, 'netns', ns.srv);
+  ip('link', 'set', `${tag}b`, 'netns', ns.cli);
+  for (const [n, link, addr] of [[ns.srv, `${tag}a`, SERVER], [ns.cli, `${tag}b`, CLIENT]] as const) {
+    ip('-n', n, 'link', 'set', 'lo', 'up');
+    ip('-n', n, 'addr', 'add', `${addr}/24`, 'dev', link);
+    ip('-n', n, 'link', 'set', link, 'up');
+    // 255.255.255.255 needs a route, or sending a broadcast fails with ENETUNREACH.
+    ip('-n', n, 'route', 'add', 'default', 'dev', link);
+  }
+}
+
+function tearDown(): void {
+  for (const n of [ns.srv, ns.cli]) {
+    try {
+      ip('netns', 'del', n);
+    } catch {
+      // already gone
+    }
+  }
+  rmSync(dir, { recursive: true, force: true });
+}
+
+async function stop(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  child.kill('SIGTERM');
+  const t = setTimeout(() => child.kill('SIGKILL'), 5000);
+  await exited;
+  clearTimeout(t);
+}
+
+async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 30000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+interface Result { replies: number; lost: number; wrong: number; seconds: number; repliesPerSec: number; p50Ms: number; p99Ms: number }
+
+function load(n: number, xidBase: number): Result {
+  const out = execFileSync('ip', ['netns', 'exec', ns.cli, process.execPath, '--import', 'tsx', join(repo, 'bench/dhcp-storm/load.ts'),
+    '--server', SERVER, '--self', CLIENT, '--clients', String(n), '--window', String(windowSize), '--xid-base', String(xidBase)], { cwd: repo, encoding: 'utf8' });
+  return JSON.parse(out.trim().split('\n').pop()!) as Result;
+}
+
+async function startDnsmasq(): Promise<ChildProcess> {
+  const child = spawn('ip', ['netns', 'exec', ns.srv, 'dnsmasq', '-d', '-p0', '--quiet-dhcp', `--interface=${tag}a`, '--dhcp-range=10.77.0.0,proxy',
+    '--pxe-service=x86PC,netboot bench,undionly', `--dhcp-leasefile=${dir}/leases`, `--pid-file=${dir}/dnsmasq.pid`], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let log = '';
+  child.stderr!.on('data', (d: Buffer) => (log += d.toString()));
+  await until('dnsmasq to start', () => log.includes('proxy on subnet'));
+  return child;
+}
+
+async function startNetboot(): Promise<ChildProcess> {
+  const site = join(dir, 'netboot');
+  mkdirSync(join(site, 'sbs'), { recursive: true });
+  writeFileSync(join(site, 'netboot.toml'), `
+[paths]
+data = "${site}/data"
+sbs = "${site}/sbs"
+sbs_store = "${site}/sbsstore"
+tftp_root = "${site}/tftp"
+[log]
+level = "warn"
+[server]
+address = "${SERVER}"
+bind = "0.0.0.0"
+dhcp_port = 67
+proxy_port = 4011
+[interface]
+bind = "127.0.0.1"
+[site]
+id = "dhcp-storm"
+`);
+  // Every simulated client is a known machine with a boot action: the policy does its real work.
+  const issued = new Date().toISOString();
+  const macs = Array.from({ length: clients }, (_, i) => `02:4e:42:${[(i >> 16) & 0xff, (i >> 8) & 0xff, i & 0xff].map((b) => b.toString(16).padStart(2, '0')).join(':')}`);
+  const doc = (n: number, kind: string, body: object): void => writeFileSync(join(site, 'sbs', `${n}.sbs`), JSON.stringify({ sbs: 1, id: `7d0e8f00-0000-4000-8000-00000000000${n}`, kind, issued, ...body }));
+  doc(1, 'config', { config: { respond: 'known', unknown: { type: 'local' }, bootFiles: { bios: 'undionly.kpxe', 'efi-x64': 'snponly.efi' } } });
+  doc(2, 'clients', { clients: macs.map((mac) => ({ mac, action: { type: 'boot', image: 'lnx', once: true } })) });
+  doc(3, 'images', { images: [{ id: 'lnx', name: 'Linux', arch: ['bios', 'efi-x64'], type: 'linux', kernel: 'vmlinuz' }] });
+  const child = spawn('ip', ['netns', 'exec', ns.srv, join(repo, 'bin/netboot'), 'run', 'interface', 'server', '--config', join(site, 'netboot.toml')], { stdio: ['ignore', 'ignore', 'inherit'] });
+  const sock = controlSocketPath(join(site, 'data'), 'server');
+  await until('netboot to serve', async () => {
+    try {
+      const s = await controlCall<{ state: string; feed: { complete: boolean } }>(sock, 'GET', '/status');
+      const state = await controlCall<{ state: { clients: unknown[] | null } }>(controlSocketPath(join(site, 'data'), 'interface'), 'GET', '/state');
+      return s.state === 'serving' && state.state.clients?.length === clients;
+    } catch {
+      return false;
+    }
+  }, 60000);
+  return child;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)]!;
+}
+
+const results: Record<string, Result[]> = {};
+process.on('SIGINT', () => {
+  tearDown();
+  process.exit(130);
+});
+try {
+  setUp();
+  for (const [name, start] of [['dnsmasq', startDnsmasq], ['netboot', startNetboot]] as const) {
+    const child = await start();
+    try {
+      load(100, 0x01000000); // warm-up (JIT, ARP, caches), not counted
+      results[name] = Array.from({ length: rounds }, (_, r) => load(clients, 0x20000000 + r * 0x100000));
+    } finally {
+      await stop(child);
+    }
+  }
+} finally {
+  tearDown();
+}
+
+const rows = Object.entries(results).map(([name, rs]) => ({
+  name,
+  replies: `${rs.map((r) => r.replies).join('/')}`,
+  lost: rs.reduce((n, r) => n + r.lost + r.wrong, 0),
+  rps: median(rs.map((r) => r.repliesPerSec)),
+  p50: median(rs.map((r) => r.p50Ms)),
+  p99: median(rs.map((r) => r.p99Ms)),
+}));
+console.log(`dhcp-storm: ${clients} clients x (DISCOVER + 4011 REQUEST), window ${windowSize}, ${rounds} rounds (medians), veth between two namespaces`);
+console.log('server    replies/round       lost  replies/s   p50 ms   p99 ms');
+for (const r of rows) {
+  console.log(`${r.name.padEnd(9)} ${r.replies.padEnd(19)} ${String(r.lost).padStart(4)} ${r.rps.toFixed(0).padStart(10)} ${r.p50.toFixed(3).padStart(8)} ${r.p99.toFixed(3).padStart(8)}`);
+}
