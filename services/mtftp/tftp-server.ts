@@ -30,6 +30,9 @@ export type ServerState = 'new' | 'starting' | 'serving' | 'stopping' | 'stopped
 type Slot = { readonly kind: 'pending' } | { readonly kind: 'session'; readonly session: TftpSession };
 const PENDING: Slot = Object.freeze({ kind: 'pending' });
 
+/** Cap of the doubling retransmission interval (above common client timeouts of 1 to 5 s). */
+export const MAX_RETRANSMIT_INTERVAL_MS = 8000;
+
 const CLIENT_MESSAGE: Record<number, string> = {
   [TFTP_ERROR.FILE_NOT_FOUND]: 'File not found',
   [TFTP_ERROR.ACCESS_VIOLATION]: 'Access violation',
@@ -122,9 +125,11 @@ export class TftpServer implements Lifecycle {
       this.replyError(rinfo, TFTP_ERROR.ILLEGAL_OPERATION, `unsupported mode ${packet.mode}`);
       return;
     }
-    if (this.slots.has(peer)) {
-      // The client repeated its request while the first is being answered.
-      log.debug('duplicate request ignored', { peer, file: packet.filename });
+    const slot = this.slots.get(peer);
+    if (slot !== undefined) {
+      // The client repeated its request: it may have missed our OACK.
+      log.debug('repeated request', { peer, file: packet.filename });
+      if (slot.kind === 'session') slot.session.requestRepeated();
       return;
     }
     this.slots.set(peer, PENDING);
@@ -162,9 +167,16 @@ export class TftpServer implements Lifecycle {
       const sendBuffer = n.windowSize * (n.blockSize + 64);
       if (sendBuffer > socket.getSendBufferSize()) trySetSendBuffer(socket, sendBuffer);
       const tlog = log.child({ peer, file: target.path });
-      const machine = new TransferMachine({ lastBlock, windowSize: n.windowSize, retries: limits.retries, oack: n.reply.length > 0 });
+      const machine = new TransferMachine({
+        lastBlock,
+        windowSize: n.windowSize,
+        retries: limits.retries,
+        oack: n.reply.length > 0,
+        timeoutMs: n.timeoutMs,
+        maxTimeoutMs: MAX_RETRANSMIT_INTERVAL_MS,
+      });
       const ring = new BlockRing(target.source, n.blockSize, lastBlock, n.windowSize);
-      const session = new TftpSession({ socket, peer: client, machine, source: target.source, ring, oack: n.reply, timeoutMs: n.timeoutMs, log: tlog });
+      const session = new TftpSession({ socket, peer: client, machine, source: target.source, ring, oack: n.reply, log: tlog });
       this.slots.set(peer, { kind: 'session', session });
       tlog.info('transfer started', {
         resolved: target.resolvedPath,

@@ -26,7 +26,6 @@ export interface SessionParts {
   readonly source: BlockSource;
   readonly ring: BlockRing;
   readonly oack: readonly TftpOption[];
-  readonly timeoutMs: number;
   readonly log: Logger;
   /** Monotonic milliseconds (performance.now by default). */
   readonly now?: () => number;
@@ -41,6 +40,7 @@ export class TftpSession {
   private readonly startedAt: number;
   private readonly oackPacket: Buffer | null;
   private timer: NodeJS.Timeout | null = null;
+  private timerMs = 0;
   /** A window waits for the read-ahead to bring its blocks in. */
   private waiting = false;
   private ended = false;
@@ -61,7 +61,8 @@ export class TftpSession {
   start(): void {
     this.socket.on('message', (msg, rinfo) => this.onMessage(msg, rinfo));
     this.socket.on('error', (err) => this.onSocketError(err));
-    this.timer = setTimeout(() => this.onTimer(), this.parts.timeoutMs);
+    this.timerMs = this.machine.timerMs;
+    this.timer = setTimeout(() => this.onTimer(), this.timerMs);
     this.apply(this.machine.start());
   }
 
@@ -98,6 +99,12 @@ export class TftpSession {
     }
   }
 
+  /** The client repeated its request on the TFTP port. */
+  requestRepeated(): void {
+    if (this.ended) return;
+    this.apply(this.machine.requestRepeated());
+  }
+
   private onTimer(): void {
     if (this.ended) return;
     this.apply(this.machine.timeout());
@@ -127,6 +134,9 @@ export class TftpSession {
       case 'aborted':
         if (this.machine.abortReason.startsWith('no acknowledgement')) this.sendError(TFTP_ERROR.NOT_DEFINED, 'transfer timed out');
         this.end('aborted', this.machine.abortReason);
+        return;
+      case 'wait':
+        this.restartTimer();
         return;
       case 'duplicate':
       case 'stale':
@@ -171,7 +181,14 @@ export class TftpSession {
   }
 
   private restartTimer(): void {
-    this.timer?.refresh();
+    if (this.timer === null) return;
+    if (this.machine.timerMs === this.timerMs) {
+      this.timer.refresh(); // no allocation on the per-window path
+      return;
+    }
+    clearTimeout(this.timer);
+    this.timerMs = this.machine.timerMs;
+    this.timer = setTimeout(() => this.onTimer(), this.timerMs);
   }
 
   private sendError(code: number, message: string): void {

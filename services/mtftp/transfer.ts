@@ -8,6 +8,15 @@
 // block means the client lost or reordered something, and the next window starts right after it
 // (go-back-N). An ACK that acknowledges nothing new is dropped without a resend: only the timer
 // retransmits, which is what keeps the Sorcerer's Apprentice storm (RFC 1123 4.2.3.1) away.
+//
+// The OACK is repeated only when the client repeats its request (so it did not get the OACK),
+// never on our timer alone: if the client's ACK 0 was lost, a second OACK makes atftp abort
+// ("unexpected OACK"), while its own timer resends ACK 0. The timer still bounds the wait.
+//
+// The retransmission interval doubles with each timeout without progress (up to a cap) and
+// drops back on progress. Besides sparing a congested link, this is what lets a receiver that
+// ignores duplicate DATA without re-ACKing it (atftp) recover a lost window ACK: its own timer
+// restarts on every packet it receives, so it only resends its ACK once we pause long enough.
 
 export interface TransferPlan {
   /** Absolute number of the final block (the short one, possibly empty); at least 1. */
@@ -15,6 +24,9 @@ export interface TransferPlan {
   readonly windowSize: number;
   /** Retransmissions allowed without progress before giving up. */
   readonly retries: number;
+  /** First retransmission interval; doubled per timeout without progress, up to maxTimeoutMs. */
+  readonly timeoutMs: number;
+  readonly maxTimeoutMs: number;
   /** An OACK goes first and must be acknowledged with block 0 (RFC 2347). */
   readonly oack: boolean;
 }
@@ -24,6 +36,7 @@ export type TimerAction = 'restart' | 'keep' | 'stop';
 export interface Step {
   readonly kind:
     | 'send' // send the OACK (machine.sendOack) or blocks sendFirst..sendLast
+    | 'wait' // nothing to send; keep waiting for the client (timer restarted)
     | 'complete' // the last block is acknowledged
     | 'duplicate' // an ACK that acknowledges nothing new
     | 'stale' // an ACK outside the window, or for the wrong phase
@@ -36,6 +49,7 @@ const SEND: Step = Object.freeze({ kind: 'send', timer: 'restart' });
 const COMPLETE: Step = Object.freeze({ kind: 'complete', timer: 'stop' });
 const DUPLICATE: Step = Object.freeze({ kind: 'duplicate', timer: 'keep' });
 const STALE: Step = Object.freeze({ kind: 'stale', timer: 'keep' });
+const WAIT: Step = Object.freeze({ kind: 'wait', timer: 'restart' });
 const REFUSED: Step = Object.freeze({ kind: 'refused', timer: 'stop' });
 const ABORTED: Step = Object.freeze({ kind: 'aborted', timer: 'stop' });
 
@@ -54,12 +68,15 @@ export class TransferMachine {
   /** Retransmissions so far (all phases), for the log. */
   retransmits = 0;
   abortReason = '';
+  /** The interval the timer should run for now (read it when a step says 'restart'). */
+  timerMs: number;
   private retriesLeft: number;
 
   constructor(readonly plan: TransferPlan) {
     if (!Number.isInteger(plan.lastBlock) || plan.lastBlock < 1) throw new RangeError('lastBlock must be an integer >= 1');
     if (!Number.isInteger(plan.windowSize) || plan.windowSize < 1 || plan.windowSize > 65535) throw new RangeError('windowSize must be 1..65535');
     this.retriesLeft = plan.retries;
+    this.timerMs = plan.timeoutMs;
   }
 
   get finished(): boolean {
@@ -82,7 +99,7 @@ export class TransferMachine {
     if (this.phase === 'oack') {
       if (wire !== 0) return STALE;
       this.phase = 'data';
-      this.retriesLeft = this.plan.retries;
+      this.progress();
       return this.window();
     }
     if (this.phase !== 'data') return STALE;
@@ -92,7 +109,7 @@ export class TransferMachine {
     if (n > this.high) return STALE;
     if (n === this.base - 1) return DUPLICATE;
     this.base = n + 1;
-    this.retriesLeft = this.plan.retries;
+    this.progress();
     if (n === this.plan.lastBlock) {
       this.phase = 'complete';
       return COMPLETE;
@@ -109,15 +126,21 @@ export class TransferMachine {
       return ABORTED;
     }
     this.retriesLeft--;
+    this.timerMs = Math.min(this.timerMs * 2, Math.max(this.plan.maxTimeoutMs, this.plan.timeoutMs));
+    if (this.phase === 'oack') return WAIT;
     this.retransmits++;
-    if (this.phase === 'oack') {
-      this.sendOack = true;
-      return SEND;
-    }
     // Go back to the first unacknowledged block and resend what was outstanding.
     this.sendOack = false;
     this.sendFirst = this.base;
     this.sendLast = this.high;
+    return SEND;
+  }
+
+  /** The client sent its request again (same TID): it is still waiting for our first answer. */
+  requestRepeated(): Step {
+    if (this.phase !== 'oack') return STALE;
+    this.retransmits++;
+    this.sendOack = true;
     return SEND;
   }
 
@@ -131,6 +154,11 @@ export class TransferMachine {
     this.abortReason = `client sent ERROR ${code} ${JSON.stringify(message)}`;
     this.phase = 'aborted';
     return ABORTED;
+  }
+
+  private progress(): void {
+    this.retriesLeft = this.plan.retries;
+    this.timerMs = this.plan.timeoutMs;
   }
 
   private window(): Step {

@@ -59,7 +59,7 @@ function sent(m: TransferMachine, step: Step): string {
 }
 
 test('lock-step without options: DATA 1, then one block per ACK, complete on the last ACK', () => {
-  const m = new TransferMachine({ lastBlock: 3, windowSize: 1, retries: 3, oack: false });
+  const m = new TransferMachine({ lastBlock: 3, windowSize: 1, retries: 3, oack: false, timeoutMs: 100, maxTimeoutMs: 1000 });
   assert.equal(sent(m, m.start()), '1..1');
   assert.equal(sent(m, m.ack(1)), '2..2');
   assert.equal(sent(m, m.ack(2)), '3..3');
@@ -69,7 +69,7 @@ test('lock-step without options: DATA 1, then one block per ACK, complete on the
 });
 
 test('OACK first; ACK 0 starts the data; other ACKs before it are stale', () => {
-  const m = new TransferMachine({ lastBlock: 10, windowSize: 4, retries: 3, oack: true });
+  const m = new TransferMachine({ lastBlock: 10, windowSize: 4, retries: 3, oack: true, timeoutMs: 100, maxTimeoutMs: 1000 });
   assert.equal(sent(m, m.start()), 'OACK');
   assert.equal(m.ack(1).kind, 'stale');
   assert.equal(sent(m, m.ack(0)), '1..4');
@@ -79,7 +79,7 @@ test('OACK first; ACK 0 starts the data; other ACKs before it are stale', () => 
 });
 
 test('OACK refused by the client with ERROR 8: the transfer ends quietly (EDK2 tsize probe)', () => {
-  const m = new TransferMachine({ lastBlock: 10, windowSize: 4, retries: 3, oack: true });
+  const m = new TransferMachine({ lastBlock: 10, windowSize: 4, retries: 3, oack: true, timeoutMs: 100, maxTimeoutMs: 1000 });
   m.start();
   assert.deepEqual(m.error(8, 'tsize probe'), { kind: 'refused', timer: 'stop' });
   assert.equal(m.phase, 'refused');
@@ -87,14 +87,14 @@ test('OACK refused by the client with ERROR 8: the transfer ends quietly (EDK2 t
 });
 
 test('ERROR from the client during data aborts with its code and message', () => {
-  const m = new TransferMachine({ lastBlock: 10, windowSize: 1, retries: 3, oack: false });
+  const m = new TransferMachine({ lastBlock: 10, windowSize: 1, retries: 3, oack: false, timeoutMs: 100, maxTimeoutMs: 1000 });
   m.start();
   assert.equal(m.error(0, 'user cancelled').kind, 'aborted');
   assert.equal(m.abortReason, 'client sent ERROR 0 "user cancelled"');
 });
 
 test('window with a lost block: an ACK mid-window restarts the window right after it (go-back-N)', () => {
-  const m = new TransferMachine({ lastBlock: 100, windowSize: 8, retries: 3, oack: false });
+  const m = new TransferMachine({ lastBlock: 100, windowSize: 8, retries: 3, oack: false, timeoutMs: 100, maxTimeoutMs: 1000 });
   assert.equal(sent(m, m.start()), '1..8');
   // Block 4 was lost: the client acknowledges 3.
   assert.equal(sent(m, m.ack(3)), '4..11');
@@ -106,7 +106,7 @@ test('window with a lost block: an ACK mid-window restarts the window right afte
 });
 
 test('duplicate ACKs in lock-step never trigger a resend (no Sorcerer\'s Apprentice)', () => {
-  const m = new TransferMachine({ lastBlock: 100, windowSize: 1, retries: 3, oack: false });
+  const m = new TransferMachine({ lastBlock: 100, windowSize: 1, retries: 3, oack: false, timeoutMs: 100, maxTimeoutMs: 1000 });
   m.start();
   assert.equal(sent(m, m.ack(1)), '2..2');
   // DATA 2 was delayed: the client's timer resends ACK 1, several times.
@@ -118,7 +118,7 @@ test('duplicate ACKs in lock-step never trigger a resend (no Sorcerer\'s Apprent
 });
 
 test('timeout resends everything outstanding from the first unacknowledged block, then gives up', () => {
-  const m = new TransferMachine({ lastBlock: 100, windowSize: 4, retries: 2, oack: false });
+  const m = new TransferMachine({ lastBlock: 100, windowSize: 4, retries: 2, oack: false, timeoutMs: 100, maxTimeoutMs: 1000 });
   m.start();
   assert.equal(sent(m, m.ack(2)), '3..6');
   assert.equal(sent(m, m.timeout()), '3..6');
@@ -128,10 +128,44 @@ test('timeout resends everything outstanding from the first unacknowledged block
   assert.equal(m.retransmits, 2);
 });
 
-test('progress resets the retry budget', () => {
-  const m = new TransferMachine({ lastBlock: 100, windowSize: 1, retries: 1, oack: true });
+test('the OACK is repeated when the client repeats its request, not on our timer alone', () => {
+  const m = new TransferMachine({ lastBlock: 100, windowSize: 1, retries: 2, oack: true, timeoutMs: 100, maxTimeoutMs: 1000 });
+  assert.equal(sent(m, m.start()), 'OACK');
+  // Our timer: maybe the client's ACK 0 was lost; its own timer will resend it. Just wait.
+  assert.deepEqual(m.timeout(), { kind: 'wait', timer: 'restart' });
+  // The client asks again: it never got the OACK.
+  assert.equal(sent(m, m.requestRepeated()), 'OACK');
+  assert.deepEqual(m.timeout(), { kind: 'wait', timer: 'restart' });
+  assert.deepEqual(m.timeout(), { kind: 'aborted', timer: 'stop' });
+  // Once data flows, a late repeated request changes nothing.
+  const d = new TransferMachine({ lastBlock: 100, windowSize: 1, retries: 2, oack: true, timeoutMs: 100, maxTimeoutMs: 1000 });
+  d.start();
+  d.ack(0);
+  assert.equal(d.requestRepeated().kind, 'stale');
+});
+
+test('the retransmission interval doubles without progress, up to the cap, and resets on progress', () => {
+  const m = new TransferMachine({ lastBlock: 100, windowSize: 8, retries: 10, oack: false, timeoutMs: 100, maxTimeoutMs: 1000 });
   m.start();
-  assert.equal(sent(m, m.timeout()), 'OACK');
+  assert.equal(m.timerMs, 100);
+  const seen: number[] = [];
+  for (let i = 0; i < 6; i++) {
+    assert.equal(sent(m, m.timeout()), '1..8');
+    seen.push(m.timerMs);
+  }
+  assert.deepEqual(seen, [200, 400, 800, 1000, 1000, 1000]);
+  assert.equal(sent(m, m.ack(8)), '9..16');
+  assert.equal(m.timerMs, 100);
+  // A duplicate ACK is not progress: the interval stays where the timeouts put it.
+  m.timeout();
+  assert.equal(m.ack(8).kind, 'duplicate');
+  assert.equal(m.timerMs, 200);
+});
+
+test('progress resets the retry budget', () => {
+  const m = new TransferMachine({ lastBlock: 100, windowSize: 1, retries: 1, oack: true, timeoutMs: 100, maxTimeoutMs: 1000 });
+  m.start();
+  assert.equal(m.timeout().kind, 'wait');
   assert.equal(sent(m, m.ack(0)), '1..1');
   assert.equal(sent(m, m.timeout()), '1..1');
   assert.equal(sent(m, m.ack(1)), '2..2');
@@ -143,7 +177,7 @@ test('rollover: block 65536 goes out as 0, ACK 0 after the wrap advances, the la
   const size = 65536 * 512 + 100;
   const last = lastBlockFor(size, 512);
   assert.equal(last, 65537);
-  const m = new TransferMachine({ lastBlock: last, windowSize: 1, retries: 3, oack: false });
+  const m = new TransferMachine({ lastBlock: last, windowSize: 1, retries: 3, oack: false, timeoutMs: 100, maxTimeoutMs: 1000 });
   m.start();
   for (let n = 1; n < 65534; n++) m.ack(wireBlock(n));
   assert.equal(sent(m, m.ack(65535 - 1)), '65535..65535');
@@ -157,7 +191,7 @@ test('rollover: block 65536 goes out as 0, ACK 0 after the wrap advances, the la
 });
 
 test('rollover inside a window: the wire numbers wrap within one window', () => {
-  const m = new TransferMachine({ lastBlock: 70000, windowSize: 10, retries: 3, oack: false });
+  const m = new TransferMachine({ lastBlock: 70000, windowSize: 10, retries: 3, oack: false, timeoutMs: 100, maxTimeoutMs: 1000 });
   m.start();
   while (m.sendLast < 65530) m.ack(wireBlock(m.sendLast));
   assert.equal(sent(m, m.ack(wireBlock(65530))), '65531..65540');
@@ -175,6 +209,6 @@ test('a 0-byte file is one empty block; exact multiples end with an empty block'
 });
 
 test('invalid plans are refused', () => {
-  assert.throws(() => new TransferMachine({ lastBlock: 0, windowSize: 1, retries: 1, oack: false }), RangeError);
-  assert.throws(() => new TransferMachine({ lastBlock: 1, windowSize: 0, retries: 1, oack: false }), RangeError);
+  assert.throws(() => new TransferMachine({ lastBlock: 0, windowSize: 1, retries: 1, oack: false, timeoutMs: 100, maxTimeoutMs: 1000 }), RangeError);
+  assert.throws(() => new TransferMachine({ lastBlock: 1, windowSize: 0, retries: 1, oack: false, timeoutMs: 100, maxTimeoutMs: 1000 }), RangeError);
 });
