@@ -1,0 +1,116 @@
+// The mtftp process as it runs in production: `main` from its own entry point, a config file,
+// its control socket, and boot hooks that ask the PXE server over the server's control socket.
+// The PXE server is another engineer's process; here a ControlServer on its socket path answers
+// the two routes with real HTTP over the Unix socket.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ControlServer, controlCall, controlSocketPath } from '../../services/shared/control.ts';
+import { createMemoryLogger } from '../../services/shared/logger.ts';
+import { makeTestSite, waitFor } from '../helpers/env.ts';
+import { md5, putFile, run } from './helpers.ts';
+
+const site = await makeTestSite('', 'netboot-mtftp-main');
+const children: ChildProcess[] = [];
+
+after(() => {
+  for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
+  site.cleanup();
+});
+
+test('main: status on the control socket, virtual paths via the PXE server, fetched reports, clean stop', async () => {
+  const { config } = site;
+  const image = putFile(config.paths.tftpRoot, 'undionly.kpxe', 70_000);
+  const script = Buffer.from('#!ipxe\necho hello\n');
+  const resolved: unknown[] = [];
+  const fetched: unknown[] = [];
+  const pxe = new ControlServer(
+    controlSocketPath(config.paths.data, 'server'),
+    {
+      'POST /tftp/resolve': (req) => {
+        resolved.push(req.body);
+        const path = (req.body as { path: string }).path;
+        if (path === 'netboot/m1/boot.ipxe') return { type: 'content', dataBase64: script.toString('base64') };
+        if (path === 'netboot/m1/loader') return { type: 'file', path: join(config.paths.tftpRoot, 'undionly.kpxe') };
+        return { type: 'none', reason: 'unknown machine' };
+      },
+      'POST /tftp/fetched': (req) => {
+        fetched.push(req.body);
+        return { ok: true };
+      },
+    },
+    createMemoryLogger(),
+  );
+  await pxe.start();
+
+  const child = spawn(process.execPath, ['--import', 'tsx', 'services/mtftp/main.ts', '--config', site.configPath], { stdio: ['ignore', 'pipe', 'pipe'] });
+  children.push(child);
+  let stdout = '';
+  child.stdout?.on('data', (c: Buffer) => (stdout += c.toString()));
+  child.stderr?.on('data', (c: Buffer) => (stdout += c.toString()));
+  const mtftpSock = controlSocketPath(config.paths.data, 'mtftp');
+  const status = await waitFor(
+    'mtftp serving',
+    async () => {
+      try {
+        const s = await controlCall<{ state: string }>(mtftpSock, 'GET', '/status');
+        return s.state === 'serving' ? s : undefined;
+      } catch {
+        return undefined;
+      }
+    },
+    20000,
+    100,
+  );
+  assert.deepEqual(status, { service: 'mtftp', pid: child.pid, state: 'serving', ports: { tftp: config.mtftp.port }, transfers: 0 });
+
+  const port = String(config.mtftp.port);
+  const out = join(site.dir, 'dl');
+  const get = async (remote: string, dest: string): Promise<number | null> =>
+    (await run('atftp', ['--get', '-r', remote, '-l', dest, '--option', 'blksize 1432', '--option', 'tsize 0', '127.0.0.1', port], { timeoutMs: 15000 })).code;
+
+  assert.equal(await get('netboot/m1/boot.ipxe', `${out}-script`), 0);
+  assert.equal(readFileSync(`${out}-script`).toString(), script.toString());
+  assert.equal(await get('netboot/m1/loader', `${out}-loader`), 0);
+  assert.equal(md5(readFileSync(`${out}-loader`)), md5(image));
+  assert.notEqual(await get('netboot/zz/boot.ipxe', `${out}-none`), 0);
+  assert.equal(await get('undionly.kpxe', `${out}-root`), 0);
+
+  assert.deepEqual(
+    resolved.map((r) => (r as { path: string }).path),
+    ['netboot/m1/boot.ipxe', 'netboot/m1/loader', 'netboot/zz/boot.ipxe'],
+  );
+  assert.ok(resolved.every((r) => (r as { address: string }).address === '127.0.0.1' && typeof (r as { port: number }).port === 'number'));
+  await waitFor('fetched reports', () => (fetched.length >= 3 ? true : undefined), 5000);
+  assert.deepEqual(
+    fetched.map((f) => {
+      const x = f as { path: string; resolvedPath?: string; bytes: number; address: string };
+      return [x.path, x.resolvedPath ?? null, x.bytes, x.address];
+    }),
+    [
+      ['netboot/m1/boot.ipxe', null, script.length, '127.0.0.1'],
+      ['netboot/m1/loader', join(config.paths.tftpRoot, 'undionly.kpxe'), 70_000, '127.0.0.1'],
+      ['undionly.kpxe', join(config.paths.tftpRoot, 'undionly.kpxe'), 70_000, '127.0.0.1'],
+    ],
+  );
+
+  // The PXE server goes away: virtual paths are "file not found", with the reason logged.
+  await pxe.stop();
+  assert.notEqual(await get('netboot/m1/boot.ipxe', `${out}-down`), 0);
+  await waitFor('reason logged', () => (stdout.includes('PXE server did not answer') ? true : undefined), 5000);
+  assert.equal(await get('undionly.kpxe', `${out}-root2`), 0, 'root files still served');
+
+  const exit = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  child.kill('SIGTERM');
+  assert.equal(await exit, 0);
+  assert.ok(!existsSync(mtftpSock), 'control socket removed');
+  assert.match(stdout, /"msg":"TFTP stopped"/);
+});
+
+test('main: an invalid config is refused with exit code 2 and every problem listed', async () => {
+  const r = await run(process.execPath, ['--import', 'tsx', 'services/mtftp/main.ts', '--config', join(site.dir, 'missing.toml')], { timeoutMs: 20000 });
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /missing\.toml: 1 problem\(s\):\n {2}- cannot read/);
+});
