@@ -45,20 +45,27 @@ export interface Latencies {
   readonly bootServer: number[];
   /** TFTP read request -> the server's first packet to that client port, ms. */
   readonly tftpFirst: number[];
+  /** The ordinary DHCP server's REQUEST -> ACK, ms: the same software on both LANs, a control. */
+  readonly dhcpAck: number[];
 }
 
-export function serverLatencies(pcap: string, server: string): Latencies {
+export function serverLatencies(pcap: string, server: string, dhcpServer: string): Latencies {
   const packets = readPcap(pcap);
   const xid = (p: Packet): number => (p.payload.length >= 8 ? p.payload.readUInt32BE(4) : -1);
   const after = (i: number, match: (p: Packet) => boolean): Packet | undefined => packets.slice(i + 1).find(match);
-  const result: Latencies = { offer: [], bootServer: [], tftpFirst: [] };
+  const result: Latencies = { offer: [], bootServer: [], tftpFirst: [], dhcpAck: [] };
   const seenXids = new Set<number>();
+  const seenRequests = new Set<number>();
   packets.forEach((p, i) => {
     if (p.dport === 67 && p.sport === 68 && p.payload[240] === 53 && p.payload[242] === 1 && !seenXids.has(xid(p))) {
       // Option 53 = 1 (DISCOVER) right after the magic cookie, as every client here sends it.
       seenXids.add(xid(p));
       const offer = after(i, (q) => q.src === server && q.sport === 67 && xid(q) === xid(p));
       if (offer !== undefined) result.offer.push(offer.t - p.t);
+    } else if (p.dport === 67 && p.sport === 68 && p.payload[240] === 53 && p.payload[242] === 3 && !seenRequests.has(xid(p))) {
+      seenRequests.add(xid(p));
+      const ack = after(i, (q) => q.src === dhcpServer && q.sport === 67 && xid(q) === xid(p));
+      if (ack !== undefined) result.dhcpAck.push(ack.t - p.t);
     } else if (p.dst === server && p.dport === 4011) {
       const reply = after(i, (q) => q.src === server && q.sport === 4011 && xid(q) === xid(p));
       if (reply !== undefined) result.bootServer.push(reply.t - p.t);
