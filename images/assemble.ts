@@ -1,16 +1,18 @@
 // Assembles a version folder from its manifest with as little network traffic as possible:
 //   1. a file identical (same chunks, same mode) to one already held is hard-linked (versions
 //      are immutable, so sharing an inode is safe);
-//   2. a file at the same path in the version held before is copied in the kernel
-//      (copy_file_range, or a reflink where the filesystem can), then patched;
-//   3. every chunk already in place is verified by hashing it; a chunk that is wrong or missing
-//      is copied from any verified local copy (any package, any version), and only what no local
-//      copy has is fetched from peers, several batches in flight, each chunk verified on arrival.
+//   2. every other file starts sparse; each chunk is copied from a local copy, verified first:
+//      the previous version's file at the same offset, this version, or any package or version
+//      (the chunk index); all-zero chunks are left as holes;
+//   3. only what no local copy has is fetched from peers, several batches in flight, each chunk
+//      verified on arrival.
 // The same routine resumes a killed sync (what is in place and hashes right is kept) and repairs
 // a damaged Ready version (only the bad chunks are rewritten).
 import { constants } from 'node:fs';
 import { chmod, copyFile, link, mkdir, open, stat, truncate, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import { promisify } from 'node:util';
+import { inflateRaw } from 'node:zlib';
 import { errorMessage } from '../services/shared/errors.ts';
 import type { Logger } from '../services/shared/logger.ts';
 import type { Frame } from './chunk-frames.ts';
@@ -97,6 +99,10 @@ export async function assembleVersion(o: AssembleOptions): Promise<AssembleResul
   const versionDigest = basename(o.dir);
   const assembling = new Set(files.map((f) => f.path));
   const baseFiles = new Map((o.base?.manifest.files ?? []).map((f) => [f.path, f]));
+  const baseDir = o.base ? versionDir(o.store.root, o.manifest.package, o.base.digest) : null;
+  const hints = new Map<string, { path: string; offset: number }>();
+  /** Files created (sparse) in this run: writing zeros into them is not needed. */
+  const fresh = new Set<string>();
   /** Chunks to hash where they lie: [file, chunk index]. */
   const toVerify: Array<[ManifestFile, number]> = [];
   const dirty = new Set<string>();
@@ -147,27 +153,31 @@ export async function assembleVersion(o: AssembleOptions): Promise<AssembleResul
       }
     }
     const old = baseFiles.get(f.path);
-    if (old !== undefined && o.base) {
-      await copyFile(join(versionDir(o.store.root, o.manifest.package, o.base.digest), f.path), path, constants.COPYFILE_FICLONE).catch(() => undefined);
-    }
-    const created = await stat(path).catch(() => null);
-    if (created === null) await (await open(path, 'w', 0o600)).close();
-    await chmod(path, f.mode | 0o600);
-    await truncate(path, f.size);
-    dirty.add(f.path);
-    // Chunks the base had at the same offset are probably in place: verify them; the rest are needed.
     const oldAt = new Map<number, string>();
-    if (old !== undefined && created !== null) {
+    if (old !== undefined) {
       let off = 0;
       for (const c of old.chunks) {
         oldAt.set(off, c.digest);
         off += c.size;
       }
     }
+    // Where the filesystem shares blocks between files (reflink: XFS, btrfs), the previous
+    // version's file is cloned in an instant and only its changed chunks are rewritten.
+    const cloned = old !== undefined && (await copyFile(join(baseDir!, f.path), path, constants.COPYFILE_FICLONE_FORCE).then(() => true, () => false));
+    if (!cloned) await (await open(path, 'w', 0o600)).close();
+    await chmod(path, f.mode | 0o600);
+    await truncate(path, f.size);
+    // Otherwise a new file starts sparse, and chunks of zeros (free space in a filesystem
+    // image) stay holes; the rest is copied from the previous version at the same offset
+    // (sequential reads of one file) or from wherever the index has it.
+    if (!cloned) fresh.add(f.path);
+    dirty.add(f.path);
     let off = 0;
     f.chunks.forEach((c, i) => {
-      if (oldAt.get(off) === c.digest) toVerify.push([f, i]);
+      const same = oldAt.get(off) === c.digest;
+      if (cloned && same) toVerify.push([f, i]);
       else addNeed(f, i, off);
+      if (same && !hints.has(c.digest)) hints.set(c.digest, { path: join(baseDir!, f.path), offset: off });
       off += c.size;
     });
   }
@@ -214,29 +224,45 @@ export async function assembleVersion(o: AssembleOptions): Promise<AssembleResul
     }
   }
 
-  // 3. Copy what is held locally, in this version or any other.
-  const writer = new PlacementWriter(o.dir, o.manifest, dirty);
+  // 3. Copy what is held locally, in this version or any other, verifying each chunk first.
+  const writer = new PlacementWriter(o.dir, o.manifest, dirty, fresh);
+  const reader = new RangeReader();
   try {
-    for (const need of [...needs.values()]) {
-      checkAbort();
+    const copyLocal = async (need: Need): Promise<void> => {
       let data: Buffer | null = null;
+      const hint = hints.get(need.digest);
+      if (hint !== undefined) {
+        data = await reader.read(hint.path, hint.offset, need.size);
+        if (data !== null && sha256Hex(data) !== need.digest) data = null;
+      }
       const here = inPlace.get(need.digest);
-      if (here !== undefined) {
-        data = await readRange(join(o.dir, here.path), here.offset, need.size);
+      if (data === null && here !== undefined) {
+        data = await reader.read(join(o.dir, here.path), here.offset, need.size);
         if (data !== null && sha256Hex(data) !== need.digest) data = null;
       }
       // Never from the files being assembled here: they are what is being fixed.
       if (data === null) data = await o.store.readChunk(need.digest, (loc) => loc.package === o.manifest.package && loc.version === versionDigest && assembling.has(loc.path));
-      if (data === null) continue;
+      if (data === null) return;
       await writer.write(need, data);
       stats.localChunks += need.placements.length;
       for (let k = 0; k < need.placements.length; k++) done(need.size);
       needs.delete(need.digest);
-    }
+    };
+    // A few at once, so reads and writes (on the thread pool) overlap the hashing (here).
+    const local = [...needs.values()];
+    let next = 0;
+    await Promise.all(Array.from({ length: 4 }, async () => {
+      while (next < local.length) {
+        checkAbort();
+        await copyLocal(local[next++]!);
+      }
+    }));
 
+    await reader.close();
     // 4. Fetch the rest from peers.
     if (needs.size > 0) await fetchAll(o, [...needs.values()], writer, stats, progress, done, report);
   } finally {
+    await reader.close();
     await writer.close();
   }
 
@@ -263,31 +289,55 @@ async function findTwin(store: PackageStore, f: ManifestFile): Promise<string | 
   return null;
 }
 
-async function readRange(path: string, offset: number, size: number): Promise<Buffer | null> {
-  try {
-    const fh = await open(path, 'r');
-    try {
-      const buf = Buffer.allocUnsafe(size);
-      const { bytesRead } = await fh.read(buf, 0, size, offset);
-      return bytesRead === size ? buf : null;
-    } finally {
-      await fh.close();
+/** Reads ranges of files, keeping the last few open (sequential reads of a base file). */
+class RangeReader {
+  private readonly handles = new Map<string, FileHandle | null>();
+
+  async read(path: string, offset: number, size: number): Promise<Buffer | null> {
+    let fh = this.handles.get(path);
+    if (fh === undefined) {
+      fh = await open(path, 'r').catch(() => null);
+      if (this.handles.size >= 8) {
+        const [k, v] = this.handles.entries().next().value as [string, FileHandle | null];
+        this.handles.delete(k);
+        await v?.close();
+      }
+      this.handles.set(path, fh);
     }
-  } catch {
-    return null;
+    if (fh === null) return null;
+    const buf = Buffer.allocUnsafe(size);
+    const { bytesRead } = await fh.read(buf, 0, size, offset);
+    return bytesRead === size ? buf : null;
   }
+
+  async close(): Promise<void> {
+    for (const fh of this.handles.values()) await fh?.close();
+    this.handles.clear();
+  }
+}
+
+const ZEROS = Buffer.alloc(256 * 1024);
+
+function isZero(data: Buffer): boolean {
+  for (let off = 0; off < data.length; off += ZEROS.length) {
+    const n = Math.min(ZEROS.length, data.length - off);
+    if (!data.subarray(off, off + n).equals(ZEROS.subarray(0, n))) return false;
+  }
+  return true;
 }
 
 /** Writes chunks where the manifest puts them, keeping a bounded set of files open. */
 class PlacementWriter {
   private readonly handles = new Map<string, { fh: Promise<FileHandle>; users: number }>();
   private readonly modes: Map<string, number>;
-  constructor(private readonly dir: string, manifest: Manifest, private readonly dirty: Set<string>) {
+  constructor(private readonly dir: string, manifest: Manifest, private readonly dirty: Set<string>, private readonly fresh: ReadonlySet<string>) {
     this.modes = new Map(manifest.files.map((f) => [f.path, f.mode]));
   }
 
   async write(need: Need, data: Buffer): Promise<void> {
+    const zero = isZero(data);
     for (const p of need.placements) {
+      if (zero && this.fresh.has(p.path)) continue; // already a hole of zeros
       const h = this.acquire(p.path);
       try {
         await (await h.fh).write(data, 0, data.length, p.offset);
@@ -390,14 +440,16 @@ async function fetchAll(
             queue.push(need);
             return;
           }
-          if (frame.data.length !== need.size || sha256Hex(frame.data) !== need.digest) {
+          let data: Buffer | null = frame.data;
+          if (frame.deflated) data = await inflated(frame.data, need.size);
+          if (data === null || data.length !== need.size || sha256Hex(data) !== need.digest) {
             stats.rejectedChunks++;
-            o.log.warn('rejected a chunk that does not match its digest; fetching it elsewhere', { peer: source.id, digest: need.digest, size: frame.data.length });
+            o.log.warn('rejected a chunk that does not match its digest; fetching it elsewhere', { peer: source.id, digest: need.digest, size: data?.length ?? null, deflated: frame.deflated });
             queue.push(need);
             return;
           }
           await o.throttle?.(frame.data.length);
-          await writer.write(need, frame.data);
+          await writer.write(need, data);
           stats.fetchedChunks++;
           stats.fetchedBytes += frame.data.length;
           for (let k = 0; k < need.placements.length; k++) done(need.size);
@@ -419,6 +471,17 @@ async function fetchAll(
     }
   };
   await Promise.all(Array.from({ length: Math.max(1, o.concurrency) }, worker));
+}
+
+const inflate = promisify(inflateRaw);
+
+/** Inflates a deflated chunk, never beyond its stated size; null if it is not valid deflate. */
+async function inflated(data: Buffer, size: number): Promise<Buffer | null> {
+  try {
+    return await inflate(data, { maxOutputLength: size });
+  } catch {
+    return null;
+  }
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {

@@ -1,18 +1,22 @@
 // Framing of a batched chunk response (POST /pkg/chunks): for each requested digest, in order,
 //   32 bytes  the chunk's SHA-256 (raw)
-//    4 bytes  length, big-endian; 0xffffffff = "not held here" (no data follows)
-//    n bytes  the chunk
-// One response carries a delta of many chunks without a round trip each. Pure codec.
+//    4 bytes  big-endian: 0xffffffff = "not held here" (no data follows); otherwise the top bit
+//             says the data is raw-deflated (RFC 1951) and the other 31 bits are its length
+//    n bytes  the chunk (as sent)
+// One response carries a delta of many chunks without a round trip each; chunks that compress
+// (filesystem metadata, free space, text) travel deflated. The digest is always of the
+// uncompressed chunk. Pure codec.
 import { ProtocolError } from '../services/shared/errors.ts';
 
 export const FRAME_HEADER = 36;
 export const MISSING = 0xffffffff;
+const DEFLATED = 0x80000000;
 export const MAX_FRAME_DATA = 16 * 1024 * 1024;
 
-export function encodeFrameHeader(digest: string, length: number | null): Buffer {
+export function encodeFrameHeader(digest: string, length: number | null, deflated = false): Buffer {
   const h = Buffer.allocUnsafe(FRAME_HEADER);
   h.write(digest, 0, 32, 'hex');
-  h.writeUInt32BE(length === null ? MISSING : length, 32);
+  h.writeUInt32BE(length === null ? MISSING : deflated ? (DEFLATED | length) >>> 0 : length, 32);
   return h;
 }
 
@@ -20,6 +24,8 @@ export interface Frame {
   readonly digest: string;
   /** null: the server does not hold this chunk. */
   readonly data: Buffer | null;
+  /** The data is raw deflate of the chunk. */
+  readonly deflated: boolean;
 }
 
 /** Incremental parser: push() the response as it arrives, get whole frames back. */
@@ -34,12 +40,15 @@ export class FrameParser {
     for (;;) {
       if (this.buffered < FRAME_HEADER) break;
       const head = this.peek(FRAME_HEADER);
-      const length = head.readUInt32BE(32);
-      if (length !== MISSING && length > MAX_FRAME_DATA) throw new ProtocolError('chunk-frames', `frame of ${length} bytes exceeds ${MAX_FRAME_DATA}`);
-      const total = FRAME_HEADER + (length === MISSING ? 0 : length);
+      const word = head.readUInt32BE(32);
+      const missing = word === MISSING;
+      const deflated = !missing && (word & DEFLATED) !== 0;
+      const length = missing ? 0 : word & ~DEFLATED;
+      if (length > MAX_FRAME_DATA) throw new ProtocolError('chunk-frames', `frame of ${length} bytes exceeds ${MAX_FRAME_DATA}`);
+      const total = FRAME_HEADER + length;
       if (this.buffered < total) break;
       const whole = this.take(total);
-      frames.push({ digest: whole.subarray(0, 32).toString('hex'), data: length === MISSING ? null : whole.subarray(FRAME_HEADER) });
+      frames.push({ digest: whole.subarray(0, 32).toString('hex'), data: missing ? null : whole.subarray(FRAME_HEADER), deflated });
     }
     return frames;
   }

@@ -5,8 +5,10 @@
 //   GET  /pkg/sources/<id>         servers Ready at the package's current digest
 //   GET  /pkg/manifests/<digest>   a manifest or manifest part: immutable, ETag, Range
 //   GET  /pkg/chunks/<digest>      immutable, ETag, Range; verified before it is sent
-//   POST /pkg/chunks               {"digests":[...]} -> framed stream (chunk-frames.ts)
+//   POST /pkg/chunks               {"digests":[...], "encoding":"deflate"} -> framed stream (chunk-frames.ts)
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { promisify } from 'node:util';
+import { deflateRaw } from 'node:zlib';
 import { errorMessage } from '../services/shared/errors.ts';
 import type { Logger } from '../services/shared/logger.ts';
 import { HttpAuthVerifier } from '../services/shared/peer-auth.ts';
@@ -21,7 +23,9 @@ const IMMUTABLE = 'public, max-age=31536000, immutable';
 export interface ServedCounters {
   requests: number;
   chunks: number;
+  /** Chunk bytes as sent (deflated where that helped), and before compression. */
   bytes: number;
+  rawBytes: number;
   /** Manifests and manifest parts: requests and bytes. */
   manifests: number;
   manifestBytes: number;
@@ -57,7 +61,7 @@ export class PackageHttp {
   private counters(peer: string): ServedCounters {
     let c = this.served.get(peer);
     if (c === undefined) {
-      c = { requests: 0, chunks: 0, bytes: 0, manifests: 0, manifestBytes: 0 };
+      c = { requests: 0, chunks: 0, bytes: 0, rawBytes: 0, manifests: 0, manifestBytes: 0 };
       this.served.set(peer, c);
     }
     return c;
@@ -103,19 +107,23 @@ export class PackageHttp {
       if (data === null) return json(res, 404, { error: 'chunk not held here' });
       counters.chunks++;
       counters.bytes += data.length;
+      counters.rawBytes += data.length;
       return immutable(req, res, arg, data, 'application/octet-stream');
     }
     if (method === 'POST' && what === 'chunks' && parts.length === 1) {
-      const digests = await readDigestList(req);
-      if (digests === null) return json(res, 400, { error: `body must be {"digests":[...]} with 1 to ${MAX_BATCH_DIGESTS} SHA-256 digests` });
+      const list = await readDigestList(req);
+      if (list === null) return json(res, 400, { error: `body must be {"digests":[...]} with 1 to ${MAX_BATCH_DIGESTS} SHA-256 digests` });
       res.writeHead(200, { 'content-type': 'application/x-netboot-chunks', 'cache-control': 'no-store' });
-      for (const d of digests) {
+      for (const d of list.digests) {
         const data = await this.store.readChunk(d);
         if (res.destroyed) return;
-        const more = res.write(encodeFrameHeader(d, data === null ? null : data.length)) && (data === null || res.write(data));
-        if (data !== null) {
+        const packed = data !== null && list.deflate ? await compressed(data) : null;
+        const body = packed ?? data;
+        const more = res.write(encodeFrameHeader(d, body === null ? null : body.length, packed !== null)) && (body === null || res.write(body));
+        if (body !== null) {
           counters.chunks++;
-          counters.bytes += data.length;
+          counters.bytes += body.length;
+          counters.rawBytes += data!.length;
         }
         if (!more) await drained(res);
       }
@@ -180,7 +188,21 @@ export function parseRange(header: string | undefined, size: number): [number, n
   return [start, end];
 }
 
-async function readDigestList(req: IncomingMessage): Promise<string[] | null> {
+const deflate = promisify(deflateRaw);
+
+/**
+ * The chunk deflated, if that saves at least a tenth; null otherwise. A 4 KiB probe first, so
+ * incompressible data (most of a disk image) costs little CPU.
+ */
+async function compressed(data: Buffer): Promise<Buffer | null> {
+  if (data.length < 1024) return null;
+  const probe = data.subarray(0, 4096);
+  if ((await deflate(probe, { level: 1 })).length > probe.length * 0.9) return null;
+  const packed = await deflate(data, { level: 1 });
+  return packed.length <= data.length * 0.9 ? packed : null;
+}
+
+async function readDigestList(req: IncomingMessage): Promise<{ digests: string[]; deflate: boolean } | null> {
   const parts: Buffer[] = [];
   let n = 0;
   for await (const c of req) {
@@ -189,10 +211,10 @@ async function readDigestList(req: IncomingMessage): Promise<string[] | null> {
     parts.push(c as Buffer);
   }
   try {
-    const body = JSON.parse(Buffer.concat(parts).toString('utf8')) as { digests?: unknown };
+    const body = JSON.parse(Buffer.concat(parts).toString('utf8')) as { digests?: unknown; encoding?: unknown };
     const d = body.digests;
     if (!Array.isArray(d) || d.length === 0 || d.length > MAX_BATCH_DIGESTS || !d.every(isDigest)) return null;
-    return d as string[];
+    return { digests: d as string[], deflate: body.encoding === 'deflate' };
   } catch {
     return null;
   }

@@ -171,7 +171,7 @@ export class PeerLink {
 
   /** Asks for many chunks in one request; `onFrame` sees each as it arrives (backpressure: awaited). */
   async fetchChunks(digests: readonly string[], onFrame: (f: Frame) => Promise<void>): Promise<void> {
-    const res = await this.request('POST', '/pkg/chunks', Buffer.from(JSON.stringify({ digests })));
+    const res = await this.request('POST', '/pkg/chunks', Buffer.from(JSON.stringify({ digests, encoding: 'deflate' })));
     if (res.statusCode !== 200) {
       res.resume();
       throw new PeerRequestError(res.statusCode ?? 0, `${this.peer.id} POST /pkg/chunks: HTTP ${res.statusCode}`);

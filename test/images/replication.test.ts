@@ -2,7 +2,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { readyPackagePath } from '../../images/layout.ts';
 import { waitFor } from '../helpers/env.ts';
@@ -109,6 +109,26 @@ test('a chunk corrupted at B is noticed and only it is fetched again', async () 
   assert.ok(after.bytes - before.bytes <= 2 * 256 * 1024, `${after.bytes - before.bytes} bytes fetched to repair one chunk`);
   const warned = B.logged('package file damaged; repairing it').at(-1)!;
   assert.equal(warned.path, 'boot/efi/bootx64.efi');
+});
+
+test('compressible content travels deflated and free space stays sparse; the copies are exact', async () => {
+  const dir = join(env.sites[0]!.dir, 'text');
+  mkdirSync(dir);
+  writeFileSync(join(dir, 'log.txt'), Buffer.from('boot ok; driver loaded; service started\n'.repeat(50_000)));
+  writeFileSync(join(dir, 'free-space.img'), Buffer.concat([randomBytes(100_000), Buffer.alloc(4 * 1024 * 1024), randomBytes(100_000)]));
+  const served = () => Object.values(A.describe().served).concat(Object.values(B.describe().served), Object.values(C.describe().served)).reduce((n, c) => ({ bytes: n.bytes + c.bytes, raw: n.raw + c.rawBytes }), { bytes: 0, raw: 0 });
+  const before = served();
+  const ref = await A.service.publish(dir, 'logs', 'driver');
+  await Promise.all([waitReady(B, 'logs', ref.digest!), waitReady(C, 'logs', ref.digest!)]);
+  const after = served();
+  assert.ok(after.raw - before.raw > 0);
+  assert.ok(after.bytes - before.bytes < (after.raw - before.raw) / 2, `sent ${after.bytes - before.bytes} bytes for ${after.raw - before.raw} of chunks`);
+  for (const n of [B, C]) {
+    const got = readyPackagePath(n.site.config.paths.data, 'logs')!;
+    assert.deepEqual(readFileSync(join(got, 'log.txt')), readFileSync(join(dir, 'log.txt')));
+    assert.deepEqual(readFileSync(join(got, 'free-space.img')), readFileSync(join(dir, 'free-space.img')));
+    assert.ok(statSync(join(got, 'free-space.img')).blocks * 512 < 2 * 1024 * 1024, `${n.id}: the zeros are holes`);
+  }
 });
 
 test('delete at A: gone at B and C', async () => {

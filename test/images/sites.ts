@@ -102,7 +102,7 @@ export class InProcessNode {
 export interface Described {
   server: string;
   links: Array<{ peer: string; connected: boolean; rttMs: number | null }>;
-  served: Record<string, { requests: number; chunks: number; bytes: number; manifests: number; manifestBytes: number }>;
+  served: Record<string, { requests: number; chunks: number; bytes: number; rawBytes: number; manifests: number; manifestBytes: number }>;
   packages: Array<{ ref: { package: string; seq: number; digest: string | null; owner: string }; statuses: PackageStatus[]; path: string | null }>;
 }
 

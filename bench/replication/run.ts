@@ -1,0 +1,215 @@
+// bench/replication: a generated ~1 GB filesystem image (mkfs.ext4 -d over a real directory
+// tree with varied files), published on A and replicated to B (two `netboot run interface`
+// processes on loopback); then a 100 KB change made inside the image with debugfs.
+//   node --import tsx bench/replication/run.ts [--size-mib 1024] [--keep]
+// Prints, with reference tools measured in the same run on the same files:
+//   publish hashing (read + chunk + SHA-256) vs `sha256sum`;
+//   for the 100 KB change: bytes transferred, publish -> Ready on B, notify latency, and
+//   `rsync --no-whole-file` of the same change (bytes and time).
+// Targets: < 1 MiB transferred, Ready < 5 s, notify < 100 ms, hashing >= 1 GB/s.
+// Needs e2fsprogs (mkfs.ext4, debugfs) and rsync.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { copyFileSync, mkdirSync, mkdtempSync, openSync, readSync, closeSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from '../../services/cli/args.ts';
+import { controlCall, controlSocketPath } from '../../services/shared/control.ts';
+import { ChunkHasher } from '../../images/chunk-hasher.ts';
+import { chunkFile } from '../../images/file-chunks.ts';
+import { waitFor } from '../../test/helpers/env.ts';
+import { spawnService, type ServiceProcess } from '../../test/helpers/process.ts';
+import { makeSites, type Described, type Site } from '../../test/images/sites.ts';
+
+const args = parseArgs(process.argv.slice(2), ['keep']);
+const SIZE_MIB = Number(args.flags.get('size-mib') ?? 1024);
+const KEEP = args.flags.has('keep');
+const MB = 1e6;
+
+const work = mkdtempSync(join(tmpdir(), 'netboot-bench-repl-'));
+const procs: ServiceProcess[] = [];
+let env: Awaited<ReturnType<typeof makeSites>> | null = null;
+
+function log(line: string): void {
+  process.stdout.write(line + '\n');
+}
+
+function time<T>(fn: () => T): [T, number] {
+  const t = performance.now();
+  const v = fn();
+  return [v, performance.now() - t];
+}
+
+/** Deterministic "text": words from a small vocabulary, like configuration and logs. */
+function textBytes(n: number, seed: number): Buffer {
+  const words = ['driver', 'service', 'enable', 'true', 'false', 'path', '/usr/lib', 'version', '1.0.3', 'network', 'eth0', 'dhcp', 'boot', 'kernel', 'module', '=', '\n', '#', 'option', 'value'];
+  let x = seed >>> 0 || 1;
+  const out: string[] = [];
+  let len = 0;
+  while (len < n) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    const w = words[(x >>> 0) % words.length]!;
+    out.push(w, ' ');
+    len += w.length + 1;
+  }
+  return Buffer.from(out.join('').slice(0, n));
+}
+
+/** A tree like an installed system: many small text files, binaries, a database, sparse files. */
+function makeTree(dir: string, budgetBytes: number): { files: number; bytes: number } {
+  let files = 0;
+  let bytes = 0;
+  const put = (rel: string, data: Buffer): void => {
+    const p = join(dir, rel);
+    mkdirSync(join(p, '..'), { recursive: true });
+    writeFileSync(p, data);
+    files++;
+    bytes += data.length;
+  };
+  for (let i = 0; i < 3000; i++) put(`etc/conf${i % 40}/file${i}.conf`, textBytes(500 + ((i * 7919) % 20_000), i + 1));
+  for (let i = 0; i < 200; i++) put(`usr/share/doc/pkg${i}/README`, textBytes(2000 + ((i * 104729) % 60_000), i + 9000));
+  const big = budgetBytes - bytes;
+  const binaries = Math.floor(big * 0.45);
+  for (let i = 0, left = binaries; left > 0; i++) {
+    const n = Math.min(left, 1_000_000 + ((i * 2_654_435_761) % 9_000_000));
+    put(`usr/lib/lib${i}.so`, randomBytes(n));
+    left -= n;
+  }
+  // A database-like file: structured, compressible records.
+  const db = Buffer.alloc(Math.floor(big * 0.25));
+  for (let off = 0, r = 0; off < db.length; off += 256, r++) db.write(`record ${String(r).padStart(10, '0')} name=user${r % 5000} balance=${(r * 37) % 100000} status=${r % 3 ? 'active' : 'closed'} `.padEnd(256, '.'), off);
+  put('var/lib/db/main.db', db);
+  put('var/cache/zeros.bin', Buffer.alloc(Math.floor(big * 0.05)));
+  put('home/user/video.mp4', randomBytes(Math.max(0, budgetBytes - bytes - 1024)));
+  return { files, bytes };
+}
+
+const control = (s: Site, path: string, body?: unknown): Promise<unknown> =>
+  controlCall(controlSocketPath(s.config.paths.data, 'interface'), body === undefined ? 'GET' : 'POST', path, body);
+
+async function publish(s: Site, dir: string, id: string): Promise<{ ref: { seq: number; digest: string; updatedAt: string }; hashMs: number; wallMs: number }> {
+  const t = performance.now();
+  const { job } = (await control(s, '/packages/publish', { dir, id, kind: 'image' })) as { job: string };
+  const j = await waitFor('publish', async () => {
+    const r = (await control(s, `/packages/jobs?id=${job}`)) as { state: string; error?: string; ref?: { seq: number; digest: string; updatedAt: string }; hashMs?: number };
+    return r.state === 'running' ? undefined : r;
+  }, 600_000, 5);
+  if (j.state !== 'done') throw new Error(`publish failed: ${j.error}`);
+  return { ref: j.ref!, hashMs: j.hashMs!, wallMs: performance.now() - t };
+}
+
+function served(d: Described, peer: string): { bytes: number; chunks: number; manifestBytes: number; manifests: number } {
+  const c = d.served[peer];
+  return { bytes: c?.bytes ?? 0, chunks: c?.chunks ?? 0, manifestBytes: c?.manifestBytes ?? 0, manifests: c?.manifests ?? 0 };
+}
+
+function changedBlocks(a: string, b: string, block = 4096): number {
+  const fa = openSync(a, 'r');
+  const fb = openSync(b, 'r');
+  const ba = Buffer.alloc(4 << 20);
+  const bb = Buffer.alloc(4 << 20);
+  let changed = 0;
+  for (let off = 0; ; off += ba.length) {
+    const na = readSync(fa, ba, 0, ba.length, off);
+    const nb = readSync(fb, bb, 0, bb.length, off);
+    if (na === 0 && nb === 0) break;
+    for (let i = 0; i < Math.max(na, nb); i += block) if (!ba.subarray(i, i + block).equals(bb.subarray(i, i + block))) changed++;
+  }
+  closeSync(fa);
+  closeSync(fb);
+  return changed;
+}
+
+try {
+  for (const tool of ['mkfs.ext4', 'debugfs', 'rsync', 'sha256sum']) {
+    if (spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0) throw new Error(`${tool} is needed (apt-get install e2fsprogs rsync coreutils)`);
+  }
+  const tree = join(work, 'tree');
+  const pub = join(work, 'package');
+  mkdirSync(pub);
+  const image = join(pub, 'disk.img');
+  const [made, makeMs] = time(() => makeTree(tree, Math.floor(SIZE_MIB * 1048576 * 0.85)));
+  execFileSync('mkfs.ext4', ['-q', '-F', '-L', 'bench', '-d', tree, image, `${SIZE_MIB}M`]);
+  const imageBytes = statSync(image).size;
+  log(`image: ${(imageBytes / 1048576).toFixed(0)} MiB ext4 built with mkfs.ext4 -d over ${made.files} files, ${(made.bytes / 1048576).toFixed(0)} MiB (tree made in ${(makeMs / 1000).toFixed(1)} s)`);
+  rmSync(tree, { recursive: true, force: true });
+
+  // Hashing, from the page cache for both: ours (read + gear-hash chunking + SHA-256 per chunk,
+  // on two threads) against sha256sum of the same file, best of two runs each.
+  execFileSync('cat', [image], { stdio: ['ignore', 'ignore', 'inherit'], maxBuffer: 1 << 30 });
+  const hasher = new ChunkHasher();
+  const ours: number[] = [];
+  const ref: number[] = [];
+  let chunkCount = 0;
+  for (let r = 0; r < 2; r++) {
+    const t0 = performance.now();
+    chunkCount = (await chunkFile(image, null, undefined, hasher)).chunks.length;
+    ours.push(performance.now() - t0);
+    ref.push(time(() => execFileSync('sha256sum', [image]))[1]);
+  }
+  await hasher.close();
+  const oursMs = Math.min(...ours);
+  const refMs = Math.min(...ref);
+  log(`hashing ${(imageBytes / 1048576).toFixed(0)} MiB: ours ${(imageBytes / MB / (oursMs / 1000)).toFixed(0)} MB/s (${(oursMs / 1000).toFixed(2)} s, ${chunkCount} chunks) | sha256sum ${(imageBytes / MB / (refMs / 1000)).toFixed(0)} MB/s (${(refMs / 1000).toFixed(2)} s)   [runs: ours ${ours.map((x) => x.toFixed(0)).join(', ')} ms; sha256sum ${ref.map((x) => x.toFixed(0)).join(', ')} ms]`);
+
+  env = await makeSites(['a', 'b'], { extra: '[log]\nlevel = "info"\n[packages]\nscrub_interval_ms = 0\n' });
+  const [A, B] = env.sites as [Site, Site];
+  for (const s of [A, B]) procs.push(spawnService(['interface'], s.configPath));
+  const bProc = procs[1]!;
+  for (const s of [A, B]) await waitFor(`${s.id} up`, async () => ((await control(s, '/status').catch(() => undefined)) !== undefined ? true : undefined), 30_000, 50);
+  await waitFor('peers linked', async () => ((await control(B, '/packages')) as Described).links.every((l) => l.connected) || undefined, 30_000, 50);
+
+  const v1 = await publish(A, pub, 'bench-image');
+  log(`publish v1 on A: ${(v1.wallMs / 1000).toFixed(2)} s wall (read + chunk + hash + copy ${(imageBytes / MB / (v1.hashMs / 1000)).toFixed(0)} MB/s, then fsync), seq ${v1.ref.seq}`);
+  const statusOf = async (s: Site, digest: string) => ((await control(s, '/packages?id=bench-image')) as Described).packages[0]?.statuses.find((x) => x.server === s.id && x.state === 'ready' && x.digest === digest);
+  const t1 = performance.now();
+  await waitFor('B ready at v1', () => statusOf(B, v1.ref.digest), 600_000, 20);
+  log(`initial replication to B: ${((performance.now() - t1) / 1000).toFixed(2)} s for ${(imageBytes / 1048576).toFixed(0)} MiB over loopback`);
+
+  // The replica side of rsync: B's copy of v1.
+  const rsyncDest = join(work, 'rsync-dest');
+  mkdirSync(rsyncDest);
+  copyFileSync(image, join(rsyncDest, 'disk.img'));
+  const before = join(work, 'before.img');
+  copyFileSync(image, before);
+
+  // The change: a new 100 KB file written into the filesystem (data blocks, inode, bitmaps, directory).
+  writeFileSync(join(work, 'new.bin'), randomBytes(100 * 1024));
+  execFileSync('debugfs', ['-w', '-R', `write ${join(work, 'new.bin')} new-100k.bin`, image], { stdio: 'ignore' });
+  const blocks = changedBlocks(before, image);
+  log(`change: debugfs write of a 100 KiB file into the image: ${blocks} blocks of 4 KiB differ (${(blocks * 4)} KiB)`);
+
+  const servedBefore = served((await control(A, '/packages')) as Described, 'b');
+  const logsBefore = bProc.logs.length;
+  const v2 = await publish(A, pub, 'bench-image');
+  await waitFor('B ready at v2', () => statusOf(B, v2.ref.digest), 120_000, 10);
+  const readyLog = bProc.logs.slice(logsBefore).find((l) => l.msg === 'package ready' && l.digest === v2.ref.digest)!;
+  const refLog = bProc.logs.slice(logsBefore).find((l) => l.msg === 'package ref received' && l.digest === v2.ref.digest)!;
+  const servedAfter = served((await control(A, '/packages')) as Described, 'b');
+  const chunkBytes = servedAfter.bytes - servedBefore.bytes;
+  const metaBytes = servedAfter.manifestBytes - servedBefore.manifestBytes;
+  const readyMs = Date.parse(String(readyLog.ts)) - Date.parse(v2.ref.updatedAt);
+  const notifyMs = Date.parse(String(refLog.ts)) - Date.parse(v2.ref.updatedAt);
+  const transferred = chunkBytes + metaBytes;
+
+  const [rs, rsyncMs] = time(() => execFileSync('rsync', ['--no-whole-file', '--stats', image, join(rsyncDest, 'disk.img')]).toString());
+  const num = (label: string): number => Number((new RegExp(`${label}: ([\\d,]+)`).exec(rs)?.[1] ?? '0').replace(/,/g, ''));
+  const rsyncLiteral = num('Literal data');
+  const rsyncSent = num('Total bytes sent');
+  const rsyncReceived = num('Total bytes received');
+
+  log('');
+  log(`100 KB change, ours: ${(transferred / 1048576).toFixed(3)} MiB transferred (${servedAfter.chunks - servedBefore.chunks} chunks ${(chunkBytes / 1024).toFixed(0)} KiB + ${servedAfter.manifests - servedBefore.manifests} manifest/part blobs ${(metaBytes / 1024).toFixed(0)} KiB)`);
+  log(`  publish on A ${(v2.wallMs / 1000).toFixed(2)} s; notify A -> B ${notifyMs} ms; publish -> Ready on B ${(readyMs / 1000).toFixed(2)} s (B: ${readyLog.verifiedChunks} chunks verified in place, ${readyLog.localChunks} copied locally, ${readyLog.fetchedChunks} fetched, sync ${readyLog.ms} ms)`);
+  log(`100 KB change, rsync --no-whole-file (same run, local): literal data ${(rsyncLiteral / 1048576).toFixed(3)} MiB, ${((rsyncSent + rsyncReceived) / 1048576).toFixed(3)} MiB sent+received, ${(rsyncMs / 1000).toFixed(2)} s (and rsync learns of a change only when someone runs it)`);
+  log('');
+  const check = (ok: boolean): string => (ok ? 'met' : 'NOT met');
+  log(`targets: transferred < 1 MiB: ${check(transferred < 1048576)}; Ready < 5 s: ${check(readyMs < 5000)}; notify < 100 ms: ${check(notifyMs < 100)}; hashing >= 1 GB/s: ${check(imageBytes / MB / (oursMs / 1000) >= 1000)}`);
+} finally {
+  for (const p of procs) await p.kill('SIGTERM');
+  env?.cleanup();
+  if (!KEEP) rmSync(work, { recursive: true, force: true });
+  else log(`kept ${work}`);
+}
