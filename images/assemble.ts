@@ -16,6 +16,7 @@ import { inflateRaw } from 'node:zlib';
 import { errorMessage } from '../services/shared/errors.ts';
 import type { Logger } from '../services/shared/logger.ts';
 import type { Frame } from './chunk-frames.ts';
+import { ChunkHasher } from './chunk-hasher.ts';
 import { sha256Hex } from './digest.ts';
 import { finishTree, fsyncPath, mkdirs } from './fs-tree.ts';
 import { versionDir } from './layout.ts';
@@ -103,6 +104,8 @@ export async function assembleVersion(o: AssembleOptions): Promise<AssembleResul
   const hints = new Map<string, { path: string; offset: number }>();
   /** Files created (sparse) in this run: writing zeros into them is not needed. */
   const fresh = new Set<string>();
+  /** Chunks the previous version holds at the same offset of the same file, in file order. */
+  const sameOffset: SameOffset[] = [];
   /** Chunks to hash where they lie: [file, chunk index]. */
   const toVerify: Array<[ManifestFile, number]> = [];
   const dirty = new Set<string>();
@@ -177,6 +180,7 @@ export async function assembleVersion(o: AssembleOptions): Promise<AssembleResul
       const same = oldAt.get(off) === c.digest;
       if (cloned && same) toVerify.push([f, i]);
       else addNeed(f, i, off);
+      if (same && !cloned) sameOffset.push({ path: f.path, from: join(baseDir!, f.path), offset: off, size: c.size, digest: c.digest });
       if (same && !hints.has(c.digest)) hints.set(c.digest, { path: join(baseDir!, f.path), offset: off });
       off += c.size;
     });
@@ -224,7 +228,21 @@ export async function assembleVersion(o: AssembleOptions): Promise<AssembleResul
     }
   }
 
-  // 3. Copy what is held locally, in this version or any other, verifying each chunk first.
+  // 3. Copy what is held locally, verifying each chunk first: first the long runs the previous
+  // version has at the same offsets (large reads, hashed on a worker thread), then the rest
+  // chunk by chunk from wherever it is held.
+  if (sameOffset.length > 0) {
+    const copied = await copyRuns(sameOffset, o.dir, fresh, checkAbort);
+    for (const need of [...needs.values()]) {
+      const left = need.placements.filter((p) => !copied.has(`${p.offset}@${p.path}`));
+      const got = need.placements.length - left.length;
+      if (got === 0) continue;
+      stats.localChunks += got;
+      for (let k = 0; k < got; k++) done(need.size);
+      if (left.length === 0) needs.delete(need.digest);
+      else need.placements.splice(0, need.placements.length, ...left);
+    }
+  }
   const writer = new PlacementWriter(o.dir, o.manifest, dirty, fresh);
   const reader = new RangeReader();
   try {
@@ -287,6 +305,91 @@ async function findTwin(store: PackageStore, f: ManifestFile): Promise<string | 
     if ((await stat(path).catch(() => null))?.size === f.size) return path;
   }
   return null;
+}
+
+interface SameOffset {
+  readonly path: string;
+  readonly from: string;
+  readonly offset: number;
+  readonly size: number;
+  readonly digest: string;
+}
+
+const RUN_BYTES = 4 * 1024 * 1024;
+
+/**
+ * Copies chunks that sit at the same offset in the previous version's file, in runs of up to
+ * 4 MiB: read, hash every chunk of the run on a worker thread while the next run is read, write
+ * the chunks that verify (zeros into a new sparse file are skipped). Returns the placements done
+ * ("offset@path"); anything that did not verify is left for the chunk-by-chunk path.
+ */
+async function copyRuns(items: readonly SameOffset[], dir: string, fresh: ReadonlySet<string>, checkAbort: () => void): Promise<Set<string>> {
+  const runs: SameOffset[][] = [];
+  for (const it of items) {
+    const run = runs.at(-1);
+    const last = run?.at(-1);
+    if (run !== undefined && last !== undefined && last.path === it.path && last.offset + last.size === it.offset && it.offset + it.size - run[0]!.offset <= RUN_BYTES) run.push(it);
+    else runs.push([it]);
+  }
+  const done = new Set<string>();
+  const hasher = new ChunkHasher();
+  const reads = new Map<string, FileHandle>();
+  const writes = new Map<string, FileHandle>();
+  const handle = async (map: Map<string, FileHandle>, path: string, flags: string): Promise<FileHandle> => {
+    let fh = map.get(path);
+    if (fh === undefined) {
+      if (map.size >= 8) {
+        const [k, v] = map.entries().next().value as [string, FileHandle];
+        map.delete(k);
+        await v.close();
+      }
+      fh = await open(path, flags);
+      map.set(path, fh);
+    }
+    return fh;
+  };
+  const one = async (run: SameOffset[]): Promise<void> => {
+    const start = run[0]!.offset;
+    const len = run.at(-1)!.offset + run.at(-1)!.size - start;
+    const block = hasher.block(len);
+    let got = 0;
+    try {
+      got = (await (await handle(reads, run[0]!.from, 'r')).read(block, 0, len, start)).bytesRead;
+    } catch {
+      got = 0;
+    }
+    if (got !== len) return hasher.recycle(block);
+    const cuts = run.map((c) => c.offset + c.size - start);
+    const { digests, data } = await hasher.hashKeeping(block, cuts);
+    try {
+      const out = await handle(writes, join(dir, run[0]!.path), 'r+');
+      for (let i = 0; i < run.length; i++) {
+        const c = run[i]!;
+        if (digests[i] !== c.digest) continue;
+        const bytes = data.subarray(c.offset - start, c.offset - start + c.size);
+        if (!(fresh.has(c.path) && isZero(bytes))) await out.write(bytes, 0, bytes.length, c.offset);
+        done.add(`${c.offset}@${c.path}`);
+      }
+    } finally {
+      hasher.recycle(data);
+    }
+  };
+  let failure: unknown = null;
+  const inFlight: Array<Promise<void>> = [];
+  try {
+    for (const run of runs) {
+      checkAbort();
+      if (failure !== null) throw failure;
+      inFlight.push(one(run).catch((err: unknown) => void (failure ??= err)));
+      if (inFlight.length >= 3) await inFlight.shift();
+    }
+  } finally {
+    await Promise.all(inFlight);
+    await hasher.close();
+    for (const fh of [...reads.values(), ...writes.values()]) await fh.close();
+  }
+  if (failure !== null) throw failure;
+  return done;
 }
 
 /** Reads ranges of files, keeping the last few open (sequential reads of a base file). */

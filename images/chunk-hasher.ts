@@ -32,15 +32,12 @@ parentPort.on('message', (m) => {
 
 export class ChunkHasher {
   private readonly worker = new Worker(WORKER, { eval: true });
-  private readonly waiting: Array<{ resolve: (d: string[]) => void; reject: (e: Error) => void }> = [];
+  private readonly waiting: Array<{ resolve: (r: { digests: string[]; buf: ArrayBuffer | null }) => void; reject: (e: Error) => void }> = [];
   private readonly free: ArrayBuffer[] = [];
   private failed: Error | null = null;
 
   constructor() {
-    this.worker.on('message', (m: { digests: string[]; buf: ArrayBuffer | null }) => {
-      if (m.buf !== null && this.free.length < 8) this.free.push(m.buf);
-      this.waiting.shift()?.resolve(m.digests);
-    });
+    this.worker.on('message', (m: { digests: string[]; buf: ArrayBuffer | null }) => this.waiting.shift()?.resolve(m));
     this.worker.on('error', (err) => this.fail(err));
     this.worker.on('exit', (code) => this.fail(new Error(`hash worker exited (${code})`)));
   }
@@ -50,7 +47,7 @@ export class ChunkHasher {
     for (const w of this.waiting.splice(0)) w.reject(err);
   }
 
-  private send(msg: unknown, transfer: ArrayBuffer[] = []): Promise<string[]> {
+  private send(msg: unknown, transfer: ArrayBuffer[] = []): Promise<{ digests: string[]; buf: ArrayBuffer | null }> {
     if (this.failed !== null) return Promise.reject(this.failed);
     return new Promise((resolve, reject) => {
       this.waiting.push({ resolve, reject });
@@ -61,7 +58,7 @@ export class ChunkHasher {
   /** A block of `size` bytes that owns its memory: recycled from the worker when possible. */
   block(size: number): Buffer {
     const ab = this.free.pop();
-    return ab !== undefined && ab.byteLength === size ? Buffer.from(ab) : Buffer.allocUnsafeSlow(size);
+    return ab !== undefined && ab.byteLength >= size ? Buffer.from(ab, 0, size) : Buffer.allocUnsafeSlow(size);
   }
 
   /**
@@ -69,14 +66,28 @@ export class ChunkHasher {
    * as the continuation of the current chunk; resolves with the digests of the chunks that end at
    * `cuts`, in order.
    */
-  push(data: Buffer, cuts: readonly number[]): Promise<string[]> {
-    if (data.byteOffset !== 0) throw new Error('ChunkHasher.push: the buffer must own its memory');
-    return this.send({ buf: data.buffer, len: data.length, cuts }, [data.buffer as ArrayBuffer]);
+  async push(data: Buffer, cuts: readonly number[]): Promise<string[]> {
+    const r = await this.hashKeeping(data, cuts);
+    this.recycle(r.data);
+    return r.digests;
+  }
+
+  /** As push(), handing the bytes back afterwards (to write them, then recycle()). */
+  async hashKeeping(data: Buffer, cuts: readonly number[]): Promise<{ digests: string[]; data: Buffer }> {
+    if (data.byteOffset !== 0) throw new Error('ChunkHasher: the buffer must own its memory');
+    const len = data.length;
+    const r = await this.send({ buf: data.buffer, len, cuts }, [data.buffer as ArrayBuffer]);
+    return { digests: r.digests, data: Buffer.from(r.buf!, 0, len) };
+  }
+
+  /** Gives a block back for reuse by block(). */
+  recycle(data: Buffer): void {
+    if (data.byteOffset === 0 && this.free.length < 8) this.free.push(data.buffer as ArrayBuffer);
   }
 
   /** Ends the stream: the digest of the unfinished chunk, if it has bytes. */
-  end(pending: boolean): Promise<string[]> {
-    return this.send({ end: true, pending });
+  async end(pending: boolean): Promise<string[]> {
+    return (await this.send({ end: true, pending })).digests;
   }
 
   async close(): Promise<void> {
