@@ -350,6 +350,7 @@ export class PackageService implements Lifecycle {
     try {
       const started = Date.now();
       const manifest = await this.manifestFor(pkg, { ...ref, digest }, abort.signal);
+      const manifestMs = Date.now() - started;
       const totals = manifestTotals(manifest);
       const prev = store.db.getStatus(pkg);
       const baseDigest = prev?.state === 'ready' && prev.digest !== digest ? prev.digest : null;
@@ -373,7 +374,7 @@ export class PackageService implements Lifecycle {
       this.updateWatches();
       store.setStatus(pkg, 'ready', { seq: ref.seq, digest, bytesDone: totals.bytes, bytesTotal: totals.bytes, chunksDone: totals.chunks, chunksTotal: totals.chunks });
       this.repairs.delete(pkg);
-      this.log.info('package ready', { package: pkg, seq: ref.seq, digest, ms: Date.now() - started, bytes: totals.bytes, chunks: totals.chunks, ...stats });
+      this.log.info('package ready', { package: pkg, seq: ref.seq, digest, ms: Date.now() - started, manifestMs, bytes: totals.bytes, chunks: totals.chunks, ...stats });
     } finally {
       this.running.delete(pkg);
       store.activeStaging.delete(dir);

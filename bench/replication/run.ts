@@ -194,7 +194,7 @@ try {
   const notifyMs = Date.parse(String(refLog.ts)) - Date.parse(v2.ref.updatedAt);
   const transferred = chunkBytes + metaBytes;
 
-  const [rs, rsyncMs] = time(() => execFileSync('rsync', ['--no-whole-file', '--stats', image, join(rsyncDest, 'disk.img')]).toString());
+  const [rs, rsyncMs] = time(() => execFileSync('rsync', ['--no-whole-file', '--ignore-times', '--stats', image, join(rsyncDest, 'disk.img')]).toString());
   const num = (label: string): number => Number((new RegExp(`${label}: ([\\d,]+)`).exec(rs)?.[1] ?? '0').replace(/,/g, ''));
   const rsyncLiteral = num('Literal data');
   const rsyncSent = num('Total bytes sent');
@@ -202,8 +202,10 @@ try {
 
   log('');
   log(`100 KB change, ours: ${(transferred / 1048576).toFixed(3)} MiB transferred (${servedAfter.chunks - servedBefore.chunks} chunks ${(chunkBytes / 1024).toFixed(0)} KiB + ${servedAfter.manifests - servedBefore.manifests} manifest/part blobs ${(metaBytes / 1024).toFixed(0)} KiB)`);
-  log(`  publish on A ${(v2.wallMs / 1000).toFixed(2)} s; notify A -> B ${notifyMs} ms; publish -> Ready on B ${(readyMs / 1000).toFixed(2)} s (B: ${readyLog.verifiedChunks} chunks verified in place, ${readyLog.localChunks} copied locally, ${readyLog.fetchedChunks} fetched, sync ${readyLog.ms} ms)`);
+  log(`  publish on A ${(v2.wallMs / 1000).toFixed(2)} s; notify A -> B ${notifyMs} ms; publish -> Ready on B ${(readyMs / 1000).toFixed(2)} s (B: ${readyLog.localChunks} chunks copied locally, ${readyLog.runChunks} of them in runs from the previous version in ${readyLog.runMs} ms, ${readyLog.fetchedChunks} fetched; sync ${readyLog.ms} ms of which manifest ${readyLog.manifestMs} ms, fsync ${readyLog.fsyncMs} ms)`);
   log(`100 KB change, rsync --no-whole-file (same run, local): literal data ${(rsyncLiteral / 1048576).toFixed(3)} MiB, ${((rsyncSent + rsyncReceived) / 1048576).toFixed(3)} MiB sent+received, ${(rsyncMs / 1000).toFixed(2)} s (and rsync learns of a change only when someone runs it)`);
+  const t0 = Date.parse(v2.ref.updatedAt);
+  log(`  timeline on B (ms after the ref moved on A): ${bProc.logs.slice(logsBefore).filter((l) => ['package ref received', 'manifest fetched', 'package status', 'package ready'].includes(String(l.msg))).map((l) => `${String(l.msg).replace('package ', '')}${l.state ? ` ${String(l.state)}` : ''} +${Date.parse(String(l.ts)) - t0}`).join(', ')}`);
   log('');
   const check = (ok: boolean): string => (ok ? 'met' : 'NOT met');
   log(`targets: transferred < 1 MiB: ${check(transferred < 1048576)}; Ready < 5 s: ${check(readyMs < 5000)}; notify < 100 ms: ${check(notifyMs < 100)}; hashing >= 1 GB/s: ${check(imageBytes / MB / (oursMs / 1000) >= 1000)}`);
