@@ -89,7 +89,7 @@ async function largeParallel(input: FileHandle, output: FileHandle | null, hashe
       const data = await next;
       if (data.length === 0) break;
       next = readBlock();
-      const written = output?.write(data);
+      const written = output === null || isZeroBlock(data) ? undefined : output.write(data, 0, data.length, total); // zeros stay a hole
       const cuts = chunker.push(data);
       let prev = 0;
       for (const cut of cuts) {
@@ -107,6 +107,7 @@ async function largeParallel(input: FileHandle, output: FileHandle | null, hashe
     }
     chunker.end();
     if (pending > 0) sizes.push(pending);
+    await output?.truncate(total);
     inFlight.push(hasher.end(pending > 0));
     for (const p of inFlight.splice(0)) digests.push(...(await p));
   } finally {
@@ -115,6 +116,12 @@ async function largeParallel(input: FileHandle, output: FileHandle | null, hashe
   }
   if (digests.length !== sizes.length) throw new Error(`hash worker returned ${digests.length} digests for ${sizes.length} chunks`);
   return { size: total, chunks: sizes.map((size, i) => ({ digest: digests[i]!, size })) };
+}
+
+const ZERO_BLOCK = Buffer.alloc(BLOCK);
+
+function isZeroBlock(data: Buffer): boolean {
+  return data.equals(ZERO_BLOCK.subarray(0, data.length));
 }
 
 /** Chunk boundaries and digests over a stream of buffers. */

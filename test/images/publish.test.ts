@@ -18,12 +18,15 @@ test('a published version is a byte-exact copy whose manifest names every chunk 
     writeFileSync(join(src, 'disk.img'), randomBytes(3 * 1024 * 1024 + 17));
     writeFileSync(join(src, 'drivers/net/e1000.inf'), 'small file');
     writeFileSync(join(src, 'zero'), '');
+    writeFileSync(join(src, 'sparse.img'), Buffer.concat([Buffer.alloc(12 * 1024 * 1024), Buffer.from('end')]));
     chmodSync(join(src, 'drivers/net/e1000.inf'), 0o640);
     const progress = newProgress();
     const built = await buildVersion(src, join(dir, 'stage'), { package: 'p1', kind: 'image', owner: 'a', createdAt: new Date().toISOString() }, progress);
     assert.equal(built.digest, createHash('sha256').update(built.encoded.body).digest('hex'));
     assert.deepEqual(decodeManifest(built.encoded.body, (d) => built.encoded.parts.get(d) ?? null), built.manifest);
-    assert.deepEqual(progress, { filesDone: 3, filesTotal: 3, bytesDone: 3 * 1024 * 1024 + 17 + 10, bytesTotal: 3 * 1024 * 1024 + 17 + 10 });
+    const total = 3 * 1024 * 1024 + 17 + 10 + 12 * 1024 * 1024 + 3;
+    assert.deepEqual(progress, { filesDone: 4, filesTotal: 4, bytesDone: total, bytesTotal: total });
+    assert.ok(statSync(join(dir, 'stage/sparse.img')).blocks * 512 <= 4 * 1024 * 1024 + 8192, 'runs of zeros are not written: they stay holes');
     assert.deepEqual(built.manifest.dirs.map((d) => d.path), ['drivers', 'drivers/net', 'empty-dir']);
     for (const f of built.manifest.files) {
       const copy = readFileSync(join(dir, 'stage', f.path));
