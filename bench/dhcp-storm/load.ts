@@ -14,6 +14,11 @@ const clients = Number(stringFlag(args, 'clients') ?? 1000);
 const windowSize = Number(stringFlag(args, 'window') ?? 32);
 const timeoutMs = Number(stringFlag(args, 'timeout-ms') ?? 2000);
 const xidBase = Number(stringFlag(args, 'xid-base') ?? 0x10000000);
+// Defaults are the real ones; a loopback run names the server's ports and a local port to use.
+const dhcpAddress = stringFlag(args, 'dhcp-address') ?? '255.255.255.255';
+const dhcpPort = Number(stringFlag(args, 'dhcp-port') ?? 67);
+const proxyPort = Number(stringFlag(args, 'proxy-port') ?? 4011);
+const clientPort = Number(stringFlag(args, 'client-port') ?? 68);
 
 function mac(i: number): Buffer {
   return Buffer.from([0x02, 0x4e, 0x42, (i >> 16) & 0xff, (i >> 8) & 0xff, i & 0xff]);
@@ -36,7 +41,7 @@ function packet(i: number, xid: number, type: number, ciaddr: string): Buffer {
 }
 
 const socket = createSocket({ type: 'udp4', reuseAddr: true });
-await new Promise<void>((resolve) => socket.bind(68, '0.0.0.0', () => resolve()));
+await new Promise<void>((resolve) => socket.bind(clientPort, clientPort === 68 ? '0.0.0.0' : self, () => resolve()));
 socket.setBroadcast(true);
 socket.setRecvBufferSize(4 * 1024 * 1024);
 
@@ -86,12 +91,12 @@ async function worker(): Promise<void> {
   while (next < clients) {
     const i = next++;
     const xid1 = (xidBase + 2 * i) >>> 0;
-    if (!(await exchange(discovers[i]!, xid1, '255.255.255.255', 67, MESSAGE_TYPE.OFFER))) {
+    if (!(await exchange(discovers[i]!, xid1, dhcpAddress, dhcpPort, MESSAGE_TYPE.OFFER))) {
       lost++;
       continue;
     }
     const xid2 = (xidBase + 2 * i + 1) >>> 0;
-    if (!(await exchange(requests[i]!, xid2, server, 4011, MESSAGE_TYPE.ACK))) lost++;
+    if (!(await exchange(requests[i]!, xid2, server, proxyPort, MESSAGE_TYPE.ACK))) lost++;
   }
 }
 

@@ -4,7 +4,7 @@
 // two network namespaces this script creates (and removes). Needs root, dnsmasq, iproute2.
 // Usage: node --import tsx bench/dhcp-storm/run.ts [--clients 1000] [--window 32] [--rounds 3]
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -77,16 +77,16 @@ function load(n: number, xidBase: number): Result {
   return JSON.parse(out.trim().split('\n').pop()!) as Result;
 }
 
-async function startDnsmasq(): Promise<ChildProcess> {
+async function startDnsmasq(): Promise<ChildProcess[]> {
   const child = spawn('ip', ['netns', 'exec', ns.srv, 'dnsmasq', '-d', '-p0', '--quiet-dhcp', `--interface=${tag}a`, '--dhcp-range=10.77.0.0,proxy',
     '--pxe-service=x86PC,netboot bench,undionly', `--dhcp-leasefile=${dir}/leases`, `--pid-file=${dir}/dnsmasq.pid`], { stdio: ['ignore', 'ignore', 'pipe'] });
   let log = '';
   child.stderr!.on('data', (d: Buffer) => (log += d.toString()));
   await until('dnsmasq to start', () => log.includes('proxy on subnet'));
-  return child;
+  return [child];
 }
 
-async function startNetboot(): Promise<ChildProcess> {
+async function startNetboot(): Promise<ChildProcess[]> {
   const site = join(dir, 'netboot');
   mkdirSync(join(site, 'sbs'), { recursive: true });
   writeFileSync(join(site, 'netboot.toml'), `
@@ -114,7 +114,12 @@ id = "dhcp-storm"
   doc(1, 'config', { config: { respond: 'known', unknown: { type: 'local' }, bootFiles: { bios: 'undionly.kpxe', 'efi-x64': 'snponly.efi' } } });
   doc(2, 'clients', { clients: macs.map((mac) => ({ mac, action: { type: 'boot', image: 'lnx', once: true } })) });
   doc(3, 'images', { images: [{ id: 'lnx', name: 'Linux', arch: ['bios', 'efi-x64'], type: 'linux', kernel: 'vmlinuz' }] });
-  const child = spawn('ip', ['netns', 'exec', ns.srv, join(repo, 'bin/netboot'), 'run', 'interface', 'server', '--config', join(site, 'netboot.toml')], { stdio: ['ignore', 'ignore', 'inherit'] });
+  // The Interface and the server as two processes (`netboot run interface`, `netboot run server`);
+  // BENCH_SERVER_NODE_FLAGS adds node flags to the server's, e.g. "--cpu-prof --cpu-prof-dir=/tmp/p".
+  const run = (service: string, flags: string[]): ChildProcess => spawn('ip', ['netns', 'exec', ns.srv, process.execPath, ...flags, '--import', 'tsx',
+    join(repo, 'services/cli/main.ts'), 'run', service, '--config', join(site, 'netboot.toml')], { cwd: repo, stdio: ['ignore', 'ignore', 'inherit'] });
+  const iface = run('interface', []);
+  const server = run('server', (process.env.BENCH_SERVER_NODE_FLAGS ?? '').split(' ').filter((f) => f !== ''));
   const sock = controlSocketPath(join(site, 'data'), 'server');
   await until('netboot to serve', async () => {
     try {
@@ -125,7 +130,14 @@ id = "dhcp-storm"
       return false;
     }
   }, 60000);
-  return child;
+  return [server, iface];
+}
+
+/** CPU time (user + system, ms) a process has used: /proc/PID/stat fields 14 and 15, in ticks. */
+function cpuMs(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // USER_HZ is 100 on Linux
 }
 
 function median(xs: number[]): number {
@@ -134,6 +146,7 @@ function median(xs: number[]): number {
 }
 
 const results: Record<string, Result[]> = {};
+const cpuPerReplyUs: Record<string, number> = {};
 process.on('SIGINT', () => {
   tearDown();
   process.exit(130);
@@ -141,12 +154,21 @@ process.on('SIGINT', () => {
 try {
   setUp();
   for (const [name, start] of [['dnsmasq', startDnsmasq], ['netboot', startNetboot]] as const) {
-    const child = await start();
+    const children = await start();
     try {
-      load(100, 0x01000000); // warm-up (JIT, ARP, caches), not counted
+      load(Number(process.env.BENCH_WARMUP ?? 100), 0x01000000); // warm-up (JIT, ARP, caches), not counted
+      if (process.env.BENCH_DEBUG) {
+        const idle0 = cpuMs(children[0]!.pid!);
+        await new Promise((r) => setTimeout(r, 2000));
+        console.error(name, 'idle CPU ms over 2 s:', cpuMs(children[0]!.pid!) - idle0);
+      }
+      const before = cpuMs(children[0]!.pid!);
       results[name] = Array.from({ length: rounds }, (_, r) => load(clients, 0x20000000 + r * 0x100000));
+      const replies = results[name].reduce((n, r) => n + r.replies, 0);
+      cpuPerReplyUs[name] = ((cpuMs(children[0]!.pid!) - before) * 1000) / replies;
+      if (process.env.BENCH_DEBUG) console.error(name, readFileSync(`/proc/${children[0]!.pid!}/stat`, "utf8").split(") ")[1]!.split(" ").slice(11, 13), "threads", readFileSync(`/proc/${children[0]!.pid!}/status`, "utf8").match(/Threads:\s+(\d+)/)?.[1]);
     } finally {
-      await stop(child);
+      for (const child of children) await stop(child);
     }
   }
 } finally {
@@ -160,9 +182,10 @@ const rows = Object.entries(results).map(([name, rs]) => ({
   rps: median(rs.map((r) => r.repliesPerSec)),
   p50: median(rs.map((r) => r.p50Ms)),
   p99: median(rs.map((r) => r.p99Ms)),
+  cpu: cpuPerReplyUs[name]!,
 }));
 console.log(`dhcp-storm: ${clients} clients x (DISCOVER + 4011 REQUEST), window ${windowSize}, ${rounds} rounds (medians), veth between two namespaces`);
-console.log('server    replies/round       lost  replies/s   p50 ms   p99 ms');
+console.log('server    replies/round       lost  replies/s   p50 ms   p99 ms  server CPU µs/reply');
 for (const r of rows) {
-  console.log(`${r.name.padEnd(9)} ${r.replies.padEnd(19)} ${String(r.lost).padStart(4)} ${r.rps.toFixed(0).padStart(10)} ${r.p50.toFixed(3).padStart(8)} ${r.p99.toFixed(3).padStart(8)}`);
+  console.log(`${r.name.padEnd(9)} ${r.replies.padEnd(19)} ${String(r.lost).padStart(4)} ${r.rps.toFixed(0).padStart(10)} ${r.p50.toFixed(3).padStart(8)} ${r.p99.toFixed(3).padStart(8)} ${r.cpu.toFixed(1).padStart(20)}`);
 }

@@ -1,7 +1,7 @@
 // A pure DHCP/BOOTP codec (RFC 2131 section 2, RFC 951): Buffer in, typed packet out, and back.
 // No sockets, files or clock. Every read is bounds-checked; decode throws only ProtocolError.
 import { ProtocolError } from '../shared/errors.ts';
-import { DhcpOptions, OPT, ipv4ToBuffer, ipv4ToString } from './dhcp-options.ts';
+import { DhcpOptions, OPT, ipv4ToString, writeIpv4 } from './dhcp-options.ts';
 
 export const BOOTREQUEST = 1;
 export const BOOTREPLY = 2;
@@ -50,6 +50,7 @@ function malformed(message: string): ProtocolError {
   return new ProtocolError('dhcp', message);
 }
 
+/** The packet's option values and chaddr share memory with `buf` (no copies): do not reuse `buf`. */
 export function decode(buf: Buffer): DhcpPacket {
   if (buf.length < OPTIONS_OFFSET) throw malformed(`packet is ${buf.length} bytes, shorter than the 240-byte header`);
   const op = buf[0]!;
@@ -87,7 +88,7 @@ export function decode(buf: Buffer): DhcpPacket {
     yiaddr: ipv4ToString(buf, 16),
     siaddr: ipv4ToString(buf, 20),
     giaddr: ipv4ToString(buf, 24),
-    chaddr: Buffer.from(buf.subarray(28, 44)),
+    chaddr: buf.subarray(28, 44),
     sname: overload & 2 ? '' : cString(buf, SNAME_OFFSET, SNAME_LENGTH),
     file: overload & 1 ? '' : cString(buf, FILE_OFFSET, FILE_LENGTH),
     options,
@@ -107,7 +108,7 @@ function readOptionArea(buf: Buffer, start: number, end: number, where: string, 
     const n = buf[i + 1]!;
     if (i + 2 + n > end) throw malformed(`option ${code} at offset ${i} in ${where} overruns it (length ${n}, ${end - i - 2} bytes left)`);
     const list = parts.get(code);
-    const data = Buffer.from(buf.subarray(i + 2, i + 2 + n));
+    const data = buf.subarray(i + 2, i + 2 + n);
     if (list === undefined) parts.set(code, [data]);
     else list.push(data);
     i += 2 + n;
@@ -135,6 +136,8 @@ export function encodingLength(packet: DhcpPacket, opts: EncodeOptions = {}): nu
   return layout(packet, opts).length;
 }
 
+const NONE: [number, Buffer][] = [];
+
 interface Layout {
   readonly length: number;
   /** Options for the options field, the file field and the sname field. */
@@ -147,7 +150,7 @@ function layout(packet: DhcpPacket, opts: EncodeOptions): Layout {
   const all = [...packet.options.entries()].filter(([code]) => code !== OPT.OVERLOAD);
   const plain = OPTIONS_OFFSET + optionsBytes(packet.options);
   if (opts.maxLength === undefined || plain <= opts.maxLength) {
-    return { length: Math.max(minLength, plain), areas: [all, [], []], overload: 0 };
+    return { length: Math.max(minLength, plain), areas: [all, NONE, NONE], overload: 0 };
   }
   // Overload: each option goes to the first of options field (less 3 bytes for option 52), file
   // and sname with room; an option is never split across fields.
@@ -177,10 +180,10 @@ export function encode(packet: DhcpPacket, opts: EncodeOptions = {}): Buffer {
   buf.writeUInt32BE(packet.xid >>> 0, 4);
   buf.writeUInt16BE(packet.secs, 8);
   buf.writeUInt16BE(packet.flags, 10);
-  ipv4ToBuffer(packet.ciaddr).copy(buf, 12);
-  ipv4ToBuffer(packet.yiaddr).copy(buf, 16);
-  ipv4ToBuffer(packet.siaddr).copy(buf, 20);
-  ipv4ToBuffer(packet.giaddr).copy(buf, 24);
+  writeIpv4(buf, 12, packet.ciaddr);
+  writeIpv4(buf, 16, packet.yiaddr);
+  writeIpv4(buf, 20, packet.siaddr);
+  writeIpv4(buf, 24, packet.giaddr);
   packet.chaddr.copy(buf, 28, 0, 16);
   writeText(buf, packet.sname, SNAME_OFFSET, SNAME_LENGTH, 'sname');
   writeText(buf, packet.file, FILE_OFFSET, FILE_LENGTH, 'file');
@@ -198,9 +201,8 @@ export function encode(packet: DhcpPacket, opts: EncodeOptions = {}): Buffer {
 }
 
 function writeText(buf: Buffer, text: string, offset: number, length: number, name: string): void {
-  const bytes = Buffer.from(text, 'latin1');
-  if (bytes.length > length) throw new RangeError(`${name} longer than ${length} bytes`);
-  bytes.copy(buf, offset);
+  if (text.length > length) throw new RangeError(`${name} longer than ${length} bytes`);
+  buf.write(text, offset, length, 'latin1');
 }
 
 function writeOptions(buf: Buffer, at: number, entries: readonly [number, Buffer][]): number {

@@ -293,9 +293,31 @@ export function ipv4ToString(b: Buffer, offset: number): string {
 }
 
 export function ipv4ToBuffer(s: string): Buffer {
-  const parts = s.split('.');
-  if (parts.length !== 4 || !parts.every((p) => /^\d{1,3}$/.test(p) && Number(p) <= 255)) throw new RangeError(`not an IPv4 address: ${s}`);
-  return Buffer.from(parts.map(Number));
+  const b = Buffer.alloc(4);
+  writeIpv4(b, 0, s);
+  return b;
+}
+
+/** Writes a dotted quad at `offset`; RangeError unless it is exactly four decimal parts 0-255. */
+export function writeIpv4(b: Buffer, offset: number, s: string): void {
+  let part = 0;
+  let value = 0;
+  let digits = 0;
+  for (let i = 0; i <= s.length; i++) {
+    const c = i === s.length ? 46 : s.charCodeAt(i);
+    if (c === 46) {
+      if (digits === 0 || value > 255 || part > 3) throw new RangeError(`not an IPv4 address: ${s}`);
+      b[offset + part++] = value;
+      value = 0;
+      digits = 0;
+    } else if (c >= 48 && c <= 57 && digits < 3) {
+      value = value * 10 + (c - 48);
+      digits++;
+    } else {
+      throw new RangeError(`not an IPv4 address: ${s}`);
+    }
+  }
+  if (part !== 4) throw new RangeError(`not an IPv4 address: ${s}`);
 }
 
 const SMBIOS_ORDER = [3, 2, 1, 0, 5, 4, 7, 6, 8, 9, 10, 11, 12, 13, 14, 15];

@@ -4,7 +4,7 @@
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { ProtocolError, errorMessage } from '../shared/errors.ts';
 import type { Lifecycle } from '../shared/lifecycle.ts';
-import type { Logger } from '../shared/logger.ts';
+import type { LogFields, Logger } from '../shared/logger.ts';
 import type { PxePort } from './pxe-request.ts';
 
 export const CLIENT_PORT = 68;
@@ -74,11 +74,11 @@ export class DhcpTransport implements Lifecycle {
   }
 
   /** Sends from the socket the request came in on, so the source port is the one the client used. */
-  send(message: Buffer, to: Peer, via: PxePort, log: Logger): void {
+  send(message: Buffer, to: Peer, via: PxePort, context: () => LogFields): void {
     const socket = this.sockets[via];
     if (socket === undefined) return;
     socket.send(message, to.port, to.address, (err) => {
-      if (err) log.warn('reply not sent', { to: `${to.address}:${to.port}`, err: errorMessage(err) });
+      if (err) this.log.warn('reply not sent', { ...context(), to: `${to.address}:${to.port}`, err: errorMessage(err) });
     });
   }
 
@@ -98,16 +98,17 @@ export class DhcpTransport implements Lifecycle {
   }
 
   private guard(msg: Buffer, from: Peer, via: PxePort): void {
-    const fail = (err: unknown): void => {
-      const peer = `${from.address}:${from.port}`;
-      if (err instanceof ProtocolError) this.log.info('packet dropped: malformed', { via, peer, reason: err.message });
-      else this.log.error('packet dropped: handler failed', { via, peer, err });
-    };
     try {
       const result = this.handler(msg, from, via);
-      if (result instanceof Promise) result.catch(fail);
+      if (result instanceof Promise) result.catch((err: unknown) => this.fail(err, from, via));
     } catch (err) {
-      fail(err);
+      this.fail(err, from, via);
     }
+  }
+
+  private fail(err: unknown, from: Peer, via: PxePort): void {
+    const peer = `${from.address}:${from.port}`;
+    if (err instanceof ProtocolError) this.log.info('packet dropped: malformed', { via, peer, reason: err.message });
+    else this.log.error('packet dropped: handler failed', { via, peer, err });
   }
 }

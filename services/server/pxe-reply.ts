@@ -8,23 +8,41 @@ import type { PxeRequest } from './pxe-request.ts';
 /** PXE discovery control bit 3: boot the file in this offer, skip boot server discovery. */
 export const DISCOVERY_USE_BOOTFILE = 0x08;
 
+// Option values that do not depend on the request, made once (they are never mutated).
+const OFFER = encodeOption.u8(MESSAGE_TYPE.OFFER);
+const ACK = encodeOption.u8(MESSAGE_TYPE.ACK);
+const PXE_CLIENT = encodeOption.text('PXEClient');
+const DISCOVERY_ONLY = PxeSubOptions.encode([[PXE_SUB.DISCOVERY_CONTROL, encodeOption.u8(DISCOVERY_USE_BOOTFILE)]]);
+const addressCache = new Map<string, { id: Buffer; text: Buffer }>();
+
+function addressOptions(address: string): { id: Buffer; text: Buffer } {
+  let v = addressCache.get(address);
+  if (v === undefined) {
+    v = { id: encodeOption.ipv4(address), text: encodeOption.text(address) };
+    if (addressCache.size < 64) addressCache.set(address, v);
+  }
+  return v;
+}
+
 export function buildProxyReply(request: DhcpPacket, pxe: PxeRequest, file: string, serverAddress: string): DhcpPacket {
   // A DISCOVER gets an OFFER; a REQUEST (on 67 naming us, or on 4011) and an INFORM get an ACK.
-  const type = pxe.messageType === MESSAGE_TYPE.DISCOVER ? MESSAGE_TYPE.OFFER : MESSAGE_TYPE.ACK;
-  const sub: [number, Buffer][] = [[PXE_SUB.DISCOVERY_CONTROL, encodeOption.u8(DISCOVERY_USE_BOOTFILE)]];
+  const type = pxe.messageType === MESSAGE_TYPE.DISCOVER ? OFFER : ACK;
   // A boot server ACK names the boot item it answers (PXE 2.1 2.2.7); EDK2 checks it.
-  if (pxe.bootItem !== null) sub.push([PXE_SUB.BOOT_ITEM, encodeOption.bootItem(pxe.bootItem.type, pxe.bootItem.layer)]);
+  const vendor = pxe.bootItem === null
+    ? DISCOVERY_ONLY
+    : PxeSubOptions.encode([[PXE_SUB.DISCOVERY_CONTROL, encodeOption.u8(DISCOVERY_USE_BOOTFILE)], [PXE_SUB.BOOT_ITEM, encodeOption.bootItem(pxe.bootItem.type, pxe.bootItem.layer)]]);
+  const address = addressOptions(serverAddress);
   const entries: [number, Buffer][] = [
-    [OPT.MESSAGE_TYPE, encodeOption.u8(type)],
-    [OPT.SERVER_ID, encodeOption.ipv4(serverAddress)],
-    [OPT.VENDOR_CLASS, encodeOption.text('PXEClient')],
+    [OPT.MESSAGE_TYPE, type],
+    [OPT.SERVER_ID, address.id],
+    [OPT.VENDOR_CLASS, PXE_CLIENT],
   ];
   const uuid = request.options.get(OPT.CLIENT_UUID);
   if (uuid !== undefined) entries.push([OPT.CLIENT_UUID, uuid]);
   entries.push(
-    [OPT.TFTP_SERVER, encodeOption.text(serverAddress)],
+    [OPT.TFTP_SERVER, address.text],
     [OPT.BOOTFILE_NAME, encodeOption.text(file)],
-    [OPT.VENDOR_SPECIFIC, PxeSubOptions.encode(sub)],
+    [OPT.VENDOR_SPECIFIC, vendor],
   );
   return {
     op: BOOTREPLY,

@@ -44,7 +44,7 @@ export function sameSubnet(a: string, b: string, prefix: number): boolean {
 
 /** The address to advertise to a client that named `hint` (its ciaddr or giaddr, or 0.0.0.0). */
 export function pickAddress(addresses: readonly LocalAddress[], hint: string): string {
-  if (hint !== '0.0.0.0') {
+  if (hint !== '0.0.0.0' && addresses.length > 1) {
     const match = addresses.find((a) => sameSubnet(a.address, hint, a.prefix));
     if (match !== undefined) return match.address;
   }

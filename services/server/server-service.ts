@@ -7,7 +7,7 @@ import { ControlServer, HttpError, controlSocketPath, type ControlRequest } from
 import { ProtocolError } from '../shared/errors.ts';
 import { isComplete, type FeedChange, type FeedState } from '../shared/feed-protocol.ts';
 import type { Lifecycle } from '../shared/lifecycle.ts';
-import type { Logger } from '../shared/logger.ts';
+import type { LogFields, Logger } from '../shared/logger.ts';
 import { ARCHES, type Arch } from '../../sbs/types.ts';
 import { BootEvents } from './boot-events.ts';
 import { decode, encode } from './dhcp-codec.ts';
@@ -123,8 +123,7 @@ export class ServerService implements Lifecycle {
     );
   }
 
-  private onDatagram(msg: Buffer, from: Peer, via: PxePort): void | Promise<void> {
-    const peer = `${from.address}:${from.port}`;
+  private onDatagram(msg: Buffer, from: Peer, via: PxePort): void {
     let packet;
     let read;
     try {
@@ -132,29 +131,42 @@ export class ServerService implements Lifecycle {
       read = readPxeRequest(packet, via);
     } catch (err) {
       if (!(err instanceof ProtocolError)) throw err;
-      this.log.info('packet dropped: malformed', { via, peer, ...peek(msg), reason: err.message });
+      this.log.info('packet dropped: malformed', { via, peer: `${from.address}:${from.port}`, ...peek(msg), reason: err.message });
       return;
     }
-    const mac = 'request' in read ? read.request.mac : read.mac;
-    const log = this.log.child({ mac, xid: hex(packet.xid), via, peer });
-    if ('ignore' in read) return log.debug('ignored', { reason: read.ignore });
+    const log = this.log;
+    // Log fields are built only when a record is written: this runs for every packet on the LAN.
+    const fields = (): LogFields => ({ mac: 'request' in read ? read.request.mac : read.mac, xid: hex(packet.xid), via, peer: `${from.address}:${from.port}` });
+    if ('ignore' in read) {
+      if (log.enabled('debug')) log.debug('ignored', { ...fields(), reason: read.ignore });
+      return;
+    }
     const request = read.request;
     const address = pickAddress(this.addresses, packet.giaddr !== '0.0.0.0' ? packet.giaddr : packet.ciaddr);
     // A REQUEST on 67 is for the server the client chose: answer only when that is us.
     if (via === 'dhcp' && request.messageType === MESSAGE_TYPE.REQUEST && request.serverId !== address) {
-      return log.debug('ignored', { reason: `REQUEST for server ${request.serverId ?? '(none named)'}, not us` });
+      if (log.enabled('debug')) log.debug('ignored', { ...fields(), reason: `REQUEST for server ${request.serverId ?? '(none named)'}, not us` });
+      return;
     }
     const decision = decide({ mac: request.mac, archCode: request.archCode, isIpxe: request.isIpxe, port: via }, this.feed.state, { consumed: this.events.consumedMacs() });
-    if ('none' in decision) return log.info('no offer', { type: messageTypeName(request.messageType), arch: request.archCode, ipxe: request.isIpxe, reason: decision.none });
+    if ('none' in decision) {
+      if (log.enabled('info')) log.info('no offer', { ...fields(), type: messageTypeName(request.messageType), arch: request.archCode, ipxe: request.isIpxe, reason: decision.none });
+      return;
+    }
     const to = replyDestination(packet, from, via, this.replyMode);
-    if ('drop' in to) return log.info('no offer', { reason: to.drop });
+    if ('drop' in to) {
+      if (log.enabled('info')) log.info('no offer', { ...fields(), reason: to.drop });
+      return;
+    }
     const reply = encode(buildProxyReply(packet, request, decision.offer.file, address));
     const send = (): void => {
       if (this.phase !== 'serving') return;
-      this.transport.send(reply, to, via, log);
-      log.info(`${messageTypeName(request.messageType)} answered`, {
-        file: decision.offer.file, arch: decision.offer.arch, ipxe: request.isIpxe, to: `${to.address}:${to.port}`, reason: decision.offer.reason,
-      });
+      this.transport.send(reply, to, via, fields);
+      if (log.enabled('info')) {
+        log.info(`${messageTypeName(request.messageType)} answered`, {
+          ...fields(), file: decision.offer.file, arch: decision.offer.arch, ipxe: request.isIpxe, to: `${to.address}:${to.port}`, reason: decision.offer.reason,
+        });
+      }
     };
     if (decision.offer.delayMs > 0) setTimeout(send, decision.offer.delayMs).unref();
     else send();
