@@ -135,6 +135,7 @@ export class TftpServer implements Lifecycle {
     this.slots.set(peer, PENDING);
     this.begin(packet, mode, rinfo).catch((err: unknown) => {
       this.slots.delete(peer);
+      if (this.state !== 'serving') return; // stopped while setting up: nothing to answer
       log.error('could not start transfer', { peer, file: packet.filename, err });
       this.replyError(rinfo, TFTP_ERROR.NOT_DEFINED, 'server error');
     });
