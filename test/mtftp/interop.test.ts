@@ -77,7 +77,7 @@ test('tftp-hpa (lock-step, 512) fetches every size intact', async () => {
 });
 
 test('atftp with blksize, windowsize and tsize fetches every size intact', async () => {
-  const settings = [[], ['tsize 0'], ['blksize 1468', 'tsize 0'], ['blksize 1468', 'windowsize 8', 'tsize 0'], ['blksize 8192', 'windowsize 4'], ['blksize 8', 'windowsize 16']];
+  const settings = [[], ['tsize 0'], ['timeout 2', 'tsize 0'], ['blksize 1468', 'tsize 0'], ['blksize 1468', 'windowsize 8', 'tsize 0'], ['blksize 8192', 'windowsize 4'], ['blksize 8', 'windowsize 16']];
   for (const options of settings) {
     for (const name of Object.keys(SIZES)) {
       if (options.includes('blksize 8') && (SIZES[name] as number) > 20000) continue; // 8-byte blocks: keep it short
