@@ -2,7 +2,8 @@
 // (blksize, windowsize, tsize) and `curl` (blksize). Every download is compared by md5.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { logged, md5, md5File, putFile, rrq, run, ScriptedClient, startService, type RunningService } from './helpers.ts';
@@ -155,7 +156,16 @@ test('Windows boot manager paths: \\Boot\\BCD in another case resolves to boot/b
 
 test('traversal corpus over the wire: every request is refused with a logged reason, nothing is sent', async () => {
   const secret = `netboot-mtftp-secret-${process.pid}`;
+  symlinkSync(join(out, '..', secret), join(svc.root, 'link-out'));
+  symlinkSync('/etc', join(svc.root, 'etc-link'));
+  execFileSync('mknod', [join(svc.root, 'zero-device'), 'c', '1', '5']);
+  execFileSync('mkfifo', [join(svc.root, 'a-fifo')]);
   const corpus: (string | Buffer)[] = [
+    'link-out',
+    'etc-link/passwd',
+    'ETC-LINK/hostname',
+    'zero-device',
+    'a-fifo',
     `../${secret}`,
     `/../${secret}`,
     `dir/../../${secret}`,
