@@ -158,7 +158,7 @@ try {
   const [A, B] = env.sites as [Site, Site];
   for (const s of [A, B]) procs.push(spawnService(['interface'], s.configPath));
   const bProc = procs[1]!;
-  for (const s of [A, B]) await waitFor(`${s.id} up`, async () => ((await control(s, '/status').catch(() => undefined)) !== undefined ? true : undefined), 30_000, 50);
+  for (const s of [A, B]) await waitFor(`${s.id} up`, async () => ((await control(s, '/packages').catch(() => undefined)) !== undefined ? true : undefined), 30_000, 50);
   await waitFor('peers linked', async () => ((await control(B, '/packages')) as Described).links.every((l) => l.connected) || undefined, 30_000, 50);
 
   const v1 = await publish(A, pub, 'bench-image');

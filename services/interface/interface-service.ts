@@ -11,7 +11,8 @@ import { DropFolder, type ReadyFile, type Rejection } from './drop-folder.ts';
 import { EventOutbox } from './event-outbox.ts';
 import { FeedServer } from './feed-server.ts';
 import { PeerHub } from './peer-hub.ts';
-import { PackageService } from '../../images/package-service.ts';
+import type { PackageService } from '../../images/package-service.ts';
+import { packageControlRoutes } from '../../images/control-routes.ts';
 import { PortServer } from './port-server.ts';
 import { SEED_DOCUMENTS } from './seed.ts';
 import { StateBook } from './state-book.ts';
@@ -60,18 +61,13 @@ export class InterfaceService implements Lifecycle {
     this.port.upgrade('/feed', this.feed.handleUpgrade);
     this.peers = new PeerHub(config, this.db, book, log.child({ part: 'peers' }));
     this.peers.mount(this.port);
-    // Package replication (images/): /pkg/... and /pkg-feed; status changes go to the outbox.
-    this.packages = new PackageService(config, log.child({ part: 'packages' }), this.port, {
-      onStatusChange: (s) => { book.recordOutboundEvent(randomUUID(), { kind: 'package-status', ...s }, new Date()); this.outbox?.kick(); },
-    });
-    await this.packages.start();
     await this.port.start();
     this.control = new ControlServer(controlSocketPath(config.paths.data, 'interface'), {
       'GET /status': () => this.status(),
       'GET /state': () => ({ ...book.describe(), state: book.state() }),
       'GET /peers': () => this.peers?.status(),
       'GET /peers/latencies': () => this.peers?.latencies(),
-      ...this.packages.controlRoutes(),
+      ...packageControlRoutes(() => this.packages),
     }, log);
     await this.control.start();
     await this.outbox?.start();
@@ -81,6 +77,13 @@ export class InterfaceService implements Lifecycle {
       parseRetryMs: config.interface.parseRetryMs, onReady: (files) => this.applyFiles(files), onRejected: (r) => this.onRejected(r),
     }, log.child({ part: 'sbs' }));
     await this.folder.start();
+    // Package replication (images/): /pkg/... and /pkg-feed; status changes go to the outbox.
+    // Loaded after the SBS intake is running, so it never delays it.
+    const { PackageService } = await import('../../images/package-service.ts');
+    this.packages = new PackageService(config, log.child({ part: 'packages' }), this.port, {
+      onStatusChange: (s) => { book.recordOutboundEvent(randomUUID(), { kind: 'package-status', ...s }, new Date()); this.outbox?.kick(); },
+    });
+    await this.packages.start();
     this.rescan = setInterval(() => this.folder?.scan(), RESCAN_MS);
     log.info('interface serving', { port: this.boundPort, sbs: config.paths.sbs, seq: book.lastSeq });
   }

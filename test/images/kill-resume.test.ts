@@ -18,7 +18,7 @@ const statusOn = async (s: Site, pkg: string) => (await describe(s)).packages.fi
 
 async function started(s: Site): Promise<ServiceProcess> {
   const p = spawnService(['interface'], s.configPath);
-  await waitFor(`${s.id} serving`, async () => (await control(s, '/status').catch(() => undefined)) !== undefined || undefined, 20_000, 50);
+  await waitFor(`${s.id} serving packages`, async () => (await control(s, '/packages').catch(() => undefined)) !== undefined || undefined, 20_000, 50);
   return p;
 }
 
