@@ -140,6 +140,18 @@ function cpuMs(pid: number): number {
   return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // USER_HZ is 100 on Linux
 }
 
+async function startNodeFloor(): Promise<ChildProcess[]> {
+  const child = spawn('ip', ['netns', 'exec', ns.srv, process.execPath, '--import', 'tsx', join(repo, 'bench/dhcp-storm/node-floor.ts')], { cwd: repo, stdio: 'ignore' });
+  await until('node-floor to bind', () => {
+    try {
+      return execFileSync('ip', ['netns', 'exec', ns.srv, 'ss', '-Huln', 'sport = :4011'], { encoding: 'utf8' }).trim() !== '';
+    } catch {
+      return false;
+    }
+  });
+  return [child];
+}
+
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.floor(s.length / 2)]!;
@@ -153,7 +165,7 @@ process.on('SIGINT', () => {
 });
 try {
   setUp();
-  for (const [name, start] of [['dnsmasq', startDnsmasq], ['netboot', startNetboot]] as const) {
+  for (const [name, start] of [['dnsmasq', startDnsmasq], ['netboot', startNetboot], ['node-floor', startNodeFloor]] as const) {
     const children = await start();
     try {
       load(Number(process.env.BENCH_WARMUP ?? 100), 0x01000000); // warm-up (JIT, ARP, caches), not counted
@@ -185,7 +197,8 @@ const rows = Object.entries(results).map(([name, rs]) => ({
   cpu: cpuPerReplyUs[name]!,
 }));
 console.log(`dhcp-storm: ${clients} clients x (DISCOVER + 4011 REQUEST), window ${windowSize}, ${rounds} rounds (medians), veth between two namespaces`);
-console.log('server    replies/round       lost  replies/s   p50 ms   p99 ms  server CPU µs/reply');
+console.log('(node-floor: a Node process that answers without decoding anything, for reference)');
+console.log('server     replies/round       lost  replies/s   p50 ms   p99 ms  server CPU µs/reply');
 for (const r of rows) {
-  console.log(`${r.name.padEnd(9)} ${r.replies.padEnd(19)} ${String(r.lost).padStart(4)} ${r.rps.toFixed(0).padStart(10)} ${r.p50.toFixed(3).padStart(8)} ${r.p99.toFixed(3).padStart(8)} ${r.cpu.toFixed(1).padStart(20)}`);
+  console.log(`${r.name.padEnd(10)} ${r.replies.padEnd(19)} ${String(r.lost).padStart(4)} ${r.rps.toFixed(0).padStart(10)} ${r.p50.toFixed(3).padStart(8)} ${r.p99.toFixed(3).padStart(8)} ${r.cpu.toFixed(1).padStart(20)}`);
 }

@@ -61,12 +61,12 @@ export function decode(buf: Buffer): DhcpPacket {
   if (cookie !== MAGIC_COOKIE) throw malformed(`magic cookie must be 63825363, got ${cookie.toString(16).padStart(8, '0')}`);
 
   // RFC 3396: all parts of an option, in the options field, then file, then sname, are joined.
-  const parts = new Map<number, Buffer[]>();
+  const parts = new Map<number, Buffer>();
   readOptionArea(buf, OPTIONS_OFFSET, buf.length, 'options', parts);
   let overload = 0;
   const ov = parts.get(OPT.OVERLOAD);
   if (ov !== undefined) {
-    const v = Buffer.concat(ov);
+    const v = ov;
     if (v.length !== 1 || v[0]! < 1 || v[0]! > 3) throw malformed(`option 52 must be 1 byte of value 1-3, got ${v.toString('hex')}`);
     overload = v[0]!;
     parts.delete(OPT.OVERLOAD);
@@ -74,7 +74,7 @@ export function decode(buf: Buffer): DhcpPacket {
     if (overload & 2) readOptionArea(buf, SNAME_OFFSET, SNAME_OFFSET + SNAME_LENGTH, 'sname', parts);
     if (parts.has(OPT.OVERLOAD)) throw malformed('option 52 must not appear inside an overloaded field');
   }
-  const options = new DhcpOptions([...parts].map(([code, list]) => [code, list.length === 1 ? list[0]! : Buffer.concat(list)] as const));
+  const options = DhcpOptions.adopt(parts);
 
   return {
     op,
@@ -95,7 +95,7 @@ export function decode(buf: Buffer): DhcpPacket {
   };
 }
 
-function readOptionArea(buf: Buffer, start: number, end: number, where: string, parts: Map<number, Buffer[]>): void {
+function readOptionArea(buf: Buffer, start: number, end: number, where: string, parts: Map<number, Buffer>): void {
   let i = start;
   while (i < end) {
     const code = buf[i]!;
@@ -107,10 +107,9 @@ function readOptionArea(buf: Buffer, start: number, end: number, where: string, 
     if (i + 1 >= end) throw malformed(`option ${code} at offset ${i} in ${where} has no length byte`);
     const n = buf[i + 1]!;
     if (i + 2 + n > end) throw malformed(`option ${code} at offset ${i} in ${where} overruns it (length ${n}, ${end - i - 2} bytes left)`);
-    const list = parts.get(code);
     const data = buf.subarray(i + 2, i + 2 + n);
-    if (list === undefined) parts.set(code, [data]);
-    else list.push(data);
+    const earlier = parts.get(code);
+    parts.set(code, earlier === undefined ? data : Buffer.concat([earlier, data]));
     i += 2 + n;
   }
   // A missing END at the very end of the packet is tolerated (seen in the wild, harmless).
@@ -131,6 +130,8 @@ function optionsBytes(options: DhcpOptions): number {
   for (const [code, data] of options.entries()) if (code !== OPT.OVERLOAD) n += optionBytes(data);
   return n;
 }
+
+const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
 
 export function encodingLength(packet: DhcpPacket, opts: EncodeOptions = {}): number {
   return layout(packet, opts).length;
@@ -226,5 +227,6 @@ function writeOptions(buf: Buffer, at: number, entries: readonly [number, Buffer
 /** The client's hardware address as lower-case `aa:bb:..`, or null when it is not Ethernet-like. */
 export function macOf(packet: DhcpPacket): string | null {
   if (packet.htype !== 1 || packet.hlen !== 6) return null;
-  return [...packet.chaddr.subarray(0, 6)].map((b) => b.toString(16).padStart(2, '0')).join(':');
+  const c = packet.chaddr;
+  return `${HEX[c[0]!]}:${HEX[c[1]!]}:${HEX[c[2]!]}:${HEX[c[3]!]}:${HEX[c[4]!]}:${HEX[c[5]!]}`;
 }

@@ -51,6 +51,13 @@ export class DhcpOptions {
     this.map = map;
   }
 
+  /** Takes a map the caller built and will not touch again (the decoder: codes are 1-254 by construction). */
+  static adopt(map: Map<number, Buffer>): DhcpOptions {
+    const o = new DhcpOptions();
+    (o as unknown as { map: Map<number, Buffer> }).map = map;
+    return o;
+  }
+
   get size(): number {
     return this.map.size;
   }

@@ -40,9 +40,10 @@ export function readPxeRequest(packet: DhcpPacket, port: PxePort): ReadResult {
   if (mac === null) return { ignore: `hardware type ${packet.htype}/${packet.hlen} is not Ethernet`, mac };
   const arches = packet.options.clientArch();
   const archCode = arches?.[0] ?? archFromVendorClass(vendorClass);
-  const isIpxe = (packet.options.userClasses() ?? []).includes('iPXE') || packet.options.has(175);
+  const isIpxe = packet.options.has(175) || (packet.options.userClasses() ?? []).includes('iPXE');
   // Option 43 is vendor-defined: it is read as PXE sub-options only now that 60 says PXEClient.
   const bootItem = packet.options.pxeSubOptions()?.bootItem() ?? null;
+  const options = packet.options;
   return {
     request: {
       mac,
@@ -50,9 +51,12 @@ export function readPxeRequest(packet: DhcpPacket, port: PxePort): ReadResult {
       messageType,
       archCode,
       isIpxe,
-      uuid: packet.options.clientUuid() ?? null,
+      // Read when asked: the reply echoes option 97's bytes, the policy does not need the text.
+      get uuid() {
+        return options.clientUuid() ?? null;
+      },
       port,
-      serverId: packet.options.serverId() ?? null,
+      serverId: options.serverId() ?? null,
       bootItem,
     },
   };

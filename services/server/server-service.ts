@@ -161,7 +161,7 @@ export class ServerService implements Lifecycle {
     const reply = encode(buildProxyReply(packet, request, decision.offer.file, address));
     const send = (): void => {
       if (this.phase !== 'serving') return;
-      this.transport.send(reply, to, via, fields);
+      this.transport.send(reply, to, via);
       if (log.enabled('info')) {
         log.info(`${messageTypeName(request.messageType)} answered`, {
           ...fields(), file: decision.offer.file, arch: decision.offer.arch, ipxe: request.isIpxe, to: `${to.address}:${to.port}`, reason: decision.offer.reason,
