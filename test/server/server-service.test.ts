@@ -340,3 +340,41 @@ test('netboot explain prints the decision and its reason from the running server
     await s.stop();
   }
 });
+
+test('under a stream of random and mutated packets the service keeps answering valid clients', async () => {
+  const s = await startSite(snapshots([{ mac: IPXE_MAC, action: { type: 'wait' } }, { mac: EDK2_MAC, action: { type: 'wait' } }]));
+  const c = await Client.open();
+  try {
+    await serving(s);
+    let x = 0x2545f491;
+    const next = (): number => {
+      x ^= x << 13;
+      x >>>= 0;
+      x ^= x >>> 17;
+      x ^= x << 5;
+      return (x >>>= 0);
+    };
+    const seeds = [IPXE_DISCOVER, EDK2_DISCOVER, EDK2_4011];
+    const valid: number[] = [];
+    for (let i = 0; i < 3000; i++) {
+      const b = Buffer.from(seeds[next() % 3]!);
+      for (let k = 0; k < 1 + (next() % 6); k++) b[236 + (next() % (b.length - 236))] = next() & 0xff;
+      b.writeUInt32BE(0xf0000000 + i, 4); // never the xid of a valid request
+      c.send(next() % 3 === 0 ? b.subarray(0, next() % b.length) : b, next() % 2 === 0 ? s.site.config.server.dhcpPort : s.site.config.server.proxyPort);
+      if (i % 100 === 0) {
+        const xid = 0x7000 + i;
+        valid.push(xid);
+        c.send(withXid(i % 200 === 0 ? IPXE_DISCOVER : EDK2_DISCOVER, xid), s.site.config.server.dhcpPort);
+      }
+      // Pace the stream: otherwise the kernel's socket buffer, not the service, drops datagrams.
+      if (i % 10 === 0) await new Promise((r) => setTimeout(r, 1));
+    }
+    for (const xid of valid) assert.equal((await c.reply(xid, `valid request ${xid.toString(16)}`)).packet.options.messageType(), 2);
+    assert.equal(s.log.records.filter((r) => r.msg === 'packet dropped: handler failed').length, 0, 'no handler failure, only ProtocolError drops');
+    assert.ok(s.log.records.some((r) => r.msg === 'packet dropped: malformed'));
+    assert.equal(s.server.state, 'serving');
+  } finally {
+    c.close();
+    await s.stop();
+  }
+});
