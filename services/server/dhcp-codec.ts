@@ -173,7 +173,8 @@ function layout(packet: DhcpPacket, opts: EncodeOptions): Layout {
 
 export function encode(packet: DhcpPacket, opts: EncodeOptions = {}): Buffer {
   const { length, areas, overload } = layout(packet, opts);
-  const buf = Buffer.alloc(length);
+  // From the shared pool (zeroed here): a reply per packet should not cost a fresh ArrayBuffer.
+  const buf = Buffer.allocUnsafe(length).fill(0);
   buf[0] = packet.op;
   buf[1] = packet.htype;
   buf[2] = packet.hlen;
