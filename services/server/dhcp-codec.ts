@@ -148,7 +148,8 @@ interface Layout {
 
 function layout(packet: DhcpPacket, opts: EncodeOptions): Layout {
   const minLength = opts.minLength ?? MIN_PACKET_LENGTH;
-  const all = [...packet.options.entries()].filter(([code]) => code !== OPT.OVERLOAD);
+  const all: [number, Buffer][] = [];
+  for (const entry of packet.options.entries()) if (entry[0] !== OPT.OVERLOAD) all.push(entry);
   const plain = OPTIONS_OFFSET + optionsBytes(packet.options);
   if (opts.maxLength === undefined || plain <= opts.maxLength) {
     return { length: Math.max(minLength, plain), areas: [all, NONE, NONE], overload: 0 };

@@ -1,7 +1,7 @@
 // Which offer a PXE request gets: a pure function of request and state, returning the offer or the
 // reason there is none. The chain (README.md): firmware gets config.bootFiles[arch] (an iPXE
 // build); iPXE gets the machine's generated script; nbp images go straight to the firmware.
-import type { Action, Arch, Client, Image, Predefined } from '../../sbs/types.ts';
+import type { Action, Arch, Client, Image, Predefined, PxeConfig } from '../../sbs/types.ts';
 import type { FeedState } from '../shared/feed-protocol.ts';
 import { isComplete } from '../shared/feed-protocol.ts';
 import { archFromCode } from './pxe-arch.ts';
@@ -68,35 +68,55 @@ export function decide(request: PolicyRequest, state: FeedState, options: Policy
   if (request.archCode === null) return { none: 'client names no architecture (no option 93, no Arch: in option 60)' };
   const arch = archFromCode(request.archCode);
   if (arch === null) return { none: `unknown client architecture ${request.archCode} (option 93)` };
-  const { action, identity, note } = machine;
-  const offer = (file: string, stage: Offer['stage'], why: string): Decision => ({
-    offer: { file, stage, arch, identity, action, delayMs: request.port === 'dhcp' ? config.responseDelayMs : 0, reason: `${note}; ${arch}: ${why}` },
-  });
-  const firmware = (why: string): Decision => {
-    const file = config.bootFiles[arch];
-    if (file === undefined) return { none: `${note}; no config.bootFiles entry for ${arch}` };
-    return offer(file, 'firmware', `firmware gets the iPXE build ${file}${why}`);
-  };
-  const script = (why: string): Decision => offer(scriptPath(request.mac), 'ipxe', `iPXE gets its script${why}`);
-
+  // One context object, and helpers at module level: this runs for every PXE packet, and
+  // closures made per call cost more than the decision itself.
+  const c: Context = { request, config, arch, machine };
+  const action = machine.action;
   switch (action.type) {
     case 'local':
-      return { none: `${note}: no offer, the machine boots from its next device` };
+      return { none: `${machine.note}: no offer, the machine boots from its next device` };
     case 'menu':
-      if (config.menu === undefined) return { none: `${note}, but config has no menu` };
-      return request.isIpxe ? script(' (menu)') : firmware('');
+      if (config.menu === undefined) return { none: `${machine.note}, but config has no menu` };
+      return request.isIpxe ? script(c, ' (menu)') : firmware(c, '');
     case 'wait':
-      return request.isIpxe ? script(' (wait and check back)') : firmware('');
+      return request.isIpxe ? script(c, ' (wait and check back)') : firmware(c, '');
     case 'boot': {
       const image = findImage(state, action.image);
-      if (image === null) return { none: `${note}, but image ${JSON.stringify(action.image)} does not exist` };
-      if (!image.arch.includes(arch)) return { none: `${note}, but image ${image.id} is not for ${arch} (it is for ${image.arch.join(', ')})` };
+      if (image === null) return { none: `${machine.note}, but image ${JSON.stringify(action.image)} does not exist` };
+      if (!image.arch.includes(arch)) return { none: `${machine.note}, but image ${image.id} is not for ${arch} (it is for ${image.arch.join(', ')})` };
       if (image.type === 'nbp' && !request.isIpxe) {
-        return offer(imagePath(request.mac, image.id, image.bootFile!), 'firmware', `firmware gets the image's network boot program ${image.bootFile}`);
+        return offer(c, imagePath(request.mac, image.id, image.bootFile!), 'firmware', `firmware gets the image's network boot program ${image.bootFile}`);
       }
-      return request.isIpxe ? script(` (boot ${image.id})`) : firmware('');
+      return request.isIpxe ? script(c, ` (boot ${image.id})`) : firmware(c, '');
     }
   }
+}
+
+interface Context {
+  readonly request: PolicyRequest;
+  readonly config: PxeConfig;
+  readonly arch: Arch;
+  readonly machine: Exclude<MachineAction, { none: string }>;
+}
+
+function offer(c: Context, file: string, stage: Offer['stage'], why: string): Decision {
+  const { machine } = c;
+  return {
+    offer: {
+      file, stage, arch: c.arch, identity: machine.identity, action: machine.action,
+      delayMs: c.request.port === 'dhcp' ? c.config.responseDelayMs : 0, reason: `${machine.note}; ${c.arch}: ${why}`,
+    },
+  };
+}
+
+function firmware(c: Context, why: string): Decision {
+  const file = c.config.bootFiles[c.arch];
+  if (file === undefined) return { none: `${c.machine.note}; no config.bootFiles entry for ${c.arch}` };
+  return offer(c, file, 'firmware', `firmware gets the iPXE build ${file}${why}`);
+}
+
+function script(c: Context, why: string): Decision {
+  return offer(c, scriptPath(c.request.mac), 'ipxe', `iPXE gets its script${why}`);
 }
 
 // Lookups by MAC, built once per table value (feed state values are immutable): the answer is the

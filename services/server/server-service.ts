@@ -10,14 +10,14 @@ import type { Lifecycle } from '../shared/lifecycle.ts';
 import type { LogFields, Logger } from '../shared/logger.ts';
 import { ARCHES, type Arch } from '../../sbs/types.ts';
 import { BootEvents } from './boot-events.ts';
-import { decode, encode } from './dhcp-codec.ts';
+import { decode, encode, type DhcpPacket } from './dhcp-codec.ts';
 import { MESSAGE_TYPE, messageTypeName } from './dhcp-options.ts';
 import { DhcpTransport, defaultReplyMode, replyDestination, type Peer, type ReplyMode } from './dhcp-transport.ts';
 import { FeedClient } from './feed-client.ts';
 import { codeFromArch } from './pxe-arch.ts';
-import { decide, type Decision } from './pxe-policy.ts';
+import { decide, type Decision, type Offer } from './pxe-policy.ts';
 import { buildProxyReply } from './pxe-reply.ts';
-import { readPxeRequest, type PxePort } from './pxe-request.ts';
+import { readPxeRequest, type PxePort, type PxeRequest, type ReadResult } from './pxe-request.ts';
 import { advertisedAddresses, pickAddress, type LocalAddress } from './server-address.ts';
 import { consumedBy, resolveTftpPath } from './tftp-resolve.ts';
 
@@ -124,8 +124,8 @@ export class ServerService implements Lifecycle {
   }
 
   private onDatagram(msg: Buffer, from: Peer, via: PxePort): void {
-    let packet;
-    let read;
+    let packet: DhcpPacket;
+    let read: ReadResult;
     try {
       packet = decode(msg);
       read = readPxeRequest(packet, via);
@@ -134,42 +134,42 @@ export class ServerService implements Lifecycle {
       this.log.info('packet dropped: malformed', { via, peer: `${from.address}:${from.port}`, ...peek(msg), reason: err.message });
       return;
     }
-    const log = this.log;
     // Log fields are built only when a record is written: this runs for every packet on the LAN.
-    const fields = (): LogFields => ({ mac: 'request' in read ? read.request.mac : read.mac, xid: hex(packet.xid), via, peer: `${from.address}:${from.port}` });
+    const log = this.log;
     if ('ignore' in read) {
-      if (log.enabled('debug')) log.debug('ignored', { ...fields(), reason: read.ignore });
+      if (log.enabled('debug')) log.debug('ignored', { ...packetFields(read.mac, packet, via, from), reason: read.ignore });
       return;
     }
     const request = read.request;
     const address = pickAddress(this.addresses, packet.giaddr !== '0.0.0.0' ? packet.giaddr : packet.ciaddr);
     // A REQUEST on 67 is for the server the client chose: answer only when that is us.
     if (via === 'dhcp' && request.messageType === MESSAGE_TYPE.REQUEST && request.serverId !== address) {
-      if (log.enabled('debug')) log.debug('ignored', { ...fields(), reason: `REQUEST for server ${request.serverId ?? '(none named)'}, not us` });
+      if (log.enabled('debug')) log.debug('ignored', { ...packetFields(request.mac, packet, via, from), reason: `REQUEST for server ${request.serverId ?? '(none named)'}, not us` });
       return;
     }
     const decision = decide({ mac: request.mac, archCode: request.archCode, isIpxe: request.isIpxe, port: via }, this.feed.state, { consumed: this.events.consumedMacs() });
     if ('none' in decision) {
-      if (log.enabled('info')) log.info('no offer', { ...fields(), type: messageTypeName(request.messageType), arch: request.archCode, ipxe: request.isIpxe, reason: decision.none });
+      if (log.enabled('info')) log.info('no offer', { ...packetFields(request.mac, packet, via, from), type: messageTypeName(request.messageType), arch: request.archCode, ipxe: request.isIpxe, reason: decision.none });
       return;
     }
     const to = replyDestination(packet, from, via, this.replyMode);
     if ('drop' in to) {
-      if (log.enabled('info')) log.info('no offer', { ...fields(), reason: to.drop });
+      if (log.enabled('info')) log.info('no offer', { ...packetFields(request.mac, packet, via, from), reason: to.drop });
       return;
     }
     const reply = encode(buildProxyReply(packet, request, decision.offer.file, address));
-    const send = (): void => {
-      if (this.phase !== 'serving') return;
-      this.transport.send(reply, to, via);
-      if (log.enabled('info')) {
-        log.info(`${messageTypeName(request.messageType)} answered`, {
-          ...fields(), file: decision.offer.file, arch: decision.offer.arch, ipxe: request.isIpxe, to: `${to.address}:${to.port}`, reason: decision.offer.reason,
-        });
-      }
-    };
-    if (decision.offer.delayMs > 0) setTimeout(send, decision.offer.delayMs).unref();
-    else send();
+    if (decision.offer.delayMs > 0) setTimeout(() => this.reply(reply, to, via, packet, from, request, decision.offer), decision.offer.delayMs).unref();
+    else this.reply(reply, to, via, packet, from, request, decision.offer);
+  }
+
+  private reply(reply: Buffer, to: Peer, via: PxePort, packet: DhcpPacket, from: Peer, request: PxeRequest, offer: Offer): void {
+    if (this.phase !== 'serving') return;
+    this.transport.send(reply, to, via);
+    if (this.log.enabled('info')) {
+      this.log.info(`${messageTypeName(request.messageType)} answered`, {
+        ...packetFields(request.mac, packet, via, from), file: offer.file, arch: offer.arch, ipxe: request.isIpxe, to: `${to.address}:${to.port}`, reason: offer.reason,
+      });
+    }
   }
 
   private resendEvents(): void {
@@ -225,6 +225,10 @@ function tftpBody(body: unknown): { path: string; address: string; port: number 
 /** `52-54-00-12-34-56` or `52:54:00:12:34:56`, any case -> lower case with ':'; else null. */
 function normalizeMac(s: string): string | null {
   return /^[0-9a-fA-F]{2}([:-])[0-9a-fA-F]{2}(\1[0-9a-fA-F]{2}){4}$/.test(s) ? s.toLowerCase().replace(/-/g, ':') : null;
+}
+
+function packetFields(mac: string | null, packet: DhcpPacket, via: PxePort, from: Peer): LogFields {
+  return { mac, xid: hex(packet.xid), via, peer: `${from.address}:${from.port}` };
 }
 
 function hex(xid: number): string {
