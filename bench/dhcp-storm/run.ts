@@ -4,7 +4,7 @@
 // two network namespaces this script creates (and removes). Needs root, dnsmasq, iproute2.
 // Usage: node --import tsx bench/dhcp-storm/run.ts [--clients 1000] [--window 32] [--rounds 3]
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -116,8 +116,10 @@ id = "dhcp-storm"
   doc(3, 'images', { images: [{ id: 'lnx', name: 'Linux', arch: ['bios', 'efi-x64'], type: 'linux', kernel: 'vmlinuz' }] });
   // The Interface and the server as two processes (`netboot run interface`, `netboot run server`);
   // BENCH_SERVER_NODE_FLAGS adds node flags to the server's, e.g. "--cpu-prof --cpu-prof-dir=/tmp/p".
+  // BENCH_SERVER_STDOUT=FILE keeps the server's stdout (its log, or --trace-gc output).
+  const out = (service: string): 'ignore' | number => (service === 'server' && process.env.BENCH_SERVER_STDOUT !== undefined ? openSync(process.env.BENCH_SERVER_STDOUT, 'w') : 'ignore');
   const run = (service: string, flags: string[]): ChildProcess => spawn('ip', ['netns', 'exec', ns.srv, process.execPath, ...flags, '--import', 'tsx',
-    join(repo, 'services/cli/main.ts'), 'run', service, '--config', join(site, 'netboot.toml')], { cwd: repo, stdio: ['ignore', 'ignore', 'inherit'] });
+    join(repo, 'services/cli/main.ts'), 'run', service, '--config', join(site, 'netboot.toml')], { cwd: repo, stdio: ['ignore', out(service), 'inherit'] });
   const iface = run('interface', []);
   const server = run('server', (process.env.BENCH_SERVER_NODE_FLAGS ?? '').split(' ').filter((f) => f !== ''));
   const sock = controlSocketPath(join(site, 'data'), 'server');
