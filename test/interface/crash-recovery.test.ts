@@ -73,7 +73,12 @@ test(`SIGKILL at random points over ${ROUNDS} rounds loses nothing and applies n
   try {
     for (let round = 0; round < ROUNDS; round++) {
       const proc = spawnService(['interface'], site.configPath);
-      const killAt = 150 + Math.floor(rand() * 900);
+      // Odd rounds die at any moment (start-up included); even rounds once it serves, so kills
+      // also land mid-work however slow start-up is on a loaded machine.
+      if (round % 2 === 0) {
+        await waitFor('the interface to serve', () => (proc.logs.some((l) => l.msg === 'interface serving') || proc.child.exitCode !== null ? true : undefined), 30_000, 5);
+      }
+      const killAt = 50 + Math.floor(rand() * 600);
       const dropEvery = Math.floor(killAt / FILES_PER_ROUND);
       for (let i = 0; i < FILES_PER_ROUND; i++) {
         dropOne();
