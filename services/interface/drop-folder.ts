@@ -66,7 +66,10 @@ export class DropFolder {
   async start(): Promise<void> {
     mkdirSync(this.opts.dir, { recursive: true });
     mkdirSync(join(this.opts.storeDir, 'rejected'), { recursive: true });
-    const watcher = watch(this.opts.dir, { depth: 0, ignoreInitial: true, persistent: true, alwaysStat: false });
+    // persistent: false: chokidar can still arm a watch after close() while its own async work
+    // drains (seen when the folder is deleted right after a stop); an unref'd watch cannot keep a
+    // stopped process alive. The Interface's sockets keep a running one alive.
+    const watcher = watch(this.opts.dir, { depth: 0, ignoreInitial: true, persistent: false, alwaysStat: false });
     watcher.on('add', (p) => this.notice(basename(p)));
     watcher.on('change', (p) => this.notice(basename(p)));
     watcher.on('error', (err) => this.log.error('watching the SBS folder failed', { err, dir: this.opts.dir }));
