@@ -72,14 +72,9 @@ async function startSite(before: (drop: Site['drop']) => void = () => {}): Promi
   return s;
 }
 
-/**
- * Waits until the Interface has archived every dropped file, and a little longer: an Interface
- * stopped within ~100 ms of a file leaving its folder leaks a chokidar file watcher and the test
- * process never ends (reported to the lead; remove the pause once fixed).
- */
+/** Waits until the Interface has archived every dropped file. */
 async function settled(site: TestSite): Promise<void> {
   await waitFor('SBS files archived', () => (readdirSync(site.config.paths.sbs).length === 0 ? true : undefined));
-  await new Promise((r) => setTimeout(r, 250));
 }
 
 function snapshots(clients: object[], extra: object = {}): (drop: Site['drop']) => void {
