@@ -9,6 +9,7 @@ import { SignalAnnouncer } from './signal-announcer.ts';
 
 export async function main(config: Config, log: Logger): Promise<number> {
   const announcer = new SignalAnnouncer(() => announceServerStarted(signalUrl(config)), log.child({ part: 'signal' }));
-  const service = new ServerService(config, log, { announcer });
-  return runUntilSignal('server', [service], log, () => void notifyReady(log, 'following the state feed'));
+  // Ready for systemd only once it holds complete state and has bound its ports.
+  const service = new ServerService(config, log, { announcer, onServing: () => void notifyReady(log, 'serving proxyDHCP') });
+  return runUntilSignal('server', [service], log);
 }

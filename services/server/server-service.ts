@@ -29,6 +29,8 @@ export interface ServerServiceOptions {
   /** Tells Signal that we (re)started; omitted = no announcement (tests without Signal). */
   readonly announcer?: Lifecycle;
   readonly now?: () => Date;
+  /** Called once the server holds complete state and has bound its ports (systemd readiness). */
+  readonly onServing?: () => void;
 }
 
 const BIND_RETRY_MS = 5000;
@@ -110,6 +112,7 @@ export class ServerService implements Lifecycle {
         this.log.info(`state complete; serving on ${this.config.server.bind}:${ports.dhcp} and :${ports.proxy}`, {
           bind: this.config.server.bind, ports, address: this.addresses.map((a) => a.address), replyMode: this.replyMode,
         });
+        this.options.onServing?.();
       },
       (err: unknown) => {
         this.binding = null;
