@@ -1,7 +1,8 @@
 // The MTFTP service's two questions for the PXE server: what a virtual path (under `netboot/`)
 // means for this client, and "this client finished fetching this file" (for `once` actions).
 // In production they travel over the server's control socket; tests pass their own object.
-import { controlCall } from '../shared/control.ts';
+import { Agent } from 'node:http';
+import { controlCall, HttpError } from '../shared/control.ts';
 import { errorMessage } from '../shared/errors.ts';
 import type { Logger } from '../shared/logger.ts';
 
@@ -56,17 +57,29 @@ function parseReply(reply: unknown): VirtualTarget {
 
 /** Hooks that ask the PXE server over its control socket. */
 export function controlBootHooks(serverSocket: string, log: Logger, timeoutMs = 2000): BootHooks {
+  // Kept-alive connections: a boot fetches several netboot/ files within a second, and a fresh
+  // connection per file showed up in boot times. A connection the server closed (it restarted)
+  // fails once; the call is then made again on a new one.
+  const agent = new Agent({ keepAlive: true, maxSockets: 16 });
+  const call = async <T>(path: string, body: unknown): Promise<T> => {
+    try {
+      return await controlCall<T>(serverSocket, 'POST', path, body, timeoutMs, agent);
+    } catch (err) {
+      if (err instanceof HttpError) throw err;
+      return controlCall<T>(serverSocket, 'POST', path, body, timeoutMs, agent);
+    }
+  };
   return {
     async resolveVirtual(path, client) {
       try {
-        const reply = await controlCall<ResolveReply>(serverSocket, 'POST', '/tftp/resolve', { path, address: client.address, port: client.port }, timeoutMs);
+        const reply = await call<ResolveReply>('/tftp/resolve', { path, address: client.address, port: client.port });
         return parseReply(reply);
       } catch (err) {
         return { type: 'none', reason: `PXE server did not answer: ${errorMessage(err)}` };
       }
     },
     fetched(info) {
-      controlCall(serverSocket, 'POST', '/tftp/fetched', info, timeoutMs).catch((err: unknown) =>
+      call('/tftp/fetched', info).catch((err: unknown) =>
         log.warn('could not tell the PXE server about a completed transfer', { path: info.path, peer: `${info.address}:${info.port}`, reason: errorMessage(err) }),
       );
     },

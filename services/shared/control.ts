@@ -2,7 +2,7 @@
 // Only local processes with file access can reach it. Used by the CLI (status, explain, state),
 // by the supervisor, and between services on one host (MTFTP -> server).
 import { mkdirSync, rmSync } from 'node:fs';
-import { createServer, request, type IncomingMessage, type Server } from 'node:http';
+import { createServer, request, type Agent, type IncomingMessage, type Server } from 'node:http';
 import { dirname, join } from 'node:path';
 import { NetbootError, errorMessage } from './errors.ts';
 import type { Logger } from './logger.ts';
@@ -89,9 +89,10 @@ export class ControlServer {
 }
 
 /** Calls a control socket; throws NetbootError('CONTROL_UNREACHABLE') if nobody listens. */
-export async function controlCall<T>(socketPath: string, method: string, path: string, body?: unknown, timeoutMs = 5000): Promise<T> {
+/** `agent`: a keep-alive agent for callers on a hot path (MTFTP asks the server per boot file). */
+export async function controlCall<T>(socketPath: string, method: string, path: string, body?: unknown, timeoutMs = 5000, agent?: Agent): Promise<T> {
   return new Promise<T>((resolve, reject) => {
-    const req = request({ socketPath, method, path, headers: { 'content-type': 'application/json' }, timeout: timeoutMs }, (res) => {
+    const req = request({ socketPath, method, path, agent, headers: { 'content-type': 'application/json' }, timeout: timeoutMs }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => {
