@@ -20,6 +20,7 @@ import { buildProxyReply } from './pxe-reply.ts';
 import { readPxeRequest, type PxePort, type PxeRequest, type ReadResult } from './pxe-request.ts';
 import { advertisedAddresses, pickAddress, type LocalAddress } from './server-address.ts';
 import { consumedBy, resolveTftpPath } from './tftp-resolve.ts';
+import { readyPackagePath } from '../../images/layout.ts';
 
 export type ServerState = 'waiting-for-state' | 'serving' | 'stopping';
 
@@ -203,7 +204,7 @@ export class ServerService implements Lifecycle {
 
   private resolve(req: ControlRequest): unknown {
     const body = tftpBody(req.body);
-    const result = resolveTftpPath(body.path, this.feed.state, { consumed: this.events.consumedMacs() }, this.config.paths.tftpRoot);
+    const result = resolveTftpPath(body.path, this.feed.state, { consumed: this.events.consumedMacs() }, this.config.paths.tftpRoot, (id) => readyPackagePath(this.config.paths.data, id));
     this.log.debug('tftp path resolved', { path: body.path, peer: `${body.address}:${body.port}`, result: result.type, reason: result.type === 'none' ? result.reason : undefined });
     return result;
   }

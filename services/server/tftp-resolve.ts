@@ -1,7 +1,7 @@
 // What a TFTP path under netboot/ stands for (asked by the MTFTP service over the control socket),
 // and which fetch consumes a `once` boot. Pure: decides from state and paths, touches no files.
-// Containment is lexical: the result is always inside the TFTP root; symbolic links the
-// administrator placed inside the root are trusted.
+// Containment is lexical: the result is always inside the TFTP root (or a Ready package
+// version); symbolic links the administrator placed inside the root are trusted.
 import { resolve, sep } from 'node:path';
 import type { Image } from '../../sbs/types.ts';
 import type { FeedState } from '../shared/feed-protocol.ts';
@@ -14,7 +14,11 @@ export type TftpResolution =
   | { readonly type: 'content'; readonly dataBase64: string }
   | { readonly type: 'none'; readonly reason: string };
 
-export function resolveTftpPath(requested: string, state: FeedState, options: PolicyOptions, tftpRoot: string): TftpResolution {
+/**
+ * `packageRoot` gives the folder of a package's Ready version on this server, or null when it has
+ * none: files of an image with `package` are served only from a Ready, verified version.
+ */
+export function resolveTftpPath(requested: string, state: FeedState, options: PolicyOptions, tftpRoot: string, packageRoot: (id: string) => string | null = () => null): TftpResolution {
   const parsed = parseNetbootPath(requested);
   if (typeof parsed === 'string') return { type: 'none', reason: parsed };
   const machine = machineAction(parsed.mac, state, options);
@@ -29,7 +33,10 @@ export function resolveTftpPath(requested: string, state: FeedState, options: Po
     case 'image': {
       const image = findImage(state, parsed.imageId);
       if (image === null) return { type: 'none', reason: `image ${parsed.imageId} does not exist` };
-      return inRoot(tftpRoot, image.package === undefined ? parsed.relative : `${image.package}/${parsed.relative}`);
+      if (image.package === undefined) return inRoot(tftpRoot, parsed.relative);
+      const root = packageRoot(image.package);
+      if (root === null) return { type: 'none', reason: `package ${image.package} of image ${image.id} is not Ready on this server` };
+      return inRoot(root, parsed.relative);
     }
   }
 }

@@ -66,10 +66,13 @@ test('menu: one item per config.menu entry, each chaining its own script', () =>
   assert.match(text(resolveTftpPath(`${DIR}/menu/7.ipxe`, state({ type: 'menu' }), {}, ROOT)), /menu has no item 7/);
 });
 
-test('image files resolve inside the TFTP root (or the package folder), never outside', () => {
+test('image files resolve inside the TFTP root (or the Ready package version), never outside', () => {
   const s = state({ type: 'wait' });
-  assert.deepEqual(resolveTftpPath(`${DIR}/image/lnx/lnx/vmlinuz`, s, {}, ROOT), { type: 'file', path: '/srv/tftp/lnx/vmlinuz' });
-  assert.deepEqual(resolveTftpPath(`${DIR}/image/pkg/pxelinux.cfg/default`, s, {}, ROOT), { type: 'file', path: '/srv/tftp/pkg-v1/pxelinux.cfg/default' });
+  const ready = (id: string) => (id === 'pkg-v1' ? '/var/lib/netboot/packages/pkg-v1/versions/abc' : null);
+  assert.deepEqual(resolveTftpPath(`${DIR}/image/lnx/lnx/vmlinuz`, s, {}, ROOT, ready), { type: 'file', path: '/srv/tftp/lnx/vmlinuz' });
+  assert.deepEqual(resolveTftpPath(`${DIR}/image/pkg/pxelinux.cfg/default`, s, {}, ROOT, ready), { type: 'file', path: '/var/lib/netboot/packages/pkg-v1/versions/abc/pxelinux.cfg/default' });
+  assert.deepEqual(resolveTftpPath(`${DIR}/image/pkg/pxelinux.cfg/default`, s, {}, ROOT, () => null), { type: 'none', reason: 'package pkg-v1 of image pkg is not Ready on this server' });
+  assert.equal(resolveTftpPath(`${DIR}/image/pkg/../../x`, s, {}, ROOT, ready).type, 'none');
   assert.deepEqual(resolveTftpPath(`${DIR}/wimboot`, s, {}, ROOT), { type: 'file', path: '/srv/tftp/wimboot' });
   for (const bad of [`${DIR}/image/lnx/../../../etc/passwd`, `${DIR}/image/lnx/a/./b`, `${DIR}/image/lnx//etc/passwd`, `${DIR}/image/../x/y`, `${DIR}/image/lnx/a\\..\\b`, 'netboot/52-54-00-12-34/boot.ipxe', 'netboot/../etc/passwd', 'etc/passwd']) {
     const r = resolveTftpPath(bad, s, {}, ROOT);
