@@ -18,7 +18,7 @@ import { NetbootSite } from '../../test/e2e/harness/netboot-site.ts';
 import { DHCP_ADDRESS, Lan, SERVER_ADDRESS } from '../../test/e2e/harness/network.ts';
 import { Running, inNamespace, sleep } from '../../test/e2e/harness/processes.ts';
 import { serverLatencies, type Latencies } from './server-latency.ts';
-import { BOOT_FILES, NBP_IMAGE, STAGE2_FILE, STAGE2_PACKAGE, makeTftpRoot, markerPattern } from '../../test/e2e/harness/second-stage.ts';
+import { BOOT_FILES, NBP_IMAGE, STAGE2_FILE, makeTftpRoot, markerPattern } from '../../test/e2e/harness/second-stage.ts';
 
 const args = parseArgs(process.argv.slice(2));
 const RUNS = Number(args.flags.get('runs') ?? 10);
@@ -61,7 +61,7 @@ try {
   await startDhcpServer(lanD, join(dir, 'dhcp-dnsmasq'), cleanup);
   const dnsmasqRoot = join(dir, 'dnsmasq-tftp');
   cpSync(site.tftpRoot, dnsmasqRoot, { recursive: true });
-  writeFileSync(join(dnsmasqRoot, DNSMASQ_SCRIPT), ['#!ipxe', `echo dnsmasq: ${MAC} boots ${NBP_IMAGE.name}`, `chain /${STAGE2_PACKAGE}/${STAGE2_FILE}`, ''].join('\n'));
+  writeFileSync(join(dnsmasqRoot, DNSMASQ_SCRIPT), ['#!ipxe', `echo dnsmasq: ${MAC} boots ${NBP_IMAGE.name}`, `chain /${STAGE2_FILE}`, ''].join('\n'));
   await startDnsmasqProxy(lanD, dnsmasqRoot, DNSMASQ_SCRIPT, join(dir, 'dnsmasq-proxy'), cleanup);
 
   const taps: Record<Contender, { lan: Lan; tap: string }> = {
