@@ -4,7 +4,7 @@ import { parseArgs } from './args.ts';
 import type { Command, CliContext } from './context.ts';
 
 const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }> = {
-  explain: { summary: 'explain MAC [--arch A] [--ipxe]  what the PXE server offers this machine, and why', load: async () => (await import('./explain-command.ts')).explainCommand },
+  explain: { summary: 'explain MAC [--arch A] [--ipxe] [--relay GIADDR]  what the PXE server offers this machine, and why', load: async () => (await import('./explain-command.ts')).explainCommand },
   package: { summary: 'package publish DIR --id ID --kind K | rm ID | verify ID | status [ID] [--watch]  hashed packages replicated between servers', load: async () => (await import('./package-command.ts')).packageCommand },
   peers: { summary: 'peers [--json]            each peer: connected, authenticated, queued jobs, last latency', load: async () => (await import('./peers-command.ts')).peersCommand },
   state: { summary: 'state [--json]            print the state the Interface holds', load: async () => (await import('./state-command.ts')).stateCommand },

@@ -1,6 +1,7 @@
 // DHCP options kept as raw bytes (RFC 2132), with typed accessors that refuse a wrong length.
 // A code that appeared several times in a packet is stored once, its parts joined (RFC 3396).
 import { ProtocolError } from '../shared/errors.ts';
+import { RelayAgentInfo } from './relay-agent-info.ts';
 
 export const OPT = {
   PAD: 0,
@@ -15,6 +16,7 @@ export const OPT = {
   TFTP_SERVER: 66,
   BOOTFILE_NAME: 67,
   USER_CLASS: 77,
+  RELAY_AGENT_INFO: 82,
   CLIENT_ARCH: 93,
   CLIENT_NDI: 94,
   CLIENT_UUID: 97,
@@ -164,6 +166,11 @@ export class DhcpOptions {
     if (v === undefined) return undefined;
     if (v[0] !== 0) throw malformed(`option 97 type must be 0, got ${v[0]}`);
     return uuidFromSmbios(v.subarray(1));
+  }
+  /** Option 82 (RFC 3046), added by a relay agent; malformed sub-options throw. */
+  relayAgentInfo(): RelayAgentInfo | undefined {
+    const v = this.map.get(OPT.RELAY_AGENT_INFO);
+    return v === undefined ? undefined : RelayAgentInfo.decode(v);
   }
   /** Option 43 decoded as PXE sub-options (PXE 2.1 table 2-1); only for PXE clients. */
   pxeSubOptions(): PxeSubOptions | undefined {

@@ -8,6 +8,8 @@ import type { Logger } from '../shared/logger.ts';
 import type { PxePort } from './pxe-request.ts';
 
 export const CLIENT_PORT = 68;
+/** RFC 2131 4.1: replies to a relay agent go to giaddr, on the DHCP server port. */
+export const SERVER_PORT = 67;
 
 export interface Peer {
   readonly address: string;
@@ -26,14 +28,14 @@ export function defaultReplyMode(bind: string): ReplyMode {
   return bind.startsWith('127.') ? 'source' : 'broadcast';
 }
 
-export type Destination = Peer | { readonly drop: string };
-
-/** Where the reply to a request goes. 4011 answers always go back to the source (EDK2 uses 4011). */
-export function replyDestination(request: { readonly ciaddr: string; readonly giaddr: string }, from: Peer, via: PxePort, mode: ReplyMode): Destination {
-  if (via === 'proxy') return from;
-  // Relayed requests (giaddr set) are answered through the relay: issue 8.
-  if (request.giaddr !== '0.0.0.0') return { drop: `relayed via ${request.giaddr}: relay agents are not supported yet` };
-  if (mode === 'source') return from;
+/**
+ * Where the reply to a request goes. 4011 answers always go back to the source (EDK2 uses 4011).
+ * On 67 a relayed request (giaddr set) is answered to the relay agent at giaddr:67 (RFC 2131 4.1,
+ * RFC 1542 4.1.2), not to where it came from: with several relays in a row, that is the last one.
+ */
+export function replyDestination(request: { readonly ciaddr: string; readonly giaddr: string }, from: Peer, via: PxePort, mode: ReplyMode): Peer {
+  if (via === 'proxy' || mode === 'source') return from;
+  if (request.giaddr !== '0.0.0.0') return { address: request.giaddr, port: SERVER_PORT };
   if (request.ciaddr !== '0.0.0.0') return { address: request.ciaddr, port: CLIENT_PORT };
   return { address: '255.255.255.255', port: CLIENT_PORT };
 }

@@ -1,7 +1,7 @@
 // Builds the proxyDHCP answer (PXE 2.1 2.2.3, 2.2.5): no address (yiaddr 0), our address in option
 // 54 and siaddr, option 60 PXEClient, option 97 echoed, the boot file in `file` and option 67.
-// Pure.
-import { BOOTREPLY, type DhcpPacket } from './dhcp-codec.ts';
+// Through a relay: giaddr kept, the broadcast flag set, option 82 echoed last. Pure.
+import { BOOTREPLY, FLAG_BROADCAST, type DhcpPacket } from './dhcp-codec.ts';
 import { DhcpOptions, MESSAGE_TYPE, OPT, PXE_SUB, PxeSubOptions, encodeOption } from './dhcp-options.ts';
 import type { PxeRequest } from './pxe-request.ts';
 
@@ -44,14 +44,21 @@ export function buildProxyReply(request: DhcpPacket, pxe: PxeRequest, file: stri
     [OPT.BOOTFILE_NAME, encodeOption.text(file)],
     [OPT.VENDOR_SPECIFIC, vendor],
   );
+  // RFC 3046 2.2: echoed verbatim in every reply, as the last option. Validated by readRelay.
+  const agentInfo = request.options.get(OPT.RELAY_AGENT_INFO);
+  if (agentInfo !== undefined) entries.push([OPT.RELAY_AGENT_INFO, agentInfo]);
+  const relayed = request.giaddr !== '0.0.0.0';
   return {
     op: BOOTREPLY,
     htype: request.htype,
     hlen: request.hlen,
+    // RFC 2131 table 3: 0 in server replies (relays do not read it on the way back).
     hops: 0,
     xid: request.xid,
     secs: 0,
-    flags: request.flags,
+    // A relay unicasts a reply without the flag to yiaddr, which a proxy leaves at 0: the client
+    // would never hear it (iPXE's DISCOVER does not set the flag). RFC 2131 4.1, RFC 1542 4.1.2.
+    flags: relayed ? request.flags | FLAG_BROADCAST : request.flags,
     ciaddr: pxe.port === 'proxy' ? request.ciaddr : '0.0.0.0',
     yiaddr: '0.0.0.0',
     siaddr: serverAddress,

@@ -1,52 +1,143 @@
-// The address the server advertises (option 54, siaddr, option 66): [server] address, else the
-// IPv4 addresses of [server] interface. Node's dgram cannot say on which interface a broadcast
-// arrived (no IP_PKTINFO) nor tie a socket to one (no SO_BINDTODEVICE), so with several addresses
-// the choice is made from the request: the address in the client's subnet when the client names
-// its own address (ciaddr, e.g. on 4011) or its relay (giaddr); else the first one.
+// The boot server address a reply advertises (option 54, siaddr, option 66): one the client can
+// reach, chosen per request (README.md, "Which address a client is given"):
+//   1. the [[server.subnets]] entry holding the client's subnet, when it sets an address;
+//   2. [server] address;
+//   3. [server] interface: its address in the client's subnet, else the one the route toward the
+//      relay (or client) leaves from, else its first;
+//   4. neither: the address the route toward the relay, the client or, for a broadcast,
+//      255.255.255.255 leaves from: the address of the interface the reply itself goes out of.
+// Node's dgram cannot tell on which interface a broadcast arrived (no IP_PKTINFO), so routing is
+// the honest stand-in: a reply to X leaves through the interface the kernel routes X to.
 import { networkInterfaces, type NetworkInterfaceInfo } from 'node:os';
-import type { Config } from '../shared/config.ts';
-import { ConfigError } from '../shared/errors.ts';
+import { inSubnet, matchSubnet, type Config, type SubnetConfig } from '../shared/config.ts';
+import { ConfigError, errorMessage } from '../shared/errors.ts';
+import { routeSource, type RouteSource } from './route-source.ts';
 
 export interface LocalAddress {
   readonly address: string;
-  /** Prefix length; 32 when configured explicitly. */
   readonly prefix: number;
 }
 
-export function advertisedAddresses(
-  server: Config['server'],
-  source: string,
-  interfaces: NodeJS.Dict<NetworkInterfaceInfo[]> = networkInterfaces(),
-): LocalAddress[] {
-  if (server.address !== null) return [{ address: server.address, prefix: 32 }];
-  if (server.interface === null) {
-    throw new ConfigError(source, ['[server] address or [server] interface: one is required to know the address to advertise']);
+/** What is known of where the client is. */
+export interface AddressTarget {
+  /** The relay agent (giaddr), when relayed: replies go there. */
+  readonly relay: string | null;
+  /** An address in the client's subnet: the relay's link (link selection or giaddr), else ciaddr. */
+  readonly client: string | null;
+}
+
+export interface AddressChoice {
+  readonly address: string;
+  /** How it was chosen, for logs and `netboot explain`. */
+  readonly why: string;
+  /** The [[server.subnets]] entry the client is in, whether or not it set the address. */
+  readonly subnet: SubnetConfig | null;
+}
+
+export type Chosen = AddressChoice | { readonly none: string };
+
+export interface AddressDeps {
+  readonly interfaces?: () => NodeJS.Dict<NetworkInterfaceInfo[]>;
+  readonly routeSource?: RouteSource;
+  readonly now?: () => number;
+}
+
+const BROADCAST = '255.255.255.255';
+const ROUTE_TTL_MS = 30_000;
+const LOCAL_TTL_MS = 5_000;
+
+export class ServerAddresses {
+  /** [server] interface's addresses; null when no interface is configured. */
+  private readonly ifaceAddresses: LocalAddress[] | null;
+  private readonly interfaces: () => NodeJS.Dict<NetworkInterfaceInfo[]>;
+  private readonly lookup: RouteSource;
+  private readonly now: () => number;
+  private readonly routes = new Map<string, { address: string; until: number }>();
+  private readonly pending = new Map<string, Promise<Chosen>>();
+  private local: { addresses: ReadonlySet<string>; until: number } | null = null;
+  /** The answer for a client in no listed subnet when [server] address is set (the common case). */
+  private readonly fixed: AddressChoice | null;
+
+  constructor(private readonly server: Config['server'], source: string, deps: AddressDeps = {}) {
+    this.interfaces = deps.interfaces ?? networkInterfaces;
+    this.lookup = deps.routeSource ?? routeSource;
+    this.now = deps.now ?? Date.now;
+    this.fixed = server.address === null ? null : Object.freeze({ address: server.address, why: '[server] address', subnet: null });
+    this.ifaceAddresses = server.address === null && server.interface !== null ? interfaceAddresses(server.interface, source, this.interfaces()) : null;
   }
-  const list = (interfaces[server.interface] ?? [])
+
+  /** How addresses are chosen, for the start-up log and the status. */
+  get mode(): string {
+    const subnets = this.server.subnets.filter((s) => s.address !== null).length;
+    const base = this.server.address !== null ? `[server] address ${this.server.address}`
+      : this.ifaceAddresses !== null ? `[server] interface ${this.server.interface} (${this.ifaceAddresses.map((a) => a.address).join(', ')})`
+        : 'the route toward each client or relay';
+    return subnets > 0 ? `${subnets} subnet address(es), else ${base}` : base;
+  }
+
+  /** The configured address, else the interface's first; null when routing decides per request. */
+  get primary(): string | null {
+    return this.server.address ?? this.ifaceAddresses?.[0]?.address ?? null;
+  }
+
+  /** Synchronous unless a route has to be looked up (then cached for 30 s). */
+  choose(target: AddressTarget): Chosen | Promise<Chosen> {
+    const subnet = target.client === null ? null : matchSubnet(this.server.subnets, target.client);
+    if (subnet?.address != null) return { address: subnet.address, why: `[[server.subnets]] ${subnet.cidr}`, subnet };
+    if (this.fixed !== null) return subnet === null ? this.fixed : { ...this.fixed, subnet };
+    const toward = target.relay ?? target.client ?? BROADCAST;
+    const list = this.ifaceAddresses;
+    if (list !== null) {
+      const name = `[server] interface ${this.server.interface}`;
+      const onLink = target.client === null ? undefined : list.find((a) => inSubnet(target.client!, a.address, a.prefix));
+      if (onLink !== undefined) return { address: onLink.address, why: `${name}: its address in the client's subnet`, subnet };
+      if (list.length === 1 || toward === BROADCAST) return { address: list[0]!.address, why: `${name}: its first address`, subnet };
+      return this.routed(toward, subnet, (address) => list.some((a) => a.address === address)
+        ? { address, why: `${name}: the route toward ${toward} leaves from it`, subnet }
+        : { address: list[0]!.address, why: `${name}: its first address (the route toward ${toward} leaves from ${address}, not this interface)`, subnet });
+    }
+    return this.routed(toward, subnet, (address) => ({ address, why: `the route toward ${toward} leaves from it`, subnet }));
+  }
+
+  /** Whether a REQUEST's option 54 names us: a configured address or one of this host's. */
+  isOurs(address: string): boolean {
+    if (address === this.server.address || this.server.subnets.some((s) => s.address === address)) return true;
+    if (this.local === null || this.local.until <= this.now()) {
+      const all = new Set<string>();
+      for (const list of Object.values(this.interfaces())) for (const i of list ?? []) if (i.family === 'IPv4') all.add(i.address);
+      this.local = { addresses: all, until: this.now() + LOCAL_TTL_MS };
+    }
+    return this.local.addresses.has(address);
+  }
+
+  private routed(toward: string, subnet: SubnetConfig | null, pick: (address: string) => AddressChoice): Chosen | Promise<Chosen> {
+    const hit = this.routes.get(toward);
+    if (hit !== undefined && hit.until > this.now()) return pick(hit.address);
+    let p = this.pending.get(toward);
+    if (p === undefined) {
+      p = this.lookup(toward).then(
+        (address) => {
+          if (this.routes.size >= 4096) this.routes.clear();
+          this.routes.set(toward, { address, until: this.now() + ROUTE_TTL_MS });
+          return pick(address);
+        },
+        (err: unknown) => ({ none: `cannot choose our address: ${errorMessage(err)}` }),
+      ).finally(() => this.pending.delete(toward));
+      this.pending.set(toward, p);
+    }
+    // Requests waiting on the same lookup share it, but each gets its own subnet.
+    return p.then((c) => ('none' in c ? c : { ...c, subnet }));
+  }
+}
+
+function interfaceAddresses(name: string, source: string, interfaces: NodeJS.Dict<NetworkInterfaceInfo[]>): LocalAddress[] {
+  const list = (interfaces[name] ?? [])
     .filter((i) => i.family === 'IPv4')
     .map((i) => ({ address: i.address, prefix: prefixOf(i.netmask) }));
-  if (list.length === 0) throw new ConfigError(source, [`[server] interface: ${JSON.stringify(server.interface)} has no IPv4 address`]);
+  if (list.length === 0) throw new ConfigError(source, [`[server] interface: ${JSON.stringify(name)} has no IPv4 address`]);
   return list;
 }
 
 function prefixOf(netmask: string): number {
   return netmask.split('.').reduce((n, part) => n + (Number(part) >>> 0).toString(2).replace(/0/g, '').length, 0);
-}
-
-function toInt(address: string): number {
-  return address.split('.').reduce((n, part) => ((n << 8) | Number(part)) >>> 0, 0);
-}
-
-export function sameSubnet(a: string, b: string, prefix: number): boolean {
-  const mask = prefix === 0 ? 0 : (~0 << (32 - prefix)) >>> 0;
-  return ((toInt(a) & mask) >>> 0) === ((toInt(b) & mask) >>> 0);
-}
-
-/** The address to advertise to a client that named `hint` (its ciaddr or giaddr, or 0.0.0.0). */
-export function pickAddress(addresses: readonly LocalAddress[], hint: string): string {
-  if (hint !== '0.0.0.0' && addresses.length > 1) {
-    const match = addresses.find((a) => sameSubnet(a.address, hint, a.prefix));
-    if (match !== undefined) return match.address;
-  }
-  return addresses[0]!.address;
 }

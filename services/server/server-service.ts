@@ -18,7 +18,10 @@ import { codeFromArch } from './pxe-arch.ts';
 import { decide, type Decision, type Offer } from './pxe-policy.ts';
 import { buildProxyReply } from './pxe-reply.ts';
 import { readPxeRequest, type PxePort, type PxeRequest, type ReadResult } from './pxe-request.ts';
-import { advertisedAddresses, pickAddress, type LocalAddress } from './server-address.ts';
+import { RecentRequests, type SeenReport } from './recent-requests.ts';
+import { readRelay, relayFields, type RelayRead } from './relay.ts';
+import { ServerAddresses, type AddressChoice, type AddressDeps, type AddressTarget, type Chosen } from './server-address.ts';
+import { isIPv4, isUnicast, matchSubnet, type SubnetConfig } from '../shared/config.ts';
 import { consumedBy, resolveTftpPath } from './tftp-resolve.ts';
 import { readyPackagePath } from '../../images/layout.ts';
 
@@ -32,6 +35,8 @@ export interface ServerServiceOptions {
   readonly now?: () => Date;
   /** Called once the server holds complete state and has bound its ports (systemd readiness). */
   readonly onServing?: () => void;
+  /** Interfaces and route lookups for the address choice (tests). */
+  readonly addressDeps?: AddressDeps;
 }
 
 const BIND_RETRY_MS = 5000;
@@ -41,7 +46,8 @@ export class ServerService implements Lifecycle {
   private readonly events: BootEvents;
   private readonly transport: DhcpTransport;
   private readonly control: ControlServer;
-  private readonly addresses: LocalAddress[];
+  private readonly addresses: ServerAddresses;
+  private readonly recent = new RecentRequests();
   private readonly replyMode: ReplyMode;
   private readonly now: () => Date;
   private phase: ServerState = 'waiting-for-state';
@@ -49,7 +55,7 @@ export class ServerService implements Lifecycle {
   private bindTimer: NodeJS.Timeout | null = null;
 
   constructor(private readonly config: Config, private readonly log: Logger, private readonly options: ServerServiceOptions = {}) {
-    this.addresses = advertisedAddresses(config.server, config.source);
+    this.addresses = new ServerAddresses(config.server, config.source, options.addressDeps);
     this.replyMode = options.replyMode ?? defaultReplyMode(config.server.bind);
     this.now = options.now ?? (() => new Date());
     this.events = new BootEvents(join(config.paths.data, 'server', 'pending-events.json'), log.child({ part: 'events' }));
@@ -111,7 +117,7 @@ export class ServerService implements Lifecycle {
         this.phase = 'serving';
         const ports = this.transport.ports()!;
         this.log.info(`state complete; serving on ${this.config.server.bind}:${ports.dhcp} and :${ports.proxy}`, {
-          bind: this.config.server.bind, ports, address: this.addresses.map((a) => a.address), replyMode: this.replyMode,
+          bind: this.config.server.bind, ports, address: this.addresses.mode, subnets: this.config.server.subnets.length, replyMode: this.replyMode,
         });
         this.options.onServing?.();
       },
@@ -134,9 +140,7 @@ export class ServerService implements Lifecycle {
       packet = decode(msg);
       read = readPxeRequest(packet, via);
     } catch (err) {
-      if (!(err instanceof ProtocolError)) throw err;
-      this.log.info('packet dropped: malformed', { via, peer: `${from.address}:${from.port}`, ...peek(msg), reason: err.message });
-      return;
+      return this.malformed(err, msg, from, via);
     }
     // Log fields are built only when a record is written: this runs for every packet on the LAN.
     const log = this.log;
@@ -145,33 +149,69 @@ export class ServerService implements Lifecycle {
       return;
     }
     const request = read.request;
-    const address = pickAddress(this.addresses, packet.giaddr !== '0.0.0.0' ? packet.giaddr : packet.ciaddr);
-    // A REQUEST on 67 is for the server the client chose: answer only when that is us.
-    if (via === 'dhcp' && request.messageType === MESSAGE_TYPE.REQUEST && request.serverId !== address) {
-      if (log.enabled('debug')) log.debug('ignored', { ...packetFields(request.mac, packet, via, from), reason: `REQUEST for server ${request.serverId ?? '(none named)'}, not us` });
+    // Option 82 is read only for PXE requests: other DHCP traffic is none of our business.
+    let relay: RelayRead | { readonly drop: string };
+    try {
+      relay = readRelay(packet);
+    } catch (err) {
+      return this.malformed(err, msg, from, via);
+    }
+    if ('drop' in relay) {
+      log.info('packet dropped', { ...packetFields(request.mac, packet, via, from), hops: packet.hops, giaddr: packet.giaddr, reason: relay.drop });
+      return;
+    }
+    // A REQUEST on 67 is for the server the client chose (relays send us those meant for the DHCP
+    // server too): answer only when that is us.
+    if (via === 'dhcp' && request.messageType === MESSAGE_TYPE.REQUEST && (request.serverId === null || !this.addresses.isOurs(request.serverId))) {
+      const reason = `REQUEST for server ${request.serverId ?? '(none named)'}, not us`;
+      this.seen(request, via, relay, reason);
+      if (log.enabled('debug')) log.debug('ignored', { ...packetFields(request.mac, packet, via, from), ...relayFields(relay), reason });
       return;
     }
     const decision = decide({ mac: request.mac, archCode: request.archCode, isIpxe: request.isIpxe, port: via }, this.feed.state, { consumed: this.events.consumedMacs() });
     if ('none' in decision) {
-      if (log.enabled('info')) log.info('no offer', { ...packetFields(request.mac, packet, via, from), type: messageTypeName(request.messageType), arch: request.archCode, ipxe: request.isIpxe, reason: decision.none });
+      this.seen(request, via, relay, `no offer: ${decision.none}`);
+      if (log.enabled('info')) log.info('no offer', { ...packetFields(request.mac, packet, via, from), ...relayFields(relay), type: messageTypeName(request.messageType), arch: request.archCode, ipxe: request.isIpxe, reason: decision.none });
       return;
     }
-    const to = replyDestination(packet, from, via, this.replyMode);
-    if ('drop' in to) {
-      if (log.enabled('info')) log.info('no offer', { ...packetFields(request.mac, packet, via, from), reason: to.drop });
-      return;
-    }
-    const reply = encode(buildProxyReply(packet, request, decision.offer.file, address));
-    if (decision.offer.delayMs > 0) setTimeout(() => this.reply(reply, to, via, packet, from, request, decision.offer), decision.offer.delayMs).unref();
-    else this.reply(reply, to, via, packet, from, request, decision.offer);
+    const chosen = this.addresses.choose(addressTarget(packet, relay, from, via));
+    const answer = new Answer(packet, request, relay, decision.offer, from, via);
+    if (chosen instanceof Promise) chosen.then((c) => this.answer(answer, c), (err: unknown) => log.error('packet dropped: handler failed', { via, err }));
+    else this.answer(answer, chosen);
   }
 
-  private reply(reply: Buffer, to: Peer, via: PxePort, packet: DhcpPacket, from: Peer, request: PxeRequest, offer: Offer): void {
+  private malformed(err: unknown, msg: Buffer, from: Peer, via: PxePort): void {
+    if (!(err instanceof ProtocolError)) throw err;
+    this.log.info('packet dropped: malformed', { via, peer: `${from.address}:${from.port}`, ...peek(msg), reason: err.message });
+  }
+
+  private seen(request: PxeRequest, via: PxePort, relay: RelayRead, outcome: string, chosen: AddressChoice | null = null): void {
+    const subnet = chosen?.subnet ?? (relay.relay === null ? null : matchSubnet(this.config.server.subnets, relay.relay.link));
+    this.recent.record(request.mac, { at: Date.now(), type: messageTypeName(request.messageType), via, relay, outcome, server: chosen?.address ?? null, subnet: subnetLabel(subnet) });
+  }
+
+  private answer(a: Answer, chosen: Chosen): void {
+    if ('none' in chosen) {
+      this.seen(a.request, a.via, a.relay, `no offer: ${chosen.none}`);
+      this.log.warn('no offer', { ...packetFields(a.request.mac, a.packet, a.via, a.from), ...relayFields(a.relay), reason: chosen.none });
+      return;
+    }
+    a.chosen = chosen;
+    a.reply = encode(buildProxyReply(a.packet, a.request, a.offer.file, chosen.address));
+    a.to = replyDestination(a.packet, a.from, a.via, this.replyMode);
+    if (a.offer.delayMs > 0) setTimeout(() => this.reply(a), a.offer.delayMs).unref();
+    else this.reply(a);
+  }
+
+  private reply(a: Answer): void {
     if (this.phase !== 'serving') return;
-    this.transport.send(reply, to, via);
+    const to = a.to!;
+    this.transport.send(a.reply!, to, a.via);
+    this.seen(a.request, a.via, a.relay, `answered: ${a.offer.file}`, a.chosen);
     if (this.log.enabled('info')) {
-      this.log.info(`${messageTypeName(request.messageType)} answered`, {
-        ...packetFields(request.mac, packet, via, from), file: offer.file, arch: offer.arch, ipxe: request.isIpxe, to: `${to.address}:${to.port}`, reason: offer.reason,
+      this.log.info(`${messageTypeName(a.request.messageType)} answered`, {
+        ...packetFields(a.request.mac, a.packet, a.via, a.from), ...relayFields(a.relay), ...subnetFields(a.chosen!),
+        file: a.offer.file, arch: a.offer.arch, ipxe: a.request.isIpxe, to: `${to.address}:${to.port}`, reason: a.offer.reason,
       });
     }
   }
@@ -185,21 +225,30 @@ export class ServerService implements Lifecycle {
     return {
       service: 'server', pid: process.pid, state: this.phase,
       ports: { dhcp: ports?.dhcp ?? this.config.server.dhcpPort, proxy: ports?.proxy ?? this.config.server.proxyPort },
-      address: this.addresses[0]!.address, addresses: this.addresses.map((a) => a.address),
+      address: this.addresses.primary, addressMode: this.addresses.mode,
+      subnets: this.config.server.subnets.map((x) => ({ cidr: x.cidr, address: x.address, name: x.name })),
       feed: { connected: this.feed.connected, complete: isComplete(this.feed.state) },
       pendingEvents: this.events.unacknowledged().length,
     };
   }
 
-  private explain(req: ControlRequest): { mac: string; arch: Arch; ipxe: boolean; decision: Decision } {
+  private async explain(req: ControlRequest): Promise<Explained> {
     const mac = normalizeMac(req.query.get('mac') ?? '');
     if (mac === null) throw new HttpError(400, 'mac: not a MAC address');
     const archName = req.query.get('arch') ?? 'bios';
     if (!(ARCHES as readonly string[]).includes(archName)) throw new HttpError(400, `arch: one of ${ARCHES.join(', ')}`);
     const arch = archName as Arch;
     const ipxe = ['1', 'true', 'yes'].includes(req.query.get('ipxe') ?? '');
+    const asked = req.query.get('relay') ?? '';
+    if (asked !== '' && !(isIPv4(asked) && isUnicast(asked))) throw new HttpError(400, 'relay: the relay agent\'s address (giaddr), a unicast IPv4 address');
+    const lastRequest = this.recent.report(mac);
+    // Without --relay: the relay the machine's last request came through, if any.
+    const relay = asked !== '' ? asked : (lastRequest?.relay ?? '');
     const decision = decide({ mac, archCode: codeFromArch(arch), isIpxe: ipxe, port: 'dhcp' }, this.feed.state, { consumed: this.events.consumedMacs() });
-    return { mac, arch, ipxe, decision };
+    // Which address a DISCOVER through this relay (or on the server's own segment) would carry.
+    const chosen = await this.addresses.choose(relay === '' ? { relay: null, client: null } : { relay, client: relay });
+    const via = { relay: relay === '' ? null : relay, ...('none' in chosen ? { none: chosen.none } : { address: chosen.address, why: chosen.why, subnet: chosen.subnet === null ? null : { cidr: chosen.subnet.cidr, name: chosen.subnet.name } }) };
+    return { mac, arch, ipxe, decision, via, lastRequest };
   }
 
   private resolve(req: ControlRequest): unknown {
@@ -229,6 +278,53 @@ function tftpBody(body: unknown): { path: string; address: string; port: number 
 /** `52-54-00-12-34-56` or `52:54:00:12:34:56`, any case -> lower case with ':'; else null. */
 function normalizeMac(s: string): string | null {
   return /^[0-9a-fA-F]{2}([:-])[0-9a-fA-F]{2}(\1[0-9a-fA-F]{2}){4}$/.test(s) ? s.toLowerCase().replace(/-/g, ':') : null;
+}
+
+/** What explain says about the path a request takes: the relay, its subnet, our address. */
+export interface Explained {
+  readonly mac: string;
+  readonly arch: Arch;
+  readonly ipxe: boolean;
+  readonly decision: Decision;
+  readonly via: {
+    readonly relay: string | null;
+    readonly address?: string;
+    readonly why?: string;
+    readonly subnet?: { readonly cidr: string; readonly name: string | null } | null;
+    readonly none?: string;
+  };
+  /** The last request seen from this machine since the server started, and its outcome. */
+  readonly lastRequest: SeenReport | null;
+}
+
+/** One request on its way to a reply (a class: one shape, no per-packet closures on the hot path). */
+class Answer {
+  chosen: AddressChoice | null = null;
+  reply: Buffer | null = null;
+  to: Peer | null = null;
+  constructor(
+    readonly packet: DhcpPacket,
+    readonly request: PxeRequest,
+    readonly relay: RelayRead,
+    readonly offer: Offer,
+    readonly from: Peer,
+    readonly via: PxePort,
+  ) {}
+}
+
+/** Where the client is: its relay's link, else its own address (ciaddr, or the 4011 source). */
+function addressTarget(packet: DhcpPacket, read: RelayRead, from: Peer, via: PxePort): AddressTarget {
+  if (read.relay !== null) return { relay: read.relay.giaddr, client: read.relay.link };
+  if (packet.ciaddr !== '0.0.0.0') return { relay: null, client: packet.ciaddr };
+  return { relay: null, client: via === 'proxy' ? from.address : null };
+}
+
+function subnetLabel(s: SubnetConfig | null): string | null {
+  return s === null ? null : s.name === null ? s.cidr : `${s.cidr} (${s.name})`;
+}
+
+function subnetFields(c: AddressChoice): LogFields {
+  return { server: c.address, serverWhy: c.why, ...(c.subnet === null ? {} : { subnet: subnetLabel(c.subnet) }) };
 }
 
 function packetFields(mac: string | null, packet: DhcpPacket, via: PxePort, from: Peer): LogFields {

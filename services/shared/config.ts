@@ -17,6 +17,18 @@ export interface PeerConfig {
   readonly keyFile: string | null;
 }
 
+/** One `[[server.subnets]]` entry: settings for PXE clients in a subnet, usually behind a relay. */
+export interface SubnetConfig {
+  /** `network/prefix` as written; host bits must be zero. */
+  readonly cidr: string;
+  readonly network: string;
+  readonly prefix: number;
+  /** Boot server address (option 54, siaddr, option 66) for clients in this subnet; null = the usual choice. */
+  readonly address: string | null;
+  /** A label for logs and `netboot explain`. */
+  readonly name: string | null;
+}
+
 export interface Config {
   /** Where the configuration came from (a path, or "embedded"). */
   readonly source: string;
@@ -31,6 +43,8 @@ export interface Config {
     readonly bind: string;
     readonly dhcpPort: number;
     readonly proxyPort: number;
+    /** Per-subnet settings; a client's subnet is matched by longest prefix (relay or client address). */
+    readonly subnets: readonly SubnetConfig[];
   };
   readonly mtftp: {
     readonly port: number;
@@ -151,6 +165,72 @@ class Reader {
   }
 }
 
+export function ipv4ToInt(address: string): number {
+  return address.split('.').reduce((n, part) => ((n << 8) | Number(part)) >>> 0, 0);
+}
+
+export function intToIpv4(n: number): string {
+  return `${n >>> 24}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`;
+}
+
+function maskOf(prefix: number): number {
+  return prefix === 0 ? 0 : (~0 << (32 - prefix)) >>> 0;
+}
+
+/** Whether `address` lies in `network/prefix`. */
+export function inSubnet(address: string, network: string, prefix: number): boolean {
+  const mask = maskOf(prefix);
+  return ((ipv4ToInt(address) & mask) >>> 0) === ((ipv4ToInt(network) & mask) >>> 0);
+}
+
+/** The most specific subnet holding `address` (longest prefix), or null. */
+export function matchSubnet<T extends { network: string; prefix: number }>(subnets: readonly T[], address: string): T | null {
+  let best: T | null = null;
+  for (const s of subnets) if ((best === null || s.prefix > best.prefix) && inSubnet(address, s.network, s.prefix)) best = s;
+  return best;
+}
+
+const SUBNET_KEYS = ['cidr', 'address', 'name'];
+
+function readSubnets(r: Reader, value: unknown): SubnetConfig[] {
+  if (value === undefined) return [];
+  if (!Array.isArray(value)) {
+    r.problems.push('[[server.subnets]]: must be an array of tables');
+    return [];
+  }
+  const out: SubnetConfig[] = [];
+  value.forEach((entry: unknown, n) => {
+    const where = `[[server.subnets]] #${n + 1}`;
+    if (!isTable(entry)) return void r.problems.push(`${where}: must be a table`);
+    for (const key of Object.keys(entry)) {
+      if (!SUBNET_KEYS.includes(key)) r.problems.push(`${where} ${key}: unknown key (known: ${SUBNET_KEYS.join(', ')})`);
+    }
+    const cidr = r.string(entry, where, 'cidr', '');
+    if (cidr === '' && entry.cidr === undefined) r.problems.push(`${where} cidr: required (e.g. "10.92.0.0/24")`);
+    const address = r.ipv4(entry, where, 'address', null);
+    if (address !== null && !isUnicast(address)) r.problems.push(`${where} address: must be a unicast address (got ${JSON.stringify(address)})`);
+    const name = r.optionalString(entry, where, 'name');
+    if (name !== null && name.length > 64) r.problems.push(`${where} name: at most 64 characters`);
+    if (cidr === '') return;
+    const m = /^(\d{1,3}(?:\.\d{1,3}){3})\/(\d{1,2})$/.exec(cidr);
+    if (m === null || !isIPv4(m[1]!) || Number(m[2]) > 32) {
+      return void r.problems.push(`${where} cidr: must be an IPv4 network as address/prefix, prefix 0-32 (got ${JSON.stringify(cidr)})`);
+    }
+    const prefix = Number(m[2]);
+    const network = intToIpv4((ipv4ToInt(m[1]!) & maskOf(prefix)) >>> 0);
+    if (network !== m[1]) return void r.problems.push(`${where} cidr: ${cidr} has host bits set (the network is ${network}/${prefix})`);
+    if (out.some((s) => s.network === network && s.prefix === prefix)) return void r.problems.push(`${where} cidr: ${cidr} is listed twice`);
+    out.push({ cidr, network, prefix, address, name });
+  });
+  return out;
+}
+
+/** Not 0.0.0.0/8, loopback excepted (tests), multicast, reserved or the limited broadcast. */
+export function isUnicast(address: string): boolean {
+  const first = ipv4ToInt(address) >>> 24;
+  return first !== 0 && first < 224;
+}
+
 export function isIPv4(s: string): boolean {
   const parts = s.split('.');
   return parts.length === 4 && parts.every((p) => /^\d{1,3}$/.test(p) && Number(p) <= 255);
@@ -182,13 +262,14 @@ export function buildConfig(raw: Raw, source: string, baseDir: string): Config {
     tftpRoot: r.path(p, '[paths]', 'tftp_root', resolve(data, 'tftp')),
   };
 
-  const s = r.section(raw, 'server', ['address', 'interface', 'bind', 'dhcp_port', 'proxy_port']);
+  const s = r.section(raw, 'server', ['address', 'interface', 'bind', 'dhcp_port', 'proxy_port', 'subnets']);
   const server = {
     address: r.ipv4(s, '[server]', 'address', null),
     interface: r.optionalString(s, '[server]', 'interface'),
     bind: r.ipv4(s, '[server]', 'bind', '0.0.0.0') ?? '0.0.0.0',
     dhcpPort: r.int(s, '[server]', 'dhcp_port', 67, ...PORT),
     proxyPort: r.int(s, '[server]', 'proxy_port', 4011, ...PORT),
+    subnets: readSubnets(r, s.subnets),
   };
 
   const m = r.section(raw, 'mtftp', ['port', 'bind', 'max_block_size', 'max_window_size', 'timeout_ms', 'retries']);

@@ -23,6 +23,7 @@ export function describePacket(p: DhcpPacket): Record<string, unknown> {
       clientNdi: o.clientNdi(),
       clientUuid: o.clientUuid(),
       ipxeEncapsulated: o.has(175),
+      relayAgentInfo: o.relayAgentInfo()?.describe(),
       pxe: pxe === undefined ? undefined : {
         codes: pxe.codes(), discoveryControl: pxe.discoveryControl(), bootItem: pxe.bootItem(), bootServers: pxe.bootServers(), bootMenu: pxe.bootMenu(), menuPrompt: pxe.menuPrompt(),
       },

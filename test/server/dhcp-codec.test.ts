@@ -13,7 +13,7 @@ import { readPcapUdp } from './pcap.ts';
 import { ANNOTATED, hexOf } from './fixtures/annotated.ts';
 
 const FIXTURES = join(import.meta.dirname, 'fixtures');
-const CAPTURES = ['bios-ipxe-dnsmasq', 'efi-ipxe-dnsmasq', 'efi-native-dnsmasq', 'bios-ipxe-netboot', 'efi-ipxe-netboot', 'efi-native-netboot'];
+const CAPTURES = ['bios-ipxe-dnsmasq', 'efi-ipxe-dnsmasq', 'efi-native-dnsmasq', 'bios-ipxe-netboot', 'efi-ipxe-netboot', 'efi-native-netboot', 'relay-bios-netboot', 'relay-efi-ipxe-netboot', 'relay-efi-native-netboot'];
 
 for (const name of CAPTURES) {
   const pcap = join(FIXTURES, `${name}.pcap`);

@@ -6,12 +6,13 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { decode, encode } from '../../services/server/dhcp-codec.ts';
 import { readPxeRequest } from '../../services/server/pxe-request.ts';
+import { readRelay } from '../../services/server/relay.ts';
 import { ProtocolError } from '../../services/shared/errors.ts';
 import { describePacket } from './describe-packet.ts';
 import { readPcapUdp } from './pcap.ts';
 
 const FIXTURES = join(import.meta.dirname, 'fixtures');
-const SEEDS = ['bios-ipxe-dnsmasq', 'efi-native-dnsmasq', 'efi-ipxe-dnsmasq'].flatMap((n) => readPcapUdp(join(FIXTURES, `${n}.pcap`)).map((d) => d.payload));
+const SEEDS = ['bios-ipxe-dnsmasq', 'efi-native-dnsmasq', 'efi-ipxe-dnsmasq', 'relay-bios-netboot'].flatMap((n) => readPcapUdp(join(FIXTURES, `${n}.pcap`)).map((d) => d.payload));
 
 /** xorshift32: small, seeded, good enough to pick bytes. */
 function rng(seed: number): () => number {
@@ -37,7 +38,7 @@ function mutate(next: () => number): Buffer {
       case 1: b[at] = [0, 1, 2, 3, 4, 16, 17, 52, 255][next() % 9]!; break; // lengths that matter
       case 2: b[next() % b.length] = next() & 0xff; break; // header too
       case 3: return b.subarray(0, next() % b.length); // truncated
-      case 4: b[at] = [43, 52, 53, 54, 55, 57, 60, 61, 77, 93, 94, 97, 175][next() % 13]!; break; // known codes
+      case 4: b[at] = [43, 52, 53, 54, 55, 57, 60, 61, 77, 82, 93, 94, 97, 175][next() % 14]!; break; // known codes
     }
   }
   return b;
@@ -66,6 +67,7 @@ test('random and mutated packets: decode returns a packet or throws ProtocolErro
       const p = decode(bytes);
       const described = describePacket(p); // every typed accessor
       readPxeRequest(p, i % 2 === 0 ? 'dhcp' : 'proxy');
+      readRelay(p);
       decoded++;
       const again = decode(encode(p));
       assert.deepEqual(describePacket(again).options, described.options, `round trip of packet ${i}`);

@@ -3,21 +3,19 @@
 // firmware sent (fixtures/*.pcap), or built like them.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createSocket, type Socket } from 'node:dgram';
-import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { createSocket } from 'node:dgram';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { writeFileAtomic } from '../../services/shared/atomic-file.ts';
 import { controlCall, controlSocketPath } from '../../services/shared/control.ts';
-import { createMemoryLogger, type LogFields } from '../../services/shared/logger.ts';
 import { InterfaceService } from '../../services/interface/interface-service.ts';
-import { ServerService } from '../../services/server/server-service.ts';
-import { decode, encode, type DhcpPacket } from '../../services/server/dhcp-codec.ts';
+import { decode, encode } from '../../services/server/dhcp-codec.ts';
 import { DhcpOptions, encodeOption } from '../../services/server/dhcp-options.ts';
 import type { TftpResolution } from '../../services/server/tftp-resolve.ts';
 import { explainCommand } from '../../services/cli/explain-command.ts';
 import { parseArgs } from '../../services/cli/args.ts';
-import { makeTestSite, waitFor, type TestSite } from '../helpers/env.ts';
+import { waitFor } from '../helpers/env.ts';
 import { readPcapUdp } from './pcap.ts';
+import { Client, logged, serving, settled, snapshots, startSite, withXid } from './service-site.ts';
 
 const FIXTURES = join(import.meta.dirname, 'fixtures');
 const bios = readPcapUdp(join(FIXTURES, 'bios-ipxe-dnsmasq.pcap'));
@@ -29,102 +27,6 @@ const EDK2_DISCOVER = efi[0]!.payload;
 const EDK2_4011 = efi.find((d) => d.dstPort === 4011)!.payload;
 const IPXE_MAC = '52:54:00:12:34:56';
 const EDK2_MAC = '52:54:00:12:34:58';
-
-let ids = 0;
-const id = (): string => `22222222-3333-4444-8555-${String(++ids).padStart(12, '0')}`;
-const issued = (): string => new Date(Date.now() - 1000).toISOString();
-
-const IMAGE = { id: 'lnx', name: 'Linux PE', arch: ['bios', 'efi-x64'], type: 'linux', kernel: 'lnx/vmlinuz', initrd: ['lnx/initrd.img'], cmdline: 'console=ttyS0' };
-
-interface Site {
-  site: TestSite;
-  iface: InterfaceService;
-  server: ServerService;
-  ifaceLog: ReturnType<typeof createMemoryLogger>;
-  log: ReturnType<typeof createMemoryLogger>;
-  drop(name: string, doc: object): void;
-  stop(): Promise<void>;
-}
-
-/** A site with a management URL, so the Interface starts empty (no standalone seed). */
-async function startSite(before: (drop: Site['drop']) => void = () => {}): Promise<Site> {
-  const site = await makeTestSite('[management]\nurl = "http://127.0.0.1:9"\n', 'netboot-server');
-  const drop: Site['drop'] = (name, doc) => writeFileAtomic(join(site.config.paths.sbs, name), JSON.stringify({ sbs: 1, id: id(), issued: issued(), ...doc }));
-  mkdirSync(site.config.paths.sbs, { recursive: true });
-  // Files present at start are read by the Interface's first scan: fewer live file-watch events,
-  // which the Interface does not yet survive being stopped in the middle of (reported).
-  before(drop);
-  const ifaceLog = createMemoryLogger();
-  const log = createMemoryLogger();
-  const iface = new InterfaceService(site.config, ifaceLog);
-  await iface.start();
-  const server = new ServerService(site.config, log);
-  await server.start();
-  const s: Site = {
-    site, iface, server, ifaceLog, log, drop,
-    stop: async () => {
-      await s.server.stop();
-      await settled(site);
-      await s.iface.stop(); // the test may have replaced it
-      site.cleanup();
-    },
-  };
-  return s;
-}
-
-/** Waits until the Interface has archived every dropped file. */
-async function settled(site: TestSite): Promise<void> {
-  await waitFor('SBS files archived', () => (readdirSync(site.config.paths.sbs).length === 0 ? true : undefined));
-}
-
-function snapshots(clients: object[], extra: object = {}): (drop: Site['drop']) => void {
-  return (drop) => {
-    drop('1-config.sbs', { kind: 'config', config: { respond: 'all', unknown: { type: 'local' }, bootFiles: { bios: 'undionly.kpxe', 'efi-x64': 'snponly.efi' }, ...extra } });
-    drop('2-clients.sbs', { kind: 'clients', clients });
-    drop('3-images.sbs', { kind: 'images', images: [IMAGE] });
-  };
-}
-
-async function serving(s: Site): Promise<void> {
-  await waitFor('the server to serve', () => (s.server.state === 'serving' ? true : undefined));
-}
-
-class Client {
-  private readonly replies: { packet: DhcpPacket; from: { address: string; port: number } }[] = [];
-  private constructor(readonly socket: Socket) {
-    socket.on('message', (msg, rinfo) => this.replies.push({ packet: decode(msg), from: { address: rinfo.address, port: rinfo.port } }));
-  }
-  static async open(): Promise<Client> {
-    const socket = createSocket('udp4');
-    await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', () => resolve()));
-    return new Client(socket);
-  }
-  send(bytes: Buffer, port: number): void {
-    this.socket.send(bytes, port, '127.0.0.1');
-  }
-  async reply(xid: number, what = 'a reply'): Promise<{ packet: DhcpPacket; from: { address: string; port: number } }> {
-    return waitFor(what, () => {
-      const i = this.replies.findIndex((r) => r.packet.xid === xid);
-      return i === -1 ? undefined : this.replies.splice(i, 1)[0];
-    }, 5000);
-  }
-  count(xid: number): number {
-    return this.replies.filter((r) => r.packet.xid === xid).length;
-  }
-  close(): void {
-    this.socket.close();
-  }
-}
-
-function withXid(bytes: Buffer, xid: number): Buffer {
-  const b = Buffer.from(bytes);
-  b.writeUInt32BE(xid, 4);
-  return b;
-}
-
-function logged(log: { records: LogFields[] }, msg: string, match: (r: LogFields) => boolean = () => true): LogFields | undefined {
-  return log.records.find((r) => r.msg === msg && match(r));
-}
 
 async function portIsFree(port: number): Promise<boolean> {
   const s = createSocket('udp4');

@@ -9,10 +9,12 @@ import { Running, inNamespace } from './processes.ts';
 
 const COMMON = ['--keep-in-foreground', '--no-daemon', '--conf-file=/dev/null', '--port=0', '--interface=eth0', '--bind-interfaces', '--user=root', '--log-dhcp'];
 
-export async function startDhcpServer(lan: Lan, dir: string, cleanup: Cleanup): Promise<Running> {
+/** `extraArgs`: e.g. ranges for relayed client subnets. */
+export async function startDhcpServer(lan: Lan, dir: string, cleanup: Cleanup, extraArgs: readonly string[] = []): Promise<Running> {
   const args = [
     ...COMMON,
     `--dhcp-range=${DHCP_RANGE[0]},${DHCP_RANGE[1]},255.255.255.0,1h`,
+    ...extraArgs,
     '--no-ping',
     '--enable-ra', `--dhcp-range=${IPV6_PREFIX},ra-only`,
     `--dhcp-leasefile=${join(dir, 'dhcp.leases')}`, `--pid-file=${join(dir, 'dhcp.pid')}`,

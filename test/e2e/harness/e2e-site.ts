@@ -12,10 +12,18 @@ import { ManagementStandIn } from './management-stand-in.ts';
 import { NetbootSite, poll } from './netboot-site.ts';
 import { Lan } from './network.ts';
 import type { Running } from './processes.ts';
+import { RelayNet, type RelayOptions, type SubnetName } from './relay-network.ts';
 import { makeTftpRoot, markerPattern, NOTHING_TO_BOOT, type TftpRoot } from './second-stage.ts';
 
 /** Where the stand-in listens, on the server namespace's loopback. */
 export const MANAGEMENT_PORT = 8080;
+
+export interface E2eOptions {
+  /** Client subnets behind a router running dhcrelay (`harness/relay-network.ts`). */
+  readonly relay?: RelayOptions;
+  /** netboot's [server] section (see NetbootSite). */
+  readonly serverToml?: string;
+}
 
 export class E2eSite {
   private guests = 0;
@@ -27,10 +35,11 @@ export class E2eSite {
     readonly standIn: ManagementStandIn,
     readonly site: NetbootSite,
     readonly tftp: TftpRoot,
+    readonly relayNet: RelayNet | null = null,
   ) {}
 
   /** Builds the site and starts netboot; `answer` is the stand-in's first start-up state. */
-  static async start(name: string, answer: unknown): Promise<E2eSite> {
+  static async start(name: string, answer: unknown, options: E2eOptions = {}): Promise<E2eSite> {
     const cleanup = new Cleanup();
     try {
       const dir = mkdtempSync(join(tmpdir(), `netboot-e2e-${name}-`));
@@ -40,12 +49,14 @@ export class E2eSite {
       };
       cleanup.add(`remove ${dir}`, remove, remove);
       const lan = await Lan.create(cleanup);
-      await startDhcpServer(lan, dir, cleanup);
+      const relayNet = options.relay === undefined ? null : await RelayNet.create(lan, cleanup);
+      await startDhcpServer(lan, dir, cleanup, relayNet?.dhcpArgs() ?? []);
+      if (relayNet !== null) await relayNet.start(dir, cleanup, options.relay);
       const standIn = await ManagementStandIn.start(lan.srv, MANAGEMENT_PORT, dir, answer, cleanup);
-      const site = new NetbootSite(lan, join(dir, 'site'), cleanup, { managementUrl: standIn.url });
+      const site = new NetbootSite(lan, join(dir, 'site'), cleanup, { managementUrl: standIn.url, ...(options.serverToml === undefined ? {} : { serverToml: options.serverToml }) });
       const tftp = makeTftpRoot(site.tftpRoot);
       site.start();
-      const s = new E2eSite(cleanup, dir, lan, standIn, site, tftp);
+      const s = new E2eSite(cleanup, dir, lan, standIn, site, tftp, relayNet);
       await s.settle(0);
       return s;
     } catch (err) {
@@ -70,12 +81,14 @@ export class E2eSite {
     });
   }
 
-  /** Powers on a new machine on its own tap. */
-  async powerOn(name: string, firmware: Firmware, mac: string): Promise<Running> {
-    const tap = await this.lan.addTap();
+  /** Powers on a new machine on its own tap: on the server's LAN, or on a client subnet behind the relay. */
+  async powerOn(name: string, firmware: Firmware, mac: string, behindRelay?: SubnetName): Promise<Running> {
+    if (behindRelay !== undefined && this.relayNet === null) throw new Error('this site has no relay: start it with { relay: {} }');
+    const tap = behindRelay === undefined ? await this.lan.addTap() : await this.relayNet!.addTap(behindRelay);
+    const namespace = behindRelay === undefined ? this.lan.lan : this.relayNet!.cli;
     const n = ++this.guests;
     const uuid = `8a3c1e52-7f0d-4b6a-9e21-${mac.replace(/:/g, '')}`;
-    return startGuest({ name: `${name}-${n}`, firmware, mac, uuid, namespace: this.lan.lan, tap, dir: join(this.dir, 'guests', `${n}-${name}`) }, this.cleanup);
+    return startGuest({ name: `${name}-${n}`, firmware, mac, uuid, namespace, tap, dir: join(this.dir, 'guests', `${n}-${name}`) }, this.cleanup);
   }
 
   /**

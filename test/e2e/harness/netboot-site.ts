@@ -20,6 +20,8 @@ export interface SiteOptions {
   readonly siteId?: string;
   /** Default "debug": every decision is in the log for a post-mortem. */
   readonly logLevel?: 'debug' | 'info' | 'warn';
+  /** The [server] section and what follows it (e.g. [[server.subnets]]); default: address 10.91.0.1. */
+  readonly serverToml?: string;
 }
 
 export interface ServiceStatus {
@@ -57,9 +59,7 @@ tftp_root = "${this.tftpRoot}"
 [log]
 level = "${options.logLevel ?? 'debug'}"
 
-[server]
-address = "${SERVER_ADDRESS}"
-
+${options.serverToml ?? `[server]\naddress = "${SERVER_ADDRESS}"\n`}
 [interface]
 bind = "127.0.0.1"
 

@@ -19,12 +19,12 @@ export const DHCP_ADDRESS6 = `${IPV6_PREFIX}2`;
 const PREFIX = 'nbe2e';
 let counter = 0;
 
-async function ip(...args: string[]): Promise<void> {
+export async function ip(...args: string[]): Promise<void> {
   await runCommand('ip', args, 10000);
 }
 
 /** Writes net sysctls of a namespace (`name=value`), through /proc as seen from inside it. */
-async function sysctl(ns: string, ...settings: string[]): Promise<void> {
+export async function sysctl(ns: string, ...settings: string[]): Promise<void> {
   const script = settings.map((s) => {
     const [name, value] = s.split('=');
     return `echo ${value} > /proc/sys/${name!.replace(/\./g, '/')}`;
