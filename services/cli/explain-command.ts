@@ -13,7 +13,7 @@ interface Explained {
   arch: string;
   ipxe: boolean;
   decision: { offer: { file: string; stage: string; identity: string; reason: string; delayMs: number } } | { none: string };
-  via?: { relay: string | null; address?: string; why?: string; subnet?: { cidr: string; name: string | null } | null; none?: string };
+  via?: { relay: string | null; address?: string; why?: string; subnet?: { cidr: string; name: string | null } | null; none?: string; segments?: { name: string; address: string; why: string }[] };
   lastRequest?: { at: string; type: string; port: string; relay: string | null; hops: number | null; agentInfo: string | null; outcome: string; server: string | null; subnet: string | null } | null;
 }
 
@@ -56,7 +56,9 @@ export const explainCommand: Command = async (ctx) => {
     ctx.out(`  why: ${o.reason}`);
   }
   const v = e.via;
-  if (v !== undefined) {
+  if (v?.segments !== undefined) {
+    ctx.out(`  on the server's own segments, one offer each: ${v.segments.map((x) => `${x.name} ${x.address}`).join(', ')}`);
+  } else if (v !== undefined) {
     const where = v.relay === null ? 'on the server\'s own segment' : `through relay ${v.relay}${v.subnet ? `, subnet ${v.subnet.cidr}${v.subnet.name === null ? '' : ` (${v.subnet.name})`}` : ', in no [[server.subnets]] entry'}`;
     ctx.out(v.address === undefined ? `  ${where}: no server address (${v.none})` : `  ${where}: server address ${v.address} (${v.why})`);
   }

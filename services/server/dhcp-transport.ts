@@ -42,21 +42,52 @@ export function replyDestination(request: { readonly ciaddr: string; readonly gi
 
 export type DatagramHandler = (message: Buffer, from: Peer, via: PxePort) => void | Promise<void>;
 
+/** A network interface the server answers broadcasts on, by the address it sends them from. */
+export interface Segment {
+  readonly name: string;
+  readonly address: string;
+}
+
 export interface TransportOptions {
   readonly bind: string;
   readonly dhcpPort: number;
   readonly proxyPort: number;
+  /**
+   * Multi-homed: the segments to send broadcast replies on, read when the sockets are bound
+   * (README.md, "Several interfaces"). Empty: broadcasts leave as routing decides.
+   */
+  readonly segments?: () => readonly Segment[];
 }
 
 export class DhcpTransport implements Lifecycle {
   private sockets: Partial<Record<PxePort, Socket>> = {};
+  private segmentSockets: { segment: Segment; socket: Socket }[] = [];
 
   constructor(private readonly options: TransportOptions, private readonly handler: DatagramHandler, private readonly log: Logger) {}
 
   async start(): Promise<void> {
+    const segments = this.options.segments?.() ?? [];
     try {
-      this.sockets.dhcp = await this.open('dhcp', this.options.dhcpPort);
-      this.sockets.proxy = await this.open('proxy', this.options.proxyPort);
+      if (segments.length === 0) {
+        this.sockets.dhcp = await this.open('dhcp', this.options.dhcpPort, this.options.bind, false);
+      } else {
+        // A socket per segment, bound to its address, sends limited broadcasts out of that
+        // interface only (Linux routes 255.255.255.255 by the bound source address). Beside the
+        // wildcard socket that needs SO_REUSEADDR on both; a probe bind without it first keeps
+        // the loud failure when another DHCP server holds the port already.
+        await this.open('dhcp', this.options.dhcpPort, this.options.bind, false).then((probe) => this.close([probe]));
+        this.sockets.dhcp = await this.open('dhcp', this.options.dhcpPort, this.options.bind, true);
+        const port = this.sockets.dhcp.address().port;
+        for (const segment of segments) {
+          // Unicasts to this address (a relay's, a client's) arrive here rather than on the wildcard.
+          try {
+            this.segmentSockets.push({ segment, socket: await this.open('dhcp', port, segment.address, true) });
+          } catch (err) {
+            this.log.warn('no broadcast replies on this segment: cannot bind its address', { segment: segment.name, address: segment.address, err: errorMessage(err) });
+          }
+        }
+      }
+      this.sockets.proxy = await this.open('proxy', this.options.proxyPort, this.options.bind, false);
     } catch (err) {
       await this.stop();
       throw err;
@@ -64,8 +95,23 @@ export class DhcpTransport implements Lifecycle {
   }
 
   async stop(): Promise<void> {
-    const sockets = Object.values(this.sockets);
+    const sockets = [...Object.values(this.sockets), ...this.segmentSockets.map((s) => s.socket)];
     this.sockets = {};
+    this.segmentSockets = [];
+    await this.close(sockets);
+  }
+
+  /** The segments broadcast replies go out on, one reply each; empty when routing decides. */
+  segments(): readonly Segment[] {
+    return this.segmentSockets.map((s) => s.segment);
+  }
+
+  /** Sends a broadcast reply out of one segment (its socket's address is the source). */
+  sendOnSegment(message: Buffer, to: Peer, segment: Segment): void {
+    this.segmentSockets.find((s) => s.segment === segment)?.socket.send(message, to.port, to.address);
+  }
+
+  private async close(sockets: readonly Socket[]): Promise<void> {
     await Promise.all(sockets.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
   }
 
@@ -84,11 +130,11 @@ export class DhcpTransport implements Lifecycle {
     this.sockets[via]?.send(message, to.port, to.address);
   }
 
-  private async open(via: PxePort, port: number): Promise<Socket> {
-    const socket = createSocket({ type: 'udp4', reuseAddr: false });
+  private async open(via: PxePort, port: number, address: string, reuseAddr: boolean): Promise<Socket> {
+    const socket = createSocket({ type: 'udp4', reuseAddr });
     await new Promise<void>((resolve, reject) => {
       socket.once('error', reject);
-      socket.bind(port, this.options.bind, () => {
+      socket.bind(port, address, () => {
         socket.off('error', reject);
         resolve();
       });

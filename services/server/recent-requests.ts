@@ -1,16 +1,20 @@
 // The last PXE request seen from each machine and what became of it, for `netboot explain`:
-// which relay and subnet it came through, which server address it was given. Bounded: the
-// machines seen least recently are forgotten first.
+// which relay and subnet it came through, which server address it was given. Bounded: beyond
+// `max` machines, those first seen longest ago are forgotten first (an update keeps a machine's
+// place: cheaper on the hot path than re-inserting it).
+import { messageTypeName } from './dhcp-options.ts';
 import type { PxePort } from './pxe-request.ts';
 import type { RelayRead } from './relay.ts';
 
 export interface SeenRequest {
   readonly at: number;
-  readonly type: string;
+  /** Option 53. */
+  readonly type: number;
   readonly via: PxePort;
   readonly relay: RelayRead;
-  /** 'answered', or why not. */
+  /** The file offered when answered (a reply was sent), else why not. */
   readonly outcome: string;
+  readonly answered: boolean;
   readonly server: string | null;
   readonly subnet: string | null;
 }
@@ -34,7 +38,6 @@ export class RecentRequests {
   constructor(private readonly max = 4096) {}
 
   record(mac: string, entry: SeenRequest): void {
-    this.seen.delete(mac);
     this.seen.set(mac, entry);
     if (this.seen.size > this.max) this.seen.delete(this.seen.keys().next().value!);
   }
@@ -47,9 +50,9 @@ export class RecentRequests {
     const s = this.seen.get(mac);
     if (s === undefined) return null;
     return {
-      at: new Date(s.at).toISOString(), type: s.type, port: s.via,
+      at: new Date(s.at).toISOString(), type: messageTypeName(s.type), port: s.via,
       relay: s.relay.relay?.giaddr ?? null, hops: s.relay.relay?.hops ?? null, agentInfo: s.relay.agentInfo?.describe() ?? null,
-      outcome: s.outcome, server: s.server, subnet: s.subnet,
+      outcome: s.answered ? `answered: ${s.outcome}` : s.outcome, server: s.server, subnet: s.subnet,
     };
   }
 }

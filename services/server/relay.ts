@@ -22,12 +22,15 @@ export interface RelayRead {
   readonly agentInfo: RelayAgentInfo | null;
 }
 
+/** The common case, shared: no relay, no option 82. */
+const DIRECT: RelayRead = Object.freeze({ relay: null, agentInfo: null });
+
 /** A malformed option 82 throws ProtocolError (RFC 3046 2.2: we could not echo it faithfully). */
 export function readRelay(packet: DhcpPacket): RelayRead | { readonly drop: string } {
   if (packet.hops > MAX_HOPS) return { drop: `hops ${packet.hops} is over ${MAX_HOPS} (RFC 1542 4.1.1): a relay loop or a forged packet` };
   const agentInfo = packet.options.relayAgentInfo() ?? null;
   const giaddr = packet.giaddr;
-  if (giaddr === '0.0.0.0') return { relay: null, agentInfo };
+  if (giaddr === '0.0.0.0') return agentInfo === null ? DIRECT : { relay: null, agentInfo };
   // A reply goes to giaddr: never to a broadcast, multicast or "this network" address.
   if (!isUnicast(giaddr)) return { drop: `giaddr ${giaddr} is not a unicast address` };
   return { relay: { giaddr, hops: packet.hops, link: agentInfo?.linkSelection() ?? giaddr }, agentInfo };

@@ -11,6 +11,7 @@
 import { networkInterfaces, type NetworkInterfaceInfo } from 'node:os';
 import { inSubnet, matchSubnet, type Config, type SubnetConfig } from '../shared/config.ts';
 import { ConfigError, errorMessage } from '../shared/errors.ts';
+import type { Segment } from './dhcp-transport.ts';
 import { routeSource, type RouteSource } from './route-source.ts';
 
 export interface LocalAddress {
@@ -55,14 +56,16 @@ export class ServerAddresses {
   private readonly routes = new Map<string, { address: string; until: number }>();
   private readonly pending = new Map<string, Promise<Chosen>>();
   private local: { addresses: ReadonlySet<string>; until: number } | null = null;
-  /** The answer for a client in no listed subnet when [server] address is set (the common case). */
-  private readonly fixed: AddressChoice | null;
+  /** [server] address and no [[server.subnets]]: every request gets it (the common case, no lookups). */
+  readonly fixed: AddressChoice | null;
+  private readonly configured: AddressChoice | null;
 
   constructor(private readonly server: Config['server'], source: string, deps: AddressDeps = {}) {
     this.interfaces = deps.interfaces ?? networkInterfaces;
     this.lookup = deps.routeSource ?? routeSource;
     this.now = deps.now ?? Date.now;
-    this.fixed = server.address === null ? null : Object.freeze({ address: server.address, why: '[server] address', subnet: null });
+    this.configured = server.address === null ? null : Object.freeze({ address: server.address, why: '[server] address', subnet: null });
+    this.fixed = server.subnets.length === 0 ? this.configured : null;
     this.ifaceAddresses = server.address === null && server.interface !== null ? interfaceAddresses(server.interface, source, this.interfaces()) : null;
   }
 
@@ -84,7 +87,7 @@ export class ServerAddresses {
   choose(target: AddressTarget): Chosen | Promise<Chosen> {
     const subnet = target.client === null ? null : matchSubnet(this.server.subnets, target.client);
     if (subnet?.address != null) return { address: subnet.address, why: `[[server.subnets]] ${subnet.cidr}`, subnet };
-    if (this.fixed !== null) return subnet === null ? this.fixed : { ...this.fixed, subnet };
+    if (this.configured !== null) return subnet === null ? this.configured : { ...this.configured, subnet };
     const toward = target.relay ?? target.client ?? BROADCAST;
     const list = this.ifaceAddresses;
     if (list !== null) {
@@ -97,6 +100,30 @@ export class ServerAddresses {
         : { address: list[0]!.address, why: `${name}: its first address (the route toward ${toward} leaves from ${address}, not this interface)`, subnet });
     }
     return this.routed(toward, subnet, (address) => ({ address, why: `the route toward ${toward} leaves from it`, subnet }));
+  }
+
+  /**
+   * The segments broadcast replies go out on, one offer each (README.md, "Several interfaces"):
+   * [server] interface, or with neither address nor interface every interface with an IPv4
+   * address (its first), loopback excepted. [server] address: none, routing decides.
+   */
+  segments(): Segment[] {
+    if (this.server.address !== null) return [];
+    const all = this.interfaces();
+    const names = this.server.interface !== null ? [this.server.interface] : Object.keys(all);
+    const out: Segment[] = [];
+    for (const name of names) {
+      const first = (all[name] ?? []).find((i) => i.family === 'IPv4' && !i.internal);
+      if (first !== undefined) out.push({ name, address: first.address });
+    }
+    return out;
+  }
+
+  /** The address a broadcast reply on `segment` carries: its subnet's configured one, else its own. */
+  forSegment(segment: Segment): AddressChoice {
+    const subnet = matchSubnet(this.server.subnets, segment.address);
+    if (subnet?.address != null) return { address: subnet.address, why: `[[server.subnets]] ${subnet.cidr}`, subnet };
+    return { address: segment.address, why: `the address of ${segment.name}, the interface this broadcast leaves from`, subnet };
   }
 
   /** Whether a REQUEST's option 54 names us: a configured address or one of this host's. */

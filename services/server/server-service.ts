@@ -12,7 +12,7 @@ import { ARCHES, type Arch } from '../../sbs/types.ts';
 import { BootEvents } from './boot-events.ts';
 import { decode, encode, type DhcpPacket } from './dhcp-codec.ts';
 import { MESSAGE_TYPE, messageTypeName } from './dhcp-options.ts';
-import { DhcpTransport, defaultReplyMode, replyDestination, type Peer, type ReplyMode } from './dhcp-transport.ts';
+import { DhcpTransport, defaultReplyMode, replyDestination, type Peer, type ReplyMode, type Segment } from './dhcp-transport.ts';
 import { FeedClient } from './feed-client.ts';
 import { codeFromArch } from './pxe-arch.ts';
 import { decide, type Decision, type Offer } from './pxe-policy.ts';
@@ -48,6 +48,7 @@ export class ServerService implements Lifecycle {
   private readonly control: ControlServer;
   private readonly addresses: ServerAddresses;
   private readonly recent = new RecentRequests();
+  private readonly segmentsEnabled: boolean;
   private readonly replyMode: ReplyMode;
   private readonly now: () => Date;
   private phase: ServerState = 'waiting-for-state';
@@ -65,8 +66,11 @@ export class ServerService implements Lifecycle {
       onEventAck: (eventId) => this.events.acknowledge(eventId, this.feed.state),
       onConnected: () => this.resendEvents(),
     }, log.child({ part: 'feed' }));
+    // Several segments only where broadcasts are received and sent: the wildcard bind.
+    this.segmentsEnabled = this.replyMode === 'broadcast' && config.server.bind === '0.0.0.0';
+    const segments = this.segmentsEnabled ? () => this.addresses.segments() : undefined;
     this.transport = new DhcpTransport(
-      { bind: config.server.bind, dhcpPort: config.server.dhcpPort, proxyPort: config.server.proxyPort },
+      { bind: config.server.bind, dhcpPort: config.server.dhcpPort, proxyPort: config.server.proxyPort, ...(segments === undefined ? {} : { segments }) },
       (msg, from, via) => this.onDatagram(msg, from, via),
       log.child({ part: 'dhcp' }),
     );
@@ -118,6 +122,7 @@ export class ServerService implements Lifecycle {
         const ports = this.transport.ports()!;
         this.log.info(`state complete; serving on ${this.config.server.bind}:${ports.dhcp} and :${ports.proxy}`, {
           bind: this.config.server.bind, ports, address: this.addresses.mode, subnets: this.config.server.subnets.length, replyMode: this.replyMode,
+          segments: this.transport.segments().map((x) => `${x.name} ${x.address}`),
         });
         this.options.onServing?.();
       },
@@ -174,10 +179,13 @@ export class ServerService implements Lifecycle {
       if (log.enabled('info')) log.info('no offer', { ...packetFields(request.mac, packet, via, from), ...relayFields(relay), type: messageTypeName(request.messageType), arch: request.archCode, ipxe: request.isIpxe, reason: decision.none });
       return;
     }
-    const chosen = this.addresses.choose(addressTarget(packet, relay, from, via));
-    const answer = new Answer(packet, request, relay, decision.offer, from, via);
-    if (chosen instanceof Promise) chosen.then((c) => this.answer(answer, c), (err: unknown) => log.error('packet dropped: handler failed', { via, err }));
-    else this.answer(answer, chosen);
+    const answer = new Answer(packet, request, relay, decision.offer, from, via, replyDestination(packet, from, via, this.replyMode));
+    // Multi-homed: a broadcast goes out of every segment, each offer with that segment's address.
+    const segments = answer.to.address === BROADCAST ? this.transport.segments() : NO_SEGMENTS;
+    if (segments.length > 0) return this.answer(answer, segments.map((segment) => ({ segment, chosen: this.addresses.forSegment(segment) })));
+    const chosen = this.addresses.fixed ?? this.addresses.choose(addressTarget(packet, relay, from, via));
+    if (chosen instanceof Promise) chosen.then((c) => this.answer(answer, [{ segment: null, chosen: c }]), (err: unknown) => log.error('packet dropped: handler failed', { via, err }));
+    else this.answer(answer, [{ segment: null, chosen }]);
   }
 
   private malformed(err: unknown, msg: Buffer, from: Peer, via: PxePort): void {
@@ -185,32 +193,39 @@ export class ServerService implements Lifecycle {
     this.log.info('packet dropped: malformed', { via, peer: `${from.address}:${from.port}`, ...peek(msg), reason: err.message });
   }
 
-  private seen(request: PxeRequest, via: PxePort, relay: RelayRead, outcome: string, chosen: AddressChoice | null = null): void {
+  private seen(request: PxeRequest, via: PxePort, relay: RelayRead, outcome: string, chosen: AddressChoice | null = null, server: string | null = chosen?.address ?? null): void {
     const subnet = chosen?.subnet ?? (relay.relay === null ? null : matchSubnet(this.config.server.subnets, relay.relay.link));
-    this.recent.record(request.mac, { at: Date.now(), type: messageTypeName(request.messageType), via, relay, outcome, server: chosen?.address ?? null, subnet: subnetLabel(subnet) });
+    this.recent.record(request.mac, { at: Date.now(), type: request.messageType, via, relay, outcome, answered: chosen !== null, server, subnet: subnetLabel(subnet) });
   }
 
-  private answer(a: Answer, chosen: Chosen): void {
-    if ('none' in chosen) {
-      this.seen(a.request, a.via, a.relay, `no offer: ${chosen.none}`);
-      this.log.warn('no offer', { ...packetFields(a.request.mac, a.packet, a.via, a.from), ...relayFields(a.relay), reason: chosen.none });
-      return;
+  private answer(a: Answer, choices: readonly { segment: Segment | null; chosen: Chosen }[]): void {
+    for (const { segment, chosen } of choices) {
+      if ('none' in chosen) {
+        this.seen(a.request, a.via, a.relay, `no offer: ${chosen.none}`);
+        this.log.warn('no offer', { ...packetFields(a.request.mac, a.packet, a.via, a.from), ...relayFields(a.relay), reason: chosen.none });
+        continue;
+      }
+      a.replies.push({ segment, chosen, reply: encode(buildProxyReply(a.packet, a.request, a.offer.file, chosen.address)) });
     }
-    a.chosen = chosen;
-    a.reply = encode(buildProxyReply(a.packet, a.request, a.offer.file, chosen.address));
-    a.to = replyDestination(a.packet, a.from, a.via, this.replyMode);
+    if (a.replies.length === 0) return;
     if (a.offer.delayMs > 0) setTimeout(() => this.reply(a), a.offer.delayMs).unref();
     else this.reply(a);
   }
 
   private reply(a: Answer): void {
     if (this.phase !== 'serving') return;
-    const to = a.to!;
-    this.transport.send(a.reply!, to, a.via);
-    this.seen(a.request, a.via, a.relay, `answered: ${a.offer.file}`, a.chosen);
+    const to = a.to;
+    for (const r of a.replies) {
+      if (r.segment === null) this.transport.send(r.reply, to, a.via);
+      else this.transport.sendOnSegment(r.reply, to, r.segment);
+    }
+    const first = a.replies[0]!;
+    const server = a.replies.length === 1 ? first.chosen.address : a.replies.map((r) => r.chosen.address).join(', ');
+    this.seen(a.request, a.via, a.relay, a.offer.file, first.chosen, server);
     if (this.log.enabled('info')) {
+      const where = first.segment === null ? subnetFields(first.chosen) : { server, serverWhy: 'one offer per segment, each with its address', segments: a.replies.map((r) => `${r.segment!.name} ${r.chosen.address}`).join(', ') };
       this.log.info(`${messageTypeName(a.request.messageType)} answered`, {
-        ...packetFields(a.request.mac, a.packet, a.via, a.from), ...relayFields(a.relay), ...subnetFields(a.chosen!),
+        ...packetFields(a.request.mac, a.packet, a.via, a.from), ...relayFields(a.relay), ...where,
         file: a.offer.file, arch: a.offer.arch, ipxe: a.request.isIpxe, to: `${to.address}:${to.port}`, reason: a.offer.reason,
       });
     }
@@ -245,7 +260,15 @@ export class ServerService implements Lifecycle {
     // Without --relay: the relay the machine's last request came through, if any.
     const relay = asked !== '' ? asked : (lastRequest?.relay ?? '');
     const decision = decide({ mac, archCode: codeFromArch(arch), isIpxe: ipxe, port: 'dhcp' }, this.feed.state, { consumed: this.events.consumedMacs() });
-    // Which address a DISCOVER through this relay (or on the server's own segment) would carry.
+    // Which address a DISCOVER through this relay (or on the server's own segments) would carry.
+    const bound = this.transport.segments();
+    const segments = relay !== '' || !this.segmentsEnabled ? [] : bound.length > 0 ? bound : this.addresses.segments();
+    if (segments.length > 0) {
+      return { mac, arch, ipxe, decision, via: { relay: null, segments: segments.map((x) => {
+        const c = this.addresses.forSegment(x);
+        return { name: x.name, address: c.address, why: c.why };
+      }) }, lastRequest };
+    }
     const chosen = await this.addresses.choose(relay === '' ? { relay: null, client: null } : { relay, client: relay });
     const via = { relay: relay === '' ? null : relay, ...('none' in chosen ? { none: chosen.none } : { address: chosen.address, why: chosen.why, subnet: chosen.subnet === null ? null : { cidr: chosen.subnet.cidr, name: chosen.subnet.name } }) };
     return { mac, arch, ipxe, decision, via, lastRequest };
@@ -292,16 +315,19 @@ export interface Explained {
     readonly why?: string;
     readonly subnet?: { readonly cidr: string; readonly name: string | null } | null;
     readonly none?: string;
+    /** Multi-homed, on the server's own segments: one offer per segment. */
+    readonly segments?: readonly { readonly name: string; readonly address: string; readonly why: string }[];
   };
   /** The last request seen from this machine since the server started, and its outcome. */
   readonly lastRequest: SeenReport | null;
 }
 
-/** One request on its way to a reply (a class: one shape, no per-packet closures on the hot path). */
+const BROADCAST = '255.255.255.255';
+const NO_SEGMENTS: readonly Segment[] = [];
+
+/** One request on its way to its reply, or one per segment (a class: one shape on the hot path). */
 class Answer {
-  chosen: AddressChoice | null = null;
-  reply: Buffer | null = null;
-  to: Peer | null = null;
+  readonly replies: { segment: Segment | null; chosen: AddressChoice; reply: Buffer }[] = [];
   constructor(
     readonly packet: DhcpPacket,
     readonly request: PxeRequest,
@@ -309,6 +335,7 @@ class Answer {
     readonly offer: Offer,
     readonly from: Peer,
     readonly via: PxePort,
+    readonly to: Peer,
   ) {}
 }
 

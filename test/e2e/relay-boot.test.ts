@@ -3,19 +3,23 @@
 // ordinary DHCP server and netboot on the server subnet. Each machine must reach the second
 // stage (read from its serial console) with the boot server address meant for its subnet:
 // subnet A gets the address the server's route toward the relay leaves from ([server] address is
-// not set), subnet B the one its [[server.subnets]] entry names.
+// not set), subnet B the one its [[server.subnets]] entry names. And the server is multi-homed:
+// subnet C is on its second interface, no relay, and its broadcast offers carry that interface's
+// address (one offer per segment, each sent out of its own interface).
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startCapture } from './harness/capture.ts';
 import { E2eSite, plain } from './harness/e2e-site.ts';
 import type { Firmware } from './harness/guest.ts';
 import { SERVER_ADDRESS } from './harness/network.ts';
-import { CLIENT_SUBNETS, SERVER_ADDRESS_B, type SubnetName } from './harness/relay-network.ts';
+import { CLIENT_SUBNETS, DIRECT_SUBNET, SERVER_ADDRESS_B, type SubnetName } from './harness/relay-network.ts';
 import { BOOT_FILES, LINUX_IMAGE, NBP_IMAGE } from './harness/second-stage.ts';
 
-const MACS: Record<Firmware, string> = { bios: '52:54:00:e2:e1:01', 'efi-ipxe': '52:54:00:e2:e1:02', 'efi-native': '52:54:00:e2:e1:03' };
-const WHERE: Record<Firmware, SubnetName> = { bios: 'a', 'efi-ipxe': 'b', 'efi-native': 'a' };
-const ADDRESS: Record<SubnetName, string> = { a: SERVER_ADDRESS, b: SERVER_ADDRESS_B };
+type Case = Firmware | 'multi-homed';
+const MACS: Record<Case, string> = { bios: '52:54:00:e2:e1:01', 'efi-ipxe': '52:54:00:e2:e1:02', 'efi-native': '52:54:00:e2:e1:03', 'multi-homed': '52:54:00:e2:e1:04' };
+const FIRMWARE: Record<Case, Firmware> = { bios: 'bios', 'efi-ipxe': 'efi-ipxe', 'efi-native': 'efi-native', 'multi-homed': 'efi-native' };
+const WHERE: Record<Case, SubnetName> = { bios: 'a', 'efi-ipxe': 'b', 'efi-native': 'a', 'multi-homed': 'c' };
+const ADDRESS: Record<SubnetName, string> = { a: SERVER_ADDRESS, b: SERVER_ADDRESS_B, c: DIRECT_SUBNET.server };
 const dashed = (mac: string): string => mac.replace(/:/g, '-');
 const escape = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
@@ -28,6 +32,7 @@ before(async () => {
       { mac: MACS.bios, name: 'E2E-RELAY-BIOS', action: { type: 'boot', image: NBP_IMAGE.id, once: false } },
       { mac: MACS['efi-ipxe'], name: 'E2E-RELAY-EFI-IPXE', action: { type: 'boot', image: NBP_IMAGE.id, once: false } },
       { mac: MACS['efi-native'], name: 'E2E-RELAY-EFI-NATIVE', action: { type: 'boot', image: LINUX_IMAGE.id, once: false } },
+      { mac: MACS['multi-homed'], name: 'E2E-SEGMENT-C-EFI-NATIVE', action: { type: 'boot', image: LINUX_IMAGE.id, once: false } },
     ],
     images: [NBP_IMAGE, LINUX_IMAGE],
     predefinedComputers: [],
@@ -50,6 +55,7 @@ interface Answered {
   readonly subnet?: string;
   readonly server?: string;
   readonly serverWhy?: string;
+  readonly segments?: string;
   readonly to?: string;
 }
 
@@ -66,10 +72,11 @@ function answered(mac: string): Answered[] {
   });
 }
 
-async function bootThroughRelay(firmware: Firmware): Promise<string> {
-  const mac = MACS[firmware];
-  const cap = await startCapture(e2e.lan, `relay-${firmware}-netboot`, e2e.dir, e2e.cleanup);
-  const guest = await e2e.powerOn(firmware, firmware, mac, WHERE[firmware]);
+async function bootThroughRelay(c: Case): Promise<string> {
+  const mac = MACS[c];
+  const firmware = FIRMWARE[c];
+  const cap = await startCapture(e2e.lan, `relay-${c}-netboot`, e2e.dir, e2e.cleanup);
+  const guest = await e2e.powerOn(c, firmware, mac, WHERE[c]);
   try {
     const marker = await e2e.expectSecondStage(guest, mac);
     assert.match(marker, firmware === 'bios' ? / pcbios$/ : / efi$/);
@@ -82,7 +89,9 @@ async function bootThroughRelay(firmware: Firmware): Promise<string> {
 
 /** What the server logged: offers sent to the relay at giaddr:67, with the subnet's address. */
 function assertAnsweredThroughRelay(firmware: Firmware): void {
-  const s = CLIENT_SUBNETS[WHERE[firmware]];
+  const where = WHERE[firmware];
+  if (where === 'c') throw new Error('subnet C has no relay');
+  const s = CLIENT_SUBNETS[where];
   const records = answered(MACS[firmware]);
   const relayed = records.filter((r) => r.relay !== undefined);
   assert.ok(relayed.length > 0, `no relayed answer logged for ${firmware}:\n${e2e.site.logTail(30)}`);
@@ -91,9 +100,9 @@ function assertAnsweredThroughRelay(firmware: Firmware): void {
     assert.equal(r.to, `${s.gateway}:67`, 'RFC 2131 4.1: to the relay agent on the server port');
     assert.ok(r.hops !== undefined && r.hops >= 1);
     assert.equal(r.agentInfo, `circuit-id "${s.routerIf}"`, 'dhcrelay -a names its interface');
-    assert.equal(r.server, ADDRESS[WHERE[firmware]]);
+    assert.equal(r.server, ADDRESS[where]);
   }
-  if (WHERE[firmware] === 'b') assert.ok(relayed.every((r) => r.subnet === `${s.cidr} (e2e subnet B)` && r.serverWhy === `[[server.subnets]] ${s.cidr}`));
+  if (where === 'b') assert.ok(relayed.every((r) => r.subnet === `${s.cidr} (e2e subnet B)` && r.serverWhy === `[[server.subnets]] ${s.cidr}`));
   else assert.ok(relayed.every((r) => r.serverWhy === `the route toward ${s.gateway} leaves from it`));
 }
 
@@ -118,4 +127,18 @@ test('UEFI x64 (OVMF, EDK2\'s own PXE) on subnet A boots the iPXE build routed o
   assert.match(text, /NBP file downloaded successfully/);
   assert.match(text, new RegExp(`Filename: netboot/${dashed(MACS['efi-native'])}/boot\\.ipxe`));
   assertAnsweredThroughRelay('efi-native');
+});
+
+test('multi-homed: EDK2 on the server\'s second segment (no relay) gets the offer sent out of that interface, with its address', { timeout: 60000 }, async () => {
+  const text = await bootThroughRelay('multi-homed');
+  // EDK2 prints the boot server it chose: the second interface's address, not eth0's.
+  assert.match(text, new RegExp(`Server IP address is ${escape(DIRECT_SUBNET.server)}`));
+  assert.match(text, /NBP file downloaded successfully/);
+  assert.match(text, new RegExp(`Next server: ${escape(DIRECT_SUBNET.server)}`));
+  const records = answered(MACS['multi-homed']);
+  assert.ok(records.length > 0);
+  for (const r of records.filter((x) => x.to === '255.255.255.255:68')) {
+    assert.equal(r.relay, undefined);
+    assert.equal(r.segments, `eth0 ${SERVER_ADDRESS}, eth1 ${DIRECT_SUBNET.server}`, 'one offer per segment, each with its own address');
+  }
 });

@@ -1,7 +1,11 @@
-// Where replies go: a pure decision, as a table.
+// Where replies go: a pure decision, as a table. And the multi-homed transport's sockets, on
+// loopback.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { defaultReplyMode, replyDestination } from '../../services/server/dhcp-transport.ts';
+import { createSocket } from 'node:dgram';
+import { DhcpTransport, defaultReplyMode, replyDestination } from '../../services/server/dhcp-transport.ts';
+import { createMemoryLogger } from '../../services/shared/logger.ts';
+import { freeUdpPort, waitFor } from '../helpers/env.ts';
 
 const FROM_68 = { address: '0.0.0.0', port: 68 };
 const FROM_4011 = { address: '10.0.0.50', port: 4011 };
@@ -24,4 +28,35 @@ test('reply destinations', () => {
   for (const [label, request, from, via, mode, expected] of rows) assert.deepEqual(replyDestination(request, from, via, mode), expected, label);
   assert.equal(defaultReplyMode('127.0.0.1'), 'source');
   assert.equal(defaultReplyMode('0.0.0.0'), 'broadcast');
+});
+
+test('segment sockets: bound beside the wildcard socket, unicasts to a segment address arrive, replies leave from it; a second server still fails to bind', async () => {
+  const port = await freeUdpPort();
+  const got: { msg: string; from: string; via: string }[] = [];
+  const log = createMemoryLogger();
+  const handler = (m: Buffer, from: { address: string; port: number }, via: string): void => void got.push({ msg: m.toString(), from: `${from.address}:${from.port}`, via });
+  const lo = { name: 'lo', address: '127.0.0.1' };
+  const t = new DhcpTransport({ bind: '0.0.0.0', dhcpPort: port, proxyPort: 0, segments: () => [lo, { name: 'gone0', address: '192.0.2.77' }] }, handler, log);
+  const peer = createSocket('udp4');
+  try {
+    await t.start();
+    assert.deepEqual(t.segments(), [lo], 'a segment whose address cannot be bound is left out');
+    assert.match(String(log.records.find((r) => String(r.msg).startsWith('no broadcast replies on this segment'))?.segment), /gone0/);
+    assert.equal(t.ports()?.dhcp, port);
+    await new Promise<void>((resolve) => peer.bind(0, '127.0.0.1', () => resolve()));
+    const replies: string[] = [];
+    peer.on('message', (m, r) => replies.push(`${m.toString()} from ${r.address}:${r.port}`));
+    peer.send('relayed request', port, '127.0.0.1');
+    await waitFor('the request', () => (got.length > 0 ? true : undefined));
+    assert.deepEqual(got, [{ msg: 'relayed request', from: `127.0.0.1:${peer.address().port}`, via: 'dhcp' }]);
+    t.sendOnSegment(Buffer.from('offer'), { address: '127.0.0.1', port: peer.address().port }, t.segments()[0]!);
+    await waitFor('the reply', () => (replies.length > 0 ? true : undefined));
+    assert.deepEqual(replies, [`offer from 127.0.0.1:${port}`], 'sent from the segment socket: the DHCP port, the segment address');
+    // The probe bind (no SO_REUSEADDR) keeps a second server from sharing the port silently.
+    const second = new DhcpTransport({ bind: '0.0.0.0', dhcpPort: port, proxyPort: 0, segments: () => [lo] }, handler, log);
+    await assert.rejects(second.start(), /EADDRINUSE/);
+  } finally {
+    peer.close();
+    await t.stop();
+  }
 });

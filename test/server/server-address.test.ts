@@ -122,3 +122,12 @@ test('the real route lookup: a UDP socket connected toward the destination, on l
   assert.equal(await routeSource('127.0.0.1'), '127.0.0.1');
   assert.equal(await routeSource('127.3.4.5'), '127.0.0.1');
 });
+
+test('segments: with neither address nor interface every interface with IPv4 (its first address), with [server] interface that one, with [server] address none', () => {
+  const auto = new ServerAddresses(serverConfig(`[[server.subnets]]\ncidr = "10.91.0.0/24"\naddress = "10.91.0.100"\n`), 'cfg', { interfaces: () => IFACES });
+  assert.deepEqual(auto.segments(), [{ name: 'eth0', address: '10.0.0.1' }, { name: 'eth1', address: '10.91.0.1' }], 'loopback and IPv6 left out');
+  assert.deepEqual(brief(auto.forSegment({ name: 'eth0', address: '10.0.0.1' })), { address: '10.0.0.1', why: 'the address of eth0, the interface this broadcast leaves from', subnet: null });
+  assert.deepEqual(brief(auto.forSegment({ name: 'eth1', address: '10.91.0.1' })), { address: '10.91.0.100', why: '[[server.subnets]] 10.91.0.0/24', subnet: '10.91.0.0/24' });
+  assert.deepEqual(new ServerAddresses(serverConfig('[server]\ninterface = "eth1"'), 'cfg', { interfaces: () => IFACES }).segments(), [{ name: 'eth1', address: '10.91.0.1' }]);
+  assert.deepEqual(new ServerAddresses(serverConfig('[server]\naddress = "10.91.0.1"'), 'cfg', { interfaces: () => IFACES }).segments(), []);
+});

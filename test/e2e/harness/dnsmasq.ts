@@ -9,7 +9,7 @@ import { Running, inNamespace } from './processes.ts';
 
 const COMMON = ['--keep-in-foreground', '--no-daemon', '--conf-file=/dev/null', '--port=0', '--interface=eth0', '--bind-interfaces', '--user=root', '--log-dhcp'];
 
-/** `extraArgs`: e.g. ranges for relayed client subnets. */
+/** `extraArgs`: e.g. ranges for relayed client subnets, or a second interface. */
 export async function startDhcpServer(lan: Lan, dir: string, cleanup: Cleanup, extraArgs: readonly string[] = []): Promise<Running> {
   const args = [
     ...COMMON,
@@ -21,7 +21,8 @@ export async function startDhcpServer(lan: Lan, dir: string, cleanup: Cleanup, e
   ];
   const [command, full] = inNamespace(lan.dhcp, 'dnsmasq', args);
   const p = new Running('dnsmasq (DHCP)', command, full, join(dir, 'dnsmasq-dhcp.log'), cleanup);
-  await p.waitFor(/DHCP, sockets bound exclusively to interface eth0/, 10000);
+  // With one interface dnsmasq says so; with several it lists its ranges once the sockets are bound.
+  await p.waitFor(extraArgs.some((a) => a.startsWith('--interface=')) ? /DHCP, IP range 10\.91\.0\./ : /DHCP, sockets bound exclusively to interface eth0/, 10000);
   return p;
 }
 

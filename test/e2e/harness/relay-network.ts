@@ -4,7 +4,10 @@
 // ISC `dhcrelay` toward the DHCP server and netboot, plus dnsmasq sending IPv6 router
 // advertisements only (iPXE waits 13 s for IPv6 without one). A `cli` namespace holds one bridge
 // per client subnet with the guests' taps. The server and DHCP namespaces route the client
-// subnets via the router. Deleted like the Lan: each namespace registers its removal at once.
+// subnets via the router. A third subnet, C (10.94.0.0/24), is attached to the server directly
+// on a second interface (`eth1`; the server's default route stays on `eth0`), with the DHCP
+// server on it too: a multi-homed server. Deleted like the Lan: each namespace registers its
+// removal at once.
 import { join } from 'node:path';
 import type { Cleanup } from './cleanup.ts';
 import { deleteNamespaceSync } from './cleanup.ts';
@@ -34,7 +37,12 @@ function subnet(n: number, third: number): ClientSubnet {
 }
 
 export const CLIENT_SUBNETS = { a: subnet(0, 92), b: subnet(1, 93) } as const;
-export type SubnetName = keyof typeof CLIENT_SUBNETS;
+
+/** The server's second segment: no relay, the server and the DHCP server are on it. */
+export const DIRECT_SUBNET = { bridge: 'br2', prefix: '10.94.0', cidr: '10.94.0.0/24', server: '10.94.0.1', dhcp: '10.94.0.2', range: ['10.94.0.100', '10.94.0.199'], ipv6: 'fd00:94::' } as const;
+
+/** Where a guest is plugged in: behind the relay (a, b) or on the server's second segment (c). */
+export type SubnetName = keyof typeof CLIENT_SUBNETS | 'c';
 
 /** A second address of the server, advertised to subnet B by a [[server.subnets]] entry. */
 export const SERVER_ADDRESS_B = `${SUBNET}.11`;
@@ -74,6 +82,17 @@ export class RelayNet {
       await ip('-n', r.rtr, 'addr', 'add', `${s.ipv6}1/64`, 'dev', s.routerIf, 'nodad');
       await ip('-n', r.rtr, 'link', 'set', s.routerIf, 'up');
     }
+    // Subnet C on the server's and the DHCP server's second interface.
+    await ip('-n', r.cli, 'link', 'add', DIRECT_SUBNET.bridge, 'type', 'bridge');
+    await ip('-n', r.cli, 'link', 'set', DIRECT_SUBNET.bridge, 'up');
+    for (const [ns, port, address] of [[lan.srv, 'to-srv1', DIRECT_SUBNET.server], [lan.dhcp, 'to-dhcp1', DIRECT_SUBNET.dhcp]] as const) {
+      await ip('-n', r.cli, 'link', 'add', port, 'type', 'veth', 'peer', 'name', 'eth1', 'netns', ns);
+      await ip('-n', r.cli, 'link', 'set', port, 'master', DIRECT_SUBNET.bridge, 'up');
+      await ip('-n', ns, 'addr', 'add', `${address}/24`, 'dev', 'eth1');
+      await ip('-n', ns, 'link', 'set', 'eth1', 'up');
+    }
+    await sysctl(lan.dhcp, 'net.ipv6.conf.eth1.disable_ipv6=0');
+    await ip('-n', lan.dhcp, 'addr', 'add', `${DIRECT_SUBNET.ipv6}2/64`, 'dev', 'eth1', 'nodad');
     // The server's second address, the source of everything it sends to subnet B.
     await ip('-n', lan.srv, 'addr', 'add', `${SERVER_ADDRESS_B}/24`, 'dev', 'eth0');
     await ip('-n', lan.srv, 'route', 'add', CLIENT_SUBNETS.a.cidr, 'via', ROUTER_UPLINK, 'src', SERVER_ADDRESS);
@@ -82,12 +101,15 @@ export class RelayNet {
     return r;
   }
 
-  /** The DHCP server's extra arguments: a range and a router option per client subnet. */
+  /** The DHCP server's extra arguments: a range and a router option per client subnet, and subnet C. */
   dhcpArgs(): string[] {
-    return Object.entries(CLIENT_SUBNETS).flatMap(([name, s]) => [
-      `--dhcp-range=set:${name},${s.range[0]},${s.range[1]},255.255.255.0,1h`,
-      `--dhcp-option=tag:${name},option:router,${s.gateway}`,
-    ]);
+    return [
+      ...Object.entries(CLIENT_SUBNETS).flatMap(([name, s]) => [
+        `--dhcp-range=set:${name},${s.range[0]},${s.range[1]},255.255.255.0,1h`,
+        `--dhcp-option=tag:${name},option:router,${s.gateway}`,
+      ]),
+      '--interface=eth1', `--dhcp-range=${DIRECT_SUBNET.range[0]},${DIRECT_SUBNET.range[1]},255.255.255.0,1h`, `--dhcp-range=${DIRECT_SUBNET.ipv6},ra-only`,
+    ];
   }
 
   /** dhcrelay toward the DHCP server and netboot, and the router advertisements; both until cleanup. */
@@ -110,7 +132,7 @@ export class RelayNet {
   async addTap(name: SubnetName): Promise<string> {
     const tap = `tap${this.taps++}`;
     await ip('-n', this.cli, 'tuntap', 'add', 'dev', tap, 'mode', 'tap');
-    await ip('-n', this.cli, 'link', 'set', tap, 'master', CLIENT_SUBNETS[name].bridge, 'up');
+    await ip('-n', this.cli, 'link', 'set', tap, 'master', name === 'c' ? DIRECT_SUBNET.bridge : CLIENT_SUBNETS[name].bridge, 'up');
     return tap;
   }
 }
