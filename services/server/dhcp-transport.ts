@@ -62,6 +62,8 @@ export interface TransportOptions {
 export class DhcpTransport implements Lifecycle {
   private sockets: Partial<Record<PxePort, Socket>> = {};
   private segmentSockets: { segment: Segment; socket: Socket }[] = [];
+  /** The segments of `segmentSockets`, made once per start: read for every broadcast reply. */
+  private segmentList: readonly Segment[] = [];
 
   constructor(private readonly options: TransportOptions, private readonly handler: DatagramHandler, private readonly log: Logger) {}
 
@@ -88,6 +90,7 @@ export class DhcpTransport implements Lifecycle {
         }
       }
       this.sockets.proxy = await this.open('proxy', this.options.proxyPort, this.options.bind, false);
+      this.segmentList = this.segmentSockets.map((x) => x.segment);
     } catch (err) {
       await this.stop();
       throw err;
@@ -98,12 +101,13 @@ export class DhcpTransport implements Lifecycle {
     const sockets = [...Object.values(this.sockets), ...this.segmentSockets.map((s) => s.socket)];
     this.sockets = {};
     this.segmentSockets = [];
+    this.segmentList = [];
     await this.close(sockets);
   }
 
   /** The segments broadcast replies go out on, one reply each; empty when routing decides. */
   segments(): readonly Segment[] {
-    return this.segmentSockets.map((s) => s.segment);
+    return this.segmentList;
   }
 
   /** Sends a broadcast reply out of one segment (its socket's address is the source). */
