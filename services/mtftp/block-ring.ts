@@ -3,7 +3,7 @@
 // payload) so a send is one Buffer with no copy; one readv fills many slots' payloads at once.
 // A slot is refilled only once its block is acknowledged, so the current window is always
 // resident for a go-back-N resend.
-import type { FileHandle } from 'node:fs/promises';
+import { close, readv } from 'node:fs';
 import { writeDataHeader } from './tftp-codec.ts';
 import { wireBlock } from './transfer.ts';
 
@@ -14,18 +14,19 @@ export interface BlockSource {
   close(): Promise<void>;
 }
 
+/** An open file descriptor (tftp-root.ts opens it synchronously); closed by close(), once. */
 export class FileSource implements BlockSource {
   constructor(
-    private readonly handle: FileHandle,
+    private readonly fd: number,
     readonly size: number,
   ) {}
 
-  async readv(buffers: Buffer[], position: number): Promise<number> {
-    return (await this.handle.readv(buffers, position)).bytesRead;
+  readv(buffers: Buffer[], position: number): Promise<number> {
+    return new Promise((resolve, reject) => readv(this.fd, buffers, position, (err, bytesRead) => (err === null ? resolve(bytesRead) : reject(err))));
   }
 
-  async close(): Promise<void> {
-    await this.handle.close();
+  close(): Promise<void> {
+    return new Promise((resolve, reject) => close(this.fd, (err) => (err === null ? resolve() : reject(err))));
   }
 }
 

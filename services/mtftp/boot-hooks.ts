@@ -1,9 +1,8 @@
 // The MTFTP service's two questions for the PXE server: what a virtual path (under `netboot/`)
 // means for this client, and "this client finished fetching this file" (for `once` actions).
-// In production they travel over the server's control socket; tests pass their own object.
-import { Agent } from 'node:http';
-import { controlCall, HttpError } from '../shared/control.ts';
+// In production they travel over the server's local channel; tests pass their own object.
 import { errorMessage } from '../shared/errors.ts';
+import { ChannelClient } from '../shared/local-channel.ts';
 import type { Logger } from '../shared/logger.ts';
 
 /** Paths under this prefix are answered by the server, never looked up in the TFTP root. */
@@ -32,7 +31,10 @@ export interface FetchedInfo {
 
 export interface BootHooks {
   resolveVirtual(path: string, client: Client): Promise<VirtualTarget>;
-  /** Called once a transfer completed (its last block acknowledged). Must not throw. */
+  /**
+   * Called once a transfer of a virtual path completed (its last block acknowledged), after the
+   * transfer: off the path of any packet. Must not throw.
+   */
   fetched(info: FetchedInfo): void;
 }
 
@@ -42,7 +44,7 @@ export const NO_BOOT_HOOKS: BootHooks = {
   fetched: () => undefined,
 };
 
-/** The wire form of POST /tftp/resolve's reply. */
+/** The wire form of the `tftp.resolve` reply. */
 type ResolveReply = { type: 'file'; path: string } | { type: 'content'; dataBase64: string } | { type: 'none'; reason: string };
 
 function parseReply(reply: unknown): VirtualTarget {
@@ -55,31 +57,19 @@ function parseReply(reply: unknown): VirtualTarget {
   throw new Error(`unexpected reply from the server: ${JSON.stringify(reply).slice(0, 200)}`);
 }
 
-/** Hooks that ask the PXE server over its control socket. */
-export function controlBootHooks(serverSocket: string, log: Logger, timeoutMs = 2000): BootHooks {
-  // Kept-alive connections: a boot fetches several netboot/ files within a second, and a fresh
-  // connection per file showed up in boot times. A connection the server closed (it restarted)
-  // fails once; the call is then made again on a new one.
-  const agent = new Agent({ keepAlive: true, maxSockets: 16 });
-  const call = async <T>(path: string, body: unknown): Promise<T> => {
-    try {
-      return await controlCall<T>(serverSocket, 'POST', path, body, timeoutMs, agent);
-    } catch (err) {
-      if (err instanceof HttpError) throw err;
-      return controlCall<T>(serverSocket, 'POST', path, body, timeoutMs, agent);
-    }
-  };
+/** Hooks that ask the PXE server over its local channel (`<data>/run/server.channel.sock`). */
+export function channelBootHooks(serverChannel: string, log: Logger, timeoutMs = 2000): BootHooks {
+  const channel = new ChannelClient(serverChannel, timeoutMs);
   return {
     async resolveVirtual(path, client) {
       try {
-        const reply = await call<ResolveReply>('/tftp/resolve', { path, address: client.address, port: client.port });
-        return parseReply(reply);
+        return parseReply(await channel.call<ResolveReply>('tftp.resolve', { path, address: client.address, port: client.port }));
       } catch (err) {
         return { type: 'none', reason: `PXE server did not answer: ${errorMessage(err)}` };
       }
     },
     fetched(info) {
-      call('/tftp/fetched', info).catch((err: unknown) =>
+      channel.call('tftp.fetched', info).catch((err: unknown) =>
         log.warn('could not tell the PXE server about a completed transfer', { path: info.path, peer: `${info.address}:${info.port}`, reason: errorMessage(err) }),
       );
     },

@@ -1,16 +1,17 @@
 // Composition root of the mtftp process: the TFTP service, boot hooks that ask the PXE server
-// over its control socket, and this process's own control socket (GET /status).
+// over its local channel, and this process's own control socket (GET /status).
 import { configPathFrom, loadConfig, type Config } from '../shared/config.ts';
 import { ControlServer, controlSocketPath } from '../shared/control.ts';
 import { errorMessage } from '../shared/errors.ts';
+import { channelSocketPath } from '../shared/local-channel.ts';
 import { runUntilSignal } from '../shared/lifecycle.ts';
 import { createLogger, type Logger } from '../shared/logger.ts';
-import { controlBootHooks } from './boot-hooks.ts';
+import { channelBootHooks } from './boot-hooks.ts';
 import { MtftpService } from './mtftp-service.ts';
 
 export async function main(config: Config, log: Logger): Promise<number> {
   const mlog = log.child({ service: 'mtftp' });
-  const hooks = controlBootHooks(controlSocketPath(config.paths.data, 'server'), mlog);
+  const hooks = channelBootHooks(channelSocketPath(config.paths.data, 'server'), mlog);
   const service = new MtftpService(config, mlog, hooks);
   const control = new ControlServer(controlSocketPath(config.paths.data, 'mtftp'), { 'GET /status': () => service.status() }, mlog);
   // Control first, so status answers "starting" and "stopping" while the service changes state.

@@ -50,12 +50,12 @@ export async function resolveTarget(filename: string, mode: 'octet' | 'netascii'
     if (answer.type === 'none') return { ok: false, code: TFTP_ERROR.FILE_NOT_FOUND, reason: `PXE server: ${answer.reason}`, path };
     if (answer.type === 'content') return finish({ ok: true, path, virtual, source: new MemorySource(answer.data) }, mode);
     // A file the server names: absolute paths are its own (package store); relative ones are in the root.
-    opened = isAbsolute(answer.path) ? await openRegularFile(answer.path, null) : await root.open(answer.path);
+    opened = isAbsolute(answer.path) ? openRegularFile(answer.path, null) : root.open(answer.path);
   } else {
-    opened = await root.openSegments(norm.segments);
+    opened = root.openSegments(norm.segments);
   }
   if (!opened.ok) return { ...opened, path };
-  return finish({ ok: true, path, virtual, resolvedPath: opened.realPath, source: new FileSource(opened.handle, opened.size) }, mode);
+  return finish({ ok: true, path, virtual, resolvedPath: opened.realPath, source: new FileSource(opened.fd, opened.size) }, mode);
 }
 
 async function finish(target: Target, mode: 'octet' | 'netascii'): Promise<Target | Refused> {

@@ -179,6 +179,8 @@ export class TftpServer implements Lifecycle {
       const ring = new BlockRing(target.source, n.blockSize, lastBlock, n.windowSize);
       const session = new TftpSession({ socket, peer: client, machine, source: target.source, ring, oack: n.reply, log: tlog });
       this.slots.set(peer, { kind: 'session', session });
+      // First packet out, then the log line (a synchronous write when stdout is a pipe).
+      session.start();
       tlog.info('transfer started', {
         resolved: target.resolvedPath,
         virtual: target.virtual,
@@ -190,7 +192,6 @@ export class TftpServer implements Lifecycle {
         options: n.reply,
         ...(n.ignored.length > 0 ? { ignoredOptions: n.ignored } : {}),
       });
-      session.start();
       void session.done.then((end) => this.finished(peer, target, end, tlog));
     } catch (err) {
       socket?.close();
@@ -204,6 +205,9 @@ export class TftpServer implements Lifecycle {
     const fields = { outcome: end.outcome, reason: end.reason, bytes: end.bytes, durationMs: Math.round(end.durationMs), retransmits: end.retransmits };
     if (end.outcome === 'complete') {
       log.info('transfer complete', fields);
+      // Only netboot/ paths name a machine, so only they can consume a `once` boot; files in the
+      // root are the same for everyone and the server has nothing to learn from them.
+      if (!target.virtual) return;
       const [address, port] = splitPeer(peer);
       try {
         this.opts.hooks.fetched({ path: target.path, resolvedPath: target.resolvedPath, address, port, bytes: end.bytes, durationMs: end.durationMs });

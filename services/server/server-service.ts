@@ -4,7 +4,8 @@
 import { join } from 'node:path';
 import type { Config } from '../shared/config.ts';
 import { ControlServer, HttpError, controlSocketPath, type ControlRequest } from '../shared/control.ts';
-import { ProtocolError } from '../shared/errors.ts';
+import { NetbootError, ProtocolError } from '../shared/errors.ts';
+import { ChannelServer, channelSocketPath } from '../shared/local-channel.ts';
 import { isComplete, type FeedChange, type FeedState } from '../shared/feed-protocol.ts';
 import type { Lifecycle } from '../shared/lifecycle.ts';
 import type { LogFields, Logger } from '../shared/logger.ts';
@@ -22,7 +23,7 @@ import { RecentRequests, type SeenReport } from './recent-requests.ts';
 import { readRelay, relayFields, type RelayRead } from './relay.ts';
 import { ServerAddresses, type AddressChoice, type AddressDeps, type AddressTarget, type Chosen } from './server-address.ts';
 import { isIPv4, isUnicast, matchSubnet, type SubnetConfig } from '../shared/config.ts';
-import { consumedBy, resolveTftpPath } from './tftp-resolve.ts';
+import { consumedBy, resolveTftpPath, type TftpResolution } from './tftp-resolve.ts';
 import { readyPackagePath } from '../../images/layout.ts';
 
 export type ServerState = 'waiting-for-state' | 'serving' | 'stopping';
@@ -46,6 +47,7 @@ export class ServerService implements Lifecycle {
   private readonly events: BootEvents;
   private readonly transport: DhcpTransport;
   private readonly control: ControlServer;
+  private readonly channel: ChannelServer;
   private readonly addresses: ServerAddresses;
   private readonly recent = new RecentRequests();
   private readonly segmentsEnabled: boolean;
@@ -77,9 +79,12 @@ export class ServerService implements Lifecycle {
     this.control = new ControlServer(controlSocketPath(config.paths.data, 'server'), {
       'GET /status': () => this.status(),
       'GET /explain': (req) => this.explain(req),
-      'POST /tftp/resolve': (req) => this.resolve(req),
-      'POST /tftp/fetched': (req) => this.fetched(req),
     }, log.child({ part: 'control' }));
+    // MTFTP's questions, on their own low-latency channel: a machine waits for each answer.
+    this.channel = new ChannelServer(channelSocketPath(config.paths.data, 'server'), {
+      'tftp.resolve': (body) => this.resolve(body),
+      'tftp.fetched': (body) => this.fetched(body),
+    }, log.child({ part: 'channel' }));
   }
 
   get state(): ServerState {
@@ -94,6 +99,7 @@ export class ServerService implements Lifecycle {
   async start(): Promise<void> {
     this.events.load();
     await this.control.start();
+    await this.channel.start();
     await this.feed.start();
     await this.options.announcer?.start();
     this.log.info('waiting for complete state from the Interface', { feed: `${this.config.interface.port}` });
@@ -106,6 +112,7 @@ export class ServerService implements Lifecycle {
     await this.feed.stop();
     await this.binding;
     await this.transport.stop();
+    await this.channel.stop();
     await this.control.stop();
   }
 
@@ -274,15 +281,15 @@ export class ServerService implements Lifecycle {
     return { mac, arch, ipxe, decision, via, lastRequest };
   }
 
-  private resolve(req: ControlRequest): unknown {
-    const body = tftpBody(req.body);
+  private resolve(request: unknown): TftpResolution {
+    const body = tftpBody(request);
     const result = resolveTftpPath(body.path, this.feed.state, { consumed: this.events.consumedMacs() }, this.config.paths.tftpRoot, (id) => readyPackagePath(this.config.paths.data, id));
-    this.log.debug('tftp path resolved', { path: body.path, peer: `${body.address}:${body.port}`, result: result.type, reason: result.type === 'none' ? result.reason : undefined });
+    if (this.log.enabled('debug')) this.log.debug('tftp path resolved', { path: body.path, peer: `${body.address}:${body.port}`, result: result.type, reason: result.type === 'none' ? result.reason : undefined });
     return result;
   }
 
-  private fetched(req: ControlRequest): unknown {
-    const body = tftpBody(req.body);
+  private fetched(request: unknown): unknown {
+    const body = tftpBody(request);
     const hit = consumedBy(body.path, this.feed.state, { consumed: this.events.consumedMacs() });
     if (hit === null) return { consumed: false };
     const p = this.events.consume(hit.mac, hit.image, this.now());
@@ -294,7 +301,7 @@ export class ServerService implements Lifecycle {
 
 function tftpBody(body: unknown): { path: string; address: string; port: number } {
   const b = (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>;
-  if (typeof b.path !== 'string' || b.path.length === 0 || b.path.length > 1024) throw new HttpError(400, 'path: required string');
+  if (typeof b.path !== 'string' || b.path.length === 0 || b.path.length > 1024) throw new NetbootError('TFTP_BAD_REQUEST', 'path: required string');
   return { path: b.path, address: typeof b.address === 'string' ? b.address : '?', port: typeof b.port === 'number' ? b.port : 0 };
 }
 

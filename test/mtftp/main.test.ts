@@ -1,13 +1,14 @@
 // The mtftp process as it runs in production: `main` from its own entry point, a config file,
-// its control socket, and boot hooks that ask the PXE server over the server's control socket.
-// The PXE server is another engineer's process; here a ControlServer on its socket path answers
-// the two routes with real HTTP over the Unix socket.
+// its control socket, and boot hooks that ask the PXE server over the server's local channel.
+// The PXE server is another process; here a ChannelServer on its socket path answers the two
+// operations over the real Unix socket.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ControlServer, controlCall, controlSocketPath } from '../../services/shared/control.ts';
+import { controlCall, controlSocketPath } from '../../services/shared/control.ts';
+import { ChannelServer, channelSocketPath } from '../../services/shared/local-channel.ts';
 import { createMemoryLogger } from '../../services/shared/logger.ts';
 import { makeTestSite, waitFor } from '../helpers/env.ts';
 import { md5, putFile, run } from './helpers.ts';
@@ -20,25 +21,25 @@ after(() => {
   site.cleanup();
 });
 
-test('main: status on the control socket, virtual paths via the PXE server, fetched reports, clean stop', async () => {
+test('main: status on the control socket, virtual paths via the PXE server, fetched reports for them, clean stop', async () => {
   const { config } = site;
   const image = putFile(config.paths.tftpRoot, 'undionly.kpxe', 70_000);
   const script = Buffer.from('#!ipxe\necho hello\n');
   const resolved: unknown[] = [];
   const fetched: unknown[] = [];
-  const pxe = new ControlServer(
-    controlSocketPath(config.paths.data, 'server'),
+  const pxe = new ChannelServer(
+    channelSocketPath(config.paths.data, 'server'),
     {
-      'POST /tftp/resolve': (req) => {
-        resolved.push(req.body);
-        const path = (req.body as { path: string }).path;
+      'tftp.resolve': (body) => {
+        resolved.push(body);
+        const path = (body as { path: string }).path;
         if (path === 'netboot/m1/boot.ipxe') return { type: 'content', dataBase64: script.toString('base64') };
         if (path === 'netboot/m1/loader') return { type: 'file', path: join(config.paths.tftpRoot, 'undionly.kpxe') };
         return { type: 'none', reason: 'unknown machine' };
       },
-      'POST /tftp/fetched': (req) => {
-        fetched.push(req.body);
-        return { ok: true };
+      'tftp.fetched': (body) => {
+        fetched.push(body);
+        return { consumed: false };
       },
     },
     createMemoryLogger(),
@@ -83,7 +84,9 @@ test('main: status on the control socket, virtual paths via the PXE server, fetc
     ['netboot/m1/boot.ipxe', 'netboot/m1/loader', 'netboot/zz/boot.ipxe'],
   );
   assert.ok(resolved.every((r) => (r as { address: string }).address === '127.0.0.1' && typeof (r as { port: number }).port === 'number'));
-  await waitFor('fetched reports', () => (fetched.length >= 3 ? true : undefined), 5000);
+  // Only virtual paths are reported (only they name a machine); the root file was not.
+  await waitFor('fetched reports', () => (fetched.length >= 2 ? true : undefined), 5000);
+  await new Promise((r) => setTimeout(r, 200));
   assert.deepEqual(
     fetched.map((f) => {
       const x = f as { path: string; resolvedPath?: string; bytes: number; address: string };
@@ -92,9 +95,15 @@ test('main: status on the control socket, virtual paths via the PXE server, fetc
     [
       ['netboot/m1/boot.ipxe', null, script.length, '127.0.0.1'],
       ['netboot/m1/loader', join(config.paths.tftpRoot, 'undionly.kpxe'), 70_000, '127.0.0.1'],
-      ['undionly.kpxe', join(config.paths.tftpRoot, 'undionly.kpxe'), 70_000, '127.0.0.1'],
     ],
   );
+
+  // The PXE server restarts: the kept-open connection is gone; the next request gets through
+  // on a new one.
+  await pxe.stop();
+  await pxe.start();
+  assert.equal(await get('netboot/m1/boot.ipxe', `${out}-again`), 0);
+  assert.equal(readFileSync(`${out}-again`).toString(), script.toString());
 
   // The PXE server goes away: virtual paths are "file not found", with the reason logged.
   await pxe.stop();

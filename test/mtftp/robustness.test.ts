@@ -186,7 +186,7 @@ test('a dead client (no more ACKs) does not hold up another client', async () =>
   }
 });
 
-test('virtual paths go to the boot hooks; root files never do; fetched() only on completion', async () => {
+test('virtual paths go to the boot hooks; root files never do; fetched() only on completion, only for virtual paths', async () => {
   const c = await ScriptedClient.open();
   try {
     fetched.length = 0;
@@ -203,14 +203,14 @@ test('virtual paths go to the boot hooks; root files never do; fetched() only on
       await assert.rejects(scriptedDownload(c, svc.port, missing), /server sent ERROR 1 File not found/);
     }
     assert.deepEqual(asked, ['netboot/aa-bb/boot.ipxe', 'netboot/aa-bb/image.bin', 'netboot/aa-bb/relative', 'netboot/shadowed', 'netboot/throws', 'netboot/zz/none']);
-    await waitFor('fetched calls', () => (fetched.length >= 4 ? true : undefined), 3000);
+    await waitFor('fetched calls', () => (fetched.length >= 3 ? true : undefined), 3000);
+    await new Promise((r) => setTimeout(r, 100)); // one.bin, from the root, is never reported
     assert.deepEqual(
       fetched.map((f) => [f.path, f.resolvedPath ?? null, f.bytes, f.address, f.port]),
       [
         ['netboot/aa-bb/boot.ipxe', null, generated.length, '127.0.0.1', c.port],
         ['netboot/aa-bb/image.bin', join(outside, 'image.bin'), 50_000, '127.0.0.1', c.port],
         ['netboot/aa-bb/relative', join(svc.root, 'one.bin'), 1, '127.0.0.1', c.port],
-        ['one.bin', join(svc.root, 'one.bin'), 1, '127.0.0.1', c.port],
       ],
     );
     assert.ok(fetched.every((f) => f.durationMs >= 0));

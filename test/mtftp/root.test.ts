@@ -1,7 +1,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { normalizeRequestPath, TftpRoot } from '../../services/mtftp/tftp-root.ts';
@@ -32,19 +32,19 @@ before(() => {
 after(() => rmSync(dir, { recursive: true, force: true }));
 
 async function content(requested: string): Promise<string> {
-  const r = await root.open(requested);
+  const r = root.open(requested);
   assert.ok(r.ok, `${requested}: ${r.ok ? '' : r.reason}`);
   try {
-    return (await r.handle.readFile()).toString();
+    return readFileSync(r.fd).toString();
   } finally {
-    await r.handle.close();
+    closeSync(r.fd);
   }
 }
 
 async function refusal(requested: string): Promise<{ code: number; reason: string }> {
-  const r = await root.open(requested);
+  const r = root.open(requested);
   if (r.ok) {
-    await r.handle.close();
+    closeSync(r.fd);
     assert.fail(`${JSON.stringify(requested)} was served (${r.realPath})`);
   }
   return { code: r.code, reason: r.reason };
@@ -121,6 +121,6 @@ test('traversal corpus: nothing outside the root is ever opened', async () => {
 });
 
 test('a missing root is a refusal, not a crash', async () => {
-  const r = await new TftpRoot(join(dir, 'nope')).open('x');
+  const r = new TftpRoot(join(dir, 'nope')).open('x');
   assert.equal(r.ok, false);
 });

@@ -7,6 +7,7 @@ import { createSocket } from 'node:dgram';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { controlCall, controlSocketPath } from '../../services/shared/control.ts';
+import { ChannelClient, channelSocketPath } from '../../services/shared/local-channel.ts';
 import { InterfaceService } from '../../services/interface/interface-service.ts';
 import { decode, encode } from '../../services/server/dhcp-codec.ts';
 import { DhcpOptions, encodeOption } from '../../services/server/dhcp-options.ts';
@@ -152,7 +153,7 @@ test('non-PXE DHCP and malformed packets are dropped with a logged reason; valid
 test('once is consumed exactly once: by the fetched kernel, not by offers; the machine is then local durably', async () => {
   const s = await startSite(snapshots([{ mac: IPXE_MAC, action: { type: 'boot', image: 'lnx', once: true } }]));
   const c = await Client.open();
-  const sock = controlSocketPath(s.site.config.paths.data, 'server');
+  const channel = new ChannelClient(channelSocketPath(s.site.config.paths.data, 'server'));
   const kernel = 'netboot/52-54-00-12-34-56/image/lnx/lnx/vmlinuz';
   try {
     await serving(s);
@@ -161,15 +162,15 @@ test('once is consumed exactly once: by the fetched kernel, not by offers; the m
       c.send(withXid(IPXE_DISCOVER, xid), s.site.config.server.dhcpPort);
       assert.equal((await c.reply(xid)).packet.file, 'netboot/52-54-00-12-34-56/boot.ipxe');
     }
-    const script = await controlCall<TftpResolution>(sock, 'POST', '/tftp/resolve', { path: 'netboot/52-54-00-12-34-56/boot.ipxe', address: '127.0.0.1', port: 2000 });
+    const script = await channel.call<TftpResolution>('tftp.resolve', { path: 'netboot/52-54-00-12-34-56/boot.ipxe', address: '127.0.0.1', port: 2000 });
     assert.equal(script.type, 'content');
     assert.match(Buffer.from((script as { dataBase64: string }).dataBase64, 'base64').toString(), new RegExp(`^kernel /${kernel} console=ttyS0`, 'm'));
-    const file = await controlCall<TftpResolution>(sock, 'POST', '/tftp/resolve', { path: `/${kernel}`, address: '127.0.0.1', port: 2000 });
+    const file = await channel.call<TftpResolution>('tftp.resolve', { path: `/${kernel}`, address: '127.0.0.1', port: 2000 });
     assert.deepEqual(file, { type: 'file', path: join(s.site.config.paths.tftpRoot, 'lnx/vmlinuz') });
     // The initrd does not consume; the kernel does, once, however often it is fetched.
-    assert.deepEqual(await controlCall(sock, 'POST', '/tftp/fetched', { path: 'netboot/52-54-00-12-34-56/image/lnx/lnx/initrd.img', address: '127.0.0.1', port: 2000, bytes: 10, durationMs: 1 }), { consumed: false });
-    const first = await controlCall<{ consumed: boolean }>(sock, 'POST', '/tftp/fetched', { path: kernel, address: '127.0.0.1', port: 2000, bytes: 10, durationMs: 1 });
-    const second = await controlCall<{ consumed: boolean }>(sock, 'POST', '/tftp/fetched', { path: kernel, address: '127.0.0.1', port: 2001, bytes: 10, durationMs: 1 });
+    assert.deepEqual(await channel.call('tftp.fetched', { path: 'netboot/52-54-00-12-34-56/image/lnx/lnx/initrd.img', address: '127.0.0.1', port: 2000, bytes: 10, durationMs: 1 }), { consumed: false });
+    const first = await channel.call<{ consumed: boolean }>('tftp.fetched', { path: kernel, address: '127.0.0.1', port: 2000, bytes: 10, durationMs: 1 });
+    const second = await channel.call<{ consumed: boolean }>('tftp.fetched', { path: kernel, address: '127.0.0.1', port: 2001, bytes: 10, durationMs: 1 });
     assert.equal(first.consumed, true);
     assert.equal(second.consumed, false);
     // Immediately local here: no offer, and the script now exits.
@@ -185,6 +186,7 @@ test('once is consumed exactly once: by the fetched kernel, not by offers; the m
     assert.equal(c.count(4), 0);
   } finally {
     c.close();
+    channel.close();
     await s.stop();
   }
 });
@@ -197,7 +199,9 @@ test('a pxe-booted event made while the Interface is away is resent with the sam
     await serving(s);
     await settled(s.site);
     await s.iface.stop();
-    const r = await controlCall<{ consumed: boolean; eventId: string }>(sock, 'POST', '/tftp/fetched', { path: kernel, address: '127.0.0.1', port: 2000, bytes: 10, durationMs: 1 });
+    const channel = new ChannelClient(channelSocketPath(s.site.config.paths.data, 'server'));
+    const r = await channel.call<{ consumed: boolean; eventId: string }>('tftp.fetched', { path: kernel, address: '127.0.0.1', port: 2000, bytes: 10, durationMs: 1 });
+    channel.close();
     assert.equal(r.consumed, true);
     const pending = JSON.parse(readFileSync(join(s.site.config.paths.data, 'server', 'pending-events.json'), 'utf8')) as { eventId: string }[];
     assert.deepEqual(pending.map((p) => p.eventId), [r.eventId]);
