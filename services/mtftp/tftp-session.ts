@@ -41,6 +41,8 @@ export class TftpSession {
   private readonly oackPacket: Buffer | null;
   private timer: NodeJS.Timeout | null = null;
   private timerMs = 0;
+  /** When the OACK last went out (now()), for telling a repeated request from a crossed one. */
+  private oackSentAt = 0;
   /** A window waits for the read-ahead to bring its blocks in. */
   private waiting = false;
   private ended = false;
@@ -102,7 +104,9 @@ export class TftpSession {
   /** The client repeated its request on the TFTP port. */
   requestRepeated(): void {
     if (this.ended) return;
-    this.apply(this.machine.requestRepeated());
+    const step = this.machine.requestRepeated(this.now() - this.oackSentAt);
+    if (step.kind === 'stale' && this.machine.phase === 'oack') this.log.debug('repeated request crossed our OACK; not answered');
+    this.apply(step);
   }
 
   private onTimer(): void {
@@ -120,6 +124,7 @@ export class TftpSession {
       case 'send':
         if (this.machine.sendOack) {
           this.socket.send(this.oackPacket as Buffer);
+          this.oackSentAt = this.now();
           this.restartTimer();
         } else {
           this.transmit();

@@ -12,6 +12,10 @@
 // The OACK is repeated only when the client repeats its request (so it did not get the OACK),
 // never on our timer alone: if the client's ACK 0 was lost, a second OACK makes atftp abort
 // ("unexpected OACK"), while its own timer resends ACK 0. The timer still bounds the wait.
+// A repeat that arrives within REQUEST_CROSSING_MS of our OACK crossed it in flight (seen: an
+// RRQ held ~1 s behind a lost ARP reply lands just before the client's own retry); answering it
+// would send the client a second OACK, so it is ignored. If the OACK was in fact lost, the
+// client's next retry (>= 1 s later for every client we know) gets it.
 //
 // The retransmission interval doubles with each timeout without progress (up to a cap) and
 // drops back on progress. Besides sparing a congested link, this is what lets a receiver that
@@ -52,6 +56,9 @@ const STALE: Step = Object.freeze({ kind: 'stale', timer: 'keep' });
 const WAIT: Step = Object.freeze({ kind: 'wait', timer: 'restart' });
 const REFUSED: Step = Object.freeze({ kind: 'refused', timer: 'stop' });
 const ABORTED: Step = Object.freeze({ kind: 'aborted', timer: 'stop' });
+
+/** A repeated request this soon after our OACK is taken as having crossed it. */
+export const REQUEST_CROSSING_MS = 100;
 
 export type Phase = 'new' | 'oack' | 'data' | 'complete' | 'refused' | 'aborted';
 
@@ -136,9 +143,12 @@ export class TransferMachine {
     return SEND;
   }
 
-  /** The client sent its request again (same TID): it is still waiting for our first answer. */
-  requestRepeated(): Step {
-    if (this.phase !== 'oack') return STALE;
+  /**
+   * The client sent its request again (same TID): it is still waiting for our first answer,
+   * unless the repeat crossed our OACK (`msSinceOack` below REQUEST_CROSSING_MS).
+   */
+  requestRepeated(msSinceOack: number): Step {
+    if (this.phase !== 'oack' || msSinceOack < REQUEST_CROSSING_MS) return STALE;
     this.retransmits++;
     this.sendOack = true;
     return SEND;

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { waitFor } from '../helpers/env.ts';
 import type { BootHooks, FetchedInfo } from '../../services/mtftp/boot-hooks.ts';
 import { ack, logged, md5, md5File, putFile, rrq, run, ScriptedClient, scriptedDownload, startService, type RunningService } from './helpers.ts';
+import { REQUEST_CROSSING_MS } from '../../services/mtftp/transfer.ts';
 
 const fetched: FetchedInfo[] = [];
 const asked: string[] = [];
@@ -155,6 +156,28 @@ test('a repeated request from the same client port does not start a second trans
     await new Promise((r) => setTimeout(r, 100));
     const others = c.drain().filter((m) => m.rinfo.port !== first.rinfo.port);
     assert.deepEqual(others, [], 'only one transfer port answered');
+    await c.send(Buffer.from([0, 5, 0, 0, 0]), first.rinfo.port);
+  } finally {
+    c.close();
+  }
+});
+
+test('a repeated request that crossed our OACK gets no second OACK; a later one does', async () => {
+  // atftp aborts on a second OACK ("unexpected OACK"): seen when its first RRQ was held ~1 s
+  // behind a lost ARP reply and arrived just before its own retry.
+  const c = await ScriptedClient.open();
+  try {
+    const req = rrq('mid.bin', 'octet', { blksize: '1468', windowsize: '4' });
+    await c.send(req, svc.port);
+    await c.send(req, svc.port);
+    const first = await c.next();
+    assert.ok(first !== null && first.msg.readUInt16BE(0) === 6, 'an OACK');
+    await new Promise((r) => setTimeout(r, REQUEST_CROSSING_MS + 50));
+    assert.deepEqual(c.drain().map((m) => m.msg.readUInt16BE(0)), [], 'no second OACK for the crossed repeat');
+    // The client really missed it: its next retry, well after our OACK, is answered.
+    await c.send(req, svc.port);
+    const again = await c.next();
+    assert.ok(again !== null && again.msg.readUInt16BE(0) === 6 && again.rinfo.port === first.rinfo.port, 'the OACK again, from the same transfer');
     await c.send(Buffer.from([0, 5, 0, 0, 0]), first.rinfo.port);
   } finally {
     c.close();

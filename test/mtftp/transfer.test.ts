@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { negotiate } from '../../services/mtftp/options.ts';
-import { lastBlockFor, TransferMachine, wireBlock, type Step } from '../../services/mtftp/transfer.ts';
+import { lastBlockFor, REQUEST_CROSSING_MS, TransferMachine, wireBlock, type Step } from '../../services/mtftp/transfer.ts';
 
 const LIMITS = { maxBlockSize: 8192, maxWindowSize: 32, timeoutMs: 1000 };
 const opt = (name: string, value: string) => ({ name, value });
@@ -133,15 +133,17 @@ test('the OACK is repeated when the client repeats its request, not on our timer
   assert.equal(sent(m, m.start()), 'OACK');
   // Our timer: maybe the client's ACK 0 was lost; its own timer will resend it. Just wait.
   assert.deepEqual(m.timeout(), { kind: 'wait', timer: 'restart' });
-  // The client asks again: it never got the OACK.
-  assert.equal(sent(m, m.requestRepeated()), 'OACK');
+  // A repeat that arrives right after our OACK crossed it: the client will get that OACK.
+  assert.equal(m.requestRepeated(REQUEST_CROSSING_MS - 1).kind, 'stale');
+  // The client asks again later: it never got the OACK.
+  assert.equal(sent(m, m.requestRepeated(REQUEST_CROSSING_MS)), 'OACK');
   assert.deepEqual(m.timeout(), { kind: 'wait', timer: 'restart' });
   assert.deepEqual(m.timeout(), { kind: 'aborted', timer: 'stop' });
   // Once data flows, a late repeated request changes nothing.
   const d = new TransferMachine({ lastBlock: 100, windowSize: 1, retries: 2, oack: true, timeoutMs: 100, maxTimeoutMs: 1000 });
   d.start();
   d.ack(0);
-  assert.equal(d.requestRepeated().kind, 'stale');
+  assert.equal(d.requestRepeated(10_000).kind, 'stale');
 });
 
 test('the retransmission interval doubles without progress, up to the cap, and resets on progress', () => {
