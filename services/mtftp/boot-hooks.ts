@@ -1,8 +1,10 @@
 // The MTFTP service's two questions for the PXE server: what a virtual path (under `netboot/`)
 // means for this client, and "this client finished fetching this file" (for `once` actions).
-// In production they travel over the server's local channel; tests pass their own object.
+// In production they go to the server's local channel, the first mostly answered from the
+// followed copy of the server's view (server-view.ts); tests pass their own object.
 import { errorMessage } from '../shared/errors.ts';
-import { ChannelClient } from '../shared/local-channel.ts';
+import type { ChannelClient } from '../shared/local-channel.ts';
+import type { ServerView } from './server-view.ts';
 import type { Logger } from '../shared/logger.ts';
 
 /** Paths under this prefix are answered by the server, never looked up in the TFTP root. */
@@ -57,11 +59,15 @@ function parseReply(reply: unknown): VirtualTarget {
   throw new Error(`unexpected reply from the server: ${JSON.stringify(reply).slice(0, 200)}`);
 }
 
-/** Hooks that ask the PXE server over its local channel (`<data>/run/server.channel.sock`). */
-export function channelBootHooks(serverChannel: string, log: Logger, timeoutMs = 2000): BootHooks {
-  const channel = new ChannelClient(serverChannel, timeoutMs);
+/**
+ * Hooks for the PXE server on its local channel (`<data>/run/server.channel.sock`): netboot/ paths
+ * are resolved from the followed copy of the server's view when it is current, else asked for.
+ */
+export function serverBootHooks(channel: ChannelClient, view: ServerView, log: Logger): BootHooks {
   return {
     async resolveVirtual(path, client) {
+      const local = view.resolve(path);
+      if (local !== null) return parseReply(local);
       try {
         return parseReply(await channel.call<ResolveReply>('tftp.resolve', { path, address: client.address, port: client.port }));
       } catch (err) {

@@ -1,21 +1,24 @@
 // Composition root of the mtftp process: the TFTP service, boot hooks that ask the PXE server
-// over its local channel, and this process's own control socket (GET /status).
+// over its local channel (from the followed copy of its view when current), and this process's
+// own control socket (GET /status).
 import { configPathFrom, loadConfig, type Config } from '../shared/config.ts';
 import { ControlServer, controlSocketPath } from '../shared/control.ts';
 import { errorMessage } from '../shared/errors.ts';
-import { channelSocketPath } from '../shared/local-channel.ts';
+import { ChannelClient, channelSocketPath } from '../shared/local-channel.ts';
 import { runUntilSignal } from '../shared/lifecycle.ts';
 import { createLogger, type Logger } from '../shared/logger.ts';
-import { channelBootHooks } from './boot-hooks.ts';
+import { serverBootHooks } from './boot-hooks.ts';
 import { MtftpService } from './mtftp-service.ts';
+import { ServerView } from './server-view.ts';
 
 export async function main(config: Config, log: Logger): Promise<number> {
   const mlog = log.child({ service: 'mtftp' });
-  const hooks = channelBootHooks(channelSocketPath(config.paths.data, 'server'), mlog);
-  const service = new MtftpService(config, mlog, hooks);
+  const channel = new ChannelClient(channelSocketPath(config.paths.data, 'server'));
+  const view = new ServerView(channel, { tftpRoot: config.paths.tftpRoot, data: config.paths.data }, mlog);
+  const service = new MtftpService(config, mlog, serverBootHooks(channel, view, mlog));
   const control = new ControlServer(controlSocketPath(config.paths.data, 'mtftp'), { 'GET /status': () => service.status() }, mlog);
   // Control first, so status answers "starting" and "stopping" while the service changes state.
-  return runUntilSignal('mtftp', [control, service], mlog);
+  return runUntilSignal('mtftp', [control, view, service], mlog);
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {

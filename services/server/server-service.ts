@@ -24,6 +24,7 @@ import { readRelay, relayFields, type RelayRead } from './relay.ts';
 import { ServerAddresses, type AddressChoice, type AddressDeps, type AddressTarget, type Chosen } from './server-address.ts';
 import { isIPv4, isUnicast, matchSubnet, type SubnetConfig } from '../shared/config.ts';
 import { consumedBy, resolveTftpPath, type TftpResolution } from './tftp-resolve.ts';
+import { TftpViewPublisher } from './tftp-view.ts';
 import { readyPackagePath } from '../../images/layout.ts';
 
 export type ServerState = 'waiting-for-state' | 'serving' | 'stopping';
@@ -48,6 +49,7 @@ export class ServerService implements Lifecycle {
   private readonly transport: DhcpTransport;
   private readonly control: ControlServer;
   private readonly channel: ChannelServer;
+  private readonly view = new TftpViewPublisher();
   private readonly addresses: ServerAddresses;
   private readonly recent = new RecentRequests();
   private readonly segmentsEnabled: boolean;
@@ -65,7 +67,10 @@ export class ServerService implements Lifecycle {
     const host = config.interface.bind === '0.0.0.0' ? '127.0.0.1' : config.interface.bind;
     this.feed = new FeedClient(`ws://${host}:${config.interface.port}/feed`, {
       onState: (state, change) => this.onState(state, change),
-      onEventAck: (eventId) => this.events.acknowledge(eventId, this.feed.state),
+      onEventAck: (eventId) => {
+        this.events.acknowledge(eventId, this.feed.state);
+        this.publishConsumed();
+      },
       onConnected: () => this.resendEvents(),
     }, log.child({ part: 'feed' }));
     // Several segments only where broadcasts are received and sent: the wildcard bind.
@@ -82,6 +87,7 @@ export class ServerService implements Lifecycle {
     }, log.child({ part: 'control' }));
     // MTFTP's questions, on their own low-latency channel: a machine waits for each answer.
     this.channel = new ChannelServer(channelSocketPath(config.paths.data, 'server'), {
+      'tftp.follow': (_body, peer) => this.view.follow(peer, { state: this.feed.state, consumed: [...this.events.consumedMacs()] }),
       'tftp.resolve': (body) => this.resolve(body),
       'tftp.fetched': (body) => this.fetched(body),
     }, log.child({ part: 'channel' }));
@@ -118,6 +124,7 @@ export class ServerService implements Lifecycle {
 
   private onState(state: FeedState, change: FeedChange | null): void {
     this.events.onChange(change);
+    if (this.view.count > 0) this.view.publish({ ...(change === null ? { state } : { change }), consumed: [...this.events.consumedMacs()] });
     if (this.phase === 'waiting-for-state' && isComplete(state) && this.binding === null) this.bind();
   }
 
@@ -295,7 +302,12 @@ export class ServerService implements Lifecycle {
     const p = this.events.consume(hit.mac, hit.image, this.now());
     this.log.info('once boot consumed: machine is now local', { mac: hit.mac, image: hit.image, eventId: p.eventId, peer: `${body.address}:${body.port}` });
     this.feed.sendEvent(p.eventId, p.event);
+    this.publishConsumed();
     return { consumed: true, eventId: p.eventId };
+  }
+
+  private publishConsumed(): void {
+    if (this.view.count > 0) this.view.publish({ consumed: [...this.events.consumedMacs()] });
   }
 }
 

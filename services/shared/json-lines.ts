@@ -3,8 +3,8 @@
 // bytes in, documents out; the transports own the sockets.
 import { ProtocolError } from './errors.ts';
 
-/** Longest line accepted (a generated iPXE script travels base64 in one line). */
-export const MAX_LINE_BYTES = 4 * 1024 * 1024;
+/** Longest line accepted: a whole state (every client of a site) travels in one line. */
+export const MAX_LINE_BYTES = 64 * 1024 * 1024;
 
 const NEWLINE = 0x0a;
 

@@ -5,10 +5,13 @@
 // parser, the agent's socket pool); this costs about 0.08 ms. Like the control socket it lives in
 // <data>/run/, so only local users with access to the data folder reach it.
 //   request {id, op, body}   reply {id, ok: true, body} | {id, ok: false, error}
+//   push    {id: 0, push: topic, body}   (server to client, unasked; ids of requests start at 1)
+// A push goes to a connection that asked to follow something (`ChannelClient.follow`); it arrives
+// after that request's reply, in the order the server sent it.
 import { mkdirSync, rmSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { dirname, join } from 'node:path';
-import { NetbootError, errorMessage } from './errors.ts';
+import { NetbootError, ProtocolError, errorMessage } from './errors.ts';
 import { LineSplitter, decodeMessage, encodeLine } from './json-lines.ts';
 import type { Lifecycle } from './lifecycle.ts';
 import type { Logger } from './logger.ts';
@@ -18,8 +21,28 @@ export function channelSocketPath(dataDir: string, service: ServiceName): string
   return join(dataDir, 'run', `${service}.channel.sock`);
 }
 
-/** Returns the reply body (or a promise of it); a thrown NetbootError is a refusal sent back. */
-export type ChannelHandler = (body: unknown) => unknown;
+/**
+ * Returns the reply body (or a promise of it); a thrown NetbootError is a refusal sent back.
+ * `peer` is the asking connection, for handlers that push to it later.
+ */
+export type ChannelHandler = (body: unknown, peer: ChannelPeer) => unknown;
+
+/** One client connection, as a handler sees it. */
+export class ChannelPeer {
+  constructor(private readonly socket: Socket) {}
+
+  get open(): boolean {
+    return this.socket.writable;
+  }
+
+  push(topic: string, body: unknown): void {
+    send(this.socket, { id: 0, push: topic, body });
+  }
+
+  onClose(fn: () => void): void {
+    this.socket.once('close', fn);
+  }
+}
 
 export class ChannelServer implements Lifecycle {
   private server: Server | null = null;
@@ -54,6 +77,7 @@ export class ChannelServer implements Lifecycle {
 
   private onConnection(c: Socket): void {
     this.connections.add(c);
+    const peer = new ChannelPeer(c);
     const lines = new LineSplitter();
     c.on('close', () => this.connections.delete(c));
     c.on('error', (err) => this.log.debug('channel connection error', { reason: errorMessage(err) }));
@@ -67,11 +91,11 @@ export class ChannelServer implements Lifecycle {
         c.destroy();
         return;
       }
-      for (const line of got) this.onLine(c, line);
+      for (const line of got) this.onLine(c, peer, line);
     });
   }
 
-  private onLine(c: Socket, line: Buffer): void {
+  private onLine(c: Socket, peer: ChannelPeer, line: Buffer): void {
     let msg;
     try {
       msg = decodeMessage(line);
@@ -84,7 +108,7 @@ export class ChannelServer implements Lifecycle {
     if (handler === undefined) return send(c, { id, ok: false, error: `no such operation: ${JSON.stringify(msg.op)}` });
     let result: unknown;
     try {
-      result = handler(msg.body);
+      result = handler(msg.body, peer);
     } catch (err) {
       return this.refuse(c, id, msg.op as string, err);
     }
@@ -101,6 +125,12 @@ export class ChannelServer implements Lifecycle {
 
 function send(c: Socket, reply: unknown): void {
   if (c.writable) c.write(encodeLine(reply));
+}
+
+interface Follower {
+  readonly socket: Socket;
+  readonly onPush: (topic: string, body: unknown) => void;
+  readonly onLost: (reason: string) => void;
 }
 
 interface Pending {
@@ -121,6 +151,7 @@ export class ChannelClient {
   private socket: Socket | null = null;
   private nextId = 1;
   private readonly pending = new Map<number, Pending>();
+  private followers: Follower[] = [];
 
   constructor(
     private readonly socketPath: string,
@@ -140,14 +171,33 @@ export class ChannelClient {
     }
   }
 
+  /**
+   * A request whose reply starts a stream of pushes on this connection: `onPush` gets each one,
+   * `onLost` is called once when the connection ends (then follow again). No retry here.
+   */
+  async follow(op: string, body: unknown, onPush: (topic: string, body: unknown) => void, onLost: (reason: string) => void): Promise<unknown> {
+    const socket = this.connection();
+    const follower: Follower = { socket, onPush, onLost };
+    this.followers.push(follower);
+    try {
+      return await this.once(op, body, socket);
+    } catch (err) {
+      this.followers = this.followers.filter((f) => f !== follower);
+      throw err;
+    }
+  }
+
   /** Drops the connection; calls in flight fail. */
   close(): void {
     this.socket?.destroy();
     this.socket = null;
   }
 
-  private once(op: string, body: unknown): Promise<unknown> {
-    const socket = this.socket !== null && !this.socket.destroyed ? this.socket : this.open();
+  private connection(): Socket {
+    return this.socket !== null && !this.socket.destroyed ? this.socket : this.open();
+  }
+
+  private once(op: string, body: unknown, socket = this.connection()): Promise<unknown> {
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -176,10 +226,13 @@ export class ChannelClient {
         this.pending.delete(id);
         p.reject(new ChannelClosed(`${this.socketPath}: ${reason}`));
       }
+      const lost = this.followers.filter((f) => f.socket === socket);
+      this.followers = this.followers.filter((f) => f.socket !== socket);
+      for (const f of lost) f.onLost(reason);
     });
     socket.on('data', (chunk: Buffer) => {
       try {
-        for (const line of lines.push(chunk)) this.onReply(line);
+        for (const line of lines.push(chunk)) this.onMessage(socket, line);
       } catch (err) {
         reason = `bad reply: ${errorMessage(err)}`;
         socket.destroy();
@@ -188,8 +241,13 @@ export class ChannelClient {
     return socket;
   }
 
-  private onReply(line: Buffer): void {
+  private onMessage(socket: Socket, line: Buffer): void {
     const msg = decodeMessage(line);
+    if (msg.id === 0) {
+      if (typeof msg.push !== 'string') throw new ProtocolError('channel', 'a push without a topic');
+      for (const f of this.followers) if (f.socket === socket) f.onPush(msg.push, msg.body);
+      return;
+    }
     const p = this.pending.get(msg.id);
     if (p === undefined) return; // timed out already
     this.pending.delete(msg.id);

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { NetbootError, ProtocolError } from '../../services/shared/errors.ts';
 import { LineSplitter, decodeMessage, encodeLine } from '../../services/shared/json-lines.ts';
-import { ChannelClient, ChannelServer, channelSocketPath } from '../../services/shared/local-channel.ts';
+import { ChannelClient, ChannelServer, channelSocketPath, type ChannelPeer } from '../../services/shared/local-channel.ts';
 import { createMemoryLogger } from '../../services/shared/logger.ts';
 import { waitFor } from '../helpers/env.ts';
 
@@ -98,9 +98,9 @@ test('channel: bad lines from a raw connection are dropped with a reason; an ove
     assert.deepEqual(log.records.filter((r) => r.msg === 'channel message dropped').map((r) => r.reason), [
       'channel: line is not JSON', 'channel: message has no id', 'channel: message is not a JSON object',
     ]);
-    raw.write(Buffer.alloc(4 * 1024 * 1024 + 1, 0x61));
+    raw.write(Buffer.alloc(64 * 1024 * 1024 + 1, 0x61));
     await closed;
-    assert.ok(log.records.some((r) => r.msg === 'channel connection dropped' && r.reason === 'channel: line longer than 4194304 bytes'));
+    assert.ok(log.records.some((r) => r.msg === 'channel connection dropped' && r.reason === 'channel: line longer than 67108864 bytes'));
     assert.equal(await client.call('echo', 'others unaffected'), 'others unaffected');
   } finally {
     raw.destroy();
@@ -126,6 +126,40 @@ test('channel: a server restart under a kept-open connection costs one retry; no
     await s.start();
     await assert.rejects(client.call('slow', { ms: 1000 }), { code: 'CHANNEL_TIMEOUT', message: `${path}: no reply within 300 ms` });
     assert.equal(await client.call('echo', 4), 4, 'a late reply to a timed-out call is ignored');
+  } finally {
+    client.close();
+    await s.stop();
+  }
+});
+
+test('channel: follow gets the reply, then every push in order; the follower hears when the connection ends', async () => {
+  const path = channelSocketPath(join(dir, 'd'), 'server');
+  const peers: ChannelPeer[] = [];
+  const s = new ChannelServer(path, {
+    follow: (_body, peer) => {
+      peers.push(peer);
+      // Pushed in the same turn as the reply: they must still arrive after it.
+      queueMicrotask(() => peer.push('t', 1));
+      return 'snapshot';
+    },
+    echo: (body) => body,
+  }, createMemoryLogger());
+  await s.start();
+  const client = new ChannelClient(path);
+  const seen: unknown[] = [];
+  let lost = '';
+  try {
+    const reply = await client.follow('follow', null, (topic, body) => seen.push([topic, body]), (reason) => (lost = reason));
+    seen.unshift(['reply', reply]);
+    for (let i = 2; i <= 5; i++) peers[0]!.push('t', i);
+    assert.equal(await client.call('echo', 'between pushes'), 'between pushes');
+    await waitFor('five pushes', () => (seen.length === 6 ? true : undefined));
+    assert.deepEqual(seen, [['reply', 'snapshot'], ['t', 1], ['t', 2], ['t', 3], ['t', 4], ['t', 5]]);
+    assert.equal(peers[0]!.open, true);
+    await s.stop();
+    await waitFor('lost', () => (lost !== '' ? true : undefined));
+    assert.equal(peers[0]!.open, false);
+    await assert.rejects(client.follow('follow', null, () => undefined, () => undefined), { code: 'CHANNEL_CLOSED' });
   } finally {
     client.close();
     await s.stop();
