@@ -61,6 +61,7 @@ export class ServerView implements Lifecycle {
   private follow(): void {
     this.channel.follow('tftp.follow', null, (topic, body) => this.onPush(topic, body), (reason) => this.lost(reason)).then(
       (body) => {
+        if (!this.running) return;
         const view = body as TftpView;
         if (!isState(view?.state) || !isMacList(view.consumed)) return this.resync('the server sent a view of the wrong shape');
         this.state = view.state;
