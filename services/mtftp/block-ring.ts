@@ -61,7 +61,8 @@ export class BlockRing {
   lo = 1;
   hi = 0;
   reading = false;
-  private readonly stride: number;
+  /** Bytes per slot: one whole DATA packet (header + blockSize). */
+  readonly stride: number;
   private buf: Buffer;
   private packets: Buffer[] = [];
   private payloads: Buffer[] = [];
@@ -97,6 +98,20 @@ export class BlockRing {
 
   has(first: number, last: number): boolean {
     return first >= this.lo && last <= this.hi;
+  }
+
+  /** The buffer holding every slot (slot i at i * stride); replaced by detach(). */
+  get buffer(): Buffer {
+    return this.buf;
+  }
+
+  slotOf(n: number): number {
+    return (n - 1) % this.capacity;
+  }
+
+  /** Length of resident block n's DATA packet (only the last block is short). */
+  packetLength(n: number): number {
+    return n === this.lastBlock && this.lastPacket !== null ? this.lastPacket.length : this.stride;
   }
 
   /** The DATA packet for resident block n. */

@@ -13,6 +13,8 @@ export interface MtftpStatus {
   readonly state: 'starting' | 'serving' | 'stopping';
   readonly ports: { readonly tftp: number };
   readonly transfers: number;
+  /** How transfer sockets send: native UDP GSO, native sendmmsg, or node:dgram. */
+  readonly sendPath: 'gso' | 'sendmmsg' | 'dgram';
 }
 
 export class MtftpService implements Lifecycle {
@@ -27,6 +29,7 @@ export class MtftpService implements Lifecycle {
       limits: { maxBlockSize: m.maxBlockSize, maxWindowSize: m.maxWindowSize, timeoutMs: m.timeoutMs, retries: m.retries },
       hooks,
       log,
+      sendPath: m.sendPath,
     });
   }
 
@@ -43,6 +46,10 @@ export class MtftpService implements Lifecycle {
     return this.server.port;
   }
 
+  get sendPath(): 'gso' | 'sendmmsg' | 'dgram' {
+    return this.server.sendPath;
+  }
+
   get activeTransfers(): number {
     return this.server.activeTransfers;
   }
@@ -55,6 +62,7 @@ export class MtftpService implements Lifecycle {
       state: s === 'serving' ? 'serving' : s === 'new' || s === 'starting' ? 'starting' : 'stopping',
       ports: { tftp: this.server.port },
       transfers: this.server.activeTransfers,
+      sendPath: this.server.sendPath,
     };
   }
 }

@@ -153,8 +153,8 @@ export function encode(p: TftpPacket): Buffer {
 // Hot-path helpers for the transfer loop: no allocation, no throw.
 
 /** The block number of an ACK, or -1 when `buf` is not a well-formed ACK. */
-export function ackBlock(buf: Buffer): number {
-  return buf.length >= 4 && buf[0] === 0 && buf[1] === OPCODE.ACK ? (buf[2] as number) * 256 + (buf[3] as number) : -1;
+export function ackBlock(buf: Buffer, length = buf.length): number {
+  return length >= 4 && buf[0] === 0 && buf[1] === OPCODE.ACK ? (buf[2] as number) * 256 + (buf[3] as number) : -1;
 }
 
 /** Writes a DATA header (opcode, 16-bit block number) at the start of `buf`. */

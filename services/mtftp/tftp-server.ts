@@ -2,17 +2,20 @@
 // a shared socket for error replies to requests (a fresh TID, as RFC 1350 asks, without a bind
 // per probe for a missing file). Every datagram handler has one guard: a bad packet is dropped
 // with a logged reason and the service keeps serving.
-import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
+import type { RemoteInfo, Socket } from 'node:dgram';
+import type { SendPath } from '../shared/config.ts';
 import { errorMessage } from '../shared/errors.ts';
 import type { Lifecycle } from '../shared/lifecycle.ts';
 import type { Logger } from '../shared/logger.ts';
 import { BlockRing } from './block-ring.ts';
 import type { BootHooks } from './boot-hooks.ts';
+import { chooseSendPath, loadNativeLink, NativeLinks } from './native-link.ts';
 import { negotiate, type NegotiationLimits } from './options.ts';
 import { resolveTarget, type Target } from './request-target.ts';
 import { decode, errorPacket, TFTP_ERROR, type RequestPacket } from './tftp-codec.ts';
 import type { TftpRoot } from './tftp-root.ts';
 import { TftpSession, type SessionEnd } from './tftp-session.ts';
+import { bindSocket, DgramLink, type TransferLink } from './transfer-link.ts';
 import { lastBlockFor, TransferMachine } from './transfer.ts';
 
 export interface TftpServerOptions {
@@ -22,6 +25,8 @@ export interface TftpServerOptions {
   readonly limits: NegotiationLimits & { readonly retries: number };
   readonly hooks: BootHooks;
   readonly log: Logger;
+  /** How transfer sockets send (default auto: native GSO, else sendmmsg, else node:dgram). */
+  readonly sendPath?: SendPath;
 }
 
 export type ServerState = 'new' | 'starting' | 'serving' | 'stopping' | 'stopped';
@@ -45,6 +50,9 @@ export class TftpServer implements Lifecycle {
   /** Keyed by the client's address:port (its TID): one transfer per client TID. */
   private readonly slots = new Map<string, Slot>();
   private boundPort = 0;
+  /** Native transfer sockets, or null for node:dgram ones. */
+  private links: NativeLinks | null = null;
+  private sendKind: 'gso' | 'sendmmsg' | 'dgram' = 'dgram';
 
   constructor(private readonly opts: TftpServerOptions) {}
 
@@ -57,9 +65,18 @@ export class TftpServer implements Lifecycle {
     return this.slots.size;
   }
 
+  /** The send path transfers use (known once started). */
+  get sendPath(): 'gso' | 'sendmmsg' | 'dgram' {
+    return this.sendKind;
+  }
+
   async start(): Promise<void> {
     this.state = 'starting';
     const { bind, port, log } = this.opts;
+    const support = loadNativeLink();
+    const choice = chooseSendPath(this.opts.sendPath ?? 'auto', support);
+    this.sendKind = choice.kind;
+    this.links = support.ok && choice.kind !== 'dgram' ? new NativeLinks(support.addon, choice.kind === 'gso') : null;
     this.listener = await bindSocket(bind, port);
     this.replier = await bindSocket(bind, 0);
     this.replier.on('error', (err) => log.warn('error-reply socket error', { err }));
@@ -73,7 +90,7 @@ export class TftpServer implements Lifecycle {
     });
     this.boundPort = this.listener.address().port;
     this.state = 'serving';
-    log.info('TFTP listening', { bind, port: this.boundPort, root: this.opts.root.dir });
+    log.info('TFTP listening', { bind, port: this.boundPort, root: this.opts.root.dir, sendPath: choice.kind, sendPathReason: choice.reason });
   }
 
   async stop(): Promise<void> {
@@ -159,14 +176,14 @@ export class TftpServer implements Lifecycle {
       this.replyError(rinfo, TFTP_ERROR.NOT_DEFINED, 'server shutting down');
       return;
     }
-    let socket: Socket | null = null;
+    let link: TransferLink | null = null;
     try {
       const n = negotiate(req.options, limits, target.source.size);
-      socket = await bindSocket(bind, 0, rinfo);
+      link = this.links !== null ? this.links.open(bind, client) : new DgramLink(await bindSocket(bind, 0, client), client);
       if (this.state !== 'serving') throw new Error('server stopping');
       const lastBlock = lastBlockFor(target.source.size, n.blockSize);
       const sendBuffer = n.windowSize * (n.blockSize + 64);
-      if (sendBuffer > socket.getSendBufferSize()) trySetSendBuffer(socket, sendBuffer);
+      if (sendBuffer > link.sendBufferSize()) trySetSendBuffer(link, sendBuffer);
       const tlog = log.child({ peer, file: target.path });
       const machine = new TransferMachine({
         lastBlock,
@@ -177,7 +194,7 @@ export class TftpServer implements Lifecycle {
         maxTimeoutMs: MAX_RETRANSMIT_INTERVAL_MS,
       });
       const ring = new BlockRing(target.source, n.blockSize, lastBlock, n.windowSize);
-      const session = new TftpSession({ socket, peer: client, machine, source: target.source, ring, oack: n.reply, log: tlog });
+      const session = new TftpSession({ link, machine, source: target.source, ring, oack: n.reply, log: tlog });
       this.slots.set(peer, { kind: 'session', session });
       // First packet out, then the log line (a synchronous write when stdout is a pipe).
       session.start();
@@ -194,7 +211,7 @@ export class TftpServer implements Lifecycle {
       });
       void session.done.then((end) => this.finished(peer, target, end, tlog));
     } catch (err) {
-      socket?.close();
+      link?.close();
       await target.source.close().catch(() => undefined);
       throw err;
     }
@@ -231,33 +248,10 @@ function splitPeer(peer: string): [string, number] {
   return [peer.slice(0, i), Number(peer.slice(i + 1))];
 }
 
-function trySetSendBuffer(socket: Socket, bytes: number): void {
+function trySetSendBuffer(link: TransferLink, bytes: number): void {
   try {
-    socket.setSendBufferSize(bytes); // the kernel caps it at net.core.wmem_max
+    link.setSendBufferSize(bytes); // the kernel caps it at net.core.wmem_max
   } catch {
     // Not fatal: a full buffer only queues sends in libuv.
   }
-}
-
-/** A UDP socket bound to address:port, connected to `peer` when given. */
-function bindSocket(address: string, port: number, peer?: RemoteInfo): Promise<Socket> {
-  const socket = createSocket({ type: 'udp4' });
-  return new Promise<Socket>((resolve, reject) => {
-    const fail = (err: Error): void => {
-      socket.close();
-      reject(err);
-    };
-    socket.once('error', fail);
-    socket.bind({ port, address, exclusive: true }, () => {
-      if (peer === undefined) {
-        socket.removeListener('error', fail);
-        resolve(socket);
-        return;
-      }
-      socket.connect(peer.port, peer.address, () => {
-        socket.removeListener('error', fail);
-        resolve(socket);
-      });
-    });
-  });
 }

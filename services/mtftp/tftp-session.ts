@@ -1,12 +1,12 @@
-// One read transfer on the wire: owns its connected UDP socket (the server's TID), the
+// One read transfer on the wire: owns its link (a connected UDP socket: the server's TID), the
 // retransmission timer and the read-ahead ring, and feeds events to the TransferMachine.
 // The socket is connected to the client, so the kernel drops datagrams from any other address
 // or port: nobody else can ACK, abort or confuse this transfer (RFC 1350 section 4 TIDs).
-import type { Socket, RemoteInfo } from 'node:dgram';
 import type { Logger } from '../shared/logger.ts';
 import { errorMessage } from '../shared/errors.ts';
 import type { BlockRing, BlockSource } from './block-ring.ts';
 import { ackBlock, decode, encode, errorPacket, TFTP_ERROR, type TftpOption } from './tftp-codec.ts';
+import type { TransferLink } from './transfer-link.ts';
 import type { Step, TransferMachine } from './transfer.ts';
 
 export type Outcome = 'complete' | 'refused' | 'aborted' | 'shutdown';
@@ -20,8 +20,7 @@ export interface SessionEnd {
 }
 
 export interface SessionParts {
-  readonly socket: Socket;
-  readonly peer: { readonly address: string; readonly port: number };
+  readonly link: TransferLink;
   readonly machine: TransferMachine;
   readonly source: BlockSource;
   readonly ring: BlockRing;
@@ -32,7 +31,7 @@ export interface SessionParts {
 }
 
 export class TftpSession {
-  private readonly socket: Socket;
+  private readonly link: TransferLink;
   private readonly machine: TransferMachine;
   private readonly ring: BlockRing;
   private readonly log: Logger;
@@ -45,12 +44,15 @@ export class TftpSession {
   private oackSentAt = 0;
   /** A window waits for the read-ahead to bring its blocks in. */
   private waiting = false;
+  /** Blocks the link could not take yet (its send buffer was full): sent when it is writable. */
+  private blockedFirst = 0;
+  private blockedLast = -1;
   private ended = false;
   readonly done: Promise<SessionEnd>;
   private resolveDone!: (end: SessionEnd) => void;
 
   constructor(private readonly parts: SessionParts) {
-    this.socket = parts.socket;
+    this.link = parts.link;
     this.machine = parts.machine;
     this.ring = parts.ring;
     this.log = parts.log;
@@ -61,8 +63,11 @@ export class TftpSession {
   }
 
   start(): void {
-    this.socket.on('message', (msg, rinfo) => this.onMessage(msg, rinfo));
-    this.socket.on('error', (err) => this.onSocketError(err));
+    this.link.listen({
+      datagram: (buf, length) => this.onDatagram(buf, length),
+      error: (err) => this.onSocketError(err),
+      writable: () => this.onWritable(),
+    });
     this.timerMs = this.machine.timerMs;
     this.timer = setTimeout(() => this.onTimer(), this.timerMs);
     this.apply(this.machine.start());
@@ -75,23 +80,18 @@ export class TftpSession {
     this.end('shutdown', 'server shutting down');
   }
 
-  private onMessage(msg: Buffer, rinfo: RemoteInfo): void {
+  private onDatagram(buf: Buffer, length: number): void {
     if (this.ended) return;
-    if (rinfo.port !== this.parts.peer.port || rinfo.address !== this.parts.peer.address) {
-      // Cannot happen on a connected socket; kept so a change there cannot open a hole.
-      this.log.debug('ignored datagram from another address', { from: `${rinfo.address}:${rinfo.port}` });
-      return;
-    }
-    const block = ackBlock(msg);
+    const block = ackBlock(buf, length);
     if (block >= 0) {
       this.apply(this.machine.ack(block));
       return;
     }
     let packet;
     try {
-      packet = decode(msg);
+      packet = decode(buf.subarray(0, length));
     } catch (err) {
-      this.log.info('dropped malformed datagram from client', { reason: errorMessage(err), bytes: msg.length });
+      this.log.info('dropped malformed datagram from client', { reason: errorMessage(err), bytes: length });
       return;
     }
     if (packet.op === 'ERROR') {
@@ -123,7 +123,7 @@ export class TftpSession {
     switch (step.kind) {
       case 'send':
         if (this.machine.sendOack) {
-          this.socket.send(this.oackPacket as Buffer);
+          this.link.send(this.oackPacket as Buffer);
           this.oackSentAt = this.now();
           this.restartTimer();
         } else {
@@ -159,17 +159,37 @@ export class TftpSession {
       return;
     }
     this.waiting = false;
-    const socket = this.socket;
-    const ring = this.ring;
-    for (let n = first; n <= last; n++) socket.send(ring.packet(n));
     this.restartTimer();
+    if (this.blockedLast >= this.blockedFirst) {
+      // Still waiting for room: this range replaces the one not yet sent (go-back-N resends anyway).
+      this.blockedFirst = first;
+      this.blockedLast = last;
+      return;
+    }
+    this.sendRange(first, last);
+    this.readAhead();
+  }
+
+  private sendRange(first: number, last: number): void {
+    const sent = this.link.sendBlocks(this.ring, first, last);
+    if (this.ended) return;
+    this.blockedFirst = first + sent;
+    this.blockedLast = last;
+  }
+
+  private onWritable(): void {
+    if (this.ended || this.blockedLast < this.blockedFirst) return;
+    const first = Math.max(this.blockedFirst, this.machine.base);
+    const last = this.blockedLast;
+    this.blockedLast = -1;
+    if (first <= last && this.ring.has(first, last)) this.sendRange(first, last);
     this.readAhead();
   }
 
   private readAhead(): void {
     const base = this.machine.base;
     if (this.ended || !this.ring.wantsRead(base)) return;
-    if (this.socket.getSendQueueCount() > 0) this.ring.detach();
+    if (this.link.holdsBuffers()) this.ring.detach();
     this.ring.read(base).then(
       () => {
         if (this.ended) return;
@@ -198,7 +218,7 @@ export class TftpSession {
 
   private sendError(code: number, message: string): void {
     try {
-      this.socket.send(errorPacket(code, message));
+      this.link.send(errorPacket(code, message));
     } catch {
       // The socket may already be closed; the client will time out on its own.
     }
@@ -210,7 +230,7 @@ export class TftpSession {
     if (this.timer !== null) clearTimeout(this.timer);
     this.timer = null;
     try {
-      this.socket.close();
+      this.link.close();
     } catch {
       // Already closed.
     }

@@ -9,6 +9,10 @@ import { isLogLevel, type LogLevel } from './logger.ts';
 
 export const DEFAULT_CONFIG_PATH = '/etc/netboot/netboot.toml';
 
+/** MTFTP transfer sockets: `auto` picks gso, else sendmmsg (native addon), else dgram (node:dgram). */
+export const SEND_PATHS = ['auto', 'gso', 'sendmmsg', 'dgram'] as const;
+export type SendPath = (typeof SEND_PATHS)[number];
+
 export interface PeerConfig {
   readonly id: string;
   /** host:port of the peer's Interface (TCP 490 by default). */
@@ -53,6 +57,8 @@ export interface Config {
     readonly maxWindowSize: number;
     readonly timeoutMs: number;
     readonly retries: number;
+    /** How transfer sockets send: native addon with UDP GSO or sendmmsg, node:dgram, or the best available. */
+    readonly sendPath: SendPath;
   };
   readonly interface: {
     readonly port: number;
@@ -272,7 +278,9 @@ export function buildConfig(raw: Raw, source: string, baseDir: string): Config {
     subnets: readSubnets(r, s.subnets),
   };
 
-  const m = r.section(raw, 'mtftp', ['port', 'bind', 'max_block_size', 'max_window_size', 'timeout_ms', 'retries']);
+  const m = r.section(raw, 'mtftp', ['port', 'bind', 'max_block_size', 'max_window_size', 'timeout_ms', 'retries', 'send_path']);
+  const sendPathRaw = r.string(m, '[mtftp]', 'send_path', 'auto');
+  if (!(SEND_PATHS as readonly string[]).includes(sendPathRaw)) r.problems.push(`[mtftp] send_path: must be one of ${SEND_PATHS.join(', ')}`);
   const mtftp = {
     port: r.int(m, '[mtftp]', 'port', 69, ...PORT),
     bind: r.ipv4(m, '[mtftp]', 'bind', '0.0.0.0') ?? '0.0.0.0',
@@ -280,6 +288,7 @@ export function buildConfig(raw: Raw, source: string, baseDir: string): Config {
     maxWindowSize: r.int(m, '[mtftp]', 'max_window_size', 64, 1, 65535),
     timeoutMs: r.int(m, '[mtftp]', 'timeout_ms', 1000, 10, 255000),
     retries: r.int(m, '[mtftp]', 'retries', 6, 1, 100),
+    sendPath: (SEND_PATHS as readonly string[]).includes(sendPathRaw) ? (sendPathRaw as SendPath) : 'auto',
   };
 
   const i = r.section(raw, 'interface', ['port', 'bind', 'settle_ms', 'parse_retry_ms']);

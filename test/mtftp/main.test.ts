@@ -56,7 +56,7 @@ test('main: status on the control socket, virtual paths via the PXE server, fetc
     'mtftp serving',
     async () => {
       try {
-        const s = await controlCall<{ state: string }>(mtftpSock, 'GET', '/status');
+        const s = await controlCall<{ state: string; sendPath: string }>(mtftpSock, 'GET', '/status');
         return s.state === 'serving' ? s : undefined;
       } catch {
         return undefined;
@@ -65,7 +65,8 @@ test('main: status on the control socket, virtual paths via the PXE server, fetc
     20000,
     100,
   );
-  assert.deepEqual(status, { service: 'mtftp', pid: child.pid, state: 'serving', ports: { tftp: config.mtftp.port }, transfers: 0 });
+  assert.deepEqual(status, { service: 'mtftp', pid: child.pid, state: 'serving', ports: { tftp: config.mtftp.port }, transfers: 0, sendPath: status.sendPath });
+  assert.ok(['gso', 'sendmmsg', 'dgram'].includes(status.sendPath));
 
   const port = String(config.mtftp.port);
   const out = join(site.dir, 'dl');

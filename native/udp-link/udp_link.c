@@ -1,0 +1,505 @@
+// udp_link: one connected UDP socket for one TFTP transfer, owned here and polled on Node's own
+// libuv loop (no threads). Its only jobs are the ones node:dgram does slowly per datagram:
+//   - receive into one caller-given buffer and hand JS just the length (no Buffer, no rinfo
+//     object, no 64 KiB allocation per datagram),
+//   - send a run of equal-stride packets from one buffer in as few system calls as possible:
+//     UDP GSO (one sendmsg with UDP_SEGMENT per up to 64 segments) or sendmmsg,
+//   - a predicted turn: JS arms "if the next datagram is exactly these bytes, send this run", so
+//     in lock-step the next window leaves before the event reaches JS (JS then checks it).
+// Every protocol decision stays in TypeScript (tftp-codec.ts, transfer.ts); this file does not
+// know what a TFTP packet is.
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/udp.h>
+#include <node_api.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <uv.h>
+
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103
+#endif
+#ifndef SOL_UDP
+#define SOL_UDP 17
+#endif
+
+// Linux caps a GSO send at 64 segments (UDP_MAX_SEGMENTS, raised later) and one IPv4 datagram.
+#define MAX_GSO_SEGMENTS 64
+#define MAX_UDP_PAYLOAD 65507
+#define MMSG_BATCH 64
+// Datagrams handled per readable event before yielding to the rest of the loop.
+#define RECV_BUDGET 64
+
+typedef struct {
+  uv_poll_t poll;
+  int fd;
+  int gso;        // 1: send runs with UDP_SEGMENT, 0: sendmmsg
+  int closing;    // close() was called: uv_close is under way or done
+  int closed;     // the uv close callback ran (fd closed)
+  int unwrapped;  // the JS object was collected
+  int events;     // events the poll is started for
+  napi_env env;
+  napi_ref on_datagram, on_error, on_writable, rx_ref;
+  napi_async_context async;
+  uint8_t* rx;
+  size_t rx_len;
+  // The armed turn: `expect` is the datagram that fires it, the run lies in run_buf.
+  int armed;
+  uint8_t expect[16];
+  size_t expect_len;
+  uint32_t arm_offset, arm_stride, arm_count, arm_final;
+  napi_ref run_ref;
+  uint8_t* run_buf;
+  size_t run_len;
+} link_t;
+
+static ssize_t send_run(link_t* l, uint8_t* base, size_t stride, size_t count, size_t final_len);
+
+static int gso_probe = -1;  // -1 unknown, else 0/1
+
+static napi_value throw_errno(napi_env env, int err, const char* what) {
+  char msg[160];
+  snprintf(msg, sizeof msg, "%s: %s", what, strerror(err));
+  const char* code = err == EADDRNOTAVAIL ? "EADDRNOTAVAIL" : err == EADDRINUSE ? "EADDRINUSE" : err == EACCES ? "EACCES" : "ESOCKET";
+  napi_throw_error(env, code, msg);
+  return NULL;
+}
+
+static void free_link(link_t* l) {
+  free(l);
+}
+
+static void on_closed(uv_handle_t* h) {
+  link_t* l = (link_t*)h->data;
+  close(l->fd);
+  l->closed = 1;
+  if (l->unwrapped) free_link(l);
+}
+
+static void drop_refs(link_t* l) {
+  napi_ref* refs[] = {&l->on_datagram, &l->on_error, &l->on_writable, &l->rx_ref, &l->run_ref};
+  for (size_t i = 0; i < sizeof refs / sizeof refs[0]; i++) {
+    if (*refs[i] != NULL) napi_delete_reference(l->env, *refs[i]);
+    *refs[i] = NULL;
+  }
+  if (l->async != NULL) napi_async_destroy(l->env, l->async);
+  l->async = NULL;
+}
+
+static void close_link(link_t* l) {
+  if (l->closing) return;
+  l->closing = 1;
+  drop_refs(l);
+  uv_poll_stop(&l->poll);
+  uv_close((uv_handle_t*)&l->poll, on_closed);
+}
+
+// Calls a JS handler as a top-level callback (microtasks and nextTicks run after it, as for any
+// I/O callback). A thrown exception goes to process 'uncaughtException', like any other.
+static void call_js(link_t* l, napi_ref fn_ref, size_t argc, napi_value* argv) {
+  napi_env env = l->env;
+  napi_handle_scope scope;
+  napi_open_handle_scope(env, &scope);
+  napi_value fn, recv, result;
+  napi_get_reference_value(env, fn_ref, &fn);
+  napi_get_global(env, &recv);  // MakeCallback needs an object receiver
+  if (napi_make_callback(env, l->async, recv, fn, argc, argv, &result) == napi_pending_exception) {
+    napi_value err;
+    napi_get_and_clear_last_exception(env, &err);
+    napi_fatal_exception(env, err);
+  }
+  napi_close_handle_scope(env, scope);
+}
+
+static void report_error(link_t* l, int err) {
+  napi_handle_scope scope;
+  napi_open_handle_scope(l->env, &scope);
+  napi_value argv[1];
+  napi_create_string_utf8(l->env, strerror(err), NAPI_AUTO_LENGTH, &argv[0]);
+  call_js(l, l->on_error, 1, argv);
+  napi_close_handle_scope(l->env, scope);
+}
+
+static void on_poll(uv_poll_t* h, int status, int events) {
+  link_t* l = (link_t*)h->data;
+  if (l->closing) return;
+  if (status < 0) {
+    // libuv stops the poll on POLLERR; the socket's pending error says why (ICMP unreachable).
+    int err = 0;
+    socklen_t len = sizeof err;
+    getsockopt(l->fd, SOL_SOCKET, SO_ERROR, &err, &len);
+    report_error(l, err != 0 ? err : -status);
+    return;
+  }
+  if (events & UV_WRITABLE) {
+    l->events = UV_READABLE;
+    uv_poll_start(&l->poll, l->events, on_poll);
+    call_js(l, l->on_writable, 0, NULL);
+    if (l->closing) return;
+  }
+  if (!(events & UV_READABLE)) return;
+  for (int i = 0; i < RECV_BUDGET && !l->closing; i++) {
+    ssize_t n = recv(l->fd, l->rx, l->rx_len, MSG_DONTWAIT);
+    if (n < 0) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+      if (errno == EINTR) continue;
+      report_error(l, errno);
+      return;
+    }
+    // -1: the turn was not armed or this is not the datagram it waits for; else blocks sent.
+    ssize_t presend = -1;
+    if (l->armed) {
+      l->armed = 0;
+      if ((size_t)n == l->expect_len && memcmp(l->rx, l->expect, l->expect_len) == 0)
+        presend = send_run(l, l->run_buf + l->arm_offset, l->arm_stride, l->arm_count, l->arm_final);
+    }
+    napi_handle_scope scope;
+    napi_open_handle_scope(l->env, &scope);
+    napi_value argv[2];
+    napi_create_uint32(l->env, (uint32_t)n, &argv[0]);
+    napi_create_int64(l->env, presend, &argv[1]);
+    call_js(l, l->on_datagram, 2, argv);
+    napi_close_handle_scope(l->env, scope);
+  }
+}
+
+static void finalize(napi_env env, void* data, void* hint) {
+  (void)hint;
+  link_t* l = (link_t*)data;
+  l->env = env;
+  if (!l->closing) close_link(l);
+  l->unwrapped = 1;
+  if (l->closed) free_link(l);
+}
+
+static int parse_ipv4(napi_env env, napi_value v, struct in_addr* out) {
+  char s[64];
+  size_t len;
+  if (napi_get_value_string_utf8(env, v, s, sizeof s, &len) != napi_ok) return 0;
+  return inet_pton(AF_INET, s, out) == 1;
+}
+
+// new UdpLink(bindAddress, peerAddress, peerPort, rx: Buffer, gso: boolean,
+//             onDatagram(length), onError(message), onWritable())
+static napi_value link_new(napi_env env, napi_callback_info info) {
+  size_t argc = 8;
+  napi_value argv[8], self;
+  napi_get_cb_info(env, info, &argc, argv, &self, NULL);
+  if (argc < 8) {
+    napi_throw_type_error(env, NULL, "UdpLink: 8 arguments expected");
+    return NULL;
+  }
+  struct sockaddr_in local = {.sin_family = AF_INET}, peer = {.sin_family = AF_INET};
+  uint32_t port = 0;
+  if (!parse_ipv4(env, argv[0], &local.sin_addr) || !parse_ipv4(env, argv[1], &peer.sin_addr) || napi_get_value_uint32(env, argv[2], &port) != napi_ok ||
+      port == 0 || port > 65535) {
+    napi_throw_type_error(env, NULL, "UdpLink: IPv4 bind address, IPv4 peer address and peer port 1-65535 expected");
+    return NULL;
+  }
+  peer.sin_port = htons((uint16_t)port);
+  void* rx;
+  size_t rx_len;
+  bool gso = false;
+  if (napi_get_buffer_info(env, argv[3], &rx, &rx_len) != napi_ok || rx_len == 0 || napi_get_value_bool(env, argv[4], &gso) != napi_ok) {
+    napi_throw_type_error(env, NULL, "UdpLink: receive Buffer and gso flag expected");
+    return NULL;
+  }
+  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return throw_errno(env, errno, "socket");
+  if (bind(fd, (struct sockaddr*)&local, sizeof local) != 0) {
+    int e = errno;
+    close(fd);
+    return throw_errno(env, e, "bind");
+  }
+  if (connect(fd, (struct sockaddr*)&peer, sizeof peer) != 0) {
+    int e = errno;
+    close(fd);
+    return throw_errno(env, e, "connect");
+  }
+  link_t* l = calloc(1, sizeof *l);
+  l->fd = fd;
+  l->gso = gso;
+  l->env = env;
+  l->rx = rx;
+  l->rx_len = rx_len;
+  napi_create_reference(env, argv[3], 1, &l->rx_ref);
+  napi_create_reference(env, argv[5], 1, &l->on_datagram);
+  napi_create_reference(env, argv[6], 1, &l->on_error);
+  napi_create_reference(env, argv[7], 1, &l->on_writable);
+  napi_value name;
+  napi_create_string_utf8(env, "netboot:udp-link", NAPI_AUTO_LENGTH, &name);
+  napi_async_init(env, self, name, &l->async);
+  uv_loop_t* loop;
+  napi_get_uv_event_loop(env, &loop);
+  uv_poll_init_socket(loop, &l->poll, fd);
+  l->poll.data = l;
+  l->events = UV_READABLE;
+  uv_poll_start(&l->poll, l->events, on_poll);
+  napi_wrap(env, self, l, finalize, NULL, NULL);
+  return self;
+}
+
+static link_t* unwrap(napi_env env, napi_callback_info info, size_t* argc, napi_value* argv) {
+  napi_value self;
+  napi_get_cb_info(env, info, argc, argv, &self, NULL);
+  link_t* l = NULL;
+  napi_unwrap(env, self, (void**)&l);
+  if (l == NULL || l->closing) {
+    napi_throw_error(env, "ERR_SOCKET_CLOSED", "UdpLink is closed");
+    return NULL;
+  }
+  return l;
+}
+
+static napi_value int_value(napi_env env, int64_t v) {
+  napi_value out;
+  napi_create_int64(env, v, &out);
+  return out;
+}
+
+// send(buf): one datagram. Returns bytes sent, or -errno (EAGAIN: the kernel buffer is full).
+static napi_value link_send(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  link_t* l = unwrap(env, info, &argc, argv);
+  if (l == NULL) return NULL;
+  void* data;
+  size_t len;
+  if (argc < 1 || napi_get_buffer_info(env, argv[0], &data, &len) != napi_ok) {
+    napi_throw_type_error(env, NULL, "send: Buffer expected");
+    return NULL;
+  }
+  ssize_t n = send(l->fd, data, len, MSG_DONTWAIT);
+  return int_value(env, n < 0 ? -errno : n);
+}
+
+static ssize_t send_gso(link_t* l, uint8_t* base, size_t stride, size_t count, size_t final_len) {
+  char control[CMSG_SPACE(sizeof(uint16_t))];
+  struct iovec iov;
+  struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control, .msg_controllen = sizeof control};
+  struct cmsghdr* cm = CMSG_FIRSTHDR(&msg);
+  cm->cmsg_level = SOL_UDP;
+  cm->cmsg_type = UDP_SEGMENT;
+  cm->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+  uint16_t seg = (uint16_t)stride;
+  memcpy(CMSG_DATA(cm), &seg, sizeof seg);
+  size_t per_call = MAX_UDP_PAYLOAD / stride;
+  if (per_call > MAX_GSO_SEGMENTS) per_call = MAX_GSO_SEGMENTS;
+  size_t sent = 0;
+  while (sent < count) {
+    size_t n = count - sent < per_call ? count - sent : per_call;
+    size_t len = (n - 1) * stride + (sent + n == count ? final_len : stride);
+    iov.iov_base = base + sent * stride;
+    iov.iov_len = len;
+    msg.msg_controllen = n > 1 ? sizeof control : 0;
+    msg.msg_control = n > 1 ? control : NULL;
+    if (sendmsg(l->fd, &msg, MSG_DONTWAIT) < 0) {
+      if (errno == EINTR) continue;
+      return sent > 0 && (errno == EAGAIN || errno == EWOULDBLOCK) ? (ssize_t)sent : -errno;
+    }
+    msg.msg_control = control;
+    sent += n;
+  }
+  return (ssize_t)sent;
+}
+
+static ssize_t send_mmsg(link_t* l, uint8_t* base, size_t stride, size_t count, size_t final_len) {
+  struct mmsghdr msgs[MMSG_BATCH];
+  struct iovec iovs[MMSG_BATCH];
+  size_t sent = 0;
+  while (sent < count) {
+    size_t n = count - sent < MMSG_BATCH ? count - sent : MMSG_BATCH;
+    for (size_t i = 0; i < n; i++) {
+      size_t k = sent + i;
+      iovs[i].iov_base = base + k * stride;
+      iovs[i].iov_len = k + 1 == count ? final_len : stride;
+      memset(&msgs[i], 0, sizeof msgs[i]);
+      msgs[i].msg_hdr.msg_iov = &iovs[i];
+      msgs[i].msg_hdr.msg_iovlen = 1;
+    }
+    int r = n == 1 ? (send(l->fd, iovs[0].iov_base, iovs[0].iov_len, MSG_DONTWAIT) < 0 ? -1 : 1) : sendmmsg(l->fd, msgs, (unsigned)n, MSG_DONTWAIT);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      return sent > 0 && (errno == EAGAIN || errno == EWOULDBLOCK) ? (ssize_t)sent : -errno;
+    }
+    sent += (size_t)r;
+    if ((size_t)r < n) break;  // the kernel buffer filled up
+  }
+  return (ssize_t)sent;
+}
+
+// sendRun(buf, offset, stride, count, finalLength): `count` datagrams laid out every `stride`
+// bytes from `offset`, each `stride` long except the last (`finalLength`). Returns how many went
+// out (fewer when the kernel buffer filled: ask for writable), or -errno when none could.
+static napi_value link_send_run(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  link_t* l = unwrap(env, info, &argc, argv);
+  if (l == NULL) return NULL;
+  void* data;
+  size_t len;
+  uint32_t offset, stride, count, final_len;
+  if (argc < 5 || napi_get_buffer_info(env, argv[0], &data, &len) != napi_ok || napi_get_value_uint32(env, argv[1], &offset) != napi_ok ||
+      napi_get_value_uint32(env, argv[2], &stride) != napi_ok || napi_get_value_uint32(env, argv[3], &count) != napi_ok ||
+      napi_get_value_uint32(env, argv[4], &final_len) != napi_ok || stride == 0 || stride > 65535 || count == 0 || final_len > stride ||
+      (uint64_t)offset + (uint64_t)(count - 1) * stride + final_len > len) {
+    napi_throw_range_error(env, NULL, "sendRun: run outside the buffer");
+    return NULL;
+  }
+  return int_value(env, send_run(l, (uint8_t*)data + offset, stride, count, final_len));
+}
+
+static ssize_t send_run(link_t* l, uint8_t* base, size_t stride, size_t count, size_t final_len) {
+  if (l->gso && count > 1 && stride * 2 <= MAX_UDP_PAYLOAD) {
+    ssize_t r = send_gso(l, base, stride, count, final_len);
+    if (r != -EIO && r != -EINVAL && r != -ENOPROTOOPT && r != -EOPNOTSUPP) return r;
+    // The route or device cannot segment (e.g. an xfrm route): batch with sendmmsg from now on.
+    l->gso = 0;
+  }
+  return send_mmsg(l, base, stride, count, final_len);
+}
+
+// setRunBuffer(buf): the buffer armed runs are taken from (kept alive while set).
+static napi_value link_set_run_buffer(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  link_t* l = unwrap(env, info, &argc, argv);
+  if (l == NULL) return NULL;
+  void* data;
+  size_t len;
+  if (argc < 1 || napi_get_buffer_info(env, argv[0], &data, &len) != napi_ok) {
+    napi_throw_type_error(env, NULL, "setRunBuffer: Buffer expected");
+    return NULL;
+  }
+  if (l->run_ref != NULL) napi_delete_reference(env, l->run_ref);
+  napi_create_reference(env, argv[0], 1, &l->run_ref);
+  l->run_buf = data;
+  l->run_len = len;
+  l->armed = 0;
+  return NULL;
+}
+
+// arm(expect, offset, stride, count, finalLength): when the next datagram received equals
+// `expect`, send that run of the run buffer at once. Any datagram disarms it.
+static napi_value link_arm(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  link_t* l = unwrap(env, info, &argc, argv);
+  if (l == NULL) return NULL;
+  void* expect;
+  size_t expect_len;
+  uint32_t offset, stride, count, final_len;
+  if (argc < 5 || napi_get_buffer_info(env, argv[0], &expect, &expect_len) != napi_ok || expect_len == 0 || expect_len > sizeof l->expect ||
+      napi_get_value_uint32(env, argv[1], &offset) != napi_ok || napi_get_value_uint32(env, argv[2], &stride) != napi_ok ||
+      napi_get_value_uint32(env, argv[3], &count) != napi_ok || napi_get_value_uint32(env, argv[4], &final_len) != napi_ok || l->run_buf == NULL ||
+      stride == 0 || stride > 65535 || count == 0 || final_len > stride || (uint64_t)offset + (uint64_t)(count - 1) * stride + final_len > l->run_len) {
+    napi_throw_range_error(env, NULL, "arm: bad datagram or run outside the run buffer");
+    return NULL;
+  }
+  memcpy(l->expect, expect, expect_len);
+  l->expect_len = expect_len;
+  l->arm_offset = offset;
+  l->arm_stride = stride;
+  l->arm_count = count;
+  l->arm_final = final_len;
+  l->armed = 1;
+  return NULL;
+}
+
+static napi_value link_disarm(napi_env env, napi_callback_info info) {
+  size_t argc = 0;
+  link_t* l = unwrap(env, info, &argc, NULL);
+  if (l == NULL) return NULL;
+  l->armed = 0;
+  return NULL;
+}
+
+static napi_value link_want_writable(napi_env env, napi_callback_info info) {
+  size_t argc = 0;
+  link_t* l = unwrap(env, info, &argc, NULL);
+  if (l == NULL) return NULL;
+  l->events = UV_READABLE | UV_WRITABLE;
+  uv_poll_start(&l->poll, l->events, on_poll);
+  return NULL;
+}
+
+static napi_value link_close(napi_env env, napi_callback_info info) {
+  napi_value self;
+  napi_get_cb_info(env, info, NULL, NULL, &self, NULL);
+  link_t* l = NULL;
+  napi_unwrap(env, self, (void**)&l);
+  if (l != NULL) close_link(l);
+  return NULL;
+}
+
+static napi_value link_info(napi_env env, napi_callback_info info) {
+  size_t argc = 0;
+  link_t* l = unwrap(env, info, &argc, NULL);
+  if (l == NULL) return NULL;
+  struct sockaddr_in a;
+  socklen_t alen = sizeof a;
+  getsockname(l->fd, (struct sockaddr*)&a, &alen);
+  int sndbuf = 0;
+  socklen_t slen = sizeof sndbuf;
+  getsockopt(l->fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, &slen);
+  napi_value out, v;
+  napi_create_object(env, &out);
+  napi_create_uint32(env, ntohs(a.sin_port), &v);
+  napi_set_named_property(env, out, "port", v);
+  napi_create_uint32(env, (uint32_t)sndbuf, &v);
+  napi_set_named_property(env, out, "sendBufferSize", v);
+  napi_get_boolean(env, l->gso, &v);
+  napi_set_named_property(env, out, "gso", v);
+  return out;
+}
+
+static napi_value link_set_send_buffer(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  link_t* l = unwrap(env, info, &argc, argv);
+  if (l == NULL) return NULL;
+  uint32_t bytes = 0;
+  napi_get_value_uint32(env, argv[0], &bytes);
+  int v = (int)(bytes > 0x7fffffff ? 0x7fffffff : bytes);
+  setsockopt(l->fd, SOL_SOCKET, SO_SNDBUF, &v, sizeof v);  // the kernel caps it at wmem_max
+  return NULL;
+}
+
+// Whether this kernel takes UDP_SEGMENT on a UDP socket (Linux 4.18+).
+static napi_value gso_supported(napi_env env, napi_callback_info info) {
+  (void)info;
+  if (gso_probe < 0) {
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    int seg = 1400;
+    gso_probe = fd >= 0 && setsockopt(fd, SOL_UDP, UDP_SEGMENT, &seg, sizeof seg) == 0;
+    if (fd >= 0) close(fd);
+  }
+  napi_value v;
+  napi_get_boolean(env, gso_probe, &v);
+  return v;
+}
+
+NAPI_MODULE_INIT() {
+  napi_property_descriptor methods[] = {
+      {"send", NULL, link_send, NULL, NULL, NULL, napi_default, NULL},
+      {"sendRun", NULL, link_send_run, NULL, NULL, NULL, napi_default, NULL},
+      {"setRunBuffer", NULL, link_set_run_buffer, NULL, NULL, NULL, napi_default, NULL},
+      {"arm", NULL, link_arm, NULL, NULL, NULL, napi_default, NULL},
+      {"disarm", NULL, link_disarm, NULL, NULL, NULL, napi_default, NULL},
+      {"wantWritable", NULL, link_want_writable, NULL, NULL, NULL, napi_default, NULL},
+      {"close", NULL, link_close, NULL, NULL, NULL, napi_default, NULL},
+      {"info", NULL, link_info, NULL, NULL, NULL, napi_default, NULL},
+      {"setSendBufferSize", NULL, link_set_send_buffer, NULL, NULL, NULL, napi_default, NULL},
+  };
+  napi_value cls, fn;
+  napi_define_class(env, "UdpLink", NAPI_AUTO_LENGTH, link_new, NULL, sizeof methods / sizeof methods[0], methods, &cls);
+  napi_set_named_property(env, exports, "UdpLink", cls);
+  napi_create_function(env, "gsoSupported", NAPI_AUTO_LENGTH, gso_supported, NULL, &fn);
+  napi_set_named_property(env, exports, "gsoSupported", fn);
+  return exports;
+}

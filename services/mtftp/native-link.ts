@@ -1,0 +1,166 @@
+// The native send path: transfer sockets owned by our addon (native/udp-link), polled on Node's
+// own libuv loop. Why the addon owns the socket rather than borrowing node:dgram's fd: libuv
+// would keep reading that fd itself, so every ACK would still pay node:dgram's receive path (a
+// 64 KiB allocation, an rinfo object and an event emit per datagram, measured as most of the
+// server's time at window 1); owning the socket lets one scratch buffer serve every receive and a
+// whole window go out in one system call. Absent addon or kernel support: the pure-JS DgramLink.
+import { createRequire } from 'node:module';
+import type { SendPath } from '../shared/config.ts';
+import { errorMessage } from '../shared/errors.ts';
+import type { BlockRing } from './block-ring.ts';
+import type { LinkEvents, Peer, TransferLink } from './transfer-link.ts';
+
+interface UdpLinkHandle {
+  send(packet: Buffer): number;
+  sendRun(buf: Buffer, offset: number, stride: number, count: number, finalLength: number): number;
+  wantWritable(): void;
+  close(): void;
+  info(): { port: number; sendBufferSize: number; gso: boolean };
+  setSendBufferSize(bytes: number): void;
+}
+
+interface UdpLinkAddon {
+  UdpLink: new (
+    bind: string,
+    peerAddress: string,
+    peerPort: number,
+    rx: Buffer,
+    gso: boolean,
+    onDatagram: (length: number) => void,
+    onError: (message: string) => void,
+    onWritable: () => void,
+  ) => UdpLinkHandle;
+  gsoSupported(): boolean;
+}
+
+/** -EAGAIN on Linux: the kernel's send buffer is full. */
+const EAGAIN_RESULT = -11;
+
+export type NativeSupport = { readonly ok: true; readonly addon: UdpLinkAddon; readonly gso: boolean } | { readonly ok: false; readonly reason: string };
+
+/** Loads the addon once per call site (the composition root); never throws. */
+export function loadNativeLink(): NativeSupport {
+  if (process.platform !== 'linux') return { ok: false, reason: `native links are Linux-only (platform ${process.platform})` };
+  try {
+    const addon = createRequire(import.meta.url)('../../native/udp-link/build/Release/udp_link.node') as UdpLinkAddon;
+    return { ok: true, addon, gso: addon.gsoSupported() };
+  } catch (err) {
+    return { ok: false, reason: `native/udp-link not built (${errorMessage(err).split('\n')[0]})` };
+  }
+}
+
+/** Opens native links for a server; all of them share one receive buffer (datagrams are handled synchronously). */
+export class NativeLinks {
+  private readonly rx = Buffer.allocUnsafe(65536);
+
+  constructor(
+    private readonly addon: UdpLinkAddon,
+    readonly gso: boolean,
+  ) {}
+
+  open(bind: string, peer: Peer): NativeLink {
+    return new NativeLink(this.addon, this.rx, this.gso, bind, peer);
+  }
+}
+
+export class NativeLink implements TransferLink {
+  readonly kind: 'gso' | 'sendmmsg';
+  private readonly handle: UdpLinkHandle;
+  private events: LinkEvents | null = null;
+  private closed = false;
+
+  constructor(addon: UdpLinkAddon, rx: Buffer, gso: boolean, bind: string, peer: Peer) {
+    this.kind = gso ? 'gso' : 'sendmmsg';
+    this.handle = new addon.UdpLink(
+      bind,
+      peer.address,
+      peer.port,
+      rx,
+      gso,
+      (length) => this.events?.datagram(rx, length),
+      (message) => this.fail(message),
+      () => this.events?.writable(),
+    );
+  }
+
+  listen(events: LinkEvents): void {
+    this.events = events;
+  }
+
+  send(packet: Buffer): void {
+    if (this.closed) return;
+    const r = this.handle.send(packet);
+    // A full buffer drops it (the peer's timer recovers); any other failure ends the transfer.
+    if (r < 0 && r !== EAGAIN_RESULT) this.fail(`send failed (errno ${-r})`);
+  }
+
+  sendBlocks(ring: BlockRing, first: number, last: number): number {
+    if (this.closed) return 0;
+    const stride = ring.stride;
+    let n = first;
+    while (n <= last) {
+      // One run per contiguous stretch of ring slots (a window can wrap around the ring's end).
+      const slot = ring.slotOf(n);
+      const count = Math.min(last - n + 1, ring.capacity - slot);
+      const end = n + count - 1;
+      const r = this.handle.sendRun(ring.buffer, slot * stride, stride, count, ring.packetLength(end));
+      if (r < 0) {
+        if (r !== EAGAIN_RESULT) this.fail(`send failed (errno ${-r})`);
+        break;
+      }
+      n += r;
+      if (r < count) break;
+    }
+    if (n <= last && !this.closed) this.handle.wantWritable();
+    return n - first;
+  }
+
+  holdsBuffers(): boolean {
+    return false; // sendmsg copies into the kernel before it returns
+  }
+
+  sendBufferSize(): number {
+    return this.handle.info().sendBufferSize;
+  }
+
+  setSendBufferSize(bytes: number): void {
+    this.handle.setSendBufferSize(bytes);
+  }
+
+  get localPort(): number {
+    return this.handle.info().port;
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.handle.close();
+  }
+
+  private fail(message: string): void {
+    if (this.closed) return;
+    this.events?.error(new Error(message));
+  }
+}
+
+export interface SendPathChoice {
+  readonly kind: 'gso' | 'sendmmsg' | 'dgram';
+  /** Why this path, for the start-up log. */
+  readonly reason: string;
+}
+
+/**
+ * The send path for `wanted` given what this machine supports: `auto` takes the best one and
+ * says why; asking for a native path that is not there is an error, never a silent downgrade.
+ */
+export function chooseSendPath(wanted: SendPath, support: NativeSupport): SendPathChoice {
+  if (wanted === 'dgram') return { kind: 'dgram', reason: 'configured' };
+  if (!support.ok) {
+    if (wanted === 'auto') return { kind: 'dgram', reason: support.reason };
+    throw new Error(`[mtftp] send_path = "${wanted}": ${support.reason}`);
+  }
+  if (wanted === 'sendmmsg') return { kind: 'sendmmsg', reason: 'configured' };
+  if (support.gso) return { kind: 'gso', reason: wanted === 'gso' ? 'configured' : 'native addon, kernel has UDP_SEGMENT' };
+  if (wanted === 'gso') throw new Error('[mtftp] send_path = "gso": this kernel refuses UDP_SEGMENT (Linux 4.18 or later needed)');
+  return { kind: 'sendmmsg', reason: 'native addon; kernel lacks UDP_SEGMENT' };
+}
