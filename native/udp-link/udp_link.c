@@ -155,8 +155,10 @@ static void on_poll(uv_poll_t* h, int status, int events) {
     ssize_t presend = -1;
     if (l->armed) {
       l->armed = 0;
-      if ((size_t)n == l->expect_len && memcmp(l->rx, l->expect, l->expect_len) == 0)
+      if ((size_t)n == l->expect_len && memcmp(l->rx, l->expect, l->expect_len) == 0) {
         presend = send_run(l, l->run_buf + l->arm_offset, l->arm_stride, l->arm_count, l->arm_final);
+        if (presend < 0) presend = 0;  // a failed send: JS sends the run itself and sees the error
+      }
     }
     napi_handle_scope scope;
     napi_open_handle_scope(l->env, &scope);

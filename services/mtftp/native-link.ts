@@ -14,6 +14,8 @@ interface UdpLinkHandle {
   send(packet: Buffer): number;
   sendRun(buf: Buffer, offset: number, stride: number, count: number, finalLength: number): number;
   wantWritable(): void;
+  setRunBuffer(buf: Buffer): void;
+  arm(expect: Buffer, offset: number, stride: number, count: number, finalLength: number): void;
   close(): void;
   info(): { port: number; sendBufferSize: number; gso: boolean };
   setSendBufferSize(bytes: number): void;
@@ -26,7 +28,7 @@ interface UdpLinkAddon {
     peerPort: number,
     rx: Buffer,
     gso: boolean,
-    onDatagram: (length: number) => void,
+    onDatagram: (length: number, presend: number) => void,
     onError: (message: string) => void,
     onWritable: () => void,
   ) => UdpLinkHandle;
@@ -68,6 +70,7 @@ export class NativeLink implements TransferLink {
   private readonly handle: UdpLinkHandle;
   private events: LinkEvents | null = null;
   private closed = false;
+  private runBuffer: Buffer | null = null;
 
   constructor(addon: UdpLinkAddon, rx: Buffer, gso: boolean, bind: string, peer: Peer) {
     this.kind = gso ? 'gso' : 'sendmmsg';
@@ -77,7 +80,7 @@ export class NativeLink implements TransferLink {
       peer.port,
       rx,
       gso,
-      (length) => this.events?.datagram(rx, length),
+      (length, presend) => this.events?.datagram(rx, length, presend),
       (message) => this.fail(message),
       () => this.events?.writable(),
     );
@@ -113,6 +116,19 @@ export class NativeLink implements TransferLink {
     }
     if (n <= last && !this.closed) this.handle.wantWritable();
     return n - first;
+  }
+
+  arm(expect: Buffer, ring: BlockRing, first: number, last: number): boolean {
+    if (this.closed) return false;
+    const slot = ring.slotOf(first);
+    const count = last - first + 1;
+    if (slot + count > ring.capacity) return false; // wraps around the ring: not one run
+    if (this.runBuffer !== ring.buffer) {
+      this.runBuffer = ring.buffer;
+      this.handle.setRunBuffer(ring.buffer);
+    }
+    this.handle.arm(expect, slot * ring.stride, ring.stride, count, ring.packetLength(last));
+    return true;
   }
 
   holdsBuffers(): boolean {

@@ -157,6 +157,14 @@ export function ackBlock(buf: Buffer, length = buf.length): number {
   return length >= 4 && buf[0] === 0 && buf[1] === OPCODE.ACK ? (buf[2] as number) * 256 + (buf[3] as number) : -1;
 }
 
+/** Writes an ACK of `block` (16-bit) into the first 4 bytes of `buf`. */
+export function writeAck(buf: Buffer, block: number): void {
+  buf[0] = 0;
+  buf[1] = OPCODE.ACK;
+  buf[2] = (block >>> 8) & 0xff;
+  buf[3] = block & 0xff;
+}
+
 /** Writes a DATA header (opcode, 16-bit block number) at the start of `buf`. */
 export function writeDataHeader(buf: Buffer, block: number): void {
   buf[0] = 0;

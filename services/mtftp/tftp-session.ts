@@ -5,9 +5,9 @@
 import type { Logger } from '../shared/logger.ts';
 import { errorMessage } from '../shared/errors.ts';
 import type { BlockRing, BlockSource } from './block-ring.ts';
-import { ackBlock, decode, encode, errorPacket, TFTP_ERROR, type TftpOption } from './tftp-codec.ts';
+import { ackBlock, decode, encode, errorPacket, TFTP_ERROR, writeAck, type TftpOption } from './tftp-codec.ts';
 import type { TransferLink } from './transfer-link.ts';
-import type { Step, TransferMachine } from './transfer.ts';
+import { wireBlock, type Step, type TransferMachine } from './transfer.ts';
 
 export type Outcome = 'complete' | 'refused' | 'aborted' | 'shutdown';
 
@@ -47,6 +47,17 @@ export class TftpSession {
   /** Blocks the link could not take yet (its send buffer was full): sent when it is writable. */
   private blockedFirst = 0;
   private blockedLast = -1;
+  /**
+   * The predicted turn armed on the link (0: none): on the ACK of machine.high the link sends
+   * armedFirst..armedLast at once; transmit() then finds the machine asking for exactly that.
+   */
+  private armedFirst = 0;
+  private armedLast = 0;
+  private readonly expectedAck = Buffer.alloc(4);
+  /** Blocks the link sent ahead for the datagram being handled (-1: none), and their range. */
+  private presend = -1;
+  private presendFirst = 0;
+  private presendLast = 0;
   private ended = false;
   readonly done: Promise<SessionEnd>;
   private resolveDone!: (end: SessionEnd) => void;
@@ -64,7 +75,7 @@ export class TftpSession {
 
   start(): void {
     this.link.listen({
-      datagram: (buf, length) => this.onDatagram(buf, length),
+      datagram: (buf, length, presend) => this.onDatagram(buf, length, presend),
       error: (err) => this.onSocketError(err),
       writable: () => this.onWritable(),
     });
@@ -80,8 +91,22 @@ export class TftpSession {
     this.end('shutdown', 'server shutting down');
   }
 
-  private onDatagram(buf: Buffer, length: number): void {
+  private onDatagram(buf: Buffer, length: number, presend: number): void {
     if (this.ended) return;
+    this.presend = presend;
+    this.presendFirst = this.armedFirst;
+    this.presendLast = this.armedLast;
+    this.armedLast = 0; // any datagram disarms the link
+    try {
+      this.handleDatagram(buf, length);
+    } finally {
+      if (this.presend >= 0) this.log.debug('predicted turn not taken by the machine', { first: this.presendFirst, last: this.presendLast });
+      this.presend = -1;
+      this.armNext();
+    }
+  }
+
+  private handleDatagram(buf: Buffer, length: number): void {
     const block = ackBlock(buf, length);
     if (block >= 0) {
       this.apply(this.machine.ack(block));
@@ -160,6 +185,14 @@ export class TftpSession {
     }
     this.waiting = false;
     this.restartTimer();
+    if (this.presend >= 0 && first === this.presendFirst && last === this.presendLast) {
+      // The link sent this window (or its first `presend` blocks) as the ACK came in.
+      const sent = this.presend;
+      this.presend = -1;
+      if (first + sent <= last) this.sendRange(first + sent, last);
+      this.readAhead();
+      return;
+    }
     if (this.blockedLast >= this.blockedFirst) {
       // Still waiting for room: this range replaces the one not yet sent (go-back-N resends anyway).
       this.blockedFirst = first;
@@ -168,6 +201,7 @@ export class TftpSession {
     }
     this.sendRange(first, last);
     this.readAhead();
+    this.armNext();
   }
 
   private sendRange(first: number, last: number): void {
@@ -175,6 +209,20 @@ export class TftpSession {
     if (this.ended) return;
     this.blockedFirst = first + sent;
     this.blockedLast = last;
+  }
+
+  /** Arms the predicted turn: the ACK of the newest block sent makes the next window go out. */
+  private armNext(): void {
+    const m = this.machine;
+    if (this.ended || this.armedLast !== 0 || m.phase !== 'data' || this.blockedLast >= this.blockedFirst) return;
+    const n = m.high;
+    if (n < m.base || n >= m.plan.lastBlock) return;
+    const last = m.windowEndAfter(n);
+    if (!this.ring.has(n + 1, last)) return;
+    writeAck(this.expectedAck, wireBlock(n));
+    if (!this.link.arm(this.expectedAck, this.ring, n + 1, last)) return;
+    this.armedFirst = n + 1;
+    this.armedLast = last;
   }
 
   private onWritable(): void {
@@ -195,6 +243,7 @@ export class TftpSession {
         if (this.ended) return;
         if (this.waiting) this.transmit();
         else this.readAhead();
+        this.armNext();
       },
       (err: unknown) => {
         if (this.ended) return;

@@ -11,8 +11,11 @@ export interface Peer {
 }
 
 export interface LinkEvents {
-  /** A datagram from the peer: its bytes are buf[0..length) (valid only during the call). */
-  datagram(buf: Buffer, length: number): void;
+  /**
+   * A datagram from the peer: its bytes are buf[0..length) (valid only during the call).
+   * `presend`: -1, or the blocks of the armed run the link sent as this datagram came in.
+   */
+  datagram(buf: Buffer, length: number, presend: number): void;
   /** The socket failed (e.g. ICMP port unreachable as ECONNREFUSED): the peer is gone. */
   error(err: Error): void;
   /** Sending is possible again after sendBlocks sent fewer blocks than asked. */
@@ -26,6 +29,12 @@ export interface TransferLink {
   send(packet: Buffer): void;
   /** Sends resident blocks first..last of the ring; returns how many went out (the rest: wait for writable). */
   sendBlocks(ring: BlockRing, first: number, last: number): number;
+  /**
+   * A predicted turn: when the next datagram is exactly `expect`, send ring blocks first..last
+   * right away, before the event reaches JS. Any datagram disarms it. Returns whether it is armed
+   * (node:dgram cannot: it always returns false).
+   */
+  arm(expect: Buffer, ring: BlockRing, first: number, last: number): boolean;
   /** Whether the socket still holds references to ring buffers (queued sends). */
   holdsBuffers(): boolean;
   sendBufferSize(): number;
@@ -44,7 +53,7 @@ export class DgramLink implements TransferLink {
   listen(events: LinkEvents): void {
     this.socket.on('message', (msg: Buffer, rinfo: RemoteInfo) => {
       if (rinfo.port !== this.peer.port || rinfo.address !== this.peer.address) return; // cannot happen on a connected socket
-      events.datagram(msg, msg.length);
+      events.datagram(msg, msg.length, -1);
     });
     this.socket.on('error', (err) => events.error(err));
   }
@@ -57,6 +66,10 @@ export class DgramLink implements TransferLink {
     // libuv queues what the kernel does not take and sends it once writable: never partial here.
     for (let n = first; n <= last; n++) this.socket.send(ring.packet(n));
     return last - first + 1;
+  }
+
+  arm(): boolean {
+    return false;
   }
 
   holdsBuffers(): boolean {

@@ -171,10 +171,18 @@ export class TransferMachine {
     this.timerMs = this.plan.timeoutMs;
   }
 
+  /**
+   * The window an ACK of block n (the newest sent, n < lastBlock) makes us send: n+1 to this.
+   * The transport may send it ahead of ack() (a predicted turn) and then check ack()'s answer.
+   */
+  windowEndAfter(n: number): number {
+    return Math.min(n + this.plan.windowSize, this.plan.lastBlock);
+  }
+
   private window(): Step {
     this.sendOack = false;
     this.sendFirst = this.base;
-    this.sendLast = Math.min(this.base + this.plan.windowSize - 1, this.plan.lastBlock);
+    this.sendLast = this.windowEndAfter(this.base - 1);
     if (this.sendLast > this.high) this.high = this.sendLast;
     return SEND;
   }

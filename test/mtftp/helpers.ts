@@ -6,7 +6,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import type { Config } from '../../services/shared/config.ts';
+import { SEND_PATHS, type Config, type SendPath } from '../../services/shared/config.ts';
 import { createMemoryLogger, type LogFields, type Logger } from '../../services/shared/logger.ts';
 import { NO_BOOT_HOOKS, type BootHooks } from '../../services/mtftp/boot-hooks.ts';
 import { MtftpService } from '../../services/mtftp/mtftp-service.ts';
@@ -21,13 +21,25 @@ export interface RunningService {
   stop(): Promise<void>;
 }
 
+/**
+ * The send path the service tests run on: NETBOOT_TEST_SEND_PATH (send-paths.test.ts runs the
+ * wire tests again with each one), else the default (auto: native GSO here).
+ */
+export function testSendPath(): SendPath {
+  const v = process.env.NETBOOT_TEST_SEND_PATH ?? 'auto';
+  if (!(SEND_PATHS as readonly string[]).includes(v)) throw new Error(`NETBOOT_TEST_SEND_PATH: unknown send path ${v}`);
+  return v as SendPath;
+}
+
 /** A service on 127.0.0.1 and a kernel-chosen port, over a fresh temp site. */
 export async function startService(opts: { hooks?: BootHooks; mtftp?: Partial<Config['mtftp']>; log?: Logger & { records: LogFields[] } } = {}): Promise<RunningService> {
   const site = await makeTestSite('', 'netboot-mtftp');
-  const config: Config = { ...site.config, mtftp: { ...site.config.mtftp, port: 0, ...opts.mtftp } };
+  const config: Config = { ...site.config, mtftp: { ...site.config.mtftp, port: 0, sendPath: testSendPath(), ...opts.mtftp } };
   const log = opts.log ?? createMemoryLogger('debug');
   const service = new MtftpService(config, log, opts.hooks ?? NO_BOOT_HOOKS);
   await service.start();
+  const wanted = config.mtftp.sendPath;
+  if (wanted !== 'auto' && service.sendPath !== wanted) throw new Error(`service runs on ${service.sendPath}, not ${wanted}`);
   return {
     site,
     service,

@@ -1,0 +1,219 @@
+// The native link (native/udp-link) on real loopback sockets: every block of a run arrives once,
+// in order, byte for byte, over GSO and sendmmsg (runs across the ring's end, past 64 segments,
+// short last packets); the predicted turn fires only on exactly the armed datagram, once; the
+// choice of send path. The addon must be built (npm ci does it): a missing build fails here.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createSocket, type Socket } from 'node:dgram';
+import { randomBytes } from 'node:crypto';
+import { BlockRing, MemorySource } from '../../services/mtftp/block-ring.ts';
+import { chooseSendPath, loadNativeLink, NativeLinks, type NativeSupport } from '../../services/mtftp/native-link.ts';
+import type { LinkEvents } from '../../services/mtftp/transfer-link.ts';
+import { lastBlockFor, wireBlock } from '../../services/mtftp/transfer.ts';
+import { writeAck } from '../../services/mtftp/tftp-codec.ts';
+
+const support = loadNativeLink();
+
+test('the addon is built and this kernel takes UDP_SEGMENT', () => {
+  assert.ok(support.ok, support.ok ? '' : `${support.reason}: run npm ci (or node native/build.mjs)`);
+  assert.equal(support.gso, true);
+});
+
+test('send path choice: auto takes the best, a missing native path asked for is an error', () => {
+  const addon = (support.ok ? support.addon : {}) as never;
+  const withGso: NativeSupport = { ok: true, addon, gso: true };
+  const noGso: NativeSupport = { ok: true, addon, gso: false };
+  const absent: NativeSupport = { ok: false, reason: 'native/udp-link not built (test)' };
+  assert.deepEqual(chooseSendPath('auto', withGso), { kind: 'gso', reason: 'native addon, kernel has UDP_SEGMENT' });
+  assert.deepEqual(chooseSendPath('auto', noGso), { kind: 'sendmmsg', reason: 'native addon; kernel lacks UDP_SEGMENT' });
+  assert.deepEqual(chooseSendPath('auto', absent), { kind: 'dgram', reason: 'native/udp-link not built (test)' });
+  assert.equal(chooseSendPath('sendmmsg', withGso).kind, 'sendmmsg');
+  assert.equal(chooseSendPath('dgram', withGso).kind, 'dgram');
+  assert.equal(chooseSendPath('dgram', absent).kind, 'dgram');
+  assert.throws(() => chooseSendPath('gso', noGso), /send_path = "gso": this kernel refuses UDP_SEGMENT/);
+  assert.throws(() => chooseSendPath('gso', absent), /send_path = "gso": native\/udp-link not built/);
+  assert.throws(() => chooseSendPath('sendmmsg', absent), /send_path = "sendmmsg": native\/udp-link not built/);
+});
+
+interface Client {
+  readonly socket: Socket;
+  readonly got: Buffer[];
+  waitFor(n: number): Promise<void>;
+}
+
+async function client(): Promise<Client> {
+  const socket = createSocket('udp4');
+  await new Promise<void>((r) => socket.bind(0, '127.0.0.1', r));
+  socket.setRecvBufferSize(4 * 1024 * 1024);
+  const got: Buffer[] = [];
+  let want = 0;
+  let wake: (() => void) | null = null;
+  socket.on('message', (m) => {
+    got.push(m);
+    if (got.length >= want && wake !== null) wake();
+  });
+  return {
+    socket,
+    got,
+    waitFor(n) {
+      want = n;
+      if (got.length >= n) return Promise.resolve();
+      return new Promise<void>((resolve, reject) => {
+        const t = setTimeout(() => reject(new Error(`got ${got.length} of ${n} datagrams`)), 5000);
+        wake = () => {
+          clearTimeout(t);
+          resolve();
+        };
+      });
+    },
+  };
+}
+
+/** A ring over `size` random bytes with every block resident (read from 1 on). */
+async function fullRing(size: number, blockSize: number, windowSize: number): Promise<{ ring: BlockRing; data: Buffer; lastBlock: number }> {
+  const data = randomBytes(size);
+  const lastBlock = lastBlockFor(size, blockSize);
+  const ring = new BlockRing(new MemorySource(data), blockSize, lastBlock, windowSize);
+  return { ring, data, lastBlock };
+}
+
+function expectBlock(pkt: Buffer, n: number, data: Buffer, blockSize: number): void {
+  assert.equal(pkt.readUInt16BE(0), 3, `block ${n}: opcode`);
+  assert.equal(pkt.readUInt16BE(2), wireBlock(n), `block ${n}: number`);
+  assert.ok(pkt.subarray(4).equals(data.subarray((n - 1) * blockSize, n * blockSize)), `block ${n}: payload`);
+}
+
+const NO_EVENTS: LinkEvents = { datagram() {}, error(err) { throw err; }, writable() {} };
+
+for (const gso of [true, false]) {
+  const kind = gso ? 'GSO' : 'sendmmsg';
+
+  test(`${kind}: a run across the ring's end, past 64 segments, ending in a short block, arrives whole and in order`, { skip: !support.ok && 'addon not built' }, async () => {
+    assert.ok(support.ok);
+    const c = await client();
+    const links = new NativeLinks(support.addon, gso);
+    const link = links.open('127.0.0.1', { address: '127.0.0.1', port: c.socket.address().port });
+    link.listen(NO_EVENTS);
+    try {
+      // 300 blocks of 1468, the last one short; window 40: the ring holds 180 slots.
+      const { ring, data, lastBlock } = await fullRing(299 * 1468 + 77, 1468, 40);
+      assert.equal(ring.capacity, 180);
+      await ring.read(1);
+      await ring.read(1);
+      assert.equal(link.kind, gso ? 'gso' : 'sendmmsg');
+      assert.equal(link.sendBlocks(ring, 1, 150), 150); // slots 0..149: three GSO sends of 44 segments and one of 18
+      await c.waitFor(150);
+      c.got.forEach((p, i) => expectBlock(p, i + 1, data, 1468));
+      await ring.read(151);
+      await ring.read(151);
+      assert.equal(ring.hi, lastBlock);
+      assert.equal(link.sendBlocks(ring, 151, lastBlock), 150); // slots 150..179, then 0..119
+      await c.waitFor(lastBlock);
+      c.got.slice(150).forEach((p, i) => expectBlock(p, 151 + i, data, 1468));
+      assert.equal((c.got[lastBlock - 1] as Buffer).length, 4 + 77);
+    } finally {
+      link.close();
+      c.socket.close();
+    }
+  });
+
+  test(`${kind}: blksize 8192 runs (7 segments per GSO send) and an empty final block`, { skip: !support.ok && 'addon not built' }, async () => {
+    assert.ok(support.ok);
+    const c = await client();
+    const link = new NativeLinks(support.addon, gso).open('127.0.0.1', { address: '127.0.0.1', port: c.socket.address().port });
+    link.listen(NO_EVENTS);
+    try {
+      const { ring, data, lastBlock } = await fullRing(20 * 8192, 8192, 32);
+      await ring.read(1);
+      await ring.read(1); // 16 blocks per read at 8192
+      assert.equal(ring.hi, 21);
+      assert.equal(link.sendBlocks(ring, 1, lastBlock), lastBlock);
+      await c.waitFor(lastBlock);
+      c.got.slice(0, 20).forEach((p, i) => expectBlock(p, i + 1, data, 8192));
+      assert.equal((c.got[20] as Buffer).length, 4);
+    } finally {
+      link.close();
+      c.socket.close();
+    }
+  });
+
+  test(`${kind}: the predicted turn fires only on exactly the armed datagram, and only once`, { skip: !support.ok && 'addon not built' }, async () => {
+    assert.ok(support.ok);
+    const c = await client();
+    const seen: { bytes: string; presend: number }[] = [];
+    const link = new NativeLinks(support.addon, gso).open('127.0.0.1', { address: '127.0.0.1', port: c.socket.address().port });
+    link.listen({ ...NO_EVENTS, datagram: (buf, length, presend) => seen.push({ bytes: buf.subarray(0, length).toString('hex'), presend }) });
+    const server = { port: link.localPort, address: '127.0.0.1' };
+    const sendFromClient = (b: Buffer): Promise<void> => new Promise((r) => c.socket.send(b, server.port, server.address, () => r()));
+    const until = async (n: number): Promise<void> => {
+      for (let i = 0; i < 200 && seen.length < n; i++) await new Promise((r) => setTimeout(r, 10));
+      assert.equal(seen.length, n);
+    };
+    try {
+      const { ring, data } = await fullRing(64 * 1024, 1024, 8);
+      await ring.read(1);
+      const expect = Buffer.alloc(4);
+      writeAck(expect, 8);
+      assert.equal(link.arm(expect, ring, 9, 16), true);
+      // A different ACK (and a longer datagram starting with the same bytes) does not fire it...
+      const other = Buffer.alloc(4);
+      writeAck(other, 7);
+      await sendFromClient(other);
+      await until(1);
+      assert.deepEqual(seen[0], { bytes: '00040007', presend: -1 });
+      // ...and disarms it: the right ACK now is just a datagram.
+      await sendFromClient(expect);
+      await until(2);
+      assert.equal(seen[1]?.presend, -1);
+      assert.equal(c.got.length, 0);
+      link.arm(expect, ring, 9, 16);
+      await sendFromClient(Buffer.concat([expect, Buffer.from([0])]));
+      await until(3);
+      assert.equal(seen[2]?.presend, -1);
+      link.arm(expect, ring, 9, 16);
+      await sendFromClient(expect);
+      await until(4);
+      assert.deepEqual(seen[3], { bytes: '00040008', presend: 8 });
+      await c.waitFor(8);
+      c.got.forEach((p, i) => expectBlock(p, 9 + i, data, 1024));
+      await sendFromClient(expect); // once fired, the same ACK again sends nothing
+      await until(5);
+      assert.equal(seen[4]?.presend, -1);
+      await new Promise((r) => setTimeout(r, 50));
+      assert.equal(c.got.length, 8);
+    } finally {
+      link.close();
+      c.socket.close();
+    }
+  });
+}
+
+test('a link refuses a run outside its ring buffer and calls on a closed link', { skip: !support.ok && 'addon not built' }, async () => {
+  assert.ok(support.ok);
+  const c = await client();
+  const link = new NativeLinks(support.addon, true).open('127.0.0.1', { address: '127.0.0.1', port: c.socket.address().port });
+  link.listen(NO_EVENTS);
+  const { ring } = await fullRing(10 * 512, 512, 4);
+  await ring.read(1);
+  // slot 9 of a 10-slot ring plus 5 blocks would run past the buffer: arm refuses (not one run).
+  assert.equal(link.arm(Buffer.alloc(4), ring, 10, 14), false);
+  link.close();
+  assert.equal(link.sendBlocks(ring, 1, 2), 0);
+  link.close(); // twice is fine
+  c.socket.close();
+});
+
+test('ICMP port unreachable ends up as an error event (the peer is gone)', { skip: !support.ok && 'addon not built' }, async () => {
+  assert.ok(support.ok);
+  const c = await client();
+  const port = c.socket.address().port;
+  c.socket.close(); // nobody listens there any more
+  const errors: string[] = [];
+  const link = new NativeLinks(support.addon, true).open('127.0.0.1', { address: '127.0.0.1', port });
+  link.listen({ ...NO_EVENTS, error: (err) => errors.push(err.message) });
+  link.send(Buffer.from([0, 3, 0, 1]));
+  for (let i = 0; i < 100 && errors.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+  link.close();
+  assert.ok(errors.length >= 1, 'no error event');
+  assert.match(errors[0] as string, /refused/i);
+});
