@@ -4,7 +4,7 @@
 // 200 atftp clients at once against each server. Prints MB/s (1 MB = 10^6 bytes, median of the
 // repetitions) and server CPU seconds; every download's md5 is checked.
 // Usage: node --import tsx bench/tftp/run.ts [--reps 5] [--size-mb 100] [--clients 200]
-//        [--client-mb 2] [--cache DIR] [--servers netboot,atftpd,tftpd-hpa] [--settings 1,2,3]
+//        [--client-mb 2] [--cache DIR] [--servers netboot,atftpd,tftpd-hpa[,netboot-dgram]] [--settings 1,2,3]
 // atftpd is unpacked into DIR (default /tmp/netboot-bench-atftpd). Needs root for the cgroups.
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
@@ -112,6 +112,8 @@ async function main(): Promise<void> {
   try {
     const want = (name: string): boolean => only === null || only.includes(name);
     if (want('netboot')) servers.push(startNetboot(repo, dir, root, await freeUdpPort()));
+    // The pure-JS send path (no addon), for comparison; only when asked for by name.
+    if (only?.includes('netboot-dgram') === true) servers.push(startNetboot(repo, dir, root, await freeUdpPort(), 'dgram'));
     if (want('atftpd')) servers.push(startAtftpd(cache, root, await freeUdpPort()));
     if (want('tftpd-hpa')) servers.push(startTftpdHpa(root, await freeUdpPort()));
     await new Promise((r) => setTimeout(r, 1500)); // netboot's node start-up

@@ -86,14 +86,16 @@ export async function stopServer(s: BenchServer): Promise<void> {
   groups.get(child)?.remove();
 }
 
-export function startNetboot(repo: string, dir: string, root: string, port: number): BenchServer {
-  const config = join(dir, 'netboot.toml');
+/** netboot's mtftp on its default send path (auto), or on `sendPath` under the name netboot-<path>. */
+export function startNetboot(repo: string, dir: string, root: string, port: number, sendPath = 'auto'): BenchServer {
+  const name = sendPath === 'auto' ? 'netboot' : `netboot-${sendPath}`;
+  const config = join(dir, `${name}.toml`);
   writeFileSync(
     config,
-    `[paths]\ndata = "${join(dir, 'data')}"\ntftp_root = "${root}"\n[log]\nlevel = "error"\n[mtftp]\nport = ${port}\nbind = "127.0.0.1"\n`,
+    `[paths]\ndata = "${join(dir, `data-${name}`)}"\ntftp_root = "${root}"\n[log]\nlevel = "error"\n[mtftp]\nport = ${port}\nbind = "127.0.0.1"\nsend_path = "${sendPath}"\n`,
   );
   const child = spawn(process.execPath, ['--import', 'tsx', join(repo, 'services/mtftp/main.ts'), '--config', config], { cwd: repo, stdio: ['ignore', 'ignore', 'inherit'] });
-  return server('netboot', port, 'services/mtftp', child);
+  return server(name, port, `services/mtftp, send_path = "${sendPath}"`, child);
 }
 
 export function startTftpdHpa(root: string, port: number): BenchServer {

@@ -19,13 +19,20 @@ for (const sendPath of ['sendmmsg', 'dgram']) {
   });
 }
 
+/** Runs the wire tests in a fresh `node --test` with the send path set (and not as our child test). */
 function runWith(sendPath: string): ReturnType<typeof run> {
-  const prev = process.env.NETBOOT_TEST_SEND_PATH;
+  const saved = { path: process.env.NETBOOT_TEST_SEND_PATH, context: process.env.NODE_TEST_CONTEXT };
   process.env.NETBOOT_TEST_SEND_PATH = sendPath;
+  delete process.env.NODE_TEST_CONTEXT; // else the inner runner reports to ours instead of printing TAP
   try {
     return run(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=1', '--test-reporter=tap', ...WIRE_TESTS], { timeoutMs: 300_000 });
   } finally {
-    if (prev === undefined) delete process.env.NETBOOT_TEST_SEND_PATH;
-    else process.env.NETBOOT_TEST_SEND_PATH = prev;
+    restore('NETBOOT_TEST_SEND_PATH', saved.path);
+    restore('NODE_TEST_CONTEXT', saved.context);
   }
+}
+
+function restore(name: string, value: string | undefined): void {
+  if (value === undefined) delete process.env[name];
+  else process.env[name] = value;
 }
