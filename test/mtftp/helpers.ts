@@ -1,11 +1,12 @@
 // Helpers for the MTFTP tests: a running service on a temp site, real client processes with a
 // bounded run time, file digests, and a scripted TFTP client on a plain UDP socket for the cases
 // a real client cannot produce (forged packets, a client that stops ACKing, raw file names).
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
-import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { SEND_PATHS, type Config, type SendPath } from '../../services/shared/config.ts';
 import { createMemoryLogger, type LogFields, type Logger } from '../../services/shared/logger.ts';
 import { NO_BOOT_HOOKS, type BootHooks } from '../../services/mtftp/boot-hooks.ts';
@@ -204,4 +205,14 @@ export async function scriptedDownload(client: ScriptedClient, port: number, fil
     await client.send(ack((expected - 1) & 0xffff), serverPort);
     if (block === ((expected - 1) & 0xffff) && msg.length - 4 < blockSize) return { data: Buffer.concat(chunks), serverPort };
   }
+}
+
+/**
+ * Builds native/udp-link when this checkout has not (a worktree whose node_modules was copied in
+ * rather than installed by npm ci); a failed build throws, so the tests that need it fail loudly.
+ */
+export function ensureNativeBuilt(): void {
+  const repo = join(dirname(fileURLToPath(import.meta.url)), '../..');
+  if (existsSync(join(repo, 'native/udp-link/build/Release/udp_link.node'))) return;
+  execFileSync(process.execPath, [join(repo, 'native/build.mjs')], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, NETBOOT_NATIVE_REQUIRED: '1' } });
 }

@@ -9,9 +9,11 @@ import { randomBytes } from 'node:crypto';
 import { BlockRing, MemorySource } from '../../services/mtftp/block-ring.ts';
 import { chooseSendPath, loadNativeLink, NativeLinks, type NativeSupport } from '../../services/mtftp/native-link.ts';
 import type { LinkEvents } from '../../services/mtftp/transfer-link.ts';
+import { ensureNativeBuilt } from './helpers.ts';
 import { lastBlockFor, wireBlock } from '../../services/mtftp/transfer.ts';
 import { writeAck } from '../../services/mtftp/tftp-codec.ts';
 
+ensureNativeBuilt();
 const support = loadNativeLink();
 
 test('the addon is built and this kernel takes UDP_SEGMENT', () => {

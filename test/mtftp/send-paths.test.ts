@@ -5,8 +5,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { run } from './helpers.ts';
+import { ensureNativeBuilt, run } from './helpers.ts';
 
+ensureNativeBuilt();
 const here = dirname(fileURLToPath(import.meta.url));
 const WIRE_TESTS = ['interop.test.ts', 'lossy.test.ts', 'robustness.test.ts'].map((f) => join(here, f));
 
