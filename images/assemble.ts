@@ -234,7 +234,7 @@ export async function assembleVersion(o: AssembleOptions): Promise<AssembleResul
   }
 
   // 3. Copy what is held locally, verifying each chunk first: first the long runs the previous
-  // version has at the same offsets (large reads, hashed on a worker thread), then the rest
+  // version has at the same offsets (large reads, hashed on worker threads), then the rest
   // chunk by chunk from wherever it is held.
   if (sameOffset.length > 0) {
     const runsStarted = performance.now();
@@ -329,7 +329,7 @@ const RUN_BYTES = 4 * 1024 * 1024;
 
 /**
  * Copies chunks that sit at the same offset in the previous version's file, in runs of up to
- * 4 MiB: read, hash every chunk of the run on a worker thread while the next run is read, write
+ * 4 MiB: read, hash every chunk of the run on worker threads while the next run is read, write
  * the chunks that verify (zeros into a new sparse file are skipped). Returns the placements done
  * ("offset@path"); anything that did not verify is left for the chunk-by-chunk path.
  */
@@ -342,7 +342,7 @@ async function copyRuns(items: readonly SameOffset[], dir: string, fresh: Readon
     else runs.push([it]);
   }
   const done = new Set<string>();
-  const hasher = new ChunkHasher();
+  const hasher = new ChunkHasher({ blocks: 4 }); // three runs in flight
   const reads = new Map<string, FileHandle>();
   const writes = new Map<string, FileHandle>();
   const handle = async (map: Map<string, FileHandle>, path: string, flags: string): Promise<FileHandle> => {
@@ -361,7 +361,7 @@ async function copyRuns(items: readonly SameOffset[], dir: string, fresh: Readon
   const one = async (run: SameOffset[]): Promise<void> => {
     const start = run[0]!.offset;
     const len = run.at(-1)!.offset + run.at(-1)!.size - start;
-    const block = hasher.block(len);
+    const block = await hasher.block(); // RUN_BYTES <= BLOCK
     let got = 0;
     try {
       got = (await (await handle(reads, run[0]!.from, 'r')).read(block, 0, len, start)).bytesRead;
@@ -370,26 +370,26 @@ async function copyRuns(items: readonly SameOffset[], dir: string, fresh: Readon
     }
     if (got !== len) return hasher.recycle(block);
     const cuts = run.map((c) => c.offset + c.size - start);
-    const { digests, data } = await hasher.hashKeeping(block, cuts);
     try {
+      const digests = await hasher.hashBlock(block, cuts);
       const out = await handle(writes, join(dir, run[0]!.path), 'r+');
       // One write per stretch of verified chunks (zeros into a sparse file end a stretch).
       let from = -1;
       const flush = async (to: number): Promise<void> => {
-        if (from >= 0) await out.write(data, from - start, to - from, from);
+        if (from >= 0) await out.write(block, from - start, to - from, from);
         from = -1;
       };
       for (let i = 0; i < run.length; i++) {
         const c = run[i]!;
         const ok = digests[i] === c.digest;
-        const skip = !ok || (fresh.has(c.path) && isZero(data.subarray(c.offset - start, c.offset - start + c.size)));
+        const skip = !ok || (fresh.has(c.path) && isZero(block.subarray(c.offset - start, c.offset - start + c.size)));
         if (skip) await flush(c.offset);
         else if (from < 0) from = c.offset;
         if (ok) done.add(`${c.offset}@${c.path}`);
       }
       await flush(run.at(-1)!.offset + run.at(-1)!.size);
     } finally {
-      hasher.recycle(data);
+      hasher.recycle(block);
     }
   };
   let failure: unknown = null;

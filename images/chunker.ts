@@ -6,7 +6,9 @@
 //
 // The gear table and masks are part of the package format: every server must cut identically.
 // Pure and streaming: push() any buffer sizes, get back where chunks end; no I/O, no hashing.
+// The byte loop itself is gear-scan.ts (WebAssembly).
 import { createHash } from 'node:crypto';
+import { GearScanner, SCRATCH_AT } from './gear-scan.ts';
 
 export const MIN_CHUNK = 16 * 1024;
 export const AVG_CHUNK = 64 * 1024;
@@ -21,14 +23,30 @@ export const GEAR: Int32Array = (() => {
 
 // The gear hash shifts left each byte, so high bits depend on the most bytes (the top bit on the
 // last 32): masks take their bits from the top. 16 bits ~ 64 KiB average; +-2 bits normalize:
-// before the average, 18 bits (0xffffc000, cutting 4x harder); after it, 14 (0xfffc0000, 4x easier).
-// (The masks are literals inside scanS/scanL below.)
+// before the average, 18 bits (cutting 4x harder); after it, 14 (4x easier).
+const MASK_S = 0xffffc000 | 0;
+const MASK_L = 0xfffc0000 | 0;
+
+/** A scanner over a memory of its own with room for `dataBytes` of blocks read straight into it. */
+export function newScanner(dataBytes: number): GearScanner {
+  return new GearScanner(GEAR, dataBytes);
+}
+
+// Scratch for chunkers given no scanner: data is copied in and scanned inside one synchronous
+// push(), so every such chunker can share it (and not each reserve a memory of its own).
+let scratchScanner: GearScanner | null = null;
 
 /** Finds chunk boundaries in a stream. Call push() for each piece of data in order, then end(). */
 export class Chunker {
   /** Bytes of the current (unfinished) chunk seen so far. */
   private pos = 0;
   private hash = 0;
+  private readonly scanner: GearScanner;
+
+  /** With the scanner whose memory the data is read into, data is scanned where it lies. */
+  constructor(scanner?: GearScanner) {
+    this.scanner = scanner ?? (scratchScanner ??= newScanner(0));
+  }
 
   /**
    * Feeds the next bytes; returns the offsets within `data` just past each chunk that ends in it
@@ -48,31 +66,18 @@ export class Chunker {
         pos += skip;
         continue;
       }
-      let cut = -1;
-      if (pos < AVG_CHUNK) {
-        const end = Math.min(len, i + (AVG_CHUNK - pos));
-        const start = i;
-        cut = scanS(data, i, end, h);
-        if (cut < 0) {
-          h = scanHash;
-          i = end;
-        } else {
-          i = cut;
-        }
-        pos += i - start;
+      const small = pos < AVG_CHUNK;
+      const end = Math.min(len, i + (small ? AVG_CHUNK : MAX_CHUNK) - pos);
+      let cut = this.scan(data, i, end, h, small ? MASK_S : MASK_L);
+      const start = i;
+      if (cut < 0) {
+        h = this.scanner.hash;
+        i = end;
       } else {
-        const end = Math.min(len, i + (MAX_CHUNK - pos));
-        const start = i;
-        cut = scanL(data, i, end, h);
-        if (cut < 0) {
-          h = scanHash;
-          i = end;
-        } else {
-          i = cut;
-        }
-        pos += i - start;
-        if (cut < 0 && pos === MAX_CHUNK) cut = i;
+        i = cut;
       }
+      pos += i - start;
+      if (cut < 0 && pos === MAX_CHUNK) cut = i;
       if (cut >= 0) {
         cuts.push(cut);
         pos = 0;
@@ -84,6 +89,18 @@ export class Chunker {
     return cuts;
   }
 
+  /** Scans data[from, to): in place if it lies in the scanner's memory, else through scratch. */
+  private scan(data: Uint8Array, from: number, to: number, h: number, mask: number): number {
+    const s = this.scanner;
+    let base = data.byteOffset;
+    if (data.buffer !== s.buffer) {
+      new Uint8Array(s.buffer, SCRATCH_AT, to - from).set(data.subarray(from, to));
+      base = SCRATCH_AT - from;
+    }
+    const cut = s.scan(base + from, base + to, h, mask);
+    return cut < 0 ? -1 : cut - base;
+  }
+
   /** Bytes of the final, unfinished chunk (0 if the stream ended exactly on a boundary). */
   end(): number {
     const rest = this.pos;
@@ -91,53 +108,6 @@ export class Chunker {
     this.hash = 0;
     return rest;
   }
-}
-
-let scanHash = 0;
-
-// Rolls the gear hash over data[from, to) starting from `h`; returns the offset just past the
-// first byte where (hash & mask) == 0, or -1 with the final hash left in `scanHash`. One copy per
-// mask with the mask a literal, unrolled by four: this loop is the chunker's whole cost.
-function scanS(data: Uint8Array, from: number, to: number, h: number): number {
-  const gear = GEAR;
-  let i = from;
-  for (const to4 = to - 3; i < to4; i += 4) {
-    h = ((h << 1) + gear[data[i]!]!) | 0;
-    if ((h & 0xffffc000) === 0) return i + 1;
-    h = ((h << 1) + gear[data[i + 1]!]!) | 0;
-    if ((h & 0xffffc000) === 0) return i + 2;
-    h = ((h << 1) + gear[data[i + 2]!]!) | 0;
-    if ((h & 0xffffc000) === 0) return i + 3;
-    h = ((h << 1) + gear[data[i + 3]!]!) | 0;
-    if ((h & 0xffffc000) === 0) return i + 4;
-  }
-  for (; i < to; i++) {
-    h = ((h << 1) + gear[data[i]!]!) | 0;
-    if ((h & 0xffffc000) === 0) return i + 1;
-  }
-  scanHash = h;
-  return -1;
-}
-
-function scanL(data: Uint8Array, from: number, to: number, h: number): number {
-  const gear = GEAR;
-  let i = from;
-  for (const to4 = to - 3; i < to4; i += 4) {
-    h = ((h << 1) + gear[data[i]!]!) | 0;
-    if ((h & 0xfffc0000) === 0) return i + 1;
-    h = ((h << 1) + gear[data[i + 1]!]!) | 0;
-    if ((h & 0xfffc0000) === 0) return i + 2;
-    h = ((h << 1) + gear[data[i + 2]!]!) | 0;
-    if ((h & 0xfffc0000) === 0) return i + 3;
-    h = ((h << 1) + gear[data[i + 3]!]!) | 0;
-    if ((h & 0xfffc0000) === 0) return i + 4;
-  }
-  for (; i < to; i++) {
-    h = ((h << 1) + gear[data[i]!]!) | 0;
-    if ((h & 0xfffc0000) === 0) return i + 1;
-  }
-  scanHash = h;
-  return -1;
 }
 
 /** Chunk sizes of a whole buffer (tests and small files). */

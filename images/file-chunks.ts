@@ -4,10 +4,8 @@
 import { createHash } from 'node:crypto';
 import { open, type FileHandle } from 'node:fs/promises';
 import { AVG_CHUNK, Chunker } from './chunker.ts';
-import type { ChunkHasher } from './chunk-hasher.ts';
+import { BLOCK_MAX as BLOCK, ChunkHasher, type Pieces } from './chunk-hasher.ts';
 import type { ChunkRef } from './manifest.ts';
-
-const BLOCK = 4 * 1024 * 1024;
 
 export interface ChunkedFile {
   readonly size: number;
@@ -16,7 +14,7 @@ export interface ChunkedFile {
 
 /**
  * Reads `src` once: chunk boundaries, SHA-256 per chunk, and (if given) a copy at `copyTo`,
- * fsynced. With a `hasher`, chunk digests are computed on its worker thread meanwhile.
+ * fsynced. With a `hasher`, chunk digests are computed on its worker threads meanwhile.
  */
 export async function chunkFile(src: string, copyTo: string | null, onBytes?: (n: number) => void, hasher?: ChunkHasher): Promise<ChunkedFile> {
   const input = await open(src, 'r');
@@ -70,52 +68,117 @@ async function large(input: FileHandle, output: FileHandle | null, onBytes?: (n:
   return state.finish();
 }
 
-/** As large(), with SHA-256 on the worker: this thread reads, cuts and writes; the worker hashes. */
+/** A block and who still needs it: the chunking, its write, hash jobs over its bytes. */
+class HeldBlock {
+  private users = 1;
+  constructor(
+    readonly buf: Buffer,
+    private readonly hasher: ChunkHasher,
+  ) {}
+
+  retain(): void {
+    this.users++;
+  }
+
+  release(): void {
+    if (--this.users === 0) this.hasher.recycle(this.buf);
+  }
+}
+
+/**
+ * As large(), with the file read straight into the hasher's shared blocks: this thread cuts
+ * (in place) and writes, the workers hash whole chunks, the next block is read meanwhile.
+ */
 async function largeParallel(input: FileHandle, output: FileHandle | null, hasher: ChunkHasher, onBytes?: (n: number) => void): Promise<ChunkedFile> {
-  const chunker = new Chunker();
+  const chunker = new Chunker(hasher.scanner);
   const sizes: number[] = [];
-  const digests: string[] = [];
-  const inFlight: Array<Promise<string[]>> = [];
-  let pending = 0;
+  const jobs: Array<Promise<string[]>> = [];
+  const writes: Array<Promise<unknown>> = [];
+  // The unfinished chunk: its bytes so far and the blocks they lie in.
+  let pending: { pieces: Pieces; blocks: HeldBlock[]; bytes: number } = { pieces: [], blocks: [], bytes: 0 };
   let total = 0;
-  const readBlock = async (): Promise<Buffer> => {
-    const buf = hasher.block(BLOCK); // owns its memory: it is transferred to the worker and back
-    const { bytesRead } = await input.read(buf, 0, BLOCK, null);
-    return buf.subarray(0, bytesRead);
+  // Every block but the last is filled, so the unfinished chunk always lies in one block.
+  const readAt = async (position: number): Promise<HeldBlock> => {
+    const buf = await hasher.block();
+    try {
+      let got = 0;
+      for (;;) {
+        const { bytesRead } = await input.read(buf, got, buf.length - got, position + got);
+        got += bytesRead;
+        if (bytesRead === 0 || got === buf.length) break;
+      }
+      return new HeldBlock(buf.subarray(0, got), hasher);
+    } catch (err) {
+      hasher.recycle(buf);
+      throw err;
+    }
   };
+  const settle = (p: Promise<unknown>, blocks: HeldBlock[]): void => {
+    for (const b of blocks) b.retain();
+    void p.finally(() => blocks.forEach((b) => b.release())).catch(() => {});
+  };
+  let next: Promise<HeldBlock> | null = null;
   try {
-    let next = readBlock();
+    next = readAt(0);
     for (;;) {
-      const data = await next;
-      if (data.length === 0) break;
-      next = readBlock();
-      const written = output === null || isZeroBlock(data) ? undefined : output.write(data, 0, data.length, total); // zeros stay a hole
-      const cuts = chunker.push(data);
+      const block = await next;
+      next = null;
+      const data = block.buf;
+      if (data.length === 0) {
+        block.release();
+        break;
+      }
+      next = readAt(total + data.length); // read ahead while this block is cut
+      if (output !== null && !isZeroBlock(data)) {
+        const w = output.write(data, 0, data.length, total); // zeros stay a hole
+        writes.push(w);
+        settle(w, [block]);
+      }
+      const chunks: Pieces[] = [];
+      const touched = new Set<HeldBlock>([block]);
       let prev = 0;
-      for (const cut of cuts) {
-        sizes.push(pending + cut - prev);
-        pending = 0;
+      for (const cut of chunker.push(data)) {
+        chunks.push([...pending.pieces, ...ChunkHasher.pieces(data, prev, cut)]);
+        sizes.push(pending.bytes + cut - prev);
+        for (const b of pending.blocks) touched.add(b);
+        pending = { pieces: [], blocks: [], bytes: 0 };
         prev = cut;
       }
-      pending += data.length - prev;
+      if (prev < data.length) {
+        pending.pieces.push(...ChunkHasher.pieces(data, prev, data.length));
+        pending.blocks.push(block);
+        pending.bytes += data.length - prev;
+        block.retain();
+      }
+      const job = hasher.hash(chunks);
+      jobs.push(job);
+      settle(job, [...touched]);
+      for (const b of touched) if (b !== block) b.release(); // the pending hold passes to the job
+      block.release();
       total += data.length;
-      await written;
-      const length = data.length;
-      inFlight.push(hasher.push(data, cuts)); // `data` is detached from here on
-      if (inFlight.length > 4) digests.push(...(await inFlight.shift()!));
-      onBytes?.(length);
+      onBytes?.(data.length);
     }
     chunker.end();
-    if (pending > 0) sizes.push(pending);
+    if (pending.bytes > 0) {
+      sizes.push(pending.bytes);
+      const job = hasher.hash([pending.pieces]);
+      jobs.push(job);
+      settle(job, pending.blocks);
+      for (const b of pending.blocks) b.release();
+      pending = { pieces: [], blocks: [], bytes: 0 };
+    }
+    await Promise.all(writes);
     await output?.truncate(total);
-    inFlight.push(hasher.end(pending > 0));
-    for (const p of inFlight.splice(0)) digests.push(...(await p));
+    const digests = (await Promise.all(jobs)).flat();
+    if (digests.length !== sizes.length) throw new Error(`hash workers returned ${digests.length} digests for ${sizes.length} chunks`);
+    return { size: total, chunks: sizes.map((size, i) => ({ digest: digests[i]!, size })) };
   } finally {
-    // On failure, let the worker's answers drain so the next file starts from a clean hash.
-    await Promise.allSettled(inFlight);
+    // On failure, let reads, writes and hash jobs finish so every block goes back.
+    const ahead = next;
+    if (ahead !== null) void ahead.then((b) => b.release(), () => {});
+    for (const b of pending.blocks) b.release();
+    await Promise.allSettled([...writes, ...jobs]);
   }
-  if (digests.length !== sizes.length) throw new Error(`hash worker returned ${digests.length} digests for ${sizes.length} chunks`);
-  return { size: total, chunks: sizes.map((size, i) => ({ digest: digests[i]!, size })) };
 }
 
 const ZERO_BLOCK = Buffer.alloc(BLOCK);

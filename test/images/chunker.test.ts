@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { AVG_CHUNK, Chunker, MAX_CHUNK, MIN_CHUNK, chunkSizes } from '../../images/chunker.ts';
+import { AVG_CHUNK, Chunker, GEAR, MAX_CHUNK, MIN_CHUNK, chunkSizes, newScanner } from '../../images/chunker.ts';
+import { DATA_AT } from '../../images/gear-scan.ts';
 
 /** Deterministic pseudo-random bytes (xorshift32), so boundaries are reproducible. */
 function bytes(n: number, seed: number): Uint8Array {
@@ -76,4 +77,50 @@ test('data with no cut point is cut at the maximum size', () => {
   // Zeros: the gear hash of a constant run is periodic; whatever it does, bounds hold.
   for (const s of sizes.slice(0, -1)) assert.ok(s >= MIN_CHUNK && s <= MAX_CHUNK);
   assert.equal(sizes.reduce((a, b) => a + b, 0), MAX_CHUNK * 3 + 5);
+});
+
+/** The cut rule written out byte by byte, as the README states it: what the fast scan must match. */
+function referenceSizes(data: Uint8Array): number[] {
+  const sizes: number[] = [];
+  let start = 0;
+  while (start < data.length) {
+    let h = 0;
+    let end = Math.min(data.length, start + MAX_CHUNK);
+    for (let i = start + MIN_CHUNK; i < end; i++) {
+      h = ((h << 1) + GEAR[data[i]!]!) | 0;
+      const mask = i - start < AVG_CHUNK ? 0xffffc000 : 0xfffc0000;
+      if ((h & mask) === 0) {
+        end = i + 1;
+        break;
+      }
+    }
+    sizes.push(end - start);
+    start = end;
+  }
+  return sizes;
+}
+
+test('the scan cuts exactly where the byte-by-byte rule does, on random, text-like and constant data', () => {
+  const text = Buffer.from('option value = true # boot kernel module eth0 dhcp\n'.repeat(200_000));
+  const mixed = Buffer.concat([bytes(2_000_000, 5), new Uint8Array(700_000), text.subarray(0, 3_000_000), bytes(1_234_567, 6)]);
+  for (const [label, data] of [['random', bytes(6_000_000, 1)], ['text', text], ['mixed', mixed]] as const) {
+    assert.deepEqual(chunkSizes(data), referenceSizes(data), label);
+  }
+});
+
+test('data read into the memory of the scanner is scanned in place, with the same boundaries', () => {
+  const data = bytes(5 * 1024 * 1024 + 99, 21);
+  const scanner = newScanner(2 * 1024 * 1024);
+  const chunker = new Chunker(scanner);
+  const block = new Uint8Array(scanner.buffer, DATA_AT, 2 * 1024 * 1024);
+  const ends: number[] = [];
+  for (let off = 0; off < data.length; off += block.length) {
+    const piece = data.subarray(off, off + block.length);
+    block.set(piece);
+    for (const cut of chunker.push(block.subarray(0, piece.length))) ends.push(off + cut);
+  }
+  const rest = chunker.end();
+  const sizes = ends.map((e, i) => e - (i === 0 ? 0 : ends[i - 1]!));
+  if (rest > 0) sizes.push(rest);
+  assert.deepEqual(sizes, chunkSizes(data));
 });
