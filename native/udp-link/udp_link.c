@@ -4,8 +4,10 @@
 //     object, no 64 KiB allocation per datagram),
 //   - send a run of equal-stride packets from one buffer in as few system calls as possible:
 //     UDP GSO (one sendmsg with UDP_SEGMENT per up to 64 segments) or sendmmsg,
-//   - a predicted turn: JS arms "if the next datagram is exactly these bytes, send this run", so
-//     in lock-step the next window leaves before the event reaches JS (JS then checks it).
+//   - a chain of predicted turns: JS arms "if the next datagram is exactly these bytes, send this
+//     run; then if the next is exactly those, send that run; ...". In lock-step the turns then
+//     happen here, and JS hears about them in one call at the chain's end (or when it asks),
+//     replays them through its state machine and checks every one.
 // Every protocol decision stays in TypeScript (tftp-codec.ts, transfer.ts); this file does not
 // know what a TFTP packet is.
 #define _GNU_SOURCE
@@ -48,11 +50,11 @@ typedef struct {
   napi_async_context async;
   uint8_t* rx;
   size_t rx_len;
-  // The armed turn: `expect` is the datagram that fires it, the run lies in run_buf.
-  int armed;
-  uint8_t expect[16];
-  size_t expect_len;
-  uint32_t arm_offset, arm_stride, arm_count, arm_final;
+  // The armed chain: step i fires on datagram expects[i*width..] and sends runs[3i..3i+2]
+  // (offset in run_buf, count, final length). `fired`: steps taken not yet reported to JS.
+  uint32_t chain_len, chain_pos, chain_cap, fired, width, stride;
+  uint8_t* expects;
+  uint32_t* runs;
   napi_ref run_ref;
   uint8_t* run_buf;
   size_t run_len;
@@ -71,6 +73,8 @@ static napi_value throw_errno(napi_env env, int err, const char* what) {
 }
 
 static void free_link(link_t* l) {
+  free(l->expects);
+  free(l->runs);
   free(l);
 }
 
@@ -125,6 +129,20 @@ static void report_error(link_t* l, int err) {
   napi_close_handle_scope(l->env, scope);
 }
 
+// onDatagram(length, steps, lastSent): first the chain steps fired since the last report (the
+// last one sent only `lastSent` blocks when >= 0), then the datagram itself (length -1: none).
+static void report(link_t* l, int64_t length, int64_t last_sent) {
+  napi_handle_scope scope;
+  napi_open_handle_scope(l->env, &scope);
+  napi_value argv[3];
+  napi_create_int64(l->env, length, &argv[0]);
+  napi_create_uint32(l->env, l->fired, &argv[1]);
+  napi_create_int64(l->env, last_sent, &argv[2]);
+  l->fired = 0;
+  call_js(l, l->on_datagram, 3, argv);
+  napi_close_handle_scope(l->env, scope);
+}
+
 static void on_poll(uv_poll_t* h, int status, int events) {
   link_t* l = (link_t*)h->data;
   if (l->closing) return;
@@ -151,22 +169,25 @@ static void on_poll(uv_poll_t* h, int status, int events) {
       report_error(l, errno);
       return;
     }
-    // -1: the turn was not armed or this is not the datagram it waits for; else blocks sent.
-    ssize_t presend = -1;
-    if (l->armed) {
-      l->armed = 0;
-      if ((size_t)n == l->expect_len && memcmp(l->rx, l->expect, l->expect_len) == 0) {
-        presend = send_run(l, l->run_buf + l->arm_offset, l->arm_stride, l->arm_count, l->arm_final);
-        if (presend < 0) presend = 0;  // a failed send: JS sends the run itself and sees the error
+    if (l->chain_pos < l->chain_len) {
+      uint32_t i = l->chain_pos;
+      if ((size_t)n == l->width && memcmp(l->rx, l->expects + (size_t)i * l->width, l->width) == 0) {
+        uint32_t* run = l->runs + 3 * (size_t)i;
+        ssize_t sent = send_run(l, l->run_buf + run[0], l->stride, run[1], run[2]);
+        l->chain_pos++;
+        l->fired++;
+        if (sent < (ssize_t)run[1]) {
+          // The kernel took less (full buffer) or failed: JS sends the rest and sees any error.
+          l->chain_len = l->chain_pos;
+          report(l, -1, sent < 0 ? 0 : sent);
+        } else if (l->chain_pos == l->chain_len) {
+          report(l, -1, -1);
+        }
+        continue;
       }
+      l->chain_len = l->chain_pos;  // any other datagram ends the chain
     }
-    napi_handle_scope scope;
-    napi_open_handle_scope(l->env, &scope);
-    napi_value argv[2];
-    napi_create_uint32(l->env, (uint32_t)n, &argv[0]);
-    napi_create_int64(l->env, presend, &argv[1]);
-    call_js(l, l->on_datagram, 2, argv);
-    napi_close_handle_scope(l->env, scope);
+    report(l, (int64_t)n, -1);
   }
 }
 
@@ -382,43 +403,84 @@ static napi_value link_set_run_buffer(napi_env env, napi_callback_info info) {
   napi_create_reference(env, argv[0], 1, &l->run_ref);
   l->run_buf = data;
   l->run_len = len;
-  l->armed = 0;
+  l->chain_len = l->chain_pos = 0;
   return NULL;
 }
 
-// arm(expect, offset, stride, count, finalLength): when the next datagram received equals
-// `expect`, send that run of the run buffer at once. Any datagram disarms it.
+// arm(expects, width, runs: Uint32Array [offset, count, finalLength]*, steps, stride): a chain
+// of predicted turns (see the top of the file). Replaces any chain armed before.
 static napi_value link_arm(napi_env env, napi_callback_info info) {
   size_t argc = 5;
   napi_value argv[5];
   link_t* l = unwrap(env, info, &argc, argv);
   if (l == NULL) return NULL;
-  void* expect;
-  size_t expect_len;
-  uint32_t offset, stride, count, final_len;
-  if (argc < 5 || napi_get_buffer_info(env, argv[0], &expect, &expect_len) != napi_ok || expect_len == 0 || expect_len > sizeof l->expect ||
-      napi_get_value_uint32(env, argv[1], &offset) != napi_ok || napi_get_value_uint32(env, argv[2], &stride) != napi_ok ||
-      napi_get_value_uint32(env, argv[3], &count) != napi_ok || napi_get_value_uint32(env, argv[4], &final_len) != napi_ok || l->run_buf == NULL ||
-      stride == 0 || stride > 65535 || count == 0 || final_len > stride || (uint64_t)offset + (uint64_t)(count - 1) * stride + final_len > l->run_len) {
-    napi_throw_range_error(env, NULL, "arm: bad datagram or run outside the run buffer");
+  void* expects;
+  size_t expects_len, runs_len;
+  void* runs;
+  napi_typedarray_type type;
+  uint32_t width, steps, stride;
+  if (argc < 5 || napi_get_buffer_info(env, argv[0], &expects, &expects_len) != napi_ok || napi_get_value_uint32(env, argv[1], &width) != napi_ok ||
+      napi_get_typedarray_info(env, argv[2], &type, &runs_len, &runs, NULL, NULL) != napi_ok || type != napi_uint32_array ||
+      napi_get_value_uint32(env, argv[3], &steps) != napi_ok || napi_get_value_uint32(env, argv[4], &stride) != napi_ok || width == 0 || steps == 0 ||
+      (uint64_t)width * steps > expects_len || (uint64_t)steps * 3 > runs_len || stride == 0 || stride > 65535 || l->run_buf == NULL) {
+    napi_throw_range_error(env, NULL, "arm: bad chain");
     return NULL;
   }
-  memcpy(l->expect, expect, expect_len);
-  l->expect_len = expect_len;
-  l->arm_offset = offset;
-  l->arm_stride = stride;
-  l->arm_count = count;
-  l->arm_final = final_len;
-  l->armed = 1;
+  const uint32_t* r = runs;
+  for (uint32_t i = 0; i < steps; i++) {
+    uint32_t offset = r[3 * i], count = r[3 * i + 1], final_len = r[3 * i + 2];
+    if (count == 0 || final_len > stride || (uint64_t)offset + (uint64_t)(count - 1) * stride + final_len > l->run_len) {
+      napi_throw_range_error(env, NULL, "arm: run outside the run buffer");
+      return NULL;
+    }
+  }
+  if (width > 16) {
+    napi_throw_range_error(env, NULL, "arm: datagram wider than 16 bytes");
+    return NULL;
+  }
+  if (steps > l->chain_cap) {
+    uint8_t* e = realloc(l->expects, (size_t)steps * 16);
+    if (e != NULL) l->expects = e;
+    uint32_t* rr = realloc(l->runs, (size_t)steps * 3 * sizeof(uint32_t));
+    if (rr != NULL) l->runs = rr;
+    if (e == NULL || rr == NULL) {
+      napi_throw_error(env, NULL, "arm: out of memory");
+      return NULL;
+    }
+    l->chain_cap = steps;
+  }
+  memcpy(l->expects, expects, (size_t)width * steps);
+  memcpy(l->runs, runs, (size_t)steps * 3 * sizeof(uint32_t));
+  l->width = width;
+  l->stride = stride;
+  l->chain_len = steps;
+  l->chain_pos = 0;
   return NULL;
 }
 
+// takeProgress(): chain steps fired since the last report; the chain goes on.
+static napi_value link_take_progress(napi_env env, napi_callback_info info) {
+  size_t argc = 0;
+  link_t* l = unwrap(env, info, &argc, NULL);
+  if (l == NULL) return NULL;
+  uint32_t fired = l->fired;
+  l->fired = 0;
+  napi_value v;
+  napi_create_uint32(env, fired, &v);
+  return v;
+}
+
+// disarm(): ends the chain; returns the steps fired since the last report.
 static napi_value link_disarm(napi_env env, napi_callback_info info) {
   size_t argc = 0;
   link_t* l = unwrap(env, info, &argc, NULL);
   if (l == NULL) return NULL;
-  l->armed = 0;
-  return NULL;
+  l->chain_len = l->chain_pos = 0;
+  uint32_t fired = l->fired;
+  l->fired = 0;
+  napi_value v;
+  napi_create_uint32(env, fired, &v);
+  return v;
 }
 
 static napi_value link_want_writable(napi_env env, napi_callback_info info) {
@@ -493,6 +555,7 @@ NAPI_MODULE_INIT() {
       {"setRunBuffer", NULL, link_set_run_buffer, NULL, NULL, NULL, napi_default, NULL},
       {"arm", NULL, link_arm, NULL, NULL, NULL, napi_default, NULL},
       {"disarm", NULL, link_disarm, NULL, NULL, NULL, napi_default, NULL},
+      {"takeProgress", NULL, link_take_progress, NULL, NULL, NULL, napi_default, NULL},
       {"wantWritable", NULL, link_want_writable, NULL, NULL, NULL, napi_default, NULL},
       {"close", NULL, link_close, NULL, NULL, NULL, napi_default, NULL},
       {"info", NULL, link_info, NULL, NULL, NULL, napi_default, NULL},

@@ -15,7 +15,9 @@ interface UdpLinkHandle {
   sendRun(buf: Buffer, offset: number, stride: number, count: number, finalLength: number): number;
   wantWritable(): void;
   setRunBuffer(buf: Buffer): void;
-  arm(expect: Buffer, offset: number, stride: number, count: number, finalLength: number): void;
+  arm(expects: Buffer, width: number, runs: Uint32Array, steps: number, stride: number): void;
+  takeProgress(): number;
+  disarm(): number;
   close(): void;
   info(): { port: number; sendBufferSize: number; gso: boolean };
   setSendBufferSize(bytes: number): void;
@@ -28,7 +30,7 @@ interface UdpLinkAddon {
     peerPort: number,
     rx: Buffer,
     gso: boolean,
-    onDatagram: (length: number, presend: number) => void,
+    onDatagram: (length: number, steps: number, lastSent: number) => void,
     onError: (message: string) => void,
     onWritable: () => void,
   ) => UdpLinkHandle;
@@ -71,6 +73,8 @@ export class NativeLink implements TransferLink {
   private events: LinkEvents | null = null;
   private closed = false;
   private runBuffer: Buffer | null = null;
+  /** The armed chain's runs: offset, count, final length per step. */
+  private runs = new Uint32Array(0);
 
   constructor(addon: UdpLinkAddon, rx: Buffer, gso: boolean, bind: string, peer: Peer) {
     this.kind = gso ? 'gso' : 'sendmmsg';
@@ -80,7 +84,7 @@ export class NativeLink implements TransferLink {
       peer.port,
       rx,
       gso,
-      (length, presend) => this.events?.datagram(rx, length, presend),
+      (length, steps, lastSent) => this.events?.datagram(rx, length, steps, lastSent),
       (message) => this.fail(message),
       () => this.events?.writable(),
     );
@@ -118,17 +122,33 @@ export class NativeLink implements TransferLink {
     return n - first;
   }
 
-  arm(expect: Buffer, ring: BlockRing, first: number, last: number): boolean {
-    if (this.closed) return false;
-    const slot = ring.slotOf(first);
-    const count = last - first + 1;
-    if (slot + count > ring.capacity) return false; // wraps around the ring: not one run
+  arm(expects: Buffer, width: number, ring: BlockRing, firsts: readonly number[], lasts: readonly number[], steps: number): boolean {
+    if (this.closed || steps === 0) return false;
+    if (this.runs.length < steps * 3) this.runs = new Uint32Array(steps * 3);
+    for (let i = 0; i < steps; i++) {
+      const first = firsts[i] as number;
+      const last = lasts[i] as number;
+      const slot = ring.slotOf(first);
+      const count = last - first + 1;
+      if (slot + count > ring.capacity) return false; // wraps around the ring: not one run
+      this.runs[3 * i] = slot * ring.stride;
+      this.runs[3 * i + 1] = count;
+      this.runs[3 * i + 2] = ring.packetLength(last);
+    }
     if (this.runBuffer !== ring.buffer) {
       this.runBuffer = ring.buffer;
       this.handle.setRunBuffer(ring.buffer);
     }
-    this.handle.arm(expect, slot * ring.stride, ring.stride, count, ring.packetLength(last));
+    this.handle.arm(expects, width, this.runs, steps, ring.stride);
     return true;
+  }
+
+  takeProgress(): number {
+    return this.closed ? 0 : this.handle.takeProgress();
+  }
+
+  disarm(): number {
+    return this.closed ? 0 : this.handle.disarm();
   }
 
   holdsBuffers(): boolean {

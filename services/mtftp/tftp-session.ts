@@ -5,8 +5,9 @@
 import type { Logger } from '../shared/logger.ts';
 import { errorMessage } from '../shared/errors.ts';
 import type { BlockRing, BlockSource } from './block-ring.ts';
-import { ackBlock, decode, encode, errorPacket, TFTP_ERROR, writeAck, type TftpOption } from './tftp-codec.ts';
+import { ackBlock, decode, encode, errorPacket, TFTP_ERROR, type TftpOption } from './tftp-codec.ts';
 import type { TransferLink } from './transfer-link.ts';
+import { TurnChain } from './turn-chain.ts';
 import { wireBlock, type Step, type TransferMachine } from './transfer.ts';
 
 export type Outcome = 'complete' | 'refused' | 'aborted' | 'shutdown';
@@ -47,17 +48,8 @@ export class TftpSession {
   /** Blocks the link could not take yet (its send buffer was full): sent when it is writable. */
   private blockedFirst = 0;
   private blockedLast = -1;
-  /**
-   * The predicted turn armed on the link (0: none): on the ACK of machine.high the link sends
-   * armedFirst..armedLast at once; transmit() then finds the machine asking for exactly that.
-   */
-  private armedFirst = 0;
-  private armedLast = 0;
-  private readonly expectedAck = Buffer.alloc(4);
-  /** Blocks the link sent ahead for the datagram being handled (-1: none), and their range. */
-  private presend = -1;
-  private presendFirst = 0;
-  private presendLast = 0;
+  /** Turns the native link takes on its own (lock-step), replayed through the machine after. */
+  private readonly chain = new TurnChain();
   private ended = false;
   readonly done: Promise<SessionEnd>;
   private resolveDone!: (end: SessionEnd) => void;
@@ -75,7 +67,7 @@ export class TftpSession {
 
   start(): void {
     this.link.listen({
-      datagram: (buf, length, presend) => this.onDatagram(buf, length, presend),
+      datagram: (buf, length, steps, lastSent) => this.onDatagram(buf, length, steps, lastSent),
       error: (err) => this.onSocketError(err),
       writable: () => this.onWritable(),
     });
@@ -91,19 +83,42 @@ export class TftpSession {
     this.end('shutdown', 'server shutting down');
   }
 
-  private onDatagram(buf: Buffer, length: number, presend: number): void {
+  private onDatagram(buf: Buffer, length: number, steps: number, lastSent: number): void {
     if (this.ended) return;
-    this.presend = presend;
-    this.presendFirst = this.armedFirst;
-    this.presendLast = this.armedLast;
-    this.armedLast = 0; // any datagram disarms the link
-    try {
-      this.handleDatagram(buf, length);
-    } finally {
-      if (this.presend >= 0) this.log.debug('predicted turn not taken by the machine', { first: this.presendFirst, last: this.presendLast });
-      this.presend = -1;
-      this.armNext();
+    if (steps > 0) this.replay(steps, lastSent);
+    if (length >= 0) {
+      this.chain.clear(); // a datagram the chain did not take ends it
+      if (!this.ended) this.handleDatagram(buf, length);
+    } else if (lastSent >= 0 || !this.chain.active) {
+      this.chain.clear();
     }
+    this.armNext();
+  }
+
+  /**
+   * The link took `steps` turns of the chain: feed their ACKs to the machine, which must ask for
+   * exactly the windows already sent. The last turn sent only `lastSent` blocks when >= 0.
+   */
+  private replay(steps: number, lastSent: number): void {
+    const m = this.machine;
+    for (let i = 0; i < steps && !this.ended; i++) {
+      const k = this.chain.replayed++;
+      const first = this.chain.firsts[k] as number;
+      const last = this.chain.lasts[k] as number;
+      const step = m.ack(wireBlock(first - 1));
+      if (step.kind !== 'send' || m.sendOack || m.sendFirst !== first || m.sendLast !== last) {
+        // Cannot happen while the chain follows windowEndAfter; if it does, the machine wins.
+        this.log.warn('predicted turn differs from the state machine', { acked: first - 1, predicted: `${first}-${last}`, step: step.kind });
+        this.link.disarm();
+        this.chain.clear();
+        this.apply(step);
+        return;
+      }
+      if (i === steps - 1 && lastSent >= 0 && first + lastSent <= last) this.sendRange(first + lastSent, last);
+    }
+    this.waiting = false;
+    this.restartTimer();
+    this.readAhead();
   }
 
   private handleDatagram(buf: Buffer, length: number): void {
@@ -136,6 +151,16 @@ export class TftpSession {
 
   private onTimer(): void {
     if (this.ended) return;
+    if (this.chain.active) {
+      // The link may have made progress the machine has not seen yet: that is no timeout.
+      const steps = this.link.takeProgress();
+      if (steps > 0) {
+        this.replay(steps, -1);
+        if (!this.chain.active) this.chain.clear();
+        this.armNext();
+        return;
+      }
+    }
     this.apply(this.machine.timeout());
   }
 
@@ -185,14 +210,6 @@ export class TftpSession {
     }
     this.waiting = false;
     this.restartTimer();
-    if (this.presend >= 0 && first === this.presendFirst && last === this.presendLast) {
-      // The link sent this window (or its first `presend` blocks) as the ACK came in.
-      const sent = this.presend;
-      this.presend = -1;
-      if (first + sent <= last) this.sendRange(first + sent, last);
-      this.readAhead();
-      return;
-    }
     if (this.blockedLast >= this.blockedFirst) {
       // Still waiting for room: this range replaces the one not yet sent (go-back-N resends anyway).
       this.blockedFirst = first;
@@ -211,18 +228,10 @@ export class TftpSession {
     this.blockedLast = last;
   }
 
-  /** Arms the predicted turn: the ACK of the newest block sent makes the next window go out. */
+  /** Arms a chain of turns over the resident blocks; ends halfway through a read chunk so reads overlap. */
   private armNext(): void {
-    const m = this.machine;
-    if (this.ended || this.armedLast !== 0 || m.phase !== 'data' || this.blockedLast >= this.blockedFirst) return;
-    const n = m.high;
-    if (n < m.base || n >= m.plan.lastBlock) return;
-    const last = m.windowEndAfter(n);
-    if (!this.ring.has(n + 1, last)) return;
-    writeAck(this.expectedAck, wireBlock(n));
-    if (!this.link.arm(this.expectedAck, this.ring, n + 1, last)) return;
-    this.armedFirst = n + 1;
-    this.armedLast = last;
+    if (this.ended || this.chain.active || this.blockedLast >= this.blockedFirst) return;
+    this.chain.arm(this.machine, this.ring, this.link, Math.max(this.machine.plan.windowSize, this.ring.chunk >> 1));
   }
 
   private onWritable(): void {

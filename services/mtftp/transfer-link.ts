@@ -12,10 +12,11 @@ export interface Peer {
 
 export interface LinkEvents {
   /**
-   * A datagram from the peer: its bytes are buf[0..length) (valid only during the call).
-   * `presend`: -1, or the blocks of the armed run the link sent as this datagram came in.
+   * From the peer: first, `steps` turns of the armed chain the link took since the last call (the
+   * last of them sent only `lastSent` blocks when lastSent >= 0); then, when length >= 0, a
+   * datagram the chain did not take, in buf[0..length) (valid only during the call).
    */
-  datagram(buf: Buffer, length: number, presend: number): void;
+  datagram(buf: Buffer, length: number, steps: number, lastSent: number): void;
   /** The socket failed (e.g. ICMP port unreachable as ECONNREFUSED): the peer is gone. */
   error(err: Error): void;
   /** Sending is possible again after sendBlocks sent fewer blocks than asked. */
@@ -30,11 +31,16 @@ export interface TransferLink {
   /** Sends resident blocks first..last of the ring; returns how many went out (the rest: wait for writable). */
   sendBlocks(ring: BlockRing, first: number, last: number): number;
   /**
-   * A predicted turn: when the next datagram is exactly `expect`, send ring blocks first..last
-   * right away, before the event reaches JS. Any datagram disarms it. Returns whether it is armed
-   * (node:dgram cannot: it always returns false).
+   * A chain of predicted turns: when the next datagram is exactly expects[0] (`width` bytes
+   * each), send ring blocks firsts[0]..lasts[0] at once, then wait for expects[1], and so on,
+   * without a trip through JS; any other datagram ends the chain. Returns whether it is armed
+   * (node:dgram cannot; nor can a run that crosses the ring's end).
    */
-  arm(expect: Buffer, ring: BlockRing, first: number, last: number): boolean;
+  arm(expects: Buffer, width: number, ring: BlockRing, firsts: readonly number[], lasts: readonly number[], steps: number): boolean;
+  /** Chain turns taken since the last report; the chain goes on. */
+  takeProgress(): number;
+  /** Ends the chain; returns the turns taken since the last report. */
+  disarm(): number;
   /** Whether the socket still holds references to ring buffers (queued sends). */
   holdsBuffers(): boolean;
   sendBufferSize(): number;
@@ -53,7 +59,7 @@ export class DgramLink implements TransferLink {
   listen(events: LinkEvents): void {
     this.socket.on('message', (msg: Buffer, rinfo: RemoteInfo) => {
       if (rinfo.port !== this.peer.port || rinfo.address !== this.peer.address) return; // cannot happen on a connected socket
-      events.datagram(msg, msg.length, -1);
+      events.datagram(msg, msg.length, 0, -1);
     });
     this.socket.on('error', (err) => events.error(err));
   }
@@ -70,6 +76,14 @@ export class DgramLink implements TransferLink {
 
   arm(): boolean {
     return false;
+  }
+
+  takeProgress(): number {
+    return 0;
+  }
+
+  disarm(): number {
+    return 0;
   }
 
   holdsBuffers(): boolean {

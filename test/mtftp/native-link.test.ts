@@ -139,50 +139,62 @@ for (const gso of [true, false]) {
     }
   });
 
-  test(`${kind}: the predicted turn fires only on exactly the armed datagram, and only once`, { skip: !support.ok && 'addon not built' }, async () => {
+  test(`${kind}: a chain of turns is taken without JS on exactly the armed datagrams, in order, once`, { skip: !support.ok && 'addon not built' }, async () => {
     assert.ok(support.ok);
     const c = await client();
-    const seen: { bytes: string; presend: number }[] = [];
+    const seen: { bytes: string; steps: number; lastSent: number }[] = [];
     const link = new NativeLinks(support.addon, gso).open('127.0.0.1', { address: '127.0.0.1', port: c.socket.address().port });
-    link.listen({ ...NO_EVENTS, datagram: (buf, length, presend) => seen.push({ bytes: buf.subarray(0, length).toString('hex'), presend }) });
-    const server = { port: link.localPort, address: '127.0.0.1' };
-    const sendFromClient = (b: Buffer): Promise<void> => new Promise((r) => c.socket.send(b, server.port, server.address, () => r()));
-    const until = async (n: number): Promise<void> => {
-      for (let i = 0; i < 200 && seen.length < n; i++) await new Promise((r) => setTimeout(r, 10));
-      assert.equal(seen.length, n);
+    link.listen({ ...NO_EVENTS, datagram: (buf, length, steps, lastSent) => seen.push({ bytes: length < 0 ? '' : buf.subarray(0, length).toString('hex'), steps, lastSent }) });
+    const toServer = (n: number, extra = 0): Promise<void> => {
+      const b = Buffer.alloc(4 + extra);
+      writeAck(b, n);
+      return new Promise((r) => c.socket.send(b, link.localPort, '127.0.0.1', () => r()));
+    };
+    const settle = (): Promise<void> => new Promise((r) => setTimeout(r, 60));
+    const acks = (...ns: number[]): Buffer => {
+      const b = Buffer.alloc(4 * ns.length);
+      ns.forEach((n, i) => writeAck(b.subarray(4 * i), n));
+      return b;
     };
     try {
       const { ring, data } = await fullRing(64 * 1024, 1024, 8);
       await ring.read(1);
-      const expect = Buffer.alloc(4);
-      writeAck(expect, 8);
-      assert.equal(link.arm(expect, ring, 9, 16), true);
-      // A different ACK (and a longer datagram starting with the same bytes) does not fire it...
-      const other = Buffer.alloc(4);
-      writeAck(other, 7);
-      await sendFromClient(other);
-      await until(1);
-      assert.deepEqual(seen[0], { bytes: '00040007', presend: -1 });
-      // ...and disarms it: the right ACK now is just a datagram.
-      await sendFromClient(expect);
-      await until(2);
-      assert.equal(seen[1]?.presend, -1);
+      const chain = (): boolean => link.arm(acks(8, 16, 24), 4, ring, [9, 17, 25], [16, 24, 32], 3);
+      assert.equal(chain(), true);
+      // A different ACK ends the chain and reaches JS; nothing is sent.
+      await toServer(7);
+      await settle();
+      assert.deepEqual(seen, [{ bytes: '00040007', steps: 0, lastSent: -1 }]);
+      await toServer(8);
+      await settle();
+      assert.equal(seen.length, 2);
       assert.equal(c.got.length, 0);
-      link.arm(expect, ring, 9, 16);
-      await sendFromClient(Buffer.concat([expect, Buffer.from([0])]));
-      await until(3);
-      assert.equal(seen[2]?.presend, -1);
-      link.arm(expect, ring, 9, 16);
-      await sendFromClient(expect);
-      await until(4);
-      assert.deepEqual(seen[3], { bytes: '00040008', presend: 8 });
+      // Armed again: ACK 8 and ACK 16 are turns taken in the link alone (no event)...
+      chain();
+      await toServer(8);
       await c.waitFor(8);
+      assert.equal(link.takeProgress(), 1);
+      await toServer(16);
+      await c.waitFor(16);
+      assert.equal(seen.length, 2);
       c.got.forEach((p, i) => expectBlock(p, 9 + i, data, 1024));
-      await sendFromClient(expect); // once fired, the same ACK again sends nothing
-      await until(5);
-      assert.equal(seen[4]?.presend, -1);
-      await new Promise((r) => setTimeout(r, 50));
-      assert.equal(c.got.length, 8);
+      // ...a longer datagram with the same first bytes is not the armed one: it ends the chain
+      // and arrives with the one turn not reported yet.
+      await toServer(24, 1);
+      await settle();
+      assert.deepEqual(seen[2], { bytes: '0004001800', steps: 1, lastSent: -1 });
+      await toServer(24);
+      await settle();
+      assert.deepEqual(seen[3], { bytes: '00040018', steps: 0, lastSent: -1 });
+      assert.equal(c.got.length, 16);
+      // The last turn of a chain is reported at once, with no datagram.
+      link.arm(acks(32), 4, ring, [33], [40], 1);
+      await toServer(32);
+      await c.waitFor(24);
+      await settle();
+      assert.deepEqual(seen[4], { bytes: '', steps: 1, lastSent: -1 });
+      c.got.slice(16).forEach((p, i) => expectBlock(p, 33 + i, data, 1024));
+      assert.equal(link.disarm(), 0);
     } finally {
       link.close();
       c.socket.close();
@@ -198,7 +210,7 @@ test('a link refuses a run outside its ring buffer and calls on a closed link', 
   const { ring } = await fullRing(10 * 512, 512, 4);
   await ring.read(1);
   // slot 9 of a 10-slot ring plus 5 blocks would run past the buffer: arm refuses (not one run).
-  assert.equal(link.arm(Buffer.alloc(4), ring, 10, 14), false);
+  assert.equal(link.arm(Buffer.alloc(4), 4, ring, [10], [14], 1), false);
   link.close();
   assert.equal(link.sendBlocks(ring, 1, 2), 0);
   link.close(); // twice is fine

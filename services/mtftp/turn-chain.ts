@@ -1,0 +1,57 @@
+// A chain of predicted turns for the native link: "on the ACK of block n, send n+1 to
+// windowEndAfter(n)", repeated from the newest block sent over the blocks already resident in
+// the ring. The link takes these turns without a trip through JS (lock-step: one block per ACK);
+// the session later replays each taken turn through the TransferMachine and checks that the
+// machine asks for exactly that window, so the machine stays the one source of decisions.
+import type { BlockRing } from './block-ring.ts';
+import { writeAck } from './tftp-codec.ts';
+import type { TransferLink } from './transfer-link.ts';
+import { wireBlock, type TransferMachine } from './transfer.ts';
+
+const ACK_BYTES = 4;
+
+export class TurnChain {
+  /** Step i: on the ACK of firsts[i] - 1, send firsts[i]..lasts[i]. */
+  readonly firsts: number[] = [];
+  readonly lasts: number[] = [];
+  /** Steps armed on the link, and how many of them were replayed through the machine. */
+  steps = 0;
+  replayed = 0;
+  private expects = Buffer.alloc(0);
+
+  get active(): boolean {
+    return this.replayed < this.steps;
+  }
+
+  clear(): void {
+    this.steps = 0;
+    this.replayed = 0;
+  }
+
+  /**
+   * Plans and arms turns from the machine's newest block while the next window is resident and
+   * within `maxAhead` blocks of it (so the chain ends, and the read-ahead runs, before the ring
+   * is drained). Returns the steps armed (0: none, e.g. on node:dgram).
+   */
+  arm(machine: TransferMachine, ring: BlockRing, link: TransferLink, maxAhead: number): number {
+    this.clear();
+    let n = machine.high;
+    if (machine.phase !== 'data' || n < machine.base) return 0;
+    const limit = n + maxAhead;
+    let steps = 0;
+    while (n < machine.plan.lastBlock) {
+      const last = machine.windowEndAfter(n);
+      if (last > limit || !ring.has(n + 1, last)) break;
+      this.firsts[steps] = n + 1;
+      this.lasts[steps] = last;
+      steps++;
+      n = last;
+    }
+    if (steps === 0) return 0;
+    if (this.expects.length < steps * ACK_BYTES) this.expects = Buffer.alloc(Math.max(steps, 64) * ACK_BYTES);
+    for (let i = 0; i < steps; i++) writeAck(this.expects.subarray(i * ACK_BYTES), wireBlock((this.firsts[i] as number) - 1));
+    if (!link.arm(this.expects, ACK_BYTES, ring, this.firsts, this.lasts, steps)) return 0;
+    this.steps = steps;
+    return steps;
+  }
+}
