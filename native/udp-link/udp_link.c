@@ -183,7 +183,9 @@ static void on_poll(uv_poll_t* h, int status, int events) {
         } else if (l->chain_pos == l->chain_len) {
           report(l, -1, -1);
         }
-        continue;
+        // The peer is busy with what was just sent: a recv now would only say EAGAIN (one system
+        // call per block in lock-step). The poll is level-triggered, so nothing queued is missed.
+        return;
       }
       l->chain_len = l->chain_pos;  // any other datagram ends the chain
     }
