@@ -1,12 +1,12 @@
 // Server side of the package feed: authenticates each connecting peer with the peer-auth
-// challenge-response (refusing and logging anyone else), answers its subscribe with what it
-// missed, then pushes every ref or status change as it commits.
+// challenge-response (peer-handshake.ts, as /peer does), refusing and logging anyone else,
+// answers its subscribe with what it missed, then pushes every ref or status change as it commits.
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { errorMessage } from '../services/shared/errors.ts';
 import type { Logger } from '../services/shared/logger.ts';
-import { clientProof, newNonce, openFrame, safeEqualHex, sealFrame, serverProof, sessionKey } from '../services/shared/peer-auth.ts';
+import { ServerHandshake, type SealedChannel } from '../services/shared/peer-handshake.ts';
 import { decodeSubscribe, type RecordsMessage } from './feed-messages.ts';
 import type { FeedRecord, PackageDb } from './package-db.ts';
 import type { PeerKeys } from './peer-keys.ts';
@@ -15,9 +15,7 @@ const HELLO_TIMEOUT_MS = 5000;
 
 interface Session {
   readonly peerId: string;
-  readonly key: Buffer;
-  inCounter: number;
-  outCounter: number;
+  readonly channel: SealedChannel;
   subscribed: boolean;
 }
 
@@ -49,9 +47,12 @@ export class PackageFeedServer {
   }
 
   private accept(ws: WebSocket, remote: string): void {
-    const serverNonce = newNonce();
-    const refuse = (reason: string, peerId?: string): void => {
-      this.log.warn('package feed: peer refused', { remote, peer: peerId, reason });
+    const handshake = new ServerHandshake(this.siteId, (peerId) => this.keys.keyFor(peerId));
+    let refused = false;
+    const refuse = (reason: string): void => {
+      if (refused) return;
+      refused = true;
+      this.log.warn('package feed: peer refused', { remote, peer: handshake.peerId ?? undefined, reason });
       ws.close(4401, 'authentication failed');
     };
     const timer = setTimeout(() => refuse('no hello in time'), HELLO_TIMEOUT_MS);
@@ -62,32 +63,25 @@ export class PackageFeedServer {
       if (s !== undefined) this.log.info('package feed: peer disconnected', { peer: s.peerId, remote });
       this.sessions.delete(ws);
     });
-    ws.send(JSON.stringify({ type: 'challenge', serverId: this.siteId, nonce: serverNonce }));
+    ws.send(handshake.challenge);
     ws.on('message', (data, isBinary) => {
+      if (refused) return;
       const text = isBinary ? '' : data.toString();
       const session = this.sessions.get(ws);
       if (session === undefined) {
         clearTimeout(timer);
-        let hello: { type?: unknown; peerId?: unknown; nonce?: unknown; proof?: unknown };
         try {
-          hello = JSON.parse(text) as typeof hello;
-        } catch {
-          return refuse('hello is not JSON');
+          const { peerId, welcome, channel } = handshake.accept(text);
+          ws.send(welcome);
+          this.sessions.set(ws, { peerId, channel, subscribed: false });
+          this.log.info('package feed: peer authenticated', { peer: peerId, remote });
+        } catch (err) {
+          refuse(errorMessage(err));
         }
-        const { peerId, nonce, proof } = hello;
-        if (hello.type !== 'hello' || typeof peerId !== 'string' || typeof nonce !== 'string' || !/^[0-9a-f]{64}$/.test(nonce) || typeof proof !== 'string') return refuse('malformed hello');
-        const key = this.keys.keyFor(peerId);
-        if (key === null) return refuse('not a configured peer', peerId);
-        if (!safeEqualHex(proof, clientProof(key, peerId, this.siteId, serverNonce, nonce))) return refuse('bad proof (wrong key?)', peerId);
-        ws.send(JSON.stringify({ type: 'welcome', proof: serverProof(key, this.siteId, peerId, nonce, serverNonce) }));
-        this.sessions.set(ws, { peerId, key: sessionKey(key, serverNonce, nonce), inCounter: 0, outCounter: 0, subscribed: false });
-        this.log.info('package feed: peer authenticated', { peer: peerId, remote });
         return;
       }
       try {
-        const body = openFrame(session.key, 'c2s', session.inCounter, text);
-        session.inCounter++;
-        const sub = decodeSubscribe(body);
+        const sub = decodeSubscribe(session.channel.open(text));
         const since = sub.epoch === this.db.epoch ? sub.cursor : 0;
         const records = this.db.changesSince(since);
         this.send(ws, session, { type: 'records', epoch: this.db.epoch, cursor: Math.max(since, this.db.lastLogSeq), records });
@@ -101,6 +95,6 @@ export class PackageFeedServer {
   }
 
   private send(ws: WebSocket, s: Session, msg: RecordsMessage): void {
-    ws.send(sealFrame(s.key, 's2c', s.outCounter++, JSON.stringify(msg)));
+    ws.send(s.channel.seal(JSON.stringify(msg)));
   }
 }

@@ -6,7 +6,8 @@ import WebSocket from 'ws';
 import { backoffDelayMs } from '../services/shared/backoff.ts';
 import { NetbootError, errorMessage } from '../services/shared/errors.ts';
 import type { Logger } from '../services/shared/logger.ts';
-import { clientProof, httpAuthHeader, newNonce, openFrame, safeEqualHex, sealFrame, serverProof, sessionKey } from '../services/shared/peer-auth.ts';
+import { PeerAuthError, httpAuthHeader } from '../services/shared/peer-auth.ts';
+import { ClientHandshake, type SealedChannel } from '../services/shared/peer-handshake.ts';
 import { FrameParser, type Frame } from './chunk-frames.ts';
 import { decodeRecords, type RecordsMessage } from './feed-messages.ts';
 import type { PeerAddress } from './peer-keys.ts';
@@ -72,46 +73,31 @@ export class PeerLink {
     if (this.stopped) return;
     const ws = new WebSocket(`ws://${this.peer.host}:${this.peer.port}/pkg-feed`, { maxPayload: 256 * 1024 * 1024, handshakeTimeout: 10_000 });
     this.ws = ws;
-    const clientNonce = newNonce();
-    let serverNonce: string | null = null;
-    let session: Buffer | null = null;
-    let inCounter = 0;
-    let outCounter = 0;
+    const handshake = new ClientHandshake(this.key, this.selfId, this.peer.id);
+    let channel: SealedChannel | null = null;
     let pingAt = 0;
     const fail = (reason: string): void => {
-      this.log.warn('package feed link: refusing peer', { peer: this.peer.id, reason });
+      this.log.warn('package feed link: refusing peer', { peer: this.peer.id, address: `${this.peer.host}:${this.peer.port}`, reason });
       ws.terminate();
     };
     ws.on('message', (data, isBinary) => {
       const text = isBinary ? '' : data.toString();
       try {
-        if (serverNonce === null) {
-          const c = JSON.parse(text) as { type?: unknown; serverId?: unknown; nonce?: unknown };
-          if (c.type !== 'challenge' || typeof c.nonce !== 'string' || !/^[0-9a-f]{64}$/.test(c.nonce)) return fail('malformed challenge');
-          if (c.serverId !== this.peer.id) return fail(`the server at ${this.peer.host}:${this.peer.port} says it is ${JSON.stringify(c.serverId)}`);
-          serverNonce = c.nonce;
-          ws.send(JSON.stringify({ type: 'hello', peerId: this.selfId, nonce: clientNonce, proof: clientProof(this.key, this.selfId, this.peer.id, serverNonce, clientNonce) }));
-          return;
-        }
-        if (session === null) {
-          const w = JSON.parse(text) as { type?: unknown; proof?: unknown };
-          if (w.type !== 'welcome' || typeof w.proof !== 'string' || !safeEqualHex(w.proof, serverProof(this.key, this.peer.id, this.selfId, clientNonce, serverNonce))) {
-            return fail('the peer could not prove it holds our shared key');
-          }
-          session = sessionKey(this.key, serverNonce, clientNonce);
+        if (channel === null) {
+          const step = handshake.next(text);
+          if (step.reply !== null) return ws.send(step.reply);
+          channel = step.channel;
           const from = this.handlers.cursor(this.peer.id);
-          ws.send(sealFrame(session, 'c2s', outCounter++, JSON.stringify({ type: 'subscribe', epoch: from?.epoch ?? null, cursor: from?.cursor ?? 0 })));
+          ws.send(channel.seal(JSON.stringify({ type: 'subscribe', epoch: from?.epoch ?? null, cursor: from?.cursor ?? 0 })));
           this.connected = true;
           this.failures = 0;
           this.log.info('package feed link up', { peer: this.peer.id, cursor: from?.cursor ?? 0 });
           this.handlers.onConnection(this.peer.id, true);
           return;
         }
-        const msg = decodeRecords(openFrame(session, 's2c', inCounter, text));
-        inCounter++;
-        this.handlers.onRecords(this.peer.id, msg);
+        this.handlers.onRecords(this.peer.id, decodeRecords(channel.open(text)));
       } catch (err) {
-        fail(`bad message: ${errorMessage(err)}`);
+        fail(err instanceof PeerAuthError ? err.message : `bad message: ${errorMessage(err)}`);
       }
     });
     ws.on('open', () => {

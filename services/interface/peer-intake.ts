@@ -1,5 +1,5 @@
 // The receiving side of the peer channel (/peer on TCP 490): a peer proves who it is with the
-// challenge-response of services/shared/peer-auth.ts, then sends job instructions in sealed
+// challenge-response of services/shared/peer-auth.ts (peer-handshake.ts), then sends job instructions in sealed
 // frames. Each job is checked like any dropped file (parseSbs), applied through the normal path
 // (idempotent by id, ordered by issued) and acknowledged; it is never forwarded again. A peer
 // that fails authentication is refused and logged, and nothing it sent is applied.
@@ -8,7 +8,7 @@ import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { errorMessage } from '../shared/errors.ts';
 import type { Logger } from '../shared/logger.ts';
-import { clientProof, newNonce, openFrame, safeEqualHex, sealFrame, serverProof, sessionKey } from '../shared/peer-auth.ts';
+import { ServerHandshake, type SealedChannel } from '../shared/peer-handshake.ts';
 import { parseSbs } from '../../sbs/parse.ts';
 import type { SbsDocument } from '../../sbs/types.ts';
 import type { Effect } from './apply.ts';
@@ -49,15 +49,13 @@ export class PeerIntake {
   private accept(ws: WebSocket, remote: string): void {
     const info = { peerId: null as string | null, remote, authenticated: false, since: new Date().toISOString() };
     this.inbound.set(ws, info);
-    const serverNonce = newNonce();
-    let session: Buffer | null = null;
-    let recv = 0;
-    let send = 0;
+    const handshake = new ServerHandshake(this.siteId, this.keyFor);
+    let channel: SealedChannel | null = null;
     let refused = false;
     const refuse = (reason: string): void => {
       if (refused) return;
       refused = true;
-      this.log.warn('peer refused', { remote, peer: info.peerId, reason });
+      this.log.warn('peer refused', { remote, peer: handshake.peerId, reason });
       ws.close(4001, 'authentication failed');
       setTimeout(() => ws.terminate(), 1000).unref();
     };
@@ -67,41 +65,34 @@ export class PeerIntake {
       this.inbound.delete(ws);
     });
     ws.on('error', (err) => this.log.debug('peer connection error', { remote, err }));
-    ws.send(JSON.stringify({ type: 'challenge', serverId: this.siteId, nonce: serverNonce }));
+    ws.send(handshake.challenge);
     ws.on('message', (data, isBinary) => {
       if (refused) return;
       const text = isBinary ? '' : data.toString();
-      if (session === null) {
+      if (channel === null) {
         // First frame: the hello. Anything wrong ends the connection before anything is applied.
-        let hello: { type?: unknown; peerId?: unknown; nonce?: unknown; proof?: unknown };
         try {
-          hello = JSON.parse(text) as typeof hello;
-        } catch {
-          return refuse('hello is not JSON');
+          const ok = handshake.accept(text);
+          channel = ok.channel;
+          clearTimeout(timer);
+          info.peerId = ok.peerId;
+          info.authenticated = true;
+          ws.send(ok.welcome);
+          this.log.info('peer authenticated', { peer: ok.peerId, remote });
+        } catch (err) {
+          info.peerId = handshake.peerId;
+          refuse(errorMessage(err));
         }
-        const { type, peerId, nonce, proof } = hello;
-        if (type !== 'hello' || typeof peerId !== 'string' || typeof nonce !== 'string' || !/^[0-9a-f]{64}$/.test(nonce) || typeof proof !== 'string') {
-          return refuse('malformed hello');
-        }
-        info.peerId = peerId;
-        const key = this.keyFor(peerId);
-        if (key === null) return refuse('not a configured peer');
-        if (!safeEqualHex(proof, clientProof(key, peerId, this.siteId, serverNonce, nonce))) return refuse('wrong key (proof does not verify)');
-        clearTimeout(timer);
-        session = sessionKey(key, serverNonce, nonce);
-        info.authenticated = true;
-        ws.send(JSON.stringify({ type: 'welcome', proof: serverProof(key, this.siteId, peerId, nonce, serverNonce) }));
-        this.log.info('peer authenticated', { peer: peerId, remote });
         return;
       }
       let body: string;
       try {
-        body = openFrame(session, 'c2s', recv++, text);
+        body = channel.open(text);
       } catch (err) {
         return refuse(errorMessage(err));
       }
       const reply = this.handleJob(info.peerId as string, body);
-      ws.send(sealFrame(session, 's2c', send++, JSON.stringify(reply)));
+      ws.send(channel.seal(JSON.stringify(reply)));
     });
   }
 

@@ -7,7 +7,7 @@ import { backoffDelayMs } from '../shared/backoff.ts';
 import type { PeerConfig } from '../shared/config.ts';
 import { errorMessage } from '../shared/errors.ts';
 import type { Logger } from '../shared/logger.ts';
-import { clientProof, newNonce, openFrame, safeEqualHex, sealFrame, serverProof, sessionKey } from '../shared/peer-auth.ts';
+import { ClientHandshake, type SealedChannel } from '../shared/peer-handshake.ts';
 import type { PeerOutbox, QueuedJob } from './peer-outbox.ts';
 
 const IN_FLIGHT = 64;
@@ -25,9 +25,7 @@ export interface PeerLinkStatus {
 
 export class PeerLink {
   private ws: WebSocket | null = null;
-  private session: Buffer | null = null;
-  private sendCounter = 0;
-  private recvCounter = 0;
+  private channel: SealedChannel | null = null;
   private inFlight: QueuedJob[] = [];
   private failures = 0;
   private timer: NodeJS.Timeout | null = null;
@@ -62,13 +60,13 @@ export class PeerLink {
 
   /** New jobs were queued for this peer. */
   kick(): void {
-    if (this.session !== null) this.pump();
+    if (this.channel !== null) this.pump();
   }
 
   status(): PeerLinkStatus {
     return {
       id: this.peer.id, address: this.peer.address, connected: this.ws?.readyState === WebSocket.OPEN,
-      authenticated: this.session !== null, queued: this.outbox.count(this.peer.id), delivered: this.delivered,
+      authenticated: this.channel !== null, queued: this.outbox.count(this.peer.id), delivered: this.delivered,
       lastLatencyMs: this.lastLatencyMs, lastError: this.lastError,
     };
   }
@@ -77,31 +75,20 @@ export class PeerLink {
     if (this.stopped) return;
     const ws = new WebSocket(this.url, { handshakeTimeout: 5000 });
     this.ws = ws;
-    const clientNonce = newNonce();
-    let serverNonce: string | null = null;
+    const handshake = new ClientHandshake(this.key, this.siteId, this.peer.id);
     ws.on('message', (data) => {
       const text = data.toString();
       try {
-        if (serverNonce === null) {
-          const m = JSON.parse(text) as { type?: unknown; serverId?: unknown; nonce?: unknown };
-          if (m.type !== 'challenge' || typeof m.nonce !== 'string') throw new Error('expected a challenge');
-          if (m.serverId !== this.peer.id) throw new Error(`this is ${String(m.serverId)}, not peer ${this.peer.id}`);
-          serverNonce = m.nonce;
-          ws.send(JSON.stringify({ type: 'hello', peerId: this.siteId, nonce: clientNonce, proof: clientProof(this.key, this.siteId, this.peer.id, m.nonce, clientNonce) }));
-        } else if (this.session === null) {
-          const m = JSON.parse(text) as { type?: unknown; proof?: unknown };
-          if (m.type !== 'welcome' || typeof m.proof !== 'string' || !safeEqualHex(m.proof, serverProof(this.key, this.peer.id, this.siteId, clientNonce, serverNonce))) {
-            throw new Error('the peer did not prove it holds the key');
-          }
-          this.session = sessionKey(this.key, serverNonce, clientNonce);
-          this.sendCounter = 0;
-          this.recvCounter = 0;
+        if (this.channel === null) {
+          const step = handshake.next(text);
+          if (step.reply !== null) return ws.send(step.reply);
+          this.channel = step.channel;
           this.failures = 0;
           this.lastError = null;
           this.log.info('connected to peer', { peer: this.peer.id, url: this.url });
           this.pump();
         } else {
-          this.onReply(JSON.parse(openFrame(this.session, 's2c', this.recvCounter++, text)) as { type: string; id: string | null; effect?: string; reason?: string });
+          this.onReply(JSON.parse(this.channel.open(text)) as { type: string; id: string | null; effect?: string; reason?: string });
         }
       } catch (err) {
         this.lastError = errorMessage(err);
@@ -114,7 +101,7 @@ export class PeerLink {
     });
     ws.on('close', (code, reason) => {
       if (this.ws === ws) this.ws = null;
-      this.session = null;
+      this.channel = null;
       this.inFlight = [];
       if (code === 4001) this.lastError = `refused by peer: ${reason.toString() || 'authentication failed'}`;
       if (this.stopped) return;
@@ -129,14 +116,15 @@ export class PeerLink {
 
   private pump(): void {
     const ws = this.ws;
-    if (ws === null || this.session === null) return;
+    const channel = this.channel;
+    if (ws === null || channel === null) return;
     if (this.inFlight.length >= IN_FLIGHT) return;
     const sent = new Set(this.inFlight.map((j) => j.instructionId));
     for (const job of this.outbox.next(this.peer.id, IN_FLIGHT + this.inFlight.length)) {
       if (this.inFlight.length >= IN_FLIGHT) break;
       if (sent.has(job.instructionId)) continue;
       this.inFlight.push(job);
-      ws.send(sealFrame(this.session, 'c2s', this.sendCounter++, JSON.stringify({ type: 'job', doc: job.doc })));
+      ws.send(channel.seal(JSON.stringify({ type: 'job', doc: job.doc })));
     }
   }
 

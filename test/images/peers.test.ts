@@ -123,7 +123,7 @@ test('a feed subscriber with the wrong key is refused, and a misconfigured serve
   const nonce = newNonce();
   ws.send(JSON.stringify({ type: 'hello', peerId: 'c', nonce, proof: clientProof(randomBytes(32), 'c', 'a', challenge.nonce, nonce) }));
   assert.equal(await closed, 4401);
-  await waitFor('A logged the refusal', () => A.logged('package feed: peer refused').find((r) => r.peer === 'c' && r.reason === 'bad proof (wrong key?)'));
+  await waitFor('A logged the refusal', () => A.logged('package feed: peer refused').find((r) => r.peer === 'c' && r.reason === 'wrong key (proof does not verify)'));
   // X holds the wrong key: A refuses it, and X never learns of A's package.
   await waitFor('A refused x', () => A.logged('package feed: peer refused').find((r) => r.peer === 'x'));
   assert.equal(X.describe().links[0]!.connected, false);
