@@ -16,7 +16,10 @@ export async function main(config: Config, log: Logger): Promise<number> {
   const channel = new ChannelClient(channelSocketPath(config.paths.data, 'server'));
   const view = new ServerView(channel, { tftpRoot: config.paths.tftpRoot, data: config.paths.data }, mlog);
   const service = new MtftpService(config, mlog, serverBootHooks(channel, view, mlog));
-  const control = new ControlServer(controlSocketPath(config.paths.data, 'mtftp'), { 'GET /status': () => service.status() }, mlog);
+  const control = new ControlServer(controlSocketPath(config.paths.data, 'mtftp'), {
+    // `view`: whether netboot/ paths are resolved from the followed copy, or asked per request.
+    'GET /status': () => ({ ...service.status(), view: view.current ? 'following' : 'asking' }),
+  }, mlog);
   // Control first, so status answers "starting" and "stopping" while the service changes state.
   return runUntilSignal('mtftp', [control, view, service], mlog);
 }
