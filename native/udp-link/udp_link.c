@@ -8,6 +8,8 @@
 //     run; then if the next is exactly those, send that run; ...". In lock-step the turns then
 //     happen here, and JS hears about them in one call at the chain's end (or when it asks),
 //     replays them through its state machine and checks every one.
+// Besides, readCached: a preadv2(RWF_NOWAIT) into ring slots, so chunks already in the page cache
+// are read without a thread-pool round trip (a read that would wait for a disk is refused).
 // Every protocol decision stays in TypeScript (tftp-codec.ts, transfer.ts); this file does not
 // know what a TFTP packet is.
 #define _GNU_SOURCE
@@ -20,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -34,6 +37,10 @@
 #define MAX_GSO_SEGMENTS 64
 #define MAX_UDP_PAYLOAD 65507
 #define MMSG_BATCH 64
+#define MAX_READ_IOVECS 1024
+#ifndef RWF_NOWAIT
+#define RWF_NOWAIT 0x00000008
+#endif
 // Datagrams handled per readable event before yielding to the rest of the loop.
 #define RECV_BUDGET 64
 
@@ -536,6 +543,37 @@ static napi_value link_set_send_buffer(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+// readCached(fd, buf, offset, stride, count, length, position): reads file bytes from `position`
+// into `count` spans of `length` bytes laid out every `stride` bytes of buf from `offset` (the
+// payloads of ring slots), only if the page cache has them (preadv2 RWF_NOWAIT): a read that
+// would wait for the disk is refused (-EAGAIN) and left to the thread pool. Returns bytes read
+// (possibly fewer: the rest is not cached, or the file ends) or -errno.
+static napi_value read_cached(napi_env env, napi_callback_info info) {
+  size_t argc = 7;
+  napi_value argv[7];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  int32_t fd;
+  void* data;
+  size_t len;
+  uint32_t offset, stride, count, length;
+  int64_t position;
+  if (argc < 7 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || napi_get_buffer_info(env, argv[1], &data, &len) != napi_ok ||
+      napi_get_value_uint32(env, argv[2], &offset) != napi_ok || napi_get_value_uint32(env, argv[3], &stride) != napi_ok ||
+      napi_get_value_uint32(env, argv[4], &count) != napi_ok || napi_get_value_uint32(env, argv[5], &length) != napi_ok ||
+      napi_get_value_int64(env, argv[6], &position) != napi_ok || count == 0 || count > MAX_READ_IOVECS || length > stride || position < 0 ||
+      (uint64_t)offset + (uint64_t)(count - 1) * stride + length > len) {
+    napi_throw_range_error(env, NULL, "readCached: spans outside the buffer");
+    return NULL;
+  }
+  struct iovec iov[MAX_READ_IOVECS];
+  for (uint32_t i = 0; i < count; i++) {
+    iov[i].iov_base = (uint8_t*)data + offset + (size_t)i * stride;
+    iov[i].iov_len = length;
+  }
+  ssize_t n = preadv2(fd, iov, (int)count, position, RWF_NOWAIT);
+  return int_value(env, n < 0 ? -errno : n);
+}
+
 // Whether this kernel takes UDP_SEGMENT on a UDP socket (Linux 4.18+).
 static napi_value gso_supported(napi_env env, napi_callback_info info) {
   (void)info;
@@ -568,5 +606,7 @@ NAPI_MODULE_INIT() {
   napi_set_named_property(env, exports, "UdpLink", cls);
   napi_create_function(env, "gsoSupported", NAPI_AUTO_LENGTH, gso_supported, NULL, &fn);
   napi_set_named_property(env, exports, "gsoSupported", fn);
+  napi_create_function(env, "readCached", NAPI_AUTO_LENGTH, read_cached, NULL, &fn);
+  napi_set_named_property(env, exports, "readCached", fn);
   return exports;
 }

@@ -9,6 +9,8 @@ import { wireBlock } from './transfer.ts';
 
 export interface BlockSource {
   readonly size: number;
+  /** The open file's descriptor, for reads from the page cache without a thread-pool trip. */
+  readonly fd?: number;
   /** Fills `buffers` in order from byte `position`; resolves to the bytes read. */
   readv(buffers: Buffer[], position: number): Promise<number>;
   close(): Promise<void>;
@@ -17,7 +19,7 @@ export interface BlockSource {
 /** An open file descriptor (tftp-root.ts opens it synchronously); closed by close(), once. */
 export class FileSource implements BlockSource {
   constructor(
-    private readonly fd: number,
+    readonly fd: number,
     readonly size: number,
   ) {}
 
@@ -49,6 +51,13 @@ export class MemorySource implements BlockSource {
   async close(): Promise<void> {}
 }
 
+/**
+ * Reads file bytes at `position` into `count` spans of `length` bytes every `stride` bytes of buf
+ * from `offset`, only from the page cache (never waiting for a disk); returns bytes read or
+ * -errno. From the native addon (readCached).
+ */
+export type CachedReader = (fd: number, buf: Buffer, offset: number, stride: number, count: number, length: number, position: number) => number;
+
 /** Bytes read ahead per readv; at most 1024 blocks so the iovec count stays under IOV_MAX. */
 export const READ_CHUNK_BYTES = 128 * 1024;
 const MAX_IOVECS = 1024;
@@ -73,6 +82,8 @@ export class BlockRing {
     readonly blockSize: number,
     readonly lastBlock: number,
     windowSize: number,
+    /** When given, chunks already in the page cache are read at once, on this thread. */
+    private readonly readCached?: CachedReader,
   ) {
     this.stride = blockSize + 4;
     this.chunk = Math.max(1, Math.min(MAX_IOVECS, Math.ceil(READ_CHUNK_BYTES / blockSize), lastBlock));
@@ -137,6 +148,23 @@ export class BlockRing {
     return room >= Math.min(this.chunk, this.lastBlock - this.hi);
   }
 
+  /** Blocks first..last from the page cache, one call per contiguous run of slots; -1 if not all cached. */
+  private readFromCache(first: number, last: number, position: number, expected: number): number {
+    const fd = this.source.fd;
+    if (this.readCached === undefined || fd === undefined) return -1;
+    let got = 0;
+    for (let n = first; n <= last; ) {
+      const slot = (n - 1) % this.capacity;
+      const count = Math.min(last - n + 1, this.capacity - slot);
+      const want = Math.min(expected - got, count * this.blockSize);
+      const r = this.readCached(fd, this.buf, slot * this.stride + 4, this.stride, count, this.blockSize, position + got);
+      if (r !== want) return -1; // not cached (or a short read): the thread pool reads it all
+      got += r;
+      n += count;
+    }
+    return got;
+  }
+
   /** Reads the next chunk into slots of acknowledged blocks (caller checked wantsRead). */
   async read(base: number): Promise<void> {
     const first = this.hi + 1;
@@ -146,9 +174,9 @@ export class BlockRing {
     const position = (first - 1) * this.blockSize;
     const expected = Math.min(this.source.size, last * this.blockSize) - position;
     this.reading = true;
-    let got: number;
+    let got = expected === 0 ? 0 : this.readFromCache(first, last, position, expected);
     try {
-      got = expected === 0 ? 0 : await this.source.readv(views, position);
+      if (got !== expected) got = await this.source.readv(views, position);
     } finally {
       this.reading = false;
     }

@@ -7,7 +7,7 @@
 import { createRequire } from 'node:module';
 import type { SendPath } from '../shared/config.ts';
 import { errorMessage } from '../shared/errors.ts';
-import type { BlockRing } from './block-ring.ts';
+import type { BlockRing, CachedReader } from './block-ring.ts';
 import type { LinkEvents, Peer, TransferLink } from './transfer-link.ts';
 
 interface UdpLinkHandle {
@@ -35,6 +35,7 @@ interface UdpLinkAddon {
     onWritable: () => void,
   ) => UdpLinkHandle;
   gsoSupported(): boolean;
+  readCached: CachedReader;
 }
 
 /** -EAGAIN on Linux: the kernel's send buffer is full. */
@@ -61,6 +62,11 @@ export class NativeLinks {
     private readonly addon: UdpLinkAddon,
     readonly gso: boolean,
   ) {}
+
+  /** Page-cache reads without a thread-pool trip, for the rings of native transfers. */
+  get readCached(): CachedReader {
+    return this.addon.readCached;
+  }
 
   open(bind: string, peer: Peer): NativeLink {
     return new NativeLink(this.addon, this.rx, this.gso, bind, peer);

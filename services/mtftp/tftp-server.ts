@@ -193,7 +193,7 @@ export class TftpServer implements Lifecycle {
         timeoutMs: n.timeoutMs,
         maxTimeoutMs: MAX_RETRANSMIT_INTERVAL_MS,
       });
-      const ring = new BlockRing(target.source, n.blockSize, lastBlock, n.windowSize);
+      const ring = new BlockRing(target.source, n.blockSize, lastBlock, n.windowSize, this.links?.readCached);
       const session = new TftpSession({ link, machine, source: target.source, ring, oack: n.reply, log: tlog });
       this.slots.set(peer, { kind: 'session', session });
       // First packet out, then the log line (a synchronous write when stdout is a pipe).

@@ -1,12 +1,15 @@
 // The native link (native/udp-link) on real loopback sockets: every block of a run arrives once,
 // in order, byte for byte, over GSO and sendmmsg (runs across the ring's end, past 64 segments,
 // short last packets); the predicted turn fires only on exactly the armed datagram, once; the
-// choice of send path. The addon must be built (npm ci does it): a missing build fails here.
+// choice of send path; page-cache reads into the ring. The addon must be built (npm ci does it): a missing build fails here.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createSocket, type Socket } from 'node:dgram';
 import { randomBytes } from 'node:crypto';
-import { BlockRing, MemorySource } from '../../services/mtftp/block-ring.ts';
+import { mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { BlockRing, FileSource, MemorySource, type CachedReader } from '../../services/mtftp/block-ring.ts';
 import { chooseSendPath, loadNativeLink, NativeLinks, type NativeSupport } from '../../services/mtftp/native-link.ts';
 import type { LinkEvents } from '../../services/mtftp/transfer-link.ts';
 import { ensureNativeBuilt } from './helpers.ts';
@@ -230,4 +233,40 @@ test('ICMP port unreachable ends up as an error event (the peer is gone)', { ski
   link.close();
   assert.ok(errors.length >= 1, 'no error event');
   assert.match(errors[0] as string, /refused/i);
+});
+
+test('page-cache reads (readCached) fill the ring exactly as thread-pool reads do, across its end', { skip: !support.ok && 'addon not built' }, async () => {
+  assert.ok(support.ok);
+  const dir = mkdtempSync(join(tmpdir(), 'netboot-ring-'));
+  try {
+    const data = randomBytes(299 * 1468 + 77);
+    const path = join(dir, 'f.bin');
+    writeFileSync(path, data);
+    readFileSync(path); // in the page cache
+    const calls: number[] = [];
+    const reader: CachedReader = (...args) => {
+      const r = support.addon.readCached(...args);
+      calls.push(r);
+      return r;
+    };
+    const fd = openSync(path, 'r');
+    const source = new FileSource(fd, data.length);
+    const ring = new BlockRing(source, 1468, 300, 40, reader);
+    try {
+      let base = 1;
+      for (let n = 1; n <= 300; n++) {
+        while (!ring.has(n, n)) await ring.read(base);
+        expectBlock(ring.packet(n).subarray(0, n === 300 ? 81 : 1472), n, data, 1468);
+        base = n; // acknowledged up to n - 1: its slot may be refilled
+      }
+      assert.ok(calls.length >= 4 && calls.every((r) => r > 0), `cached reads: ${calls.join(' ')}`);
+      assert.ok(calls.length > (300 - 1) / ring.chunk, 'a chunk across the ring end is two reads');
+    } finally {
+      await source.close();
+    }
+    // A descriptor that cannot read is refused with -errno, never a throw or a partial fill.
+    assert.ok(support.addon.readCached(fd, Buffer.alloc(2000), 4, 1472, 1, 1468, 0) < 0);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
