@@ -36,6 +36,20 @@ export interface Source {
   readonly address: string | null;
 }
 
+/** Servers Ready at a package's current digest (this one first, while it holds it); null: no such package. */
+export function readySources(store: PackageStore, keys: PeerKeys, pkg: string): { seq: number; digest: string | null; sources: Source[] } | null {
+  const ref = store.db.getRef(pkg);
+  if (ref === null) return null;
+  const list: Source[] = [];
+  if (ref.digest !== null) {
+    if (store.currentDigest(pkg) === ref.digest) list.push({ server: store.serverId, address: null });
+    for (const s of store.db.peerStatusesOf(pkg)) {
+      if (s.state === 'ready' && s.digest === ref.digest) list.push({ server: s.server, address: keys.address(s.server) });
+    }
+  }
+  return { seq: ref.seq, digest: ref.digest, sources: list };
+}
+
 export class PackageHttp {
   private readonly verifier: HttpAuthVerifier;
   /** What this server has sent, per peer: lets tests and operators see what a change cost. */
@@ -43,11 +57,10 @@ export class PackageHttp {
 
   constructor(
     private readonly store: PackageStore,
-    keys: PeerKeys,
-    private readonly sources: (pkg: string) => { seq: number; digest: string | null; sources: Source[] } | null,
+    private readonly keys: PeerKeys,
     private readonly log: Logger,
   ) {
-    this.verifier = new HttpAuthVerifier((id) => keys.keyFor(id));
+    this.verifier = new HttpAuthVerifier((id) => this.keys.keyFor(id));
   }
 
   readonly handle = (req: IncomingMessage, res: ServerResponse): void => {
@@ -92,7 +105,7 @@ export class PackageHttp {
       return ref === null ? json(res, 404, { error: `no package ${arg}` }) : json(res, 200, ref);
     }
     if (method === 'GET' && what === 'sources' && parts.length === 2 && isPackageId(arg)) {
-      const s = this.sources(arg);
+      const s = readySources(this.store, this.keys, arg);
       return s === null ? json(res, 404, { error: `no package ${arg}` }) : json(res, 200, { package: arg, ...s });
     }
     if (method === 'GET' && what === 'manifests' && parts.length === 2 && isDigest(arg)) {

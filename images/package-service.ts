@@ -2,11 +2,10 @@
 // the /pkg-feed push channel), follows every peer's feed, and keeps each package here at its
 // ref: syncing new versions, deleting tombstoned ones, repairing damaged files, collecting old
 // versions. One operation at a time per package (publish, sync, repair, delete), in order.
-import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, rename } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { basename, isAbsolute } from 'node:path';
+import { isAbsolute } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { backoffDelayMs } from '../services/shared/backoff.ts';
 import type { Config } from '../services/shared/config.ts';
@@ -14,20 +13,23 @@ import { HttpError, type ControlHandler } from '../services/shared/control.ts';
 import { NetbootError, errorMessage } from '../services/shared/errors.ts';
 import type { Lifecycle } from '../services/shared/lifecycle.ts';
 import type { Logger } from '../services/shared/logger.ts';
-import { AbortedError, assembleVersion, type ChunkSource } from './assemble.ts';
-import { isPackageId, sha256Hex } from './digest.ts';
+import { assembleVersion } from './assemble.ts';
+import type { ChunkSource } from './chunk-fetch.ts';
+import { AbortedError } from './placement.ts';
+import { isPackageId } from './digest.ts';
 import { PackageFeedServer } from './feed-server.ts';
 import { fsyncPath, removeTree } from './fs-tree.ts';
-import type { RecordsMessage } from './feed-messages.ts';
-import { PackageHttp, type Source } from './http-routes.ts';
+import { PackageHttp, readySources } from './http-routes.ts';
 import { packageDir, readyPackagePath, stagingDir, versionDir, versionsDir } from './layout.ts';
-import { MAX_MANIFEST_BYTES, decodeManifestTop, isPackageKind, manifestTotals, partDigests, resolveManifest, type Manifest } from './manifest.ts';
-import { checkRef, checkStatus, refIsNewer, type PackageRef, type PackageStatus } from './model.ts';
+import { isPackageKind, manifestTotals, type Manifest } from './manifest.ts';
+import { fetchManifest } from './manifest-fetch.ts';
+import { refIsNewer, type PackageRef, type PackageStatus } from './model.ts';
 import { PackageStore, type CorruptChunk } from './package-store.ts';
 import { PeerKeys } from './peer-keys.ts';
-import { PeerLink } from './peer-link.ts';
-import type { PublishProgress } from './publish.ts';
-import { RateLimiter, VersionWatcher, verifyFile, verifyVersion, type FileProblem, type WatchedVersion } from './verify.ts';
+import { PackagePeers } from './package-peers.ts';
+import { PublishJobs, type PublishJob } from './publish-jobs.ts';
+import { Scrubber } from './scrub.ts';
+import { RateLimiter, VersionWatcher, readyVersions, verifyFile, verifyVersion } from './verify.ts';
 
 /** What the package component needs from the Interface's TCP 490 listener. */
 export interface PortRoutes {
@@ -40,18 +42,6 @@ export interface PackageServiceOptions {
   readonly onStatusChange?: (status: PackageStatus) => void;
 }
 
-interface PublishJob {
-  readonly id: string;
-  readonly package: string;
-  readonly dir: string;
-  state: 'running' | 'done' | 'failed';
-  readonly progress: PublishProgress;
-  readonly startedAt: string;
-  ref?: PackageRef;
-  hashMs?: number;
-  error?: string;
-}
-
 const BATCH_BYTES = 4 * 1024 * 1024;
 const GC_EVERY_MS = 60_000;
 
@@ -61,7 +51,7 @@ export class PackageService implements Lifecycle {
   private http: PackageHttp | null = null;
   private feed: PackageFeedServer | null = null;
   private watcher: VersionWatcher | null = null;
-  private readonly links = new Map<string, PeerLink>();
+  private peers: PackagePeers | null = null;
   private readonly locks = new Map<string, Promise<void>>();
   private readonly queued = new Set<string>();
   private readonly running = new Map<string, { digest: string | null; abort: AbortController }>();
@@ -69,15 +59,21 @@ export class PackageService implements Lifecycle {
   private readonly announcers = new Map<string, string>();
   private readonly failures = new Map<string, number>();
   private readonly retryTimers = new Map<string, NodeJS.Timeout>();
-  private readonly jobs = new Map<string, PublishJob>();
+  private readonly jobs: PublishJobs;
   private readonly notified = new Map<string, string>();
   private readonly timers: NodeJS.Timeout[] = [];
   private throttle: RateLimiter | null = null;
-  private scrubWake: (() => void) | null = null;
-  private scrubDone: Promise<void> | null = null;
+  private scrubber: Scrubber | null = null;
   private stopped = true;
 
-  constructor(private readonly config: Config, private readonly log: Logger, private readonly port: PortRoutes, private readonly options: PackageServiceOptions = {}) {}
+  constructor(private readonly config: Config, private readonly log: Logger, private readonly port: PortRoutes, private readonly options: PackageServiceOptions = {}) {
+    this.jobs = new PublishJobs((dir, pkg, kind, progress) => this.withLock(pkg, async () => {
+      const r = await this.store.publish(dir, pkg, kind, progress);
+      this.repairs.delete(pkg);
+      this.updateWatches();
+      return r;
+    }), log);
+  }
 
   private get store(): PackageStore {
     if (this.storeValue === null) throw new NetbootError('PACKAGES_STOPPED', 'package service not started');
@@ -91,7 +87,7 @@ export class PackageService implements Lifecycle {
     this.storeValue = store;
     const keys = new PeerKeys(config);
     this.keys = keys;
-    this.http = new PackageHttp(store, keys, (pkg) => this.sources(pkg), log.child({ part: 'pkg-http' }));
+    this.http = new PackageHttp(store, keys, log.child({ part: 'pkg-http' }));
     this.feed = new PackageFeedServer(config.site.id, keys, store.db, log.child({ part: 'pkg-feed' }));
     store.onRecord = (r) => {
       this.feed?.broadcast(r);
@@ -109,28 +105,23 @@ export class PackageService implements Lifecycle {
         store.setStatus(s.package, 'invalid', { seq: s.seq, digest: s.digest, reason: 'current version not in place after a restart; verifying' });
       }
     }
-    for (const peer of keys.peers) {
-      const key = keys.keyFor(peer.id);
-      if (key === null) {
-        log.warn('no key for peer; not replicating with it', { peer: peer.id });
-        continue;
-      }
-      const link = new PeerLink(config.site.id, peer, key, {
-        cursor: (id) => store.db.getCursor(id),
-        onRecords: (id, msg) => this.onRecords(id, msg),
-        onConnection: (id, up) => {
-          if (up) for (const ref of store.db.allRefs()) if (this.needsWork(ref)) this.kick(ref.package);
-        },
-      }, log.child({ part: 'pkg-link', peer: peer.id }), config.packages.fetchConcurrency + 2);
-      this.links.set(peer.id, link);
-      link.start();
-    }
+    this.peers = new PackagePeers(config, keys, store, {
+      onRef: (ref, from) => this.adoptRef(ref, from),
+      onLinkUp: () => {
+        for (const ref of store.db.allRefs()) if (this.needsWork(ref)) this.kick(ref.package);
+      },
+    }, log);
+    this.peers.start();
     for (const ref of store.db.allRefs()) this.kick(ref.package);
     this.updateWatches();
     this.timers.push(setInterval(() => void this.collectGarbage(), Math.max(1000, Math.min(GC_EVERY_MS, config.packages.gcGraceMs))));
     this.timers.push(setInterval(() => void this.antiEntropy(), config.packages.antiEntropyMs));
-    if (config.packages.scrubIntervalMs > 0) this.scrubDone = this.scrubLoop();
-    log.info('packages serving', { packages: store.db.allRefs().length, peers: this.links.size });
+    if (config.packages.scrubIntervalMs > 0) {
+      const target = { store, busy: (pkg: string) => this.running.has(pkg), onDamage: (pkg: string, digest: string, path: string, reason: string) => this.scheduleRepair(pkg, digest, path, reason) };
+      this.scrubber = new Scrubber(target, config.packages.scrubIntervalMs, config.packages.scrubRateMib, log);
+      this.scrubber.start();
+    }
+    log.info('packages serving', { packages: store.db.allRefs().length, peers: this.peers.size });
   }
 
   async stop(): Promise<void> {
@@ -139,26 +130,16 @@ export class PackageService implements Lifecycle {
     for (const t of this.timers) clearInterval(t);
     for (const t of this.retryTimers.values()) clearTimeout(t);
     for (const r of this.running.values()) r.abort.abort();
-    for (const link of this.links.values()) link.stop();
-    this.scrubWake?.();
-    await Promise.allSettled([...this.locks.values(), this.scrubDone]);
+    this.peers?.stop();
+    await Promise.allSettled([...this.locks.values(), this.scrubber?.stop()]);
+    this.scrubber = null;
     await this.watcher?.stop();
     this.feed?.stop();
-    this.links.clear();
     this.storeValue?.close();
     this.storeValue = null;
   }
 
   // ---- peers --------------------------------------------------------------------------------
-
-  private onRecords(peerId: string, msg: RecordsMessage): void {
-    if (this.stopped) return;
-    for (const r of msg.records) {
-      if (r.type === 'ref') this.adoptRef(r.ref, peerId);
-      else if (r.status.server === peerId) this.store.db.putPeerStatus(r.status);
-    }
-    this.store.db.putCursor(peerId, msg.epoch, msg.cursor);
-  }
 
   private adoptRef(ref: PackageRef, from: string): void {
     const current = this.store.db.getRef(ref.package);
@@ -172,46 +153,18 @@ export class PackageService implements Lifecycle {
 
   /** Full comparison with every peer: anything a push missed is picked up here. */
   private async antiEntropy(): Promise<void> {
-    for (const link of this.links.values()) {
-      if (this.stopped || !link.connected) continue;
-      try {
-        const body = JSON.parse((await link.getBody('/pkg/refs', 64 * 1024 * 1024)).toString('utf8')) as { refs?: unknown[]; statuses?: unknown[] };
-        if (this.stopped) return;
-        for (const r of body.refs ?? []) {
-          const ref = checkRef(r);
-          if (ref !== null) this.adoptRef(ref, link.id);
-        }
-        for (const s of body.statuses ?? []) {
-          const st = checkStatus(s);
-          if (st !== null && st.server === link.id) this.store.db.putPeerStatus(st);
-        }
-      } catch (err) {
-        this.log.debug('anti-entropy with peer failed', { peer: link.id, err: errorMessage(err) });
-      }
-    }
+    await this.peers?.antiEntropy();
     if (this.stopped) return;
     for (const ref of this.store.db.allRefs()) if (this.needsWork(ref)) this.kick(ref.package);
   }
 
-  /** Peers to fetch a package's chunks from, best first: Ready at the digest (nearest first), the owner, whoever told us, the rest. */
   private sourcesFor(pkg: string, ref: PackageRef): ChunkSource[] {
-    const ready = new Set(this.store.db.peerStatusesOf(pkg).filter((s) => s.state === 'ready' && s.digest === ref.digest).map((s) => s.server));
-    const rank = (l: PeerLink): number => (ready.has(l.id) ? 0 : l.id === ref.owner ? 1 : l.id === this.announcers.get(pkg) ? 2 : 3);
-    return [...this.links.values()].filter((l) => l.connected).sort((a, b) => rank(a) - rank(b) || (a.rttMs ?? 1e9) - (b.rttMs ?? 1e9));
+    return this.peers?.ranked(ref, this.announcers.get(pkg)) ?? [];
   }
 
   /** Servers Ready at the package's current digest (GET /pkg/sources/<id>). */
-  sources(pkg: string): { seq: number; digest: string | null; sources: Source[] } | null {
-    const ref = this.store.db.getRef(pkg);
-    if (ref === null) return null;
-    const list: Source[] = [];
-    if (ref.digest !== null) {
-      if (this.store.currentDigest(pkg) === ref.digest) list.push({ server: this.config.site.id, address: null });
-      for (const s of this.store.db.peerStatusesOf(pkg)) {
-        if (s.state === 'ready' && s.digest === ref.digest) list.push({ server: s.server, address: this.keys?.address(s.server) ?? null });
-      }
-    }
-    return { seq: ref.seq, digest: ref.digest, sources: list };
+  sources(pkg: string): ReturnType<typeof readySources> {
+    return readySources(this.store, this.keys!, pkg);
   }
 
   // ---- per-package work ---------------------------------------------------------------------
@@ -293,49 +246,11 @@ export class PackageService implements Lifecycle {
     }
   }
 
-  /** The manifest for a ref: held, or fetched (with its parts) from a peer and verified. */
-  private async manifestFor(pkg: string, ref: PackageRef & { digest: string }, signal: AbortSignal): Promise<Manifest> {
-    const held = this.store.manifest(ref.digest);
-    if (held !== null) return held;
+  /** The manifest for a ref: held, or from whoever announced it, the owner, then the other sources. */
+  private manifestFor(pkg: string, ref: PackageRef & { digest: string }, signal: AbortSignal): Promise<Manifest> {
     const order = [this.announcers.get(pkg), ref.owner, ...this.sourcesFor(pkg, ref).map((s) => s.id)];
-    const tried = new Set<string>();
-    for (const id of order) {
-      if (id === undefined || tried.has(id)) continue;
-      tried.add(id);
-      const link = this.links.get(id);
-      if (link === undefined || !link.connected || signal.aborted) continue;
-      try {
-        const fetchBlob = async (digest: string): Promise<Buffer> => {
-          const body = await link.getBody(`/pkg/manifests/${digest}`, MAX_MANIFEST_BYTES);
-          if (sha256Hex(body) !== digest) throw new NetbootError('MANIFEST_TAMPERED', `${digest} does not match its digest`);
-          return body;
-        };
-        const body = await fetchBlob(ref.digest);
-        const top = decodeManifestTop(body);
-        if (top.package !== pkg || top.kind !== ref.kind) {
-          this.log.warn('rejected a manifest for another package', { peer: id, package: pkg, manifestPackage: top.package, kind: top.kind });
-          continue;
-        }
-        const parts = new Map<string, Buffer>();
-        const missing = partDigests(top).filter((d) => {
-          const have = this.store.db.getManifest(d);
-          if (have !== null) parts.set(d, have);
-          return have === null;
-        });
-        for (let i = 0; i < missing.length; i += 4) {
-          const got = await Promise.all(missing.slice(i, i + 4).map(async (d) => [d, await fetchBlob(d)] as const));
-          for (const [d, b] of got) parts.set(d, b);
-        }
-        const m = resolveManifest(top, (d) => parts.get(d) ?? null);
-        this.store.putManifest({ digest: ref.digest, body, parts });
-        this.log.info('manifest fetched', { package: pkg, digest: ref.digest, peer: id, bytes: body.length, parts: missing.length, partsHeld: parts.size - missing.length });
-        return m;
-      } catch (err) {
-        this.log.warn('manifest fetch failed', { peer: id, digest: ref.digest, err: errorMessage(err) });
-      }
-    }
-    if (signal.aborted) throw new AbortedError();
-    throw new NetbootError('MANIFEST_UNAVAILABLE', `manifest ${ref.digest} not available from any connected peer`);
+    const links = [...new Set(order)].map((id) => (id === undefined ? undefined : this.peers?.get(id))).filter((l) => l !== undefined);
+    return fetchManifest(this.store, ref, links, signal, this.log);
   }
 
   private async sync(pkg: string, ref: PackageRef): Promise<void> {
@@ -465,50 +380,7 @@ export class PackageService implements Lifecycle {
 
   /** Watches every version `current` points at (called right after each switch). */
   private updateWatches(): void {
-    if (this.watcher === null || this.stopped) return;
-    const dirs = new Map<string, WatchedVersion>();
-    for (const ref of this.store.db.allRefs()) {
-      const dir = readyPackagePath(this.config.paths.data, ref.package);
-      if (dir === null) continue;
-      const digest = basename(dir);
-      const m = this.store.manifest(digest);
-      if (m !== null) dirs.set(dir, { pkg: ref.package, digest, dirs: m.dirs.map((d) => d.path) });
-    }
-    this.watcher.set(dirs);
-  }
-
-  private async scrubLoop(): Promise<void> {
-    const limiter = new RateLimiter(this.config.packages.scrubRateMib * 1024 * 1024);
-    const pause = (): Promise<void> => new Promise((resolve) => {
-      const t = setTimeout(resolve, this.config.packages.scrubIntervalMs);
-      this.scrubWake = () => {
-        clearTimeout(t);
-        resolve();
-      };
-    });
-    await pause();
-    while (!this.stopped) {
-      let checked = 0;
-      const problems: FileProblem[] = [];
-      for (const s of this.store.db.allStatuses()) {
-        if (this.stopped) return;
-        if (s.state !== 'ready' || s.digest === null || this.running.has(s.package)) continue;
-        const m = this.store.manifest(s.digest);
-        if (m === null) continue;
-        for (const f of m.files) {
-          if (this.stopped) return;
-          if (this.running.has(s.package) || this.store.currentDigest(s.package) !== s.digest) break;
-          const p = await verifyFile(versionDir(this.store.root, s.package, s.digest), f, limiter, () => this.stopped);
-          checked++;
-          if (p !== null && !this.stopped) {
-            problems.push(p);
-            this.scheduleRepair(s.package, s.digest, p.path, `scrub: ${p.reason}`);
-          }
-        }
-      }
-      this.log.info('scrub pass done', { files: checked, damaged: problems.length });
-      await pause();
-    }
+    if (this.watcher !== null && !this.stopped) this.watcher.set(readyVersions(this.store, this.config.paths.data));
   }
 
   private async collectGarbage(): Promise<void> {
@@ -539,7 +411,7 @@ export class PackageService implements Lifecycle {
   controlRoutes(): Record<string, ControlHandler> {
     return {
       'GET /packages': (req) => this.describe(req.query.get('id')),
-      'POST /packages/publish': (req) => this.startPublish(req.body),
+      'POST /packages/publish': (req) => ({ job: this.startPublish(req.body).job.id }),
       'GET /packages/jobs': (req) => {
         const job = this.jobs.get(req.query.get('id') ?? '');
         if (job === undefined) throw new HttpError(404, 'no such publish job');
@@ -561,7 +433,7 @@ export class PackageService implements Lifecycle {
     if (id !== null && refs.length === 0) throw new HttpError(404, `no package ${id}`);
     return {
       server: this.config.site.id,
-      links: [...this.links.values()].map((l) => ({ peer: l.id, connected: l.connected, rttMs: l.rttMs === null ? null : Math.round(l.rttMs * 10) / 10 })),
+      links: this.peers?.describe() ?? [],
       served: Object.fromEntries(this.http?.served ?? []),
       packages: refs.map((ref) => ({
         ref,
@@ -571,7 +443,7 @@ export class PackageService implements Lifecycle {
     };
   }
 
-  private startPublish(body: unknown): { job: string } {
+  private startPublish(body: unknown): { job: PublishJob; settled: Promise<void> } {
     const b = (body ?? {}) as { dir?: unknown; id?: unknown; kind?: unknown };
     if (typeof b.dir !== 'string' || !isAbsolute(b.dir)) throw new HttpError(400, 'dir: an absolute path is required');
     if (!isPackageId(b.id)) throw new HttpError(400, 'id: letters, digits, ".", "_" and "-" (up to 128), not starting with "."');
@@ -580,35 +452,15 @@ export class PackageService implements Lifecycle {
     if (ref !== null && ref.digest !== null && ref.owner !== this.config.site.id) {
       throw new HttpError(409, `package ${b.id} is owned by ${ref.owner}; publish it there (or remove it there first)`);
     }
-    const job: PublishJob = { id: randomUUID(), package: b.id, dir: b.dir, state: 'running', progress: { filesDone: 0, filesTotal: 0, bytesDone: 0, bytesTotal: 0 }, startedAt: new Date().toISOString() };
-    this.jobs.set(job.id, job);
-    const pkg = b.id;
-    const kind = b.kind;
-    const dir = b.dir;
-    void this.withLock(pkg, async () => {
-      const r = await this.store.publish(dir, pkg, kind, job.progress);
-      this.repairs.delete(pkg);
-      this.updateWatches();
-      return r;
-    }).then((r) => {
-      job.state = 'done';
-      job.ref = r.ref;
-      job.hashMs = Math.round(r.hashMs);
-    }, (err) => {
-      job.state = 'failed';
-      job.error = errorMessage(err);
-      this.log.warn('publish failed', { package: pkg, dir, err: job.error });
-    });
-    return { job: job.id };
+    return this.jobs.start(b.dir, b.id, b.kind);
   }
 
   /** Publishes directly (tests, bench): same path as the CLI's job. */
   async publish(dir: string, pkg: string, kind: 'image' | 'driver' | 'preboot'): Promise<PackageRef> {
-    const { job } = this.startPublish({ dir, id: pkg, kind });
-    await this.locks.get(pkg);
-    const j = this.jobs.get(job)!;
-    if (j.state !== 'done') throw new NetbootError('PUBLISH_FAILED', j.error ?? 'publish did not finish');
-    return j.ref!;
+    const { job, settled } = this.startPublish({ dir, id: pkg, kind });
+    await settled;
+    if (job.state !== 'done') throw new NetbootError('PUBLISH_FAILED', job.error ?? 'publish did not finish');
+    return job.ref!;
   }
 
   async remove(body: unknown): Promise<PackageRef> {

@@ -2,12 +2,14 @@
 // served chunk failed its hash), or everything slowly (the scrub, rate-limited so it never
 // competes with serving). Finds problems; the service decides on repair.
 import { open, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { watch, type FSWatcher } from 'node:fs';
 import type { Logger } from '../services/shared/logger.ts';
 import { errorMessage } from '../services/shared/errors.ts';
 import { sha256Hex } from './digest.ts';
+import { readyPackagePath } from './layout.ts';
 import type { Manifest, ManifestFile } from './manifest.ts';
+import type { PackageStore } from './package-store.ts';
 
 export interface FileProblem {
   readonly path: string;
@@ -70,6 +72,19 @@ export async function verifyVersion(dir: string, m: Manifest, limiter?: RateLimi
     if (p !== null) problems.push(p);
   }
   return problems;
+}
+
+/** Every version a package's `current` points at, by folder: what the watcher watches. */
+export function readyVersions(store: PackageStore, dataDir: string): Map<string, WatchedVersion> {
+  const dirs = new Map<string, WatchedVersion>();
+  for (const ref of store.db.allRefs()) {
+    const dir = readyPackagePath(dataDir, ref.package);
+    if (dir === null) continue;
+    const digest = basename(dir);
+    const m = store.manifest(digest);
+    if (m !== null) dirs.set(dir, { pkg: ref.package, digest, dirs: m.dirs.map((d) => d.path) });
+  }
+  return dirs;
 }
 
 export interface WatchedVersion {
