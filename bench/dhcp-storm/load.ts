@@ -14,6 +14,8 @@ const clients = Number(stringFlag(args, 'clients') ?? 1000);
 const windowSize = Number(stringFlag(args, 'window') ?? 32);
 const timeoutMs = Number(stringFlag(args, 'timeout-ms') ?? 2000);
 const xidBase = Number(stringFlag(args, 'xid-base') ?? 0x10000000);
+// Idle time before each client (window 1): a lone request to a server that has been idle.
+const gapMs = Number(stringFlag(args, 'gap-ms') ?? 0);
 // Defaults are the real ones; a loopback run names the server's ports and a local port to use.
 const dhcpAddress = stringFlag(args, 'dhcp-address') ?? '255.255.255.255';
 const dhcpPort = Number(stringFlag(args, 'dhcp-port') ?? 67);
@@ -52,6 +54,8 @@ const requests = Array.from({ length: clients }, (_, i) => packet(i, (xidBase + 
 
 const waiting = new Map<number, { sentAt: bigint; resolve: (ok: boolean) => void; expect: number }>();
 const latenciesUs: number[] = [];
+/** Each DISCOVER's latency, in order (with --gap-ms: each the first request after an idle gap). */
+const discoverUs: number[] = [];
 let replies = 0;
 let wrong = 0;
 socket.on('message', (msg: Buffer) => {
@@ -60,7 +64,9 @@ socket.on('message', (msg: Buffer) => {
   const w = waiting.get(xid);
   if (w === undefined) return;
   waiting.delete(xid);
-  latenciesUs.push(Number(process.hrtime.bigint() - w.sentAt) / 1000);
+  const us = Number(process.hrtime.bigint() - w.sentAt) / 1000;
+  latenciesUs.push(us);
+  if (w.expect === MESSAGE_TYPE.OFFER && gapMs > 0) discoverUs.push(us);
   replies++;
   if (replies % 50 === 0) {
     try {
@@ -90,6 +96,7 @@ let lost = 0;
 async function worker(): Promise<void> {
   while (next < clients) {
     const i = next++;
+    if (gapMs > 0) await new Promise((r) => setTimeout(r, gapMs));
     const xid1 = (xidBase + 2 * i) >>> 0;
     if (!(await exchange(discovers[i]!, xid1, dhcpAddress, dhcpPort, MESSAGE_TYPE.OFFER))) {
       lost++;
@@ -101,9 +108,11 @@ async function worker(): Promise<void> {
 }
 
 const started = process.hrtime.bigint();
+const cpu0 = process.cpuUsage();
 await Promise.all(Array.from({ length: windowSize }, () => worker()));
 const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+const cpu = process.cpuUsage(cpu0);
 socket.close();
 latenciesUs.sort((a, b) => a - b);
 const q = (p: number): number => latenciesUs.length === 0 ? NaN : latenciesUs[Math.min(latenciesUs.length - 1, Math.floor(p * latenciesUs.length))]!;
-process.stdout.write(JSON.stringify({ clients, window: windowSize, replies, lost, wrong, seconds, repliesPerSec: replies / seconds, p50Ms: q(0.5) / 1000, p99Ms: q(0.99) / 1000 }) + '\n');
+process.stdout.write(JSON.stringify({ clients, window: windowSize, replies, lost, wrong, seconds, repliesPerSec: replies / seconds, p50Ms: q(0.5) / 1000, p99Ms: q(0.99) / 1000, maxMs: q(1) / 1000, clientCpuUs: cpu.user + cpu.system, discoverMs: discoverUs.map((us) => us / 1000) }) + '\n');

@@ -2,7 +2,10 @@
 // fast as the server takes them, against netboot (interface + server, the real `netboot run`) and
 // against dnsmasq in proxy mode, one after the other in the same run, on the same veth link between
 // two network namespaces this script creates (and removes). Needs root, dnsmasq, iproute2.
-// Usage: node --import tsx bench/dhcp-storm/run.ts [--clients 1000] [--window 32] [--rounds 3]
+// Usage: node --import tsx bench/dhcp-storm/run.ts [--clients 1000] [--windows 8,32,128] [--rounds 3]
+//   [--lone 6] [--gap-ms 2000] [--only netboot,dnsmasq,node-floor]
+// Before the storm, each server gets `lone` single exchanges, each after `gap-ms` of idleness
+// (the first one the very first request it sees): the latency of a lone request, as in a real boot.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -13,8 +16,11 @@ import { controlCall, controlSocketPath } from '../../services/shared/control.ts
 
 const args = parseArgs(process.argv.slice(2));
 const clients = Number(stringFlag(args, 'clients') ?? 1000);
-const windowSize = Number(stringFlag(args, 'window') ?? 32);
+const windows = (stringFlag(args, 'windows') ?? stringFlag(args, 'window') ?? '8,32,128').split(',').map(Number);
 const rounds = Number(stringFlag(args, 'rounds') ?? 3);
+const lone = Number(stringFlag(args, 'lone') ?? 6);
+const gapMs = Number(stringFlag(args, 'gap-ms') ?? 2000);
+const only = (stringFlag(args, 'only') ?? 'dnsmasq,netboot,node-floor').split(',');
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const tag = `nbs${process.pid % 100000}`;
 const ns = { srv: `${tag}s`, cli: `${tag}c` };
@@ -69,11 +75,14 @@ async function until(what: string, check: () => boolean | Promise<boolean>, time
   }
 }
 
-interface Result { replies: number; lost: number; wrong: number; seconds: number; repliesPerSec: number; p50Ms: number; p99Ms: number }
+interface Result {
+  replies: number; lost: number; wrong: number; seconds: number; repliesPerSec: number; p50Ms: number; p99Ms: number; maxMs: number;
+  clientCpuUs: number; discoverMs: number[];
+}
 
-function load(n: number, xidBase: number): Result {
+function load(n: number, xidBase: number, window: number, extra: string[] = []): Result {
   const out = execFileSync('ip', ['netns', 'exec', ns.cli, process.execPath, '--import', 'tsx', join(repo, 'bench/dhcp-storm/load.ts'),
-    '--server', SERVER, '--self', CLIENT, '--clients', String(n), '--window', String(windowSize), '--xid-base', String(xidBase)], { cwd: repo, encoding: 'utf8' });
+    '--server', SERVER, '--self', CLIENT, '--clients', String(n), '--window', String(window), '--xid-base', String(xidBase), ...extra], { cwd: repo, encoding: 'utf8' });
   return JSON.parse(out.trim().split('\n').pop()!) as Result;
 }
 
@@ -159,8 +168,8 @@ function median(xs: number[]): number {
   return s[Math.floor(s.length / 2)]!;
 }
 
-const results: Record<string, Result[]> = {};
-const cpuPerReplyUs: Record<string, number> = {};
+const results: Record<string, Record<number, { rounds: Result[]; cpuUs: number }>> = {};
+const lones: Record<string, { cold: number[]; warm: number[] }> = {};
 process.on('SIGINT', () => {
   tearDown();
   process.exit(130);
@@ -168,19 +177,22 @@ process.on('SIGINT', () => {
 try {
   setUp();
   for (const [name, start] of [['dnsmasq', startDnsmasq], ['netboot', startNetboot], ['node-floor', startNodeFloor]] as const) {
+    if (!only.includes(name)) continue;
     const children = await start();
     try {
-      load(Number(process.env.BENCH_WARMUP ?? 100), 0x01000000); // warm-up (JIT, ARP, caches), not counted
-      if (process.env.BENCH_DEBUG) {
-        const idle0 = cpuMs(children[0]!.pid!);
-        await new Promise((r) => setTimeout(r, 2000));
-        console.error(name, 'idle CPU ms over 2 s:', cpuMs(children[0]!.pid!) - idle0);
-      }
-      const before = cpuMs(children[0]!.pid!);
-      results[name] = Array.from({ length: rounds }, (_, r) => load(clients, 0x20000000 + r * 0x100000));
-      const replies = results[name].reduce((n, r) => n + r.replies, 0);
-      cpuPerReplyUs[name] = ((cpuMs(children[0]!.pid!) - before) * 1000) / replies;
-      if (process.env.BENCH_DEBUG) console.error(name, readFileSync(`/proc/${children[0]!.pid!}/stat`, "utf8").split(") ")[1]!.split(" ").slice(11, 13), "threads", readFileSync(`/proc/${children[0]!.pid!}/status`, "utf8").match(/Threads:\s+(\d+)/)?.[1]);
+      const pid = children[0]!.pid!;
+      // Lone requests first, so that the first is the first this server ever answers.
+      const cold = lone > 0 ? load(lone, 0x00100000, 1, ['--gap-ms', String(gapMs)]).discoverMs : [];
+      load(Number(process.env.BENCH_WARMUP ?? 100), 0x01000000, 32); // warm-up (JIT, ARP, caches), not counted
+      results[name] = {};
+      windows.forEach((window, w) => {
+        const before = cpuMs(pid);
+        const rs = Array.from({ length: rounds }, (_, r) => load(clients, 0x20000000 + (w * rounds + r) * 0x100000, window));
+        const replies = rs.reduce((n, r) => n + r.replies, 0);
+        results[name]![window] = { rounds: rs, cpuUs: ((cpuMs(pid) - before) * 1000) / replies };
+      });
+      // And again once the server has served thousands (its JIT warm), each after an idle gap.
+      if (lone > 0) lones[name] = { cold, warm: load(lone, 0x00200000, 1, ['--gap-ms', String(gapMs)]).discoverMs };
     } finally {
       for (const child of children) await stop(child);
     }
@@ -189,18 +201,27 @@ try {
   tearDown();
 }
 
-const rows = Object.entries(results).map(([name, rs]) => ({
-  name,
-  replies: `${rs.map((r) => r.replies).join('/')}`,
-  lost: rs.reduce((n, r) => n + r.lost + r.wrong, 0),
-  rps: median(rs.map((r) => r.repliesPerSec)),
-  p50: median(rs.map((r) => r.p50Ms)),
-  p99: median(rs.map((r) => r.p99Ms)),
-  cpu: cpuPerReplyUs[name]!,
-}));
-console.log(`dhcp-storm: ${clients} clients x (DISCOVER + 4011 REQUEST), window ${windowSize}, ${rounds} rounds (medians), veth between two namespaces`);
-console.log('(node-floor: a Node process that answers without decoding anything, for reference)');
-console.log('server     replies/round       lost  replies/s   p50 ms   p99 ms  server CPU µs/reply');
-for (const r of rows) {
-  console.log(`${r.name.padEnd(10)} ${r.replies.padEnd(19)} ${String(r.lost).padStart(4)} ${r.rps.toFixed(0).padStart(10)} ${r.p50.toFixed(3).padStart(8)} ${r.p99.toFixed(3).padStart(8)} ${r.cpu.toFixed(1).padStart(20)}`);
+console.log(`dhcp-storm: ${clients} clients x (DISCOVER + 4011 REQUEST), ${rounds} rounds per window (medians), veth between two namespaces`);
+console.log('(node-floor: a Node process that answers without decoding anything, for reference; CPU: user + system time per reply)');
+console.log('window  server     replies/round       lost  replies/s   p50 ms   p99 ms   max ms  server CPU µs  client CPU µs');
+for (const window of windows) {
+  for (const [name, byWindow] of Object.entries(results)) {
+    const { rounds: rs, cpuUs } = byWindow[window]!;
+    const replies = rs.reduce((n, r) => n + r.replies, 0);
+    const clientUs = rs.reduce((n, r) => n + r.clientCpuUs, 0) / replies;
+    console.log(`${String(window).padStart(6)}  ${name.padEnd(10)} ${rs.map((r) => r.replies).join('/').padEnd(19)} ${String(rs.reduce((n, r) => n + r.lost + r.wrong, 0)).padStart(4)} `
+      + `${median(rs.map((r) => r.repliesPerSec)).toFixed(0).padStart(10)} ${median(rs.map((r) => r.p50Ms)).toFixed(3).padStart(8)} ${median(rs.map((r) => r.p99Ms)).toFixed(3).padStart(8)} `
+      + `${median(rs.map((r) => r.maxMs)).toFixed(3).padStart(8)} ${cpuUs.toFixed(1).padStart(14)} ${clientUs.toFixed(1).padStart(14)}`);
+  }
+}
+if (Object.keys(lones).length > 0) {
+  console.log(`\nlone DISCOVER -> offer, each after ${gapMs} ms idle (ms): a fresh server (its first request ever, then the median and max`);
+  console.log('of the rest), and the same after the storm:');
+  const row = (ms: number[]): string => {
+    const rest = ms.slice(1);
+    return `first ${ms[0]?.toFixed(3) ?? '-'}  median ${rest.length === 0 ? '-' : median(rest).toFixed(3)}  max ${rest.length === 0 ? '-' : Math.max(...rest).toFixed(3)}`;
+  };
+  for (const [name, { cold, warm }] of Object.entries(lones)) {
+    console.log(`${name.padEnd(10)} fresh: ${row(cold)}   after the storm: median ${median(warm).toFixed(3)}  max ${Math.max(...warm).toFixed(3)}`);
+  }
 }

@@ -61,20 +61,25 @@ export function decode(buf: Buffer): DhcpPacket {
   if (cookie !== MAGIC_COOKIE) throw malformed(`magic cookie must be 63825363, got ${cookie.toString(16).padStart(8, '0')}`);
 
   // RFC 3396: all parts of an option, in the options field, then file, then sname, are joined.
-  const parts = new Map<number, Buffer>();
-  readOptionArea(buf, OPTIONS_OFFSET, buf.length, 'options', parts);
+  // Options stay ranges of `buf` (made Buffers only when read); joined ones get a value of their own.
+  const codes: number[] = [];
+  const values: (Buffer | undefined)[] = [];
+  const ranges: number[] = [];
+  readOptionArea(buf, OPTIONS_OFFSET, buf.length, 'options', codes, values, ranges);
   let overload = 0;
-  const ov = parts.get(OPT.OVERLOAD);
-  if (ov !== undefined) {
-    const v = ov;
+  const ov = codes.indexOf(OPT.OVERLOAD);
+  if (ov !== -1) {
+    const v = values[ov] ?? buf.subarray(ranges[2 * ov]!, ranges[2 * ov + 1]!);
     if (v.length !== 1 || v[0]! < 1 || v[0]! > 3) throw malformed(`option 52 must be 1 byte of value 1-3, got ${v.toString('hex')}`);
     overload = v[0]!;
-    parts.delete(OPT.OVERLOAD);
-    if (overload & 1) readOptionArea(buf, FILE_OFFSET, FILE_OFFSET + FILE_LENGTH, 'file', parts);
-    if (overload & 2) readOptionArea(buf, SNAME_OFFSET, SNAME_OFFSET + SNAME_LENGTH, 'sname', parts);
-    if (parts.has(OPT.OVERLOAD)) throw malformed('option 52 must not appear inside an overloaded field');
+    codes.splice(ov, 1);
+    values.splice(ov, 1);
+    ranges.splice(2 * ov, 2);
+    if (overload & 1) readOptionArea(buf, FILE_OFFSET, FILE_OFFSET + FILE_LENGTH, 'file', codes, values, ranges);
+    if (overload & 2) readOptionArea(buf, SNAME_OFFSET, SNAME_OFFSET + SNAME_LENGTH, 'sname', codes, values, ranges);
+    if (codes.includes(OPT.OVERLOAD)) throw malformed('option 52 must not appear inside an overloaded field');
   }
-  const options = DhcpOptions.adopt(parts);
+  const options = DhcpOptions.view(buf, codes, values, ranges);
 
   return {
     op,
@@ -84,10 +89,10 @@ export function decode(buf: Buffer): DhcpPacket {
     xid: buf.readUInt32BE(4),
     secs: buf.readUInt16BE(8),
     flags: buf.readUInt16BE(10),
-    ciaddr: ipv4ToString(buf, 12),
-    yiaddr: ipv4ToString(buf, 16),
-    siaddr: ipv4ToString(buf, 20),
-    giaddr: ipv4ToString(buf, 24),
+    ciaddr: address(buf, 12),
+    yiaddr: address(buf, 16),
+    siaddr: address(buf, 20),
+    giaddr: address(buf, 24),
     chaddr: buf.subarray(28, 44),
     sname: overload & 2 ? '' : cString(buf, SNAME_OFFSET, SNAME_LENGTH),
     file: overload & 1 ? '' : cString(buf, FILE_OFFSET, FILE_LENGTH),
@@ -95,7 +100,14 @@ export function decode(buf: Buffer): DhcpPacket {
   };
 }
 
-function readOptionArea(buf: Buffer, start: number, end: number, where: string, parts: Map<number, Buffer>): void {
+const ZERO_ADDRESS = '0.0.0.0';
+
+/** Most addresses in a request are 0.0.0.0: no string is made for those. */
+function address(buf: Buffer, offset: number): string {
+  return buf[offset] === 0 && buf[offset + 1] === 0 && buf[offset + 2] === 0 && buf[offset + 3] === 0 ? ZERO_ADDRESS : ipv4ToString(buf, offset);
+}
+
+function readOptionArea(buf: Buffer, start: number, end: number, where: string, codes: number[], values: (Buffer | undefined)[], ranges: number[]): void {
   let i = start;
   while (i < end) {
     const code = buf[i]!;
@@ -107,15 +119,22 @@ function readOptionArea(buf: Buffer, start: number, end: number, where: string, 
     if (i + 1 >= end) throw malformed(`option ${code} at offset ${i} in ${where} has no length byte`);
     const n = buf[i + 1]!;
     if (i + 2 + n > end) throw malformed(`option ${code} at offset ${i} in ${where} overruns it (length ${n}, ${end - i - 2} bytes left)`);
-    const data = buf.subarray(i + 2, i + 2 + n);
-    const earlier = parts.get(code);
-    parts.set(code, earlier === undefined ? data : Buffer.concat([earlier, data]));
+    const k = codes.indexOf(code);
+    if (k === -1) {
+      codes.push(code);
+      values.push(undefined);
+      ranges.push(i + 2, i + 2 + n);
+    } else {
+      const earlier = values[k] ?? buf.subarray(ranges[2 * k]!, ranges[2 * k + 1]!);
+      values[k] = Buffer.concat([earlier, buf.subarray(i + 2, i + 2 + n)]);
+    }
     i += 2 + n;
   }
   // A missing END at the very end of the packet is tolerated (seen in the wild, harmless).
 }
 
 function cString(buf: Buffer, offset: number, length: number): string {
+  if (buf[offset] === 0) return '';
   const end = buf.indexOf(0, offset);
   return buf.toString('latin1', offset, end === -1 || end > offset + length ? offset + length : end);
 }
@@ -127,7 +146,7 @@ function optionBytes(data: Buffer): number {
 
 function optionsBytes(options: DhcpOptions): number {
   let n = 1; // END
-  for (const [code, data] of options.entries()) if (code !== OPT.OVERLOAD) n += optionBytes(data);
+  for (let i = 0; i < options.size; i++) if (options.codeAt(i) !== OPT.OVERLOAD) n += optionBytes(options.valueAt(i));
   return n;
 }
 
@@ -137,29 +156,24 @@ export function encodingLength(packet: DhcpPacket, opts: EncodeOptions = {}): nu
   return layout(packet, opts).length;
 }
 
-const NONE: [number, Buffer][] = [];
-
 interface Layout {
   readonly length: number;
-  /** Options for the options field, the file field and the sname field. */
-  readonly areas: readonly [number, Buffer][][];
+  /** Overloaded only: options for the options field, the file field and the sname field. */
+  readonly areas: readonly (readonly [number, Buffer][])[] | null;
   readonly overload: number;
 }
 
 function layout(packet: DhcpPacket, opts: EncodeOptions): Layout {
   const minLength = opts.minLength ?? MIN_PACKET_LENGTH;
-  const all: [number, Buffer][] = [];
-  for (const entry of packet.options.entries()) if (entry[0] !== OPT.OVERLOAD) all.push(entry);
   const plain = OPTIONS_OFFSET + optionsBytes(packet.options);
-  if (opts.maxLength === undefined || plain <= opts.maxLength) {
-    return { length: Math.max(minLength, plain), areas: [all, NONE, NONE], overload: 0 };
-  }
+  if (opts.maxLength === undefined || plain <= opts.maxLength) return { length: Math.max(minLength, plain), areas: null, overload: 0 };
   // Overload: each option goes to the first of options field (less 3 bytes for option 52), file
   // and sname with room; an option is never split across fields.
   const capacity = [opts.maxLength - OPTIONS_OFFSET - 1 - 3, packet.file === '' ? FILE_LENGTH - 1 : -1, packet.sname === '' ? SNAME_LENGTH - 1 : -1];
   const areas: [number, Buffer][][] = [[], [], []];
   const used = [0, 0, 0];
-  for (const entry of all) {
+  for (const entry of packet.options.entries()) {
+    if (entry[0] === OPT.OVERLOAD) continue;
     const need = optionBytes(entry[1]);
     const area = [0, 1, 2].find((a) => used[a]! + need <= capacity[a]!);
     if (area === undefined) throw new RangeError(`options do not fit in ${opts.maxLength} bytes, even with overload`);
@@ -172,10 +186,13 @@ function layout(packet: DhcpPacket, opts: EncodeOptions): Layout {
   return { length: Math.max(minLength, length), areas, overload };
 }
 
+const fill = Uint8Array.prototype.fill;
+
 export function encode(packet: DhcpPacket, opts: EncodeOptions = {}): Buffer {
   const { length, areas, overload } = layout(packet, opts);
-  // From the shared pool (zeroed here): a reply per packet should not cost a fresh ArrayBuffer.
-  const buf = Buffer.allocUnsafe(length).fill(0);
+  // From the shared pool, zeroed here: a reply per packet should not cost a fresh ArrayBuffer.
+  const buf = Buffer.allocUnsafe(length);
+  fill.call(buf, 0);
   buf[0] = packet.op;
   buf[1] = packet.htype;
   buf[2] = packet.hlen;
@@ -183,45 +200,66 @@ export function encode(packet: DhcpPacket, opts: EncodeOptions = {}): Buffer {
   buf.writeUInt32BE(packet.xid >>> 0, 4);
   buf.writeUInt16BE(packet.secs, 8);
   buf.writeUInt16BE(packet.flags, 10);
-  writeIpv4(buf, 12, packet.ciaddr);
-  writeIpv4(buf, 16, packet.yiaddr);
-  writeIpv4(buf, 20, packet.siaddr);
-  writeIpv4(buf, 24, packet.giaddr);
-  packet.chaddr.copy(buf, 28, 0, 16);
+  writeAddress(buf, 12, packet.ciaddr);
+  writeAddress(buf, 16, packet.yiaddr);
+  writeAddress(buf, 20, packet.siaddr);
+  writeAddress(buf, 24, packet.giaddr);
+  const chaddr = packet.chaddr;
+  buf.set(chaddr.length <= 16 ? chaddr : chaddr.subarray(0, 16), 28);
   writeText(buf, packet.sname, SNAME_OFFSET, SNAME_LENGTH, 'sname');
   writeText(buf, packet.file, FILE_OFFSET, FILE_LENGTH, 'file');
   buf.writeUInt32BE(MAGIC_COOKIE, COOKIE_OFFSET);
-  let at = OPTIONS_OFFSET;
-  if (overload !== 0) {
-    buf[at++] = OPT.OVERLOAD;
-    buf[at++] = 1;
-    buf[at++] = overload;
+  if (areas === null) {
+    const options = packet.options;
+    let at = OPTIONS_OFFSET;
+    for (let i = 0; i < options.size; i++) {
+      const code = options.codeAt(i);
+      if (code !== OPT.OVERLOAD) at = writeOption(buf, at, code, options.valueAt(i));
+    }
+    buf[at] = OPT.END;
+    return buf;
   }
-  at = writeOptions(buf, at, areas[0]!);
+  let at = OPTIONS_OFFSET;
+  buf[at++] = OPT.OVERLOAD;
+  buf[at++] = 1;
+  buf[at++] = overload;
+  writeOptions(buf, at, areas[0]!);
   if (overload & 1) writeOptions(buf, FILE_OFFSET, areas[1]!);
   if (overload & 2) writeOptions(buf, SNAME_OFFSET, areas[2]!);
   return buf;
 }
 
-function writeText(buf: Buffer, text: string, offset: number, length: number, name: string): void {
-  if (text.length > length) throw new RangeError(`${name} longer than ${length} bytes`);
-  buf.write(text, offset, length, 'latin1');
+/** The buffer is zeroed: 0.0.0.0 needs no writing. */
+function writeAddress(buf: Buffer, offset: number, address: string): void {
+  if (address !== ZERO_ADDRESS) writeIpv4(buf, offset, address);
 }
 
-function writeOptions(buf: Buffer, at: number, entries: readonly [number, Buffer][]): number {
-  for (const [code, data] of entries) {
-    if (data.length === 0) {
-      buf[at++] = code;
-      buf[at++] = 0;
-      continue;
-    }
-    for (let i = 0; i < data.length; i += 255) {
-      const part = data.subarray(i, Math.min(i + 255, data.length));
-      buf[at++] = code;
-      buf[at++] = part.length;
-      at += part.copy(buf, at);
-    }
+/** latin1, as Buffer.write does it (the low byte of each code unit); short, so written here. */
+function writeText(buf: Buffer, text: string, offset: number, length: number, name: string): void {
+  if (text.length > length) throw new RangeError(`${name} longer than ${length} bytes`);
+  for (let i = 0; i < text.length; i++) buf[offset + i] = text.charCodeAt(i) & 0xff;
+}
+
+function writeOption(buf: Buffer, at: number, code: number, data: Buffer): number {
+  if (data.length <= 255) {
+    buf[at] = code;
+    buf[at + 1] = data.length;
+    buf.set(data, at + 2);
+    return at + 2 + data.length;
   }
+  // RFC 3396: a long option goes as consecutive parts of at most 255 bytes.
+  for (let i = 0; i < data.length; i += 255) {
+    const part = data.subarray(i, Math.min(i + 255, data.length));
+    buf[at++] = code;
+    buf[at++] = part.length;
+    buf.set(part, at);
+    at += part.length;
+  }
+  return at;
+}
+
+function writeOptions(buf: Buffer, at: number, entries: readonly (readonly [number, Buffer])[]): number {
+  for (const [code, data] of entries) at = writeOption(buf, at, code, data);
   buf[at++] = OPT.END;
   return at;
 }

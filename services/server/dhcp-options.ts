@@ -40,87 +40,152 @@ function malformed(message: string): ProtocolError {
   return new ProtocolError('dhcp', message);
 }
 
-/** Immutable set of options in first-appearance order. */
+/**
+ * Immutable set of options in first-appearance order. Decoded options are kept as ranges of the
+ * packet and made into Buffers only when asked for: the typed accessors read the packet's bytes
+ * where they are, so a request costs no Buffer object per option it carries.
+ */
 export class DhcpOptions {
-  private readonly map: ReadonlyMap<number, Buffer>;
+  /** Codes, in first-appearance order; `codeList.indexOf` finds one (at most 254 of them). */
+  private readonly codeList: number[];
+  /** Each code's value; undefined while it is still a range of `source`. */
+  private readonly values: (Buffer | undefined)[];
+  /** Where each code's value is in `source`: ranges[2i] to ranges[2i + 1]. */
+  private readonly ranges: number[];
+  private readonly source: Buffer | undefined;
 
   constructor(entries: Iterable<readonly [number, Buffer]> = []) {
-    const map = new Map<number, Buffer>();
+    this.codeList = [];
+    this.values = [];
+    this.ranges = [];
+    this.source = undefined;
     for (const [code, data] of entries) {
       if (!Number.isInteger(code) || code <= OPT.PAD || code >= OPT.END) throw new RangeError(`option code ${code} out of range 1-254`);
-      map.set(code, data);
+      const i = this.codeList.indexOf(code);
+      if (i === -1) {
+        this.codeList.push(code);
+        this.values.push(data);
+      } else {
+        this.values[i] = data;
+      }
     }
-    this.map = map;
   }
 
-  /** Takes a map the caller built and will not touch again (the decoder: codes are 1-254 by construction). */
-  static adopt(map: Map<number, Buffer>): DhcpOptions {
+  /**
+   * The decoder's: options as ranges of `source` (values[i] set where parts were joined, RFC
+   * 3396). Codes are 1-254 and distinct by construction; the caller does not touch the arrays again.
+   */
+  static view(source: Buffer, codes: number[], values: (Buffer | undefined)[], ranges: number[]): DhcpOptions {
     const o = new DhcpOptions();
-    (o as unknown as { map: Map<number, Buffer> }).map = map;
+    const w = o as unknown as { codeList: number[]; values: (Buffer | undefined)[]; ranges: number[]; source: Buffer };
+    w.codeList = codes;
+    w.values = values;
+    w.ranges = ranges;
+    w.source = source;
     return o;
   }
 
   get size(): number {
-    return this.map.size;
+    return this.codeList.length;
   }
   has(code: number): boolean {
-    return this.map.has(code);
+    return this.codeList.indexOf(code) !== -1;
   }
   get(code: number): Buffer | undefined {
-    return this.map.get(code);
+    const i = this.codeList.indexOf(code);
+    return i === -1 ? undefined : this.valueAt(i);
+  }
+  /** The code at position `i` (0 to size - 1) in first-appearance order. */
+  codeAt(i: number): number {
+    return this.codeList[i]!;
+  }
+  /** The value at position `i` (0 to size - 1). */
+  valueAt(i: number): Buffer {
+    let v = this.values[i];
+    if (v === undefined) {
+      v = this.source!.subarray(this.ranges[2 * i]!, this.ranges[2 * i + 1]!);
+      this.values[i] = v;
+    }
+    return v;
   }
   entries(): IterableIterator<[number, Buffer]> {
-    return this.map.entries();
+    return this.codeList.map((code, i): [number, Buffer] => [code, this.valueAt(i)]).values();
   }
   codes(): number[] {
-    return [...this.map.keys()];
+    return [...this.codeList];
   }
   /** A copy with `code` set (appended, or replaced in place). */
   with(code: number, data: Buffer): DhcpOptions {
-    return new DhcpOptions([...this.map.entries(), [code, data]]);
+    return new DhcpOptions([...this.entries(), [code, data]]);
   }
   without(code: number): DhcpOptions {
-    return new DhcpOptions([...this.map.entries()].filter(([c]) => c !== code));
+    return new DhcpOptions([...this.entries()].filter(([c]) => c !== code));
   }
 
-  private fixed(code: number, length: number): Buffer | undefined {
-    const v = this.map.get(code);
-    if (v !== undefined && v.length !== length) throw malformed(`option ${code} must be ${length} byte(s), got ${v.length}`);
-    return v;
+  private lengthAt(i: number): number {
+    const v = this.values[i];
+    return v !== undefined ? v.length : this.ranges[2 * i + 1]! - this.ranges[2 * i]!;
+  }
+  /** Byte `k` of the value at position `i` (k within its length). */
+  private byteAt(i: number, k: number): number {
+    const v = this.values[i];
+    return v !== undefined ? v[k]! : this.source![this.ranges[2 * i]! + k]!;
+  }
+  /** Position of a fixed-length option, -1 when absent; a wrong length throws. */
+  private fixed(code: number, length: number): number {
+    const i = this.codeList.indexOf(code);
+    if (i !== -1 && this.lengthAt(i) !== length) throw malformed(`option ${code} must be ${length} byte(s), got ${this.lengthAt(i)}`);
+    return i;
+  }
+  private text(i: number): string {
+    const v = this.values[i];
+    return v !== undefined ? v.toString('latin1') : this.source!.toString('latin1', this.ranges[2 * i]!, this.ranges[2 * i + 1]!);
   }
 
   /** Option 53. */
   messageType(): number | undefined {
-    return this.fixed(OPT.MESSAGE_TYPE, 1)?.[0];
+    const i = this.fixed(OPT.MESSAGE_TYPE, 1);
+    return i === -1 ? undefined : this.byteAt(i, 0);
   }
   /** Option 54, dotted quad. */
   serverId(): string | undefined {
-    const v = this.fixed(OPT.SERVER_ID, 4);
-    return v === undefined ? undefined : ipv4ToString(v, 0);
+    const i = this.fixed(OPT.SERVER_ID, 4);
+    return i === -1 ? undefined : `${this.byteAt(i, 0)}.${this.byteAt(i, 1)}.${this.byteAt(i, 2)}.${this.byteAt(i, 3)}`;
   }
   /** Option 55. */
   parameterRequestList(): number[] | undefined {
-    const v = this.map.get(OPT.PARAMETER_REQUEST_LIST);
+    const v = this.get(OPT.PARAMETER_REQUEST_LIST);
     if (v !== undefined && v.length === 0) throw malformed('option 55 must not be empty');
     return v === undefined ? undefined : [...v];
   }
   /** Option 57 (RFC 2132 9.10: at least 576). */
   maxMessageSize(): number | undefined {
-    const v = this.fixed(OPT.MAX_MESSAGE_SIZE, 2);
-    if (v === undefined) return undefined;
-    const n = v.readUInt16BE(0);
+    const i = this.fixed(OPT.MAX_MESSAGE_SIZE, 2);
+    if (i === -1) return undefined;
+    const n = (this.byteAt(i, 0) << 8) | this.byteAt(i, 1);
     if (n < 576) throw malformed(`option 57 must be at least 576, got ${n}`);
     return n;
   }
   /** Option 60, as latin1 text. */
   vendorClass(): string | undefined {
-    const v = this.map.get(OPT.VENDOR_CLASS);
-    if (v !== undefined && v.length === 0) throw malformed('option 60 must not be empty');
-    return v?.toString('latin1');
+    const i = this.codeList.indexOf(OPT.VENDOR_CLASS);
+    if (i === -1) return undefined;
+    if (this.lengthAt(i) === 0) throw malformed('option 60 must not be empty');
+    return this.text(i);
+  }
+  /** Whether option 60 begins with `prefix` (ASCII), without making its text. Absent: false. */
+  vendorClassStartsWith(prefix: string): boolean {
+    const i = this.codeList.indexOf(OPT.VENDOR_CLASS);
+    if (i === -1) return false;
+    const n = this.lengthAt(i);
+    if (n === 0) throw malformed('option 60 must not be empty');
+    if (n < prefix.length) return false;
+    for (let k = 0; k < prefix.length; k++) if (this.byteAt(i, k) !== prefix.charCodeAt(k)) return false;
+    return true;
   }
   /** Option 61 (type byte + identifier). */
   clientId(): Buffer | undefined {
-    const v = this.map.get(OPT.CLIENT_ID);
+    const v = this.get(OPT.CLIENT_ID);
     if (v !== undefined && v.length < 2) throw malformed(`option 61 must be at least 2 bytes, got ${v.length}`);
     return v;
   }
@@ -129,7 +194,7 @@ export class DhcpOptions {
    * the bytes do not parse as RFC 3004 instances they are taken as one instance.
    */
   userClasses(): string[] | undefined {
-    const v = this.map.get(OPT.USER_CLASS);
+    const v = this.get(OPT.USER_CLASS);
     if (v === undefined) return undefined;
     if (v.length === 0) throw malformed('option 77 must not be empty');
     const out: string[] = [];
@@ -144,17 +209,18 @@ export class DhcpOptions {
   }
   /** Option 93 (RFC 4578 2.1): a non-empty list of 16-bit architecture types. */
   clientArch(): number[] | undefined {
-    const v = this.map.get(OPT.CLIENT_ARCH);
-    if (v === undefined) return undefined;
-    if (v.length === 0 || v.length % 2 !== 0) throw malformed(`option 93 must be a non-zero even number of bytes, got ${v.length}`);
+    const i = this.codeList.indexOf(OPT.CLIENT_ARCH);
+    if (i === -1) return undefined;
+    const n = this.lengthAt(i);
+    if (n === 0 || n % 2 !== 0) throw malformed(`option 93 must be a non-zero even number of bytes, got ${n}`);
     const out: number[] = [];
-    for (let i = 0; i < v.length; i += 2) out.push(v.readUInt16BE(i));
+    for (let k = 0; k < n; k += 2) out.push((this.byteAt(i, k) << 8) | this.byteAt(i, k + 1));
     return out;
   }
   /** Option 94 (RFC 4578 2.2): interface type 1 (UNDI) and version. */
   clientNdi(): { type: number; major: number; minor: number } | undefined {
-    const v = this.fixed(OPT.CLIENT_NDI, 3);
-    return v === undefined ? undefined : { type: v[0]!, major: v[1]!, minor: v[2]! };
+    const i = this.fixed(OPT.CLIENT_NDI, 3);
+    return i === -1 ? undefined : { type: this.byteAt(i, 0), major: this.byteAt(i, 1), minor: this.byteAt(i, 2) };
   }
   /**
    * Option 97 (RFC 4578 2.3): type 0 + 16-byte SMBIOS UUID, shown as a GUID string. SMBIOS
@@ -162,19 +228,20 @@ export class DhcpOptions {
    * firmware setup show (QEMU `-uuid` round-trips).
    */
   clientUuid(): string | undefined {
-    const v = this.fixed(OPT.CLIENT_UUID, 17);
-    if (v === undefined) return undefined;
+    const i = this.fixed(OPT.CLIENT_UUID, 17);
+    if (i === -1) return undefined;
+    const v = this.valueAt(i);
     if (v[0] !== 0) throw malformed(`option 97 type must be 0, got ${v[0]}`);
     return uuidFromSmbios(v.subarray(1));
   }
   /** Option 82 (RFC 3046), added by a relay agent; malformed sub-options throw. */
   relayAgentInfo(): RelayAgentInfo | undefined {
-    const v = this.map.get(OPT.RELAY_AGENT_INFO);
+    const v = this.get(OPT.RELAY_AGENT_INFO);
     return v === undefined ? undefined : RelayAgentInfo.decode(v);
   }
   /** Option 43 decoded as PXE sub-options (PXE 2.1 table 2-1); only for PXE clients. */
   pxeSubOptions(): PxeSubOptions | undefined {
-    const v = this.map.get(OPT.VENDOR_SPECIFIC);
+    const v = this.get(OPT.VENDOR_SPECIFIC);
     return v === undefined ? undefined : PxeSubOptions.decode(v);
   }
 }

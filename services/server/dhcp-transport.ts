@@ -1,7 +1,8 @@
 // Owns the UDP sockets on the DHCP port (67) and the boot server port (4011), and decides where a
 // reply goes. One guard per datagram: whatever a handler throws is logged and the next datagram is
 // served. See README.md for what Node's dgram can and cannot do here.
-import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
+import { createSocket, type RemoteInfo, type Socket, type SocketOptions } from 'node:dgram';
+import { isIPv4 } from 'node:net';
 import { ProtocolError, errorMessage } from '../shared/errors.ts';
 import type { Lifecycle } from '../shared/lifecycle.ts';
 import type { Logger } from '../shared/logger.ts';
@@ -37,8 +38,21 @@ export function replyDestination(request: { readonly ciaddr: string; readonly gi
   if (via === 'proxy' || mode === 'source') return from;
   if (request.giaddr !== '0.0.0.0') return { address: request.giaddr, port: SERVER_PORT };
   if (request.ciaddr !== '0.0.0.0') return { address: request.ciaddr, port: CLIENT_PORT };
-  return { address: '255.255.255.255', port: CLIENT_PORT };
+  return BROADCAST_PEER;
 }
+
+const BROADCAST_PEER: Peer = Object.freeze({ address: '255.255.255.255', port: CLIENT_PORT });
+
+/**
+ * dgram resolves every destination before sending, even an address, through dns.lookup, which
+ * answers on the next tick: the reply would leave only after the handler has finished (its log
+ * record included). Destinations here are always dotted quads, so the answer is immediate and
+ * send() reaches the kernel at once.
+ */
+const literalLookup = ((address: string, _family: unknown, callback: (err: Error | null, address: string, family: number) => void): void => {
+  if (isIPv4(address)) callback(null, address, 4);
+  else callback(new Error(`not an IPv4 address: ${address}`), address, 4);
+}) as unknown as SocketOptions['lookup'];
 
 export type DatagramHandler = (message: Buffer, from: Peer, via: PxePort) => void | Promise<void>;
 
@@ -135,7 +149,7 @@ export class DhcpTransport implements Lifecycle {
   }
 
   private async open(via: PxePort, port: number, address: string, reuseAddr: boolean): Promise<Socket> {
-    const socket = createSocket({ type: 'udp4', reuseAddr });
+    const socket = createSocket({ type: 'udp4', reuseAddr, lookup: literalLookup });
     await new Promise<void>((resolve, reject) => {
       socket.once('error', reject);
       socket.bind(port, address, () => {
@@ -145,7 +159,8 @@ export class DhcpTransport implements Lifecycle {
     });
     socket.setBroadcast(true);
     socket.on('error', (err) => this.log.warn('socket error (a reply not sent?)', { via, err: errorMessage(err) }));
-    socket.on('message', (msg: Buffer, rinfo: RemoteInfo) => this.guard(msg, { address: rinfo.address, port: rinfo.port }, via));
+    // rinfo is a fresh object per datagram, with address and port: it is the Peer.
+    socket.on('message', (msg: Buffer, rinfo: RemoteInfo) => this.guard(msg, rinfo, via));
     return socket;
   }
 

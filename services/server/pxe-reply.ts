@@ -13,7 +13,10 @@ const OFFER = encodeOption.u8(MESSAGE_TYPE.OFFER);
 const ACK = encodeOption.u8(MESSAGE_TYPE.ACK);
 const PXE_CLIENT = encodeOption.text('PXEClient');
 const DISCOVERY_ONLY = PxeSubOptions.encode([[PXE_SUB.DISCOVERY_CONTROL, encodeOption.u8(DISCOVERY_USE_BOOTFILE)]]);
+// Values that repeat across requests, made once each (bounded: the first 64 of each kind).
 const addressCache = new Map<string, { id: Buffer; text: Buffer }>();
+const fileCache = new Map<string, Buffer>();
+const bootItemCache = new Map<number, Buffer>();
 
 function addressOptions(address: string): { id: Buffer; text: Buffer } {
   let v = addressCache.get(address);
@@ -24,13 +27,32 @@ function addressOptions(address: string): { id: Buffer; text: Buffer } {
   return v;
 }
 
+/** Option 67: the boot files of config.bootFiles repeat; per-machine script paths do not fill the cache for good. */
+function fileOption(file: string): Buffer {
+  let v = fileCache.get(file);
+  if (v === undefined) {
+    v = encodeOption.text(file);
+    if (fileCache.size < 64) fileCache.set(file, v);
+  }
+  return v;
+}
+
+/** Option 43 of a boot server ACK: discovery control and the boot item asked for. */
+function bootItemVendor(type: number, layer: number): Buffer {
+  const key = type * 0x10000 + layer;
+  let v = bootItemCache.get(key);
+  if (v === undefined) {
+    v = PxeSubOptions.encode([[PXE_SUB.DISCOVERY_CONTROL, encodeOption.u8(DISCOVERY_USE_BOOTFILE)], [PXE_SUB.BOOT_ITEM, encodeOption.bootItem(type, layer)]]);
+    if (bootItemCache.size < 64) bootItemCache.set(key, v);
+  }
+  return v;
+}
+
 export function buildProxyReply(request: DhcpPacket, pxe: PxeRequest, file: string, serverAddress: string): DhcpPacket {
   // A DISCOVER gets an OFFER; a REQUEST (on 67 naming us, or on 4011) and an INFORM get an ACK.
   const type = pxe.messageType === MESSAGE_TYPE.DISCOVER ? OFFER : ACK;
   // A boot server ACK names the boot item it answers (PXE 2.1 2.2.7); EDK2 checks it.
-  const vendor = pxe.bootItem === null
-    ? DISCOVERY_ONLY
-    : PxeSubOptions.encode([[PXE_SUB.DISCOVERY_CONTROL, encodeOption.u8(DISCOVERY_USE_BOOTFILE)], [PXE_SUB.BOOT_ITEM, encodeOption.bootItem(pxe.bootItem.type, pxe.bootItem.layer)]]);
+  const vendor = pxe.bootItem === null ? DISCOVERY_ONLY : bootItemVendor(pxe.bootItem.type, pxe.bootItem.layer);
   const address = addressOptions(serverAddress);
   const entries: [number, Buffer][] = [
     [OPT.MESSAGE_TYPE, type],
@@ -41,7 +63,7 @@ export function buildProxyReply(request: DhcpPacket, pxe: PxeRequest, file: stri
   if (uuid !== undefined) entries.push([OPT.CLIENT_UUID, uuid]);
   entries.push(
     [OPT.TFTP_SERVER, address.text],
-    [OPT.BOOTFILE_NAME, encodeOption.text(file)],
+    [OPT.BOOTFILE_NAME, fileOption(file)],
     [OPT.VENDOR_SPECIFIC, vendor],
   );
   // RFC 3046 2.2: echoed verbatim in every reply, as the last option. Validated by readRelay.

@@ -1,6 +1,6 @@
 // What the policy needs to know about a PXE request, read from a decoded packet. Pure.
 import { BOOTREQUEST, macOf, type DhcpPacket } from './dhcp-codec.ts';
-import { MESSAGE_TYPE, messageTypeName } from './dhcp-options.ts';
+import { MESSAGE_TYPE, messageTypeName, type DhcpOptions } from './dhcp-options.ts';
 import { archFromVendorClass } from './pxe-arch.ts';
 
 /** Which socket a request came in on: the DHCP port (67) or the boot server port (4011). */
@@ -31,33 +31,40 @@ export type ReadResult = { readonly request: PxeRequest } | { readonly ignore: s
 export function readPxeRequest(packet: DhcpPacket, port: PxePort): ReadResult {
   const mac = macOf(packet);
   if (packet.op !== BOOTREQUEST) return { ignore: 'not a BOOTREQUEST', mac };
-  const messageType = packet.options.messageType();
-  if (messageType === undefined) return { ignore: 'plain BOOTP (no option 53)', mac };
-  const allowed: number[] = port === 'dhcp' ? [MESSAGE_TYPE.DISCOVER, MESSAGE_TYPE.REQUEST] : [MESSAGE_TYPE.REQUEST, MESSAGE_TYPE.INFORM];
-  if (!allowed.includes(messageType)) return { ignore: `${messageTypeName(messageType)} is not answered on the ${port} port`, mac };
-  const vendorClass = packet.options.vendorClass();
-  if (vendorClass === undefined || !vendorClass.startsWith('PXEClient')) return { ignore: 'not a PXE client (no option 60 PXEClient)', mac };
-  if (mac === null) return { ignore: `hardware type ${packet.htype}/${packet.hlen} is not Ethernet`, mac };
-  const arches = packet.options.clientArch();
-  const archCode = arches?.[0] ?? archFromVendorClass(vendorClass);
-  const isIpxe = packet.options.has(175) || (packet.options.userClasses() ?? []).includes('iPXE');
-  // Option 43 is vendor-defined: it is read as PXE sub-options only now that 60 says PXEClient.
-  const bootItem = packet.options.pxeSubOptions()?.bootItem() ?? null;
   const options = packet.options;
-  return {
-    request: {
-      mac,
-      xid: packet.xid,
-      messageType,
-      archCode,
-      isIpxe,
-      // Read when asked: the reply echoes option 97's bytes, the policy does not need the text.
-      get uuid() {
-        return options.clientUuid() ?? null;
-      },
-      port,
-      serverId: options.serverId() ?? null,
-      bootItem,
-    },
-  };
+  const messageType = options.messageType();
+  if (messageType === undefined) return { ignore: 'plain BOOTP (no option 53)', mac };
+  const allowed = port === 'dhcp'
+    ? messageType === MESSAGE_TYPE.DISCOVER || messageType === MESSAGE_TYPE.REQUEST
+    : messageType === MESSAGE_TYPE.REQUEST || messageType === MESSAGE_TYPE.INFORM;
+  if (!allowed) return { ignore: `${messageTypeName(messageType)} is not answered on the ${port} port`, mac };
+  if (!options.vendorClassStartsWith('PXEClient')) return { ignore: 'not a PXE client (no option 60 PXEClient)', mac };
+  if (mac === null) return { ignore: `hardware type ${packet.htype}/${packet.hlen} is not Ethernet`, mac };
+  const arches = options.clientArch();
+  // Option 60's text is made only when option 93 is missing.
+  const archCode = arches !== undefined ? arches[0]! : archFromVendorClass(options.vendorClass()!);
+  const isIpxe = options.has(175) || (options.has(77) && options.userClasses()!.includes('iPXE'));
+  // Option 43 is vendor-defined: it is read as PXE sub-options only now that 60 says PXEClient.
+  const bootItem = options.has(43) ? (options.pxeSubOptions()!.bootItem() ?? null) : null;
+  return { request: new Request(options, mac, packet.xid, messageType, archCode, isIpxe, port, options.serverId() ?? null, bootItem) };
+}
+
+/** A class, not a literal with a getter: one shape, and no closure per request. */
+class Request implements PxeRequest {
+  constructor(
+    private readonly options: DhcpOptions,
+    readonly mac: string,
+    readonly xid: number,
+    readonly messageType: number,
+    readonly archCode: number | null,
+    readonly isIpxe: boolean,
+    readonly port: PxePort,
+    readonly serverId: string | null,
+    readonly bootItem: { readonly type: number; readonly layer: number } | null,
+  ) {}
+
+  // Read when asked: the reply echoes option 97's bytes, the policy does not need the text.
+  get uuid(): string | null {
+    return this.options.clientUuid() ?? null;
+  }
 }

@@ -187,7 +187,8 @@ export class ServerService implements Lifecycle {
       if (log.enabled('debug')) log.debug('ignored', { ...packetFields(request.mac, packet, via, from), ...relayFields(relay), reason });
       return;
     }
-    const decision = decide({ mac: request.mac, archCode: request.archCode, isIpxe: request.isIpxe, port: via }, this.feed.state, { consumed: this.events.consumedMacs() });
+    // The request is a PolicyRequest as it is (mac, archCode, isIpxe, port).
+    const decision = decide(request, this.feed.state, { consumed: this.events.consumedMacs() });
     if ('none' in decision) {
       this.seen(request, via, relay, `no offer: ${decision.none}`);
       if (log.enabled('info')) log.info('no offer', { ...packetFields(request.mac, packet, via, from), ...relayFields(relay), type: messageTypeName(request.messageType), arch: request.archCode, ipxe: request.isIpxe, reason: decision.none });
