@@ -105,7 +105,7 @@ sbs = "${site}/sbs"
 sbs_store = "${site}/sbsstore"
 tftp_root = "${site}/tftp"
 [log]
-level = "warn"
+level = "${process.env.BENCH_LOG_LEVEL ?? 'warn'}"
 [server]
 address = "${SERVER}"
 bind = "0.0.0.0"
@@ -125,10 +125,16 @@ id = "dhcp-storm"
   doc(3, 'images', { images: [{ id: 'lnx', name: 'Linux', arch: ['bios', 'efi-x64'], type: 'linux', kernel: 'vmlinuz' }] });
   // The Interface and the server as two processes (`netboot run interface`, `netboot run server`);
   // BENCH_SERVER_NODE_FLAGS adds node flags to the server's, e.g. "--cpu-prof --cpu-prof-dir=/tmp/p".
-  // BENCH_SERVER_STDOUT=FILE keeps the server's stdout (its log, or --trace-gc output).
-  const out = (service: string): 'ignore' | number => (service === 'server' && process.env.BENCH_SERVER_STDOUT !== undefined ? openSync(process.env.BENCH_SERVER_STDOUT, 'w') : 'ignore');
-  const run = (service: string, flags: string[]): ChildProcess => spawn('ip', ['netns', 'exec', ns.srv, process.execPath, ...flags, '--import', 'tsx',
-    join(repo, 'services/cli/main.ts'), 'run', service, '--config', join(site, 'netboot.toml')], { cwd: repo, stdio: ['ignore', out(service), 'inherit'] });
+  // BENCH_SERVER_STDOUT=FILE keeps the server's stdout (its log, or --trace-gc output); else it is
+  // a pipe read here, as the supervisor reads it. BENCH_LOG_LEVEL=info: a record per answer, as
+  // in production (dnsmasq then still runs with --quiet-dhcp: use it for lone requests only).
+  const out = (service: string): 'pipe' | number => (service === 'server' && process.env.BENCH_SERVER_STDOUT !== undefined ? openSync(process.env.BENCH_SERVER_STDOUT, 'w') : 'pipe');
+  const run = (service: string, flags: string[]): ChildProcess => {
+    const child = spawn('ip', ['netns', 'exec', ns.srv, process.execPath, ...flags, '--import', 'tsx',
+      join(repo, 'services/cli/main.ts'), 'run', service, '--config', join(site, 'netboot.toml')], { cwd: repo, stdio: ['ignore', out(service), 'inherit'] });
+    child.stdout?.resume();
+    return child;
+  };
   const iface = run('interface', []);
   const server = run('server', (process.env.BENCH_SERVER_NODE_FLAGS ?? '').split(' ').filter((f) => f !== ''));
   const sock = controlSocketPath(join(site, 'data'), 'server');

@@ -150,7 +150,10 @@ function optionsBytes(options: DhcpOptions): number {
   return n;
 }
 
-const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
+const HEX_DIGITS = '0123456789abcdef';
+/** Character codes of each byte's two lower-case hex digits. */
+const HI = Array.from({ length: 256 }, (_, i) => HEX_DIGITS.charCodeAt(i >> 4));
+const LO = Array.from({ length: 256 }, (_, i) => HEX_DIGITS.charCodeAt(i & 15));
 
 export function encodingLength(packet: DhcpPacket, opts: EncodeOptions = {}): number {
   return layout(packet, opts).length;
@@ -268,5 +271,9 @@ function writeOptions(buf: Buffer, at: number, entries: readonly (readonly [numb
 export function macOf(packet: DhcpPacket): string | null {
   if (packet.htype !== 1 || packet.hlen !== 6) return null;
   const c = packet.chaddr;
-  return `${HEX[c[0]!]}:${HEX[c[1]!]}:${HEX[c[2]!]}:${HEX[c[3]!]}:${HEX[c[4]!]}:${HEX[c[5]!]}`;
+  // One flat string at once: a template literal makes a rope, flattened again for each Map lookup.
+  return String.fromCharCode(
+    HI[c[0]!]!, LO[c[0]!]!, 58, HI[c[1]!]!, LO[c[1]!]!, 58, HI[c[2]!]!, LO[c[2]!]!, 58,
+    HI[c[3]!]!, LO[c[3]!]!, 58, HI[c[4]!]!, LO[c[4]!]!, 58, HI[c[5]!]!, LO[c[5]!]!,
+  );
 }

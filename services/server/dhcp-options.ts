@@ -40,6 +40,8 @@ function malformed(message: string): ProtocolError {
   return new ProtocolError('dhcp', message);
 }
 
+const NO_ENTRIES: readonly (readonly [number, Buffer])[] = [];
+
 /**
  * Immutable set of options in first-appearance order. Decoded options are kept as ranges of the
  * packet and made into Buffers only when asked for: the typed accessors read the packet's bytes
@@ -54,21 +56,33 @@ export class DhcpOptions {
   private readonly ranges: number[];
   private readonly source: Buffer | undefined;
 
-  constructor(entries: Iterable<readonly [number, Buffer]> = []) {
+  constructor(entries: Iterable<readonly [number, Buffer]> = NO_ENTRIES) {
     this.codeList = [];
     this.values = [];
     this.ranges = [];
     this.source = undefined;
-    for (const [code, data] of entries) {
+    if (entries !== NO_ENTRIES) for (const [code, data] of entries) this.set(code, data);
+  }
+
+  /**
+   * Options from codes and their values, in that order (a later duplicate replaces the value).
+   * Takes the arrays when the codes are distinct: the caller does not touch them again.
+   */
+  static of(codes: number[], values: Buffer[]): DhcpOptions {
+    if (codes.length !== values.length) throw new RangeError(`${codes.length} codes but ${values.length} values`);
+    const o = new DhcpOptions();
+    for (let i = 0; i < codes.length; i++) {
+      const code = codes[i]!;
       if (!Number.isInteger(code) || code <= OPT.PAD || code >= OPT.END) throw new RangeError(`option code ${code} out of range 1-254`);
-      const i = this.codeList.indexOf(code);
-      if (i === -1) {
-        this.codeList.push(code);
-        this.values.push(data);
-      } else {
-        this.values[i] = data;
+      if (codes.indexOf(code) !== i) {
+        for (let k = 0; k < codes.length; k++) o.set(codes[k]!, values[k]!);
+        return o;
       }
     }
+    const w = o as unknown as { codeList: number[]; values: Buffer[] };
+    w.codeList = codes;
+    w.values = values;
+    return o;
   }
 
   /**
@@ -83,6 +97,18 @@ export class DhcpOptions {
     w.ranges = ranges;
     w.source = source;
     return o;
+  }
+
+  /** Construction only: the instance is immutable once made. */
+  private set(code: number, data: Buffer): void {
+    if (!Number.isInteger(code) || code <= OPT.PAD || code >= OPT.END) throw new RangeError(`option code ${code} out of range 1-254`);
+    const i = this.codeList.indexOf(code);
+    if (i === -1) {
+      this.codeList.push(code);
+      this.values.push(data);
+    } else {
+      this.values[i] = data;
+    }
   }
 
   get size(): number {
@@ -216,6 +242,14 @@ export class DhcpOptions {
     const out: number[] = [];
     for (let k = 0; k < n; k += 2) out.push((this.byteAt(i, k) << 8) | this.byteAt(i, k + 1));
     return out;
+  }
+  /** Option 93's first type (the client's own architecture), without making the list. */
+  firstClientArch(): number | undefined {
+    const i = this.codeList.indexOf(OPT.CLIENT_ARCH);
+    if (i === -1) return undefined;
+    const n = this.lengthAt(i);
+    if (n === 0 || n % 2 !== 0) throw malformed(`option 93 must be a non-zero even number of bytes, got ${n}`);
+    return (this.byteAt(i, 0) << 8) | this.byteAt(i, 1);
   }
   /** Option 94 (RFC 4578 2.2): interface type 1 (UNDI) and version. */
   clientNdi(): { type: number; major: number; minor: number } | undefined {

@@ -47,18 +47,33 @@ export function machineAction(mac: string, state: FeedState, options: PolicyOpti
   const config = state.config!;
   if (config.respond === 'none') return { none: 'config.respond is "none": no machine gets an offer' };
   const client = byMac(state.clients!).get(mac) ?? null;
-  const predefined = byMac(state.predefined ?? []).get(mac) ?? null;
+  const predefined = state.predefined === null || state.predefined.length === 0 ? null : (byMac(state.predefined).get(mac) ?? null);
   if (client === null && predefined === null && config.respond === 'known') {
     return { none: 'unknown computer and config.respond is "known"' };
   }
   const identity: Identity = client !== null ? 'client' : predefined !== null ? 'predefined' : 'unknown';
   let action = client?.action ?? config.unknown;
-  let note = client !== null ? `client ${describe(client.name)}action ${describeAction(action)}` : `${identity} computer gets config.unknown (${describeAction(action)})`;
+  let note = client !== null ? clientNote(client) : `${identity} computer gets config.unknown (${describeAction(action)})`;
   if (action.type === 'boot' && action.once && options.consumed?.has(mac) === true) {
-    action = { type: 'local' };
+    action = LOCAL;
     note += '; its once boot was consumed, so now local';
   }
   return { action, identity, client, predefined, note };
+}
+
+const LOCAL: Action = Object.freeze({ type: 'local' });
+
+// A client's note, made once per client value (feed state values are immutable): it is read
+// for every packet from that machine, and a name costs a JSON.stringify.
+const NOTES = new WeakMap<Client, string>();
+
+function clientNote(client: Client): string {
+  let note = NOTES.get(client);
+  if (note === undefined) {
+    note = `client ${describe(client.name)}action ${describeAction(client.action)}`;
+    NOTES.set(client, note);
+  }
+  return note;
 }
 
 export function decide(request: PolicyRequest, state: FeedState, options: PolicyOptions = {}): Decision {

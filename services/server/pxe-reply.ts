@@ -54,21 +54,20 @@ export function buildProxyReply(request: DhcpPacket, pxe: PxeRequest, file: stri
   // A boot server ACK names the boot item it answers (PXE 2.1 2.2.7); EDK2 checks it.
   const vendor = pxe.bootItem === null ? DISCOVERY_ONLY : bootItemVendor(pxe.bootItem.type, pxe.bootItem.layer);
   const address = addressOptions(serverAddress);
-  const entries: [number, Buffer][] = [
-    [OPT.MESSAGE_TYPE, type],
-    [OPT.SERVER_ID, address.id],
-    [OPT.VENDOR_CLASS, PXE_CLIENT],
-  ];
+  // Two lists rather than a pair per option: this runs for every answer.
   const uuid = request.options.get(OPT.CLIENT_UUID);
-  if (uuid !== undefined) entries.push([OPT.CLIENT_UUID, uuid]);
-  entries.push(
-    [OPT.TFTP_SERVER, address.text],
-    [OPT.BOOTFILE_NAME, fileOption(file)],
-    [OPT.VENDOR_SPECIFIC, vendor],
-  );
+  const codes: number[] = uuid === undefined
+    ? [OPT.MESSAGE_TYPE, OPT.SERVER_ID, OPT.VENDOR_CLASS, OPT.TFTP_SERVER, OPT.BOOTFILE_NAME, OPT.VENDOR_SPECIFIC]
+    : [OPT.MESSAGE_TYPE, OPT.SERVER_ID, OPT.VENDOR_CLASS, OPT.CLIENT_UUID, OPT.TFTP_SERVER, OPT.BOOTFILE_NAME, OPT.VENDOR_SPECIFIC];
+  const values = uuid === undefined
+    ? [type, address.id, PXE_CLIENT, address.text, fileOption(file), vendor]
+    : [type, address.id, PXE_CLIENT, uuid, address.text, fileOption(file), vendor];
   // RFC 3046 2.2: echoed verbatim in every reply, as the last option. Validated by readRelay.
   const agentInfo = request.options.get(OPT.RELAY_AGENT_INFO);
-  if (agentInfo !== undefined) entries.push([OPT.RELAY_AGENT_INFO, agentInfo]);
+  if (agentInfo !== undefined) {
+    codes.push(OPT.RELAY_AGENT_INFO);
+    values.push(agentInfo);
+  }
   const relayed = request.giaddr !== '0.0.0.0';
   return {
     op: BOOTREPLY,
@@ -88,6 +87,6 @@ export function buildProxyReply(request: DhcpPacket, pxe: PxeRequest, file: stri
     chaddr: request.chaddr,
     sname: '',
     file,
-    options: new DhcpOptions(entries),
+    options: DhcpOptions.of(codes, values),
   };
 }

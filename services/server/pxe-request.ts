@@ -40,9 +40,8 @@ export function readPxeRequest(packet: DhcpPacket, port: PxePort): ReadResult {
   if (!allowed) return { ignore: `${messageTypeName(messageType)} is not answered on the ${port} port`, mac };
   if (!options.vendorClassStartsWith('PXEClient')) return { ignore: 'not a PXE client (no option 60 PXEClient)', mac };
   if (mac === null) return { ignore: `hardware type ${packet.htype}/${packet.hlen} is not Ethernet`, mac };
-  const arches = options.clientArch();
   // Option 60's text is made only when option 93 is missing.
-  const archCode = arches !== undefined ? arches[0]! : archFromVendorClass(options.vendorClass()!);
+  const archCode = options.firstClientArch() ?? archFromVendorClass(options.vendorClass()!);
   const isIpxe = options.has(175) || (options.has(77) && options.userClasses()!.includes('iPXE'));
   // Option 43 is vendor-defined: it is read as PXE sub-options only now that 60 says PXEClient.
   const bootItem = options.has(43) ? (options.pxeSubOptions()!.bootItem() ?? null) : null;
