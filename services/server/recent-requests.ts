@@ -33,12 +33,22 @@ export interface SeenReport {
 }
 
 export class RecentRequests {
-  private readonly seen = new Map<string, SeenRequest>();
+  private readonly seen = new Map<string, Slot>();
 
   constructor(private readonly max = 4096) {}
 
+  /**
+   * Copies `entry` into the machine's slot: a machine seen again reuses its slot, so the table
+   * takes no new long-lived object per request (those would go to the old generation and cost
+   * full collections under a storm; `entry` itself dies young).
+   */
   record(mac: string, entry: SeenRequest): void {
-    this.seen.set(mac, entry);
+    const slot = this.seen.get(mac);
+    if (slot !== undefined) {
+      slot.set(entry);
+      return;
+    }
+    this.seen.set(mac, new Slot(entry));
     if (this.seen.size > this.max) this.seen.delete(this.seen.keys().next().value!);
   }
 
@@ -54,5 +64,31 @@ export class RecentRequests {
       relay: s.relay.relay?.giaddr ?? null, hops: s.relay.relay?.hops ?? null, agentInfo: s.relay.agentInfo?.describe() ?? null,
       outcome: s.answered ? `answered: ${s.outcome}` : s.outcome, server: s.server, subnet: s.subnet,
     };
+  }
+}
+
+class Slot implements SeenRequest {
+  at!: number;
+  type!: number;
+  via!: PxePort;
+  relay!: RelayRead;
+  outcome!: string;
+  answered!: boolean;
+  server!: string | null;
+  subnet!: string | null;
+
+  constructor(entry: SeenRequest) {
+    this.set(entry);
+  }
+
+  set(e: SeenRequest): void {
+    this.at = e.at;
+    this.type = e.type;
+    this.via = e.via;
+    this.relay = e.relay;
+    this.outcome = e.outcome;
+    this.answered = e.answered;
+    this.server = e.server;
+    this.subnet = e.subnet;
   }
 }
