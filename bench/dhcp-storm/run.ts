@@ -3,7 +3,9 @@
 // against dnsmasq in proxy mode, one after the other in the same run, on the same veth link between
 // two network namespaces this script creates (and removes). Needs root, dnsmasq, iproute2.
 // Usage: node --import tsx bench/dhcp-storm/run.ts [--clients 1000] [--windows 8,32,128] [--rounds 3]
-//   [--lone 6] [--gap-ms 2000] [--only netboot,dnsmasq,node-floor]
+//   [--lone 6] [--gap-ms 2000] [--only dnsmasq,netboot,node-floor] [--baseline DIR]
+// --baseline DIR: also runs the netboot of another checkout (e.g. `git worktree add DIR main`),
+// as "netboot@base", in the same run: before and after a change, against the same dnsmasq.
 // Before the storm, each server gets `lone` single exchanges, each after `gap-ms` of idleness
 // (the first one the very first request it sees): the latency of a lone request, as in a real boot.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
@@ -20,7 +22,8 @@ const windows = (stringFlag(args, 'windows') ?? stringFlag(args, 'window') ?? '8
 const rounds = Number(stringFlag(args, 'rounds') ?? 3);
 const lone = Number(stringFlag(args, 'lone') ?? 6);
 const gapMs = Number(stringFlag(args, 'gap-ms') ?? 2000);
-const only = (stringFlag(args, 'only') ?? 'dnsmasq,netboot,node-floor').split(',');
+const only = (stringFlag(args, 'only') ?? 'dnsmasq,netboot,node-floor,netboot@base').split(',');
+const baseline = stringFlag(args, 'baseline');
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const tag = `nbs${process.pid % 100000}`;
 const ns = { srv: `${tag}s`, cli: `${tag}c` };
@@ -95,8 +98,8 @@ async function startDnsmasq(): Promise<ChildProcess[]> {
   return [child];
 }
 
-async function startNetboot(): Promise<ChildProcess[]> {
-  const site = join(dir, 'netboot');
+async function startNetboot(code = repo): Promise<ChildProcess[]> {
+  const site = join(dir, `netboot-${code === repo ? 'this' : 'base'}`);
   mkdirSync(join(site, 'sbs'), { recursive: true });
   writeFileSync(join(site, 'netboot.toml'), `
 [paths]
@@ -131,7 +134,7 @@ id = "dhcp-storm"
   const out = (service: string): 'pipe' | number => (service === 'server' && process.env.BENCH_SERVER_STDOUT !== undefined ? openSync(process.env.BENCH_SERVER_STDOUT, 'w') : 'pipe');
   const run = (service: string, flags: string[]): ChildProcess => {
     const child = spawn('ip', ['netns', 'exec', ns.srv, process.execPath, ...flags, '--import', 'tsx',
-      join(repo, 'services/cli/main.ts'), 'run', service, '--config', join(site, 'netboot.toml')], { cwd: repo, stdio: ['ignore', out(service), 'inherit'] });
+      join(code, 'services/cli/main.ts'), 'run', service, '--config', join(site, 'netboot.toml')], { cwd: code, stdio: ['ignore', out(service), 'inherit'] });
     child.stdout?.resume();
     return child;
   };
@@ -182,7 +185,9 @@ process.on('SIGINT', () => {
 });
 try {
   setUp();
-  for (const [name, start] of [['dnsmasq', startDnsmasq], ['netboot', startNetboot], ['node-floor', startNodeFloor]] as const) {
+  const servers: [string, () => Promise<ChildProcess[]>][] = [['dnsmasq', startDnsmasq], ['netboot', () => startNetboot()], ['node-floor', startNodeFloor]];
+  if (baseline !== undefined) servers.splice(2, 0, ['netboot@base', () => startNetboot(resolve(baseline))]);
+  for (const [name, start] of servers) {
     if (!only.includes(name)) continue;
     const children = await start();
     try {
@@ -209,13 +214,13 @@ try {
 
 console.log(`dhcp-storm: ${clients} clients x (DISCOVER + 4011 REQUEST), ${rounds} rounds per window (medians), veth between two namespaces`);
 console.log('(node-floor: a Node process that answers without decoding anything, for reference; CPU: user + system time per reply)');
-console.log('window  server     replies/round       lost  replies/s   p50 ms   p99 ms   max ms  server CPU µs  client CPU µs');
+console.log('window  server       replies/round       lost  replies/s   p50 ms   p99 ms   max ms  server CPU µs  client CPU µs');
 for (const window of windows) {
   for (const [name, byWindow] of Object.entries(results)) {
     const { rounds: rs, cpuUs } = byWindow[window]!;
     const replies = rs.reduce((n, r) => n + r.replies, 0);
     const clientUs = rs.reduce((n, r) => n + r.clientCpuUs, 0) / replies;
-    console.log(`${String(window).padStart(6)}  ${name.padEnd(10)} ${rs.map((r) => r.replies).join('/').padEnd(19)} ${String(rs.reduce((n, r) => n + r.lost + r.wrong, 0)).padStart(4)} `
+    console.log(`${String(window).padStart(6)}  ${name.padEnd(12)} ${rs.map((r) => r.replies).join('/').padEnd(19)} ${String(rs.reduce((n, r) => n + r.lost + r.wrong, 0)).padStart(4)} `
       + `${median(rs.map((r) => r.repliesPerSec)).toFixed(0).padStart(10)} ${median(rs.map((r) => r.p50Ms)).toFixed(3).padStart(8)} ${median(rs.map((r) => r.p99Ms)).toFixed(3).padStart(8)} `
       + `${median(rs.map((r) => r.maxMs)).toFixed(3).padStart(8)} ${cpuUs.toFixed(1).padStart(14)} ${clientUs.toFixed(1).padStart(14)}`);
   }
@@ -228,6 +233,6 @@ if (Object.keys(lones).length > 0) {
     return `first ${ms[0]?.toFixed(3) ?? '-'}  median ${rest.length === 0 ? '-' : median(rest).toFixed(3)}  max ${rest.length === 0 ? '-' : Math.max(...rest).toFixed(3)}`;
   };
   for (const [name, { cold, warm }] of Object.entries(lones)) {
-    console.log(`${name.padEnd(10)} fresh: ${row(cold)}   after the storm: median ${median(warm).toFixed(3)}  max ${Math.max(...warm).toFixed(3)}`);
+    console.log(`${name.padEnd(12)} fresh: ${row(cold)}   after the storm: median ${median(warm).toFixed(3)}  max ${Math.max(...warm).toFixed(3)}`);
   }
 }

@@ -83,7 +83,7 @@ export class ServerAddresses {
     return this.server.address ?? this.ifaceAddresses?.[0]?.address ?? null;
   }
 
-  /** Synchronous unless a route has to be looked up (then cached for 30 s). */
+  /** Synchronous unless a route toward a new destination has to be looked up (then cached; refreshed after 30 s). */
   choose(target: AddressTarget): Chosen | Promise<Chosen> {
     const subnet = target.client === null ? null : matchSubnet(this.server.subnets, target.client);
     if (subnet?.address != null) return { address: subnet.address, why: `[[server.subnets]] ${subnet.cidr}`, subnet };
@@ -139,7 +139,17 @@ export class ServerAddresses {
 
   private routed(toward: string, subnet: SubnetConfig | null, pick: (address: string) => AddressChoice): Chosen | Promise<Chosen> {
     const hit = this.routes.get(toward);
-    if (hit !== undefined && hit.until > this.now()) return pick(hit.address);
+    if (hit !== undefined) {
+      // Past its time, the route is still answered from the cache and looked up again in the
+      // background: a request waits for a lookup only toward a destination never seen before.
+      if (hit.until <= this.now()) void this.lookupShared(toward, pick);
+      return pick(hit.address);
+    }
+    // Requests waiting on the same lookup share it, but each gets its own subnet.
+    return this.lookupShared(toward, pick).then((c) => ('none' in c ? c : { ...c, subnet }));
+  }
+
+  private lookupShared(toward: string, pick: (address: string) => AddressChoice): Promise<Chosen> {
     let p = this.pending.get(toward);
     if (p === undefined) {
       p = this.lookup(toward).then(
@@ -148,12 +158,19 @@ export class ServerAddresses {
           this.routes.set(toward, { address, until: this.now() + ROUTE_TTL_MS });
           return pick(address);
         },
-        (err: unknown) => ({ none: `cannot choose our address: ${errorMessage(err)}` }),
+        (err: unknown) => {
+          this.routes.delete(toward);
+          return { none: `cannot choose our address: ${errorMessage(err)}` };
+        },
       ).finally(() => this.pending.delete(toward));
       this.pending.set(toward, p);
     }
-    // Requests waiting on the same lookup share it, but each gets its own subnet.
-    return p.then((c) => ('none' in c ? c : { ...c, subnet }));
+    return p;
+  }
+
+  /** Looks up the route broadcasts take, before the first DISCOVER needs it. */
+  prime(): void {
+    if (this.configured === null && this.ifaceAddresses === null && !this.routes.has(BROADCAST)) void this.lookupShared(BROADCAST, (address) => ({ address, why: '', subnet: null }));
   }
 }
 

@@ -26,6 +26,7 @@ import { isIPv4, isUnicast, matchSubnet, type SubnetConfig } from '../shared/con
 import { consumedBy, resolveTftpPath, type TftpResolution } from './tftp-resolve.ts';
 import { TftpViewPublisher } from './tftp-view.ts';
 import { readyPackagePath } from '../../images/layout.ts';
+import { warmUp } from './warm-up.ts';
 
 export type ServerState = 'waiting-for-state' | 'serving' | 'stopping';
 
@@ -129,6 +130,7 @@ export class ServerService implements Lifecycle {
   }
 
   private bind(): void {
+    this.warmUp();
     this.binding = this.transport.start().then(
       () => {
         if (this.phase === 'stopping') return;
@@ -150,6 +152,16 @@ export class ServerService implements Lifecycle {
         }, BIND_RETRY_MS);
       },
     );
+  }
+
+  /** Compiles the answer path and looks up the broadcast route before the first client needs them. */
+  private warmUp(): void {
+    try {
+      warmUp(this.addresses.primary ?? '127.0.0.1');
+    } catch (err) {
+      this.log.warn('warm-up of the answer path failed (the first answers may be slower)', { err });
+    }
+    this.addresses.prime();
   }
 
   private onDatagram(msg: Buffer, from: Peer, via: PxePort): void {

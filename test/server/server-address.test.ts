@@ -74,7 +74,8 @@ test('[server] address: every client gets it, unless its subnet has an address o
 
 test('neither address nor interface: the address the route toward the relay, the client or the broadcast leaves from', async () => {
   let now = 1000;
-  const r = routes({ '10.92.': '10.91.0.1', '10.50.': '192.168.5.1', '255.255.255.255': '10.0.0.1' });
+  const table: Record<string, string> = { '10.92.': '10.91.0.1', '10.50.': '192.168.5.1', '255.255.255.255': '10.0.0.1' };
+  const r = routes(table);
   const a = new ServerAddresses(serverConfig(SUBNETS.replace(/address = "10.91.0.1"\n/, '')), 'cfg', { interfaces: () => IFACES, routeSource: r.lookup, now: () => now });
   assert.equal(a.primary, null);
   assert.deepEqual(brief(await a.choose(relayed('10.92.0.1'))), { address: '10.91.0.1', why: 'the route toward 10.92.0.1 leaves from it', subnet: '10.92.0.0/16' });
@@ -86,13 +87,24 @@ test('neither address nor interface: the address the route toward the relay, the
   // Cached: answered synchronously, without a lookup, for 30 s.
   const again = a.choose(relayed('10.92.0.1'));
   assert.ok(!(again instanceof Promise), 'a cached route is answered synchronously');
+  // Then still answered from the cache at once, while it is looked up again (once) behind it.
   now += 31_000;
-  await a.choose(relayed('10.92.0.1'));
+  const stale = [a.choose(relayed('10.92.0.1')), a.choose(relayed('10.92.0.1'))];
+  assert.ok(stale.every((c) => !(c instanceof Promise)), 'an old route is answered synchronously too');
   assert.deepEqual(r.asked, ['10.92.0.1', '10.50.0.20', '255.255.255.255', '10.92.0.1']);
-  // Concurrent requests through the same relay share one lookup.
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.ok(!(a.choose(relayed('10.92.0.1')) instanceof Promise));
+  assert.equal(r.asked.filter((d) => d === '10.92.0.1').length, 2, 'refreshed: no lookup until it is old again');
+  // Concurrent requests toward a new destination share one lookup.
+  await Promise.all([a.choose(relayed('10.92.5.1')), a.choose(relayed('10.92.5.1'))]);
+  assert.equal(r.asked.filter((d) => d === '10.92.5.1').length, 1);
+  // A route that is gone when looked up again: the old answer once more, then the failure.
+  delete table['10.50.'];
   now += 31_000;
-  await Promise.all([a.choose(relayed('10.92.0.1')), a.choose(relayed('10.92.0.1'))]);
-  assert.equal(r.asked.filter((d) => d === '10.92.0.1').length, 3);
+  assert.deepEqual(brief(a.choose({ relay: null, client: '10.50.0.20' }) as Chosen), { address: '192.168.5.1', why: 'the route toward 10.50.0.20 leaves from it', subnet: null });
+  await new Promise((resolve) => setImmediate(resolve));
+  const gone = await a.choose({ relay: null, client: '10.50.0.20' });
+  assert.ok('none' in gone, 'no stale route is kept once its lookup fails');
   // The per-subnet address still wins over routing.
   assert.deepEqual(brief(await a.choose(relayed('10.92.7.1'))), { address: '10.91.0.7', why: '[[server.subnets]] 10.92.7.0/24', subnet: '10.92.7.0/24' });
   // No route: no address, with the reason.
