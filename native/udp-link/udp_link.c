@@ -11,7 +11,7 @@
 // Besides, readCached: a preadv2(RWF_NOWAIT) into ring slots, so chunks already in the page cache
 // are read without a thread-pool round trip (a read that would wait for a disk is refused).
 // Every protocol decision stays in TypeScript (tftp-codec.ts, transfer.ts); this file does not
-// know what a TFTP packet is.
+// know what a TFTP packet is. Sends: batch_send.c; chains: chain.c; reads: read_cached.c.
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
@@ -22,9 +22,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/uio.h>
 #include <unistd.h>
 #include <uv.h>
+
+#include "batch_send.h"
+#include "read_cached.h"
+#include "udp_link.h"
 
 #ifndef UDP_SEGMENT
 #define UDP_SEGMENT 103
@@ -33,41 +36,8 @@
 #define SOL_UDP 17
 #endif
 
-// Linux caps a GSO send at 64 segments (UDP_MAX_SEGMENTS, raised later) and one IPv4 datagram.
-#define MAX_GSO_SEGMENTS 64
-#define MAX_UDP_PAYLOAD 65507
-#define MMSG_BATCH 64
-#define MAX_READ_IOVECS 1024
-#ifndef RWF_NOWAIT
-#define RWF_NOWAIT 0x00000008
-#endif
 // Datagrams handled per readable event before yielding to the rest of the loop.
 #define RECV_BUDGET 64
-
-typedef struct {
-  uv_poll_t poll;
-  int fd;
-  int gso;        // 1: send runs with UDP_SEGMENT, 0: sendmmsg
-  int closing;    // close() was called: uv_close is under way or done
-  int closed;     // the uv close callback ran (fd closed)
-  int unwrapped;  // the JS object was collected
-  int events;     // events the poll is started for
-  napi_env env;
-  napi_ref on_datagram, on_error, on_writable, rx_ref;
-  napi_async_context async;
-  uint8_t* rx;
-  size_t rx_len;
-  // The armed chain: step i fires on datagram expects[i*width..] and sends runs[3i..3i+2]
-  // (offset in run_buf, count, final length). `fired`: steps taken not yet reported to JS.
-  uint32_t chain_len, chain_pos, chain_cap, fired, width, stride;
-  uint8_t* expects;
-  uint32_t* runs;
-  napi_ref run_ref;
-  uint8_t* run_buf;
-  size_t run_len;
-} link_t;
-
-static ssize_t send_run(link_t* l, uint8_t* base, size_t stride, size_t count, size_t final_len);
 
 static int gso_probe = -1;  // -1 unknown, else 0/1
 
@@ -276,7 +246,8 @@ static napi_value link_new(napi_env env, napi_callback_info info) {
   return self;
 }
 
-static link_t* unwrap(napi_env env, napi_callback_info info, size_t* argc, napi_value* argv) {
+
+link_t* unwrap(napi_env env, napi_callback_info info, size_t* argc, napi_value* argv) {
   napi_value self;
   napi_get_cb_info(env, info, argc, argv, &self, NULL);
   link_t* l = NULL;
@@ -310,60 +281,6 @@ static napi_value link_send(napi_env env, napi_callback_info info) {
   return int_value(env, n < 0 ? -errno : n);
 }
 
-static ssize_t send_gso(link_t* l, uint8_t* base, size_t stride, size_t count, size_t final_len) {
-  char control[CMSG_SPACE(sizeof(uint16_t))];
-  struct iovec iov;
-  struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control, .msg_controllen = sizeof control};
-  struct cmsghdr* cm = CMSG_FIRSTHDR(&msg);
-  cm->cmsg_level = SOL_UDP;
-  cm->cmsg_type = UDP_SEGMENT;
-  cm->cmsg_len = CMSG_LEN(sizeof(uint16_t));
-  uint16_t seg = (uint16_t)stride;
-  memcpy(CMSG_DATA(cm), &seg, sizeof seg);
-  size_t per_call = MAX_UDP_PAYLOAD / stride;
-  if (per_call > MAX_GSO_SEGMENTS) per_call = MAX_GSO_SEGMENTS;
-  size_t sent = 0;
-  while (sent < count) {
-    size_t n = count - sent < per_call ? count - sent : per_call;
-    size_t len = (n - 1) * stride + (sent + n == count ? final_len : stride);
-    iov.iov_base = base + sent * stride;
-    iov.iov_len = len;
-    msg.msg_controllen = n > 1 ? sizeof control : 0;
-    msg.msg_control = n > 1 ? control : NULL;
-    if (sendmsg(l->fd, &msg, MSG_DONTWAIT) < 0) {
-      if (errno == EINTR) continue;
-      return sent > 0 && (errno == EAGAIN || errno == EWOULDBLOCK) ? (ssize_t)sent : -errno;
-    }
-    msg.msg_control = control;
-    sent += n;
-  }
-  return (ssize_t)sent;
-}
-
-static ssize_t send_mmsg(link_t* l, uint8_t* base, size_t stride, size_t count, size_t final_len) {
-  struct mmsghdr msgs[MMSG_BATCH];
-  struct iovec iovs[MMSG_BATCH];
-  size_t sent = 0;
-  while (sent < count) {
-    size_t n = count - sent < MMSG_BATCH ? count - sent : MMSG_BATCH;
-    for (size_t i = 0; i < n; i++) {
-      size_t k = sent + i;
-      iovs[i].iov_base = base + k * stride;
-      iovs[i].iov_len = k + 1 == count ? final_len : stride;
-      memset(&msgs[i], 0, sizeof msgs[i]);
-      msgs[i].msg_hdr.msg_iov = &iovs[i];
-      msgs[i].msg_hdr.msg_iovlen = 1;
-    }
-    int r = n == 1 ? (send(l->fd, iovs[0].iov_base, iovs[0].iov_len, MSG_DONTWAIT) < 0 ? -1 : 1) : sendmmsg(l->fd, msgs, (unsigned)n, MSG_DONTWAIT);
-    if (r < 0) {
-      if (errno == EINTR) continue;
-      return sent > 0 && (errno == EAGAIN || errno == EWOULDBLOCK) ? (ssize_t)sent : -errno;
-    }
-    sent += (size_t)r;
-    if ((size_t)r < n) break;  // the kernel buffer filled up
-  }
-  return (ssize_t)sent;
-}
 
 // sendRun(buf, offset, stride, count, finalLength): `count` datagrams laid out every `stride`
 // bytes from `offset`, each `stride` long except the last (`finalLength`). Returns how many went
@@ -386,110 +303,14 @@ static napi_value link_send_run(napi_env env, napi_callback_info info) {
   return int_value(env, send_run(l, (uint8_t*)data + offset, stride, count, final_len));
 }
 
-static ssize_t send_run(link_t* l, uint8_t* base, size_t stride, size_t count, size_t final_len) {
+ssize_t send_run(link_t* l, uint8_t* base, size_t stride, size_t count, size_t final_len) {
   if (l->gso && count > 1 && stride * 2 <= MAX_UDP_PAYLOAD) {
-    ssize_t r = send_gso(l, base, stride, count, final_len);
+    ssize_t r = send_gso(l->fd, base, stride, count, final_len);
     if (r != -EIO && r != -EINVAL && r != -ENOPROTOOPT && r != -EOPNOTSUPP) return r;
     // The route or device cannot segment (e.g. an xfrm route): batch with sendmmsg from now on.
     l->gso = 0;
   }
-  return send_mmsg(l, base, stride, count, final_len);
-}
-
-// setRunBuffer(buf): the buffer armed runs are taken from (kept alive while set).
-static napi_value link_set_run_buffer(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  link_t* l = unwrap(env, info, &argc, argv);
-  if (l == NULL) return NULL;
-  void* data;
-  size_t len;
-  if (argc < 1 || napi_get_buffer_info(env, argv[0], &data, &len) != napi_ok) {
-    napi_throw_type_error(env, NULL, "setRunBuffer: Buffer expected");
-    return NULL;
-  }
-  if (l->run_ref != NULL) napi_delete_reference(env, l->run_ref);
-  napi_create_reference(env, argv[0], 1, &l->run_ref);
-  l->run_buf = data;
-  l->run_len = len;
-  l->chain_len = l->chain_pos = 0;
-  return NULL;
-}
-
-// arm(expects, width, runs: Uint32Array [offset, count, finalLength]*, steps, stride): a chain
-// of predicted turns (see the top of the file). Replaces any chain armed before.
-static napi_value link_arm(napi_env env, napi_callback_info info) {
-  size_t argc = 5;
-  napi_value argv[5];
-  link_t* l = unwrap(env, info, &argc, argv);
-  if (l == NULL) return NULL;
-  void* expects;
-  size_t expects_len, runs_len;
-  void* runs;
-  napi_typedarray_type type;
-  uint32_t width, steps, stride;
-  if (argc < 5 || napi_get_buffer_info(env, argv[0], &expects, &expects_len) != napi_ok || napi_get_value_uint32(env, argv[1], &width) != napi_ok ||
-      napi_get_typedarray_info(env, argv[2], &type, &runs_len, &runs, NULL, NULL) != napi_ok || type != napi_uint32_array ||
-      napi_get_value_uint32(env, argv[3], &steps) != napi_ok || napi_get_value_uint32(env, argv[4], &stride) != napi_ok || width == 0 || steps == 0 ||
-      (uint64_t)width * steps > expects_len || (uint64_t)steps * 3 > runs_len || stride == 0 || stride > 65535 || l->run_buf == NULL) {
-    napi_throw_range_error(env, NULL, "arm: bad chain");
-    return NULL;
-  }
-  const uint32_t* r = runs;
-  for (uint32_t i = 0; i < steps; i++) {
-    uint32_t offset = r[3 * i], count = r[3 * i + 1], final_len = r[3 * i + 2];
-    if (count == 0 || final_len > stride || (uint64_t)offset + (uint64_t)(count - 1) * stride + final_len > l->run_len) {
-      napi_throw_range_error(env, NULL, "arm: run outside the run buffer");
-      return NULL;
-    }
-  }
-  if (width > 16) {
-    napi_throw_range_error(env, NULL, "arm: datagram wider than 16 bytes");
-    return NULL;
-  }
-  if (steps > l->chain_cap) {
-    uint8_t* e = realloc(l->expects, (size_t)steps * 16);
-    if (e != NULL) l->expects = e;
-    uint32_t* rr = realloc(l->runs, (size_t)steps * 3 * sizeof(uint32_t));
-    if (rr != NULL) l->runs = rr;
-    if (e == NULL || rr == NULL) {
-      napi_throw_error(env, NULL, "arm: out of memory");
-      return NULL;
-    }
-    l->chain_cap = steps;
-  }
-  memcpy(l->expects, expects, (size_t)width * steps);
-  memcpy(l->runs, runs, (size_t)steps * 3 * sizeof(uint32_t));
-  l->width = width;
-  l->stride = stride;
-  l->chain_len = steps;
-  l->chain_pos = 0;
-  return NULL;
-}
-
-// takeProgress(): chain steps fired since the last report; the chain goes on.
-static napi_value link_take_progress(napi_env env, napi_callback_info info) {
-  size_t argc = 0;
-  link_t* l = unwrap(env, info, &argc, NULL);
-  if (l == NULL) return NULL;
-  uint32_t fired = l->fired;
-  l->fired = 0;
-  napi_value v;
-  napi_create_uint32(env, fired, &v);
-  return v;
-}
-
-// disarm(): ends the chain; returns the steps fired since the last report.
-static napi_value link_disarm(napi_env env, napi_callback_info info) {
-  size_t argc = 0;
-  link_t* l = unwrap(env, info, &argc, NULL);
-  if (l == NULL) return NULL;
-  l->chain_len = l->chain_pos = 0;
-  uint32_t fired = l->fired;
-  l->fired = 0;
-  napi_value v;
-  napi_create_uint32(env, fired, &v);
-  return v;
+  return send_mmsg(l->fd, base, stride, count, final_len);
 }
 
 static napi_value link_want_writable(napi_env env, napi_callback_info info) {
@@ -543,36 +364,6 @@ static napi_value link_set_send_buffer(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-// readCached(fd, buf, offset, stride, count, length, position): reads file bytes from `position`
-// into `count` spans of `length` bytes laid out every `stride` bytes of buf from `offset` (the
-// payloads of ring slots), only if the page cache has them (preadv2 RWF_NOWAIT): a read that
-// would wait for the disk is refused (-EAGAIN) and left to the thread pool. Returns bytes read
-// (possibly fewer: the rest is not cached, or the file ends) or -errno.
-static napi_value read_cached(napi_env env, napi_callback_info info) {
-  size_t argc = 7;
-  napi_value argv[7];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  int32_t fd;
-  void* data;
-  size_t len;
-  uint32_t offset, stride, count, length;
-  int64_t position;
-  if (argc < 7 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || napi_get_buffer_info(env, argv[1], &data, &len) != napi_ok ||
-      napi_get_value_uint32(env, argv[2], &offset) != napi_ok || napi_get_value_uint32(env, argv[3], &stride) != napi_ok ||
-      napi_get_value_uint32(env, argv[4], &count) != napi_ok || napi_get_value_uint32(env, argv[5], &length) != napi_ok ||
-      napi_get_value_int64(env, argv[6], &position) != napi_ok || count == 0 || count > MAX_READ_IOVECS || length > stride || position < 0 ||
-      (uint64_t)offset + (uint64_t)(count - 1) * stride + length > len) {
-    napi_throw_range_error(env, NULL, "readCached: spans outside the buffer");
-    return NULL;
-  }
-  struct iovec iov[MAX_READ_IOVECS];
-  for (uint32_t i = 0; i < count; i++) {
-    iov[i].iov_base = (uint8_t*)data + offset + (size_t)i * stride;
-    iov[i].iov_len = length;
-  }
-  ssize_t n = preadv2(fd, iov, (int)count, position, RWF_NOWAIT);
-  return int_value(env, n < 0 ? -errno : n);
-}
 
 // Whether this kernel takes UDP_SEGMENT on a UDP socket (Linux 4.18+).
 static napi_value gso_supported(napi_env env, napi_callback_info info) {

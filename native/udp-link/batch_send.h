@@ -1,0 +1,18 @@
+// Sending a run of equal-stride datagrams from one buffer in few system calls (udp_link.c).
+#ifndef NETBOOT_BATCH_SEND_H
+#define NETBOOT_BATCH_SEND_H
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+// Linux caps a GSO send at 64 segments (UDP_MAX_SEGMENTS, raised later) and one IPv4 datagram.
+#define MAX_GSO_SEGMENTS 64
+#define MAX_UDP_PAYLOAD 65507
+
+// `count` datagrams every `stride` bytes from `base`, each `stride` long but the last
+// (`final_len`). Both return how many went out (fewer: the send buffer filled up), or -errno
+// when none could.
+ssize_t send_gso(int fd, uint8_t* base, size_t stride, size_t count, size_t final_len);
+ssize_t send_mmsg(int fd, uint8_t* base, size_t stride, size_t count, size_t final_len);
+
+#endif
