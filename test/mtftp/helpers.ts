@@ -94,6 +94,9 @@ export function run(cmd: string, args: readonly string[], opts: { timeoutMs?: nu
       clearTimeout(timer);
       resolve({ code, stdout, stderr });
     });
+    // A program that exits before reading its input closes the pipe: EPIPE then says nothing
+    // about the result (its exit code and output do), and unhandled it would crash the test run.
+    child.stdin.on('error', () => undefined);
     child.stdin.end(opts.input ?? '');
   });
 }
