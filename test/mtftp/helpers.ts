@@ -4,7 +4,7 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
-import { existsSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SEND_PATHS, type Config, type SendPath } from '../../services/shared/config.ts';
@@ -34,6 +34,7 @@ export function testSendPath(): SendPath {
 
 /** A service on 127.0.0.1 and a kernel-chosen port, over a fresh temp site. */
 export async function startService(opts: { hooks?: BootHooks; mtftp?: Partial<Config['mtftp']>; log?: Logger & { records: LogFields[] } } = {}): Promise<RunningService> {
+  ensureNativeBuilt(); // the service takes the native path when it is there: never a stale one
   const site = await makeTestSite('', 'netboot-mtftp');
   const config: Config = { ...site.config, mtftp: { ...site.config.mtftp, port: 0, sendPath: testSendPath(), ...opts.mtftp } };
   const log = opts.log ?? createMemoryLogger('debug');
@@ -211,11 +212,18 @@ export async function scriptedDownload(client: ScriptedClient, port: number, fil
 }
 
 /**
- * Builds native/udp-link when this checkout has not (a worktree whose node_modules was copied in
- * rather than installed by npm ci); a failed build throws, so the tests that need it fail loudly.
+ * Builds native/udp-link when this checkout has not, or when a source is newer than the build (a
+ * worktree whose node_modules was copied in, a pull without npm ci: a stale addon beside newer
+ * TypeScript fails in ways that say nothing about the change). A failed build throws, so the
+ * tests that need it fail loudly.
  */
 export function ensureNativeBuilt(): void {
   const repo = join(dirname(fileURLToPath(import.meta.url)), '../..');
-  if (existsSync(join(repo, 'native/udp-link/build/Release/udp_link.node'))) return;
+  const dir = join(repo, 'native/udp-link');
+  const built = join(dir, 'build/Release/udp_link.node');
+  if (existsSync(built)) {
+    const builtAt = statSync(built).mtimeMs;
+    if (readdirSync(dir).every((f) => !/\.(c|h|gyp)$/.test(f) || statSync(join(dir, f)).mtimeMs <= builtAt)) return;
+  }
   execFileSync(process.execPath, [join(repo, 'native/build.mjs')], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, NETBOOT_NATIVE_REQUIRED: '1' } });
 }

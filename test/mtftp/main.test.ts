@@ -12,7 +12,9 @@ import { controlCall, controlSocketPath } from '../../services/shared/control.ts
 import { ChannelServer, channelSocketPath } from '../../services/shared/local-channel.ts';
 import { createMemoryLogger } from '../../services/shared/logger.ts';
 import { makeTestSite, waitFor } from '../helpers/env.ts';
-import { md5, putFile, run } from './helpers.ts';
+import { ensureNativeBuilt, md5, putFile, run } from './helpers.ts';
+
+ensureNativeBuilt(); // the child process loads the addon: never a stale build
 
 const site = await makeTestSite('', 'netboot-mtftp-main');
 const children: ChildProcess[] = [];
