@@ -65,6 +65,15 @@ before(async () => {
   sh('ip', '-n', NS, 'addr', 'add', `${NET}.2/24`, 'dev', NS_IF);
   sh('ip', '-n', NS, 'link', 'set', NS_IF, 'up');
   sh('ip', '-n', NS, 'link', 'set', 'lo', 'up');
+  // Static neighbours: ARP crosses the impaired link too, and a lost ARP reply holds every packet
+  // toward that address for a second or more (seen: an RRQ arriving after the client's own retry,
+  // a client's retries all timing out). This test is about TFTP's recovery, not ARP's.
+  const mac = (dev: string, netns: string | null): string => {
+    const args = ['-j', ...(netns === null ? [] : ['-n', netns]), 'link', 'show', 'dev', dev];
+    return (JSON.parse(execFileSync('ip', args, { encoding: 'utf8' })) as { address: string }[])[0]!.address;
+  };
+  sh('ip', 'neigh', 'replace', `${NET}.2`, 'lladdr', mac(NS_IF, NS), 'dev', HOST_IF, 'nud', 'permanent');
+  sh('ip', '-n', NS, 'neigh', 'replace', HOST_IP, 'lladdr', mac(HOST_IF, null), 'dev', NS_IF, 'nud', 'permanent');
   impairment = impair(HOST_IF, null);
   impair(NS_IF, NS);
   // Short server timeout: recovery is driven by our retransmissions, not the clients' 1 s.
