@@ -8,13 +8,6 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#ifndef UDP_SEGMENT
-#define UDP_SEGMENT 103
-#endif
-#ifndef SOL_UDP
-#define SOL_UDP 17
-#endif
-
 #define MMSG_BATCH 64
 
 ssize_t send_gso(int fd, uint8_t* base, size_t stride, size_t count, size_t final_len) {

@@ -1,9 +1,18 @@
 // Sending a run of equal-stride datagrams from one buffer in few system calls (udp_link.c).
 #ifndef NETBOOT_BATCH_SEND_H
 #define NETBOOT_BATCH_SEND_H
+#include <netinet/udp.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+
+// Older C library headers lack the GSO names; the values are the kernel's ABI.
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103
+#endif
+#ifndef SOL_UDP
+#define SOL_UDP 17
+#endif
 
 // Linux caps a GSO send at 64 segments (UDP_MAX_SEGMENTS, raised later) and one IPv4 datagram.
 #define MAX_GSO_SEGMENTS 64

@@ -29,13 +29,6 @@
 #include "read_cached.h"
 #include "udp_link.h"
 
-#ifndef UDP_SEGMENT
-#define UDP_SEGMENT 103
-#endif
-#ifndef SOL_UDP
-#define SOL_UDP 17
-#endif
-
 // Datagrams handled per readable event before yielding to the rest of the loop.
 #define RECV_BUDGET 64
 
