@@ -6,18 +6,13 @@
 
 // setRunBuffer(buf): the buffer armed runs are taken from (kept alive while set).
 napi_value link_set_run_buffer(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  link_t* l = unwrap(env, info, &argc, argv);
-  if (l == NULL) return NULL;
+  napi_value arg;
   void* data;
   size_t len;
-  if (argc < 1 || napi_get_buffer_info(env, argv[0], &data, &len) != napi_ok) {
-    napi_throw_type_error(env, NULL, "setRunBuffer: Buffer expected");
-    return NULL;
-  }
+  link_t* l = unwrap_buffer(env, info, "setRunBuffer: Buffer expected", &arg, &data, &len);
+  if (l == NULL) return NULL;
   if (l->run_ref != NULL) napi_delete_reference(env, l->run_ref);
-  napi_create_reference(env, argv[0], 1, &l->run_ref);
+  napi_create_reference(env, arg, 1, &l->run_ref);
   l->run_buf = data;
   l->run_len = len;
   l->chain_len = l->chain_pos = 0;

@@ -252,6 +252,17 @@ link_t* unwrap(napi_env env, napi_callback_info info, size_t* argc, napi_value* 
   return l;
 }
 
+link_t* unwrap_buffer(napi_env env, napi_callback_info info, const char* what, napi_value* arg, void** data, size_t* len) {
+  size_t argc = 1;
+  link_t* l = unwrap(env, info, &argc, arg);
+  if (l == NULL) return NULL;
+  if (argc < 1 || napi_get_buffer_info(env, *arg, data, len) != napi_ok) {
+    napi_throw_type_error(env, NULL, what);
+    return NULL;
+  }
+  return l;
+}
+
 static napi_value int_value(napi_env env, int64_t v) {
   napi_value out;
   napi_create_int64(env, v, &out);
@@ -260,16 +271,11 @@ static napi_value int_value(napi_env env, int64_t v) {
 
 // send(buf): one datagram. Returns bytes sent, or -errno (EAGAIN: the kernel buffer is full).
 static napi_value link_send(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  link_t* l = unwrap(env, info, &argc, argv);
-  if (l == NULL) return NULL;
+  napi_value arg;
   void* data;
   size_t len;
-  if (argc < 1 || napi_get_buffer_info(env, argv[0], &data, &len) != napi_ok) {
-    napi_throw_type_error(env, NULL, "send: Buffer expected");
-    return NULL;
-  }
+  link_t* l = unwrap_buffer(env, info, "send: Buffer expected", &arg, &data, &len);
+  if (l == NULL) return NULL;
   ssize_t n = send(l->fd, data, len, MSG_DONTWAIT);
   return int_value(env, n < 0 ? -errno : n);
 }

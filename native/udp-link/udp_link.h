@@ -31,6 +31,9 @@ typedef struct {
 
 // The link behind `this`, or NULL (with a JS exception pending) when it is closed.
 link_t* unwrap(napi_env env, napi_callback_info info, size_t* argc, napi_value* argv);
+// unwrap() for a method whose one argument is a Buffer (`what` names it in the TypeError);
+// `arg` receives the argument itself.
+link_t* unwrap_buffer(napi_env env, napi_callback_info info, const char* what, napi_value* arg, void** data, size_t* len);
 // Sends a run through GSO when the link may, else sendmmsg (see batch_send.h).
 ssize_t send_run(link_t* l, uint8_t* base, size_t stride, size_t count, size_t final_len);
 
