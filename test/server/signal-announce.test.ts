@@ -34,6 +34,8 @@ test('serving does not wait for Signal; server-started reaches Signal when it co
     }
     const seen = await waitFor('Signal to hear of the start', () => signalLog.records.find((r) => r.msg === 'PXE server started'), 20000);
     assert.equal(seen.pid, process.pid);
+    // Signal logs on receipt; the announcer learns of it when the ack comes back, a moment later.
+    await waitFor('the ack', () => (announcer.announced ? true : undefined), 5000);
     assert.equal(announcer.announced, true);
   } finally {
     for (const part of started.reverse()) await part.stop();
