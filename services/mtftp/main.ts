@@ -7,6 +7,7 @@ import { errorMessage } from '../shared/errors.ts';
 import { ChannelClient, channelSocketPath } from '../shared/local-channel.ts';
 import { runUntilSignal } from '../shared/lifecycle.ts';
 import { createLogger, type Logger } from '../shared/logger.ts';
+import { notifyReady } from '../shared/sd-notify.ts';
 import { serverBootHooks } from './boot-hooks.ts';
 import { MtftpService } from './mtftp-service.ts';
 import { ServerView } from './server-view.ts';
@@ -21,7 +22,9 @@ export async function main(config: Config, log: Logger): Promise<number> {
     'GET /status': () => ({ ...service.status(), view: view.current ? 'following' : 'asking' }),
   }, mlog);
   // Control first, so status answers "starting" and "stopping" while the service changes state.
-  return runUntilSignal('mtftp', [control, view, service], mlog);
+  // Ready for systemd once port 69 is bound (Type=notify: without this the unit never leaves
+  // "activating", and systemd fails it at its start timeout).
+  return runUntilSignal('mtftp', [control, view, service], mlog, () => void notifyReady(mlog, `serving TFTP on port ${service.status().ports.tftp}`));
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
