@@ -5,8 +5,8 @@
 // or transferred between threads.
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
-import { MAX_CHUNK, newScanner } from './chunker.ts';
-import { DATA_AT, type GearScanner } from './gear-scan.ts';
+import { MAX_CHUNK, newScanner, scanFor } from './chunker.ts';
+import { DATA_AT, type GearScan, type GearScanner } from './gear-scan.ts';
 
 export const BLOCK_MAX = 4 * 1024 * 1024;
 
@@ -74,8 +74,10 @@ const piecesBytes = (p: Pieces): number => {
 };
 
 export class ChunkHasher {
-  /** Scans blocks in place: use it for the Chunker of data read into block(). */
+  /** The shared memory the blocks lie in. */
   readonly scanner: GearScanner;
+  /** The scan for the Chunker of data read into block(): native, else wasm in place. */
+  readonly scan: GearScan;
   private readonly workers: HashWorker[] = [];
   private readonly free: Buffer[] = [];
   private readonly waitingForBlock: Array<(b: Buffer) => void> = [];
@@ -91,6 +93,7 @@ export class ChunkHasher {
     if (BLOCK < MAX_CHUNK || BLOCK > BLOCK_MAX || blocks < 3) throw new RangeError(`ChunkHasher: ${blocks} blocks of ${BLOCK} bytes (need >= 3 of ${MAX_CHUNK}..${BLOCK_MAX})`);
     const workers = opts.workers ?? Math.max(1, Math.min(4, availableParallelism()));
     this.scanner = newScanner(blocks * BLOCK);
+    this.scan = scanFor(this.scanner);
     for (let i = 0; i < blocks; i++) this.free.push(Buffer.from(this.scanner.buffer, DATA_AT + i * BLOCK, BLOCK));
     for (let i = 0; i < workers; i++) this.workers.push(new HashWorker(this.scanner.buffer, (err) => this.fail(err)));
   }

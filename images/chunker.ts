@@ -6,9 +6,11 @@
 //
 // The gear table and masks are part of the package format: every server must cut identically.
 // Pure and streaming: push() any buffer sizes, get back where chunks end; no I/O, no hashing.
-// The byte loop itself is gear-scan.ts (WebAssembly).
+// The byte loop itself is native (native/gear-scan, C) where built, else WebAssembly
+// (gear-scan.ts); both cut identically (a test compares them over many buffers).
 import { createHash } from 'node:crypto';
-import { GearScanner, SCRATCH_AT } from './gear-scan.ts';
+import { GearScanner, wasmScan, type GearScan } from './gear-scan.ts';
+import { loadNativeGear, type NativeGearSupport } from './native-gear.ts';
 
 export const MIN_CHUNK = 16 * 1024;
 export const AVG_CHUNK = 64 * 1024;
@@ -32,20 +34,39 @@ export function newScanner(dataBytes: number): GearScanner {
   return new GearScanner(GEAR, dataBytes);
 }
 
-// Scratch for chunkers given no scanner: data is copied in and scanned inside one synchronous
-// push(), so every such chunker can share it (and not each reserve a memory of its own).
-let scratchScanner: GearScanner | null = null;
+// Loaded once per process on first use: a native library is a process-wide fact, not state.
+let native: NativeGearSupport | null = null;
+
+/** The native scan if it is built (else why not): what chunkers use unless given another scan. */
+export function nativeGear(): NativeGearSupport {
+  return (native ??= loadNativeGear(GEAR));
+}
+
+// Scratch for chunkers given no scan and no native one: data is copied in and scanned inside one
+// synchronous push(), so every such chunker can share it (and not each reserve a memory of its own).
+let scratchScan: GearScan | null = null;
+
+/** The scan for data anywhere: native, else wasm through its scratch memory. */
+export function defaultScan(): GearScan {
+  const n = nativeGear();
+  return n.ok ? n.scan : (scratchScan ??= wasmScan(newScanner(0)));
+}
+
+/** The scan for data read into `scanner`'s memory: native, else wasm in place. */
+export function scanFor(scanner: GearScanner): GearScan {
+  const n = nativeGear();
+  return n.ok ? n.scan : wasmScan(scanner);
+}
 
 /** Finds chunk boundaries in a stream. Call push() for each piece of data in order, then end(). */
 export class Chunker {
   /** Bytes of the current (unfinished) chunk seen so far. */
   private pos = 0;
   private hash = 0;
-  private readonly scanner: GearScanner;
+  private readonly scan: GearScan;
 
-  /** With the scanner whose memory the data is read into, data is scanned where it lies. */
-  constructor(scanner?: GearScanner) {
-    this.scanner = scanner ?? (scratchScanner ??= newScanner(0));
+  constructor(scan?: GearScan) {
+    this.scan = scan ?? defaultScan();
   }
 
   /**
@@ -68,13 +89,14 @@ export class Chunker {
       }
       const small = pos < AVG_CHUNK;
       const end = Math.min(len, i + (small ? AVG_CHUNK : MAX_CHUNK) - pos);
-      let cut = this.scan(data, i, end, h, small ? MASK_S : MASK_L);
+      const r = this.scan(data, i, end, h, small ? MASK_S : MASK_L);
       const start = i;
-      if (cut < 0) {
-        h = this.scanner.hash;
+      let cut = -1;
+      if (r < 0) {
+        h = (-1 - r) | 0;
         i = end;
       } else {
-        i = cut;
+        i = cut = r;
       }
       pos += i - start;
       if (cut < 0 && pos === MAX_CHUNK) cut = i;
@@ -87,18 +109,6 @@ export class Chunker {
     this.pos = pos;
     this.hash = h;
     return cuts;
-  }
-
-  /** Scans data[from, to): in place if it lies in the scanner's memory, else through scratch. */
-  private scan(data: Uint8Array, from: number, to: number, h: number, mask: number): number {
-    const s = this.scanner;
-    let base = data.byteOffset;
-    if (data.buffer !== s.buffer) {
-      new Uint8Array(s.buffer, SCRATCH_AT, to - from).set(data.subarray(from, to));
-      base = SCRATCH_AT - from;
-    }
-    const cut = s.scan(base + from, base + to, h, mask);
-    return cut < 0 ? -1 : cut - base;
   }
 
   /** Bytes of the final, unfinished chunk (0 if the stream ended exactly on a boundary). */

@@ -90,7 +90,7 @@ class HeldBlock {
  * (in place) and writes, the workers hash whole chunks, the next block is read meanwhile.
  */
 async function largeParallel(input: FileHandle, output: FileHandle | null, hasher: ChunkHasher, onBytes?: (n: number) => void): Promise<ChunkedFile> {
-  const chunker = new Chunker(hasher.scanner);
+  const chunker = new Chunker(hasher.scan);
   const sizes: number[] = [];
   const jobs: Array<Promise<string[]>> = [];
   const writes: Array<Promise<unknown>> = [];

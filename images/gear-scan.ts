@@ -1,4 +1,5 @@
-// The gear-hash scan loop of the chunker, as a small WebAssembly function over a shared memory.
+// The gear-hash scan loop of the chunker, as a small WebAssembly function over a shared memory:
+// the fallback where the native scan (native/gear-scan, images/native-gear.ts) is not built.
 // Why not JavaScript: V8 compiles the same loop with a bounds check on both loads, Smi re-tagging
 // of the hash and the index, and type checks re-done every iteration (15-25 instructions per byte
 // by callgrind); this function is about 4 per byte, which is what lets publishing reach the speed
@@ -118,4 +119,24 @@ export class GearScanner {
   get hash(): number {
     return this.hashGlobal.value as number;
   }
+}
+
+/**
+ * Rolls the gear hash over data[from, to) from `h`: the index just past the first byte where
+ * (hash & mask) == 0, or, with no cut, -1 - (hash >>> 0) with the hash at `to` (one number, so
+ * the native scan makes no object per call). Both scans (wasm, native) have this shape.
+ */
+export type GearScan = (data: Uint8Array, from: number, to: number, h: number, mask: number) => number;
+
+/** The wasm scan as a GearScan: in place for data in the scanner's memory, else copied to scratch. */
+export function wasmScan(s: GearScanner): GearScan {
+  return (data, from, to, h, mask) => {
+    let base = data.byteOffset;
+    if (data.buffer !== s.buffer) {
+      new Uint8Array(s.buffer, SCRATCH_AT, to - from).set(data.subarray(from, to));
+      base = SCRATCH_AT - from;
+    }
+    const cut = s.scan(base + from, base + to, h, mask);
+    return cut < 0 ? -1 - (s.hash >>> 0) : cut - base;
+  };
 }

@@ -1,14 +1,19 @@
 // Builds the native addons with node-gyp at `npm ci` / `npm install` time (the root package's
 // install script). Node's own headers are used when they sit beside the node binary (Debian's
-// nodejs, official tarballs), so the build needs no download. A failed build leaves MTFTP on its
-// pure-JS send path and says so; NETBOOT_NATIVE_REQUIRED=1 (CI) makes it fail the install.
+// nodejs, official tarballs), so the build needs no download. A failed build leaves its users on
+// their fallback (MTFTP's pure-JS send path, the chunker's WebAssembly gear scan) and says so;
+// NETBOOT_NATIVE_REQUIRED=1 (CI) makes it fail the install.
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const addons = ['udp-link'];
+// Each addon and what runs without it.
+const addons = {
+  'udp-link': 'MTFTP will use its pure-JS send path',
+  'gear-scan': 'chunking will use the WebAssembly gear scan (same cuts, slower)',
+};
 
 function nodeGyp() {
   const candidates = [
@@ -23,12 +28,12 @@ const gyp = nodeGyp();
 const prefix = resolve(dirname(process.execPath), '..');
 const nodedir = existsSync(join(prefix, 'include/node/node_api.h')) ? ['--nodedir', prefix] : [];
 let failed = false;
-for (const name of addons) {
+for (const [name, fallback] of Object.entries(addons)) {
   const dir = join(here, name);
   const r = gyp === undefined ? { status: 1, error: new Error('node-gyp not found (it ships with npm)') } : spawnSync(process.execPath, [gyp, 'rebuild', '--release', '--directory', dir, ...nodedir], { stdio: 'inherit' });
   if (r.status !== 0) {
     failed = true;
-    process.stderr.write(`native/${name}: build failed (${r.error?.message ?? `exit ${r.status}`}); MTFTP will use its pure-JS send path\n`);
+    process.stderr.write(`native/${name}: build failed (${r.error?.message ?? `exit ${r.status}`}); ${fallback}\n`);
   }
 }
 if (failed && process.env.NETBOOT_NATIVE_REQUIRED === '1') process.exit(1);

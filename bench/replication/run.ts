@@ -1,7 +1,9 @@
 // bench/replication: a generated ~1 GB filesystem image (mkfs.ext4 -d over a real directory
 // tree with varied files), published on A and replicated to B (two `netboot run interface`
 // processes on loopback); then a 100 KB change made inside the image with debugfs.
-//   node --import tsx bench/replication/run.ts [--size-mib 1024] [--keep]
+//   node --import tsx bench/replication/run.ts [--size-mib 1024] [--keep] [--hash-only] [--image FILE]
+// --hash-only stops after the hashing figures (no servers); --image FILE uses a copy of that
+// image instead of generating one.
 // Prints, with reference tools measured in the same run on the same files:
 //   publish hashing (read + chunk + SHA-256) vs `sha256sum`;
 //   for the 100 KB change: bytes transferred, publish -> Ready on B, notify latency, and
@@ -14,7 +16,7 @@ import { open } from 'node:fs/promises';
 import { copyFileSync, mkdirSync, mkdtempSync, openSync, readSync, closeSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from '../../services/cli/args.ts';
+import { parseArgs, stringFlag } from '../../services/cli/args.ts';
 import { controlCall, controlSocketPath } from '../../services/shared/control.ts';
 import { ChunkHasher } from '../../images/chunk-hasher.ts';
 import { Chunker } from '../../images/chunker.ts';
@@ -23,9 +25,11 @@ import { waitFor } from '../../test/helpers/env.ts';
 import { spawnService, type ServiceProcess } from '../../test/helpers/process.ts';
 import { makeSites, type Described, type Site } from '../../test/images/sites.ts';
 
-const args = parseArgs(process.argv.slice(2), ['keep']);
+const args = parseArgs(process.argv.slice(2), ['keep', 'hash-only']);
 const SIZE_MIB = Number(args.flags.get('size-mib') ?? 1024);
 const KEEP = args.flags.has('keep');
+const HASH_ONLY = args.flags.has('hash-only');
+const GIVEN_IMAGE = stringFlag(args, 'image');
 const MB = 1e6;
 
 const work = mkdtempSync(join(tmpdir(), 'netboot-bench-repl-'));
@@ -144,7 +148,7 @@ async function hashingParts(image: string, hasher: ChunkHasher): Promise<{ readM
     }
   };
   const readMs = await pass(() => {});
-  const chunker = new Chunker(hasher.scanner);
+  const chunker = new Chunker(hasher.scan);
   const scanMs = await pass((data) => void chunker.push(data));
   const shaMs = await pass((data) => {
     for (let off = 0; off < data.length; off += 65536) createHash('sha256').update(data.subarray(off, off + 65536)).digest();
@@ -160,11 +164,16 @@ try {
   const pub = join(work, 'package');
   mkdirSync(pub);
   const image = join(pub, 'disk.img');
-  const [made, makeMs] = time(() => makeTree(tree, Math.floor(SIZE_MIB * 1048576 * 0.85)));
-  execFileSync('mkfs.ext4', ['-q', '-F', '-L', 'bench', '-d', tree, image, `${SIZE_MIB}M`]);
+  if (GIVEN_IMAGE !== undefined) {
+    copyFileSync(GIVEN_IMAGE, image);
+    log(`image: ${(statSync(image).size / 1048576).toFixed(0)} MiB, a copy of ${GIVEN_IMAGE}`);
+  } else {
+    const [made, makeMs] = time(() => makeTree(tree, Math.floor(SIZE_MIB * 1048576 * 0.85)));
+    execFileSync('mkfs.ext4', ['-q', '-F', '-L', 'bench', '-d', tree, image, `${SIZE_MIB}M`]);
+    log(`image: ${(statSync(image).size / 1048576).toFixed(0)} MiB ext4 built with mkfs.ext4 -d over ${made.files} files, ${(made.bytes / 1048576).toFixed(0)} MiB (tree made in ${(makeMs / 1000).toFixed(1)} s)`);
+    rmSync(tree, { recursive: true, force: true });
+  }
   const imageBytes = statSync(image).size;
-  log(`image: ${(imageBytes / 1048576).toFixed(0)} MiB ext4 built with mkfs.ext4 -d over ${made.files} files, ${(made.bytes / 1048576).toFixed(0)} MiB (tree made in ${(makeMs / 1000).toFixed(1)} s)`);
-  rmSync(tree, { recursive: true, force: true });
 
   // Hashing, from the page cache for both: ours (read + gear-hash chunking on this thread,
   // SHA-256 per chunk on the hash workers) against sha256sum of the same file, best of two runs
@@ -199,61 +208,63 @@ try {
   log(`  CPU per GB (all threads, best run): ours ${perGb(Math.min(...oursCpu))} | sha256sum ${perGb(Math.min(...refCpu))}`);
   log(`  where the time goes (each alone, same file): read ${rate(parts.readMs)}; read + chunking ${rate(parts.scanMs)}; read + SHA-256 on one thread ${rate(parts.shaMs)}`);
 
-  env = await makeSites(['a', 'b'], { extra: '[log]\nlevel = "info"\n[packages]\nscrub_interval_ms = 0\n' });
-  const [A, B] = env.sites as [Site, Site];
-  for (const s of [A, B]) procs.push(spawnService(['interface'], s.configPath));
-  const bProc = procs[1]!;
-  for (const s of [A, B]) await waitFor(`${s.id} up`, async () => ((await control(s, '/packages').catch(() => undefined)) !== undefined ? true : undefined), 30_000, 50);
-  await waitFor('peers linked', async () => ((await control(B, '/packages')) as Described).links.every((l) => l.connected) || undefined, 30_000, 50);
+  if (!HASH_ONLY) {
+    env = await makeSites(['a', 'b'], { extra: '[log]\nlevel = "info"\n[packages]\nscrub_interval_ms = 0\n' });
+    const [A, B] = env.sites as [Site, Site];
+    for (const s of [A, B]) procs.push(spawnService(['interface'], s.configPath));
+    const bProc = procs[1]!;
+    for (const s of [A, B]) await waitFor(`${s.id} up`, async () => ((await control(s, '/packages').catch(() => undefined)) !== undefined ? true : undefined), 30_000, 50);
+    await waitFor('peers linked', async () => ((await control(B, '/packages')) as Described).links.every((l) => l.connected) || undefined, 30_000, 50);
 
-  const v1 = await publish(A, pub, 'bench-image');
-  log(`publish v1 on A: ${(v1.wallMs / 1000).toFixed(2)} s wall (read + chunk + hash + copy ${(imageBytes / MB / (v1.hashMs / 1000)).toFixed(0)} MB/s, then fsync), seq ${v1.ref.seq}`);
-  const statusOf = async (s: Site, digest: string) => ((await control(s, '/packages?id=bench-image')) as Described).packages[0]?.statuses.find((x) => x.server === s.id && x.state === 'ready' && x.digest === digest);
-  const t1 = performance.now();
-  await waitFor('B ready at v1', () => statusOf(B, v1.ref.digest), 600_000, 20);
-  log(`initial replication to B: ${((performance.now() - t1) / 1000).toFixed(2)} s for ${(imageBytes / 1048576).toFixed(0)} MiB over loopback`);
+    const v1 = await publish(A, pub, 'bench-image');
+    log(`publish v1 on A: ${(v1.wallMs / 1000).toFixed(2)} s wall (read + chunk + hash + copy ${(imageBytes / MB / (v1.hashMs / 1000)).toFixed(0)} MB/s, then fsync), seq ${v1.ref.seq}`);
+    const statusOf = async (s: Site, digest: string) => ((await control(s, '/packages?id=bench-image')) as Described).packages[0]?.statuses.find((x) => x.server === s.id && x.state === 'ready' && x.digest === digest);
+    const t1 = performance.now();
+    await waitFor('B ready at v1', () => statusOf(B, v1.ref.digest), 600_000, 20);
+    log(`initial replication to B: ${((performance.now() - t1) / 1000).toFixed(2)} s for ${(imageBytes / 1048576).toFixed(0)} MiB over loopback`);
 
-  // The replica side of rsync: B's copy of v1.
-  const rsyncDest = join(work, 'rsync-dest');
-  mkdirSync(rsyncDest);
-  copyFileSync(image, join(rsyncDest, 'disk.img'));
-  const before = join(work, 'before.img');
-  copyFileSync(image, before);
+    // The replica side of rsync: B's copy of v1.
+    const rsyncDest = join(work, 'rsync-dest');
+    mkdirSync(rsyncDest);
+    copyFileSync(image, join(rsyncDest, 'disk.img'));
+    const before = join(work, 'before.img');
+    copyFileSync(image, before);
 
-  // The change: a new 100 KB file written into the filesystem (data blocks, inode, bitmaps, directory).
-  writeFileSync(join(work, 'new.bin'), randomBytes(100 * 1024));
-  execFileSync('debugfs', ['-w', '-R', `write ${join(work, 'new.bin')} new-100k.bin`, image], { stdio: 'ignore' });
-  const blocks = changedBlocks(before, image);
-  log(`change: debugfs write of a 100 KiB file into the image: ${blocks} blocks of 4 KiB differ (${(blocks * 4)} KiB)`);
+    // The change: a new 100 KB file written into the filesystem (data blocks, inode, bitmaps, directory).
+    writeFileSync(join(work, 'new.bin'), randomBytes(100 * 1024));
+    execFileSync('debugfs', ['-w', '-R', `write ${join(work, 'new.bin')} new-100k.bin`, image], { stdio: 'ignore' });
+    const blocks = changedBlocks(before, image);
+    log(`change: debugfs write of a 100 KiB file into the image: ${blocks} blocks of 4 KiB differ (${(blocks * 4)} KiB)`);
 
-  const servedBefore = served((await control(A, '/packages')) as Described, 'b');
-  const logsBefore = bProc.logs.length;
-  const v2 = await publish(A, pub, 'bench-image');
-  await waitFor('B ready at v2', () => statusOf(B, v2.ref.digest), 120_000, 10);
-  const readyLog = bProc.logs.slice(logsBefore).find((l) => l.msg === 'package ready' && l.digest === v2.ref.digest)!;
-  const refLog = bProc.logs.slice(logsBefore).find((l) => l.msg === 'package ref received' && l.digest === v2.ref.digest)!;
-  const servedAfter = served((await control(A, '/packages')) as Described, 'b');
-  const chunkBytes = servedAfter.bytes - servedBefore.bytes;
-  const metaBytes = servedAfter.manifestBytes - servedBefore.manifestBytes;
-  const readyMs = Date.parse(String(readyLog.ts)) - Date.parse(v2.ref.updatedAt);
-  const notifyMs = Date.parse(String(refLog.ts)) - Date.parse(v2.ref.updatedAt);
-  const transferred = chunkBytes + metaBytes;
+    const servedBefore = served((await control(A, '/packages')) as Described, 'b');
+    const logsBefore = bProc.logs.length;
+    const v2 = await publish(A, pub, 'bench-image');
+    await waitFor('B ready at v2', () => statusOf(B, v2.ref.digest), 120_000, 10);
+    const readyLog = bProc.logs.slice(logsBefore).find((l) => l.msg === 'package ready' && l.digest === v2.ref.digest)!;
+    const refLog = bProc.logs.slice(logsBefore).find((l) => l.msg === 'package ref received' && l.digest === v2.ref.digest)!;
+    const servedAfter = served((await control(A, '/packages')) as Described, 'b');
+    const chunkBytes = servedAfter.bytes - servedBefore.bytes;
+    const metaBytes = servedAfter.manifestBytes - servedBefore.manifestBytes;
+    const readyMs = Date.parse(String(readyLog.ts)) - Date.parse(v2.ref.updatedAt);
+    const notifyMs = Date.parse(String(refLog.ts)) - Date.parse(v2.ref.updatedAt);
+    const transferred = chunkBytes + metaBytes;
 
-  const [rs, rsyncMs] = time(() => execFileSync('rsync', ['--no-whole-file', '--ignore-times', '--stats', image, join(rsyncDest, 'disk.img')]).toString());
-  const num = (label: string): number => Number((new RegExp(`${label}: ([\\d,]+)`).exec(rs)?.[1] ?? '0').replace(/,/g, ''));
-  const rsyncLiteral = num('Literal data');
-  const rsyncSent = num('Total bytes sent');
-  const rsyncReceived = num('Total bytes received');
+    const [rs, rsyncMs] = time(() => execFileSync('rsync', ['--no-whole-file', '--ignore-times', '--stats', image, join(rsyncDest, 'disk.img')]).toString());
+    const num = (label: string): number => Number((new RegExp(`${label}: ([\\d,]+)`).exec(rs)?.[1] ?? '0').replace(/,/g, ''));
+    const rsyncLiteral = num('Literal data');
+    const rsyncSent = num('Total bytes sent');
+    const rsyncReceived = num('Total bytes received');
 
-  log('');
-  log(`100 KB change, ours: ${(transferred / 1048576).toFixed(3)} MiB transferred (${servedAfter.chunks - servedBefore.chunks} chunks ${(chunkBytes / 1024).toFixed(0)} KiB + ${servedAfter.manifests - servedBefore.manifests} manifest/part blobs ${(metaBytes / 1024).toFixed(0)} KiB)`);
-  log(`  publish on A ${(v2.wallMs / 1000).toFixed(2)} s; notify A -> B ${notifyMs} ms; publish -> Ready on B ${(readyMs / 1000).toFixed(2)} s (B: ${readyLog.localChunks} chunks copied locally, ${readyLog.runChunks} of them in runs from the previous version in ${readyLog.runMs} ms, ${readyLog.fetchedChunks} fetched; sync ${readyLog.ms} ms of which manifest ${readyLog.manifestMs} ms, fsync ${readyLog.fsyncMs} ms)`);
-  log(`100 KB change, rsync --no-whole-file (same run, local): literal data ${(rsyncLiteral / 1048576).toFixed(3)} MiB, ${((rsyncSent + rsyncReceived) / 1048576).toFixed(3)} MiB sent+received, ${(rsyncMs / 1000).toFixed(2)} s (and rsync learns of a change only when someone runs it)`);
-  const t0 = Date.parse(v2.ref.updatedAt);
-  log(`  timeline on B (ms after the ref moved on A): ${bProc.logs.slice(logsBefore).filter((l) => ['package ref received', 'manifest fetched', 'package status', 'package ready'].includes(String(l.msg))).map((l) => `${String(l.msg).replace('package ', '')}${l.state ? ` ${String(l.state)}` : ''} +${Date.parse(String(l.ts)) - t0}`).join(', ')}`);
-  log('');
-  const check = (ok: boolean): string => (ok ? 'met' : 'NOT met');
-  log(`targets: transferred < 1 MiB: ${check(transferred < 1048576)}; Ready < 5 s: ${check(readyMs < 5000)}; notify < 100 ms: ${check(notifyMs < 100)}; hashing >= 1 GB/s: ${check(imageBytes / MB / (oursMs / 1000) >= 1000)}`);
+    log('');
+    log(`100 KB change, ours: ${(transferred / 1048576).toFixed(3)} MiB transferred (${servedAfter.chunks - servedBefore.chunks} chunks ${(chunkBytes / 1024).toFixed(0)} KiB + ${servedAfter.manifests - servedBefore.manifests} manifest/part blobs ${(metaBytes / 1024).toFixed(0)} KiB)`);
+    log(`  publish on A ${(v2.wallMs / 1000).toFixed(2)} s; notify A -> B ${notifyMs} ms; publish -> Ready on B ${(readyMs / 1000).toFixed(2)} s (B: ${readyLog.localChunks} chunks copied locally, ${readyLog.runChunks} of them in runs from the previous version in ${readyLog.runMs} ms, ${readyLog.fetchedChunks} fetched; sync ${readyLog.ms} ms of which manifest ${readyLog.manifestMs} ms, fsync ${readyLog.fsyncMs} ms)`);
+    log(`100 KB change, rsync --no-whole-file (same run, local): literal data ${(rsyncLiteral / 1048576).toFixed(3)} MiB, ${((rsyncSent + rsyncReceived) / 1048576).toFixed(3)} MiB sent+received, ${(rsyncMs / 1000).toFixed(2)} s (and rsync learns of a change only when someone runs it)`);
+    const t0 = Date.parse(v2.ref.updatedAt);
+    log(`  timeline on B (ms after the ref moved on A): ${bProc.logs.slice(logsBefore).filter((l) => ['package ref received', 'manifest fetched', 'package status', 'package ready'].includes(String(l.msg))).map((l) => `${String(l.msg).replace('package ', '')}${l.state ? ` ${String(l.state)}` : ''} +${Date.parse(String(l.ts)) - t0}`).join(', ')}`);
+    log('');
+    const check = (ok: boolean): string => (ok ? 'met' : 'NOT met');
+    log(`targets: transferred < 1 MiB: ${check(transferred < 1048576)}; Ready < 5 s: ${check(readyMs < 5000)}; notify < 100 ms: ${check(notifyMs < 100)}; hashing >= 1 GB/s: ${check(imageBytes / MB / (oursMs / 1000) >= 1000)}`);
+  }
 } finally {
   for (const p of procs) await p.kill('SIGTERM');
   env?.cleanup();

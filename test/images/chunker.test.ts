@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { AVG_CHUNK, Chunker, GEAR, MAX_CHUNK, MIN_CHUNK, chunkSizes, newScanner } from '../../images/chunker.ts';
-import { DATA_AT } from '../../images/gear-scan.ts';
+import { DATA_AT, wasmScan } from '../../images/gear-scan.ts';
 
 /** Deterministic pseudo-random bytes (xorshift32), so boundaries are reproducible. */
 function bytes(n: number, seed: number): Uint8Array {
@@ -108,10 +108,10 @@ test('the scan cuts exactly where the byte-by-byte rule does, on random, text-li
   }
 });
 
-test('data read into the memory of the scanner is scanned in place, with the same boundaries', () => {
+test('data read into the memory of the wasm scanner is scanned in place, with the same boundaries', () => {
   const data = bytes(5 * 1024 * 1024 + 99, 21);
   const scanner = newScanner(2 * 1024 * 1024);
-  const chunker = new Chunker(scanner);
+  const chunker = new Chunker(wasmScan(scanner));
   const block = new Uint8Array(scanner.buffer, DATA_AT, 2 * 1024 * 1024);
   const ends: number[] = [];
   for (let off = 0; off < data.length; off += block.length) {

@@ -12,6 +12,7 @@ import { createMemoryLogger, type LogFields, type Logger } from '../../services/
 import { NO_BOOT_HOOKS, type BootHooks } from '../../services/mtftp/boot-hooks.ts';
 import { MtftpService } from '../../services/mtftp/mtftp-service.ts';
 import { makeTestSite, type TestSite } from '../helpers/env.ts';
+import { ensureAddonBuilt } from '../helpers/native-build.ts';
 
 export interface RunningService {
   readonly site: TestSite;
@@ -211,19 +212,7 @@ export async function scriptedDownload(client: ScriptedClient, port: number, fil
   }
 }
 
-/**
- * Builds native/udp-link when this checkout has not, or when a source is newer than the build (a
- * worktree whose node_modules was copied in, a pull without npm ci: a stale addon beside newer
- * TypeScript fails in ways that say nothing about the change). A failed build throws, so the
- * tests that need it fail loudly.
- */
+/** native/udp-link built and not older than its sources (test/helpers/native-build.ts). */
 export function ensureNativeBuilt(): void {
-  const repo = join(dirname(fileURLToPath(import.meta.url)), '../..');
-  const dir = join(repo, 'native/udp-link');
-  const built = join(dir, 'build/Release/udp_link.node');
-  if (existsSync(built)) {
-    const builtAt = statSync(built).mtimeMs;
-    if (readdirSync(dir).every((f) => !/\.(c|h|gyp)$/.test(f) || statSync(join(dir, f)).mtimeMs <= builtAt)) return;
-  }
-  execFileSync(process.execPath, [join(repo, 'native/build.mjs')], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, NETBOOT_NATIVE_REQUIRED: '1' } });
+  ensureAddonBuilt('udp-link', 'udp_link.node');
 }
