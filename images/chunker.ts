@@ -6,11 +6,11 @@
 //
 // The gear table and masks are part of the package format: every server must cut identically.
 // Pure and streaming: push() any buffer sizes, get back where chunks end; no I/O, no hashing.
-// The byte loop itself is native (native/gear-scan, C) where built, else WebAssembly
+// The byte loop itself is native (native/chunking, C) where built, else WebAssembly
 // (gear-scan.ts); both cut identically (a test compares them over many buffers).
 import { createHash } from 'node:crypto';
 import { GearScanner, wasmScan, type GearScan } from './gear-scan.ts';
-import { loadNativeGear, type NativeGearSupport } from './native-gear.ts';
+import { loadNativeChunking, type NativeChunking } from './native-chunking.ts';
 
 export const MIN_CHUNK = 16 * 1024;
 export const AVG_CHUNK = 64 * 1024;
@@ -35,11 +35,11 @@ export function newScanner(dataBytes: number): GearScanner {
 }
 
 // Loaded once per process on first use: a native library is a process-wide fact, not state.
-let native: NativeGearSupport | null = null;
+let native: NativeChunking | null = null;
 
-/** The native scan if it is built (else why not): what chunkers use unless given another scan. */
-export function nativeGear(): NativeGearSupport {
-  return (native ??= loadNativeGear(GEAR));
+/** The native scan and hashing if built (else why not): what chunkers use unless given another scan. */
+export function nativeChunking(): NativeChunking {
+  return (native ??= loadNativeChunking(GEAR));
 }
 
 // Scratch for chunkers given no scan and no native one: data is copied in and scanned inside one
@@ -48,13 +48,13 @@ let scratchScan: GearScan | null = null;
 
 /** The scan for data anywhere: native, else wasm through its scratch memory. */
 export function defaultScan(): GearScan {
-  const n = nativeGear();
+  const n = nativeChunking();
   return n.ok ? n.scan : (scratchScan ??= wasmScan(newScanner(0)));
 }
 
 /** The scan for data read into `scanner`'s memory: native, else wasm in place. */
 export function scanFor(scanner: GearScanner): GearScan {
-  const n = nativeGear();
+  const n = nativeChunking();
   return n.ok ? n.scan : wasmScan(scanner);
 }
 

@@ -12,7 +12,7 @@ const here = dirname(fileURLToPath(import.meta.url));
 // Each addon and what runs without it.
 const addons = {
   'udp-link': 'MTFTP will use its pure-JS send path',
-  'gear-scan': 'chunking will use the WebAssembly gear scan (same cuts, slower)',
+  chunking: 'package chunking will use the WebAssembly gear scan (same cuts, slower) and node:crypto',
 };
 
 function nodeGyp() {

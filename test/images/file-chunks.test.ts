@@ -20,6 +20,14 @@ test('chunking on the hash workers over shared blocks gives the same chunks and 
     const parallel = await chunkFile(join(dir, 'src'), join(dir, 'copy'), undefined, hasher);
     assert.deepEqual(parallel, single);
     assert.deepEqual(readFileSync(join(dir, 'copy')), data);
+    // And without the native addon (WebAssembly scan, node:crypto in the workers): the same.
+    const plain = new ChunkHasher({ blocks: 3, blockBytes: MAX_CHUNK, workers: 2, native: false });
+    try {
+      assert.equal(plain.hashing, 'node:crypto');
+      assert.deepEqual(await chunkFile(join(dir, 'src'), null, undefined, plain), single);
+    } finally {
+      await plain.close();
+    }
     let off = 0;
     for (const c of parallel.chunks) {
       assert.equal(c.digest, createHash('sha256').update(data.subarray(off, off + c.size)).digest('hex'));

@@ -1,14 +1,17 @@
-// The native gear scan must cut byte for byte where the WebAssembly scan does: manifests are
-// compared across servers, and a server without the addon (the wasm fallback) must agree with
-// one that has it. The addon is built here if missing, so this never passes by skipping.
+// The native gear scan must cut byte for byte where the WebAssembly scan does, and the native
+// batch SHA-256 give node:crypto's digests: manifests are compared across servers, and a server
+// without the addon (the fallbacks) must agree with one that has it. The addon is built here if
+// missing, so this never passes by skipping.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { AVG_CHUNK, Chunker, MAX_CHUNK, MIN_CHUNK, nativeGear, newScanner } from '../../images/chunker.ts';
+import { createHash } from 'node:crypto';
+import { createRequire } from 'node:module';
+import { AVG_CHUNK, Chunker, MAX_CHUNK, MIN_CHUNK, nativeChunking, newScanner } from '../../images/chunker.ts';
 import { wasmScan, type GearScan } from '../../images/gear-scan.ts';
 import { ensureAddonBuilt } from '../helpers/native-build.ts';
 
-ensureAddonBuilt('gear-scan', 'gear_scan.node');
-const support = nativeGear();
+ensureAddonBuilt('chunking', 'chunking.node');
+const support = nativeChunking();
 if (!support.ok) throw new Error(support.reason);
 const nativeScan = support.scan;
 const wasm = wasmScan(newScanner(0));
@@ -95,4 +98,31 @@ test('native and wasm cut identically on the edge cases: empty, below the minimu
     const got = cuts(nativeScan, run, rng(b));
     assert.deepEqual(got, cuts(wasm, run, rng(b)), `a run of byte ${b}`);
   }
+});
+
+test('native batch SHA-256 gives the digests of node:crypto: chunks in one or two pieces, every padding edge, batches of every size', () => {
+  assert.ok(support.ok);
+  const addon = createRequire(import.meta.url)(support.path) as { sha256Chunks(mem: Uint8Array, pieces: Uint32Array, out: Uint8Array): void };
+  const next = rng(5);
+  const mem = sample(8 * 1024 * 1024, next);
+  const edges = [0, 1, 55, 56, 57, 63, 64, 65, 119, 120, 127, 128, 129, MIN_CHUNK, AVG_CHUNK + 7, MAX_CHUNK];
+  // Batch sizes around the lane count (16) and the hand-over to one-by-one hashing, and larger.
+  for (const count of [1, 2, 8, 9, 15, 16, 17, 31, 45, 100, 300]) {
+    const pieces = new Uint32Array(4 * count);
+    const want: string[] = [];
+    for (let i = 0; i < count; i++) {
+      const len = i < edges.length && count > 100 ? edges[i]! : next() % (i % 3 === 0 ? 200 : MAX_CHUNK + 1);
+      const split = next() % 2 === 0 ? len : next() % (len + 1); // bytes in the first piece
+      const a = next() % (mem.length - len);
+      const b = next() % (mem.length - len);
+      pieces.set([a, split, b, len - split], 4 * i);
+      want.push(createHash('sha256').update(mem.subarray(a, a + split)).update(mem.subarray(b, b + len - split)).digest('hex'));
+    }
+    const out = Buffer.alloc(32 * count);
+    addon.sha256Chunks(mem, pieces, out);
+    const got = Array.from({ length: count }, (_, i) => out.subarray(32 * i, 32 * i + 32).toString('hex'));
+    assert.deepEqual(got, want, `batch of ${count}`);
+  }
+  assert.throws(() => addon.sha256Chunks(mem, Uint32Array.of(mem.length - 10, 11, 0, 0), Buffer.alloc(32)), /outside the memory/);
+  assert.throws(() => addon.sha256Chunks(mem, Uint32Array.of(0, 1, 0), Buffer.alloc(32)), /4 numbers per chunk/);
 });

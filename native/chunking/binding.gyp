@@ -1,8 +1,8 @@
 {
   "targets": [
     {
-      "target_name": "gear_scan",
-      "sources": ["gear_scan.c"],
+      "target_name": "chunking",
+      "sources": ["chunking.c", "gear_scan.c", "sha256_lanes.c"],
       "cflags": ["-O3", "-Wall", "-Wextra"],
       "defines": ["NAPI_VERSION=8"]
     }

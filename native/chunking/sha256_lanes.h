@@ -1,0 +1,18 @@
+// SHA-256 of a batch of messages, each in one or two pieces of memory (a chunk can span two
+// read blocks): sixteen at a time in AVX-512 lanes where the CPU has it, else one by one with
+// OpenSSL's SHA-256 (SHA-NI where the CPU has it).
+#pragma once
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+  const uint8_t* piece[2];
+  size_t length[2];  // length[1] = 0: one piece
+} sha256_msg_t;
+
+/** Once per process, before any batch. */
+void sha256_batch_init(void);
+/** 1 if batches use the AVX-512 lanes. */
+int sha256_batch_lanes(void);
+/** The digest of msgs[i] at digests + 32 * i. */
+void sha256_batch(const sha256_msg_t* msgs, size_t count, uint8_t* digests);
