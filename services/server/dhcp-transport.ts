@@ -1,21 +1,20 @@
 // Owns the UDP sockets on the DHCP port (67) and the boot server port (4011), and decides where a
 // reply goes. One guard per datagram: whatever a handler throws is logged and the next datagram is
-// served. See README.md for what Node's dgram can and cannot do here.
-import { createSocket, type RemoteInfo, type Socket, type SocketOptions } from 'node:dgram';
-import { isIPv4 } from 'node:net';
+// served. The sockets are our batching addon's (batch-socket.ts) or node:dgram's (dhcp-socket.ts);
+// see README.md for what Node's dgram can and cannot do here.
+import type { IoPath } from '../shared/config.ts';
 import { ProtocolError, errorMessage } from '../shared/errors.ts';
 import type { Lifecycle } from '../shared/lifecycle.ts';
 import type { Logger } from '../shared/logger.ts';
+import { BatchSockets, SLOT_BYTES, chooseIoPath, loadUdpBatch, type BatchSupport, type IoPathChoice } from './batch-socket.ts';
+import { openDgramSocket, type DatagramEvents, type DhcpSocket, type Peer } from './dhcp-socket.ts';
 import type { PxePort } from './pxe-request.ts';
+
+export type { Peer } from './dhcp-socket.ts';
 
 export const CLIENT_PORT = 68;
 /** RFC 2131 4.1: replies to a relay agent go to giaddr, on the DHCP server port. */
 export const SERVER_PORT = 67;
-
-export interface Peer {
-  readonly address: string;
-  readonly port: number;
-}
 
 /**
  * broadcast: answers on 67 go to 255.255.255.255:68 (a client without an address hears nothing
@@ -43,17 +42,6 @@ export function replyDestination(request: { readonly ciaddr: string; readonly gi
 
 const BROADCAST_PEER: Peer = Object.freeze({ address: '255.255.255.255', port: CLIENT_PORT });
 
-/**
- * dgram resolves every destination before sending, even an address, through dns.lookup, which
- * answers on the next tick: the reply would leave only after the handler has finished (its log
- * record included). Destinations here are always dotted quads, so the answer is immediate and
- * send() reaches the kernel at once.
- */
-const literalLookup = ((address: string, _family: unknown, callback: (err: Error | null, address: string, family: number) => void): void => {
-  if (isIPv4(address)) callback(null, address, 4);
-  else callback(new Error(`not an IPv4 address: ${address}`), address, 4);
-}) as unknown as SocketOptions['lookup'];
-
 export type DatagramHandler = (message: Buffer, from: Peer, via: PxePort) => void | Promise<void>;
 
 /** A network interface the server answers broadcasts on, by the address it sends them from. */
@@ -71,11 +59,17 @@ export interface TransportOptions {
    * (README.md, "Several interfaces"). Empty: broadcasts leave as routing decides.
    */
   readonly segments?: () => readonly Segment[];
+  /** Which sockets: the batching addon, node:dgram, or (default) the addon when it is built. */
+  readonly ioPath?: IoPath;
+  /** The addon, or why not (tests: an absent one); default: loaded from native/udp-batch. */
+  readonly loadNative?: () => BatchSupport;
 }
 
 export class DhcpTransport implements Lifecycle {
-  private sockets: Partial<Record<PxePort, Socket>> = {};
-  private segmentSockets: { segment: Segment; socket: Socket }[] = [];
+  private sockets: Partial<Record<PxePort, DhcpSocket>> = {};
+  private segmentSockets: { segment: Segment; socket: DhcpSocket }[] = [];
+  private native: BatchSockets | null = null;
+  private choice: IoPathChoice | null = null;
   /** The segments of `segmentSockets`, made once per start: read for every broadcast reply. */
   private segmentList: readonly Segment[] = [];
 
@@ -83,6 +77,7 @@ export class DhcpTransport implements Lifecycle {
 
   async start(): Promise<void> {
     const segments = this.options.segments?.() ?? [];
+    this.chooseIoPath();
     try {
       if (segments.length === 0) {
         this.sockets.dhcp = await this.open('dhcp', this.options.dhcpPort, this.options.bind, false);
@@ -93,7 +88,7 @@ export class DhcpTransport implements Lifecycle {
         // the loud failure when another DHCP server holds the port already.
         await this.open('dhcp', this.options.dhcpPort, this.options.bind, false).then((probe) => this.close([probe]));
         this.sockets.dhcp = await this.open('dhcp', this.options.dhcpPort, this.options.bind, true);
-        const port = this.sockets.dhcp.address().port;
+        const port = this.sockets.dhcp.port;
         for (const segment of segments) {
           // Unicasts to this address (a relay's, a client's) arrive here rather than on the wildcard.
           try {
@@ -119,6 +114,24 @@ export class DhcpTransport implements Lifecycle {
     await this.close(sockets);
   }
 
+  /**
+   * Which sockets start() opens, and why; loads the addon the first time. Throws when `native` is
+   * configured and the addon is not there (the service calls this at its start, to fail early).
+   */
+  chooseIoPath(): IoPathChoice {
+    if (this.choice !== null) return this.choice;
+    const support = (this.options.loadNative ?? loadUdpBatch)();
+    const choice = chooseIoPath(this.options.ioPath ?? 'auto', support);
+    if (choice.kind === 'native' && support.ok) this.native = new BatchSockets(support.addon);
+    this.choice = choice;
+    return choice;
+  }
+
+  /** On the native path: batches received (one JS call each), the datagrams in them, the largest. */
+  batchStats(): { readonly batches: number; readonly datagrams: number; readonly largest: number } | null {
+    return this.native?.stats ?? null;
+  }
+
   /** The segments broadcast replies go out on, one reply each; empty when routing decides. */
   segments(): readonly Segment[] {
     return this.segmentList;
@@ -126,42 +139,36 @@ export class DhcpTransport implements Lifecycle {
 
   /** Sends a broadcast reply out of one segment (its socket's address is the source). */
   sendOnSegment(message: Buffer, to: Peer, segment: Segment): void {
-    this.segmentSockets.find((s) => s.segment === segment)?.socket.send(message, to.port, to.address);
+    this.segmentSockets.find((s) => s.segment === segment)?.socket.send(message, to);
   }
 
-  private async close(sockets: readonly Socket[]): Promise<void> {
-    await Promise.all(sockets.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+  private async close(sockets: readonly DhcpSocket[]): Promise<void> {
+    await Promise.all(sockets.map((s) => s.close()));
   }
 
   /** Bound ports (useful with port 0). */
   ports(): { dhcp: number; proxy: number } | null {
     const { dhcp, proxy } = this.sockets;
-    return dhcp === undefined || proxy === undefined ? null : { dhcp: dhcp.address().port, proxy: proxy.address().port };
+    return dhcp === undefined || proxy === undefined ? null : { dhcp: dhcp.port, proxy: proxy.port };
   }
 
   /**
    * Sends from the socket the request came in on, so the source port is the one the client used.
-   * No completion callback (one JS callback less per reply): a failed send is an 'error' event on
-   * the socket, logged there.
+   * No completion callback (one JS callback less per reply); a refused send is logged by the
+   * socket's error event (native path; see DhcpSocket.send). Inside a batch (native path) the
+   * reply leaves when the batch is done.
    */
   send(message: Buffer, to: Peer, via: PxePort): void {
-    this.sockets[via]?.send(message, to.port, to.address);
+    this.sockets[via]?.send(message, to);
   }
 
-  private async open(via: PxePort, port: number, address: string, reuseAddr: boolean): Promise<Socket> {
-    const socket = createSocket({ type: 'udp4', reuseAddr, lookup: literalLookup });
-    await new Promise<void>((resolve, reject) => {
-      socket.once('error', reject);
-      socket.bind(port, address, () => {
-        socket.off('error', reject);
-        resolve();
-      });
-    });
-    socket.setBroadcast(true);
-    socket.on('error', (err) => this.log.warn('socket error (a reply not sent?)', { via, err: errorMessage(err) }));
-    // rinfo is a fresh object per datagram, with address and port: it is the Peer.
-    socket.on('message', (msg: Buffer, rinfo: RemoteInfo) => this.guard(msg, rinfo, via));
-    return socket;
+  private async open(via: PxePort, port: number, address: string, reuseAddr: boolean): Promise<DhcpSocket> {
+    const events: DatagramEvents = {
+      datagram: (msg, from) => this.guard(msg, from, via),
+      oversize: (length, from) => this.log.info('packet dropped: malformed', { via, peer: `${from.address}:${from.port}`, reason: `datagram of ${length} bytes is longer than the ${SLOT_BYTES} taken (DHCP requests fit a frame)` }),
+      error: (message) => this.log.warn('socket error (a reply not sent?)', { via, err: message }),
+    };
+    return this.native === null ? openDgramSocket(address, port, reuseAddr, events) : this.native.open(address, port, reuseAddr, events);
   }
 
   private guard(msg: Buffer, from: Peer, via: PxePort): void {

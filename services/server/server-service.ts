@@ -13,6 +13,7 @@ import { ARCHES, type Arch } from '../../sbs/types.ts';
 import { BootEvents } from './boot-events.ts';
 import { decode, encode, type DhcpPacket } from './dhcp-codec.ts';
 import { MESSAGE_TYPE, messageTypeName } from './dhcp-options.ts';
+import type { BatchSupport } from './batch-socket.ts';
 import { DhcpTransport, defaultReplyMode, replyDestination, type Peer, type ReplyMode, type Segment } from './dhcp-transport.ts';
 import { FeedClient } from './feed-client.ts';
 import { codeFromArch } from './pxe-arch.ts';
@@ -40,6 +41,8 @@ export interface ServerServiceOptions {
   readonly onServing?: () => void;
   /** Interfaces and route lookups for the address choice (tests). */
   readonly addressDeps?: AddressDeps;
+  /** The native socket addon, or why not (tests of the fallback); default: native/udp-batch. */
+  readonly loadNative?: () => BatchSupport;
 }
 
 const BIND_RETRY_MS = 5000;
@@ -78,7 +81,7 @@ export class ServerService implements Lifecycle {
     this.segmentsEnabled = this.replyMode === 'broadcast' && config.server.bind === '0.0.0.0';
     const segments = this.segmentsEnabled ? () => this.addresses.segments() : undefined;
     this.transport = new DhcpTransport(
-      { bind: config.server.bind, dhcpPort: config.server.dhcpPort, proxyPort: config.server.proxyPort, ...(segments === undefined ? {} : { segments }) },
+      { bind: config.server.bind, dhcpPort: config.server.dhcpPort, proxyPort: config.server.proxyPort, ioPath: config.server.ioPath, ...(segments === undefined ? {} : { segments }), ...(options.loadNative === undefined ? {} : { loadNative: options.loadNative }) },
       (msg, from, via) => this.onDatagram(msg, from, via),
       log.child({ part: 'dhcp' }),
     );
@@ -103,13 +106,20 @@ export class ServerService implements Lifecycle {
     return this.transport.ports();
   }
 
+  /** Which sockets serve 67 and 4011 (`[server] io_path`), and why. */
+  get ioPath(): 'native' | 'dgram' {
+    return this.transport.chooseIoPath().kind;
+  }
+
   async start(): Promise<void> {
+    // io_path = "native" without the addon: refused now, not at every bind retry.
+    const io = this.transport.chooseIoPath();
     this.events.load();
     await this.control.start();
     await this.channel.start();
     await this.feed.start();
     await this.options.announcer?.start();
-    this.log.info('waiting for complete state from the Interface', { feed: `${this.config.interface.port}` });
+    this.log.info('waiting for complete state from the Interface', { feed: `${this.config.interface.port}`, io: io.kind, ioReason: io.reason });
   }
 
   async stop(): Promise<void> {
@@ -138,7 +148,7 @@ export class ServerService implements Lifecycle {
         const ports = this.transport.ports()!;
         this.log.info(`state complete; serving on ${this.config.server.bind}:${ports.dhcp} and :${ports.proxy}`, {
           bind: this.config.server.bind, ports, address: this.addresses.mode, subnets: this.config.server.subnets.length, replyMode: this.replyMode,
-          segments: this.transport.segments().map((x) => `${x.name} ${x.address}`),
+          segments: this.transport.segments().map((x) => `${x.name} ${x.address}`), io: this.transport.chooseIoPath().kind,
         });
         this.options.onServing?.();
       },
@@ -265,7 +275,7 @@ export class ServerService implements Lifecycle {
   private status(): unknown {
     const ports = this.transport.ports();
     return {
-      service: 'server', pid: process.pid, state: this.phase,
+      service: 'server', pid: process.pid, state: this.phase, io: this.transport.chooseIoPath().kind, batches: this.transport.batchStats(),
       ports: { dhcp: ports?.dhcp ?? this.config.server.dhcpPort, proxy: ports?.proxy ?? this.config.server.proxyPort },
       address: this.addresses.primary, addressMode: this.addresses.mode,
       subnets: this.config.server.subnets.map((x) => ({ cidr: x.cidr, address: x.address, name: x.name })),

@@ -12,6 +12,9 @@ export const DEFAULT_CONFIG_PATH = '/etc/netboot/netboot.toml';
 /** MTFTP transfer sockets: `auto` picks gso, else sendmmsg (native addon), else dgram (node:dgram). */
 export const SEND_PATHS = ['auto', 'gso', 'sendmmsg', 'dgram'] as const;
 export type SendPath = (typeof SEND_PATHS)[number];
+/** The PXE server's sockets: our batching addon (native/udp-batch), node:dgram, or the best available. */
+export const IO_PATHS = ['auto', 'native', 'dgram'] as const;
+export type IoPath = (typeof IO_PATHS)[number];
 
 export interface PeerConfig {
   readonly id: string;
@@ -49,6 +52,8 @@ export interface Config {
     readonly proxyPort: number;
     /** Per-subnet settings; a client's subnet is matched by longest prefix (relay or client address). */
     readonly subnets: readonly SubnetConfig[];
+    /** How the DHCP sockets receive and send: batched by our addon, node:dgram, or the best available. */
+    readonly ioPath: IoPath;
   };
   readonly mtftp: {
     readonly port: number;
@@ -268,7 +273,9 @@ export function buildConfig(raw: Raw, source: string, baseDir: string): Config {
     tftpRoot: r.path(p, '[paths]', 'tftp_root', resolve(data, 'tftp')),
   };
 
-  const s = r.section(raw, 'server', ['address', 'interface', 'bind', 'dhcp_port', 'proxy_port', 'subnets']);
+  const s = r.section(raw, 'server', ['address', 'interface', 'bind', 'dhcp_port', 'proxy_port', 'subnets', 'io_path']);
+  const ioPathRaw = r.string(s, '[server]', 'io_path', 'auto');
+  if (!(IO_PATHS as readonly string[]).includes(ioPathRaw)) r.problems.push(`[server] io_path: must be one of ${IO_PATHS.join(', ')}`);
   const server = {
     address: r.ipv4(s, '[server]', 'address', null),
     interface: r.optionalString(s, '[server]', 'interface'),
@@ -276,6 +283,7 @@ export function buildConfig(raw: Raw, source: string, baseDir: string): Config {
     dhcpPort: r.int(s, '[server]', 'dhcp_port', 67, ...PORT),
     proxyPort: r.int(s, '[server]', 'proxy_port', 4011, ...PORT),
     subnets: readSubnets(r, s.subnets),
+    ioPath: (IO_PATHS as readonly string[]).includes(ioPathRaw) ? (ioPathRaw as IoPath) : 'auto',
   };
 
   const m = r.section(raw, 'mtftp', ['port', 'bind', 'max_block_size', 'max_window_size', 'timeout_ms', 'retries', 'send_path']);

@@ -9,7 +9,9 @@ import { createMemoryLogger, type LogFields } from '../../services/shared/logger
 import { InterfaceService } from '../../services/interface/interface-service.ts';
 import { ServerService, type ServerServiceOptions } from '../../services/server/server-service.ts';
 import { decode, type DhcpPacket } from '../../services/server/dhcp-codec.ts';
+import { IO_PATHS, type IoPath } from '../../services/shared/config.ts';
 import { makeTestSite, waitFor, type TestSite } from '../helpers/env.ts';
+import { ensureAddonBuilt } from '../helpers/native-build.ts';
 
 let ids = 0;
 const id = (): string => `22222222-3333-4444-8555-${String(++ids).padStart(12, '0')}`;
@@ -27,9 +29,21 @@ export interface Site {
   stop(): Promise<void>;
 }
 
+/**
+ * The DHCP sockets the service tests run on: NETBOOT_TEST_IO_PATH (io-paths.test.ts runs them
+ * again on node:dgram), else the native addon, built first when it is missing or stale.
+ */
+export function testIoPath(): Exclude<IoPath, 'auto'> {
+  const v = process.env.NETBOOT_TEST_IO_PATH ?? 'native';
+  if (v === 'auto' || !(IO_PATHS as readonly string[]).includes(v)) throw new Error(`NETBOOT_TEST_IO_PATH: native or dgram, not ${v}`);
+  if (v === 'native') ensureAddonBuilt('udp-batch', 'udp_batch.node');
+  return v as Exclude<IoPath, 'auto'>;
+}
+
 /** A site with a management URL, so the Interface starts empty (no standalone seed). */
 export async function startSite(before: (drop: Site['drop']) => void = () => {}, extraToml = '', options: ServerServiceOptions = {}): Promise<Site> {
-  const site = await makeTestSite(`[management]\nurl = "http://127.0.0.1:9"\n${extraToml}`, 'netboot-server');
+  const io = testIoPath();
+  const site = await makeTestSite(`[server]\nio_path = "${io}"\n[management]\nurl = "http://127.0.0.1:9"\n${extraToml}`, 'netboot-server');
   const drop: Site['drop'] = (name, doc) => writeFileAtomic(join(site.config.paths.sbs, name), JSON.stringify({ sbs: 1, id: id(), issued: issued(), ...doc }));
   mkdirSync(site.config.paths.sbs, { recursive: true });
   // Files present at start are read by the Interface's first scan: fewer live file-watch events,
@@ -41,6 +55,7 @@ export async function startSite(before: (drop: Site['drop']) => void = () => {},
   await iface.start();
   const server = new ServerService(site.config, log, options);
   await server.start();
+  if (options.loadNative === undefined && server.ioPath !== io) throw new Error(`the server runs on ${server.ioPath}, not ${io}`);
   const s: Site = {
     site, iface, server, ifaceLog, log, drop,
     stop: async () => {
