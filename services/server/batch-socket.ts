@@ -122,7 +122,8 @@ export class BatchSockets {
     stats.batches++;
     stats.datagrams += count;
     if (count > stats.largest) stats.largest = count;
-    this.batching = true;
+    // A lone datagram's replies leave at once, before the handler goes on to its bookkeeping.
+    this.batching = count > 1;
     try {
       for (let i = 0; i < count; i++) {
         const length = d[RX_WORDS * i]!;
