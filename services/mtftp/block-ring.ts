@@ -73,9 +73,8 @@ export class BlockRing {
   /** Bytes per slot: one whole DATA packet (header + blockSize). */
   readonly stride: number;
   private buf: Buffer;
-  private packets: Buffer[] = [];
-  private payloads: Buffer[] = [];
-  private lastPacket: Buffer | null = null;
+  /** Length of the last block's DATA packet, once it is resident (only it can be short). */
+  private lastLength = -1;
 
   constructor(
     private readonly source: BlockSource,
@@ -89,22 +88,9 @@ export class BlockRing {
     this.chunk = Math.max(1, Math.min(MAX_IOVECS, Math.ceil(READ_CHUNK_BYTES / blockSize), lastBlock));
     // Two halves: one being sent and acknowledged, one being read ahead.
     this.capacity = Math.min(2 * Math.max(windowSize, this.chunk), lastBlock);
+    // No per-slot views up front: a native link sends from offsets in the one buffer, and a
+    // transfer's set-up is on the way to its first packet (views are made where they are used).
     this.buf = Buffer.allocUnsafe(this.capacity * this.stride);
-    this.makeViews();
-  }
-
-  private makeViews(): void {
-    this.packets = [];
-    this.payloads = [];
-    for (let i = 0; i < this.capacity; i++) {
-      const at = i * this.stride;
-      this.packets.push(this.buf.subarray(at, at + this.stride));
-      this.payloads.push(this.buf.subarray(at + 4, at + this.stride));
-    }
-    if (this.lastPacket !== null) {
-      const at = ((this.lastBlock - 1) % this.capacity) * this.stride;
-      this.lastPacket = this.buf.subarray(at, at + this.lastPacket.length);
-    }
   }
 
   has(first: number, last: number): boolean {
@@ -122,12 +108,13 @@ export class BlockRing {
 
   /** Length of resident block n's DATA packet (only the last block is short). */
   packetLength(n: number): number {
-    return n === this.lastBlock && this.lastPacket !== null ? this.lastPacket.length : this.stride;
+    return n === this.lastBlock && this.lastLength >= 0 ? this.lastLength : this.stride;
   }
 
-  /** The DATA packet for resident block n. */
+  /** The DATA packet for resident block n (a view of the slot). */
   packet(n: number): Buffer {
-    return n === this.lastBlock && this.lastPacket !== null ? this.lastPacket : (this.packets[(n - 1) % this.capacity] as Buffer);
+    const at = ((n - 1) % this.capacity) * this.stride;
+    return this.buf.subarray(at, at + this.packetLength(n));
   }
 
   /**
@@ -138,7 +125,6 @@ export class BlockRing {
     const old = this.buf;
     this.buf = Buffer.allocUnsafe(old.length);
     old.copy(this.buf);
-    this.makeViews();
   }
 
   /** Whether a read would make progress: no read running and free slots (blocks < base). */
@@ -165,28 +151,34 @@ export class BlockRing {
     return got;
   }
 
+  /** The payload parts of the slots of blocks first..last, for a read through the thread pool. */
+  private payloadViews(first: number, last: number): Buffer[] {
+    const views: Buffer[] = [];
+    for (let n = first; n <= last; n++) {
+      const at = ((n - 1) % this.capacity) * this.stride;
+      views.push(this.buf.subarray(at + 4, at + this.stride));
+    }
+    return views;
+  }
+
   /** Reads the next chunk into slots of acknowledged blocks (caller checked wantsRead). */
   async read(base: number): Promise<void> {
     const first = this.hi + 1;
     const last = Math.min(this.lastBlock, base - 1 + this.capacity, this.hi + this.chunk);
-    const views: Buffer[] = [];
-    for (let n = first; n <= last; n++) views.push(this.payloads[(n - 1) % this.capacity] as Buffer);
     const position = (first - 1) * this.blockSize;
     const expected = Math.min(this.source.size, last * this.blockSize) - position;
     this.reading = true;
     let got = expected === 0 ? 0 : this.readFromCache(first, last, position, expected);
     try {
-      if (got !== expected) got = await this.source.readv(views, position);
+      if (got !== expected) got = await this.source.readv(this.payloadViews(first, last), position);
     } finally {
       this.reading = false;
     }
     if (got !== expected) throw new Error(`file changed while being sent: read ${got} of ${expected} bytes at offset ${position}`);
-    // Headers are written after the read, with the slots' current buffer (detach may have run).
-    for (let n = first; n <= last; n++) writeDataHeader(this.packets[(n - 1) % this.capacity] as Buffer, wireBlock(n));
-    if (last === this.lastBlock) {
-      const at = ((last - 1) % this.capacity) * this.stride;
-      this.lastPacket = this.buf.subarray(at, at + 4 + (this.source.size - (last - 1) * this.blockSize));
-    }
+    // Headers are written after the read, into the slots' current buffer (detach may have run).
+    const buf = this.buf;
+    for (let n = first; n <= last; n++) writeDataHeader(buf, wireBlock(n), ((n - 1) % this.capacity) * this.stride);
+    if (last === this.lastBlock) this.lastLength = 4 + (this.source.size - (last - 1) * this.blockSize);
     this.hi = last;
     this.lo = Math.max(this.lo, last - this.capacity + 1);
   }

@@ -67,7 +67,7 @@ export function serverBootHooks(channel: ChannelClient, view: ServerView, log: L
   return {
     async resolveVirtual(path, client) {
       const local = view.resolve(path);
-      if (local !== null) return parseReply(local);
+      if (local !== null) return local;
       try {
         return parseReply(await channel.call<ResolveReply>('tftp.resolve', { path, address: client.address, port: client.port }));
       } catch (err) {

@@ -5,13 +5,14 @@
 // answers in 0.3 ms. While the copy is not current (not received yet, or the connection is gone)
 // the server is asked per request instead, so a copy that is not there costs time, never a boot.
 import { readyPackagePath } from '../../images/layout.ts';
-import { resolveTftpPath, type TftpResolution } from '../server/tftp-resolve.ts';
+import { tftpTarget } from '../server/tftp-resolve.ts';
 import { TFTP_VIEW_TOPIC, type TftpView, type TftpViewPush } from '../server/tftp-view.ts';
 import { errorMessage } from '../shared/errors.ts';
 import { applyChange, type FeedState } from '../shared/feed-protocol.ts';
 import type { Lifecycle } from '../shared/lifecycle.ts';
 import type { ChannelClient } from '../shared/local-channel.ts';
 import type { Logger } from '../shared/logger.ts';
+import type { VirtualTarget } from './boot-hooks.ts';
 
 export const FOLLOW_RETRY_MIN_MS = 500;
 export const FOLLOW_RETRY_MAX_MS = 10000;
@@ -53,9 +54,10 @@ export class ServerView implements Lifecycle {
   }
 
   /** What the server would answer for `path`, or null when the copy is not current (ask it). */
-  resolve(path: string): TftpResolution | null {
+  resolve(path: string): VirtualTarget | null {
     if (this.state === null) return null;
-    return resolveTftpPath(path, this.state, { consumed: this.consumed }, this.paths.tftpRoot, (id) => readyPackagePath(this.paths.data, id));
+    const t = tftpTarget(path, this.state, { consumed: this.consumed }, this.paths.tftpRoot, (id) => readyPackagePath(this.paths.data, id));
+    return t.type === 'content' ? { type: 'content', data: Buffer.from(t.text, 'utf8') } : t;
   }
 
   private follow(): void {

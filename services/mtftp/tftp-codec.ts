@@ -165,12 +165,12 @@ export function writeAck(buf: Buffer, block: number): void {
   buf[3] = block & 0xff;
 }
 
-/** Writes a DATA header (opcode, 16-bit block number) at the start of `buf`. */
-export function writeDataHeader(buf: Buffer, block: number): void {
-  buf[0] = 0;
-  buf[1] = OPCODE.DATA;
-  buf[2] = (block >>> 8) & 0xff;
-  buf[3] = block & 0xff;
+/** Writes a DATA header (opcode, 16-bit block number) at `at` in `buf` (its start by default). */
+export function writeDataHeader(buf: Buffer, block: number, at = 0): void {
+  buf[at] = 0;
+  buf[at + 1] = OPCODE.DATA;
+  buf[at + 2] = (block >>> 8) & 0xff;
+  buf[at + 3] = block & 0xff;
 }
 
 export function errorPacket(code: number, message: string): Buffer {

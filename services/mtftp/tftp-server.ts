@@ -35,6 +35,9 @@ export type ServerState = 'new' | 'starting' | 'serving' | 'stopping' | 'stopped
 type Slot = { readonly kind: 'pending' } | { readonly kind: 'session'; readonly session: TftpSession };
 const PENDING: Slot = Object.freeze({ kind: 'pending' });
 
+/** Windows up to this many bytes keep the default send buffer (net.core.wmem_default: 208 KiB unless lowered). */
+const SMALL_SEND_BUFFER = 64 * 1024;
+
 /** Cap of the doubling retransmission interval (above common client timeouts of 1 to 5 s). */
 export const MAX_RETRANSMIT_INTERVAL_MS = 8000;
 
@@ -182,8 +185,10 @@ export class TftpServer implements Lifecycle {
       link = this.links !== null ? this.links.open(bind, client) : new DgramLink(await bindSocket(bind, 0, client), client);
       if (this.state !== 'serving') throw new Error('server stopping');
       const lastBlock = lastBlockFor(target.source.size, n.blockSize);
+      // Asking costs two system calls on the way to the first packet; a window this small fits the
+      // usual default, and a full buffer is handled anyway (the rest goes out when writable).
       const sendBuffer = n.windowSize * (n.blockSize + 64);
-      if (sendBuffer > link.sendBufferSize()) trySetSendBuffer(link, sendBuffer);
+      if (sendBuffer > SMALL_SEND_BUFFER && sendBuffer > link.sendBufferSize()) trySetSendBuffer(link, sendBuffer);
       const tlog = log.child({ peer, file: target.path });
       const machine = new TransferMachine({
         lastBlock,

@@ -74,6 +74,10 @@ export class TftpSession {
     this.timerMs = this.machine.timerMs;
     this.timer = setTimeout(() => this.onTimer(), this.timerMs);
     this.apply(this.machine.start());
+    // With the OACK out, read the first blocks while the client answers it; once they are in,
+    // the link holds the turn "on ACK 0, send the first window" (armNext), so DATA 1 leaves as
+    // ACK 0 arrives instead of after a read.
+    if (this.machine.phase === 'oack') this.readAhead();
   }
 
   /** Server stop: tell the client, then release everything. */

@@ -1,6 +1,6 @@
 // A chain of predicted turns for the native link: "on the ACK of block n, send n+1 to
-// windowEndAfter(n)", repeated from the newest block sent over the blocks already resident in
-// the ring. The link takes these turns without a trip through JS (lock-step: one block per ACK);
+// windowEndAfter(n)", repeated from the newest block sent (0: the OACK) over the blocks already
+// resident in the ring. The link takes these turns without a trip through JS (lock-step: one block per ACK);
 // the session later replays each taken turn through the TransferMachine and checks that the
 // machine asks for exactly that window, so the machine stays the one source of decisions.
 import type { BlockRing } from './block-ring.ts';
@@ -35,8 +35,9 @@ export class TurnChain {
    */
   arm(machine: TransferMachine, ring: BlockRing, link: TransferLink, maxAhead: number): number {
     this.clear();
-    let n = machine.high;
-    if (machine.phase !== 'data' || n < machine.base) return 0;
+    // From the newest block sent (the OACK counts as block 0), while one is outstanding.
+    let n = machine.phase === 'oack' ? 0 : machine.high;
+    if (machine.phase !== 'oack' && (machine.phase !== 'data' || n < machine.base)) return 0;
     const limit = n + maxAhead;
     let steps = 0;
     while (n < machine.plan.lastBlock) {

@@ -9,20 +9,30 @@ import { machineScript, menuItemScript } from './ipxe-script.ts';
 import { parseNetbootPath } from './netboot-paths.ts';
 import { findImage, machineAction, type PolicyOptions } from './pxe-policy.ts';
 
+/** The wire form (tftp.resolve's reply): generated content as base64. */
 export type TftpResolution =
   | { readonly type: 'file'; readonly path: string }
   | { readonly type: 'content'; readonly dataBase64: string }
   | { readonly type: 'none'; readonly reason: string };
+
+/** The same answer in process (MTFTP's copy of the view): generated content as text. */
+export type TftpTarget = Exclude<TftpResolution, { type: 'content' }> | { readonly type: 'content'; readonly text: string };
 
 /**
  * `packageRoot` gives the folder of a package's Ready version on this server, or null when it has
  * none: files of an image with `package` are served only from a Ready, verified version.
  */
 export function resolveTftpPath(requested: string, state: FeedState, options: PolicyOptions, tftpRoot: string, packageRoot: (id: string) => string | null = () => null): TftpResolution {
+  const t = tftpTarget(requested, state, options, tftpRoot, packageRoot);
+  return t.type === 'content' ? { type: 'content', dataBase64: Buffer.from(t.text, 'utf8').toString('base64') } : t;
+}
+
+/** resolveTftpPath without the wire encoding. */
+export function tftpTarget(requested: string, state: FeedState, options: PolicyOptions, tftpRoot: string, packageRoot: (id: string) => string | null = () => null): TftpTarget {
   const parsed = parseNetbootPath(requested);
   if (typeof parsed === 'string') return { type: 'none', reason: parsed };
   const machine = machineAction(parsed.mac, state, options);
-  const content = (text: string): TftpResolution => ({ type: 'content', dataBase64: Buffer.from(text, 'utf8').toString('base64') });
+  const content = (text: string): TftpTarget => ({ type: 'content', text });
   switch (parsed.kind) {
     case 'script':
       return content(machineScript(parsed.mac, machine, state));
@@ -41,7 +51,7 @@ export function resolveTftpPath(requested: string, state: FeedState, options: Po
   }
 }
 
-function inRoot(root: string, relative: string): TftpResolution {
+function inRoot(root: string, relative: string): TftpTarget {
   const base = resolve(root);
   const full = resolve(base, relative);
   if (!full.startsWith(base + sep)) return { type: 'none', reason: `path leaves the TFTP root: ${relative}` };

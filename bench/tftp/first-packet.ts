@@ -1,0 +1,196 @@
+// TFTP response time at the protocol level: read request -> the server's first packet (OACK),
+// cold (one request after a second of idle, as in a boot) and warm (requests back to back), and
+// in the lock-step download that follows, ACK -> next DATA, for netboot's mtftp and dnsmasq's TFTP
+// server measured in the same run on loopback. The client asks as iPXE does (blksize 1432, tsize).
+// netboot's mtftp runs as its own process (its real entry point), following an in-process PXE
+// server's view, so `netboot/` paths are resolved as in a boot. dnsmasq listens on port 69 only,
+// so everything runs in a network namespace of its own (made here, removed at the end).
+//   node --import tsx bench/tftp/first-packet.ts [--cold 20] [--warm 200] [--idle-ms 1000]
+// Needs root (network namespace) and Debian's dnsmasq and ipxe.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { createSocket, type Socket } from 'node:dgram';
+import { copyFileSync, cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs, stringFlag } from '../../services/cli/args.ts';
+import { encode, writeAck } from '../../services/mtftp/tftp-codec.ts';
+
+const args = parseArgs(process.argv.slice(2));
+const COLD = Number(stringFlag(args, 'cold') ?? 20);
+const WARM = Number(stringFlag(args, 'warm') ?? 200);
+const IDLE_MS = Number(stringFlag(args, 'idle-ms') ?? 1000);
+const here = dirname(fileURLToPath(import.meta.url));
+const repo = resolve(here, '../..');
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+const now = (): number => Number(process.hrtime.bigint()) / 1e6;
+
+interface Fetch {
+  /** RRQ -> first packet, ms. */
+  readonly first: number;
+  /** ACK -> next DATA per block, ms. */
+  readonly turns: number[];
+  readonly bytes: number;
+}
+
+/** One download as iPXE asks for it, on a fresh client port (a new TID), timed from the client. */
+async function fetch(port: number, file: string): Promise<Fetch> {
+  const sock: Socket = createSocket('udp4');
+  await new Promise<void>((r) => sock.bind(0, '127.0.0.1', r));
+  const ack = Buffer.alloc(4);
+  const turns: number[] = [];
+  let bytes = 0;
+  let sentAt = 0;
+  let first = -1;
+  let expect = 1;
+  let blockSize = 512;
+  try {
+    return await new Promise<Fetch>((resolveFetch, reject) => {
+      const timer = setTimeout(() => reject(new Error(`${file}: no answer from :${port}`)), 5000);
+      sock.on('message', (msg, rinfo) => {
+        const at = now();
+        const op = msg.readUInt16BE(0);
+        if (first < 0) first = at - sentAt;
+        else turns.push(at - sentAt);
+        const reply = (block: number): void => {
+          writeAck(ack, block);
+          sentAt = now();
+          sock.send(ack, rinfo.port, rinfo.address);
+        };
+        if (op === 6) {
+          const opts = msg.subarray(2).toString('latin1').split('\0');
+          const i = opts.findIndex((o) => o.toLowerCase() === 'blksize');
+          if (i >= 0) blockSize = Number(opts[i + 1]);
+          reply(0);
+          return;
+        }
+        if (op === 3 && msg.readUInt16BE(2) === (expect & 0xffff)) {
+          bytes += msg.length - 4;
+          expect++;
+          reply(msg.readUInt16BE(2));
+          if (msg.length - 4 < blockSize) {
+            clearTimeout(timer);
+            resolveFetch({ first, turns, bytes });
+          }
+          return;
+        }
+        if (op === 5) {
+          clearTimeout(timer);
+          reject(new Error(`${file}: ERROR ${msg.readUInt16BE(2)} ${msg.subarray(4).toString('latin1')}`));
+        }
+      });
+      const rrq = encode({ op: 'RRQ', filename: file, mode: 'octet', options: [{ name: 'blksize', value: '1432' }, { name: 'tsize', value: '0' }] });
+      sentAt = now();
+      sock.send(rrq, port, '127.0.0.1');
+    });
+  } finally {
+    sock.close();
+  }
+}
+
+function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length === 0 ? NaN : s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+const pct = (xs: readonly number[], p: number): number => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(p * xs.length))] ?? NaN;
+
+async function inner(): Promise<void> {
+  const { startSite, serving, snapshots } = await import('../../test/server/service-site.ts');
+  const mac = '52:54:00:12:34:56';
+  const s = await startSite(snapshots([{ mac, action: { type: 'boot', image: 'lnx' } }]), '[log]\nlevel = "info"\n');
+  const children: ChildProcess[] = [];
+  const dir = mkdtempSync(join(tmpdir(), 'netboot-first-packet-'));
+  try {
+    await serving(s);
+    const root = s.site.config.paths.tftpRoot;
+    copyFileSync('/usr/lib/ipxe/undionly.kpxe', join(root, 'undionly.kpxe'));
+    mkdirSync(join(root, 'lnx'), { recursive: true });
+    writeFileSync(join(root, 'lnx/vmlinuz'), Buffer.alloc(30_000, 7));
+    writeFileSync(join(root, 'small.ipxe'), '#!ipxe\necho hello\nchain /stage2/second-stage.ipxe\n');
+    const droot = join(dir, 'dnsmasq-root');
+    cpSync(root, droot, { recursive: true });
+
+    const mtftp = spawn(process.execPath, ['--import', 'tsx', join(repo, 'services/mtftp/main.ts'), '--config', s.site.configPath], { cwd: repo, stdio: ['ignore', 'ignore', 'inherit'] });
+    children.push(mtftp);
+    const dnsmasq = spawn('dnsmasq', ['--keep-in-foreground', '--no-daemon', '--conf-file=/dev/null', '--port=0', '--enable-tftp', `--tftp-root=${droot}`, '--interface=lo', '--bind-interfaces', '--user=root', '--quiet-tftp', `--pid-file=${join(dir, 'dnsmasq.pid')}`], { stdio: 'ignore' });
+    children.push(dnsmasq);
+    const nport = s.site.config.mtftp.port;
+    const dir0 = `netboot/${mac.replaceAll(':', '-')}`;
+    // Until both answer (mtftp's view is followed within a few hundred ms of its start).
+    for (let i = 0; ; i++) {
+      try {
+        await fetch(nport, `${dir0}/boot.ipxe`);
+        await fetch(69, 'undionly.kpxe');
+        break;
+      } catch (err) {
+        if (i > 100) throw err;
+        await sleep(100);
+      }
+    }
+    await sleep(1500);
+    const asked0 = s.log.records.filter((r) => r.msg === 'tftp path resolved').length;
+    const files: [string, number, string][] = [
+      ['root file undionly.kpxe', nport, 'undionly.kpxe'],
+      ['root file small.ipxe', nport, 'small.ipxe'],
+      ['netboot/…/boot.ipxe', nport, `${dir0}/boot.ipxe`],
+      ['netboot/…/image/lnx/…', nport, `${dir0}/image/lnx/lnx/vmlinuz`],
+      ['dnsmasq undionly.kpxe', 69, 'undionly.kpxe'],
+      ['dnsmasq small.ipxe', 69, 'small.ipxe'],
+    ];
+    const cold = new Map<string, Fetch[]>(files.map(([l]) => [l, []]));
+    const warm = new Map<string, Fetch[]>(files.map(([l]) => [l, []]));
+    for (let i = 0; i < COLD; i++) {
+      for (const [label, port, file] of files) {
+        await sleep(IDLE_MS);
+        cold.get(label)!.push(await fetch(port, file));
+      }
+    }
+    for (const [label, port, file] of files) {
+      for (let i = 0; i < WARM; i++) warm.get(label)!.push(await fetch(port, file));
+    }
+    const asked = s.log.records.filter((r) => r.msg === 'tftp path resolved').length - asked0;
+    const f = (x: number): string => x.toFixed(3);
+    console.log(`\nRRQ (blksize 1432, tsize) -> first packet, ms, from the client on loopback; ${COLD} cold requests (${IDLE_MS} ms idle before each), ${WARM} warm ones:`);
+    console.log(`${'file'.padEnd(26)}${'cold median'.padStart(12)}${'cold p90'.padStart(10)}${'warm median'.padStart(12)}${'warm p90'.padStart(10)}${'ACK->DATA cold'.padStart(16)}${'ACK->DATA warm'.padStart(16)}`);
+    for (const [label] of files) {
+      const c = cold.get(label)!;
+      const w = warm.get(label)!;
+      const cf = c.map((x) => x.first);
+      const wf = w.map((x) => x.first);
+      const ct = c.flatMap((x) => x.turns);
+      const wt = w.flatMap((x) => x.turns);
+      console.log(`${label.padEnd(26)}${f(median(cf)).padStart(12)}${f(pct(cf, 0.9)).padStart(10)}${f(median(wf)).padStart(12)}${f(pct(wf, 0.9)).padStart(10)}${f(median(ct)).padStart(16)}${f(median(wt)).padStart(16)}`);
+    }
+    console.log(`(netboot/ requests the PXE server was asked for instead of the followed view: ${asked})`);
+  } finally {
+    for (const c of children) c.kill('SIGTERM');
+    await sleep(300);
+    await s.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+if (process.env.NETBOOT_FIRST_PACKET_INNER !== '1') {
+  // Outer: a private namespace with loopback up, this script again inside it.
+  const ns = `nb-first-${process.pid}`;
+  const ip = (...a: string[]): void => {
+    const r = spawnSync('ip', a, { stdio: 'inherit' });
+    if (r.status !== 0) throw new Error(`ip ${a.join(' ')} failed`);
+  };
+  ip('netns', 'add', ns);
+  try {
+    ip('-n', ns, 'link', 'set', 'lo', 'up');
+    const r = spawnSync('ip', ['netns', 'exec', ns, process.execPath, '--import', 'tsx', fileURLToPath(import.meta.url), ...process.argv.slice(2)], {
+      stdio: 'inherit',
+      cwd: repo,
+      env: { ...process.env, NETBOOT_FIRST_PACKET_INNER: '1' },
+    });
+    process.exitCode = r.status ?? 1;
+  } finally {
+    ip('netns', 'del', ns);
+  }
+} else {
+  await inner();
+}
