@@ -10,6 +10,7 @@ interface ChunkingAddon {
   scan(gear: Int32Array, data: Uint8Array, from: number, to: number, h: number, mask: number): number;
   sha256Chunks(mem: Uint8Array, pieces: Uint32Array, out: Uint8Array): void;
   sha256Lanes(): boolean;
+  scanAvx512(): boolean;
 }
 
 export type NativeChunking =
@@ -20,6 +21,8 @@ export type NativeChunking =
       readonly path: string;
       /** Whether chunk hashing runs in AVX-512 lanes (sixteen chunks at once) or one by one. */
       readonly lanes: boolean;
+      /** Whether the scan uses AVX-512 (32 bytes a round) or scalar code (8). */
+      readonly avx512Scan: boolean;
     }
   | { readonly ok: false; readonly reason: string };
 
@@ -35,5 +38,5 @@ export function loadNativeChunking(gear: Int32Array): NativeChunking {
     return { ok: false, reason: `native/chunking not built (${errorMessage(err).split('\n')[0]})` };
   }
   const table = Int32Array.from(gear);
-  return { ok: true, path, lanes: addon.sha256Lanes(), scan: (data, from, to, h, mask) => addon.scan(table, data, from, to, h, mask) };
+  return { ok: true, path, lanes: addon.sha256Lanes(), avx512Scan: addon.scanAvx512(), scan: (data, from, to, h, mask) => addon.scan(table, data, from, to, h, mask) };
 }

@@ -10,6 +10,11 @@
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
+static void init(void) {
+  gear_scan_init();
+  sha256_batch_init();
+}
+
 static napi_value fail(napi_env env, const char* message) {
   napi_throw_range_error(env, NULL, message);
   return NULL;
@@ -26,7 +31,7 @@ static int typed_of(napi_env env, napi_value v, napi_typedarray_type want, void*
 // scan(gear: Int32Array(256), data: Uint8Array, from, to, h, mask): the index in data just past
 // the cut, or, when there is none in [from, to), -1 - (h >>> 0) with h the hash at `to` (one
 // number back, so no object is made per call).
-static napi_value js_scan(napi_env env, napi_callback_info info) {
+static napi_value scan_with(napi_env env, napi_callback_info info, int scalar) {
   size_t argc = 6;
   napi_value argv[6];
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 6) return fail(env, "scan: 6 arguments expected");
@@ -41,11 +46,16 @@ static napi_value js_scan(napi_env env, napi_callback_info info) {
       napi_get_value_uint32(env, argv[4], &h) != napi_ok || napi_get_value_uint32(env, argv[5], &mask) != napi_ok)
     return fail(env, "scan: from, to, h and mask must be numbers");
   if (from < 0 || to < from || (uint64_t)to > data_len) return fail(env, "scan: range outside the data");
-  int64_t cut = gear_scan((const uint32_t*)table, (const uint8_t*)data, (size_t)from, (size_t)to, &h, mask);
+  int64_t cut = (scalar ? gear_scan_scalar : gear_scan)((const uint32_t*)table, (const uint8_t*)data, (size_t)from, (size_t)to, &h, mask);
   napi_value out;
   napi_create_double(env, cut >= 0 ? (double)cut : -1.0 - (double)h, &out);
   return out;
 }
+
+static napi_value js_scan(napi_env env, napi_callback_info info) { return scan_with(env, info, 0); }
+
+// scanScalar(...): the same without AVX-512, so tests check both on a machine that has it.
+static napi_value js_scan_scalar(napi_env env, napi_callback_info info) { return scan_with(env, info, 1); }
 
 // sha256Chunks(mem: Uint8Array, pieces: Uint32Array, out: Uint8Array): chunk i is
 // mem[pieces[4i], +pieces[4i+1]) followed by mem[pieces[4i+2], +pieces[4i+3]) (length 0: none);
@@ -81,6 +91,13 @@ static napi_value js_sha256_chunks(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+// scanAvx512(): whether the scan uses AVX-512 (else eight bytes a round in scalar code).
+static napi_value js_scan_avx512(napi_env env, napi_callback_info info) {
+  napi_value out;
+  napi_get_boolean(env, gear_scan_avx512() != 0, &out);
+  return out;
+}
+
 // sha256Lanes(): whether batches run in AVX-512 lanes (else one by one with OpenSSL).
 static napi_value js_sha256_lanes(napi_env env, napi_callback_info info) {
   napi_value out;
@@ -89,11 +106,11 @@ static napi_value js_sha256_lanes(napi_env env, napi_callback_info info) {
 }
 
 NAPI_MODULE_INIT() {
-  pthread_once(&once, sha256_batch_init);
+  pthread_once(&once, init);
   const struct {
     const char* name;
     napi_callback fn;
-  } fns[] = {{"scan", js_scan}, {"sha256Chunks", js_sha256_chunks}, {"sha256Lanes", js_sha256_lanes}};
+  } fns[] = {{"scan", js_scan}, {"scanScalar", js_scan_scalar}, {"sha256Chunks", js_sha256_chunks}, {"sha256Lanes", js_sha256_lanes}, {"scanAvx512", js_scan_avx512}};
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
     napi_value fn;
     napi_create_function(env, fns[i].name, NAPI_AUTO_LENGTH, fns[i].fn, NULL, &fn);

@@ -6,15 +6,24 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { createRequire } from 'node:module';
-import { AVG_CHUNK, Chunker, MAX_CHUNK, MIN_CHUNK, nativeChunking, newScanner } from '../../images/chunker.ts';
+import { AVG_CHUNK, Chunker, GEAR, MAX_CHUNK, MIN_CHUNK, nativeChunking, newScanner } from '../../images/chunker.ts';
 import { wasmScan, type GearScan } from '../../images/gear-scan.ts';
 import { ensureAddonBuilt } from '../helpers/native-build.ts';
 
 ensureAddonBuilt('chunking', 'chunking.node');
 const support = nativeChunking();
 if (!support.ok) throw new Error(support.reason);
-const nativeScan = support.scan;
+const addon = createRequire(import.meta.url)(support.path) as {
+  sha256Chunks(mem: Uint8Array, pieces: Uint32Array, out: Uint8Array): void;
+  scanScalar(gear: Int32Array, data: Uint8Array, from: number, to: number, h: number, mask: number): number;
+};
 const wasm = wasmScan(newScanner(0));
+// The scan the addon picks for this CPU (AVX-512 where it has it), and its scalar code.
+const table = Int32Array.from(GEAR);
+const natives: Array<[string, GearScan]> = [
+  [support.avx512Scan ? 'native (AVX-512)' : 'native', support.scan],
+  ['native scalar', (data, from, to, h, mask) => addon.scanScalar(table, data, from, to, h, mask)],
+];
 
 /** xorshift32: reproducible data and choices. */
 function rng(seed: number): () => number {
@@ -61,48 +70,52 @@ function cuts(scan: GearScan, data: Uint8Array, next: () => number): number[] {
   return ends;
 }
 
-test('the native scan returns what the wasm scan does for every range, start hash and mask', () => {
-  const next = rng(1234);
-  const data = sample(4 * 1024 * 1024, next);
-  const masks = [0xffffc000 | 0, 0xfffc0000 | 0, 0x80000000 | 0, 0xf | 0, -1, 0];
-  for (let k = 0; k < 20_000; k++) {
-    const from = next() % data.length;
-    // Mostly short ranges (the unrolled loop's edges, 0 to 40 bytes), some as long as one scan call.
-    const len = k % 4 === 0 ? next() % (MAX_CHUNK - MIN_CHUNK + 1) : next() % 41;
-    const to = Math.min(data.length, from + len);
-    const h = next() | 0;
-    const mask = masks[k % masks.length]!;
-    assert.equal(nativeScan(data, from, to, h, mask), wasm(data, from, to, h, mask), `from ${from} to ${to} h ${h} mask ${mask}`);
+test('the native scans return what the wasm scan does for every range, start hash and mask', () => {
+  for (const [label, nativeScan] of natives) {
+    const next = rng(1234);
+    const data = sample(4 * 1024 * 1024, next);
+    const masks = [0xffffc000 | 0, 0xfffc0000 | 0, 0x80000000 | 0, 0xf | 0, -1, 0];
+    for (let k = 0; k < 20_000; k++) {
+      const from = next() % data.length;
+      // Mostly short ranges (the edges of the 8- and 32-byte rounds: 0 to 69 bytes), some as long as one scan call.
+      const len = k % 4 === 0 ? next() % (MAX_CHUNK - MIN_CHUNK + 1) : next() % 70;
+      const to = Math.min(data.length, from + len);
+      const h = next() | 0;
+      const mask = masks[k % masks.length]!;
+      assert.equal(nativeScan(data, from, to, h, mask), wasm(data, from, to, h, mask), `${label}: from ${from} to ${to} h ${h} mask ${mask}`);
+    }
   }
 });
 
 test('native and wasm chunkers cut identically over many random buffers, pushed in random pieces', () => {
-  const next = rng(99);
-  for (let k = 0; k < 150; k++) {
-    const data = sample(next() % (3 * 1024 * 1024), next);
-    const seed = next();
-    assert.deepEqual(cuts(nativeScan, data, rng(seed)), cuts(wasm, data, rng(seed)), `buffer ${k} of ${data.length} bytes`);
+  for (const [label, nativeScan] of natives) {
+    const next = rng(99);
+    for (let k = 0; k < 150; k++) {
+      const data = sample(next() % (3 * 1024 * 1024), next);
+      const seed = next();
+      assert.deepEqual(cuts(nativeScan, data, rng(seed)), cuts(wasm, data, rng(seed)), `${label}: buffer ${k} of ${data.length} bytes`);
+    }
   }
 });
 
 test('native and wasm cut identically on the edge cases: empty, below the minimum, at the bounds, runs of one byte', () => {
-  const next = rng(7);
-  const sizes = [0, 1, 7, 8, 9, MIN_CHUNK - 1, MIN_CHUNK, MIN_CHUNK + 1, AVG_CHUNK - 1, AVG_CHUNK, AVG_CHUNK + 1, MAX_CHUNK - 1, MAX_CHUNK, MAX_CHUNK + 1, 2 * MAX_CHUNK, 5 * MAX_CHUNK + 3];
-  for (const n of sizes) {
-    const data = randomBytes(n, next);
-    assert.deepEqual(cuts(nativeScan, data, () => n + 1), cuts(wasm, data, () => n + 1), `random, ${n} bytes in one piece`);
-    assert.deepEqual(cuts(nativeScan, data, rng(n)), cuts(wasm, data, rng(n)), `random, ${n} bytes in pieces`);
-  }
-  for (let b = 0; b < 256; b++) {
-    const run = new Uint8Array(MAX_CHUNK * 4 + 11).fill(b);
-    const got = cuts(nativeScan, run, rng(b));
-    assert.deepEqual(got, cuts(wasm, run, rng(b)), `a run of byte ${b}`);
+  for (const [label, nativeScan] of natives) {
+    const next = rng(7);
+    const sizes = [0, 1, 7, 8, 9, MIN_CHUNK - 1, MIN_CHUNK, MIN_CHUNK + 1, AVG_CHUNK - 1, AVG_CHUNK, AVG_CHUNK + 1, MAX_CHUNK - 1, MAX_CHUNK, MAX_CHUNK + 1, 2 * MAX_CHUNK, 5 * MAX_CHUNK + 3];
+    for (const n of sizes) {
+      const data = randomBytes(n, next);
+      assert.deepEqual(cuts(nativeScan, data, () => n + 1), cuts(wasm, data, () => n + 1), `${label}: random, ${n} bytes in one piece`);
+      assert.deepEqual(cuts(nativeScan, data, rng(n)), cuts(wasm, data, rng(n)), `${label}: random, ${n} bytes in pieces`);
+    }
+    for (let b = 0; b < 256; b++) {
+      const run = new Uint8Array(MAX_CHUNK * 4 + 11).fill(b);
+      const got = cuts(nativeScan, run, rng(b));
+      assert.deepEqual(got, cuts(wasm, run, rng(b)), `${label}: a run of byte ${b}`);
+    }
   }
 });
 
 test('native batch SHA-256 gives the digests of node:crypto: chunks in one or two pieces, every padding edge, batches of every size', () => {
-  assert.ok(support.ok);
-  const addon = createRequire(import.meta.url)(support.path) as { sha256Chunks(mem: Uint8Array, pieces: Uint32Array, out: Uint8Array): void };
   const next = rng(5);
   const mem = sample(8 * 1024 * 1024, next);
   const edges = [0, 1, 55, 56, 57, 63, 64, 65, 119, 120, 127, 128, 129, MIN_CHUNK, AVG_CHUNK + 7, MAX_CHUNK];
