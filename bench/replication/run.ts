@@ -1,9 +1,9 @@
 // bench/replication: a generated ~1 GB filesystem image (mkfs.ext4 -d over a real directory
 // tree with varied files), published on A and replicated to B (two `netboot run interface`
 // processes on loopback); then a 100 KB change made inside the image with debugfs.
-//   node --import tsx bench/replication/run.ts [--size-mib 1024] [--keep] [--hash-only] [--image FILE]
+//   node --import tsx bench/replication/run.ts [--size-mib 1024] [--keep] [--hash-only] [--image FILE] [--runs 3]
 // --hash-only stops after the hashing figures (no servers); --image FILE uses a copy of that
-// image instead of generating one.
+// image instead of generating one; --runs: hashing runs of each kind (the best is reported).
 // Prints, with reference tools measured in the same run on the same files:
 //   publish hashing (read + chunk + SHA-256) vs `sha256sum`;
 //   for the 100 KB change: bytes transferred, publish -> Ready on B, notify latency, and
@@ -19,7 +19,7 @@ import { join } from 'node:path';
 import { parseArgs, stringFlag } from '../../services/cli/args.ts';
 import { controlCall, controlSocketPath } from '../../services/shared/control.ts';
 import { ChunkHasher } from '../../images/chunk-hasher.ts';
-import { Chunker } from '../../images/chunker.ts';
+import { Chunker, nativeChunking } from '../../images/chunker.ts';
 import { chunkFile } from '../../images/file-chunks.ts';
 import { waitFor } from '../../test/helpers/env.ts';
 import { spawnService, type ServiceProcess } from '../../test/helpers/process.ts';
@@ -30,6 +30,7 @@ const SIZE_MIB = Number(args.flags.get('size-mib') ?? 1024);
 const KEEP = args.flags.has('keep');
 const HASH_ONLY = args.flags.has('hash-only');
 const GIVEN_IMAGE = stringFlag(args, 'image');
+const RUNS = Number(args.flags.get('runs') ?? 3);
 const MB = 1e6;
 
 const work = mkdtempSync(join(tmpdir(), 'netboot-bench-repl-'));
@@ -176,8 +177,9 @@ try {
   const imageBytes = statSync(image).size;
 
   // Hashing, from the page cache for both: ours (read + gear-hash chunking on this thread,
-  // SHA-256 per chunk on the hash workers) against sha256sum of the same file, best of two runs
-  // each; then where our time goes: the read alone, read + chunking, read + SHA-256 on one thread.
+  // SHA-256 per chunk on the hash workers) against sha256sum of the same file, best of RUNS runs
+  // each; ours without the native addon (WebAssembly scan, node:crypto) too; then where our time
+  // goes: the read alone, read + chunking, read + SHA-256 (node:crypto) on one thread.
   execFileSync('cat', [image], { stdio: ['ignore', 'ignore', 'inherit'], maxBuffer: 1 << 30 });
   const hasher = new ChunkHasher();
   const ours: number[] = [];
@@ -185,7 +187,7 @@ try {
   const oursCpu: number[] = [];
   const refCpu: number[] = [];
   let chunkCount = 0;
-  for (let r = 0; r < 2; r++) {
+  for (let r = 0; r < RUNS; r++) {
     const c0 = process.cpuUsage();
     const t0 = performance.now();
     chunkCount = (await chunkFile(image, null, undefined, hasher)).chunks.length;
@@ -200,12 +202,27 @@ try {
   }
   const parts = await hashingParts(image, hasher);
   await hasher.close();
+  const plain = new ChunkHasher({ native: false });
+  const plainRuns: number[] = [];
+  const plainCpu: number[] = [];
+  for (let r = 0; r < RUNS; r++) {
+    const c0 = process.cpuUsage();
+    const t0 = performance.now();
+    await chunkFile(image, null, undefined, plain);
+    plainRuns.push(performance.now() - t0);
+    const c = process.cpuUsage(c0);
+    plainCpu.push((c.user + c.system) / 1000);
+  }
+  await plain.close();
   const oursMs = Math.min(...ours);
   const refMs = Math.min(...ref);
   const rate = (ms: number): string => `${(imageBytes / MB / (ms / 1000)).toFixed(0)} MB/s`;
-  log(`hashing ${(imageBytes / 1048576).toFixed(0)} MiB: ours ${rate(oursMs)} (${(oursMs / 1000).toFixed(2)} s, ${chunkCount} chunks, ${hasher.workerCount} hash workers) | sha256sum ${rate(refMs)} (${(refMs / 1000).toFixed(2)} s)   [runs: ours ${ours.map((x) => x.toFixed(0)).join(', ')} ms; sha256sum ${ref.map((x) => x.toFixed(0)).join(', ')} ms]`);
+  const native = nativeChunking();
+  const how = native.ok ? `native scan${native.avx512Scan ? ' (AVX-512)' : ''}, SHA-256 ${hasher.hashing === 'lanes' ? 'in AVX-512 lanes' : 'native'}` : `no native addon: ${native.reason}`;
+  log(`hashing ${(imageBytes / 1048576).toFixed(0)} MiB: ours ${rate(oursMs)} (${(oursMs / 1000).toFixed(2)} s, ${chunkCount} chunks, ${hasher.workerCount} hash workers; ${how}) | sha256sum ${rate(refMs)} (${(refMs / 1000).toFixed(2)} s)   [runs: ours ${ours.map((x) => x.toFixed(0)).join(', ')} ms; sha256sum ${ref.map((x) => x.toFixed(0)).join(', ')} ms]`);
   const perGb = (ms: number): string => `${(ms / 1000 / (imageBytes / 1e9)).toFixed(2)} s`;
   log(`  CPU per GB (all threads, best run): ours ${perGb(Math.min(...oursCpu))} | sha256sum ${perGb(Math.min(...refCpu))}`);
+  log(`  ours without the native addon (WebAssembly scan, node:crypto on the workers): ${rate(Math.min(...plainRuns))}, CPU per GB ${perGb(Math.min(...plainCpu))}   [runs: ${plainRuns.map((x) => x.toFixed(0)).join(', ')} ms]`);
   log(`  where the time goes (each alone, same file): read ${rate(parts.readMs)}; read + chunking ${rate(parts.scanMs)}; read + SHA-256 on one thread ${rate(parts.shaMs)}`);
 
   if (!HASH_ONLY) {
