@@ -1,7 +1,7 @@
 #!/bin/bash
 # Boots a real systemd as PID 1 of a throwaway machine, for test/systemd/live.test.ts:
 #
-#   unshare --mount --pid --fork --net --uts --ipc test/systemd/container.sh DIR
+#   unshare --mount --pid --fork --net --uts --ipc test/systemd/container.sh DIR CHECKOUT
 #
 # The machine's root is an overlay of this host's / with a tmpfs on top (mounted at DIR), so
 # whatever is installed or written inside lands in memory and vanishes with the mount namespace
@@ -9,7 +9,8 @@
 # systemd starts netboot-live.target: the basic system (journald, D-Bus) and nothing else, so
 # none of the host's own services (getty, databases, TFTP servers) run inside.
 set -euo pipefail
-dir=${1:?usage: container.sh DIR}
+dir=${1:?usage: container.sh DIR CHECKOUT}
+checkout=${2:?usage: container.sh DIR CHECKOUT}
 
 mount --make-rprivate /
 mount -t tmpfs -o size=4g,mode=0755 tmpfs "$dir"
@@ -24,6 +25,11 @@ mount -o remount,bind,ro "$root/sys"
 mount --rbind /dev "$root/dev"
 mount -t tmpfs -o mode=0755 tmpfs "$root/run"
 mount -t tmpfs -o mode=1777 tmpfs "$root/tmp"
+# The checkout to install from, read-only at the same path (it may sit under /tmp, or on another
+# file system than /, which the overlay does not show).
+mkdir -p "$root$checkout"
+mount --bind "$checkout" "$root$checkout"
+mount -o remount,bind,ro "$root$checkout"
 ip link set lo up
 
 cat > "$root/etc/systemd/system/netboot-live.target" <<'EOF'

@@ -73,7 +73,7 @@ before(async () => {
   const mountPoint = join(dir, 'machine');
   await runCommand('mkdir', ['-p', mountPoint]);
   const out = openSync(consoleLog, 'w');
-  box = spawn('unshare', ['--mount', '--pid', '--fork', '--net', '--uts', '--ipc', join(ROOT, 'test/systemd/container.sh'), mountPoint], { stdio: ['ignore', out, out] });
+  box = spawn('unshare', ['--mount', '--pid', '--fork', '--net', '--uts', '--ipc', join(ROOT, 'test/systemd/container.sh'), mountPoint, ROOT.replace(/\/$/, '')], { stdio: ['ignore', out, out] });
   const unsharePid = box.pid!;
   init = await waitFor('the container to start', async () => {
     const r = await runCommand('pgrep', ['-P', String(unsharePid)], 5000, true);
@@ -84,8 +84,14 @@ before(async () => {
   }, 30000).catch((err: unknown) => {
     throw new Error(`${String(err)}\nconsole:\n${readFileSync(consoleLog, 'utf8')}`);
   });
-  const state = await inside('systemctl', ['is-system-running', '--wait'], 90000, true);
-  assert.match(state.stdout.trim(), /^(running|degraded)$/, `the container's systemd did not finish booting: ${state.stdout}${state.stderr}`);
+  // PID 1 exists a moment before its bus does: ask until it answers (bounded).
+  let state: Finished | undefined;
+  for (let i = 0; i < 300; i++) {
+    state = await inside('systemctl', ['is-system-running', '--wait'], 90000, true);
+    if (/^(running|degraded)$/.test(state.stdout.trim())) break;
+    await sleep(200);
+  }
+  assert.match(state!.stdout.trim(), /^(running|degraded)$/, `the container's systemd did not finish booting: ${state!.stdout}${state!.stderr}`);
 });
 
 after(async () => {
