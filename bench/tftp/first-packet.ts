@@ -15,6 +15,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, stringFlag } from '../../services/cli/args.ts';
 import { encode, writeAck } from '../../services/mtftp/tftp-codec.ts';
+import { readCapture, startCapture, type UdpPacket } from './capture.ts';
 
 const args = parseArgs(process.argv.slice(2));
 const COLD = Number(stringFlag(args, 'cold') ?? 20);
@@ -27,7 +28,9 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 const now = (): number => Number(process.hrtime.bigint()) / 1e6;
 
 interface Fetch {
-  /** RRQ -> first packet, ms. */
+  /** The client's port (its TID), to find the fetch in the capture. */
+  readonly port: number;
+  /** RRQ -> first packet, ms, as the client saw it. */
   readonly first: number;
   /** ACK -> next DATA per block, ms. */
   readonly turns: number[];
@@ -71,7 +74,7 @@ async function fetch(port: number, file: string): Promise<Fetch> {
           reply(msg.readUInt16BE(2));
           if (msg.length - 4 < blockSize) {
             clearTimeout(timer);
-            resolveFetch({ first, turns, bytes });
+            resolveFetch({ port: sock.address().port, first, turns, bytes });
           }
           return;
         }
@@ -139,6 +142,7 @@ async function inner(): Promise<void> {
       ['dnsmasq undionly.kpxe', 69, 'undionly.kpxe'],
       ['dnsmasq small.ipxe', 69, 'small.ipxe'],
     ];
+    const capture = await startCapture(join(dir, 'lo.pcap'));
     const cold = new Map<string, Fetch[]>(files.map(([l]) => [l, []]));
     const warm = new Map<string, Fetch[]>(files.map(([l]) => [l, []]));
     for (let i = 0; i < COLD; i++) {
@@ -151,17 +155,33 @@ async function inner(): Promise<void> {
       for (let i = 0; i < WARM; i++) warm.get(label)!.push(await fetch(port, file));
     }
     const asked = s.log.records.filter((r) => r.msg === 'tftp path resolved').length - asked0;
+    await capture.stop();
+    const byClient = new Map<number, UdpPacket[]>();
+    for (const p of readCapture(join(dir, 'lo.pcap'))) {
+      for (const port of [p.sport, p.dport]) byClient.set(port, [...(byClient.get(port) ?? []), p]);
+    }
+    // From the capture: RRQ -> the server's first packet, and ACK 0 -> DATA 1, in ms.
+    const wire = (x: Fetch): { first: number; data1: number } => {
+      const ps = byClient.get(x.port) ?? [];
+      const rrq = ps.find((p) => p.sport === x.port && p.op === 1);
+      const reply = rrq && ps.find((p) => p.dport === x.port && p.t >= rrq.t);
+      const ack0 = ps.find((p) => p.sport === x.port && p.op === 4 && p.block === 0);
+      const data1 = ack0 && ps.find((p) => p.dport === x.port && p.op === 3 && p.block === 1 && p.t >= ack0.t);
+      return { first: rrq && reply ? (reply.t - rrq.t) / 1000 : NaN, data1: ack0 && data1 ? (data1.t - ack0.t) / 1000 : NaN };
+    };
     const f = (x: number): string => x.toFixed(3);
-    console.log(`\nRRQ (blksize 1432, tsize) -> first packet, ms, from the client on loopback; ${COLD} cold requests (${IDLE_MS} ms idle before each), ${WARM} warm ones:`);
-    console.log(`${'file'.padEnd(26)}${'cold median'.padStart(12)}${'cold p90'.padStart(10)}${'warm median'.padStart(12)}${'warm p90'.padStart(10)}${'ACK->DATA cold'.padStart(16)}${'ACK->DATA warm'.padStart(16)}`);
+    const ok = (xs: number[]): number[] => xs.filter((x) => !Number.isNaN(x));
+    console.log(`\nTFTP response times on loopback, ms, from a capture (packet timestamps: no client scheduling in them); the client`);
+    console.log(`asks as iPXE does (blksize 1432, tsize); ${COLD} cold requests per file (${IDLE_MS} ms idle before each), then ${WARM} warm ones:`);
+    console.log(`${'file'.padEnd(26)}${'RRQ->OACK cold'.padStart(16)}${'p90'.padStart(8)}${'warm'.padStart(8)}${'ACK0->DATA1 cold'.padStart(18)}${'warm'.padStart(8)}${'ACK->DATA warm (client)'.padStart(25)}`);
     for (const [label] of files) {
-      const c = cold.get(label)!;
-      const w = warm.get(label)!;
-      const cf = c.map((x) => x.first);
-      const wf = w.map((x) => x.first);
-      const ct = c.flatMap((x) => x.turns);
-      const wt = w.flatMap((x) => x.turns);
-      console.log(`${label.padEnd(26)}${f(median(cf)).padStart(12)}${f(pct(cf, 0.9)).padStart(10)}${f(median(wf)).padStart(12)}${f(pct(wf, 0.9)).padStart(10)}${f(median(ct)).padStart(16)}${f(median(wt)).padStart(16)}`);
+      const c = cold.get(label)!.map(wire);
+      const w = warm.get(label)!.map(wire);
+      const cf = ok(c.map((x) => x.first));
+      const wt = warm.get(label)!.flatMap((x) => x.turns);
+      console.log(
+        `${label.padEnd(26)}${f(median(cf)).padStart(16)}${f(pct(cf, 0.9)).padStart(8)}${f(median(ok(w.map((x) => x.first)))).padStart(8)}${f(median(ok(c.map((x) => x.data1)))).padStart(18)}${f(median(ok(w.map((x) => x.data1)))).padStart(8)}${f(median(wt)).padStart(25)}`,
+      );
     }
     console.log(`(netboot/ requests the PXE server was asked for instead of the followed view: ${asked})`);
   } finally {

@@ -4,7 +4,7 @@
 // system calls per block. netboot, atftpd and tftpd-hpa, in the same run.
 //   node --import tsx bench/tftp/lockstep.ts [--size-mb 20] [--blksize 1468] [--servers netboot,atftpd,tftpd-hpa]
 // Needs root (tcpdump, strace attaching) and the bench's atftpd cache (see run.ts).
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -12,6 +12,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, stringFlag } from '../../services/cli/args.ts';
 import { freeUdpPort } from '../../test/helpers/env.ts';
+import { readCapture, startCapture, type UdpPacket } from './capture.ts';
 import { startAtftpd, startNetboot, startTftpdHpa, stopServer, type BenchServer } from './servers.ts';
 
 const args = parseArgs(process.argv.slice(2));
@@ -35,31 +36,6 @@ function run(cmd: string, argv: string[]): Promise<{ code: number | null; stderr
 const download = (port: number, out: string): Promise<{ code: number | null; stderr: string }> =>
   run('atftp', ['--tftp-timeout', '5', '--get', '-r', 'big.bin', '-l', out, '--option', `blksize ${blksize}`, '127.0.0.1', String(port)]);
 
-interface Packet {
-  readonly t: number;
-  readonly sport: number;
-  readonly dport: number;
-  readonly op: number;
-  readonly block: number;
-}
-
-/** UDP packets of a loopback capture (libpcap, Ethernet framing as Linux gives `lo`), times in µs. */
-function readCapture(path: string): Packet[] {
-  const file = readFileSync(path);
-  const out: Packet[] = [];
-  for (let at = 24; at + 16 <= file.length; ) {
-    const t = file.readUInt32LE(at) * 1e6 + file.readUInt32LE(at + 4);
-    const caplen = file.readUInt32LE(at + 8);
-    const frame = file.subarray(at + 16, at + 16 + caplen);
-    at += 16 + caplen;
-    if (frame.length < 46 || frame.readUInt16BE(12) !== 0x0800 || frame[23] !== 17) continue;
-    const udp = frame.subarray(14 + (frame[14]! & 0x0f) * 4);
-    if (udp.length < 12) continue;
-    out.push({ t, sport: udp.readUInt16BE(0), dport: udp.readUInt16BE(2), op: udp.readUInt16BE(8), block: udp.readUInt16BE(10) });
-  }
-  return out;
-}
-
 function quantile(xs: number[], q: number): number {
   const s = [...xs].sort((a, b) => a - b);
   return s.length === 0 ? NaN : (s[Math.min(s.length - 1, Math.floor(q * s.length))] as number);
@@ -69,7 +45,7 @@ const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length
 const dist = (xs: number[]): string => `${quantile(xs, 0.5).toFixed(0)} / ${mean(xs).toFixed(1)} / ${quantile(xs, 0.99).toFixed(0)}`;
 
 /** Server turnaround (ACK n -> DATA n+1) and client turnaround (DATA n -> ACK n), µs. */
-function turnarounds(packets: Packet[], serverPort: number): { server: number[]; client: number[]; blocks: number } {
+function turnarounds(packets: UdpPacket[], serverPort: number): { server: number[]; client: number[]; blocks: number } {
   const rrq = packets.find((p) => p.dport === serverPort && p.op === 1);
   if (rrq === undefined) throw new Error('no read request in the capture');
   const client = rrq.sport;
@@ -115,14 +91,11 @@ async function main(): Promise<void> {
     for (const s of servers) {
       await download(s.port, out); // warm: page cache, JIT
       const pcap = join(dir, `${s.name}.pcap`);
-      const dump: ChildProcess = spawn('tcpdump', ['-i', 'lo', '-s', '64', '-B', '65536', '--immediate-mode', '-w', pcap, 'udp'], { stdio: ['ignore', 'ignore', 'pipe'] });
-      await new Promise<void>((r) => dump.stderr!.on('data', (d: Buffer) => d.toString().includes('listening') && r()));
+      const capture = await startCapture(pcap);
       const t0 = process.hrtime.bigint();
       const d = await download(s.port, out);
       const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
-      await sleep(300);
-      dump.kill('SIGINT');
-      await new Promise((r) => dump.once('close', r));
+      await capture.stop();
       if (d.code !== 0) throw new Error(`${s.name}: atftp failed: ${d.stderr}`);
       const t = turnarounds(readCapture(pcap), s.port);
       rows.push(

@@ -11,7 +11,8 @@
 // Besides, readCached: a preadv2(RWF_NOWAIT) into ring slots, so chunks already in the page cache
 // are read without a thread-pool round trip (a read that would wait for a disk is refused).
 // Every protocol decision stays in TypeScript (tftp-codec.ts, transfer.ts); this file does not
-// know what a TFTP packet is. Sends: batch_send.c; chains: chain.c; reads: read_cached.c.
+// know what a TFTP packet is. Sends: batch_send.c; chains: chain.c; reads: read_cached.c; the
+// request socket (UdpListener): listener.c.
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
@@ -34,7 +35,7 @@
 
 static int gso_probe = -1;  // -1 unknown, else 0/1
 
-static napi_value throw_errno(napi_env env, int err, const char* what) {
+napi_value throw_errno(napi_env env, int err, const char* what) {
   char msg[160];
   snprintf(msg, sizeof msg, "%s: %s", what, strerror(err));
   const char* code = err == EADDRNOTAVAIL ? "EADDRNOTAVAIL" : err == EADDRINUSE ? "EADDRINUSE" : err == EACCES ? "EACCES" : "ESOCKET";
@@ -398,5 +399,6 @@ NAPI_MODULE_INIT() {
   napi_set_named_property(env, exports, "gsoSupported", fn);
   napi_create_function(env, "readCached", NAPI_AUTO_LENGTH, read_cached, NULL, &fn);
   napi_set_named_property(env, exports, "readCached", fn);
+  define_listener(env, exports);
   return exports;
 }

@@ -1,4 +1,4 @@
-// What udp_link.c and chain.c share: the link, and the helpers both use.
+// What the files of the addon share: the link, and the helpers they use.
 #ifndef NETBOOT_UDP_LINK_H
 #define NETBOOT_UDP_LINK_H
 #include <node_api.h>
@@ -28,6 +28,11 @@ typedef struct {
   uint8_t* run_buf;
   size_t run_len;
 } link_t;
+
+// Throws a JS Error for errno `err` (code EADDRINUSE, EADDRNOTAVAIL, EACCES or ESOCKET); returns NULL.
+napi_value throw_errno(napi_env env, int err, const char* what);
+// Adds the UdpListener class (listener.c) to the exports.
+void define_listener(napi_env env, napi_value exports);
 
 // The link behind `this`, or NULL (with a JS exception pending) when it is closed.
 link_t* unwrap(napi_env env, napi_callback_info info, size_t* argc, napi_value* argv);

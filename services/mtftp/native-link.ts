@@ -8,7 +8,7 @@ import { createRequire } from 'node:module';
 import type { SendPath } from '../shared/config.ts';
 import { errorMessage } from '../shared/errors.ts';
 import type { BlockRing, CachedReader } from './block-ring.ts';
-import type { LinkEvents, Peer, TransferLink } from './transfer-link.ts';
+import type { LinkEvents, Peer, RequestHandler, RequestSocket, TransferLink } from './transfer-link.ts';
 
 interface UdpLinkHandle {
   send(packet: Buffer): number;
@@ -34,6 +34,10 @@ interface UdpLinkAddon {
     onError: (message: string) => void,
     onWritable: () => void,
   ) => UdpLinkHandle;
+  UdpListener: new (bind: string, port: number, rx: Buffer, onDatagram: (length: number, address: string, port: number) => void, onError: (message: string) => void) => {
+    port(): number;
+    close(): void;
+  };
   gsoSupported(): boolean;
   readCached: CachedReader;
 }
@@ -70,6 +74,13 @@ export class NativeLinks {
 
   open(bind: string, peer: Peer): NativeLink {
     return new NativeLink(this.addon, this.rx, this.gso, bind, peer);
+  }
+
+  /** The request socket on bind:port (throws EADDRINUSE etc. as bind does). */
+  listen(bind: string, port: number, onDatagram: RequestHandler, onError: (err: Error) => void): RequestSocket {
+    const rx = Buffer.allocUnsafe(65536);
+    const socket = new this.addon.UdpListener(bind, port, rx, (length, address, from) => onDatagram(rx, length, address, from), (message) => onError(new Error(message)));
+    return { port: socket.port(), close: () => socket.close() };
   }
 }
 

@@ -2,7 +2,7 @@
 // a shared socket for error replies to requests (a fresh TID, as RFC 1350 asks, without a bind
 // per probe for a missing file). Every datagram handler has one guard: a bad packet is dropped
 // with a logged reason and the service keeps serving.
-import type { RemoteInfo, Socket } from 'node:dgram';
+import type { Socket } from 'node:dgram';
 import type { SendPath } from '../shared/config.ts';
 import { errorMessage } from '../shared/errors.ts';
 import type { Lifecycle } from '../shared/lifecycle.ts';
@@ -15,7 +15,7 @@ import { resolveTarget, type Target } from './request-target.ts';
 import { decode, errorPacket, TFTP_ERROR, type RequestPacket } from './tftp-codec.ts';
 import type { TftpRoot } from './tftp-root.ts';
 import { TftpSession, type SessionEnd } from './tftp-session.ts';
-import { bindSocket, DgramLink, type TransferLink } from './transfer-link.ts';
+import { bindSocket, DgramLink, listenDgram, type Peer, type RequestSocket, type TransferLink } from './transfer-link.ts';
 import { lastBlockFor, TransferMachine } from './transfer.ts';
 
 export interface TftpServerOptions {
@@ -48,7 +48,7 @@ const CLIENT_MESSAGE: Record<number, string> = {
 
 export class TftpServer implements Lifecycle {
   state: ServerState = 'new';
-  private listener: Socket | null = null;
+  private listener: RequestSocket | null = null;
   private replier: Socket | null = null;
   /** Keyed by the client's address:port (its TID): one transfer per client TID. */
   private readonly slots = new Map<string, Slot>();
@@ -80,18 +80,19 @@ export class TftpServer implements Lifecycle {
     const choice = chooseSendPath(this.opts.sendPath ?? 'auto', support);
     this.sendKind = choice.kind;
     this.links = support.ok && choice.kind !== 'dgram' ? new NativeLinks(support.addon, choice.kind === 'gso') : null;
-    this.listener = await bindSocket(bind, port);
+    const onDatagram = (buf: Buffer, length: number, address: string, from: number): void => {
+      try {
+        this.onRequest(buf, length, { address, port: from });
+      } catch (err) {
+        log.error('request handler failed', { peer: `${address}:${from}`, err });
+      }
+    };
+    const onError = (err: Error): void => log.error('listening socket error', { err });
+    // The request socket is the addon's when transfers are: a read request starts a machine's wait.
+    this.listener = this.links !== null ? this.links.listen(bind, port, onDatagram, onError) : await listenDgram(bind, port, onDatagram, onError);
     this.replier = await bindSocket(bind, 0);
     this.replier.on('error', (err) => log.warn('error-reply socket error', { err }));
-    this.listener.on('error', (err) => log.error('listening socket error', { err }));
-    this.listener.on('message', (msg, rinfo) => {
-      try {
-        this.onRequest(msg, rinfo);
-      } catch (err) {
-        log.error('request handler failed', { peer: `${rinfo.address}:${rinfo.port}`, err });
-      }
-    });
-    this.boundPort = this.listener.address().port;
+    this.boundPort = this.listener.port;
     this.state = 'serving';
     log.info('TFTP listening', { bind, port: this.boundPort, root: this.opts.root.dir, sendPath: choice.kind, sendPathReason: choice.reason });
   }
@@ -115,15 +116,15 @@ export class TftpServer implements Lifecycle {
     this.opts.log.info('TFTP stopped', { abortedTransfers: ending.length });
   }
 
-  private onRequest(msg: Buffer, rinfo: RemoteInfo): void {
+  private onRequest(buf: Buffer, length: number, rinfo: Peer): void {
     const log = this.opts.log;
     const peer = `${rinfo.address}:${rinfo.port}`;
     if (this.state !== 'serving') return;
     let packet;
     try {
-      packet = decode(msg);
+      packet = decode(buf.subarray(0, length));
     } catch (err) {
-      log.info('dropped malformed datagram', { peer, reason: errorMessage(err), bytes: msg.length });
+      log.info('dropped malformed datagram', { peer, reason: errorMessage(err), bytes: length });
       return;
     }
     if (rinfo.port === 0) {
@@ -161,7 +162,7 @@ export class TftpServer implements Lifecycle {
     });
   }
 
-  private async begin(req: RequestPacket, mode: 'octet' | 'netascii', rinfo: RemoteInfo): Promise<void> {
+  private async begin(req: RequestPacket, mode: 'octet' | 'netascii', rinfo: Peer): Promise<void> {
     const { log, root, hooks, limits, bind } = this.opts;
     const peer = `${rinfo.address}:${rinfo.port}`;
     const client = { address: rinfo.address, port: rinfo.port };
@@ -201,9 +202,9 @@ export class TftpServer implements Lifecycle {
       const ring = new BlockRing(target.source, n.blockSize, lastBlock, n.windowSize, this.links?.readCached);
       const session = new TftpSession({ link, machine, source: target.source, ring, oack: n.reply, log: tlog });
       this.slots.set(peer, { kind: 'session', session });
-      // First packet out, then the log line (a synchronous write when stdout is a pipe).
-      session.start();
-      tlog.info('transfer started', {
+      // The log line (a synchronous write when stdout is a pipe) waits until the client's answer
+      // to the first packet has been dealt with: with the chain, until DATA 1 is out.
+      session.afterFirstTurn(() => tlog.info('transfer started', {
         resolved: target.resolvedPath,
         virtual: target.virtual,
         mode,
@@ -213,7 +214,8 @@ export class TftpServer implements Lifecycle {
         timeoutMs: n.timeoutMs,
         options: n.reply,
         ...(n.ignored.length > 0 ? { ignoredOptions: n.ignored } : {}),
-      });
+      }));
+      session.start();
       void session.done.then((end) => this.finished(peer, target, end, tlog));
     } catch (err) {
       link?.close();
@@ -243,7 +245,7 @@ export class TftpServer implements Lifecycle {
     }
   }
 
-  private replyError(to: RemoteInfo, code: number, message: string): void {
+  private replyError(to: Peer, code: number, message: string): void {
     this.replier?.send(errorPacket(code, message), to.port, to.address);
   }
 }

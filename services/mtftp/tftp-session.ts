@@ -51,6 +51,7 @@ export class TftpSession {
   /** Turns the native link takes on its own (lock-step), replayed through the machine after. */
   private readonly chain = new TurnChain();
   private ended = false;
+  private firstTurn: (() => void) | null = null;
   readonly done: Promise<SessionEnd>;
   private resolveDone!: (end: SessionEnd) => void;
 
@@ -71,13 +72,28 @@ export class TftpSession {
       error: (err) => this.onSocketError(err),
       writable: () => this.onWritable(),
     });
+    this.apply(this.machine.start());
+    // Everything else after the first packet: the timer, and with the OACK out, reading the first
+    // blocks while the client answers it; once they are in, the link holds the turn "on ACK 0,
+    // send the first window" (armNext), so DATA 1 leaves as ACK 0 arrives, not after a read.
     this.timerMs = this.machine.timerMs;
     this.timer = setTimeout(() => this.onTimer(), this.timerMs);
-    this.apply(this.machine.start());
-    // With the OACK out, read the first blocks while the client answers it; once they are in,
-    // the link holds the turn "on ACK 0, send the first window" (armNext), so DATA 1 leaves as
-    // ACK 0 arrives instead of after a read.
     if (this.machine.phase === 'oack') this.readAhead();
+  }
+
+  /**
+   * `fn` runs once, at the session's first event after start (a datagram or a turn the link took,
+   * the timer, the end): for work that should not delay the client's first turn (the log line).
+   */
+  afterFirstTurn(fn: () => void): void {
+    this.firstTurn = fn;
+  }
+
+  private firstTurnDone(): void {
+    const fn = this.firstTurn;
+    if (fn === null) return;
+    this.firstTurn = null;
+    fn();
   }
 
   /** Server stop: tell the client, then release everything. */
@@ -97,6 +113,7 @@ export class TftpSession {
       this.chain.clear();
     }
     this.armNext();
+    this.firstTurnDone();
   }
 
   /**
@@ -155,6 +172,7 @@ export class TftpSession {
 
   private onTimer(): void {
     if (this.ended) return;
+    this.firstTurnDone();
     if (this.chain.active) {
       // The link may have made progress the machine has not seen yet: that is no timeout.
       const steps = this.link.takeProgress();
@@ -288,6 +306,7 @@ export class TftpSession {
 
   private end(outcome: Outcome, reason: string): void {
     if (this.ended) return;
+    this.firstTurnDone();
     this.ended = true;
     if (this.timer !== null) clearTimeout(this.timer);
     this.timer = null;

@@ -103,6 +103,22 @@ export class DgramLink implements TransferLink {
   }
 }
 
+/** A datagram on the request socket: bytes buf[0..length) (valid only during the call), and its sender. */
+export type RequestHandler = (buf: Buffer, length: number, address: string, port: number) => void;
+
+/** The TFTP port's socket: node:dgram here, or our addon's (NativeLinks.listen). */
+export interface RequestSocket {
+  readonly port: number;
+  close(): void;
+}
+
+export async function listenDgram(address: string, port: number, onDatagram: RequestHandler, onError: (err: Error) => void): Promise<RequestSocket> {
+  const socket = await bindSocket(address, port);
+  socket.on('error', onError);
+  socket.on('message', (msg: Buffer, rinfo: RemoteInfo) => onDatagram(msg, msg.length, rinfo.address, rinfo.port));
+  return { port: socket.address().port, close: () => socket.close() };
+}
+
 /** A node:dgram socket bound to address:port, connected to `peer` when given. */
 export function bindSocket(address: string, port: number, peer?: Peer): Promise<Socket> {
   const socket = createSocket({ type: 'udp4' });

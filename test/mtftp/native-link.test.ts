@@ -1,7 +1,7 @@
 // The native link (native/udp-link) on real loopback sockets: every block of a run arrives once,
 // in order, byte for byte, over GSO and sendmmsg (runs across the ring's end, past 64 segments,
 // short last packets); the predicted turn fires only on exactly the armed datagram, once; the
-// choice of send path; page-cache reads into the ring. The addon must be built (npm ci does it): a missing build fails here.
+// choice of send path; page-cache reads into the ring; the request socket. The addon must be built (npm ci does it): a missing build fails here.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createSocket, type Socket } from 'node:dgram';
@@ -217,6 +217,34 @@ test('a link refuses a run outside its ring buffer and calls on a closed link', 
   link.close();
   assert.equal(link.sendBlocks(ring, 1, 2), 0);
   link.close(); // twice is fine
+  c.socket.close();
+});
+
+test('the request socket (UdpListener): every datagram with its sender, whole or 0 bytes; a taken port is refused; close stops it', { skip: !support.ok && 'addon not built' }, async () => {
+  assert.ok(support.ok);
+  const links = new NativeLinks(support.addon, true);
+  const got: { bytes: string; address: string; port: number }[] = [];
+  const errors: Error[] = [];
+  const listener = links.listen('127.0.0.1', 0, (buf, length, address, port) => got.push({ bytes: buf.subarray(0, length).toString('hex'), address, port }), (err) => errors.push(err));
+  assert.ok(listener.port > 0, 'the kernel chose a port');
+  assert.throws(() => links.listen('127.0.0.1', listener.port, () => undefined, () => undefined), (err: Error & { code?: string }) => err.code === 'EADDRINUSE');
+  const c = await client();
+  const send = (b: Buffer): Promise<void> => new Promise((r) => c.socket.send(b, listener.port, '127.0.0.1', () => r()));
+  const big = randomBytes(65000);
+  await send(Buffer.from([0, 1, 0x61, 0, 0x6f, 0]));
+  await send(Buffer.alloc(0));
+  await send(big);
+  for (let i = 0; i < 100 && got.length < 3; i++) await new Promise((r) => setTimeout(r, 10));
+  assert.deepEqual(got.map((g) => g.bytes.length / 2), [6, 0, 65000]);
+  assert.equal(got[0]!.bytes, '000161006f00');
+  assert.equal(got[2]!.bytes, big.toString('hex'));
+  for (const g of got) assert.deepEqual([g.address, g.port], ['127.0.0.1', c.socket.address().port]);
+  listener.close();
+  listener.close(); // twice is fine
+  await send(Buffer.from([1]));
+  await new Promise((r) => setTimeout(r, 50));
+  assert.equal(got.length, 3, 'nothing after close');
+  assert.deepEqual(errors, []);
   c.socket.close();
 });
 
