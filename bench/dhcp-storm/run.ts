@@ -1,7 +1,9 @@
 // DHCP storm: 1,000 distinct simulated PXE clients, DISCOVER + 4011 boot server request each, as
 // fast as the server takes them, against netboot (interface + server, the real `netboot run`) and
-// against dnsmasq in proxy mode, one after the other in the same run, on the same veth link between
-// two network namespaces this script creates (and removes). Needs root, dnsmasq, iproute2.
+// against dnsmasq in proxy mode in the same run. Each server has its own pair of network
+// namespaces joined by a veth (same addresses everywhere), all of them running at once, and the
+// rounds take turns between the servers: on a shared machine, load from elsewhere falls on every
+// server alike instead of on whichever ran in a bad minute. Needs root, dnsmasq, iproute2.
 // Usage: node --import tsx bench/dhcp-storm/run.ts [--clients 1000] [--windows 8,32,128] [--rounds 3]
 //   [--lone 6] [--gap-ms 2000] [--only dnsmasq,netboot,node-floor] [--baseline DIR]
 // --baseline DIR: also runs the netboot of another checkout (e.g. `git worktree add DIR main`),
@@ -26,7 +28,9 @@ const only = (stringFlag(args, 'only') ?? 'dnsmasq,netboot,node-floor,netboot@ba
 const baseline = stringFlag(args, 'baseline');
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const tag = `nbs${process.pid % 100000}`;
-const ns = { srv: `${tag}s`, cli: `${tag}c` };
+/** One server's namespaces and veth ends. */
+interface Lan { readonly srv: string; readonly cli: string; readonly link: string; readonly peer: string }
+const lans: Lan[] = [];
 const SERVER = '10.77.0.1';
 const CLIENT = '10.77.0.2';
 const dir = mkdtempSync(join(tmpdir(), 'dhcp-storm-'));
@@ -35,23 +39,26 @@ function ip(...a: string[]): void {
   execFileSync('ip', a, { stdio: ['ignore', 'ignore', 'inherit'] });
 }
 
-function setUp(): void {
+function setUp(i: number): Lan {
+  const ns: Lan = { srv: `${tag}s${i}`, cli: `${tag}c${i}`, link: `${tag}a${i}`, peer: `${tag}b${i}` };
+  lans.push(ns);
   ip('netns', 'add', ns.srv);
   ip('netns', 'add', ns.cli);
-  ip('link', 'add', `${tag}a`, 'type', 'veth', 'peer', 'name', `${tag}b`);
-  ip('link', 'set', `${tag}a`, 'netns', ns.srv);
-  ip('link', 'set', `${tag}b`, 'netns', ns.cli);
-  for (const [n, link, addr] of [[ns.srv, `${tag}a`, SERVER], [ns.cli, `${tag}b`, CLIENT]] as const) {
+  ip('link', 'add', ns.link, 'type', 'veth', 'peer', 'name', ns.peer);
+  ip('link', 'set', ns.link, 'netns', ns.srv);
+  ip('link', 'set', ns.peer, 'netns', ns.cli);
+  for (const [n, link, addr] of [[ns.srv, ns.link, SERVER], [ns.cli, ns.peer, CLIENT]] as const) {
     ip('-n', n, 'link', 'set', 'lo', 'up');
     ip('-n', n, 'addr', 'add', `${addr}/24`, 'dev', link);
     ip('-n', n, 'link', 'set', link, 'up');
     // 255.255.255.255 needs a route, or sending a broadcast fails with ENETUNREACH.
     ip('-n', n, 'route', 'add', 'default', 'dev', link);
   }
+  return ns;
 }
 
 function tearDown(): void {
-  for (const n of [ns.srv, ns.cli]) {
+  for (const n of lans.flatMap((l) => [l.srv, l.cli])) {
     try {
       ip('netns', 'del', n);
     } catch {
@@ -83,14 +90,14 @@ interface Result {
   clientCpuUs: number; discoverMs: number[];
 }
 
-function load(n: number, xidBase: number, window: number, extra: string[] = []): Result {
+function load(ns: Lan, n: number, xidBase: number, window: number, extra: string[] = []): Result {
   const out = execFileSync('ip', ['netns', 'exec', ns.cli, process.execPath, '--import', 'tsx', join(repo, 'bench/dhcp-storm/load.ts'),
     '--server', SERVER, '--self', CLIENT, '--clients', String(n), '--window', String(window), '--xid-base', String(xidBase), ...extra], { cwd: repo, encoding: 'utf8' });
   return JSON.parse(out.trim().split('\n').pop()!) as Result;
 }
 
-async function startDnsmasq(): Promise<ChildProcess[]> {
-  const child = spawn('ip', ['netns', 'exec', ns.srv, 'dnsmasq', '-d', '-p0', '--quiet-dhcp', `--interface=${tag}a`, '--dhcp-range=10.77.0.0,proxy',
+async function startDnsmasq(ns: Lan): Promise<ChildProcess[]> {
+  const child = spawn('ip', ['netns', 'exec', ns.srv, 'dnsmasq', '-d', '-p0', '--quiet-dhcp', `--interface=${ns.link}`, '--dhcp-range=10.77.0.0,proxy',
     '--pxe-service=x86PC,netboot bench,undionly', `--dhcp-leasefile=${dir}/leases`, `--pid-file=${dir}/dnsmasq.pid`], { stdio: ['ignore', 'ignore', 'pipe'] });
   let log = '';
   child.stderr!.on('data', (d: Buffer) => (log += d.toString()));
@@ -98,7 +105,7 @@ async function startDnsmasq(): Promise<ChildProcess[]> {
   return [child];
 }
 
-async function startNetboot(code = repo): Promise<ChildProcess[]> {
+async function startNetboot(ns: Lan, code = repo): Promise<ChildProcess[]> {
   const site = join(dir, `netboot-${code === repo ? 'this' : 'base'}`);
   mkdirSync(join(site, 'sbs'), { recursive: true });
   writeFileSync(join(site, 'netboot.toml'), `
@@ -160,7 +167,7 @@ function cpuMs(pid: number): number {
   return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // USER_HZ is 100 on Linux
 }
 
-async function startNodeFloor(): Promise<ChildProcess[]> {
+async function startNodeFloor(ns: Lan): Promise<ChildProcess[]> {
   const child = spawn('ip', ['netns', 'exec', ns.srv, process.execPath, '--import', 'tsx', join(repo, 'bench/dhcp-storm/node-floor.ts')], { cwd: repo, stdio: 'ignore' });
   await until('node-floor to bind', () => {
     try {
@@ -183,36 +190,41 @@ process.on('SIGINT', () => {
   tearDown();
   process.exit(130);
 });
+const running: { name: string; ns: Lan; children: ChildProcess[] }[] = [];
 try {
-  setUp();
-  const servers: [string, () => Promise<ChildProcess[]>][] = [['dnsmasq', startDnsmasq], ['netboot', () => startNetboot()], ['node-floor', startNodeFloor]];
-  if (baseline !== undefined) servers.splice(2, 0, ['netboot@base', () => startNetboot(resolve(baseline))]);
-  for (const [name, start] of servers) {
-    if (!only.includes(name)) continue;
-    const children = await start();
-    try {
-      const pid = children[0]!.pid!;
-      // Lone requests first, so that the first is the first this server ever answers.
-      const cold = lone > 0 ? load(lone, 0x00100000, 1, ['--gap-ms', String(gapMs)]).discoverMs : [];
-      load(Number(process.env.BENCH_WARMUP ?? 100), 0x01000000, 32); // warm-up (JIT, ARP, caches), not counted
-      results[name] = {};
-      windows.forEach((window, w) => {
-        const before = cpuMs(pid);
-        const rs = Array.from({ length: rounds }, (_, r) => load(clients, 0x20000000 + (w * rounds + r) * 0x100000, window));
-        const replies = rs.reduce((n, r) => n + r.replies, 0);
-        results[name]![window] = { rounds: rs, cpuUs: ((cpuMs(pid) - before) * 1000) / replies };
-      });
-      // And again once the server has served thousands (its JIT warm), each after an idle gap.
-      if (lone > 0) lones[name] = { cold, warm: load(lone, 0x00200000, 1, ['--gap-ms', String(gapMs)]).discoverMs };
-    } finally {
-      for (const child of children) await stop(child);
-    }
+  const servers: [string, (ns: Lan) => Promise<ChildProcess[]>][] = [['dnsmasq', startDnsmasq], ['netboot', (ns) => startNetboot(ns)], ['node-floor', startNodeFloor]];
+  if (baseline !== undefined) servers.splice(2, 0, ['netboot@base', (ns) => startNetboot(ns, resolve(baseline))]);
+  for (const [name, start] of servers.filter(([name]) => only.includes(name))) {
+    const ns = setUp(running.length);
+    running.push({ name, ns, children: await start(ns) });
   }
+  // Lone requests first, so that the first is the first this server ever answers.
+  for (const { name, ns } of running) lones[name] = { cold: lone > 0 ? load(ns, lone, 0x00100000, 1, ['--gap-ms', String(gapMs)]).discoverMs : [], warm: [] };
+  for (const { ns } of running) load(ns, Number(process.env.BENCH_WARMUP ?? 100), 0x01000000, 32); // warm-up (JIT, ARP, caches), not counted
+  windows.forEach((window, w) => {
+    const cpu: Record<string, number> = {};
+    for (const { name } of running) results[name] = { ...results[name], [window]: { rounds: [], cpuUs: 0 } };
+    for (let r = 0; r < rounds; r++) {
+      for (const { name, ns, children } of running) {
+        const pid = children[0]!.pid!;
+        const before = cpuMs(pid);
+        results[name]![window]!.rounds.push(load(ns, clients, 0x20000000 + (w * rounds + r) * 0x100000, window));
+        cpu[name] = (cpu[name] ?? 0) + cpuMs(pid) - before;
+      }
+    }
+    for (const { name } of running) {
+      const byWindow = results[name]![window]!;
+      byWindow.cpuUs = (cpu[name]! * 1000) / byWindow.rounds.reduce((n, x) => n + x.replies, 0);
+    }
+  });
+  // And again once the server has served thousands (its JIT warm), each after an idle gap.
+  if (lone > 0) for (const { name, ns } of running) lones[name]!.warm = load(ns, lone, 0x00200000, 1, ['--gap-ms', String(gapMs)]).discoverMs;
 } finally {
+  for (const { children } of running) for (const child of children) await stop(child);
   tearDown();
 }
 
-console.log(`dhcp-storm: ${clients} clients x (DISCOVER + 4011 REQUEST), ${rounds} rounds per window (medians), veth between two namespaces`);
+console.log(`dhcp-storm: ${clients} clients x (DISCOVER + 4011 REQUEST), ${rounds} rounds per window (medians), the servers' rounds in turn, each on a veth between two namespaces of its own`);
 console.log('(node-floor: a Node process that answers without decoding anything, for reference; CPU: user + system time per reply)');
 console.log('window  server       replies/round       lost  replies/s   p50 ms   p99 ms   max ms  server CPU µs  client CPU µs');
 for (const window of windows) {
