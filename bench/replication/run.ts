@@ -1,9 +1,10 @@
 // bench/replication: a generated ~1 GB filesystem image (mkfs.ext4 -d over a real directory
 // tree with varied files), published on A and replicated to B (two `netboot run interface`
 // processes on loopback); then a 100 KB change made inside the image with debugfs.
-//   node --import tsx bench/replication/run.ts [--size-mib 1024] [--keep] [--hash-only] [--image FILE] [--runs 3]
+//   node --import tsx bench/replication/run.ts [--size-mib 1024] [--keep] [--hash-only | --copy-only] [--image FILE] [--runs 3]
 // --hash-only stops after the hashing figures (no servers); --image FILE uses a copy of that
-// image instead of generating one; --runs: hashing runs of each kind (the best is reported).
+// image instead of generating one; --runs: hashing runs of each kind (the best is reported);
+// --copy-only: only the publish and the first full copy to B.
 // Prints, with reference tools measured in the same run on the same files:
 //   publish hashing (read + chunk + SHA-256) vs `sha256sum`;
 //   for the 100 KB change: bytes transferred, publish -> Ready on B, notify latency, and
@@ -25,13 +26,17 @@ import { waitFor } from '../../test/helpers/env.ts';
 import { spawnService, type ServiceProcess } from '../../test/helpers/process.ts';
 import { makeSites, type Described, type Site } from '../../test/images/sites.ts';
 
-const args = parseArgs(process.argv.slice(2), ['keep', 'hash-only']);
+const args = parseArgs(process.argv.slice(2), ['keep', 'hash-only', 'copy-only']);
 const SIZE_MIB = Number(args.flags.get('size-mib') ?? 1024);
 const KEEP = args.flags.has('keep');
 const HASH_ONLY = args.flags.has('hash-only');
+const COPY_ONLY = args.flags.has('copy-only');
 const GIVEN_IMAGE = stringFlag(args, 'image');
 const RUNS = Number(args.flags.get('runs') ?? 3);
 const MB = 1e6;
+
+/** Thrown to stop early (--copy-only): not a failure. */
+class Done extends Error {}
 
 const work = mkdtempSync(join(tmpdir(), 'netboot-bench-repl-'));
 const procs: ServiceProcess[] = [];
@@ -176,54 +181,57 @@ try {
   }
   const imageBytes = statSync(image).size;
 
-  // Hashing, from the page cache for both: ours (read + gear-hash chunking on this thread,
-  // SHA-256 per chunk on the hash workers) against sha256sum of the same file, best of RUNS runs
-  // each; ours without the native addon (WebAssembly scan, node:crypto) too; then where our time
-  // goes: the read alone, read + chunking, read + SHA-256 (node:crypto) on one thread.
-  execFileSync('cat', [image], { stdio: ['ignore', 'ignore', 'inherit'], maxBuffer: 1 << 30 });
-  const hasher = new ChunkHasher();
-  const ours: number[] = [];
-  const ref: number[] = [];
-  const oursCpu: number[] = [];
-  const refCpu: number[] = [];
-  let chunkCount = 0;
-  for (let r = 0; r < RUNS; r++) {
-    const c0 = process.cpuUsage();
-    const t0 = performance.now();
-    chunkCount = (await chunkFile(image, null, undefined, hasher)).chunks.length;
-    ours.push(performance.now() - t0);
-    const c = process.cpuUsage(c0); // every thread of this process: reads, chunking, hash workers
-    oursCpu.push((c.user + c.system) / 1000);
-    // CPU time too, from the child's rusage: on a shared machine wall time says less about the work.
-    const [out, ms] = time(() => spawnSync('/usr/bin/time', ['-f', '%U %S', 'sha256sum', image], { encoding: 'utf8' }));
-    ref.push(ms);
-    const [u, sys] = out.stderr.trim().split('\n').at(-1)!.split(' ').map(Number);
-    refCpu.push((u! + sys!) * 1000);
+  let oursMs = NaN; // best hashing run
+  if (!COPY_ONLY) {
+    // Hashing, from the page cache for both: ours (read + gear-hash chunking on this thread,
+    // SHA-256 per chunk on the hash workers) against sha256sum of the same file, best of RUNS runs
+    // each; ours without the native addon (WebAssembly scan, node:crypto) too; then where our time
+    // goes: the read alone, read + chunking, read + SHA-256 (node:crypto) on one thread.
+    execFileSync('cat', [image], { stdio: ['ignore', 'ignore', 'inherit'], maxBuffer: 1 << 30 });
+    const hasher = new ChunkHasher();
+    const ours: number[] = [];
+    const ref: number[] = [];
+    const oursCpu: number[] = [];
+    const refCpu: number[] = [];
+    let chunkCount = 0;
+    for (let r = 0; r < RUNS; r++) {
+      const c0 = process.cpuUsage();
+      const t0 = performance.now();
+      chunkCount = (await chunkFile(image, null, undefined, hasher)).chunks.length;
+      ours.push(performance.now() - t0);
+      const c = process.cpuUsage(c0); // every thread of this process: reads, chunking, hash workers
+      oursCpu.push((c.user + c.system) / 1000);
+      // CPU time too, from the child's rusage: on a shared machine wall time says less about the work.
+      const [out, ms] = time(() => spawnSync('/usr/bin/time', ['-f', '%U %S', 'sha256sum', image], { encoding: 'utf8' }));
+      ref.push(ms);
+      const [u, sys] = out.stderr.trim().split('\n').at(-1)!.split(' ').map(Number);
+      refCpu.push((u! + sys!) * 1000);
+    }
+    const parts = await hashingParts(image, hasher);
+    await hasher.close();
+    const plain = new ChunkHasher({ native: false });
+    const plainRuns: number[] = [];
+    const plainCpu: number[] = [];
+    for (let r = 0; r < RUNS; r++) {
+      const c0 = process.cpuUsage();
+      const t0 = performance.now();
+      await chunkFile(image, null, undefined, plain);
+      plainRuns.push(performance.now() - t0);
+      const c = process.cpuUsage(c0);
+      plainCpu.push((c.user + c.system) / 1000);
+    }
+    await plain.close();
+    oursMs = Math.min(...ours);
+    const refMs = Math.min(...ref);
+    const rate = (ms: number): string => `${(imageBytes / MB / (ms / 1000)).toFixed(0)} MB/s`;
+    const native = nativeChunking();
+    const how = native.ok ? `native scan${native.avx512Scan ? ' (AVX-512)' : ''}, SHA-256 ${hasher.hashing === 'lanes' ? 'in AVX-512 lanes' : 'native'}` : `no native addon: ${native.reason}`;
+    log(`hashing ${(imageBytes / 1048576).toFixed(0)} MiB: ours ${rate(oursMs)} (${(oursMs / 1000).toFixed(2)} s, ${chunkCount} chunks, ${hasher.workerCount} hash workers; ${how}) | sha256sum ${rate(refMs)} (${(refMs / 1000).toFixed(2)} s)   [runs: ours ${ours.map((x) => x.toFixed(0)).join(', ')} ms; sha256sum ${ref.map((x) => x.toFixed(0)).join(', ')} ms]`);
+    const perGb = (ms: number): string => `${(ms / 1000 / (imageBytes / 1e9)).toFixed(2)} s`;
+    log(`  CPU per GB (all threads, best run): ours ${perGb(Math.min(...oursCpu))} | sha256sum ${perGb(Math.min(...refCpu))}`);
+    log(`  ours without the native addon (WebAssembly scan, node:crypto on the workers): ${rate(Math.min(...plainRuns))}, CPU per GB ${perGb(Math.min(...plainCpu))}   [runs: ${plainRuns.map((x) => x.toFixed(0)).join(', ')} ms]`);
+    log(`  where the time goes (each alone, same file): read ${rate(parts.readMs)}; read + chunking ${rate(parts.scanMs)}; read + SHA-256 on one thread ${rate(parts.shaMs)}`);
   }
-  const parts = await hashingParts(image, hasher);
-  await hasher.close();
-  const plain = new ChunkHasher({ native: false });
-  const plainRuns: number[] = [];
-  const plainCpu: number[] = [];
-  for (let r = 0; r < RUNS; r++) {
-    const c0 = process.cpuUsage();
-    const t0 = performance.now();
-    await chunkFile(image, null, undefined, plain);
-    plainRuns.push(performance.now() - t0);
-    const c = process.cpuUsage(c0);
-    plainCpu.push((c.user + c.system) / 1000);
-  }
-  await plain.close();
-  const oursMs = Math.min(...ours);
-  const refMs = Math.min(...ref);
-  const rate = (ms: number): string => `${(imageBytes / MB / (ms / 1000)).toFixed(0)} MB/s`;
-  const native = nativeChunking();
-  const how = native.ok ? `native scan${native.avx512Scan ? ' (AVX-512)' : ''}, SHA-256 ${hasher.hashing === 'lanes' ? 'in AVX-512 lanes' : 'native'}` : `no native addon: ${native.reason}`;
-  log(`hashing ${(imageBytes / 1048576).toFixed(0)} MiB: ours ${rate(oursMs)} (${(oursMs / 1000).toFixed(2)} s, ${chunkCount} chunks, ${hasher.workerCount} hash workers; ${how}) | sha256sum ${rate(refMs)} (${(refMs / 1000).toFixed(2)} s)   [runs: ours ${ours.map((x) => x.toFixed(0)).join(', ')} ms; sha256sum ${ref.map((x) => x.toFixed(0)).join(', ')} ms]`);
-  const perGb = (ms: number): string => `${(ms / 1000 / (imageBytes / 1e9)).toFixed(2)} s`;
-  log(`  CPU per GB (all threads, best run): ours ${perGb(Math.min(...oursCpu))} | sha256sum ${perGb(Math.min(...refCpu))}`);
-  log(`  ours without the native addon (WebAssembly scan, node:crypto on the workers): ${rate(Math.min(...plainRuns))}, CPU per GB ${perGb(Math.min(...plainCpu))}   [runs: ${plainRuns.map((x) => x.toFixed(0)).join(', ')} ms]`);
-  log(`  where the time goes (each alone, same file): read ${rate(parts.readMs)}; read + chunking ${rate(parts.scanMs)}; read + SHA-256 on one thread ${rate(parts.shaMs)}`);
 
   if (!HASH_ONLY) {
     env = await makeSites(['a', 'b'], { extra: '[log]\nlevel = "info"\n[packages]\nscrub_interval_ms = 0\n' });
@@ -239,6 +247,7 @@ try {
     const t1 = performance.now();
     await waitFor('B ready at v1', () => statusOf(B, v1.ref.digest), 600_000, 20);
     log(`initial replication to B: ${((performance.now() - t1) / 1000).toFixed(2)} s for ${(imageBytes / 1048576).toFixed(0)} MiB over loopback`);
+    if (COPY_ONLY) throw new Done();
 
     // The replica side of rsync: B's copy of v1.
     const rsyncDest = join(work, 'rsync-dest');
@@ -282,6 +291,8 @@ try {
     const check = (ok: boolean): string => (ok ? 'met' : 'NOT met');
     log(`targets: transferred < 1 MiB: ${check(transferred < 1048576)}; Ready < 5 s: ${check(readyMs < 5000)}; notify < 100 ms: ${check(notifyMs < 100)}; hashing >= 1 GB/s: ${check(imageBytes / MB / (oursMs / 1000) >= 1000)}`);
   }
+} catch (err) {
+  if (!(err instanceof Done)) throw err;
 } finally {
   for (const p of procs) await p.kill('SIGTERM');
   env?.cleanup();
