@@ -42,6 +42,13 @@ export function nativeChunking(): NativeChunking {
   return (native ??= loadNativeChunking(GEAR));
 }
 
+/** Which scan and chunk hashing this process uses, and why not the native ones: for the logs. */
+export function chunkingDescription(): string {
+  const n = nativeChunking();
+  if (!n.ok) return `WebAssembly scan and node:crypto (${n.reason})`;
+  return `native: scan ${n.avx512Scan ? 'AVX-512' : 'scalar'}, SHA-256 ${n.lanes ? 'in AVX-512 lanes' : 'one chunk at a time (OpenSSL)'}`;
+}
+
 // Scratch for chunkers given no scan and no native one: data is copied in and scanned inside one
 // synchronous push(), so every such chunker can share it (and not each reserve a memory of its own).
 let scratchScan: GearScan | null = null;

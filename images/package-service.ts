@@ -15,6 +15,7 @@ import type { Lifecycle } from '../services/shared/lifecycle.ts';
 import type { Logger } from '../services/shared/logger.ts';
 import { assembleVersion } from './assemble.ts';
 import type { ChunkSource } from './chunk-fetch.ts';
+import { chunkingDescription } from './chunker.ts';
 import { AbortedError } from './placement.ts';
 import { isPackageId } from './digest.ts';
 import { PackageFeedServer } from './feed-server.ts';
@@ -121,7 +122,7 @@ export class PackageService implements Lifecycle {
       this.scrubber = new Scrubber(target, config.packages.scrubIntervalMs, config.packages.scrubRateMib, log);
       this.scrubber.start();
     }
-    log.info('packages serving', { packages: store.db.allRefs().length, peers: this.peers.size });
+    log.info('packages serving', { packages: store.db.allRefs().length, peers: this.peers.size, chunking: chunkingDescription() });
   }
 
   async stop(): Promise<void> {

@@ -4,7 +4,8 @@
       "target_name": "chunking",
       "sources": ["chunking.c", "gear_scan.c", "sha256_lanes.c"],
       "cflags": ["-O3", "-Wall", "-Wextra"],
-      "defines": ["NAPI_VERSION=8"]
+      "defines": ["NAPI_VERSION=8"],
+      "libraries": ["-lm"]
     }
   ]
 }
