@@ -318,6 +318,8 @@ export class PackageService implements Lifecycle {
         return; // the next reconcile (already queued) finishes the job before serving again
       }
       await store.reactivate(pkg, digest);
+      // Damage reported during the switch has queued `current`'s removal after it: not Ready yet.
+      if ((this.repairs.get(pkg)?.size ?? 0) > 0) return;
       this.watcher?.refresh(versionDir(store.root, pkg, digest));
       const totals = manifestTotals(manifest);
       store.setStatus(pkg, 'ready', { seq: ref.seq, digest, bytesDone: totals.bytes, bytesTotal: totals.bytes, chunksDone: totals.chunks, chunksTotal: totals.chunks });

@@ -32,6 +32,8 @@ export class PackageStore {
   /** Staging folders in use (publish or sync): garbage collection leaves them alone. */
   readonly activeStaging = new Set<string>();
   private readonly manifests = new Map<string, Manifest>();
+  /** The last change of each package's `current` link: changes apply in the order asked for. */
+  private readonly linkChanges = new Map<string, Promise<void>>();
 
   constructor(dataDir: string, readonly serverId: string, private readonly log: Logger) {
     this.root = packagesRoot(dataDir);
@@ -124,17 +126,34 @@ export class PackageStore {
   /** Makes a complete, verified version folder current: index its chunks, switch the link. */
   async activate(pkg: string, digest: string, manifest: Manifest): Promise<void> {
     this.db.addVersion(pkg, digest, manifest, Date.now());
-    await switchLink(currentLink(this.root, pkg), `versions/${digest}`, packageDir(this.root, pkg));
+    await this.changeLink(pkg, () => switchLink(currentLink(this.root, pkg), `versions/${digest}`, packageDir(this.root, pkg)));
   }
 
   /** Takes the package out of service here (`current` removed); its files stay for repair. */
-  async deactivate(pkg: string): Promise<void> {
-    if (existsSync(packageDir(this.root, pkg))) await removeLink(currentLink(this.root, pkg), packageDir(this.root, pkg));
+  deactivate(pkg: string): Promise<void> {
+    return this.changeLink(pkg, async () => {
+      if (existsSync(packageDir(this.root, pkg))) await removeLink(currentLink(this.root, pkg), packageDir(this.root, pkg));
+    });
   }
 
   /** Re-points `current` at a version already held (after a repair). */
-  async reactivate(pkg: string, digest: string): Promise<void> {
-    await switchLink(currentLink(this.root, pkg), `versions/${digest}`, packageDir(this.root, pkg));
+  reactivate(pkg: string, digest: string): Promise<void> {
+    return this.changeLink(pkg, () => switchLink(currentLink(this.root, pkg), `versions/${digest}`, packageDir(this.root, pkg)));
+  }
+
+  /**
+   * Runs a change of `current` after the ones asked for before it. Damage takes a package out
+   * of service at once, outside the per-package work queue; without this, that removal could
+   * land after the repair had put the package back, leaving it Ready with no `current`.
+   */
+  private changeLink(pkg: string, change: () => Promise<void>): Promise<void> {
+    const next = (this.linkChanges.get(pkg) ?? Promise.resolve()).then(change);
+    const settled = next.catch(() => {});
+    this.linkChanges.set(pkg, settled);
+    void settled.then(() => {
+      if (this.linkChanges.get(pkg) === settled) this.linkChanges.delete(pkg);
+    });
+    return next;
   }
 
   /** Deletes every version of a package held here (a tombstone arrived, or was made here). */

@@ -67,3 +67,25 @@ test('a stored chunk that no longer matches its digest is reported and never ret
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('changes of `current` apply in the order asked, even when not awaited one by one', async () => {
+  // Damage takes a package out of service at once, outside the work queue, possibly while a
+  // repair is switching `current` back: whichever was asked last must be what is left.
+  const dir = mkdtempSync(join(tmpdir(), 'netboot-store-'));
+  const data = join(dir, 'data');
+  const store = new PackageStore(data, 'site-a', createMemoryLogger());
+  try {
+    mkdirSync(join(dir, 'src'));
+    writeFileSync(join(dir, 'src/f'), randomBytes(40_000));
+    const { ref } = await store.publish(join(dir, 'src'), 'p', 'driver', progress());
+    for (let i = 0; i < 20; i++) {
+      await Promise.all([store.reactivate('p', ref.digest!), store.deactivate('p')]);
+      assert.equal(readyPackagePath(data, 'p'), null, `round ${i}: taken out of service last, so out of service`);
+      await Promise.all([store.deactivate('p'), store.reactivate('p', ref.digest!)]);
+      assert.ok(readyPackagePath(data, 'p') !== null, `round ${i}: put back last, so in service`);
+    }
+  } finally {
+    store.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
