@@ -121,12 +121,12 @@ try {
   }
   console.log(`\nServer response times from packet captures of the same boots (median / max, ms; the last column is`);
   console.log(`the ordinary DHCP server's, the same dnsmasq on both LANs):`);
-  console.log(`${'server'.padEnd(22)}${'proxy offer'.padStart(16)}${'4011 reply'.padStart(16)}${'TFTP RRQ->1st'.padStart(16)}${'DHCP ACK (ctrl)'.padStart(18)}`);
-  const ms = (xs: number[]): string => (xs.length === 0 ? '-' : `${stats(xs).median.toFixed(1)} / ${stats(xs).max.toFixed(1)}`);
+  console.log(`${'server'.padEnd(22)}${'proxy offer'.padStart(16)}${'4011 reply'.padStart(16)}${'TFTP RRQ->1st'.padStart(16)}${'ACK0->DATA1'.padStart(14)}${'DHCP ACK (ctrl)'.padStart(18)}`);
+  const ms = (xs: number[], digits = 1): string => (xs.length === 0 ? '-' : `${stats(xs).median.toFixed(digits)} / ${stats(xs).max.toFixed(digits)}`);
   for (const who of ['netboot', 'dnsmasq'] as const) {
     const l = latency[who];
     const label = who === 'netboot' ? 'netboot' : 'dnsmasq (proxy + TFTP)';
-    console.log(`${label.padEnd(22)}${ms(l.offer).padStart(16)}${ms(l.bootServer).padStart(16)}${ms(l.tftpFirst).padStart(16)}${ms(l.dhcpAck).padStart(18)}`);
+    console.log(`${label.padEnd(22)}${ms(l.offer).padStart(16)}${ms(l.bootServer).padStart(16)}${ms(l.tftpFirst, 2).padStart(16)}${ms(l.tftpData1, 2).padStart(14)}${ms(l.dhcpAck).padStart(18)}`);
   }
   const verdict = stats(times.netboot).median <= stats(times.dnsmasq).median;
   console.log(`target netboot <= dnsmasq (median): ${verdict ? 'met' : 'NOT met'}`);

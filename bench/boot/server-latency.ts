@@ -45,6 +45,8 @@ export interface Latencies {
   readonly bootServer: number[];
   /** TFTP read request -> the server's first packet to that client port, ms. */
   readonly tftpFirst: number[];
+  /** The client's ACK 0 (answering the OACK) -> the server's DATA 1, ms. */
+  readonly tftpData1: number[];
   /** The ordinary DHCP server's REQUEST -> ACK, ms: the same software on both LANs, a control. */
   readonly dhcpAck: number[];
 }
@@ -53,7 +55,7 @@ export function serverLatencies(pcap: string, server: string, dhcpServer: string
   const packets = readPcap(pcap);
   const xid = (p: Packet): number => (p.payload.length >= 8 ? p.payload.readUInt32BE(4) : -1);
   const after = (i: number, match: (p: Packet) => boolean): Packet | undefined => packets.slice(i + 1).find(match);
-  const result: Latencies = { offer: [], bootServer: [], tftpFirst: [], dhcpAck: [] };
+  const result: Latencies = { offer: [], bootServer: [], tftpFirst: [], tftpData1: [], dhcpAck: [] };
   const seenXids = new Set<number>();
   const seenRequests = new Set<number>();
   packets.forEach((p, i) => {
@@ -72,6 +74,9 @@ export function serverLatencies(pcap: string, server: string, dhcpServer: string
     } else if (p.dst === server && p.dport === 69 && p.payload.readUInt16BE(0) === 1) {
       const first = after(i, (q) => q.src === server && q.dst === p.src && q.dport === p.sport);
       if (first !== undefined) result.tftpFirst.push(first.t - p.t);
+    } else if (p.dst === server && p.payload.length >= 4 && p.payload.readUInt16BE(0) === 4 && p.payload.readUInt16BE(2) === 0) {
+      const data1 = after(i, (q) => q.src === server && q.dst === p.src && q.dport === p.sport && q.payload.length >= 4 && q.payload.readUInt16BE(0) === 3);
+      if (data1 !== undefined && data1.payload.readUInt16BE(2) === 1) result.tftpData1.push(data1.t - p.t);
     }
   });
   return result;

@@ -5,11 +5,11 @@
 // netboot's mtftp runs as its own process (its real entry point), following an in-process PXE
 // server's view, so `netboot/` paths are resolved as in a boot. dnsmasq listens on port 69 only,
 // so everything runs in a network namespace of its own (made here, removed at the end).
-//   node --import tsx bench/tftp/first-packet.ts [--cold 20] [--warm 200] [--idle-ms 1000]
+//   node --import tsx bench/tftp/first-packet.ts [--cold 20] [--warm 200] [--idle-ms 1000] [--mtftp-repo DIR]
 // Needs root (network namespace) and Debian's dnsmasq and ipxe.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createSocket, type Socket } from 'node:dgram';
-import { copyFileSync, cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -21,6 +21,8 @@ const args = parseArgs(process.argv.slice(2));
 const COLD = Number(stringFlag(args, 'cold') ?? 20);
 const WARM = Number(stringFlag(args, 'warm') ?? 200);
 const IDLE_MS = Number(stringFlag(args, 'idle-ms') ?? 1000);
+/** Another checkout's mtftp against the same server and client (e.g. the code before a change). */
+const MTFTP_REPO = resolve(stringFlag(args, 'mtftp-repo') ?? resolve(dirname(fileURLToPath(import.meta.url)), '../..'));
 const here = dirname(fileURLToPath(import.meta.url));
 const repo = resolve(here, '../..');
 
@@ -115,7 +117,10 @@ async function inner(): Promise<void> {
     const droot = join(dir, 'dnsmasq-root');
     cpSync(root, droot, { recursive: true });
 
-    const mtftp = spawn(process.execPath, ['--import', 'tsx', join(repo, 'services/mtftp/main.ts'), '--config', s.site.configPath], { cwd: repo, stdio: ['ignore', 'ignore', 'inherit'] });
+    // The site's config without keys an older checkout would refuse (mtftp reads none of them).
+    const mtftpConfig = join(dir, 'mtftp.toml');
+    writeFileSync(mtftpConfig, readFileSync(s.site.configPath, 'utf8').split('\n').filter((l) => !/^io_path\s*=/.test(l)).join('\n'));
+    const mtftp = spawn(process.execPath, ['--import', 'tsx', join(MTFTP_REPO, 'services/mtftp/main.ts'), '--config', mtftpConfig], { cwd: MTFTP_REPO, stdio: ['ignore', 'ignore', 'inherit'] });
     children.push(mtftp);
     const dnsmasq = spawn('dnsmasq', ['--keep-in-foreground', '--no-daemon', '--conf-file=/dev/null', '--port=0', '--enable-tftp', `--tftp-root=${droot}`, '--interface=lo', '--bind-interfaces', '--user=root', '--quiet-tftp', `--pid-file=${join(dir, 'dnsmasq.pid')}`], { stdio: 'ignore' });
     children.push(dnsmasq);
@@ -171,7 +176,8 @@ async function inner(): Promise<void> {
     };
     const f = (x: number): string => x.toFixed(3);
     const ok = (xs: number[]): number[] => xs.filter((x) => !Number.isNaN(x));
-    console.log(`\nTFTP response times on loopback, ms, from a capture (packet timestamps: no client scheduling in them); the client`);
+    console.log(`\nmtftp from ${MTFTP_REPO}`);
+    console.log(`TFTP response times on loopback, ms, from a capture (packet timestamps: no client scheduling in them); the client`);
     console.log(`asks as iPXE does (blksize 1432, tsize); ${COLD} cold requests per file (${IDLE_MS} ms idle before each), then ${WARM} warm ones:`);
     console.log(`${'file'.padEnd(26)}${'RRQ->OACK cold'.padStart(16)}${'p90'.padStart(8)}${'warm'.padStart(8)}${'ACK0->DATA1 cold'.padStart(18)}${'warm'.padStart(8)}${'ACK->DATA warm (client)'.padStart(25)}`);
     for (const [label] of files) {
