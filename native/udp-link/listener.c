@@ -50,14 +50,7 @@ static void listener_close_now(listener_t* s) {
 }
 
 static void call(listener_t* s, napi_ref fn_ref, size_t argc, napi_value* argv) {
-  napi_value fn, recv, result;
-  napi_get_reference_value(s->env, fn_ref, &fn);
-  napi_get_global(s->env, &recv);
-  if (napi_make_callback(s->env, s->async, recv, fn, argc, argv, &result) == napi_pending_exception) {
-    napi_value err;
-    napi_get_and_clear_last_exception(s->env, &err);
-    napi_fatal_exception(s->env, err);
-  }
+  call_handler(s->env, s->async, fn_ref, argc, argv);
 }
 
 static void listener_poll(uv_poll_t* h, int status, int events) {
@@ -121,13 +114,8 @@ static napi_value listener_new(napi_env env, napi_callback_info info) {
     return NULL;
   }
   local.sin_port = htons((uint16_t)port);
-  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) return throw_errno(env, errno, "socket");
-  if (bind(fd, (struct sockaddr*)&local, sizeof local) != 0) {
-    int e = errno;
-    close(fd);
-    return throw_errno(env, e, "bind");
-  }
+  int fd = bound_socket(env, &local);
+  if (fd < 0) return NULL;
   listener_t* s = calloc(1, sizeof *s);
   s->fd = fd;
   s->env = env;
@@ -139,11 +127,7 @@ static napi_value listener_new(napi_env env, napi_callback_info info) {
   napi_value name;
   napi_create_string_utf8(env, "netboot:udp-listener", NAPI_AUTO_LENGTH, &name);
   napi_async_init(env, self, name, &s->async);
-  uv_loop_t* loop;
-  napi_get_uv_event_loop(env, &loop);
-  uv_poll_init_socket(loop, &s->poll, fd);
-  s->poll.data = s;
-  uv_poll_start(&s->poll, UV_READABLE, listener_poll);
+  start_polling(env, &s->poll, fd, s, UV_READABLE, listener_poll);
   napi_wrap(env, self, s, listener_finalize, NULL, NULL);
   return self;
 }

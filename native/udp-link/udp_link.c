@@ -74,21 +74,45 @@ static void close_link(link_t* l) {
   uv_close((uv_handle_t*)&l->poll, on_closed);
 }
 
-// Calls a JS handler as a top-level callback (microtasks and nextTicks run after it, as for any
-// I/O callback). A thrown exception goes to process 'uncaughtException', like any other.
-static void call_js(link_t* l, napi_ref fn_ref, size_t argc, napi_value* argv) {
-  napi_env env = l->env;
+void call_handler(napi_env env, napi_async_context async, napi_ref fn_ref, size_t argc, napi_value* argv) {
   napi_handle_scope scope;
   napi_open_handle_scope(env, &scope);
   napi_value fn, recv, result;
   napi_get_reference_value(env, fn_ref, &fn);
   napi_get_global(env, &recv);  // MakeCallback needs an object receiver
-  if (napi_make_callback(env, l->async, recv, fn, argc, argv, &result) == napi_pending_exception) {
+  if (napi_make_callback(env, async, recv, fn, argc, argv, &result) == napi_pending_exception) {
     napi_value err;
     napi_get_and_clear_last_exception(env, &err);
     napi_fatal_exception(env, err);
   }
   napi_close_handle_scope(env, scope);
+}
+
+static void call_js(link_t* l, napi_ref fn_ref, size_t argc, napi_value* argv) {
+  call_handler(l->env, l->async, fn_ref, argc, argv);
+}
+
+int bound_socket(napi_env env, const struct sockaddr_in* local) {
+  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    throw_errno(env, errno, "socket");
+    return -1;
+  }
+  if (bind(fd, (const struct sockaddr*)local, sizeof *local) != 0) {
+    int e = errno;
+    close(fd);
+    throw_errno(env, e, "bind");
+    return -1;
+  }
+  return fd;
+}
+
+void start_polling(napi_env env, uv_poll_t* poll, int fd, void* data, int events, uv_poll_cb cb) {
+  uv_loop_t* loop;
+  napi_get_uv_event_loop(env, &loop);
+  uv_poll_init_socket(loop, poll, fd);
+  poll->data = data;
+  uv_poll_start(poll, events, cb);
 }
 
 static void report_error(link_t* l, int err) {
@@ -205,13 +229,8 @@ static napi_value link_new(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, NULL, "UdpLink: receive Buffer and gso flag expected");
     return NULL;
   }
-  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) return throw_errno(env, errno, "socket");
-  if (bind(fd, (struct sockaddr*)&local, sizeof local) != 0) {
-    int e = errno;
-    close(fd);
-    return throw_errno(env, e, "bind");
-  }
+  int fd = bound_socket(env, &local);
+  if (fd < 0) return NULL;
   if (connect(fd, (struct sockaddr*)&peer, sizeof peer) != 0) {
     int e = errno;
     close(fd);
@@ -230,12 +249,8 @@ static napi_value link_new(napi_env env, napi_callback_info info) {
   napi_value name;
   napi_create_string_utf8(env, "netboot:udp-link", NAPI_AUTO_LENGTH, &name);
   napi_async_init(env, self, name, &l->async);
-  uv_loop_t* loop;
-  napi_get_uv_event_loop(env, &loop);
-  uv_poll_init_socket(loop, &l->poll, fd);
-  l->poll.data = l;
   l->events = UV_READABLE;
-  uv_poll_start(&l->poll, l->events, on_poll);
+  start_polling(env, &l->poll, fd, l, l->events, on_poll);
   napi_wrap(env, self, l, finalize, NULL, NULL);
   return self;
 }

@@ -31,6 +31,14 @@ typedef struct {
 
 // Throws a JS Error for errno `err` (code EADDRINUSE, EADDRNOTAVAIL, EACCES or ESOCKET); returns NULL.
 napi_value throw_errno(napi_env env, int err, const char* what);
+struct sockaddr_in;
+// A non-blocking UDP socket bound to `local`, or -1 with a JS exception pending.
+int bound_socket(napi_env env, const struct sockaddr_in* local);
+// Calls a JS handler as a top-level callback (microtasks and nextTicks run after it, as for any
+// I/O callback). A thrown exception goes to process 'uncaughtException', like any other.
+void call_handler(napi_env env, napi_async_context async, napi_ref fn_ref, size_t argc, napi_value* argv);
+// Starts polling `fd` on Node's loop for `events`, with `data` on the handle.
+void start_polling(napi_env env, uv_poll_t* poll, int fd, void* data, int events, uv_poll_cb cb);
 // Adds the UdpListener class (listener.c) to the exports.
 void define_listener(napi_env env, napi_value exports);
 
