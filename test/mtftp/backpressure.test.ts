@@ -7,54 +7,19 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { BlockRing, MemorySource } from '../../services/mtftp/block-ring.ts';
-import { writeAck } from '../../services/mtftp/tftp-codec.ts';
 import { TftpSession } from '../../services/mtftp/tftp-session.ts';
-import type { LinkEvents, TransferLink } from '../../services/mtftp/transfer-link.ts';
 import { lastBlockFor, TransferMachine } from '../../services/mtftp/transfer.ts';
 import { createMemoryLogger } from '../../services/shared/logger.ts';
+import { SocketlessLink } from './socketless-link.ts';
 
-class ScriptedLink implements TransferLink {
-  readonly kind = 'sendmmsg';
-  events: LinkEvents | null = null;
-  /** Block numbers as they left, in order (read from each DATA header). */
-  readonly sent: number[] = [];
+/** Takes `room` blocks, then none until the test says the link is writable again. */
+class ScriptedLink extends SocketlessLink {
   room = 0;
-  closed = false;
 
-  listen(events: LinkEvents): void {
-    this.events = events;
-  }
-  send(): void {}
-  sendBlocks(ring: BlockRing, first: number, last: number): number {
+  override sendBlocks(ring: BlockRing, first: number, last: number): number {
     const n = Math.min(this.room, last - first + 1);
-    for (let b = first; b < first + n; b++) this.sent.push(ring.packet(b).readUInt16BE(2));
     this.room -= n;
-    return n;
-  }
-  arm(): boolean {
-    return false;
-  }
-  takeProgress(): number {
-    return 0;
-  }
-  disarm(): number {
-    return 0;
-  }
-  holdsBuffers(): boolean {
-    return false;
-  }
-  sendBufferSize(): number {
-    return 1 << 20;
-  }
-  setSendBufferSize(): void {}
-  close(): void {
-    this.closed = true;
-  }
-
-  ack(n: number): void {
-    const b = Buffer.alloc(4);
-    writeAck(b, n);
-    this.events?.datagram(b, 4, 0, -1);
+    return super.sendBlocks(ring, first, first + n - 1);
   }
   writable(room: number): void {
     this.room = room;

@@ -6,31 +6,16 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { BlockRing, MemorySource } from '../../services/mtftp/block-ring.ts';
-import { writeAck } from '../../services/mtftp/tftp-codec.ts';
 import { TftpSession } from '../../services/mtftp/tftp-session.ts';
-import type { LinkEvents, TransferLink } from '../../services/mtftp/transfer-link.ts';
 import { lastBlockFor, TransferMachine } from '../../services/mtftp/transfer.ts';
 import { createMemoryLogger } from '../../services/shared/logger.ts';
+import { SocketlessLink } from './socketless-link.ts';
 
-class ArmedLink implements TransferLink {
-  readonly kind = 'sendmmsg';
-  events: LinkEvents | null = null;
-  readonly packets: Buffer[] = [];
-  /** Blocks sent by sendBlocks (JS), not by a turn. */
-  readonly sent: number[] = [];
+/** Records what it is armed with, and reports taken turns as the native link does. */
+class ArmedLink extends SocketlessLink {
   armed: { expects: string[]; firsts: number[]; lasts: number[] } | null = null;
 
-  listen(events: LinkEvents): void {
-    this.events = events;
-  }
-  send(packet: Buffer): void {
-    this.packets.push(Buffer.from(packet));
-  }
-  sendBlocks(ring: BlockRing, first: number, last: number): number {
-    for (let b = first; b <= last; b++) this.sent.push(ring.packet(b).readUInt16BE(2));
-    return last - first + 1;
-  }
-  arm(expects: Buffer, width: number, _ring: BlockRing, firsts: readonly number[], lasts: readonly number[], steps: number): boolean {
+  override arm(expects: Buffer, width: number, _ring: BlockRing, firsts: readonly number[], lasts: readonly number[], steps: number): boolean {
     this.armed = {
       expects: Array.from({ length: steps }, (_, i) => expects.subarray(i * width, (i + 1) * width).toString('hex')),
       firsts: firsts.slice(0, steps),
@@ -38,31 +23,15 @@ class ArmedLink implements TransferLink {
     };
     return true;
   }
-  takeProgress(): number {
-    return 0;
-  }
-  disarm(): number {
+  override disarm(): number {
     this.armed = null;
     return 0;
   }
-  holdsBuffers(): boolean {
-    return false;
-  }
-  sendBufferSize(): number {
-    return 1 << 20;
-  }
-  setSendBufferSize(): void {}
-  close(): void {}
 
   /** The link took `steps` armed turns on its own; the last one ended the chain. */
   took(steps: number): void {
     this.armed = null;
     this.events?.datagram(Buffer.alloc(0), -1, steps, -1);
-  }
-  ack(n: number): void {
-    const b = Buffer.alloc(4);
-    writeAck(b, n);
-    this.events?.datagram(b, 4, 0, -1);
   }
 }
 
