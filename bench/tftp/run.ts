@@ -6,7 +6,6 @@
 // Usage: node --import tsx bench/tftp/run.ts [--reps 5] [--size-mb 100] [--clients 200]
 //        [--client-mb 2] [--cache DIR] [--servers netboot,atftpd,tftpd-hpa[,netboot-dgram]] [--settings 1,2,3]
 // atftpd is unpacked into DIR (default /tmp/netboot-bench-atftpd). Needs root for the cgroups.
-import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -14,6 +13,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, stringFlag } from '../../services/cli/args.ts';
 import { freeUdpPort } from '../../test/helpers/env.ts';
+import { atftp, median } from './client.ts';
 import { startAtftpd, startNetboot, startTftpdHpa, stopServer, type BenchServer } from './servers.ts';
 
 const args = parseArgs(process.argv.slice(2));
@@ -36,21 +36,6 @@ const SETTINGS = ALL_SETTINGS.filter((_, i) => settingsWanted === null || settin
 
 const md5 = (b: Buffer): string => createHash('md5').update(b).digest('hex');
 
-function atftp(port: number, remote: string, local: string, options: readonly string[], timeoutS = 5): Promise<number | null> {
-  return new Promise((res, rej) => {
-    const c = spawn('atftp', ['--tftp-timeout', String(timeoutS), '--get', '-r', remote, '-l', local, ...options.flatMap((o) => ['--option', o]), '127.0.0.1', String(port)], {
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
-    let err = '';
-    c.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    c.on('error', rej);
-    c.on('close', (code) => {
-      if (code !== 0) process.stderr.write(`atftp ${remote} from :${port} failed (${code}): ${err.trim()}\n`);
-      res(code);
-    });
-  });
-}
-
 interface Sample {
   readonly seconds: number;
   readonly cpu: number;
@@ -69,16 +54,10 @@ async function fetchOnce(s: BenchServer, remote: string, local: string, options:
   return { seconds, cpu };
 }
 
-function median(xs: readonly number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 === 1 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
-}
-
 async function concurrent(s: BenchServer, n: number, outDir: string, expected: string, bytes: number): Promise<{ mbps: number; cpu: number; ok: number }> {
   const cpu0 = s.cpuSeconds();
   const t0 = process.hrtime.bigint();
-  const codes = await Promise.all(Array.from({ length: n }, (_, i) => atftp(s.port, 'client.bin', join(outDir, `c${i}`), ['blksize 1468', 'windowsize 16'], 1)));
+  const codes = await Promise.all(Array.from({ length: n }, (_, i) => atftp(s.port, 'client.bin', join(outDir, `c${i}`), ['blksize 1468', 'windowsize 16'], { timeoutS: 1 })));
   const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
   await new Promise((r) => setTimeout(r, 200));
   const cpu = s.cpuSeconds() - cpu0;

@@ -66,7 +66,8 @@ function cpuGroup(name: string, pid: number): { read(): number; remove(): void }
 
 const groups = new Map<ChildProcess, { remove(): void }>();
 
-function server(name: string, port: number, note: string, child: ChildProcess): BenchServer {
+/** A started server process, its CPU counted from a cgroup of its own where one can be made. */
+export function benchServer(name: string, port: number, note: string, child: ChildProcess): BenchServer {
   const group = cpuGroup(`netboot-bench-${process.pid}-${name}`, child.pid as number);
   if (group !== null) {
     groups.set(child, group);
@@ -95,14 +96,14 @@ export function startNetboot(repo: string, dir: string, root: string, port: numb
     `[paths]\ndata = "${join(dir, `data-${name}`)}"\ntftp_root = "${root}"\n[log]\nlevel = "error"\n[mtftp]\nport = ${port}\nbind = "127.0.0.1"\nsend_path = "${sendPath}"\n`,
   );
   const child = spawn(process.execPath, ['--import', 'tsx', join(repo, 'services/mtftp/main.ts'), '--config', config], { cwd: repo, stdio: ['ignore', 'ignore', 'inherit'] });
-  return server(name, port, `services/mtftp, send_path = "${sendPath}"`, child);
+  return benchServer(name, port, `services/mtftp, send_path = "${sendPath}"`, child);
 }
 
 export function startTftpdHpa(root: string, port: number): BenchServer {
   const bin = '/usr/sbin/in.tftpd';
   const version = execFileSync('dpkg-query', ['-W', '-f', '${Version}', 'tftpd-hpa'], { encoding: 'utf8' }).trim();
   const child = spawn(bin, ['-L', '-s', root, '-a', `127.0.0.1:${port}`, '-u', 'nobody'], { stdio: ['ignore', 'ignore', 'inherit'] });
-  return server('tftpd-hpa', port, `tftpd-hpa ${version} (no windowsize: runs lock-step)`, child);
+  return benchServer('tftpd-hpa', port, `tftpd-hpa ${version} (no windowsize: runs lock-step)`, child);
 }
 
 /** atftpd from the Debian package, unpacked (never installed) under `cache`. */
@@ -125,5 +126,5 @@ export function startAtftpd(cache: string, root: string, port: number): BenchSer
   const child = spawn(bin, ['--daemon', '--no-fork', '--port', String(port), '--bind-address', '127.0.0.1', '--logfile', '/dev/null', '--maxthread', '400', root], {
     stdio: ['ignore', 'ignore', 'inherit'],
   });
-  return server('atftpd', port, `atftpd ${version} (unpacked privately)`, child);
+  return benchServer('atftpd', port, `atftpd ${version} (unpacked privately)`, child);
 }
