@@ -3,8 +3,10 @@
 // against dnsmasq in proxy mode in the same run. Each server has its own pair of network
 // namespaces joined by a veth (same addresses everywhere), all of them running at once, and the
 // rounds take turns between the servers: on a shared machine, load from elsewhere falls on every
-// server alike instead of on whichever ran in a bad minute. Needs root, dnsmasq, iproute2.
-// Usage: node --import tsx bench/dhcp-storm/run.ts [--clients 1000] [--windows 8,32,128] [--rounds 3]
+// server alike instead of on whichever ran in a bad minute. The load client is storm.c (compiled
+// here with `cc`), so that it costs less per exchange than the servers it measures; the requests
+// are built with our codec (packets.ts). Needs root, dnsmasq, iproute2, a C compiler.
+// Usage: node --import tsx bench/dhcp-storm/run.ts [--clients 1000] [--windows 8,32,128] [--rounds 15]
 //   [--lone 6] [--gap-ms 2000] [--only dnsmasq,netboot,node-floor] [--baseline DIR]
 // --baseline DIR: also runs the netboot of another checkout (e.g. `git worktree add DIR main`),
 // as "netboot@base", in the same run: before and after a change, against the same dnsmasq.
@@ -17,11 +19,12 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, stringFlag } from '../../services/cli/args.ts';
 import { controlCall, controlSocketPath } from '../../services/shared/control.ts';
+import { clientMac, writePackets } from './packets.ts';
 
 const args = parseArgs(process.argv.slice(2));
 const clients = Number(stringFlag(args, 'clients') ?? 1000);
 const windows = (stringFlag(args, 'windows') ?? stringFlag(args, 'window') ?? '8,32,128').split(',').map(Number);
-const rounds = Number(stringFlag(args, 'rounds') ?? 3);
+const rounds = Number(stringFlag(args, 'rounds') ?? 15);
 const lone = Number(stringFlag(args, 'lone') ?? 6);
 const gapMs = Number(stringFlag(args, 'gap-ms') ?? 2000);
 const only = (stringFlag(args, 'only') ?? 'dnsmasq,netboot,node-floor,netboot@base').split(',');
@@ -34,6 +37,9 @@ const lans: Lan[] = [];
 const SERVER = '10.77.0.1';
 const CLIENT = '10.77.0.2';
 const dir = mkdtempSync(join(tmpdir(), 'dhcp-storm-'));
+// The load client (storm.c), compiled once for the whole run.
+const stormBin = join(dir, 'storm');
+execFileSync('cc', ['-O2', '-Wall', '-o', stormBin, join(repo, 'bench/dhcp-storm/storm.c')], { stdio: ['ignore', 'inherit', 'inherit'] });
 
 function ip(...a: string[]): void {
   execFileSync('ip', a, { stdio: ['ignore', 'ignore', 'inherit'] });
@@ -87,13 +93,15 @@ async function until(what: string, check: () => boolean | Promise<boolean>, time
 
 interface Result {
   replies: number; lost: number; wrong: number; seconds: number; repliesPerSec: number; p50Ms: number; p99Ms: number; maxMs: number;
-  clientCpuUs: number; discoverMs: number[];
+  clientCpuUs: number; stealMs: number; discoverMs: number[];
 }
 
-function load(ns: Lan, n: number, xidBase: number, window: number, extra: string[] = []): Result {
-  const out = execFileSync('ip', ['netns', 'exec', ns.cli, process.execPath, '--import', 'tsx', join(repo, 'bench/dhcp-storm/load.ts'),
-    '--server', SERVER, '--self', CLIENT, '--clients', String(n), '--window', String(window), '--xid-base', String(xidBase), ...extra], { cwd: repo, encoding: 'utf8' });
-  return JSON.parse(out.trim().split('\n').pop()!) as Result;
+/** One round: `n` of the simulated clients (from the first), `window` in flight, run by storm.c in the client namespace. */
+function load(ns: Lan, n: number, xidBase: number, window: number, gap = 0): Result {
+  const file = join(dir, 'packets');
+  writePackets(file, 0, n, xidBase, CLIENT);
+  const out = execFileSync('ip', ['netns', 'exec', ns.cli, stormBin, file, String(window), SERVER, '255.255.255.255', '67', '4011', '0.0.0.0', '68', '2000', String(gap)], { encoding: 'utf8' });
+  return JSON.parse(out.trim()) as Result;
 }
 
 async function startDnsmasq(ns: Lan): Promise<ChildProcess[]> {
@@ -128,7 +136,7 @@ id = "dhcp-storm"
 `);
   // Every simulated client is a known machine with a boot action: the policy does its real work.
   const issued = new Date().toISOString();
-  const macs = Array.from({ length: clients }, (_, i) => `02:4e:42:${[(i >> 16) & 0xff, (i >> 8) & 0xff, i & 0xff].map((b) => b.toString(16).padStart(2, '0')).join(':')}`);
+  const macs = Array.from({ length: clients }, (_, i) => clientMac(i));
   const doc = (n: number, kind: string, body: object): void => writeFileSync(join(site, 'sbs', `${n}.sbs`), JSON.stringify({ sbs: 1, id: `7d0e8f00-0000-4000-8000-00000000000${n}`, kind, issued, ...body }));
   doc(1, 'config', { config: { respond: 'known', unknown: { type: 'local' }, bootFiles: { bios: 'undionly.kpxe', 'efi-x64': 'snponly.efi' } } });
   doc(2, 'clients', { clients: macs.map((mac) => ({ mac, action: { type: 'boot', image: 'lnx', once: true } })) });
@@ -199,11 +207,12 @@ try {
     running.push({ name, ns, children: await start(ns) });
   }
   // Lone requests first, so that the first is the first this server ever answers.
-  if (lone > 0) for (const { name, ns } of running) lones[name] = { cold: load(ns, lone, 0x00100000, 1, ['--gap-ms', String(gapMs)]).discoverMs, warm: [] };
+  if (lone > 0) for (const { name, ns } of running) lones[name] = { cold: load(ns, lone, 0x00100000, 1, gapMs).discoverMs, warm: [] };
   // Warm-up, not counted: ARP, caches, and V8's optimizing compiler, which runs on other threads
   // for the first few thousand requests (with 100 it was still compiling through the first window,
   // taking CPU from the client and charging the server tens of µs per reply).
-  for (const { ns } of running) load(ns, Number(process.env.BENCH_WARMUP ?? 2000), 0x01000000, 32);
+  const warmups = Math.ceil(Number(process.env.BENCH_WARMUP ?? 2000) / clients);
+  for (const { ns } of running) for (let i = 0; i < warmups; i++) load(ns, clients, 0x01000000 + i * 0x10000, 32);
   windows.forEach((window, w) => {
     const cpu: Record<string, number> = {};
     for (const { name } of running) results[name] = { ...results[name], [window]: { rounds: [], cpuUs: 0 } };
@@ -221,7 +230,7 @@ try {
     }
   });
   // And again once the server has served thousands (its JIT warm), each after an idle gap.
-  if (lone > 0) for (const { name, ns } of running) lones[name]!.warm = load(ns, lone, 0x00200000, 1, ['--gap-ms', String(gapMs)]).discoverMs;
+  if (lone > 0) for (const { name, ns } of running) lones[name]!.warm = load(ns, lone, 0x00200000, 1, gapMs).discoverMs;
 } finally {
   for (const { children } of running) for (const child of children) await stop(child);
   tearDown();
@@ -229,15 +238,17 @@ try {
 
 console.log(`dhcp-storm: ${clients} clients x (DISCOVER + 4011 REQUEST), ${rounds} rounds per window (medians), the servers' rounds in turn, each on a veth between two namespaces of its own`);
 console.log('(node-floor: a Node process that answers without decoding anything, for reference; CPU: user + system time per reply)');
-console.log('window  server       replies/round       lost  replies/s   p50 ms   p99 ms   max ms  server CPU µs  client CPU µs');
+console.log('(steal: CPU time the hypervisor gave to other guests during the rounds, as a share of both CPUs: stalls that no server can help)');
+console.log('window  server       replies (all rounds) lost  replies/s   p50 ms   p99 ms   max ms  server CPU µs  client CPU µs  steal');
 for (const window of windows) {
   for (const [name, byWindow] of Object.entries(results)) {
     const { rounds: rs, cpuUs } = byWindow[window]!;
     const replies = rs.reduce((n, r) => n + r.replies, 0);
     const clientUs = rs.reduce((n, r) => n + r.clientCpuUs, 0) / replies;
-    console.log(`${String(window).padStart(6)}  ${name.padEnd(12)} ${rs.map((r) => r.replies).join('/').padEnd(19)} ${String(rs.reduce((n, r) => n + r.lost + r.wrong, 0)).padStart(4)} `
+    const steal = rs.reduce((n, r) => n + r.stealMs, 0) / (2 * 1000 * rs.reduce((n, r) => n + r.seconds, 0));
+    console.log(`${String(window).padStart(6)}  ${name.padEnd(12)} ${`${replies}/${rs.length * 2 * clients}`.padEnd(20)} ${String(rs.reduce((n, r) => n + r.lost + r.wrong, 0)).padStart(4)} `
       + `${median(rs.map((r) => r.repliesPerSec)).toFixed(0).padStart(10)} ${median(rs.map((r) => r.p50Ms)).toFixed(3).padStart(8)} ${median(rs.map((r) => r.p99Ms)).toFixed(3).padStart(8)} `
-      + `${median(rs.map((r) => r.maxMs)).toFixed(3).padStart(8)} ${cpuUs.toFixed(1).padStart(14)} ${clientUs.toFixed(1).padStart(14)}`);
+      + `${median(rs.map((r) => r.maxMs)).toFixed(3).padStart(8)} ${cpuUs.toFixed(1).padStart(14)} ${clientUs.toFixed(1).padStart(14)} ${(steal * 100).toFixed(1).padStart(5)}%`);
   }
 }
 if (Object.keys(lones).length > 0) {
