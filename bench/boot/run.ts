@@ -128,6 +128,14 @@ try {
     const label = who === 'netboot' ? 'netboot' : 'dnsmasq (proxy + TFTP)';
     console.log(`${label.padEnd(22)}${ms(l.offer).padStart(16)}${ms(l.bootServer).padStart(16)}${ms(l.tftpFirst, 2).padStart(16)}${ms(l.tftpData1, 2).padStart(14)}${ms(l.dhcpAck).padStart(18)}`);
   }
+  console.log(`\nEach boot's network phases from the same captures (median / max, ms): iPXE choosing its offers (first DISCOVER ->`);
+  console.log(`its DHCPREQUEST), then on to the first TFTP read request (the ACK, dnsmasq's 4011 exchange, iPXE's work), then both files:`);
+  console.log(`${'server'.padEnd(22)}${'choosing'.padStart(16)}${'-> 1st RRQ'.padStart(16)}${'TFTP'.padStart(16)}`);
+  for (const who of ['netboot', 'dnsmasq'] as const) {
+    const l = latency[who];
+    const label = who === 'netboot' ? 'netboot' : 'dnsmasq (proxy + TFTP)';
+    console.log(`${label.padEnd(22)}${ms(l.choose, 0).padStart(16)}${ms(l.toTftp, 0).padStart(16)}${ms(l.tftp, 0).padStart(16)}`);
+  }
   const verdict = stats(times.netboot).median <= stats(times.dnsmasq).median;
   console.log(`target netboot <= dnsmasq (median): ${verdict ? 'met' : 'NOT met'}`);
   process.exitCode = verdict ? 0 : 1;

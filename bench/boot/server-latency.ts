@@ -49,13 +49,35 @@ export interface Latencies {
   readonly tftpData1: number[];
   /** The ordinary DHCP server's REQUEST -> ACK, ms: the same software on both LANs, a control. */
   readonly dhcpAck: number[];
+  /** Per boot, ms: the first DISCOVER -> the client's DHCPREQUEST (iPXE choosing its offers). */
+  readonly choose: number[];
+  /** Per boot, ms: that DHCPREQUEST -> the first TFTP read request (the ACK, any 4011 exchange, iPXE's own work). */
+  readonly toTftp: number[];
+  /** Per boot, ms: the first TFTP read request -> the client's last packet to the server (both files). */
+  readonly tftp: number[];
+}
+
+/** A boot's network phases: from its first DISCOVER (a new xid) to the last packet before the next boot's. */
+function phases(packets: readonly Packet[], server: string, result: Latencies): void {
+  const isDhcp = (p: Packet, type: number): boolean => p.dport === 67 && p.sport === 68 && p.payload[240] === 53 && p.payload[242] === type;
+  const starts = packets.flatMap((p, i) => (isDhcp(p, 1) && !packets.slice(0, i).some((q) => isDhcp(q, 1) && q.payload.readUInt32BE(4) === p.payload.readUInt32BE(4)) ? [i] : []));
+  starts.forEach((start, k) => {
+    const boot = packets.slice(start, starts[k + 1] ?? packets.length);
+    const request = boot.find((p) => isDhcp(p, 3));
+    const rrq = boot.find((p) => p.dst === server && p.dport === 69 && p.payload.readUInt16BE(0) === 1);
+    const last = boot.filter((p) => p.dst === server && p.dport !== 67 && p.dport !== 4011).pop();
+    if (request === undefined || rrq === undefined || last === undefined) return;
+    result.choose.push(request.t - boot[0]!.t);
+    result.toTftp.push(rrq.t - request.t);
+    result.tftp.push(last.t - rrq.t);
+  });
 }
 
 export function serverLatencies(pcap: string, server: string, dhcpServer: string): Latencies {
   const packets = readPcap(pcap);
   const xid = (p: Packet): number => (p.payload.length >= 8 ? p.payload.readUInt32BE(4) : -1);
   const after = (i: number, match: (p: Packet) => boolean): Packet | undefined => packets.slice(i + 1).find(match);
-  const result: Latencies = { offer: [], bootServer: [], tftpFirst: [], tftpData1: [], dhcpAck: [] };
+  const result: Latencies = { offer: [], bootServer: [], tftpFirst: [], tftpData1: [], dhcpAck: [], choose: [], toTftp: [], tftp: [] };
   const seenXids = new Set<number>();
   const seenRequests = new Set<number>();
   packets.forEach((p, i) => {
@@ -79,5 +101,6 @@ export function serverLatencies(pcap: string, server: string, dhcpServer: string
       if (data1 !== undefined && data1.payload.readUInt16BE(2) === 1) result.tftpData1.push(data1.t - p.t);
     }
   });
+  phases(packets, server, result);
   return result;
 }
