@@ -120,7 +120,9 @@ async function inner(): Promise<void> {
     // The site's config without keys an older checkout would refuse (mtftp reads none of them).
     const mtftpConfig = join(dir, 'mtftp.toml');
     writeFileSync(mtftpConfig, readFileSync(s.site.configPath, 'utf8').split('\n').filter((l) => !/^io_path\s*=/.test(l)).join('\n'));
-    const mtftp = spawn(process.execPath, ['--import', 'tsx', join(MTFTP_REPO, 'services/mtftp/main.ts'), '--config', mtftpConfig], { cwd: MTFTP_REPO, stdio: ['ignore', 'ignore', 'inherit'] });
+    // BENCH_MTFTP_NODE_FLAGS: node flags for mtftp, e.g. "--no-flush-bytecode".
+    const flags = (process.env.BENCH_MTFTP_NODE_FLAGS ?? '').split(' ').filter((f) => f !== '');
+    const mtftp = spawn(process.execPath, [...flags, '--import', 'tsx', join(MTFTP_REPO, 'services/mtftp/main.ts'), '--config', mtftpConfig], { cwd: MTFTP_REPO, stdio: ['ignore', 'ignore', 'inherit'] });
     children.push(mtftp);
     const dnsmasq = spawn('dnsmasq', ['--keep-in-foreground', '--no-daemon', '--conf-file=/dev/null', '--port=0', '--enable-tftp', `--tftp-root=${droot}`, '--interface=lo', '--bind-interfaces', '--user=root', '--quiet-tftp', `--pid-file=${join(dir, 'dnsmasq.pid')}`], { stdio: 'ignore' });
     children.push(dnsmasq);
