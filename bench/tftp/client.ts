@@ -1,5 +1,8 @@
 // The atftp client as the TFTP benches run it, and the median they report.
 import { spawn } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 export interface AtftpOptions {
   readonly timeoutS?: number;
@@ -27,4 +30,23 @@ export function median(xs: readonly number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const m = Math.floor(s.length / 2);
   return s.length % 2 === 1 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
+}
+
+export interface BenchDirs {
+  /** Scratch for the servers' configs and state. */
+  readonly dir: string;
+  /** The TFTP root every server serves, world-readable (the reference servers drop to nobody). */
+  readonly root: string;
+  /** Where downloads land: tmpfs when there is one, so the client's writes cost no disk. */
+  readonly out: string;
+}
+
+export function makeBenchDirs(prefix: string): BenchDirs {
+  const dir = mkdtempSync(join(tmpdir(), `${prefix}-`));
+  const out = existsSync('/dev/shm') ? mkdtempSync(`/dev/shm/${prefix}-`) : join(dir, 'out');
+  mkdirSync(out, { recursive: true });
+  const root = join(dir, 'root');
+  mkdirSync(root);
+  for (const d of [dir, root]) chmodSync(d, 0o755);
+  return { dir, root, out };
 }

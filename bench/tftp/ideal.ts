@@ -10,13 +10,13 @@
 // Needs root (cgroups), cc, taskset; atftpd comes from the bench's cache (see run.ts).
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus, tmpdir } from 'node:os';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, stringFlag } from '../../services/cli/args.ts';
 import { freeUdpPort } from '../../test/helpers/env.ts';
-import { atftp, median } from './client.ts';
+import { atftp, makeBenchDirs, median } from './client.ts';
 import { benchServer, startAtftpd, startNetboot, startTftpdHpa, stopServer, type BenchServer } from './servers.ts';
 
 const args = parseArgs(process.argv.slice(2));
@@ -86,12 +86,7 @@ function table(title: string, rows: Map<string, Sample[]>, keys: readonly { key:
 }
 
 async function main(): Promise<void> {
-  const dir = mkdtempSync(join(tmpdir(), 'netboot-bench-ideal-'));
-  const out = existsSync('/dev/shm') ? mkdtempSync('/dev/shm/netboot-bench-ideal-') : join(dir, 'out');
-  mkdirSync(out, { recursive: true });
-  const root = join(dir, 'root');
-  mkdirSync(root);
-  for (const d of [dir, root]) chmodSync(d, 0o755); // the reference servers drop to nobody
+  const { dir, root, out } = makeBenchDirs('netboot-bench-ideal');
   const big = randomBytes(sizeMb * 1_000_000);
   writeFileSync(join(root, 'big.bin'), big, { mode: 0o644 });
   writeFileSync(join(root, 'warm.bin'), randomBytes(1_000_000), { mode: 0o644 });

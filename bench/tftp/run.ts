@@ -7,13 +7,12 @@
 //        [--client-mb 2] [--cache DIR] [--servers netboot,atftpd,tftpd-hpa[,netboot-dgram]] [--settings 1,2,3]
 // atftpd is unpacked into DIR (default /tmp/netboot-bench-atftpd). Needs root for the cgroups.
 import { createHash, randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, stringFlag } from '../../services/cli/args.ts';
 import { freeUdpPort } from '../../test/helpers/env.ts';
-import { atftp, median } from './client.ts';
+import { atftp, makeBenchDirs, median } from './client.ts';
 import { startAtftpd, startNetboot, startTftpdHpa, stopServer, type BenchServer } from './servers.ts';
 
 const args = parseArgs(process.argv.slice(2));
@@ -71,13 +70,7 @@ async function concurrent(s: BenchServer, n: number, outDir: string, expected: s
 }
 
 async function main(): Promise<void> {
-  const dir = mkdtempSync(join(tmpdir(), 'netboot-bench-tftp-'));
-  const outDir = existsSync('/dev/shm') ? mkdtempSync('/dev/shm/netboot-bench-tftp-') : join(dir, 'out');
-  mkdirSync(outDir, { recursive: true });
-  const root = join(dir, 'root');
-  mkdirSync(root);
-  // The reference servers drop to nobody: the root must be world-readable.
-  for (const d of [dir, root]) chmodSync(d, 0o755);
+  const { dir, root, out: outDir } = makeBenchDirs('netboot-bench-tftp');
   const big = randomBytes(sizeMb * 1_000_000);
   const small = randomBytes(clientMb * 1_000_000);
   writeFileSync(join(root, 'big.bin'), big, { mode: 0o644 });
