@@ -60,7 +60,12 @@ export interface Latencies {
 /** A boot's network phases: from its first DISCOVER (a new xid) to the last packet before the next boot's. */
 function phases(packets: readonly Packet[], server: string, result: Latencies): void {
   const isDhcp = (p: Packet, type: number): boolean => p.dport === 67 && p.sport === 68 && p.payload[240] === 53 && p.payload[242] === type;
-  const starts = packets.flatMap((p, i) => (isDhcp(p, 1) && !packets.slice(0, i).some((q) => isDhcp(q, 1) && q.payload.readUInt32BE(4) === p.payload.readUInt32BE(4)) ? [i] : []));
+  const xids = new Set<number>();
+  const starts = packets.flatMap((p, i) => {
+    if (!isDhcp(p, 1) || xids.has(p.payload.readUInt32BE(4))) return [];
+    xids.add(p.payload.readUInt32BE(4));
+    return [i];
+  });
   starts.forEach((start, k) => {
     const boot = packets.slice(start, starts[k + 1] ?? packets.length);
     const request = boot.find((p) => isDhcp(p, 3));
