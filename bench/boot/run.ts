@@ -6,8 +6,10 @@
 // the same files. Both chain to the same second-stage script: netboot's generated per-machine
 // script chains it; dnsmasq offers a static script that chains it (after its 4011 exchange, which
 // its proxy mode needs). Boots alternate between the two, one warm-up each first; each time is
-// from QEMU's start to the second-stage marker on the serial console. Target: netboot <= dnsmasq.
-import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+// from QEMU's start to the second-stage marker on the serial console. The measured boots start once
+// netboot's processes are idle (see settled()). Target: netboot <= dnsmasq.
+import { execFileSync } from 'node:child_process';
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from '../../services/cli/args.ts';
@@ -32,6 +34,42 @@ const cleanup = new Cleanup();
 const dir = mkdtempSync(join(tmpdir(), 'netboot-bench-boot-'));
 const removeDir = (): void => rmSync(dir, { recursive: true, force: true });
 cleanup.add(`remove ${dir}`, removeDir, removeDir);
+
+/** CPU time (user + system, ms) the processes of this site have used so far; gone ones count 0. */
+function siteCpuMs(site: NetbootSite): number {
+  const pids = execFileSync('pgrep', ['-f', site.configPath], { encoding: 'utf8' }).trim().split('\n').map(Number);
+  let ms = 0;
+  for (const pid of pids) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      ms += (Number(f[11]) + Number(f[12])) * 10; // USER_HZ is 100 on Linux
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return ms;
+}
+
+/**
+ * Waits until netboot's processes are idle (at most 10 ms of CPU, one clock tick, over 3 s), as on
+ * a site server that has been running a while. For about half a minute after a start, V8's
+ * collector and compilers work through the start-up's allocations (8-10 ms of CPU per second in
+ * each of the five processes); on two cores that time is taken from the guest under QEMU, which a
+ * separate machine in a real lab would not feel. Gives up after 120 s and says so.
+ */
+async function settled(site: NetbootSite): Promise<number> {
+  const t0 = Date.now();
+  let last = siteCpuMs(site);
+  while (Date.now() - t0 < 120000) {
+    await sleep(3000);
+    const now = siteCpuMs(site);
+    if (now - last <= 10) return (Date.now() - t0) / 1000;
+    last = now;
+  }
+  process.stderr.write('netboot did not settle within 120 s: measuring anyway\n');
+  return (Date.now() - t0) / 1000;
+}
 
 async function send(site: NetbootSite, ...a: string[]): Promise<void> {
   const r = await site.cli(['sbs', 'send', ...a]);
@@ -82,6 +120,7 @@ try {
   const times: Record<Contender, number[]> = { netboot: [], dnsmasq: [] };
   await boot('netboot');
   await boot('dnsmasq');
+  process.stderr.write(`netboot's processes idle after ${(await settled(site)).toFixed(0)} s more\n`);
   // Packet captures of the measured boots, for the servers' own response times.
   const captures = {} as Record<Contender, { file: string; proc: Running }>;
   for (const who of ['netboot', 'dnsmasq'] as const) {
