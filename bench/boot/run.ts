@@ -9,7 +9,7 @@
 // from QEMU's start to the second-stage marker on the serial console. The measured boots start once
 // netboot's processes are idle (see settled()). Target: netboot <= dnsmasq.
 import { execFileSync } from 'node:child_process';
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from '../../services/cli/args.ts';
@@ -19,6 +19,7 @@ import { startGuest } from '../../test/e2e/harness/guest.ts';
 import { NetbootSite } from '../../test/e2e/harness/netboot-site.ts';
 import { DHCP_ADDRESS, Lan, SERVER_ADDRESS } from '../../test/e2e/harness/network.ts';
 import { Running, inNamespace, sleep } from '../../test/e2e/harness/processes.ts';
+import { processCpuSeconds } from '../process-cpu.ts';
 import { serverLatencies, type Latencies } from './server-latency.ts';
 import { BOOT_FILES, NBP_IMAGE, STAGE2_FILE, makeTftpRoot, markerPattern } from '../../test/e2e/harness/second-stage.ts';
 
@@ -41,9 +42,7 @@ function siteCpuMs(site: NetbootSite): number {
   let ms = 0;
   for (const pid of pids) {
     try {
-      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      ms += (Number(f[11]) + Number(f[12])) * 10; // USER_HZ is 100 on Linux
+      ms += processCpuSeconds(pid) * 1000;
     } catch {
       // exited meanwhile
     }

@@ -13,12 +13,13 @@
 // Before the storm, each server gets `lone` single exchanges, each after `gap-ms` of idleness
 // (the first one the very first request it sees): the latency of a lone request, as in a real boot.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, stringFlag } from '../../services/cli/args.ts';
 import { controlCall, controlSocketPath } from '../../services/shared/control.ts';
+import { processCpuSeconds } from '../process-cpu.ts';
 import { clientMac, writePackets } from './packets.ts';
 
 const args = parseArgs(process.argv.slice(2));
@@ -168,11 +169,9 @@ id = "dhcp-storm"
   return [server, iface];
 }
 
-/** CPU time (user + system, ms) a process has used: /proc/PID/stat fields 14 and 15, in ticks. */
+/** CPU time (user + system, ms) a process has used. */
 function cpuMs(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // USER_HZ is 100 on Linux
+  return processCpuSeconds(pid) * 1000;
 }
 
 async function startNodeFloor(ns: Lan): Promise<ChildProcess[]> {

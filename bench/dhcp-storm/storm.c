@@ -64,13 +64,10 @@ static void queue(int fd, int k, double t) {
   sent_at[k] = t;
 }
 
-static int start_next(int fd, double t) {
-  if (next_client < clients) {
-    queue(fd, 2 * next_client++, t);
-    return 1;
-  }
-  active--;
-  return 0;
+// The next client takes the freed slot, or the slot closes when every client has started.
+static void start_next(int fd, double t) {
+  if (next_client < clients) queue(fd, 2 * next_client++, t);
+  else active--;
 }
 
 // The reply's option 53, and whether it names a boot file (`file` or option 67); 0 if malformed.

@@ -6,6 +6,7 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { processCpuSeconds } from '../process-cpu.ts';
 
 export interface BenchServer {
   readonly name: string;
@@ -16,17 +17,6 @@ export interface BenchServer {
   cpuSeconds(): number;
   /** How CPU time is measured. */
   readonly cpuSource: string;
-}
-
-const CLOCK_TICKS = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
-
-/** utime + stime of a process and its reaped children, from /proc/<pid>/stat. */
-export function cpuSecondsOf(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  // After the command: state(0) ... utime(11) stime(12) cutime(13) cstime(14).
-  const ticks = [11, 12, 13, 14].reduce((n, i) => n + Number(fields[i]), 0);
-  return ticks / CLOCK_TICKS;
 }
 
 /**
@@ -73,7 +63,7 @@ export function benchServer(name: string, port: number, note: string, child: Chi
     groups.set(child, group);
     return { name, port, note, child, cpuSeconds: () => group.read(), cpuSource: 'cgroup' };
   }
-  return { name, port, note, child, cpuSeconds: () => cpuSecondsOf(child.pid as number), cpuSource: '/proc/<pid>/stat' };
+  return { name, port, note, child, cpuSeconds: () => processCpuSeconds(child.pid as number, true), cpuSource: '/proc/<pid>/stat' };
 }
 
 export async function stopServer(s: BenchServer): Promise<void> {
