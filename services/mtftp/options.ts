@@ -2,6 +2,7 @@
 // tsize), 7440 (windowsize). Pure. The OACK carries only options the client asked for and we
 // accept, spelled as the client spelled them; an option we cannot honour is left out, which per
 // RFC 2347 means "not supported" to the client. No accepted option means no OACK at all.
+// A generated iPXE script that fits one 512-byte block declines them all (declineOptions).
 import type { TftpOption } from './tftp-codec.ts';
 
 export interface NegotiationLimits {
@@ -27,8 +28,22 @@ function parseDecimal(value: string): number | null {
   return /^[0-9]{1,10}$/.test(value) ? Number(value) : null;
 }
 
-/** `fileSize` null: size unknown, so tsize is not acknowledged. */
-export function negotiate(requested: readonly TftpOption[], limits: NegotiationLimits, fileSize: number | null): Negotiated {
+/**
+ * Why every option of a request is declined, or null to negotiate. A script netboot generated
+ * (only iPXE is ever pointed at one) that fits one default block goes out as DATA 1 at once: its
+ * OACK would cost the client a round trip for nothing (a block of 1432 bytes or a tsize change
+ * nothing for under 512 bytes), and RFC 2347 lets a server ignore options. Not for other files:
+ * GRUB, for one, asks for options and then waits for an OACK, and never takes DATA 1 instead.
+ */
+export function declineOptions(generated: boolean, size: number): string | null {
+  return generated && size < DEFAULT_BLOCK_SIZE ? 'generated script fits one 512-byte block: DATA 1 at once, no OACK' : null;
+}
+
+/** `fileSize` null: size unknown, so tsize is not acknowledged. `decline`: see declineOptions. */
+export function negotiate(requested: readonly TftpOption[], limits: NegotiationLimits, fileSize: number | null, decline: string | null = null): Negotiated {
+  if (decline !== null) {
+    return { blockSize: DEFAULT_BLOCK_SIZE, windowSize: 1, timeoutMs: limits.timeoutMs, reply: [], ignored: requested.map(({ name, value }) => ({ name, value, reason: decline })) };
+  }
   let blockSize = DEFAULT_BLOCK_SIZE;
   let windowSize = 1;
   let timeoutMs = limits.timeoutMs;

@@ -18,6 +18,8 @@ export interface Target {
   readonly path: string;
   readonly resolvedPath?: string;
   readonly virtual: boolean;
+  /** Generated content (an iPXE script the PXE server made for the machine), not a file. */
+  readonly generated: boolean;
   readonly source: BlockSource;
 }
 
@@ -48,14 +50,14 @@ export async function resolveTarget(filename: string, mode: 'octet' | 'netascii'
       return { ok: false, code: TFTP_ERROR.FILE_NOT_FOUND, reason: `boot hooks failed: ${errorMessage(err)}`, path };
     }
     if (answer.type === 'none') return { ok: false, code: TFTP_ERROR.FILE_NOT_FOUND, reason: `PXE server: ${answer.reason}`, path };
-    if (answer.type === 'content') return finish({ ok: true, path, virtual, source: new MemorySource(answer.data) }, mode);
+    if (answer.type === 'content') return finish({ ok: true, path, virtual, generated: true, source: new MemorySource(answer.data) }, mode);
     // A file the server names: absolute paths are its own (package store); relative ones are in the root.
     opened = isAbsolute(answer.path) ? openRegularFile(answer.path, null) : root.open(answer.path);
   } else {
     opened = root.openSegments(norm.segments);
   }
   if (!opened.ok) return { ...opened, path };
-  return finish({ ok: true, path, virtual, resolvedPath: opened.realPath, source: new FileSource(opened.fd, opened.size) }, mode);
+  return finish({ ok: true, path, virtual, generated: false, resolvedPath: opened.realPath, source: new FileSource(opened.fd, opened.size) }, mode);
 }
 
 async function finish(target: Target, mode: 'octet' | 'netascii'): Promise<Target | Refused> {

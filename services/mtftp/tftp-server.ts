@@ -10,7 +10,7 @@ import type { Logger } from '../shared/logger.ts';
 import { BlockRing } from './block-ring.ts';
 import type { BootHooks } from './boot-hooks.ts';
 import { chooseSendPath, loadNativeLink, NativeLinks } from './native-link.ts';
-import { negotiate, type NegotiationLimits } from './options.ts';
+import { declineOptions, negotiate, type NegotiationLimits } from './options.ts';
 import { resolveTarget, type Target } from './request-target.ts';
 import { decode, errorPacket, TFTP_ERROR, type RequestPacket } from './tftp-codec.ts';
 import type { TftpRoot } from './tftp-root.ts';
@@ -182,7 +182,7 @@ export class TftpServer implements Lifecycle {
     }
     let link: TransferLink | null = null;
     try {
-      const n = negotiate(req.options, limits, target.source.size);
+      const n = negotiate(req.options, limits, target.source.size, declineOptions(target.generated, target.source.size));
       link = this.links !== null ? this.links.open(bind, client) : new DgramLink(await bindSocket(bind, 0, client), client);
       if (this.state !== 'serving') throw new Error('server stopping');
       const lastBlock = lastBlockFor(target.source.size, n.blockSize);

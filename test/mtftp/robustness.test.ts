@@ -16,11 +16,14 @@ const fetched: FetchedInfo[] = [];
 const asked: string[] = [];
 let outside = '';
 const generated = Buffer.from('#!ipxe\nchain http://example/boot\n');
+/** A generated script of more than one default block (a long menu). */
+const generatedLong = Buffer.from(`#!ipxe\n${'echo a long menu line\n'.repeat(30)}`);
 
 const hooks: BootHooks = {
   async resolveVirtual(path, client) {
     asked.push(path);
     if (path === 'netboot/aa-bb/boot.ipxe') return { type: 'content', data: generated };
+    if (path === 'netboot/aa-bb/menu/0.ipxe') return { type: 'content', data: generatedLong };
     if (path === 'netboot/aa-bb/image.bin') return { type: 'file', path: join(outside, 'image.bin') };
     if (path === 'netboot/aa-bb/relative') return { type: 'file', path: 'one.bin' };
     if (path === 'netboot/throws') throw new Error('server exploded');
@@ -248,7 +251,7 @@ test('an aborted or refused transfer is never reported as fetched', async () => 
   fetched.length = 0;
   const c = await ScriptedClient.open();
   try {
-    await c.send(rrq('netboot/aa-bb/boot.ipxe', 'octet', { tsize: '0' }), svc.port);
+    await c.send(rrq('netboot/aa-bb/image.bin', 'octet', { tsize: '0' }), svc.port);
     const oack = await c.next();
     assert.ok(oack !== null);
     await c.send(Buffer.from('\x00\x05\x00\x08no\x00', 'latin1'), oack.rinfo.port);
@@ -257,6 +260,38 @@ test('an aborted or refused transfer is never reported as fetched', async () => 
     c.close();
   }
   assert.deepEqual(fetched, []);
+});
+
+test('a generated script under one block comes as DATA 1 at once, options declined; a longer one and files negotiate', async () => {
+  const c = await ScriptedClient.open();
+  try {
+    fetched.length = 0;
+    // As iPXE asks: blksize 1432 and tsize.
+    await c.send(rrq('netboot/aa-bb/boot.ipxe', 'octet', { blksize: '1432', tsize: '0' }), svc.port);
+    const first = await c.next();
+    assert.ok(first !== null);
+    assert.equal(first.msg.readUInt16BE(0), 3, 'DATA, not OACK');
+    assert.equal(first.msg.readUInt16BE(2), 1);
+    assert.deepEqual(first.msg.subarray(4), generated);
+    await c.send(ack(1), first.rinfo.port);
+    await waitFor('the fetched report', () => (fetched.some((f) => f.path === 'netboot/aa-bb/boot.ipxe') ? true : undefined), 3000);
+    const started = logged(svc.log, 'transfer started', (r) => r.peer === `127.0.0.1:${c.port}` && r.file === 'netboot/aa-bb/boot.ipxe').at(-1);
+    assert.deepEqual((started?.ignoredOptions as { name: string; reason: string }[]).map((o) => o.name), ['blksize', 'tsize']);
+    assert.match(String((started?.ignoredOptions as { reason: string }[])[0]?.reason), /one 512-byte block/);
+
+    for (const [file, size] of [['netboot/aa-bb/menu/0.ipxe', generatedLong.length], ['netboot/aa-bb/relative', 1]] as const) {
+      await c.send(rrq(file, 'octet', { blksize: '1432', tsize: '0' }), svc.port);
+      const oack = await c.next();
+      assert.ok(oack !== null);
+      assert.equal(oack.msg.readUInt16BE(0), 6, `${file}: OACK`);
+      assert.equal(oack.msg.subarray(2).toString('latin1'), `blksize\x001432\x00tsize\x00${size}\x00`);
+      await c.send(Buffer.from('\x00\x05\x00\x08done\x00', 'latin1'), oack.rinfo.port);
+    }
+    const long = await scriptedDownload(c, svc.port, 'netboot/aa-bb/menu/0.ipxe', { blksize: '1432', tsize: '0' });
+    assert.deepEqual(long.data, generatedLong);
+  } finally {
+    c.close();
+  }
 });
 
 test('shutdown sends ERROR "server shutting down" to every active client', async () => {

@@ -31,25 +31,25 @@ test('boot of a linux image: kernel with command line, named initrds, boot', () 
   assert.equal(text(resolveTftpPath(`${DIR}/boot.ipxe`, state({ type: 'boot', image: 'lnx', once: true }), {}, ROOT)), [
     '#!ipxe',
     'echo netboot: 52:54:00:12:34:56 boots Linux PE',
-    `kernel /${DIR}/image/lnx/lnx/vmlinuz console=ttyS0 quiet initrd=i0-initrd.img initrd=i1-extra.cpio`,
-    `initrd --name i0-initrd.img /${DIR}/image/lnx/lnx/initrd.img`,
-    `initrd --name i1-extra.cpio /${DIR}/image/lnx/lnx/extra.cpio`,
+    'kernel image/lnx/lnx/vmlinuz console=ttyS0 quiet initrd=i0-initrd.img initrd=i1-extra.cpio',
+    'initrd --name i0-initrd.img image/lnx/lnx/initrd.img',
+    'initrd --name i1-extra.cpio image/lnx/lnx/extra.cpio',
     'boot', '',
   ].join('\n'));
 });
 
 test('winpe goes through wimboot; nbp is chained', () => {
   const win = text(resolveTftpPath(`/${DIR}/boot.ipxe`, state({ type: 'boot', image: 'win', once: true }), {}, ROOT));
-  assert.match(win, new RegExp(`^kernel /${DIR}/wimboot$`, 'm'));
-  assert.match(win, new RegExp(`^initrd --name boot.wim /${DIR}/image/win/sources/boot.wim$`, 'm'));
+  assert.match(win, /^kernel wimboot$/m);
+  assert.match(win, /^initrd --name boot.wim image\/win\/sources\/boot.wim$/m);
   assert.match(win, /^initrd --name BCD .*boot\/bcd$/m);
-  assert.match(text(resolveTftpPath(`${DIR}/boot.ipxe`, state({ type: 'boot', image: 'pkg', once: true }), {}, ROOT)), new RegExp(`^chain /${DIR}/image/pkg/pxelinux.0$`, 'm'));
+  assert.match(text(resolveTftpPath(`${DIR}/boot.ipxe`, state({ type: 'boot', image: 'pkg', once: true }), {}, ROOT)), /^chain image\/pkg\/pxelinux.0$/m);
 });
 
 test('wait re-chains its own script; local and a consumed once exit to the next boot device', () => {
   const wait = text(resolveTftpPath(`${DIR}/boot.ipxe`, state({ type: 'wait' }), {}, ROOT));
   assert.match(wait, /^sleep \d+$/m);
-  assert.match(wait, new RegExp(`^chain --replace /${DIR}/boot.ipxe$`, 'm'));
+  assert.match(wait, /^chain --replace boot.ipxe$/m);
   assert.match(text(resolveTftpPath(`${DIR}/boot.ipxe`, state({ type: 'local' }), {}, ROOT)), /^exit$/m);
   assert.match(text(resolveTftpPath(`${DIR}/boot.ipxe`, state({ type: 'boot', image: 'lnx', once: true }), { consumed: new Set([MAC]) }, ROOT)), /^exit$/m);
 });
@@ -60,10 +60,35 @@ test('menu: one item per config.menu entry, each chaining its own script', () =>
   assert.match(menu, /^item m0 Linux$/m);
   assert.match(menu, /^item m1 Disk$/m);
   assert.match(menu, /^choose --timeout 10000 --default m0 target/m);
-  assert.match(menu, new RegExp(`^chain --replace /${DIR}/menu/1.ipxe$`, 'm'));
-  assert.match(text(resolveTftpPath(`${DIR}/menu/0.ipxe`, state({ type: 'menu' }), {}, ROOT)), /^kernel .*image\/lnx\/lnx\/vmlinuz/m);
+  assert.match(menu, /^chain --replace menu\/1.ipxe$/m);
+  // A menu item's script lives in menu/: what it names outside that folder is absolute.
+  assert.match(text(resolveTftpPath(`${DIR}/menu/0.ipxe`, state({ type: 'menu' }), {}, ROOT)), new RegExp(`^kernel /${DIR}/image/lnx/lnx/vmlinuz `, 'm'));
   assert.match(text(resolveTftpPath(`${DIR}/menu/1.ipxe`, state({ type: 'menu' }), {}, ROOT)), /^exit$/m);
   assert.match(text(resolveTftpPath(`${DIR}/menu/7.ipxe`, state({ type: 'menu' }), {}, ROOT)), /menu has no item 7/);
+});
+
+test('every path a script names, resolved against the script\'s own URI as iPXE does, is one the resolver serves', () => {
+  const ready = (id: string) => (id === 'pkg-v1' ? '/var/lib/netboot/packages/pkg-v1/versions/abc' : null);
+  const scripts: [string, Action][] = [
+    [`${DIR}/boot.ipxe`, { type: 'boot', image: 'lnx', once: false }],
+    [`${DIR}/boot.ipxe`, { type: 'boot', image: 'win', once: false }],
+    [`${DIR}/boot.ipxe`, { type: 'boot', image: 'pkg', once: false }],
+    [`${DIR}/boot.ipxe`, { type: 'wait' }],
+    [`${DIR}/boot.ipxe`, { type: 'menu' }],
+    [`${DIR}/menu/0.ipxe`, { type: 'menu' }],
+  ];
+  let named = 0;
+  for (const [at, action] of scripts) {
+    const s = state(action);
+    for (const line of text(resolveTftpPath(at, s, {}, ROOT, ready)).split('\n')) {
+      const m = /^(?:kernel|chain(?: --replace)?|initrd(?: --name \S+)?) (\S+)/.exec(line);
+      if (m === null) continue;
+      const path = decodeURIComponent(new URL(m[1]!, `tftp://10.0.0.1/${at}`).pathname.slice(1));
+      assert.notEqual(resolveTftpPath(path, s, {}, ROOT, ready).type, 'none', `${at} (${action.type}): ${line} -> ${path}`);
+      named++;
+    }
+  }
+  assert.ok(named >= 12, `${named} references checked`);
 });
 
 test('image files resolve inside the TFTP root (or the Ready package version), never outside', () => {
