@@ -11,6 +11,7 @@
 import { execFileSync } from 'node:child_process';
 import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { performance } from 'node:perf_hooks';
 import { join } from 'node:path';
 import { parseArgs } from '../../services/cli/args.ts';
 import { Cleanup } from '../../test/e2e/harness/cleanup.ts';
@@ -98,7 +99,8 @@ try {
   await startDhcpServer(lanD, join(dir, 'dhcp-dnsmasq'), cleanup);
   const dnsmasqRoot = join(dir, 'dnsmasq-tftp');
   cpSync(site.tftpRoot, dnsmasqRoot, { recursive: true });
-  writeFileSync(join(dnsmasqRoot, DNSMASQ_SCRIPT), ['#!ipxe', `echo dnsmasq: ${MAC} boots ${NBP_IMAGE.name}`, `chain /${STAGE2_FILE}`, ''].join('\n'));
+  // Relative to the script, as netboot's scripts name their files: iPXE prints each path it fetches.
+  writeFileSync(join(dnsmasqRoot, DNSMASQ_SCRIPT), ['#!ipxe', `echo dnsmasq: ${MAC} boots ${NBP_IMAGE.name}`, `chain ${STAGE2_FILE}`, ''].join('\n'));
   await startDnsmasqProxy(lanD, dnsmasqRoot, DNSMASQ_SCRIPT, join(dir, 'dnsmasq-proxy'), cleanup);
 
   const taps: Record<Contender, { lan: Lan; tap: string }> = {
@@ -106,9 +108,12 @@ try {
     dnsmasq: { lan: lanD, tap: await lanD.addTap() },
   };
   let n = 0;
-  const boot = async (who: Contender): Promise<number> => {
+  /** Wall-clock power-on of each measured boot, ms since the epoch (to split off the firmware's part). */
+  const poweredOn: Record<Contender, number[]> = { netboot: [], dnsmasq: [] };
+  const boot = async (who: Contender, measured = false): Promise<number> => {
     const { lan, tap } = taps[who];
     const guest: Running = startGuest({ name: `${who}-${++n}`, firmware: 'bios', mac: MAC, uuid: UUID, namespace: lan.lan, tap, dir: join(dir, 'guests', who) }, cleanup);
+    if (measured) poweredOn[who].push(performance.timeOrigin + guest.startedAt);
     try {
       return (await guest.waitFor(markerPattern(token, MAC), 60000)).at;
     } finally {
@@ -131,9 +136,9 @@ try {
   }
   for (let i = 0; i < RUNS; i++) {
     for (const who of i % 2 === 0 ? (['netboot', 'dnsmasq'] as const) : (['dnsmasq', 'netboot'] as const)) {
-      const ms = await boot(who);
+      const ms = await boot(who, true);
       times[who].push(ms);
-      process.stderr.write(`run ${i + 1} ${who}: ${(ms / 1000).toFixed(2)} s\n`);
+      process.stderr.write(`run ${i + 1} ${who}: ${(ms / 1000).toFixed(3)} s\n`);
     }
   }
 
@@ -173,6 +178,22 @@ try {
     const l = latency[who];
     const label = who === 'netboot' ? 'netboot' : 'dnsmasq (proxy + TFTP)';
     console.log(`${label.padEnd(22)}${ms(l.choose, 0).padStart(16)}${ms(l.toTftp, 0).padStart(16)}${ms(l.tftp, 0).padStart(16)}`);
+  }
+  // Power-on -> first DISCOVER is firmware alone (SeaBIOS, the iPXE ROM, its 2 s Ctrl-B prompt):
+  // no server has been asked anything yet. The rest is where the servers are.
+  console.log(`\nEach boot split at its first DISCOVER (median / min / max, ms): firmware alone before it, the servers' part after it:`);
+  console.log(`${'server'.padEnd(22)}${'power-on -> DISCOVER'.padStart(24)}${'DISCOVER -> marker'.padStart(24)}`);
+  for (const who of ['netboot', 'dnsmasq'] as const) {
+    const at = latency[who].discoverAt;
+    if (at.length !== poweredOn[who].length) {
+      console.log(`${who}: ${at.length} DISCOVER starts in the capture for ${poweredOn[who].length} boots: not split`);
+      continue;
+    }
+    const firmware = at.map((t, i) => t - poweredOn[who][i]!);
+    const rest = times[who].map((t, i) => t - firmware[i]!);
+    const f = (xs: number[]): string => { const s = stats(xs); return `${s.median.toFixed(0)} / ${s.min.toFixed(0)} / ${s.max.toFixed(0)}`; };
+    const label = who === 'netboot' ? 'netboot' : 'dnsmasq (proxy + TFTP)';
+    console.log(`${label.padEnd(22)}${f(firmware).padStart(24)}${f(rest).padStart(24)}`);
   }
   const verdict = stats(times.netboot).median <= stats(times.dnsmasq).median;
   console.log(`target netboot <= dnsmasq (median): ${verdict ? 'met' : 'NOT met'}`);

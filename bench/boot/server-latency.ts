@@ -55,6 +55,8 @@ export interface Latencies {
   readonly toTftp: number[];
   /** Per boot, ms: the first TFTP read request -> the client's last packet to the server (both files). */
   readonly tftp: number[];
+  /** Per boot: the wall-clock time (ms since the epoch) of its first DISCOVER. */
+  readonly discoverAt: number[];
 }
 
 /** A boot's network phases: from its first DISCOVER (a new xid) to the last packet before the next boot's. */
@@ -71,6 +73,7 @@ function phases(packets: readonly Packet[], server: string, result: Latencies): 
     const request = boot.find((p) => isDhcp(p, 3));
     const rrq = boot.find((p) => p.dst === server && p.dport === 69 && p.payload.readUInt16BE(0) === 1);
     const last = boot.filter((p) => p.dst === server && p.dport !== 67 && p.dport !== 4011).pop();
+    result.discoverAt.push(boot[0]!.t);
     if (request === undefined || rrq === undefined || last === undefined) return;
     result.choose.push(request.t - boot[0]!.t);
     result.toTftp.push(rrq.t - request.t);
@@ -82,7 +85,7 @@ export function serverLatencies(pcap: string, server: string, dhcpServer: string
   const packets = readPcap(pcap);
   const xid = (p: Packet): number => (p.payload.length >= 8 ? p.payload.readUInt32BE(4) : -1);
   const after = (i: number, match: (p: Packet) => boolean): Packet | undefined => packets.slice(i + 1).find(match);
-  const result: Latencies = { offer: [], bootServer: [], tftpFirst: [], tftpData1: [], dhcpAck: [], choose: [], toTftp: [], tftp: [] };
+  const result: Latencies = { offer: [], bootServer: [], tftpFirst: [], tftpData1: [], dhcpAck: [], choose: [], toTftp: [], tftp: [], discoverAt: [] };
   const seenXids = new Set<number>();
   const seenRequests = new Set<number>();
   packets.forEach((p, i) => {
