@@ -49,7 +49,7 @@ export interface Latencies {
   readonly tftpData1: number[];
   /** The ordinary DHCP server's REQUEST -> ACK, ms: the same software on both LANs, a control. */
   readonly dhcpAck: number[];
-  /** Per boot, ms: the first DISCOVER -> the client's DHCPREQUEST (iPXE choosing its offers). */
+  /** Per boot, ms: the first DISCOVER -> the client's DHCPREQUEST (about 1 s: QEMU's e1000 holds received frames for 1 s after the guest opens the NIC). */
   readonly choose: number[];
   /** Per boot, ms: that DHCPREQUEST -> the first TFTP read request (the ACK, any 4011 exchange, iPXE's own work). */
   readonly toTftp: number[];
