@@ -175,7 +175,7 @@ try {
   console.log(`\nEach boot's network phases from the same captures (median / max, ms): first DISCOVER -> DHCPREQUEST (about 1 s:`);
   console.log(`QEMU's e1000 holds received frames for 1 s after iPXE opens the NIC), then on to the first TFTP read request (the ACK,`);
   console.log(`dnsmasq's 4011 exchange, iPXE's console output), then both files:`);
-  console.log(`${'server'.padEnd(22)}${'choosing'.padStart(16)}${'-> 1st RRQ'.padStart(16)}${'TFTP'.padStart(16)}`);
+  console.log(`${'server'.padEnd(22)}${'DISCOVER->REQ'.padStart(16)}${'-> 1st RRQ'.padStart(16)}${'TFTP'.padStart(16)}`);
   for (const who of ['netboot', 'dnsmasq'] as const) {
     const l = latency[who];
     const label = who === 'netboot' ? 'netboot' : 'dnsmasq (proxy + TFTP)';
