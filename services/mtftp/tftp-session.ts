@@ -42,7 +42,8 @@ export class TftpSession {
   private timer: NodeJS.Timeout | null = null;
   private timerMs = 0;
   /** When the OACK last went out (now()), for telling a repeated request from a crossed one. */
-  private oackSentAt = 0;
+  /** When the client's first answer (the OACK, or DATA 1 without one) last went out. */
+  private answeredAt = 0;
   /** A window waits for the read-ahead to bring its blocks in. */
   private waiting = false;
   /** Blocks the link could not take yet (its send buffer was full): sent when it is writable. */
@@ -165,8 +166,8 @@ export class TftpSession {
   /** The client repeated its request on the TFTP port. */
   requestRepeated(): void {
     if (this.ended) return;
-    const step = this.machine.requestRepeated(this.now() - this.oackSentAt);
-    if (step.kind === 'stale' && this.machine.phase === 'oack') this.log.debug('repeated request crossed our OACK; not answered');
+    const step = this.machine.requestRepeated(this.now() - this.answeredAt);
+    if (step.kind === 'stale') this.log.debug('repeated request not answered (it crossed our answer, or the client is past it)');
     this.apply(step);
   }
 
@@ -196,7 +197,7 @@ export class TftpSession {
       case 'send':
         if (this.machine.sendOack) {
           this.link.send(this.oackPacket as Buffer);
-          this.oackSentAt = this.now();
+          this.answeredAt = this.now();
           this.restartTimer();
         } else {
           this.transmit();
@@ -238,6 +239,7 @@ export class TftpSession {
       this.blockedLast = last;
       return;
     }
+    if (first === 1) this.answeredAt = this.now();
     this.sendRange(first, last);
     this.readAhead();
     this.armNext();

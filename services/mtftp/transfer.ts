@@ -57,7 +57,7 @@ const WAIT: Step = Object.freeze({ kind: 'wait', timer: 'restart' });
 const REFUSED: Step = Object.freeze({ kind: 'refused', timer: 'stop' });
 const ABORTED: Step = Object.freeze({ kind: 'aborted', timer: 'stop' });
 
-/** A repeated request this soon after our OACK is taken as having crossed it. */
+/** A repeated request this soon after our first answer (OACK, or DATA 1 without one) is taken as having crossed it. */
 export const REQUEST_CROSSING_MS = 100;
 
 export type Phase = 'new' | 'oack' | 'data' | 'complete' | 'refused' | 'aborted';
@@ -144,13 +144,22 @@ export class TransferMachine {
   }
 
   /**
-   * The client sent its request again (same TID): it is still waiting for our first answer,
-   * unless the repeat crossed our OACK (`msSinceOack` below REQUEST_CROSSING_MS).
+   * The client sent its request again (same TID): it is still waiting for our first answer (the
+   * OACK, or DATA 1 when there is none), unless the repeat crossed that answer (`msSinceAnswer`
+   * below REQUEST_CROSSING_MS). Once the client has acknowledged anything, a repeat is stale.
    */
-  requestRepeated(msSinceOack: number): Step {
-    if (this.phase !== 'oack' || msSinceOack < REQUEST_CROSSING_MS) return STALE;
+  requestRepeated(msSinceAnswer: number): Step {
+    if (msSinceAnswer < REQUEST_CROSSING_MS) return STALE;
+    if (this.phase === 'oack') {
+      this.retransmits++;
+      this.sendOack = true;
+      return SEND;
+    }
+    if (this.phase !== 'data' || this.plan.oack || this.base !== 1) return STALE;
     this.retransmits++;
-    this.sendOack = true;
+    this.sendOack = false;
+    this.sendFirst = 1;
+    this.sendLast = this.high;
     return SEND;
   }
 

@@ -146,6 +146,17 @@ test('the OACK is repeated when the client repeats its request, not on our timer
   assert.equal(d.requestRepeated(10_000).kind, 'stale');
 });
 
+test('without an OACK, a repeated request gets the first window again until the client acknowledges anything', () => {
+  const m = new TransferMachine({ lastBlock: 100, windowSize: 4, retries: 2, oack: false, timeoutMs: 100, maxTimeoutMs: 1000 });
+  assert.equal(sent(m, m.start()), '1..4');
+  // Right after our DATA 1 the repeat crossed it; later, the client never got it.
+  assert.equal(m.requestRepeated(REQUEST_CROSSING_MS - 1).kind, 'stale');
+  assert.equal(sent(m, m.requestRepeated(REQUEST_CROSSING_MS)), '1..4');
+  assert.equal(m.retransmits, 1);
+  assert.equal(sent(m, m.ack(1)), '2..5');
+  assert.equal(m.requestRepeated(10_000).kind, 'stale');
+});
+
 test('the retransmission interval doubles without progress, up to the cap, and resets on progress', () => {
   const m = new TransferMachine({ lastBlock: 100, windowSize: 8, retries: 10, oack: false, timeoutMs: 100, maxTimeoutMs: 1000 });
   m.start();
