@@ -41,8 +41,7 @@ export class TftpSession {
   private readonly oackPacket: Buffer | null;
   private timer: NodeJS.Timeout | null = null;
   private timerMs = 0;
-  /** When the OACK last went out (now()), for telling a repeated request from a crossed one. */
-  /** When the client's first answer (the OACK, or DATA 1 without one) last went out. */
+  /** When the first answer (the OACK, or DATA 1 without one) last went out: a repeat sooner crossed it. */
   private answeredAt = 0;
   /** A window waits for the read-ahead to bring its blocks in. */
   private waiting = false;

@@ -18,9 +18,9 @@ type Ref = (path: string) => string;
  * References from a script served at `scriptAt`: relative to its folder for paths below it, else
  * absolute. iPXE prints each path it fetches; the relative form leaves out `/netboot/<mac>/`, 27
  * characters a machine waits for on a serial console (87 µs each at 115200 baud) or on SeaBIOS's
- * under QEMU (about 0.15 ms each, measured in bench/boot).
+ * under QEMU (0.2-0.3 ms each, measured in bench/boot).
  */
-export function refFrom(scriptAt: string): Ref {
+function refFrom(scriptAt: string): Ref {
   const dir = scriptAt.slice(0, scriptAt.lastIndexOf('/') + 1);
   return (path) => (path.startsWith(dir) ? path.slice(dir.length) : `/${path}`);
 }
