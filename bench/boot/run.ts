@@ -25,13 +25,14 @@ import { serverLatencies, type Latencies } from './server-latency.ts';
 import { BOOT_FILES, NBP_IMAGE, STAGE2_FILE, makeTftpRoot, markerPattern } from '../../test/e2e/harness/second-stage.ts';
 
 const args = parseArgs(process.argv.slice(2));
-// 20: a boot's firmware part alone spreads over 150-250 ms (host speed; see the README), the servers' part over ~20.
+// 20: a boot's firmware part alone spreads over 150-300 ms (host speed; see the README), the servers' part over ~20.
 const RUNS = Number(args.flags.get('runs') ?? 20);
 const MAC = '52:54:00:be:0c:01';
 const UUID = '8a3c1e52-7f0d-4b6a-9e21-525400be0c01';
 const DNSMASQ_SCRIPT = 'dnsmasq-boot.ipxe';
 
 type Contender = 'netboot' | 'dnsmasq';
+const LABEL: Record<Contender, string> = { netboot: 'netboot', dnsmasq: 'dnsmasq (proxy + TFTP)' };
 
 const cleanup = new Cleanup();
 const dir = mkdtempSync(join(tmpdir(), 'netboot-bench-boot-'));
@@ -160,7 +161,7 @@ try {
   console.log(`${'server'.padEnd(22)}${'median'.padStart(10)}${'min'.padStart(10)}${'max'.padStart(10)}`);
   for (const who of ['netboot', 'dnsmasq'] as const) {
     const s = stats(times[who]);
-    const label = who === 'netboot' ? 'netboot' : 'dnsmasq (proxy + TFTP)';
+    const label = LABEL[who];
     console.log(`${label.padEnd(22)}${sec(s.median).padStart(10)}${sec(s.min).padStart(10)}${sec(s.max).padStart(10)}`);
   }
   console.log(`\nServer response times from packet captures of the same boots (median / max, ms; the last column is`);
@@ -169,7 +170,7 @@ try {
   const ms = (xs: number[], digits = 1): string => (xs.length === 0 ? '-' : `${stats(xs).median.toFixed(digits)} / ${stats(xs).max.toFixed(digits)}`);
   for (const who of ['netboot', 'dnsmasq'] as const) {
     const l = latency[who];
-    const label = who === 'netboot' ? 'netboot' : 'dnsmasq (proxy + TFTP)';
+    const label = LABEL[who];
     console.log(`${label.padEnd(22)}${ms(l.offer).padStart(16)}${ms(l.bootServer).padStart(16)}${ms(l.tftpFirst, 2).padStart(16)}${ms(l.tftpData1, 2).padStart(14)}${ms(l.dhcpAck).padStart(18)}`);
   }
   console.log(`\nEach boot's network phases from the same captures (median / max, ms): first DISCOVER -> DHCPREQUEST (about 1 s:`);
@@ -178,7 +179,7 @@ try {
   console.log(`${'server'.padEnd(22)}${'DISCOVER->REQ'.padStart(16)}${'-> 1st RRQ'.padStart(16)}${'TFTP'.padStart(16)}`);
   for (const who of ['netboot', 'dnsmasq'] as const) {
     const l = latency[who];
-    const label = who === 'netboot' ? 'netboot' : 'dnsmasq (proxy + TFTP)';
+    const label = LABEL[who];
     console.log(`${label.padEnd(22)}${ms(l.choose, 0).padStart(16)}${ms(l.toTftp, 0).padStart(16)}${ms(l.tftp, 0).padStart(16)}`);
   }
   // Power-on -> first DISCOVER is firmware alone (SeaBIOS, the iPXE ROM, its 2 s Ctrl-B prompt):
@@ -194,7 +195,7 @@ try {
     const firmware = at.map((t, i) => t - poweredOn[who][i]!);
     const rest = times[who].map((t, i) => t - firmware[i]!);
     const f = (xs: number[]): string => { const s = stats(xs); return `${s.median.toFixed(0)} / ${s.min.toFixed(0)} / ${s.max.toFixed(0)}`; };
-    const label = who === 'netboot' ? 'netboot' : 'dnsmasq (proxy + TFTP)';
+    const label = LABEL[who];
     console.log(`${label.padEnd(22)}${f(firmware).padStart(24)}${f(rest).padStart(24)}`);
   }
   const verdict = stats(times.netboot).median <= stats(times.dnsmasq).median;
