@@ -1,6 +1,6 @@
 // The SBS decoder's only error. `field` is a JSON path into the document (`clients[3].mac`,
 // `config.menu.items[0].action.type`) or `(document)` for the file as a whole.
-import { NetbootError } from '../services/shared/errors.ts';
+import { NetbootError } from '../platform/runtime/errors.ts';
 
 export const DOCUMENT = '(document)';
 

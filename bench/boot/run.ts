@@ -13,7 +13,7 @@ import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { join } from 'node:path';
-import { parseArgs } from '../../services/cli/args.ts';
+import { parseArgs } from '../../cli/args.ts';
 import { Cleanup } from '../../test/e2e/harness/cleanup.ts';
 import { startDhcpServer, startDnsmasqProxy } from '../../test/e2e/harness/dnsmasq.ts';
 import { startGuest } from '../../test/e2e/harness/guest.ts';

@@ -4,8 +4,8 @@
 // [u16 length, big-endian][packet], the DISCOVER then the REQUEST of each client, record k with
 // xid xidBase + k.
 import { writeFileSync } from 'node:fs';
-import { BOOTREQUEST, FLAG_BROADCAST, encode } from '../../services/server/dhcp-codec.ts';
-import { DhcpOptions, MESSAGE_TYPE, encodeOption } from '../../services/server/dhcp-options.ts';
+import { BOOTREQUEST, FLAG_BROADCAST, encode } from '../../protocols/dhcp/dhcp-codec.ts';
+import { DhcpOptions, MESSAGE_TYPE, encodeOption } from '../../protocols/dhcp/dhcp-options.ts';
 
 function mac(i: number): Buffer {
   return Buffer.from([0x02, 0x4e, 0x42, (i >> 16) & 0xff, (i >> 8) & 0xff, i & 0xff]);

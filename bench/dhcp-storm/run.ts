@@ -17,8 +17,8 @@ import { mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs, stringFlag } from '../../services/cli/args.ts';
-import { controlCall, controlSocketPath } from '../../services/shared/control.ts';
+import { parseArgs, stringFlag } from '../../cli/args.ts';
+import { controlCall, controlSocketPath } from '../../platform/local/control.ts';
 import { processCpuSeconds } from '../process-cpu.ts';
 import { clientMac, writePackets } from './packets.ts';
 
@@ -150,7 +150,7 @@ id = "dhcp-storm"
   const out = (service: string): 'pipe' | number => (service === 'server' && process.env.BENCH_SERVER_STDOUT !== undefined ? openSync(process.env.BENCH_SERVER_STDOUT, 'w') : 'pipe');
   const run = (service: string, flags: string[]): ChildProcess => {
     const child = spawn('ip', ['netns', 'exec', ns.srv, process.execPath, ...flags, '--import', 'tsx',
-      join(code, 'services/cli/main.ts'), 'run', service, '--config', join(site, 'netboot.toml')], { cwd: code, stdio: ['ignore', out(service), 'inherit'] });
+      join(code, 'cli/main.ts'), 'run', service, '--config', join(site, 'netboot.toml')], { cwd: code, stdio: ['ignore', out(service), 'inherit'] });
     child.stdout?.resume();
     return child;
   };

@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseArgs } from '../../services/cli/args.ts';
+import { parseArgs } from '../../cli/args.ts';
 import { freeTcpPort, makeTestSite, waitFor, type TestSite } from '../../test/helpers/env.ts';
 import { FeedClient } from '../../test/helpers/feed-client.ts';
 import { spawnService, type ServiceProcess } from '../../test/helpers/process.ts';

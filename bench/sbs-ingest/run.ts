@@ -5,8 +5,8 @@
 // files and files/s for a burst. Targets: p99 < 100 ms; burst >= 2,000 files/s.
 import { mkdirSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { writeFileAtomic } from '../../services/shared/atomic-file.ts';
-import { parseArgs } from '../../services/cli/args.ts';
+import { writeFileAtomic } from '../../platform/runtime/atomic-file.ts';
+import { parseArgs } from '../../cli/args.ts';
 import { makeTestSite, waitFor } from '../../test/helpers/env.ts';
 import { FeedClient } from '../../test/helpers/feed-client.ts';
 import { spawnService } from '../../test/helpers/process.ts';

@@ -13,8 +13,8 @@ import { copyFileSync, cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, wri
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs, stringFlag } from '../../services/cli/args.ts';
-import { encode, writeAck } from '../../services/mtftp/tftp-codec.ts';
+import { parseArgs, stringFlag } from '../../cli/args.ts';
+import { encode, writeAck } from '../../protocols/tftp/tftp-codec.ts';
 import { readCapture, startCapture, type UdpPacket } from './capture.ts';
 
 const args = parseArgs(process.argv.slice(2));

@@ -14,7 +14,7 @@ import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs, stringFlag } from '../../services/cli/args.ts';
+import { parseArgs, stringFlag } from '../../cli/args.ts';
 import { freeUdpPort } from '../../test/helpers/env.ts';
 import { atftp, makeBenchDirs, median } from './client.ts';
 import { benchServer, startAtftpd, startNetboot, startTftpdHpa, stopServer, type BenchServer } from './servers.ts';

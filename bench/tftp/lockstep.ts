@@ -10,7 +10,7 @@ import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync 
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs, stringFlag } from '../../services/cli/args.ts';
+import { parseArgs, stringFlag } from '../../cli/args.ts';
 import { freeUdpPort } from '../../test/helpers/env.ts';
 import { readCapture, startCapture, type UdpPacket } from './capture.ts';
 import { startAtftpd, startNetboot, startTftpdHpa, stopServer, type BenchServer } from './servers.ts';

@@ -10,7 +10,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs, stringFlag } from '../../services/cli/args.ts';
+import { parseArgs, stringFlag } from '../../cli/args.ts';
 import { freeUdpPort } from '../../test/helpers/env.ts';
 import { atftp, makeBenchDirs, median } from './client.ts';
 import { startAtftpd, startNetboot, startTftpdHpa, stopServer, type BenchServer } from './servers.ts';

@@ -4,11 +4,11 @@
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
-import type { FeedEvent, FromInterface, ToInterface } from '../shared/feed-protocol.ts';
-import type { Logger } from '../shared/logger.ts';
+import type { FeedEvent, FromInterface, ToInterface } from '../../boot/feed-protocol.ts';
+import type { Logger } from '../../platform/runtime/logger.ts';
 import { normalizeMac } from '../../sbs/mac.ts';
 import { isLoopback } from './port-server.ts';
-import type { SequencedChange, StateBook } from './state-book.ts';
+import type { SequencedChange, StateBook } from '../../state/state-book.ts';
 
 export class FeedServer {
   private readonly wss = new WebSocketServer({ noServer: true, maxPayload: 1024 * 1024 });

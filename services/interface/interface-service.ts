@@ -1,22 +1,22 @@
 // The Interface service: drop folder -> durable state -> state feed, plus the event outbox and
 // the control socket. Built by main (or a test) with its collaborators; start/stop only.
 import { randomUUID } from 'node:crypto';
-import type { Config } from '../shared/config.ts';
-import { ControlServer, controlSocketPath } from '../shared/control.ts';
-import type { FeedEvent } from '../shared/feed-protocol.ts';
-import type { Lifecycle } from '../shared/lifecycle.ts';
-import type { Logger } from '../shared/logger.ts';
-import { issuedMs } from './apply.ts';
-import { DropFolder, type ReadyFile, type Rejection } from './drop-folder.ts';
-import { EventOutbox } from './event-outbox.ts';
+import type { Config } from '../../platform/runtime/config.ts';
+import { ControlServer, controlSocketPath } from '../../platform/local/control.ts';
+import type { FeedEvent } from '../../boot/feed-protocol.ts';
+import type { Lifecycle } from '../../platform/runtime/lifecycle.ts';
+import type { Logger } from '../../platform/runtime/logger.ts';
+import { issuedMs } from '../../state/apply.ts';
+import { DropFolder, type ReadyFile, type Rejection } from '../../state/drop-folder.ts';
+import { EventOutbox } from '../../state/event-outbox.ts';
 import { FeedServer } from './feed-server.ts';
 import { PeerHub } from './peer-hub.ts';
-import type { PackageService } from '../../images/package-service.ts';
-import { packageControlRoutes } from '../../images/control-routes.ts';
+import type { PackageService } from '../../packages/package-service.ts';
+import { packageControlRoutes } from '../../packages/control-routes.ts';
 import { PortServer } from './port-server.ts';
-import { SEED_DOCUMENTS } from './seed.ts';
-import { StateBook } from './state-book.ts';
-import { openStore, type Db, type Table } from './store.ts';
+import { SEED_DOCUMENTS } from '../../state/seed.ts';
+import { StateBook } from '../../state/state-book.ts';
+import { openStore, type Db, type Table } from '../../state/store.ts';
 
 const BATCH = 500;
 /** A slow full rescan catches anything a watcher missed (network filesystems). */
@@ -79,7 +79,7 @@ export class InterfaceService implements Lifecycle {
     await this.folder.start();
     // Package replication (images/): /pkg/... and /pkg-feed; status changes go to the outbox.
     // Loaded after the SBS intake is running, so it never delays it.
-    const { PackageService } = await import('../../images/package-service.ts');
+    const { PackageService } = await import('../../packages/package-service.ts');
     this.packages = new PackageService(config, log.child({ part: 'packages' }), this.port, {
       onStatusChange: (s) => { book.recordOutboundEvent(randomUUID(), { kind: 'package-status', ...s }, new Date()); this.outbox?.kick(); },
     });

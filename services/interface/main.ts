@@ -1,8 +1,8 @@
 // Composition root of the Interface process.
-import type { Config } from '../shared/config.ts';
-import { runUntilSignal } from '../shared/lifecycle.ts';
-import type { Logger } from '../shared/logger.ts';
-import { notifyReady } from '../shared/sd-notify.ts';
+import type { Config } from '../../platform/runtime/config.ts';
+import { runUntilSignal } from '../../platform/runtime/lifecycle.ts';
+import type { Logger } from '../../platform/runtime/logger.ts';
+import { notifyReady } from '../../platform/runtime/sd-notify.ts';
 import { InterfaceService } from './interface-service.ts';
 
 export async function main(config: Config, log: Logger): Promise<number> {

@@ -2,17 +2,17 @@
 // `replicateTo` is applied from the SBS folder, the same document (same id) is queued for each
 // named peer in the same transaction, and delivered by that peer's link. Jobs received from peers
 // are applied locally and never forwarded again.
-import type { Config, PeerConfig } from '../shared/config.ts';
-import type { Logger } from '../shared/logger.ts';
-import { readKeyFile } from '../shared/peer-auth.ts';
+import type { Config, PeerConfig } from '../../platform/runtime/config.ts';
+import type { Logger } from '../../platform/runtime/logger.ts';
+import { readKeyFile } from '../../platform/trust/peer-auth.ts';
 import type { SbsDocument } from '../../sbs/types.ts';
-import { issuedMs, type Effect } from './apply.ts';
-import { PeerIntake, type InboundPeer } from './peer-intake.ts';
+import { issuedMs, type Effect } from '../../state/apply.ts';
+import { PeerIntake, type InboundPeer } from '../../state/peer-intake.ts';
 import { PeerLink, type PeerLinkStatus } from './peer-link.ts';
-import { PeerOutbox } from './peer-outbox.ts';
+import { PeerOutbox } from '../../state/peer-outbox.ts';
 import type { PortServer } from './port-server.ts';
-import type { BatchItem, StateBook } from './state-book.ts';
-import type { Db } from './store.ts';
+import type { BatchItem, StateBook } from '../../state/state-book.ts';
+import type { Db } from '../../state/store.ts';
 
 export class PeerHub {
   private readonly keys = new Map<string, Buffer>();

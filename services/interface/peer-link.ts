@@ -3,12 +3,12 @@
 // acknowledged in order; an unacknowledged job stays in the durable outbox and is sent again after
 // a reconnect (the receiver is idempotent by id).
 import WebSocket from 'ws';
-import { backoffDelayMs } from '../shared/backoff.ts';
-import type { PeerConfig } from '../shared/config.ts';
-import { errorMessage } from '../shared/errors.ts';
-import type { Logger } from '../shared/logger.ts';
-import { ClientHandshake, type SealedChannel } from '../shared/peer-handshake.ts';
-import type { PeerOutbox, QueuedJob } from './peer-outbox.ts';
+import { backoffDelayMs } from '../../platform/runtime/backoff.ts';
+import type { PeerConfig } from '../../platform/runtime/config.ts';
+import { errorMessage } from '../../platform/runtime/errors.ts';
+import type { Logger } from '../../platform/runtime/logger.ts';
+import { ClientHandshake, type SealedChannel } from '../../platform/trust/peer-handshake.ts';
+import type { PeerOutbox, QueuedJob } from '../../state/peer-outbox.ts';
 
 const IN_FLIGHT = 64;
 

@@ -3,7 +3,7 @@
 // plain HTTP requests by prefix. The listener owns the socket; routes own their protocol.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
-import type { Logger } from '../shared/logger.ts';
+import type { Logger } from '../../platform/runtime/logger.ts';
 
 export type UpgradeRoute = (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
 export type HttpRoute = (req: IncomingMessage, res: ServerResponse) => void;

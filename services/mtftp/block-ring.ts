@@ -4,8 +4,8 @@
 // A slot is refilled only once its block is acknowledged, so the current window is always
 // resident for a go-back-N resend.
 import { close, readv } from 'node:fs';
-import { writeDataHeader } from './tftp-codec.ts';
-import { wireBlock } from './transfer.ts';
+import { writeDataHeader } from '../../protocols/tftp/tftp-codec.ts';
+import { wireBlock } from '../../protocols/tftp/transfer.ts';
 
 export interface BlockSource {
   readonly size: number;

@@ -2,10 +2,10 @@
 // means for this client, and "this client finished fetching this file" (for `once` actions).
 // In production they go to the server's local channel, the first mostly answered from the
 // followed copy of the server's view (server-view.ts); tests pass their own object.
-import { errorMessage } from '../shared/errors.ts';
-import type { ChannelClient } from '../shared/local-channel.ts';
+import { errorMessage } from '../../platform/runtime/errors.ts';
+import type { ChannelClient } from '../../platform/local/local-channel.ts';
 import type { ServerView } from './server-view.ts';
-import type { Logger } from '../shared/logger.ts';
+import type { Logger } from '../../platform/runtime/logger.ts';
 
 /** Paths under this prefix are answered by the server, never looked up in the TFTP root. */
 export const VIRTUAL_PREFIX = 'netboot/';

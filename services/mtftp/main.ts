@@ -1,13 +1,13 @@
 // Composition root of the mtftp process: the TFTP service, boot hooks that ask the PXE server
 // over its local channel (from the followed copy of its view when current), and this process's
 // own control socket (GET /status).
-import { configPathFrom, loadConfig, type Config } from '../shared/config.ts';
-import { ControlServer, controlSocketPath } from '../shared/control.ts';
-import { errorMessage } from '../shared/errors.ts';
-import { ChannelClient, channelSocketPath } from '../shared/local-channel.ts';
-import { runUntilSignal } from '../shared/lifecycle.ts';
-import { createLogger, type Logger } from '../shared/logger.ts';
-import { notifyReady } from '../shared/sd-notify.ts';
+import { configPathFrom, loadConfig, type Config } from '../../platform/runtime/config.ts';
+import { ControlServer, controlSocketPath } from '../../platform/local/control.ts';
+import { errorMessage } from '../../platform/runtime/errors.ts';
+import { ChannelClient, channelSocketPath } from '../../platform/local/local-channel.ts';
+import { runUntilSignal } from '../../platform/runtime/lifecycle.ts';
+import { createLogger, type Logger } from '../../platform/runtime/logger.ts';
+import { notifyReady } from '../../platform/runtime/sd-notify.ts';
 import { serverBootHooks } from './boot-hooks.ts';
 import { MtftpService } from './mtftp-service.ts';
 import { ServerView } from './server-view.ts';

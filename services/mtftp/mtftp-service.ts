@@ -1,8 +1,8 @@
 // The MTFTP service as one Lifecycle part: the TFTP server over the configured root, with the
 // boot hooks it is given. Usable in-process (tests bind port 0 and read `port`).
-import type { Config } from '../shared/config.ts';
-import type { Lifecycle } from '../shared/lifecycle.ts';
-import type { Logger } from '../shared/logger.ts';
+import type { Config } from '../../platform/runtime/config.ts';
+import type { Lifecycle } from '../../platform/runtime/lifecycle.ts';
+import type { Logger } from '../../platform/runtime/logger.ts';
 import type { BootHooks } from './boot-hooks.ts';
 import { TftpRoot } from './tftp-root.ts';
 import { TftpServer } from './tftp-server.ts';

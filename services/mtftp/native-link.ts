@@ -5,8 +5,8 @@
 // server's time at window 1); owning the socket lets one scratch buffer serve every receive and a
 // whole window go out in one system call. Absent addon or kernel support: the pure-JS DgramLink.
 import { createRequire } from 'node:module';
-import type { SendPath } from '../shared/config.ts';
-import { errorMessage } from '../shared/errors.ts';
+import type { SendPath } from '../../platform/runtime/config.ts';
+import { errorMessage } from '../../platform/runtime/errors.ts';
 import type { BlockRing, CachedReader } from './block-ring.ts';
 import type { LinkEvents, Peer, RequestHandler, RequestSocket, TransferLink } from './transfer-link.ts';
 

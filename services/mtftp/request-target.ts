@@ -3,11 +3,11 @@
 // requests get the converted bytes, built in memory (text files; bounded).
 import { isAbsolute } from 'node:path';
 import { isUtf8 } from 'node:buffer';
-import { errorMessage } from '../shared/errors.ts';
+import { errorMessage } from '../../platform/runtime/errors.ts';
 import { FileSource, MemorySource, type BlockSource } from './block-ring.ts';
 import { VIRTUAL_PREFIX, type BootHooks, type Client } from './boot-hooks.ts';
-import { toNetascii } from './netascii.ts';
-import { TFTP_ERROR } from './tftp-codec.ts';
+import { toNetascii } from '../../protocols/tftp/netascii.ts';
+import { TFTP_ERROR } from '../../protocols/tftp/tftp-codec.ts';
 import { normalizeRequestPath, openRegularFile, type OpenedFile, type Refusal, type TftpRoot } from './tftp-root.ts';
 
 export const NETASCII_MAX_BYTES = 16 * 1024 * 1024;

@@ -1,17 +1,17 @@
-// MTFTP's copy of the PXE server's view (services/server/tftp-view.ts), followed on the local
+// MTFTP's copy of the PXE server's view (boot/tftp-view.ts), followed on the local
 // channel: netboot/ paths are resolved here, by the server's own pure resolver (imported, not
 // copied), with no second process in the way while a machine waits for its first packet. Measured
 // beside QEMU guests on two cores, the question to the server took 2 to 29 ms per file; dnsmasq
 // answers in 0.3 ms. While the copy is not current (not received yet, or the connection is gone)
 // the server is asked per request instead, so a copy that is not there costs time, never a boot.
-import { readyPackagePath } from '../../images/layout.ts';
-import { tftpTarget } from '../server/tftp-resolve.ts';
-import { TFTP_VIEW_TOPIC, type TftpView, type TftpViewPush } from '../server/tftp-view.ts';
-import { errorMessage } from '../shared/errors.ts';
-import { applyChange, type FeedState } from '../shared/feed-protocol.ts';
-import type { Lifecycle } from '../shared/lifecycle.ts';
-import type { ChannelClient } from '../shared/local-channel.ts';
-import type { Logger } from '../shared/logger.ts';
+import { readyPackagePath } from '../../packages/layout.ts';
+import { tftpTarget } from '../../boot/tftp-resolve.ts';
+import { TFTP_VIEW_TOPIC, type TftpView, type TftpViewPush } from '../../boot/tftp-view.ts';
+import { errorMessage } from '../../platform/runtime/errors.ts';
+import { applyChange, type FeedState } from '../../boot/feed-protocol.ts';
+import type { Lifecycle } from '../../platform/runtime/lifecycle.ts';
+import type { ChannelClient } from '../../platform/local/local-channel.ts';
+import type { Logger } from '../../platform/runtime/logger.ts';
 import type { VirtualTarget } from './boot-hooks.ts';
 
 export const FOLLOW_RETRY_MIN_MS = 500;

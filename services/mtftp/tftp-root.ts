@@ -17,7 +17,7 @@
 //   on a slow network file system would stall every transfer while it answers. Keep it local.
 import { closeSync, constants, fstatSync, lstatSync, openSync, readdirSync, readlinkSync, realpathSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { TFTP_ERROR } from './tftp-codec.ts';
+import { TFTP_ERROR } from '../../protocols/tftp/tftp-codec.ts';
 
 export const MAX_PATH_BYTES = 1024;
 export const MAX_SEGMENT_BYTES = 255;

@@ -3,20 +3,20 @@
 // per probe for a missing file). Every datagram handler has one guard: a bad packet is dropped
 // with a logged reason and the service keeps serving.
 import type { Socket } from 'node:dgram';
-import type { SendPath } from '../shared/config.ts';
-import { errorMessage } from '../shared/errors.ts';
-import type { Lifecycle } from '../shared/lifecycle.ts';
-import type { Logger } from '../shared/logger.ts';
+import type { SendPath } from '../../platform/runtime/config.ts';
+import { errorMessage } from '../../platform/runtime/errors.ts';
+import type { Lifecycle } from '../../platform/runtime/lifecycle.ts';
+import type { Logger } from '../../platform/runtime/logger.ts';
 import { BlockRing } from './block-ring.ts';
 import type { BootHooks } from './boot-hooks.ts';
 import { chooseSendPath, loadNativeLink, NativeLinks } from './native-link.ts';
-import { declineOptions, negotiate, type NegotiationLimits } from './options.ts';
+import { declineOptions, negotiate, type NegotiationLimits } from '../../protocols/tftp/options.ts';
 import { resolveTarget, type Target } from './request-target.ts';
-import { decode, errorPacket, TFTP_ERROR, type RequestPacket } from './tftp-codec.ts';
+import { decode, errorPacket, TFTP_ERROR, type RequestPacket } from '../../protocols/tftp/tftp-codec.ts';
 import type { TftpRoot } from './tftp-root.ts';
 import { TftpSession, type SessionEnd } from './tftp-session.ts';
 import { bindSocket, DgramLink, listenDgram, type Peer, type RequestSocket, type TransferLink } from './transfer-link.ts';
-import { lastBlockFor, TransferMachine } from './transfer.ts';
+import { lastBlockFor, TransferMachine } from '../../protocols/tftp/transfer.ts';
 
 export interface TftpServerOptions {
   readonly bind: string;

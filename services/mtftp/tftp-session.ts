@@ -2,13 +2,13 @@
 // retransmission timer and the read-ahead ring, and feeds events to the TransferMachine.
 // The socket is connected to the client, so the kernel drops datagrams from any other address
 // or port: nobody else can ACK, abort or confuse this transfer (RFC 1350 section 4 TIDs).
-import type { Logger } from '../shared/logger.ts';
-import { errorMessage } from '../shared/errors.ts';
+import type { Logger } from '../../platform/runtime/logger.ts';
+import { errorMessage } from '../../platform/runtime/errors.ts';
 import type { BlockRing, BlockSource } from './block-ring.ts';
-import { ackBlock, decode, encode, errorPacket, TFTP_ERROR, type TftpOption } from './tftp-codec.ts';
+import { ackBlock, decode, encode, errorPacket, TFTP_ERROR, type TftpOption } from '../../protocols/tftp/tftp-codec.ts';
 import type { TransferLink } from './transfer-link.ts';
 import { TurnChain } from './turn-chain.ts';
-import { wireBlock, type Step, type TransferMachine } from './transfer.ts';
+import { wireBlock, type Step, type TransferMachine } from '../../protocols/tftp/transfer.ts';
 
 export type Outcome = 'complete' | 'refused' | 'aborted' | 'shutdown';
 

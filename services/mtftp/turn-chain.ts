@@ -4,9 +4,9 @@
 // the session later replays each taken turn through the TransferMachine and checks that the
 // machine asks for exactly that window, so the machine stays the one source of decisions.
 import type { BlockRing } from './block-ring.ts';
-import { writeAck } from './tftp-codec.ts';
+import { writeAck } from '../../protocols/tftp/tftp-codec.ts';
 import type { TransferLink } from './transfer-link.ts';
-import { wireBlock, type TransferMachine } from './transfer.ts';
+import { wireBlock, type TransferMachine } from '../../protocols/tftp/transfer.ts';
 
 const ACK_BYTES = 4;
 

@@ -7,8 +7,8 @@
 // Absent addon or not Linux: node:dgram (dgram-socket.ts), same behaviour.
 import { createRequire } from 'node:module';
 import { constants } from 'node:os';
-import type { IoPath } from '../shared/config.ts';
-import { errorMessage } from '../shared/errors.ts';
+import type { IoPath } from '../../platform/runtime/config.ts';
+import { errorMessage } from '../../platform/runtime/errors.ts';
 import type { DatagramEvents, DhcpSocket, Peer } from './dhcp-socket.ts';
 
 interface UdpBatchHandle {

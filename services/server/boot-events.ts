@@ -4,11 +4,11 @@
 import { mkdirSync, readFileSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
 import { dirname } from 'node:path';
-import { writeFileAtomic } from '../shared/atomic-file.ts';
-import { errorMessage } from '../shared/errors.ts';
-import type { FeedChange, FeedState, PxeBootedEvent } from '../shared/feed-protocol.ts';
-import type { Logger } from '../shared/logger.ts';
-import { machineAction } from './pxe-policy.ts';
+import { writeFileAtomic } from '../../platform/runtime/atomic-file.ts';
+import { errorMessage } from '../../platform/runtime/errors.ts';
+import type { FeedChange, FeedState, PxeBootedEvent } from '../../boot/feed-protocol.ts';
+import type { Logger } from '../../platform/runtime/logger.ts';
+import { machineAction } from '../../boot/pxe-policy.ts';
 
 export interface PendingEvent {
   readonly eventId: string;

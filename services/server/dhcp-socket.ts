@@ -3,7 +3,7 @@
 // SO_REUSEADDR only when asked, and deliver each datagram as a Buffer of its own with its source.
 import { createSocket, type RemoteInfo, type SocketOptions } from 'node:dgram';
 import { isIPv4 } from 'node:net';
-import { errorMessage } from '../shared/errors.ts';
+import { errorMessage } from '../../platform/runtime/errors.ts';
 
 export interface Peer {
   readonly address: string;

@@ -2,13 +2,13 @@
 // reply goes. One guard per datagram: whatever a handler throws is logged and the next datagram is
 // served. The sockets are our batching addon's (batch-socket.ts) or node:dgram's (dhcp-socket.ts);
 // see README.md for what Node's dgram can and cannot do here.
-import type { IoPath } from '../shared/config.ts';
-import { ProtocolError, errorMessage } from '../shared/errors.ts';
-import type { Lifecycle } from '../shared/lifecycle.ts';
-import type { Logger } from '../shared/logger.ts';
+import type { IoPath } from '../../platform/runtime/config.ts';
+import { ProtocolError, errorMessage } from '../../platform/runtime/errors.ts';
+import type { Lifecycle } from '../../platform/runtime/lifecycle.ts';
+import type { Logger } from '../../platform/runtime/logger.ts';
 import { BatchSockets, SLOT_BYTES, chooseIoPath, loadUdpBatch, type BatchSupport, type IoPathChoice } from './batch-socket.ts';
 import { openDgramSocket, type DatagramEvents, type DhcpSocket, type Peer } from './dhcp-socket.ts';
-import type { PxePort } from './pxe-request.ts';
+import type { PxePort } from '../../boot/pxe-request.ts';
 
 export type { Peer } from './dhcp-socket.ts';
 

@@ -2,11 +2,11 @@
 // the last applied seq, resumes with `since` after a reconnect (with backoff), and carries events
 // (pxe-booted) to the Interface, which acknowledges each once it is persisted.
 import { WebSocket } from 'ws';
-import { backoffDelayMs, type BackoffPolicy } from '../shared/backoff.ts';
-import { errorMessage } from '../shared/errors.ts';
-import { EMPTY_STATE, applyChange, type FeedChange, type FeedEvent, type FeedState, type FromInterface } from '../shared/feed-protocol.ts';
-import type { Lifecycle } from '../shared/lifecycle.ts';
-import type { Logger } from '../shared/logger.ts';
+import { backoffDelayMs, type BackoffPolicy } from '../../platform/runtime/backoff.ts';
+import { errorMessage } from '../../platform/runtime/errors.ts';
+import { EMPTY_STATE, applyChange, type FeedChange, type FeedEvent, type FeedState, type FromInterface } from '../../boot/feed-protocol.ts';
+import type { Lifecycle } from '../../platform/runtime/lifecycle.ts';
+import type { Logger } from '../../platform/runtime/logger.ts';
 
 export interface FeedListener {
   /** After a snapshot (change null) or one change was applied. */

@@ -1,9 +1,9 @@
 // Composition root of the PXE server process.
-import type { Config } from '../shared/config.ts';
-import { runUntilSignal } from '../shared/lifecycle.ts';
-import type { Logger } from '../shared/logger.ts';
-import { notifyReady } from '../shared/sd-notify.ts';
-import { announceServerStarted, signalUrl } from '../signal/signal-client.ts';
+import type { Config } from '../../platform/runtime/config.ts';
+import { runUntilSignal } from '../../platform/runtime/lifecycle.ts';
+import type { Logger } from '../../platform/runtime/logger.ts';
+import { notifyReady } from '../../platform/runtime/sd-notify.ts';
+import { announceServerStarted, signalUrl } from '../../platform/local/signal-client.ts';
 import { ServerService } from './server-service.ts';
 import { SignalAnnouncer } from './signal-announcer.ts';
 

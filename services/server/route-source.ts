@@ -2,7 +2,7 @@
 // packet is sent) and read the socket's local address. Node's dgram has no routing-table query,
 // but this asks the same question the kernel answers for every reply we send there.
 import { createSocket } from 'node:dgram';
-import { NetbootError, errorMessage } from '../shared/errors.ts';
+import { NetbootError, errorMessage } from '../../platform/runtime/errors.ts';
 
 export type RouteSource = (destination: string) => Promise<string>;
 

@@ -9,8 +9,8 @@
 // Node's dgram cannot tell on which interface a broadcast arrived (no IP_PKTINFO), so routing is
 // the honest stand-in: a reply to X leaves through the interface the kernel routes X to.
 import { networkInterfaces, type NetworkInterfaceInfo } from 'node:os';
-import { inSubnet, matchSubnet, type Config, type SubnetConfig } from '../shared/config.ts';
-import { ConfigError, errorMessage } from '../shared/errors.ts';
+import { inSubnet, matchSubnet, type Config, type SubnetConfig } from '../../platform/runtime/config.ts';
+import { ConfigError, errorMessage } from '../../platform/runtime/errors.ts';
 import type { Segment } from './dhcp-transport.ts';
 import { routeSource, type RouteSource } from './route-source.ts';
 

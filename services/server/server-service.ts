@@ -2,32 +2,32 @@
 // complete, answers PXE clients by the policy, resolves netboot/ paths for the MTFTP service and
 // consumes `once` boots when a boot program was fetched. Built by main (or a test); start/stop.
 import { join } from 'node:path';
-import type { Config } from '../shared/config.ts';
-import { ControlServer, HttpError, controlSocketPath, type ControlRequest } from '../shared/control.ts';
-import { NetbootError, ProtocolError } from '../shared/errors.ts';
-import { ChannelServer, channelSocketPath } from '../shared/local-channel.ts';
-import { isComplete, type FeedChange, type FeedState } from '../shared/feed-protocol.ts';
-import type { Lifecycle } from '../shared/lifecycle.ts';
-import type { LogFields, Logger } from '../shared/logger.ts';
+import type { Config } from '../../platform/runtime/config.ts';
+import { ControlServer, HttpError, controlSocketPath, type ControlRequest } from '../../platform/local/control.ts';
+import { NetbootError, ProtocolError } from '../../platform/runtime/errors.ts';
+import { ChannelServer, channelSocketPath } from '../../platform/local/local-channel.ts';
+import { isComplete, type FeedChange, type FeedState } from '../../boot/feed-protocol.ts';
+import type { Lifecycle } from '../../platform/runtime/lifecycle.ts';
+import type { LogFields, Logger } from '../../platform/runtime/logger.ts';
 import { ARCHES, type Arch } from '../../sbs/types.ts';
 import { BootEvents } from './boot-events.ts';
-import { decode, encode, type DhcpPacket } from './dhcp-codec.ts';
-import { MESSAGE_TYPE, messageTypeName } from './dhcp-options.ts';
+import { decode, encode, type DhcpPacket } from '../../protocols/dhcp/dhcp-codec.ts';
+import { MESSAGE_TYPE, messageTypeName } from '../../protocols/dhcp/dhcp-options.ts';
 import type { BatchSupport } from './batch-socket.ts';
 import { DhcpTransport, defaultReplyMode, replyDestination, type Peer, type ReplyMode, type Segment } from './dhcp-transport.ts';
 import { FeedClient } from './feed-client.ts';
-import { codeFromArch } from './pxe-arch.ts';
-import { decide, type Decision, type Offer } from './pxe-policy.ts';
-import { buildProxyReply } from './pxe-reply.ts';
-import { readPxeRequest, type PxePort, type PxeRequest, type ReadResult } from './pxe-request.ts';
-import { RecentRequests, type SeenReport } from './recent-requests.ts';
-import { readRelay, relayFields, type RelayRead } from './relay.ts';
+import { codeFromArch } from '../../boot/pxe-arch.ts';
+import { decide, type Decision, type Offer } from '../../boot/pxe-policy.ts';
+import { buildProxyReply } from '../../boot/pxe-reply.ts';
+import { readPxeRequest, type PxePort, type PxeRequest, type ReadResult } from '../../boot/pxe-request.ts';
+import { RecentRequests, type SeenReport } from '../../boot/recent-requests.ts';
+import { readRelay, relayFields, type RelayRead } from '../../boot/relay.ts';
 import { ServerAddresses, type AddressChoice, type AddressDeps, type AddressTarget, type Chosen } from './server-address.ts';
-import { isIPv4, isUnicast, matchSubnet, type SubnetConfig } from '../shared/config.ts';
-import { consumedBy, resolveTftpPath, type TftpResolution } from './tftp-resolve.ts';
-import { TftpViewPublisher } from './tftp-view.ts';
-import { readyPackagePath } from '../../images/layout.ts';
-import { warmUp } from './warm-up.ts';
+import { isIPv4, isUnicast, matchSubnet, type SubnetConfig } from '../../platform/runtime/config.ts';
+import { consumedBy, resolveTftpPath, type TftpResolution } from '../../boot/tftp-resolve.ts';
+import { TftpViewPublisher } from '../../boot/tftp-view.ts';
+import { readyPackagePath } from '../../packages/layout.ts';
+import { warmUp } from '../../boot/warm-up.ts';
 
 export type ServerState = 'waiting-for-state' | 'serving' | 'stopping';
 

@@ -1,10 +1,10 @@
 // Tells the Signal service that the PXE server (re)started, retrying with backoff until Signal
 // acknowledges. Never blocks serving: it runs beside everything else.
-import type { BackoffPolicy } from '../shared/backoff.ts';
-import { backoffDelayMs } from '../shared/backoff.ts';
-import { errorMessage } from '../shared/errors.ts';
-import type { Lifecycle } from '../shared/lifecycle.ts';
-import type { Logger } from '../shared/logger.ts';
+import type { BackoffPolicy } from '../../platform/runtime/backoff.ts';
+import { backoffDelayMs } from '../../platform/runtime/backoff.ts';
+import { errorMessage } from '../../platform/runtime/errors.ts';
+import type { Lifecycle } from '../../platform/runtime/lifecycle.ts';
+import type { Logger } from '../../platform/runtime/logger.ts';
 
 const RETRY: BackoffPolicy = { baseMs: 500, capMs: 30000 };
 

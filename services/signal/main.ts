@@ -1,9 +1,9 @@
 // The Signal service's composition root: TCP 806 (ws) for "PXE server started", the start-up
 // sequence against the management server, and the control socket.
-import type { Config } from '../shared/config.ts';
-import { runUntilSignal } from '../shared/lifecycle.ts';
-import type { Logger } from '../shared/logger.ts';
-import { notifyReady } from '../shared/sd-notify.ts';
+import type { Config } from '../../platform/runtime/config.ts';
+import { runUntilSignal } from '../../platform/runtime/lifecycle.ts';
+import type { Logger } from '../../platform/runtime/logger.ts';
+import { notifyReady } from '../../platform/runtime/sd-notify.ts';
 import { buildSignal } from './signal-service.ts';
 
 export async function main(config: Config, log: Logger): Promise<number> {

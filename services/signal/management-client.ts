@@ -1,6 +1,6 @@
 // HTTP to the management server (outside the product): the start-up query and the one-time
 // registration. Owns nothing but requests; each is bounded by config.management.timeoutMs.
-import { NetbootError, errorMessage } from '../shared/errors.ts';
+import { NetbootError, errorMessage } from '../../platform/runtime/errors.ts';
 import { StartupAnswerError } from './startup-documents.ts';
 
 export interface Registration {

@@ -3,7 +3,7 @@
 // management server (or renamed) registers again.
 import { mkdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { writeFileAtomic } from '../shared/atomic-file.ts';
+import { writeFileAtomic } from '../../platform/runtime/atomic-file.ts';
 
 export interface RegistrationRecord {
   readonly serverId: string;

@@ -2,10 +2,10 @@
 // a message it cannot read is answered with an error and logged, and the port keeps serving.
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { AddressInfo } from 'node:net';
-import { errorMessage } from '../shared/errors.ts';
-import type { Lifecycle } from '../shared/lifecycle.ts';
-import type { Logger } from '../shared/logger.ts';
-import { decodeToSignal, encodeFromSignal, MAX_MESSAGE_BYTES, type ServerStarted } from './signal-protocol.ts';
+import { errorMessage } from '../../platform/runtime/errors.ts';
+import type { Lifecycle } from '../../platform/runtime/lifecycle.ts';
+import type { Logger } from '../../platform/runtime/logger.ts';
+import { decodeToSignal, encodeFromSignal, MAX_MESSAGE_BYTES, type ServerStarted } from '../../platform/local/signal-protocol.ts';
 
 export class SignalServer implements Lifecycle {
   private wss: WebSocketServer | null = null;

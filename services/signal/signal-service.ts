@@ -2,11 +2,11 @@
 // main.ts runs them; tests start and stop the same parts with a faster backoff.
 import { readFileSync } from 'node:fs';
 import { hostname, networkInterfaces } from 'node:os';
-import type { BackoffPolicy } from '../shared/backoff.ts';
-import type { Config } from '../shared/config.ts';
-import { ControlServer, controlSocketPath } from '../shared/control.ts';
-import type { Lifecycle } from '../shared/lifecycle.ts';
-import type { Logger } from '../shared/logger.ts';
+import type { BackoffPolicy } from '../../platform/runtime/backoff.ts';
+import type { Config } from '../../platform/runtime/config.ts';
+import { ControlServer, controlSocketPath } from '../../platform/local/control.ts';
+import type { Lifecycle } from '../../platform/runtime/lifecycle.ts';
+import type { Logger } from '../../platform/runtime/logger.ts';
 import { newInstructionId } from '../../sbs/serialize.ts';
 import { ManagementClient, type Registration } from './management-client.ts';
 import { RegistrationRecordFile, registrationRecordPath } from './registration-record.ts';

@@ -3,7 +3,7 @@
 // clock. Every document is validated by the SBS parser, so an answer the Interface would reject
 // is refused here, whole, before anything is written.
 import { randomInt } from 'node:crypto';
-import { NetbootError } from '../shared/errors.ts';
+import { NetbootError } from '../../platform/runtime/errors.ts';
 import { SbsError } from '../../sbs/errors.ts';
 import { parseSbs } from '../../sbs/parse.ts';
 import { serializeSbs } from '../../sbs/serialize.ts';

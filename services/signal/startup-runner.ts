@@ -2,10 +2,10 @@
 // time: triggers that arrive during a run coalesce into at most one more run. A failed run is
 // retried with exponential backoff until it succeeds or Signal stops; a trigger during the wait
 // retries at once. Meanwhile the Interface's persisted state keeps the site booting.
-import { backoffDelayMs, type BackoffPolicy } from '../shared/backoff.ts';
-import { errorMessage } from '../shared/errors.ts';
-import type { Lifecycle } from '../shared/lifecycle.ts';
-import type { Logger } from '../shared/logger.ts';
+import { backoffDelayMs, type BackoffPolicy } from '../../platform/runtime/backoff.ts';
+import { errorMessage } from '../../platform/runtime/errors.ts';
+import type { Lifecycle } from '../../platform/runtime/lifecycle.ts';
+import type { Logger } from '../../platform/runtime/logger.ts';
 
 export type StartupAttempt = (abort: AbortSignal) => Promise<unknown>;
 

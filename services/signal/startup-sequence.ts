@@ -3,8 +3,8 @@
 // written unless the whole answer is valid.
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { writeFileAtomic } from '../shared/atomic-file.ts';
-import type { Logger } from '../shared/logger.ts';
+import { writeFileAtomic } from '../../platform/runtime/atomic-file.ts';
+import type { Logger } from '../../platform/runtime/logger.ts';
 import type { ManagementClient, Registration } from './management-client.ts';
 import type { RegistrationRecordFile } from './registration-record.ts';
 import { buildStartupFiles, type StartupFile } from './startup-documents.ts';

@@ -4,7 +4,7 @@
 // so JSON log lines from several children never interleave mid-line.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
-import type { LogSink } from '../shared/logger.ts';
+import type { LogSink } from '../../platform/runtime/logger.ts';
 
 export interface ChildCommand {
   readonly command: string;

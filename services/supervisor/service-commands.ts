@@ -4,9 +4,9 @@
 // or another instance's).
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import type { Config } from '../shared/config.ts';
-import { controlCall, controlSocketPath, type ServiceName } from '../shared/control.ts';
-import { NetbootError } from '../shared/errors.ts';
+import type { Config } from '../../platform/runtime/config.ts';
+import { controlCall, controlSocketPath, type ServiceName } from '../../platform/local/control.ts';
+import { NetbootError } from '../../platform/runtime/errors.ts';
 import type { SupervisedService } from './supervisor.ts';
 import type { ChildCommand } from './service-child.ts';
 
@@ -23,7 +23,7 @@ export function tsxLoaderPath(): string {
 }
 
 export function cliMainPath(): string {
-  return fileURLToPath(new URL('../cli/main.ts', import.meta.url));
+  return fileURLToPath(new URL('../../cli/main.ts', import.meta.url));
 }
 
 export function serviceCommand(name: ServiceName, configPath: string, env: NodeJS.ProcessEnv): ChildCommand {

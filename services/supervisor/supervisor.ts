@@ -3,10 +3,10 @@
 // once it had served for `stableMs`), logging why; keeps a bound service (MTFTP) running only
 // while the service it is bound to (the server) serves; stops everything in reverse order.
 import { performance } from 'node:perf_hooks';
-import { backoffDelayMs, type BackoffPolicy } from '../shared/backoff.ts';
-import { errorMessage } from '../shared/errors.ts';
-import type { Lifecycle } from '../shared/lifecycle.ts';
-import type { LogSink, Logger } from '../shared/logger.ts';
+import { backoffDelayMs, type BackoffPolicy } from '../../platform/runtime/backoff.ts';
+import { errorMessage } from '../../platform/runtime/errors.ts';
+import type { Lifecycle } from '../../platform/runtime/lifecycle.ts';
+import type { LogSink, Logger } from '../../platform/runtime/logger.ts';
 import { ServiceChild, type ChildCommand, type ChildExit } from './service-child.ts';
 
 export interface SupervisedService {

@@ -5,7 +5,7 @@ import { createServer } from 'node:net';
 import { createSocket } from 'node:dgram';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadConfig, type Config } from '../../services/shared/config.ts';
+import { loadConfig, type Config } from '../../platform/runtime/config.ts';
 
 export interface TestSite {
   readonly dir: string;

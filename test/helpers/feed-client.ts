@@ -1,6 +1,6 @@
 // A ws client for the Interface's state feed, collecting what it receives (tests only).
 import WebSocket from 'ws';
-import type { FromInterface, ToInterface } from '../../services/shared/feed-protocol.ts';
+import type { FromInterface, ToInterface } from '../../boot/feed-protocol.ts';
 import { waitFor } from './env.ts';
 
 export class FeedClient {

@@ -4,9 +4,9 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createMemoryLogger } from '../../services/shared/logger.ts';
-import { openStore } from '../../services/interface/store.ts';
-import { StateBook } from '../../services/interface/state-book.ts';
+import { createMemoryLogger } from '../../platform/runtime/logger.ts';
+import { openStore } from '../../state/store.ts';
+import { StateBook } from '../../state/state-book.ts';
 import type { Client, SbsDocument } from '../../sbs/types.ts';
 
 const MAC = '52:54:00:12:34:56';
@@ -144,7 +144,7 @@ test('an update older than the snapshot in force cannot bring back an object the
 });
 
 test('issued values compare as instants, whatever their offset; a leap second sorts last in its minute', async () => {
-  const { issuedMs } = await import('../../services/interface/apply.ts');
+  const { issuedMs } = await import('../../state/apply.ts');
   assert.equal(issuedMs('2026-11-21T12:00:00+02:00'), issuedMs('2026-11-21T10:00:00Z'));
   assert.ok(issuedMs('2016-12-31T23:59:60Z') > issuedMs('2016-12-31T23:59:59.998Z'));
   assert.ok(issuedMs('2016-12-31T23:59:60Z') < issuedMs('2017-01-01T00:00:00Z'));

@@ -6,9 +6,9 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { writeFileAtomic } from '../../services/shared/atomic-file.ts';
-import { controlCall, controlSocketPath } from '../../services/shared/control.ts';
-import type { FeedState } from '../../services/shared/feed-protocol.ts';
+import { writeFileAtomic } from '../../platform/runtime/atomic-file.ts';
+import { controlCall, controlSocketPath } from '../../platform/local/control.ts';
+import type { FeedState } from '../../boot/feed-protocol.ts';
 import { makeTestSite, waitFor } from '../helpers/env.ts';
 import { spawnService } from '../helpers/process.ts';
 

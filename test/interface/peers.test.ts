@@ -7,9 +7,9 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { writeFileAtomic } from '../../services/shared/atomic-file.ts';
-import { controlCall, controlSocketPath } from '../../services/shared/control.ts';
-import { createMemoryLogger } from '../../services/shared/logger.ts';
+import { writeFileAtomic } from '../../platform/runtime/atomic-file.ts';
+import { controlCall, controlSocketPath } from '../../platform/local/control.ts';
+import { createMemoryLogger } from '../../platform/runtime/logger.ts';
 import { InterfaceService } from '../../services/interface/interface-service.ts';
 import { freeTcpPort, makeTestSite, waitFor, type TestSite } from '../helpers/env.ts';
 import { spawnService } from '../helpers/process.ts';
@@ -132,7 +132,7 @@ test('a replay of a captured authenticated exchange is refused', async () => {
   // Point A at the proxy instead of B1.
   const aToml = (await import('node:fs')).readFileSync(a.site.configPath, 'utf8').replace(`127.0.0.1:${b1.port}`, `127.0.0.1:${proxyPort}`);
   writeFileSync(a.site.configPath, aToml);
-  const { loadConfig } = await import('../../services/shared/config.ts');
+  const { loadConfig } = await import('../../platform/runtime/config.ts');
   (a.site as { config: unknown }).config = loadConfig(a.site.configPath);
   const recorded: Buffer[] = [];
   const proxy: Server = createServer((client: Socket) => {

@@ -1,9 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { ProtocolError } from '../../services/shared/errors.ts';
-import { ackBlock, decode, encode, encodingLength, writeDataHeader, type TftpPacket } from '../../services/mtftp/tftp-codec.ts';
-import { netasciiLength, toNetascii } from '../../services/mtftp/netascii.ts';
+import { ProtocolError } from '../../platform/runtime/errors.ts';
+import { ackBlock, decode, encode, encodingLength, writeDataHeader, type TftpPacket } from '../../protocols/tftp/tftp-codec.ts';
+import { netasciiLength, toNetascii } from '../../protocols/tftp/netascii.ts';
 
 /** Annotated bytes: hex pieces with comments, joined. */
 function hex(...pieces: string[]): Buffer {

@@ -7,8 +7,8 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { BlockRing, MemorySource } from '../../services/mtftp/block-ring.ts';
 import { TftpSession } from '../../services/mtftp/tftp-session.ts';
-import { lastBlockFor, TransferMachine } from '../../services/mtftp/transfer.ts';
-import { createMemoryLogger } from '../../services/shared/logger.ts';
+import { lastBlockFor, TransferMachine } from '../../protocols/tftp/transfer.ts';
+import { createMemoryLogger } from '../../platform/runtime/logger.ts';
 import { SocketlessLink } from './socketless-link.ts';
 
 /** Records what it is armed with, and reports taken turns as the native link does. */

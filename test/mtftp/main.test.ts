@@ -8,9 +8,9 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { chooseSendPath, loadNativeLink } from '../../services/mtftp/native-link.ts';
-import { controlCall, controlSocketPath } from '../../services/shared/control.ts';
-import { ChannelServer, channelSocketPath } from '../../services/shared/local-channel.ts';
-import { createMemoryLogger } from '../../services/shared/logger.ts';
+import { controlCall, controlSocketPath } from '../../platform/local/control.ts';
+import { ChannelServer, channelSocketPath } from '../../platform/local/local-channel.ts';
+import { createMemoryLogger } from '../../platform/runtime/logger.ts';
 import { makeTestSite, waitFor } from '../helpers/env.ts';
 import { ensureNativeBuilt, md5, putFile, run } from './helpers.ts';
 

@@ -13,8 +13,8 @@ import { BlockRing, FileSource, MemorySource, type CachedReader } from '../../se
 import { chooseSendPath, loadNativeLink, NativeLinks, type NativeSupport } from '../../services/mtftp/native-link.ts';
 import type { LinkEvents } from '../../services/mtftp/transfer-link.ts';
 import { ensureNativeBuilt } from './helpers.ts';
-import { lastBlockFor, wireBlock } from '../../services/mtftp/transfer.ts';
-import { writeAck } from '../../services/mtftp/tftp-codec.ts';
+import { lastBlockFor, wireBlock } from '../../protocols/tftp/transfer.ts';
+import { writeAck } from '../../protocols/tftp/tftp-codec.ts';
 
 ensureNativeBuilt();
 const support = loadNativeLink();

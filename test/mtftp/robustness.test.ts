@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { waitFor } from '../helpers/env.ts';
 import type { BootHooks, FetchedInfo } from '../../services/mtftp/boot-hooks.ts';
 import { ack, logged, md5, md5File, putFile, rrq, run, ScriptedClient, scriptedDownload, startService, type RunningService } from './helpers.ts';
-import { REQUEST_CROSSING_MS } from '../../services/mtftp/transfer.ts';
+import { REQUEST_CROSSING_MS } from '../../protocols/tftp/transfer.ts';
 
 const fetched: FetchedInfo[] = [];
 const asked: string[] = [];

@@ -2,7 +2,7 @@
 // about cannot be produced on loopback (a full send buffer, a turn taken natively). It records
 // what leaves and takes every block it is given; tests extend it with what they script.
 import type { BlockRing } from '../../services/mtftp/block-ring.ts';
-import { writeAck } from '../../services/mtftp/tftp-codec.ts';
+import { writeAck } from '../../protocols/tftp/tftp-codec.ts';
 import type { LinkEvents, TransferLink } from '../../services/mtftp/transfer-link.ts';
 
 export class SocketlessLink implements TransferLink {

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { negotiate } from '../../services/mtftp/options.ts';
-import { lastBlockFor, REQUEST_CROSSING_MS, TransferMachine, wireBlock, type Step } from '../../services/mtftp/transfer.ts';
+import { negotiate } from '../../protocols/tftp/options.ts';
+import { lastBlockFor, REQUEST_CROSSING_MS, TransferMachine, wireBlock, type Step } from '../../protocols/tftp/transfer.ts';
 
 const LIMITS = { maxBlockSize: 8192, maxWindowSize: 32, timeoutMs: 1000 };
 const opt = (name: string, value: string) => ({ name, value });

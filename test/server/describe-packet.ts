@@ -1,8 +1,8 @@
 // A packet as plain JSON for golden files and assertions: every header field, every option as
 // hex, and the typed accessors' readings. Test-only.
-import type { DhcpPacket } from '../../services/server/dhcp-codec.ts';
-import { macOf } from '../../services/server/dhcp-codec.ts';
-import { messageTypeName } from '../../services/server/dhcp-options.ts';
+import type { DhcpPacket } from '../../protocols/dhcp/dhcp-codec.ts';
+import { macOf } from '../../protocols/dhcp/dhcp-codec.ts';
+import { messageTypeName } from '../../protocols/dhcp/dhcp-options.ts';
 
 export function describePacket(p: DhcpPacket): Record<string, unknown> {
   const o = p.options;

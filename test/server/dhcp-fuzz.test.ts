@@ -4,10 +4,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { decode, encode } from '../../services/server/dhcp-codec.ts';
-import { readPxeRequest } from '../../services/server/pxe-request.ts';
-import { readRelay } from '../../services/server/relay.ts';
-import { ProtocolError } from '../../services/shared/errors.ts';
+import { decode, encode } from '../../protocols/dhcp/dhcp-codec.ts';
+import { readPxeRequest } from '../../boot/pxe-request.ts';
+import { readRelay } from '../../boot/relay.ts';
+import { ProtocolError } from '../../platform/runtime/errors.ts';
 import { describePacket } from './describe-packet.ts';
 import { readPcapUdp } from './pcap.ts';
 

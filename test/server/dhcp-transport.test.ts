@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createSocket } from 'node:dgram';
 import { DhcpTransport, defaultReplyMode, replyDestination } from '../../services/server/dhcp-transport.ts';
-import { createMemoryLogger } from '../../services/shared/logger.ts';
+import { createMemoryLogger } from '../../platform/runtime/logger.ts';
 import { freeUdpPort, waitFor } from '../helpers/env.ts';
 
 const FROM_68 = { address: '0.0.0.0', port: 68 };

@@ -3,8 +3,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Action, Client, Image, PxeConfig, RespondMode } from '../../sbs/types.ts';
-import type { FeedState } from '../../services/shared/feed-protocol.ts';
-import { decide, type Decision } from '../../services/server/pxe-policy.ts';
+import type { FeedState } from '../../boot/feed-protocol.ts';
+import { decide, type Decision } from '../../boot/pxe-policy.ts';
 
 const MAC = '52:54:00:12:34:56';
 const SCRIPT = 'netboot/52-54-00-12-34-56/boot.ipxe';

@@ -5,10 +5,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { decode, encode, type DhcpPacket } from '../../services/server/dhcp-codec.ts';
-import { DhcpOptions, encodeOption } from '../../services/server/dhcp-options.ts';
-import { explainCommand } from '../../services/cli/explain-command.ts';
-import { parseArgs } from '../../services/cli/args.ts';
+import { decode, encode, type DhcpPacket } from '../../protocols/dhcp/dhcp-codec.ts';
+import { DhcpOptions, encodeOption } from '../../protocols/dhcp/dhcp-options.ts';
+import { explainCommand } from '../../cli/explain-command.ts';
+import { parseArgs } from '../../cli/args.ts';
 import { waitFor } from '../helpers/env.ts';
 import { readPcapUdp } from './pcap.ts';
 import { Client, logged, serving, snapshots, startSite, type Site } from './service-site.ts';

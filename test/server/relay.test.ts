@@ -4,14 +4,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { decode, encode, FLAG_BROADCAST, type DhcpPacket } from '../../services/server/dhcp-codec.ts';
-import { DhcpOptions, encodeOption } from '../../services/server/dhcp-options.ts';
-import { buildProxyReply } from '../../services/server/pxe-reply.ts';
-import { readPxeRequest } from '../../services/server/pxe-request.ts';
-import { RelayAgentInfo } from '../../services/server/relay-agent-info.ts';
-import { MAX_HOPS, readRelay, relayFields } from '../../services/server/relay.ts';
-import { parseConfigText } from '../../services/shared/config.ts';
-import { ConfigError, ProtocolError } from '../../services/shared/errors.ts';
+import { decode, encode, FLAG_BROADCAST, type DhcpPacket } from '../../protocols/dhcp/dhcp-codec.ts';
+import { DhcpOptions, encodeOption } from '../../protocols/dhcp/dhcp-options.ts';
+import { buildProxyReply } from '../../boot/pxe-reply.ts';
+import { readPxeRequest } from '../../boot/pxe-request.ts';
+import { RelayAgentInfo } from '../../protocols/dhcp/relay-agent-info.ts';
+import { MAX_HOPS, readRelay, relayFields } from '../../boot/relay.ts';
+import { parseConfigText } from '../../platform/runtime/config.ts';
+import { ConfigError, ProtocolError } from '../../platform/runtime/errors.ts';
 import { hexOf } from './fixtures/annotated.ts';
 import { readPcapUdp } from './pcap.ts';
 

@@ -3,8 +3,8 @@
 // lookup (a connected UDP socket) on loopback.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseConfigText, type Config } from '../../services/shared/config.ts';
-import { ConfigError } from '../../services/shared/errors.ts';
+import { parseConfigText, type Config } from '../../platform/runtime/config.ts';
+import { ConfigError } from '../../platform/runtime/errors.ts';
 import { routeSource } from '../../services/server/route-source.ts';
 import { ServerAddresses, type AddressTarget, type Chosen } from '../../services/server/server-address.ts';
 

@@ -4,12 +4,12 @@
 import { createSocket, type Socket } from 'node:dgram';
 import { mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { writeFileAtomic } from '../../services/shared/atomic-file.ts';
-import { createMemoryLogger, type LogFields } from '../../services/shared/logger.ts';
+import { writeFileAtomic } from '../../platform/runtime/atomic-file.ts';
+import { createMemoryLogger, type LogFields } from '../../platform/runtime/logger.ts';
 import { InterfaceService } from '../../services/interface/interface-service.ts';
 import { ServerService, type ServerServiceOptions } from '../../services/server/server-service.ts';
-import { decode, type DhcpPacket } from '../../services/server/dhcp-codec.ts';
-import { IO_PATHS, type IoPath } from '../../services/shared/config.ts';
+import { decode, type DhcpPacket } from '../../protocols/dhcp/dhcp-codec.ts';
+import { IO_PATHS, type IoPath } from '../../platform/runtime/config.ts';
 import { makeTestSite, waitFor, type TestSite } from '../helpers/env.ts';
 import { ensureAddonBuilt } from '../helpers/native-build.ts';
 

@@ -2,11 +2,11 @@
 // serves while Signal is down, and the notice arrives once Signal comes up.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createMemoryLogger } from '../../services/shared/logger.ts';
+import { createMemoryLogger } from '../../platform/runtime/logger.ts';
 import { InterfaceService } from '../../services/interface/interface-service.ts';
 import { ServerService } from '../../services/server/server-service.ts';
 import { SignalAnnouncer } from '../../services/server/signal-announcer.ts';
-import { announceServerStarted, signalUrl } from '../../services/signal/signal-client.ts';
+import { announceServerStarted, signalUrl } from '../../platform/local/signal-client.ts';
 import { buildSignal } from '../../services/signal/signal-service.ts';
 import { makeTestSite, waitFor } from '../helpers/env.ts';
 

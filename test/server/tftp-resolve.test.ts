@@ -3,8 +3,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Action, Image } from '../../sbs/types.ts';
-import type { FeedState } from '../../services/shared/feed-protocol.ts';
-import { consumedBy, resolveTftpPath, type TftpResolution } from '../../services/server/tftp-resolve.ts';
+import type { FeedState } from '../../boot/feed-protocol.ts';
+import { consumedBy, resolveTftpPath, type TftpResolution } from '../../boot/tftp-resolve.ts';
 
 const MAC = '52:54:00:12:34:56';
 const DIR = 'netboot/52-54-00-12-34-56';

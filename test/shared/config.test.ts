@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseConfigText } from '../../services/shared/config.ts';
-import { ConfigError } from '../../services/shared/errors.ts';
+import { parseConfigText } from '../../platform/runtime/config.ts';
+import { ConfigError } from '../../platform/runtime/errors.ts';
 
 test('an empty config gives the documented defaults', () => {
   const c = parseConfigText('', 'x.toml', '/etc/netboot');

@@ -7,10 +7,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { NetbootError, ProtocolError } from '../../services/shared/errors.ts';
-import { LineSplitter, decodeMessage, encodeLine } from '../../services/shared/json-lines.ts';
-import { ChannelClient, ChannelServer, channelSocketPath, type ChannelPeer } from '../../services/shared/local-channel.ts';
-import { createMemoryLogger } from '../../services/shared/logger.ts';
+import { NetbootError, ProtocolError } from '../../platform/runtime/errors.ts';
+import { LineSplitter, decodeMessage, encodeLine } from '../../platform/local/json-lines.ts';
+import { ChannelClient, ChannelServer, channelSocketPath, type ChannelPeer } from '../../platform/local/local-channel.ts';
+import { createMemoryLogger } from '../../platform/runtime/logger.ts';
 import { waitFor } from '../helpers/env.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'netboot-channel-'));

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { ClientHandshake, ServerHandshake, type SealedChannel } from '../../services/shared/peer-handshake.ts';
+import { ClientHandshake, ServerHandshake, type SealedChannel } from '../../platform/trust/peer-handshake.ts';
 
 const KEY = randomBytes(32);
 

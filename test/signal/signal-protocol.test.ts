@@ -1,7 +1,7 @@
 // The Signal port's message codec: what it accepts, and the exact reason for what it refuses.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { decodeToSignal } from '../../services/signal/signal-protocol.ts';
+import { decodeToSignal } from '../../platform/local/signal-protocol.ts';
 
 test('server-started is decoded', () => {
   assert.deepEqual(decodeToSignal('{"type":"server-started","pid":12,"at":"2026-11-21T10:00:00Z"}'), { type: 'server-started', pid: 12, at: '2026-11-21T10:00:00Z' });

@@ -6,13 +6,13 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { WebSocket } from 'ws';
 import { buildSignal, type SignalService, type SignalStatus } from '../../services/signal/signal-service.ts';
-import { controlCall, controlSocketPath } from '../../services/shared/control.ts';
-import { createMemoryLogger, type LogFields } from '../../services/shared/logger.ts';
+import { controlCall, controlSocketPath } from '../../platform/local/control.ts';
+import { createMemoryLogger, type LogFields } from '../../platform/runtime/logger.ts';
 import { parseSbs } from '../../sbs/parse.ts';
 import type { SbsDocument } from '../../sbs/types.ts';
 import { freeTcpPort, makeTestSite, waitFor, type TestSite } from '../helpers/env.ts';
 import { ManagementStandIn, validStartupAnswer } from './management-stand-in.ts';
-import { announceServerStarted } from '../../services/signal/signal-client.ts';
+import { announceServerStarted } from '../../platform/local/signal-client.ts';
 
 const FAST = { baseMs: 20, capMs: 200 };
 

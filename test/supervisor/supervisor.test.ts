@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Supervisor, type SupervisedService, type SupervisorTimings } from '../../services/supervisor/supervisor.ts';
 import { controlProbe, tsxLoaderPath } from '../../services/supervisor/service-commands.ts';
-import { createMemoryLogger, type LogFields } from '../../services/shared/logger.ts';
+import { createMemoryLogger, type LogFields } from '../../platform/runtime/logger.ts';
 import { makeTestSite, waitFor, type TestSite } from '../helpers/env.ts';
 
 const FIXTURE = fileURLToPath(new URL('./fixtures/fake-service.ts', import.meta.url));

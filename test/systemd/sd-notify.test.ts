@@ -7,8 +7,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { notifyReady, notifyStopping } from '../../services/shared/sd-notify.ts';
-import { createMemoryLogger } from '../../services/shared/logger.ts';
+import { notifyReady, notifyStopping } from '../../platform/runtime/sd-notify.ts';
+import { createMemoryLogger } from '../../platform/runtime/logger.ts';
 import { waitFor } from '../helpers/env.ts';
 
 const RECEIVER = `

@@ -6,7 +6,7 @@
 import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { controlCall, controlSocketPath, type ServiceName } from '../../../services/shared/control.ts';
+import { controlCall, controlSocketPath, type ServiceName } from '../../../platform/local/control.ts';
 import type { Cleanup } from './cleanup.ts';
 import { SERVER_ADDRESS, type Lan } from './network.ts';
 import { Running, inNamespace, runCommand, sleep } from './processes.ts';

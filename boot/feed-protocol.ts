@@ -1,0 +1,81 @@
+// Messages on the Interface's local state feed (ws on TCP 490, path /feed). JSON text frames.
+//
+// subscriber -> interface: { type: 'subscribe', since?: number }   (since: last seq it applied)
+// interface -> subscriber: { type: 'snapshot', seq, state }         (full state as of seq)
+//                          { type: 'change', seq, change }          (one applied change, seq+1 each)
+// subscriber -> interface: { type: 'event', eventId, event }        (e.g. pxe-booted; eventId unique)
+// interface -> subscriber: { type: 'event-ack', eventId }           (persisted; safe to forget)
+//
+// A subscriber that reconnects with `since` gets every change after it, or a new snapshot when
+// the Interface no longer holds them. Changes are sent strictly in seq order with no gaps.
+import type { Client, Image, Predefined, PxeConfig } from '../sbs/types.ts';
+
+export interface FeedState {
+  readonly config: PxeConfig | null;
+  /** null until a `clients` snapshot has been applied. */
+  readonly clients: readonly Client[] | null;
+  readonly images: readonly Image[] | null;
+  readonly predefined: readonly Predefined[] | null;
+}
+
+export type FeedChange =
+  | { readonly table: 'config'; readonly op: 'replace'; readonly config: PxeConfig }
+  | { readonly table: 'clients'; readonly op: 'replace'; readonly clients: readonly Client[] }
+  | { readonly table: 'clients'; readonly op: 'put'; readonly client: Client }
+  | { readonly table: 'clients'; readonly op: 'delete'; readonly mac: string }
+  | { readonly table: 'images'; readonly op: 'replace'; readonly images: readonly Image[] }
+  | { readonly table: 'images'; readonly op: 'put'; readonly image: Image }
+  | { readonly table: 'images'; readonly op: 'delete'; readonly id: string }
+  | { readonly table: 'predefined'; readonly op: 'replace'; readonly computers: readonly Predefined[] }
+  | { readonly table: 'predefined'; readonly op: 'put'; readonly computer: Predefined }
+  | { readonly table: 'predefined'; readonly op: 'delete'; readonly mac: string };
+
+/** Reported by the PXE server when a `once` boot was consumed (the machine fetched its boot program). */
+export interface PxeBootedEvent {
+  readonly kind: 'pxe-booted';
+  readonly mac: string;
+  readonly image: string;
+  /** RFC 3339 time the boot program was fetched. */
+  readonly at: string;
+}
+
+export type FeedEvent = PxeBootedEvent;
+
+export type ToInterface =
+  | { readonly type: 'subscribe'; readonly since?: number }
+  | { readonly type: 'event'; readonly eventId: string; readonly event: FeedEvent };
+
+export type FromInterface =
+  | { readonly type: 'snapshot'; readonly seq: number; readonly state: FeedState }
+  | { readonly type: 'change'; readonly seq: number; readonly change: FeedChange }
+  | { readonly type: 'event-ack'; readonly eventId: string }
+  | { readonly type: 'error'; readonly message: string };
+
+/** Applies one change to a state value (pure); used by every subscriber and by the Interface. */
+export function applyChange(state: FeedState, change: FeedChange): FeedState {
+  switch (change.table) {
+    case 'config':
+      return { ...state, config: change.config };
+    case 'clients':
+      if (change.op === 'replace') return { ...state, clients: change.clients };
+      return { ...state, clients: upsert(state.clients ?? [], (c) => c.mac, change.op === 'put' ? change.client : null, change.op === 'delete' ? change.mac : change.client.mac) };
+    case 'images':
+      if (change.op === 'replace') return { ...state, images: change.images };
+      return { ...state, images: upsert(state.images ?? [], (i) => i.id, change.op === 'put' ? change.image : null, change.op === 'delete' ? change.id : change.image.id) };
+    case 'predefined':
+      if (change.op === 'replace') return { ...state, predefined: change.computers };
+      return { ...state, predefined: upsert(state.predefined ?? [], (c) => c.mac, change.op === 'put' ? change.computer : null, change.op === 'delete' ? change.mac : change.computer.mac) };
+  }
+}
+
+function upsert<T>(list: readonly T[], key: (t: T) => string, value: T | null, k: string): readonly T[] {
+  const rest = list.filter((t) => key(t) !== k);
+  return value === null ? rest : [...rest, value];
+}
+
+export const EMPTY_STATE: FeedState = { config: null, clients: null, images: null, predefined: null };
+
+/** The spec's rule: the PXE server answers only once it holds config, clients and images. */
+export function isComplete(state: FeedState): boolean {
+  return state.config !== null && state.clients !== null && state.images !== null;
+}

@@ -1,0 +1,166 @@
+// Which offer a PXE request gets: a pure function of request and state, returning the offer or the
+// reason there is none. The chain (README.md): firmware gets config.bootFiles[arch] (an iPXE
+// build); iPXE gets the machine's generated script; nbp images go straight to the firmware.
+import type { Action, Arch, Client, Image, Predefined, PxeConfig } from '../sbs/types.ts';
+import type { FeedState } from './feed-protocol.ts';
+import { isComplete } from './feed-protocol.ts';
+import { archFromCode } from './pxe-arch.ts';
+import { imagePath, scriptPath } from './netboot-paths.ts';
+
+export interface PolicyRequest {
+  readonly mac: string;
+  readonly archCode: number | null;
+  readonly isIpxe: boolean;
+  /** 'dhcp' (67) or 'proxy' (4011): a response delay applies only to offers on 67. */
+  readonly port: 'dhcp' | 'proxy';
+}
+
+export interface PolicyOptions {
+  /** MACs whose `once` boot was consumed here and not yet reflected in the feed state. */
+  readonly consumed?: ReadonlySet<string>;
+}
+
+export type Identity = 'client' | 'predefined' | 'unknown';
+
+export interface Offer {
+  /** Boot file name for the offer (file field and option 67), relative to the TFTP root. */
+  readonly file: string;
+  /** firmware: a boot program for the NIC's PXE ROM; ipxe: the next stage for a running iPXE. */
+  readonly stage: 'firmware' | 'ipxe';
+  readonly arch: Arch;
+  readonly identity: Identity;
+  readonly action: Action;
+  /** Wait this long before sending (config.responseDelayMs, on the DHCP port only). */
+  readonly delayMs: number;
+  readonly reason: string;
+}
+
+export type Decision = { readonly offer: Offer } | { readonly none: string };
+
+/** A machine's effective action: its client entry's, else config.unknown when it may be answered. */
+export type MachineAction =
+  | { readonly action: Action; readonly identity: Identity; readonly client: Client | null; readonly predefined: Predefined | null; readonly note: string }
+  | { readonly none: string };
+
+export function machineAction(mac: string, state: FeedState, options: PolicyOptions = {}): MachineAction {
+  if (!isComplete(state)) return { none: 'state incomplete: waiting for config, clients and images from the Interface' };
+  const config = state.config!;
+  if (config.respond === 'none') return { none: 'config.respond is "none": no machine gets an offer' };
+  const client = byMac(state.clients!).get(mac) ?? null;
+  const predefined = state.predefined === null || state.predefined.length === 0 ? null : (byMac(state.predefined).get(mac) ?? null);
+  if (client === null && predefined === null && config.respond === 'known') {
+    return { none: 'unknown computer and config.respond is "known"' };
+  }
+  const identity: Identity = client !== null ? 'client' : predefined !== null ? 'predefined' : 'unknown';
+  let action = client?.action ?? config.unknown;
+  let note = client !== null ? clientNote(client) : `${identity} computer gets config.unknown (${describeAction(action)})`;
+  if (action.type === 'boot' && action.once && options.consumed?.has(mac) === true) {
+    action = LOCAL;
+    note += '; its once boot was consumed, so now local';
+  }
+  return { action, identity, client, predefined, note };
+}
+
+const LOCAL: Action = Object.freeze({ type: 'local' });
+
+// A client's note, made once per client value (feed state values are immutable): it is read
+// for every packet from that machine, and a name costs a JSON.stringify.
+const NOTES = new WeakMap<Client, string>();
+
+function clientNote(client: Client): string {
+  let note = NOTES.get(client);
+  if (note === undefined) {
+    note = `client ${describe(client.name)}action ${describeAction(client.action)}`;
+    NOTES.set(client, note);
+  }
+  return note;
+}
+
+export function decide(request: PolicyRequest, state: FeedState, options: PolicyOptions = {}): Decision {
+  const machine = machineAction(request.mac, state, options);
+  if ('none' in machine) return machine;
+  const config = state.config!;
+  if (request.archCode === null) return { none: 'client names no architecture (no option 93, no Arch: in option 60)' };
+  const arch = archFromCode(request.archCode);
+  if (arch === null) return { none: `unknown client architecture ${request.archCode} (option 93)` };
+  // One context object, and helpers at module level: this runs for every PXE packet, and
+  // closures made per call cost more than the decision itself.
+  const c: Context = { request, config, arch, machine };
+  const action = machine.action;
+  switch (action.type) {
+    case 'local':
+      return { none: `${machine.note}: no offer, the machine boots from its next device` };
+    case 'menu':
+      if (config.menu === undefined) return { none: `${machine.note}, but config has no menu` };
+      return request.isIpxe ? script(c, ' (menu)') : firmware(c, '');
+    case 'wait':
+      return request.isIpxe ? script(c, ' (wait and check back)') : firmware(c, '');
+    case 'boot': {
+      const image = findImage(state, action.image);
+      if (image === null) return { none: `${machine.note}, but image ${JSON.stringify(action.image)} does not exist` };
+      if (!image.arch.includes(arch)) return { none: `${machine.note}, but image ${image.id} is not for ${arch} (it is for ${image.arch.join(', ')})` };
+      if (image.type === 'nbp' && !request.isIpxe) {
+        return offer(c, imagePath(request.mac, image.id, image.bootFile!), 'firmware', `firmware gets the image's network boot program ${image.bootFile}`);
+      }
+      return request.isIpxe ? script(c, ` (boot ${image.id})`) : firmware(c, '');
+    }
+  }
+}
+
+interface Context {
+  readonly request: PolicyRequest;
+  readonly config: PxeConfig;
+  readonly arch: Arch;
+  readonly machine: Exclude<MachineAction, { none: string }>;
+}
+
+function offer(c: Context, file: string, stage: Offer['stage'], why: string): Decision {
+  const { machine } = c;
+  return {
+    offer: {
+      file, stage, arch: c.arch, identity: machine.identity, action: machine.action,
+      delayMs: c.request.port === 'dhcp' ? c.config.responseDelayMs : 0, reason: `${machine.note}; ${c.arch}: ${why}`,
+    },
+  };
+}
+
+function firmware(c: Context, why: string): Decision {
+  const file = c.config.bootFiles[c.arch];
+  if (file === undefined) return { none: `${c.machine.note}; no config.bootFiles entry for ${c.arch}` };
+  return offer(c, file, 'firmware', `firmware gets the iPXE build ${file}${why}`);
+}
+
+function script(c: Context, why: string): Decision {
+  return offer(c, scriptPath(c.request.mac), 'ipxe', `iPXE gets its script${why}`);
+}
+
+// Lookups by MAC, built once per table value (feed state values are immutable): the answer is the
+// same as a linear find, without its cost for thousands of clients on every packet.
+const INDEX = new WeakMap<readonly { mac: string }[], Map<string, unknown>>();
+
+function byMac<T extends { mac: string }>(list: readonly T[]): ReadonlyMap<string, T> {
+  let index = INDEX.get(list);
+  if (index === undefined) {
+    index = new Map();
+    for (const item of list) if (!index.has(item.mac)) index.set(item.mac, item);
+    INDEX.set(list, index);
+  }
+  return index as Map<string, T>;
+}
+
+export function findImage(state: FeedState, id: string): Image | null {
+  return (state.images ?? []).find((i) => i.id === id) ?? null;
+}
+
+function describe(name: string | undefined): string {
+  return name === undefined ? '' : `${JSON.stringify(name)} `;
+}
+
+export function describeAction(action: Action): string {
+  switch (action.type) {
+    case 'boot':
+      return `boot ${action.image}${action.once ? ' once' : ''}`;
+    default:
+      return action.type;
+  }
+}

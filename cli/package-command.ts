@@ -1,0 +1,136 @@
+// `netboot package publish DIR --id ID --kind image|driver|preboot`, `package rm ID`,
+// `package verify ID`, `package status [ID] [--watch] [--json]`: all through the running
+// Interface's control socket, which owns the package store (one writer; it announces changes to
+// peers the moment they commit). Progress bars are drawn only when stderr is a terminal.
+import { resolve } from 'node:path';
+import { controlCall, controlSocketPath } from '../platform/local/control.ts';
+import { stringFlag } from './args.ts';
+import { configFor, type CliContext, type Command } from './context.ts';
+
+const USAGE = `usage:
+  netboot package publish DIR --id ID --kind image|driver|preboot
+  netboot package rm ID
+  netboot package verify ID
+  netboot package status [ID] [--watch] [--json]`;
+
+interface Status {
+  server: string;
+  state: string;
+  seq: number;
+  digest: string | null;
+  bytesDone: number;
+  bytesTotal: number;
+  chunksDone: number;
+  chunksTotal: number;
+  reason: string | null;
+}
+
+interface Described {
+  server: string;
+  links: Array<{ peer: string; connected: boolean; rttMs: number | null }>;
+  packages: Array<{ ref: { package: string; seq: number; digest: string | null; owner: string; kind: string }; statuses: Status[]; path: string | null }>;
+}
+
+interface Job {
+  state: 'running' | 'done' | 'failed';
+  progress: { filesDone: number; filesTotal: number; bytesDone: number; bytesTotal: number };
+  ref?: { seq: number; digest: string };
+  hashMs?: number;
+  error?: string;
+}
+
+const tty = (): boolean => process.stderr.isTTY === true;
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+export const packageCommand: Command = async (ctx) => {
+  const [sub, ...rest] = ctx.args.positionals;
+  const config = configFor(ctx);
+  const socket = controlSocketPath(config.paths.data, 'interface');
+  if (sub === 'publish' && rest.length === 1) return publish(ctx, socket, rest[0]!);
+  if (sub === 'rm' && rest.length === 1) {
+    const ref = await controlCall<{ seq: number }>(socket, 'POST', '/packages/rm', { id: rest[0] });
+    ctx.out(`removed ${rest[0]} (tombstone seq ${ref.seq}); every replica deletes it as soon as it hears`);
+    return 0;
+  }
+  if (sub === 'verify' && rest.length === 1) {
+    const r = await controlCall<{ digest: string; files: number; bytes: number; problems: Array<{ path: string; reason: string }> }>(socket, 'POST', '/packages/verify', { id: rest[0] }, 3_600_000);
+    if (ctx.args.flags.has('json')) ctx.out(JSON.stringify(r, null, 2));
+    else if (r.problems.length === 0) ctx.out(`${rest[0]} ${short(r.digest)}: ${r.files} file(s), ${mib(r.bytes)} verified, all chunks match`);
+    else {
+      ctx.out(`${rest[0]} ${short(r.digest)}: ${r.problems.length} damaged file(s), being repaired:`);
+      for (const p of r.problems) ctx.out(`  ${p.path}: ${p.reason}`);
+    }
+    return r.problems.length === 0 ? 0 : 1;
+  }
+  if (sub === 'status' && rest.length <= 1) return status(ctx, socket, rest[0] ?? null);
+  ctx.err(USAGE);
+  return 2;
+};
+
+async function publish(ctx: CliContext, socket: string, dir: string): Promise<number> {
+  const id = stringFlag(ctx.args, 'id');
+  const kind = stringFlag(ctx.args, 'kind');
+  if (id === undefined || kind === undefined) {
+    ctx.err(`netboot package publish: --id and --kind are required\n${USAGE}`);
+    return 2;
+  }
+  const started = Date.now();
+  const { job } = await controlCall<{ job: string }>(socket, 'POST', '/packages/publish', { dir: resolve(dir), id, kind });
+  let j: Job;
+  for (;;) {
+    j = await controlCall<Job>(socket, 'GET', `/packages/jobs?id=${job}`);
+    if (tty()) process.stderr.write(`\r${bar(j.progress.bytesDone, j.progress.bytesTotal)} ${j.progress.filesDone}/${j.progress.filesTotal} files `);
+    if (j.state !== 'running') break;
+    await sleep(100);
+  }
+  if (tty()) process.stderr.write('\n');
+  if (j.state === 'failed') {
+    ctx.err(`netboot package publish: ${j.error}`);
+    return 1;
+  }
+  const secs = (Date.now() - started) / 1000;
+  const rate = j.hashMs ? ` (read + chunk + hash + copy at ${(j.progress.bytesTotal / 1e6 / (j.hashMs / 1000)).toFixed(0)} MB/s)` : '';
+  ctx.out(`published ${id} seq ${j.ref!.seq} ${j.ref!.digest}: ${j.progress.filesTotal} file(s), ${mib(j.progress.bytesTotal)} in ${secs.toFixed(1)} s${rate}`);
+  return 0;
+}
+
+async function status(ctx: CliContext, socket: string, id: string | null): Promise<number> {
+  const watch = ctx.args.flags.has('watch');
+  for (;;) {
+    const d = await controlCall<Described>(socket, 'GET', id === null ? '/packages' : `/packages?id=${encodeURIComponent(id)}`);
+    if (ctx.args.flags.has('json')) {
+      ctx.out(JSON.stringify(d, null, 2));
+      return 0;
+    }
+    const lines = render(d);
+    if (watch && tty()) process.stdout.write('\x1b[H\x1b[2J');
+    for (const l of lines) ctx.out(l);
+    const settled = d.packages.every((p) => p.statuses.every((s) => s.state === 'ready' || s.state === 'absent' || s.state === 'invalid'));
+    if (!watch || settled) return 0;
+    await sleep(500);
+  }
+}
+
+function render(d: Described): string[] {
+  const out = [`server ${d.server}; peers: ${d.links.map((l) => `${l.peer} ${l.connected ? `up${l.rttMs === null ? '' : ` ${l.rttMs} ms`}` : 'down'}`).join(', ') || 'none'}`];
+  if (d.packages.length === 0) out.push('no packages');
+  for (const p of d.packages) {
+    const r = p.ref;
+    out.push('', `${r.package} (${r.kind}) seq ${r.seq} ${r.digest === null ? 'deleted' : short(r.digest)} owner ${r.owner}`);
+    for (const s of p.statuses) {
+      const at = s.digest === null ? '' : ` seq ${s.seq} ${short(s.digest)}`;
+      if (s.state === 'syncing') out.push(`  ${s.server.padEnd(16)} syncing${at} ${bar(s.bytesDone, s.bytesTotal)} ${s.chunksDone}/${s.chunksTotal} chunks${s.reason ? ` (${s.reason})` : ''}`);
+      else out.push(`  ${s.server.padEnd(16)} ${s.state}${at}${s.reason ? ` (${s.reason})` : ''}`);
+    }
+  }
+  return out;
+}
+
+function bar(done: number, total: number, width = 30): string {
+  const f = total === 0 ? 1 : Math.min(1, done / total);
+  const n = Math.round(f * width);
+  return `[${'#'.repeat(n)}${'.'.repeat(width - n)}] ${(f * 100).toFixed(0).padStart(3)}% ${mib(done)}/${mib(total)}`;
+}
+
+const mib = (n: number): string => `${(n / 1048576).toFixed(1)} MiB`;
+const short = (d: string): string => d.slice(0, 12);
