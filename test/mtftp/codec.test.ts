@@ -1,9 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import { ProtocolError } from '../../platform/runtime/errors.ts';
 import { ackBlock, decode, encode, encodingLength, writeDataHeader, type TftpPacket } from '../../protocols/tftp/tftp-codec.ts';
 import { netasciiLength, toNetascii } from '../../protocols/tftp/netascii.ts';
+import { fuzzSeed, prng } from '../helpers/fuzz.ts';
 
 /** Annotated bytes: hex pieces with comments, joined. */
 function hex(...pieces: string[]): Buffer {
@@ -96,25 +96,29 @@ test('netascii: LF -> CR LF, CR -> CR NUL, other bytes unchanged', () => {
   assert.equal(toNetascii(Buffer.alloc(0)).length, 0);
 });
 
-test('fuzz: 100,000 random and mutated datagrams decode or throw ProtocolError', () => {
+const SEED = fuzzSeed();
+
+test(`fuzz: 100,000 random and mutated datagrams decode or throw ProtocolError (seed ${SEED}; FUZZ_SEED replays)`, () => {
+  const rand = prng(SEED);
+  const randomBytes = (n: number): Buffer => Buffer.from(Array.from({ length: n }, () => Math.floor(rand() * 256)));
   const seeds = FIXTURES.map((f) => f.bytes);
   let decoded = 0;
   for (let i = 0; i < 100_000; i++) {
     let buf: Buffer;
     if (i % 2 === 0) {
       // Random: mostly short, with plausible opcodes half the time.
-      buf = randomBytes(Math.floor(Math.random() * (i % 10 === 0 ? 1500 : 40)));
+      buf = randomBytes(Math.floor(rand() * (i % 10 === 0 ? 1500 : 40)));
       if (buf.length >= 2 && i % 4 === 0) buf.writeUInt16BE(1 + (i % 7), 0);
     } else {
       const seed = seeds[i % seeds.length] as Buffer;
       buf = Buffer.from(seed);
-      const flips = 1 + Math.floor(Math.random() * 4);
+      const flips = 1 + Math.floor(rand() * 4);
       for (let k = 0; k < flips && buf.length > 0; k++) {
-        const at = Math.floor(Math.random() * buf.length);
-        const r = Math.random();
-        buf[at] = r < 0.3 ? 0 : r < 0.5 ? 0xff : Math.floor(Math.random() * 256);
+        const at = Math.floor(rand() * buf.length);
+        const r = rand();
+        buf[at] = r < 0.3 ? 0 : r < 0.5 ? 0xff : Math.floor(rand() * 256);
       }
-      if (Math.random() < 0.3) buf = buf.subarray(0, Math.floor(Math.random() * buf.length));
+      if (rand() < 0.3) buf = buf.subarray(0, Math.floor(rand() * buf.length));
     }
     try {
       const p = decode(buf);

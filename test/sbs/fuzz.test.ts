@@ -3,7 +3,6 @@
 // against JSON.parse on the same texts. FUZZ_SEED=n replays a run; the seed is in every failure.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomInt } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { SbsError } from '../../sbs/errors.ts';
@@ -11,21 +10,10 @@ import { decodeUtf8, parseJson } from '../../sbs/json.ts';
 import { parseSbs } from '../../sbs/parse.ts';
 import { serializeSbs } from '../../sbs/serialize.ts';
 import { INVALID_DIR, VALID_DIR, sbsFiles } from './corpus.ts';
+import { fuzzSeed, prng } from '../helpers/fuzz.ts';
 
-const SEED = Number(process.env.FUZZ_SEED ?? randomInt(2 ** 31));
+const SEED = fuzzSeed();
 const ROUNDS = 100_000;
-
-// mulberry32: small, seedable, good enough to pick mutations.
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const rand = prng(SEED);
 const int = (n: number): number => Math.floor(rand() * n);

@@ -10,6 +10,7 @@ import { readRelay } from '../../boot/relay.ts';
 import { ProtocolError } from '../../platform/runtime/errors.ts';
 import { describePacket } from './describe-packet.ts';
 import { readPcapUdp } from './pcap.ts';
+import { fuzzSeed } from '../helpers/fuzz.ts';
 
 const FIXTURES = join(import.meta.dirname, 'fixtures');
 const SEEDS = ['bios-ipxe-dnsmasq', 'efi-native-dnsmasq', 'efi-ipxe-dnsmasq', 'relay-bios-netboot'].flatMap((n) => readPcapUdp(join(FIXTURES, `${n}.pcap`)).map((d) => d.payload));
@@ -56,8 +57,10 @@ function random(next: () => number): Buffer {
   return b;
 }
 
-test('random and mutated packets: decode returns a packet or throws ProtocolError', () => {
-  const next = rng(Number(process.env.FUZZ_SEED ?? 20261121));
+const SEED = fuzzSeed();
+
+test(`random and mutated packets: decode returns a packet or throws ProtocolError (seed ${SEED}; FUZZ_SEED replays)`, () => {
+  const next = rng(SEED);
   const total = 120_000;
   let decoded = 0;
   let rejected = 0;
