@@ -6,10 +6,11 @@ import { resolve } from 'node:path';
 import { controlCall, controlSocketPath } from '../platform/local/control.ts';
 import { stringFlag } from './args.ts';
 import { configFor, type CliContext, type Command } from './context.ts';
+import { guardRemoval } from './package-users.ts';
 
 const USAGE = `usage:
   netboot package publish DIR --id ID --kind image|driver|preboot
-  netboot package rm ID
+  netboot package rm ID [--force]       (refused while an image uses the package, unless --force)
   netboot package verify ID
   netboot package status [ID] [--watch] [--json]`;
 
@@ -48,6 +49,8 @@ export const packageCommand: Command = async (ctx) => {
   const socket = controlSocketPath(config.paths.data, 'interface');
   if (sub === 'publish' && rest.length === 1) return publish(ctx, socket, rest[0]!);
   if (sub === 'rm' && rest.length === 1) {
+    const refused = await guardRemoval(ctx, socket, rest[0]!);
+    if (refused !== null) return refused;
     const ref = await controlCall<{ seq: number }>(socket, 'POST', '/packages/rm', { id: rest[0] });
     ctx.out(`removed ${rest[0]} (tombstone seq ${ref.seq}); every replica deletes it as soon as it hears`);
     return 0;
