@@ -36,6 +36,7 @@ interface Job {
   state: 'running' | 'done' | 'failed';
   progress: { filesDone: number; filesTotal: number; bytesDone: number; bytesTotal: number };
   ref?: { seq: number; digest: string };
+  unchanged?: boolean;
   hashMs?: number;
   error?: string;
 }
@@ -90,6 +91,10 @@ async function publish(ctx: CliContext, socket: string, dir: string): Promise<nu
   if (j.state === 'failed') {
     ctx.err(`netboot package publish: ${j.error}`);
     return 1;
+  }
+  if (j.unchanged === true) {
+    ctx.out(`${id}: unchanged (version ${j.ref!.digest}); seq ${j.ref!.seq} stays current: ${j.progress.filesTotal} file(s), ${mib(j.progress.bytesTotal)} identical, nothing written`);
+    return 0;
   }
   const secs = (Date.now() - started) / 1000;
   const rate = j.hashMs ? ` (read + chunk + hash + copy at ${(j.progress.bytesTotal / 1e6 / (j.hashMs / 1000)).toFixed(0)} MB/s)` : '';
