@@ -7,6 +7,8 @@ import { NetbootError } from '../platform/runtime/errors.ts';
 import { stringFlag } from './args.ts';
 import type { Command } from './context.ts';
 import { configFor } from './context.ts';
+import type { BootChain } from '../boot/boot-chain.ts';
+import { chainLines, offerHeadline } from './explain-render.ts';
 
 interface Explained {
   mac: string;
@@ -14,6 +16,7 @@ interface Explained {
   ipxe: boolean;
   decision: { offer: { file: string; stage: string; identity: string; reason: string; delayMs: number } } | { none: string };
   via?: { relay: string | null; address?: string; why?: string; subnet?: { cidr: string; name: string | null } | null; none?: string; segments?: { name: string; address: string; why: string }[] };
+  chain?: BootChain | null;
   lastRequest?: { at: string; type: string; port: string; relay: string | null; hops: number | null; agentInfo: string | null; outcome: string; server: string | null; subnet: string | null } | null;
 }
 
@@ -51,9 +54,10 @@ export const explainCommand: Command = async (ctx) => {
     ctx.out(`  why: ${e.decision.none}`);
   } else {
     const o = e.decision.offer;
-    ctx.out(`${who}: offered ${o.file}`);
+    ctx.out(offerHeadline(who, o.file, e.chain));
     ctx.out(`  stage: ${o.stage === 'firmware' ? 'firmware boot program' : 'next stage for iPXE'}; computer: ${o.identity}${o.delayMs > 0 ? `; after ${o.delayMs} ms` : ''}`);
     ctx.out(`  why: ${o.reason}`);
+    for (const line of chainLines(e.chain, o.file)) ctx.out(line);
   }
   const v = e.via;
   if (v?.segments !== undefined) {

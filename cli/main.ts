@@ -27,7 +27,7 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
     return name === undefined || name === 'help' || name === '--help' ? 0 : 2;
   }
   const ctx: CliContext = {
-    args: parseArgs(rest, ['json', 'ipxe', 'help', 'watch']),
+    args: parseArgs(rest, ['json', 'ipxe', 'help', 'watch', 'strict', 'force']),
     out: (line) => process.stdout.write(line + '\n'),
     err: (line) => process.stderr.write(line + '\n'),
     env,

@@ -6,10 +6,11 @@ import { resolve } from 'node:path';
 import { controlCall, controlSocketPath } from '../platform/local/control.ts';
 import { stringFlag } from './args.ts';
 import { configFor, type CliContext, type Command } from './context.ts';
+import { guardRemoval } from './package-users.ts';
 
 const USAGE = `usage:
   netboot package publish DIR --id ID --kind image|driver|preboot
-  netboot package rm ID
+  netboot package rm ID [--force]       (refused while an image uses the package, unless --force)
   netboot package verify ID
   netboot package status [ID] [--watch] [--json]`;
 
@@ -35,6 +36,7 @@ interface Job {
   state: 'running' | 'done' | 'failed';
   progress: { filesDone: number; filesTotal: number; bytesDone: number; bytesTotal: number };
   ref?: { seq: number; digest: string };
+  unchanged?: boolean;
   hashMs?: number;
   error?: string;
 }
@@ -48,6 +50,8 @@ export const packageCommand: Command = async (ctx) => {
   const socket = controlSocketPath(config.paths.data, 'interface');
   if (sub === 'publish' && rest.length === 1) return publish(ctx, socket, rest[0]!);
   if (sub === 'rm' && rest.length === 1) {
+    const refused = await guardRemoval(ctx, socket, rest[0]!);
+    if (refused !== null) return refused;
     const ref = await controlCall<{ seq: number }>(socket, 'POST', '/packages/rm', { id: rest[0] });
     ctx.out(`removed ${rest[0]} (tombstone seq ${ref.seq}); every replica deletes it as soon as it hears`);
     return 0;
@@ -87,6 +91,10 @@ async function publish(ctx: CliContext, socket: string, dir: string): Promise<nu
   if (j.state === 'failed') {
     ctx.err(`netboot package publish: ${j.error}`);
     return 1;
+  }
+  if (j.unchanged === true) {
+    ctx.out(`${id}: unchanged (version ${j.ref!.digest}); seq ${j.ref!.seq} stays current: ${j.progress.filesTotal} file(s), ${mib(j.progress.bytesTotal)} identical, nothing written`);
+    return 0;
   }
   const secs = (Date.now() - started) / 1000;
   const rate = j.hashMs ? ` (read + chunk + hash + copy at ${(j.progress.bytesTotal / 1e6 / (j.hashMs / 1000)).toFixed(0)} MB/s)` : '';

@@ -12,6 +12,7 @@ import { writeFileAtomic } from '../platform/runtime/atomic-file.ts';
 import { errorMessage } from '../platform/runtime/errors.ts';
 import { stringFlag, type ParsedArgs } from './args.ts';
 import { configFor, type CliContext, type Command } from './context.ts';
+import { checkInstruction } from './sbs-checks.ts';
 
 const USAGE = `usage:
   netboot sbs validate FILE...
@@ -27,7 +28,8 @@ const USAGE = `usage:
   netboot sbs send config|clients|images|predefined-computers|client|predefined-computer --file PAYLOAD.json
   netboot sbs send --file DOCUMENT.sbs
 Every send takes --issued RFC3339 (default: now) and --instruction-id GUID (default: random),
-except --file DOCUMENT, which is sent as written (normalised).`;
+except --file DOCUMENT, which is sent as written (normalised). A send warns when the instruction
+names an image, package or peer the site does not have; with --strict it then writes nothing (exit 1).`;
 
 class UsageError extends Error {}
 
@@ -35,7 +37,7 @@ export const sbsCommand: Command = async (ctx) => {
   const [sub, ...rest] = ctx.args.positionals;
   try {
     if (sub === 'validate') return validate(ctx, rest);
-    if (sub === 'send') return send(ctx, rest);
+    if (sub === 'send') return await send(ctx, rest);
     throw new UsageError(sub === undefined ? 'missing subcommand' : `unknown subcommand: ${sub}`);
   } catch (err) {
     if (!(err instanceof UsageError)) throw err;
@@ -68,7 +70,7 @@ function validate(ctx: CliContext, files: readonly string[]): number {
   return invalid === 0 ? 0 : 1;
 }
 
-const ENVELOPE_FLAGS = ['issued', 'instruction-id'];
+const ENVELOPE_FLAGS = ['issued', 'instruction-id', 'strict'];
 const FLAGS: Record<string, readonly string[]> = {
   client: ['mac', 'boot', 'once', 'no-once', 'local', 'menu', 'wait', 'name', 'uuid', 'replicate-to', 'file'],
   'client-remove': ['mac', 'replicate-to'],
@@ -81,13 +83,13 @@ const FLAGS: Record<string, readonly string[]> = {
   images: ['file'],
   'predefined-computers': ['file'],
 };
-const SWITCHES = ['once', 'no-once', 'local', 'menu', 'wait'];
+const SWITCHES = ['once', 'no-once', 'local', 'menu', 'wait', 'strict'];
 const PAYLOAD_KEY: Partial<Record<SbsKind, string>> = {
   config: 'config', clients: 'clients', images: 'images', 'predefined-computers': 'computers',
   client: 'client', image: 'image', 'predefined-computer': 'computer',
 };
 
-function send(ctx: CliContext, rest: readonly string[]): number {
+async function send(ctx: CliContext, rest: readonly string[]): Promise<number> {
   const [kindArg, ...extra] = rest;
   if (extra.length > 0) throw new UsageError(`unexpected argument: ${extra[0]}`);
   let doc: SbsDocument;
@@ -98,7 +100,14 @@ function send(ctx: CliContext, rest: readonly string[]): number {
     ctx.err(`netboot sbs send: invalid instruction, nothing written: ${err.message}`);
     return 1;
   }
-  const folder = configFor(ctx).paths.sbs;
+  const config = configFor(ctx);
+  const check = await checkInstruction(doc, config);
+  for (const w of [...check.problems, ...check.unchecked]) ctx.err(`netboot sbs send: warning: ${w}`);
+  if (check.problems.length > 0 && ctx.args.flags.has('strict')) {
+    ctx.err('netboot sbs send: refused (--strict), nothing written');
+    return 1;
+  }
+  const folder = config.paths.sbs;
   mkdirSync(folder, { recursive: true });
   const path = join(folder, sbsFileName(doc));
   if (existsSync(path)) {
@@ -111,7 +120,7 @@ function send(ctx: CliContext, rest: readonly string[]): number {
 }
 
 function fullDocument(args: ParsedArgs): SbsDocument {
-  allowFlags(args, ['file']);
+  allowFlags(args, ['file', 'strict']);
   const file = stringFlag(args, 'file');
   if (file === undefined) throw new UsageError('send needs a KIND, or --file DOCUMENT');
   return parseSbs(readFileSync(file));

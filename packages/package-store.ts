@@ -14,6 +14,7 @@ import { decodeManifest, decodeManifestTop, manifestTotals, partDigests, type Ma
 import type { PackageRef, PackageStatus, StatusState } from './model.ts';
 import { PackageDb, type ChunkLocation, type FeedRecord } from './package-db.ts';
 import { buildVersion, type PublishProgress } from './publish.ts';
+import { matchesVersion, sameContent } from './publish-unchanged.ts';
 
 export interface CorruptChunk {
   readonly package: string;
@@ -90,17 +91,25 @@ export class PackageStore {
 
   /**
    * Publishes `source` as the next version of `pkg` owned by this server: copy + hash into
-   * staging, move into place, index, switch `current`, then (last) move the ref.
+   * staging, move into place, index, switch `current`, then (last) move the ref. The same content
+   * as the current version (publish-unchanged.ts) is `unchanged`: nothing written, the ref stays.
    */
-  async publish(source: string, pkg: string, kind: PackageKind, progress: PublishProgress): Promise<{ ref: PackageRef; hashMs: number }> {
+  async publish(source: string, pkg: string, kind: PackageKind, progress: PublishProgress): Promise<{ ref: PackageRef; hashMs: number; unchanged: boolean }> {
     const prev = this.db.getRef(pkg);
     if (prev !== null && prev.digest !== null && prev.kind !== kind) {
       throw new NetbootError('PACKAGE_KIND', `package ${pkg} is a ${prev.kind} package, not ${kind}`);
+    }
+    const current = prev !== null && prev.digest !== null && prev.owner === this.serverId && this.currentDigest(pkg) === prev.digest && existsSync(versionDir(this.root, pkg, prev.digest)) ? this.manifest(prev.digest) : null;
+    if (current !== null) {
+      const started = performance.now();
+      if (await matchesVersion(source, current, progress)) return this.unchanged(prev!, current, performance.now() - started);
+      Object.assign(progress, { filesDone: 0, bytesDone: 0 });
     }
     const staging = stagingDir(this.root, pkg, `publish-${randomBytes(6).toString('hex')}`);
     this.activeStaging.add(staging);
     try {
       const built = await buildVersion(source, staging, { package: pkg, kind, owner: this.serverId, createdAt: new Date().toISOString() }, progress);
+      if (current !== null && sameContent(built.manifest, current)) return this.unchanged(prev!, current, built.hashMs); // changed back while read
       const dest = versionDir(this.root, pkg, built.digest);
       if (existsSync(dest)) {
         await removeTree(staging); // the same content again: the held copy is it
@@ -116,11 +125,17 @@ export class PackageStore {
       this.setStatus(pkg, 'ready', { seq: ref.seq, digest: ref.digest, bytesDone: totals.bytes, bytesTotal: totals.bytes, chunksDone: totals.chunks, chunksTotal: totals.chunks });
       this.putRef(ref);
       this.log.info('package published', { package: pkg, seq: ref.seq, digest: ref.digest, files: built.manifest.files.length, bytes: totals.bytes, chunks: totals.chunks, hashMs: Math.round(built.hashMs) });
-      return { ref, hashMs: built.hashMs };
+      return { ref, hashMs: built.hashMs, unchanged: false };
     } finally {
       await removeTree(staging);
       this.activeStaging.delete(staging);
     }
+  }
+
+  private unchanged(ref: PackageRef, manifest: Manifest, hashMs: number): { ref: PackageRef; hashMs: number; unchanged: true } {
+    const totals = manifestTotals(manifest);
+    this.log.info('package unchanged: same content as the current version, nothing written', { package: ref.package, seq: ref.seq, digest: ref.digest, files: manifest.files.length, bytes: totals.bytes, hashMs: Math.round(hashMs) });
+    return { ref, hashMs, unchanged: true };
   }
 
   /** Makes a complete, verified version folder current: index its chunks, switch the link. */

@@ -15,11 +15,13 @@ export interface PublishJob {
   readonly progress: PublishProgress;
   readonly startedAt: string;
   ref?: PackageRef;
+  /** The content was the current version's: no new version, nothing written. */
+  unchanged?: boolean;
   hashMs?: number;
   error?: string;
 }
 
-export type RunPublish = (dir: string, pkg: string, kind: PackageKind, progress: PublishProgress) => Promise<{ ref: PackageRef; hashMs: number }>;
+export type RunPublish = (dir: string, pkg: string, kind: PackageKind, progress: PublishProgress) => Promise<{ ref: PackageRef; hashMs: number; unchanged?: boolean }>;
 
 export class PublishJobs {
   private readonly jobs = new Map<string, PublishJob>();
@@ -36,6 +38,7 @@ export class PublishJobs {
     const settled = this.run(dir, pkg, kind, job.progress).then((r) => {
       job.state = 'done';
       job.ref = r.ref;
+      job.unchanged = r.unchanged === true;
       job.hashMs = Math.round(r.hashMs);
     }, (err) => {
       job.state = 'failed';

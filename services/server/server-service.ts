@@ -28,6 +28,8 @@ import { consumedBy, resolveTftpPath, type TftpResolution } from '../../boot/tft
 import { TftpViewPublisher } from '../../boot/tftp-view.ts';
 import { readyPackagePath } from '../../packages/layout.ts';
 import { warmUp } from '../../boot/warm-up.ts';
+import { explainChain } from './explain-chain.ts';
+import type { BootChain } from '../../boot/boot-chain.ts';
 
 export type ServerState = 'waiting-for-state' | 'serving' | 'stopping';
 
@@ -297,6 +299,7 @@ export class ServerService implements Lifecycle {
     // Without --relay: the relay the machine's last request came through, if any.
     const relay = asked !== '' ? asked : (lastRequest?.relay ?? '');
     const decision = decide({ mac, archCode: codeFromArch(arch), isIpxe: ipxe, port: 'dhcp' }, this.feed.state, { consumed: this.events.consumedMacs() });
+    const chain = explainChain(mac, decision, this.feed.state, { consumed: this.events.consumedMacs() }, this.config.paths);
     // Which address a DISCOVER through this relay (or on the server's own segments) would carry.
     const bound = this.transport.segments();
     const segments = relay !== '' || !this.segmentsEnabled ? [] : bound.length > 0 ? bound : this.addresses.segments();
@@ -304,11 +307,11 @@ export class ServerService implements Lifecycle {
       return { mac, arch, ipxe, decision, via: { relay: null, segments: segments.map((x) => {
         const c = this.addresses.forSegment(x);
         return { name: x.name, address: c.address, why: c.why };
-      }) }, lastRequest };
+      }) }, lastRequest, chain };
     }
     const chosen = await this.addresses.choose(relay === '' ? { relay: null, client: null } : { relay, client: relay });
     const via = { relay: relay === '' ? null : relay, ...('none' in chosen ? { none: chosen.none } : { address: chosen.address, why: chosen.why, subnet: chosen.subnet === null ? null : { cidr: chosen.subnet.cidr, name: chosen.subnet.name } }) };
-    return { mac, arch, ipxe, decision, via, lastRequest };
+    return { mac, arch, ipxe, decision, via, lastRequest, chain };
   }
 
   private resolve(request: unknown): TftpResolution {
@@ -362,6 +365,8 @@ export interface Explained {
   };
   /** The last request seen from this machine since the server started, and its outcome. */
   readonly lastRequest: SeenReport | null;
+  /** The chain the machine walks after the offer, each file probed (null: no offer). */
+  readonly chain: BootChain | null;
 }
 
 const BROADCAST = '255.255.255.255';

@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createSocket } from 'node:dgram';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { controlCall, controlSocketPath } from '../../platform/local/control.ts';
 import { ChannelClient, channelSocketPath } from '../../platform/local/local-channel.ts';
@@ -226,6 +226,10 @@ test('netboot explain prints the decision and its reason from the running server
   };
   try {
     await serving(s);
+    // Every file of the chain is there (explain says "cannot boot" when one is missing: test/cli-chain).
+    const tftp = s.site.config.paths.tftpRoot;
+    mkdirSync(join(tftp, 'lnx'), { recursive: true });
+    for (const f of ['snponly.efi', 'lnx/vmlinuz', 'lnx/initrd.img']) writeFileSync(join(tftp, f), f);
     const fw = await run(['52-54-00-12-34-56', '--arch', 'efi-x64']);
     assert.equal(fw.code, 0);
     assert.equal(fw.out[0], '52:54:00:12:34:56 (efi-x64): offered snponly.efi');
