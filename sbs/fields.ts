@@ -49,7 +49,7 @@ export class Fields {
   }
 
   has(key: string): boolean {
-    return Object.prototype.hasOwnProperty.call(this.obj, key);
+    return Object.hasOwn(this.obj, key);
   }
 
   raw(key: string): JsonValue | undefined {

@@ -22,7 +22,7 @@ export function readImage(value: JsonValue | undefined, path: string): Image {
   const type = f.string('type');
   if (!Object.hasOwn(BY_TYPE, type)) throw new SbsError(f.at('type'), 'must be "linux", "winpe" or "nbp"');
   const own = BY_TYPE[type as ImageType];
-  f.only([...COMMON, ...own], (k) => `not allowed for type ${type}`);
+  f.only([...COMMON, ...own], () => `not allowed for type ${type}`);
 
   const id = identifier(f.string('id'), f.at('id'));
   const name = text(f.string('name'), f.at('name'), true);

@@ -92,7 +92,7 @@ class Reader {
       const keyAt = this.pos;
       const key = this.string();
       const keyPath = childPath(path, key);
-      if (Object.prototype.hasOwnProperty.call(obj, key)) {
+      if (Object.hasOwn(obj, key)) {
         throw new SbsError(keyPath, `duplicate field (line ${this.lineOf(keyAt)})`);
       }
       this.skipSpace();

@@ -21,7 +21,7 @@ const FIRMWARE: Record<Case, Firmware> = { bios: 'bios', 'efi-ipxe': 'efi-ipxe',
 const WHERE: Record<Case, SubnetName> = { bios: 'a', 'efi-ipxe': 'b', 'efi-native': 'a', 'multi-homed': 'c' };
 const ADDRESS: Record<SubnetName, string> = { a: SERVER_ADDRESS, b: SERVER_ADDRESS_B, c: DIRECT_SUBNET.server };
 const dashed = (mac: string): string => mac.replace(/:/g, '-');
-const escape = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+const reEscape = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 let e2e: E2eSite;
 
@@ -108,22 +108,22 @@ function assertAnsweredThroughRelay(firmware: Firmware): void {
 
 test('BIOS (SeaBIOS + iPXE ROM) on subnet A boots through the relay; the offer names the address toward the relay', { timeout: 60000 }, async () => {
   const text = await bootThroughRelay('bios');
-  assert.match(text, new RegExp(`net0: ${escape(CLIENT_SUBNETS.a.prefix)}\\.1\\d\\d/255\\.255\\.255\\.0 gw ${escape(CLIENT_SUBNETS.a.gateway)}`), 'an address from the DHCP server, through the relay');
-  assert.match(text, new RegExp(`Next server: ${escape(SERVER_ADDRESS)}`));
+  assert.match(text, new RegExp(`net0: ${reEscape(CLIENT_SUBNETS.a.prefix)}\\.1\\d\\d/255\\.255\\.255\\.0 gw ${reEscape(CLIENT_SUBNETS.a.gateway)}`), 'an address from the DHCP server, through the relay');
+  assert.match(text, new RegExp(`Next server: ${reEscape(SERVER_ADDRESS)}`));
   assert.match(text, new RegExp(`Filename: netboot/${dashed(MACS.bios)}/boot\\.ipxe`));
   assertAnsweredThroughRelay('bios');
 });
 
 test('UEFI x64 (OVMF + iPXE EFI ROM) on subnet B boots through the relay; the offer names the subnet\'s configured address', { timeout: 60000 }, async () => {
   const text = await bootThroughRelay('efi-ipxe');
-  assert.match(text, new RegExp(`Next server: ${escape(SERVER_ADDRESS_B)}`));
+  assert.match(text, new RegExp(`Next server: ${reEscape(SERVER_ADDRESS_B)}`));
   assert.match(text, new RegExp(`Filename: netboot/${dashed(MACS['efi-ipxe'])}/boot\\.ipxe`));
   assertAnsweredThroughRelay('efi-ipxe');
 });
 
 test('UEFI x64 (OVMF, EDK2\'s own PXE) on subnet A boots the iPXE build routed over TFTP, then the second stage', { timeout: 60000 }, async () => {
   const text = await bootThroughRelay('efi-native');
-  assert.match(text, new RegExp(`NBP filename is ${escape(BOOT_FILES['efi-x64']!)}`));
+  assert.match(text, new RegExp(`NBP filename is ${reEscape(BOOT_FILES['efi-x64']!)}`));
   assert.match(text, /NBP file downloaded successfully/);
   assert.match(text, new RegExp(`Filename: netboot/${dashed(MACS['efi-native'])}/boot\\.ipxe`));
   assertAnsweredThroughRelay('efi-native');
@@ -132,9 +132,9 @@ test('UEFI x64 (OVMF, EDK2\'s own PXE) on subnet A boots the iPXE build routed o
 test('multi-homed: EDK2 on the server\'s second segment (no relay) gets the offer sent out of that interface, with its address', { timeout: 60000 }, async () => {
   const text = await bootThroughRelay('multi-homed');
   // EDK2 prints the boot server it chose: the second interface's address, not eth0's.
-  assert.match(text, new RegExp(`Server IP address is ${escape(DIRECT_SUBNET.server)}`));
+  assert.match(text, new RegExp(`Server IP address is ${reEscape(DIRECT_SUBNET.server)}`));
   assert.match(text, /NBP file downloaded successfully/);
-  assert.match(text, new RegExp(`Next server: ${escape(DIRECT_SUBNET.server)}`));
+  assert.match(text, new RegExp(`Next server: ${reEscape(DIRECT_SUBNET.server)}`));
   const records = answered(MACS['multi-homed']);
   assert.ok(records.length > 0);
   for (const r of records.filter((x) => x.to === '255.255.255.255:68')) {
