@@ -41,7 +41,7 @@ const SBS_FILE_BYTES = 1024 * 1024 * 1024;
  */
 const RSS_BOUND_MIB = 256;
 /** Past this, the floods are stopped at once to protect the machine; the bound has failed anyway. */
-const RSS_GUARD_MIB = 1536;
+const RSS_GUARD_MIB = 1024;
 /** The promise: a dropped file is applied within a second, attacks or not. */
 const APPLY_WITHIN_MS = 1000;
 
