@@ -9,6 +9,7 @@ import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../../platform/runtime/atomic-file.ts';
+import { loadConfig } from '../../platform/runtime/config.ts';
 import { createMemoryLogger } from '../../platform/runtime/logger.ts';
 import { DropFolder, type ReadyFile, type Rejection } from '../../state/drop-folder.ts';
 import { InterfaceService } from '../../services/interface/interface-service.ts';
@@ -196,6 +197,16 @@ test('[interface] max_sbs_file_mib defaults to 64 and reaches the Interface\'s f
   const plain = await makeTestSite();
   assert.equal(plain.config.interface.maxSbsFileMib, 64);
   plain.cleanup();
+  // Refused, not clamped: 0 would set every file aside; past 256 MiB a document cannot be decoded.
+  const dir = mkdtempSync(join(tmpdir(), 'netboot-config-'));
+  try {
+    for (const bad of [0, 257]) {
+      writeFileSync(join(dir, 'netboot.toml'), `[interface]\nmax_sbs_file_mib = ${bad}\n`);
+      assert.throws(() => loadConfig(join(dir, 'netboot.toml')), /max_sbs_file_mib/);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
   const site = await makeTestSite('[interface]\nmax_sbs_file_mib = 1\n');
   const log = createMemoryLogger();
   const svc = new InterfaceService(site.config, log);
