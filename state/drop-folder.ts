@@ -4,8 +4,17 @@
 // `parseRetryMs` (slow SMB/scp copies), then rejected; a complete but invalid document is
 // rejected at once. Applied files move to <store>/<YYYY-MM-DD>/, rejected ones to
 // <store>/rejected/ with <name>.error.json. Nothing is ever deleted.
+//
+// Hardening (issue 16): a file larger than `maxFileBytes` is set aside as `too large` without
+// being read; a file is opened with O_NOFOLLOW and checked to be a regular file on the opened
+// descriptor, so a symbolic link is never followed; every entry that is not a regular `*.sbs`
+// file (a link, a directory, a FIFO, a device, another name) is reported once and left alone;
+// a name that is not valid UTF-8 is set aside under a safe name, its bytes (hex) in the reason.
 import { watch, type FSWatcher } from 'chokidar';
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync, type Stats } from 'node:fs';
+import {
+  closeSync, constants, existsSync, fstatSync, lstatSync, mkdirSync, openSync, readdirSync, readlinkSync, readSync, renameSync,
+  type Stats,
+} from 'node:fs';
 import { basename, extname, join } from 'node:path';
 import { writeFileAtomic, fsyncDir } from '../platform/runtime/atomic-file.ts';
 import { errorMessage } from '../platform/runtime/errors.ts';
@@ -33,6 +42,8 @@ export interface DropFolderOptions {
   readonly storeDir: string;
   readonly settleMs: number;
   readonly parseRetryMs: number;
+  /** A larger file is set aside as `too large` without being read (`[interface] max_sbs_file_mib`). */
+  readonly maxFileBytes: number;
   /** Called with every batch of newly parsed documents, on one tick. */
   readonly onReady: (files: ReadyFile[]) => void;
   readonly onRejected: (rejection: Rejection) => void;
@@ -47,15 +58,34 @@ interface Pending {
   timer: NodeJS.Timeout | null;
   settling: boolean;
   reading: boolean;
+  /** Failed reads in a row (EACCES, EIO...): the retry backs off, and only the first one warns. */
+  readFailures: number;
 }
+
+/** What a folder entry is, from lstat or fstat (never through a link). */
+export type EntryKind = 'file' | 'symlink' | 'directory' | 'fifo' | 'socket' | 'device' | 'other';
+
+/** The result of readRegularFile. */
+export type BoundedRead =
+  | { readonly kind: 'ok'; readonly bytes: Buffer; readonly ino: number }
+  | { readonly kind: 'too-large'; readonly size: number }
+  | { readonly kind: 'not-regular'; readonly entry: EntryKind };
+
+/** A retried read waits at most this long. */
+const MAX_READ_RETRY_MS = 30_000;
+/** Link targets are quoted in the log only this far. */
+const MAX_QUOTED = 200;
 
 export const isSbsName = (name: string): boolean => extname(name).toLowerCase() === '.sbs' && !name.startsWith('.');
 
 export class DropFolder {
   private watcher: FSWatcher | null = null;
   private readonly pending = new Map<string, Pending>();
+  /** Entries reported as left alone: name -> what was reported (kind and inode), so each is reported once. */
+  private readonly reported = new Map<string, string>();
   private ready: ReadyFile[] = [];
   private flushScheduled = false;
+  private scanQueued = false;
   private firstReadyAt = 0;
   /** Files waiting for their size to settle: a batch waits briefly for them (spec: files found together apply in `issued` order). */
   private settling = 0;
@@ -69,9 +99,16 @@ export class DropFolder {
     // persistent: false: chokidar can still arm a watch after close() while its own async work
     // drains (seen when the folder is deleted right after a stop); an unref'd watch cannot keep a
     // stopped process alive. The Interface's sockets keep a running one alive.
-    const watcher = watch(this.opts.dir, { depth: 0, ignoreInitial: true, persistent: false, alwaysStat: false });
-    watcher.on('add', (p) => this.notice(basename(p)));
-    watcher.on('change', (p) => this.notice(basename(p)));
+    // followSymlinks: false: a link in the folder is reported, never watched or read through.
+    const watcher = watch(this.opts.dir, { depth: 0, ignoreInitial: true, persistent: false, alwaysStat: false, followSymlinks: false });
+    watcher.on('add', (p) => this.onWatchEvent(p));
+    watcher.on('change', (p) => this.onWatchEvent(p));
+    watcher.on('addDir', (p) => this.onWatchEvent(p));
+    // A name that is not UTF-8 reaches us mangled (U+FFFD) and chokidar, failing to stat it, drops
+    // the event: only the raw one shows it, and a scan by bytes finds it.
+    watcher.on('raw', (_event, p) => {
+      if (typeof p === 'string' && p.includes('\uFFFD')) this.scanSoon();
+    });
     watcher.on('error', (err) => this.log.error('watching the SBS folder failed', { err, dir: this.opts.dir }));
     await new Promise<void>((resolve) => watcher.once('ready', () => resolve()));
     this.watcher = watcher;
@@ -88,19 +125,93 @@ export class DropFolder {
     this.watcher = null;
   }
 
-  /** Looks at every file in the folder (at start, and as a safety net). */
+  /**
+   * Looks at every entry in the folder (at start, and as a safety net). Names are listed as bytes:
+   * a name that is not valid UTF-8 is only visible this way (chokidar reports it mangled).
+   */
   scan(): void {
-    for (const name of readdirSync(this.opts.dir)) this.notice(name);
+    if (this.stopped) return;
+    let names: Buffer[];
+    try {
+      names = readdirSync(this.opts.dir, { encoding: 'buffer' });
+    } catch (err) {
+      this.log.error('cannot list the SBS folder', { dir: this.opts.dir, err });
+      return;
+    }
+    const seen = new Set<string>();
+    for (const raw of names) {
+      const name = utf8Name(raw);
+      if (name === null) {
+        this.setAsideUnnamed(raw);
+        continue;
+      }
+      seen.add(name);
+      if (isSbsName(name)) this.notice(name);
+      else this.inspectOther(name, true);
+    }
+    // Forget reports of entries that are gone, so the map stays as small as the folder.
+    for (const name of this.reported.keys()) if (!seen.has(name)) this.reported.delete(name);
+  }
+
+  private onWatchEvent(path: string): void {
+    if (this.stopped || path === this.opts.dir) return;
+    const name = basename(path);
+    if (isSbsName(name)) this.notice(name);
+    else this.inspectOther(name, false);
+  }
+
+  private scanSoon(): void {
+    if (this.scanQueued) return;
+    this.scanQueued = true;
+    setImmediate(() => {
+      this.scanQueued = false;
+      this.scan();
+    });
   }
 
   private notice(name: string): void {
     if (this.stopped || !isSbsName(name)) return;
     let p = this.pending.get(name);
     if (p === undefined) {
-      p = { size: -1, mtimeMs: -1, unparseableSince: null, timer: null, settling: false, reading: false };
+      p = { size: -1, mtimeMs: -1, unparseableSince: null, timer: null, settling: false, reading: false, readFailures: 0 };
       this.pending.set(name, p);
     }
     if (p.timer === null && !p.reading) this.check(name, p);
+  }
+
+  /**
+   * An entry without an SBS name. Anything but a regular file is reported as soon as it is seen; a
+   * regular file (a readme, a copier's temporary file) only when a scan finds it still there.
+   */
+  private inspectOther(name: string, fromScan: boolean): void {
+    let st: Stats;
+    try {
+      st = lstatSync(join(this.opts.dir, name));
+    } catch {
+      return; // gone
+    }
+    const kind = kindOf(st);
+    if (kind !== 'file') this.leftAlone(name, st, kind);
+    else if (fromScan) this.reportOnce(name, `file:${st.ino}`, 'info', { kind, problem: 'not an SBS file (the name does not end in .sbs, or starts with a dot)' });
+  }
+
+  /** Reports an entry that is not a regular file, once, and leaves it where it is. */
+  private leftAlone(name: string, st: Stats, kind: EntryKind): void {
+    const fields: Record<string, unknown> = { kind, problem: notRegularProblem(kind) };
+    if (kind === 'symlink') {
+      try {
+        fields['target'] = quote(readlinkSync(join(this.opts.dir, name)));
+      } catch {
+        // gone or unreadable: the kind says enough
+      }
+    }
+    this.reportOnce(name, `${kind}:${st.ino}`, 'warn', fields);
+  }
+
+  private reportOnce(name: string, identity: string, level: 'info' | 'warn', fields: Record<string, unknown>): void {
+    if (this.reported.get(name) === identity) return;
+    this.reported.set(name, identity);
+    this.log[level]('SBS folder entry left alone', { file: name, ...fields });
   }
 
   private check(name: string, p: Pending): void {
@@ -110,13 +221,21 @@ export class DropFolder {
     const path = join(this.opts.dir, name);
     let st: Stats;
     try {
-      st = statSync(path);
+      st = lstatSync(path);
     } catch {
       this.pending.delete(name); // gone (moved by us or by someone else)
       return;
     }
-    if (!st.isFile()) {
+    const kind = kindOf(st);
+    if (kind !== 'file') {
       this.pending.delete(name);
+      this.leftAlone(name, st, kind);
+      return;
+    }
+    if (st.size > this.opts.maxFileBytes) {
+      // Set aside at once, even while it is still growing: it is never read.
+      this.pending.delete(name);
+      this.rejectTooLarge(name, st.size);
       return;
     }
     const changed = st.size !== p.size || st.mtimeMs !== p.mtimeMs;
@@ -132,18 +251,38 @@ export class DropFolder {
       this.setSettling(p, true);
       return;
     }
-    this.read(name, path, p, st);
+    this.read(name, path, p);
   }
 
-  private read(name: string, path: string, p: Pending, st: Stats): void {
-    let bytes: Buffer;
+  private read(name: string, path: string, p: Pending): void {
+    let got: BoundedRead;
     try {
-      bytes = readFileSync(path);
+      got = readRegularFile(path, this.opts.maxFileBytes);
     } catch (err) {
-      this.log.warn('cannot read SBS file; will retry', { file: name, err });
-      p.timer = setTimeout(() => this.check(name, p), Math.max(this.opts.settleMs, 100));
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+        this.pending.delete(name);
+        return;
+      }
+      const retryMs = Math.min(MAX_READ_RETRY_MS, Math.max(this.opts.settleMs, 100) * 2 ** p.readFailures);
+      if (p.readFailures === 0) this.log.warn('cannot read SBS file; will retry', { file: name, err });
+      else this.log.debug('cannot read SBS file; will retry', { file: name, err, failures: p.readFailures + 1, retryMs });
+      p.readFailures++;
+      p.timer = setTimeout(() => this.check(name, p), retryMs);
       return;
     }
+    p.readFailures = 0;
+    if (got.kind === 'not-regular') {
+      // Replaced by a link, FIFO... between lstat and open.
+      this.pending.delete(name);
+      this.leftAloneNow(name, got.entry);
+      return;
+    }
+    if (got.kind === 'too-large') {
+      this.pending.delete(name);
+      this.rejectTooLarge(name, got.size);
+      return;
+    }
+    const bytes = got.bytes;
     if (!isCompleteJson(bytes)) {
       const since = p.unparseableSince ?? Date.now();
       p.unparseableSince = since;
@@ -165,8 +304,17 @@ export class DropFolder {
       return;
     }
     p.reading = true;
-    this.ready.push({ name, path, ino: st.ino, doc });
+    this.ready.push({ name, path, ino: got.ino, doc });
     this.scheduleFlush();
+  }
+
+  private leftAloneNow(name: string, fallback: EntryKind): void {
+    try {
+      const st = lstatSync(join(this.opts.dir, name));
+      this.leftAlone(name, st, kindOf(st));
+    } catch {
+      this.log.warn('SBS folder entry left alone', { file: name, kind: fallback, problem: notRegularProblem(fallback) });
+    }
   }
 
   private setSettling(p: Pending, on: boolean): void {
@@ -196,7 +344,7 @@ export class DropFolder {
   archive(file: ReadyFile): void {
     this.pending.delete(file.name);
     try {
-      if (statSync(file.path).ino !== file.ino) {
+      if (lstatSync(file.path).ino !== file.ino) {
         // Replaced under the same name after we read it: the new file is a new instruction.
         this.log.info('SBS file was replaced after reading; leaving the new one in place', { file: file.name });
         this.notice(file.name);
@@ -226,26 +374,119 @@ export class DropFolder {
     if (existsSync(dir)) fsyncDir(dir);
   }
 
+  private rejectTooLarge(name: string, size: number): void {
+    const limitMib = Math.round((this.opts.maxFileBytes / (1024 * 1024)) * 100) / 100;
+    this.reject(name, '', `too large: ${size} bytes; the limit is ${limitMib} MiB ([interface] max_sbs_file_mib)`);
+  }
+
   private reject(name: string, field: string, problem: string): void {
+    this.setAside(join(this.opts.dir, name), name, { file: name, field, problem });
+  }
+
+  /** Sets aside an entry whose name is not valid UTF-8, under a safe name; the bytes go in the reason. */
+  private setAsideUnnamed(raw: Buffer): void {
+    const name = safeName(raw);
+    const hex = raw.toString('hex');
+    const from = Buffer.concat([Buffer.from(join(this.opts.dir, '/')), raw]);
+    this.setAside(from, name, { file: name, field: '', problem: `the name is not valid UTF-8 (bytes ${hex})`, nameHex: hex });
+  }
+
+  /** Moves an entry (never followed: rename moves a link itself) to rejected/ after writing its reason. */
+  private setAside(from: string | Buffer, name: string, reason: { file: string; field: string; problem: string; nameHex?: string }): void {
     const rejectedDir = join(this.opts.storeDir, 'rejected');
     const target = uniquePath(rejectedDir, name);
     const at = this.now().toISOString();
     try {
       // The reason is written first: a crash before the move leaves the file to be judged again.
-      writeFileAtomic(`${target}.error.json`, JSON.stringify({ file: name, field, problem, rejectedAt: at }, null, 2) + '\n');
-      renameSync(join(this.opts.dir, name), target);
+      writeFileAtomic(`${target}.error.json`, JSON.stringify({ ...reason, rejectedAt: at }, null, 2) + '\n');
+      renameSync(from, target);
       fsyncDir(this.opts.dir);
     } catch (err) {
-      this.log.error('cannot move rejected SBS file', { file: name, err });
+      this.log.error('cannot move rejected SBS file', { file: reason.file, err });
       return;
     }
-    this.log.warn('SBS file rejected', { file: name, field, problem, movedTo: target });
-    this.opts.onRejected({ name, field, problem });
+    this.log.warn('SBS file rejected', { ...reason, movedTo: target });
+    this.opts.onRejected({ name: reason.file, field: reason.field, problem: reason.problem });
   }
 
   private now(): Date {
     return this.opts.now?.() ?? new Date();
   }
+}
+
+/**
+ * Reads a file that must be a regular file of at most `maxBytes`, without following a link
+ * (O_NOFOLLOW: a link fails with ELOOP) and without blocking on a FIFO (O_NONBLOCK); what was
+ * opened is judged by fstat on the descriptor, so a swap after an lstat changes nothing. Reads
+ * at most one byte past the limit, even if the file grows meanwhile. Throws other errors (ENOENT,
+ * EACCES, EIO).
+ */
+export function readRegularFile(path: string, maxBytes: number): BoundedRead {
+  let fd: number;
+  try {
+    fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK | constants.O_NOCTTY);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ELOOP') return { kind: 'not-regular', entry: 'symlink' };
+    throw err;
+  }
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile()) return { kind: 'not-regular', entry: kindOf(st) };
+    if (st.size > maxBytes) return { kind: 'too-large', size: st.size };
+    let buf = Buffer.allocUnsafe(st.size + 1);
+    let used = 0;
+    for (;;) {
+      if (used === buf.length) {
+        if (used > maxBytes) return { kind: 'too-large', size: Math.max(used, fstatSync(fd).size) };
+        const bigger = Buffer.allocUnsafe(Math.min(maxBytes + 1, used * 2));
+        buf.copy(bigger, 0, 0, used);
+        buf = bigger;
+      }
+      const n = readSync(fd, buf, used, buf.length - used, null);
+      if (n === 0) break;
+      used += n;
+    }
+    return { kind: 'ok', bytes: buf.subarray(0, used), ino: st.ino };
+  } finally {
+    closeSync(fd);
+  }
+}
+
+export function kindOf(st: Stats): EntryKind {
+  if (st.isFile()) return 'file';
+  if (st.isSymbolicLink()) return 'symlink';
+  if (st.isDirectory()) return 'directory';
+  if (st.isFIFO()) return 'fifo';
+  if (st.isSocket()) return 'socket';
+  if (st.isCharacterDevice() || st.isBlockDevice()) return 'device';
+  return 'other';
+}
+
+function notRegularProblem(kind: EntryKind): string {
+  switch (kind) {
+    case 'symlink': return 'a symbolic link: links are not followed';
+    case 'directory': return 'a directory, not a file';
+    case 'fifo': return 'a FIFO, not a regular file';
+    case 'socket': return 'a socket, not a regular file';
+    case 'device': return 'a device, not a regular file';
+    default: return 'not a regular file';
+  }
+}
+
+/** The name as a string, or null when its bytes are not valid UTF-8 (we could neither log nor open it by that string). */
+export function utf8Name(raw: Buffer): string | null {
+  const name = raw.toString('utf8');
+  return Buffer.from(name, 'utf8').equals(raw) ? name : null;
+}
+
+/** A printable stand-in for a name that is not UTF-8: other bytes become `_` (uniquePath keeps it unique). */
+export function safeName(raw: Buffer): string {
+  const name = raw.toString('utf8').replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 100);
+  return name === '' || name.startsWith('.') ? `_${name}` : name;
+}
+
+function quote(s: string): string {
+  return s.length > MAX_QUOTED ? `${s.slice(0, MAX_QUOTED)}...` : s;
 }
 
 function isCompleteJson(bytes: Buffer): boolean {

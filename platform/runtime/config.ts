@@ -72,6 +72,8 @@ export interface Config {
     readonly settleMs: number;
     /** A file that does not parse is retried until unchanged this long, then rejected. */
     readonly parseRetryMs: number;
+    /** A larger SBS file is set aside as `too large` without being read. */
+    readonly maxSbsFileMib: number;
   };
   readonly signal: { readonly port: number; readonly bind: string };
   readonly management: { readonly url: string | null; readonly timeoutMs: number };
@@ -299,12 +301,13 @@ export function buildConfig(raw: Raw, source: string, baseDir: string): Config {
     sendPath: (SEND_PATHS as readonly string[]).includes(sendPathRaw) ? (sendPathRaw as SendPath) : 'auto',
   };
 
-  const i = r.section(raw, 'interface', ['port', 'bind', 'settle_ms', 'parse_retry_ms']);
+  const i = r.section(raw, 'interface', ['port', 'bind', 'settle_ms', 'parse_retry_ms', 'max_sbs_file_mib']);
   const iface = {
     port: r.int(i, '[interface]', 'port', 490, ...PORT),
     bind: r.ipv4(i, '[interface]', 'bind', '0.0.0.0') ?? '0.0.0.0',
     settleMs: r.int(i, '[interface]', 'settle_ms', 50, 0, 60000),
     parseRetryMs: r.int(i, '[interface]', 'parse_retry_ms', 5000, 0, 600000),
+    maxSbsFileMib: r.int(i, '[interface]', 'max_sbs_file_mib', 64, 1, 256),
   };
 
   const g = r.section(raw, 'signal', ['port', 'bind']);

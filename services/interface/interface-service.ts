@@ -74,7 +74,7 @@ export class InterfaceService implements Lifecycle {
     this.peers.start();
     this.folder = new DropFolder({
       dir: config.paths.sbs, storeDir: config.paths.sbsStore, settleMs: config.interface.settleMs,
-      parseRetryMs: config.interface.parseRetryMs, onReady: (files) => this.applyFiles(files), onRejected: (r) => this.onRejected(r),
+      parseRetryMs: config.interface.parseRetryMs, maxFileBytes: config.interface.maxSbsFileMib * 1024 * 1024, onReady: (files) => this.applyFiles(files), onRejected: (r) => this.onRejected(r),
     }, log.child({ part: 'sbs' }));
     await this.folder.start();
     // Package replication (images/): /pkg/... and /pkg-feed; status changes go to the outbox.

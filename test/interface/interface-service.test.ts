@@ -90,8 +90,11 @@ test('a file copied in slowly is applied once, not rejected; one that never comp
       return existsSync(p) ? JSON.parse(readFileSync(p, 'utf8')) : undefined;
     });
     assert.ok(reason.problem.length > 0);
-    await new Promise((r) => setTimeout(r, 200));
-    assert.equal(feed.messages.filter((m) => m.type === 'change').length, 1, 'applied exactly once');
+    // A barrier instead of a pause: a file dropped now is handled after anything still pending, so
+    // once its change arrives, a second application of slow.sbs would already have shown.
+    writeFileAtomic(join(site.config.paths.sbs, 'barrier.sbs'), clientJson({ type: 'local' }));
+    await feed.next('change', (m) => m.type === 'change' && JSON.stringify(m.change).includes('"local"'));
+    assert.equal(feed.messages.filter((m) => m.type === 'change').length, 2, 'slow.sbs applied exactly once (then the barrier)');
     assert.equal(readdirSync(join(site.config.paths.sbsStore, 'rejected')).includes('slow.sbs'), false);
     feed.close();
   }, '[interface]\nparse_retry_ms = 1500\n');

@@ -59,6 +59,9 @@ function dropJob(n: Node, mac: string, replicateTo: string[], image = 'img'): st
   return id;
 }
 
+type PeerRow = { id: string; delivered: number; queued: number; authenticated: boolean };
+const peerStatus = (n: Node) => controlCall<{ peers: PeerRow[] }>(controlSocketPath(n.site.config.paths.data, 'interface'), 'GET', '/peers');
+
 const actionOn = (n: Node, mac: string) => n.svc?.state.state().clients?.find((c) => c.mac === mac)?.action;
 const fromPeers = (n: Node) => n.svc!.state.describe().objects.filter((o) => o.table === 'clients');
 
@@ -73,11 +76,15 @@ test('a job dropped on A is applied on B and C, and not forwarded again', async 
       assert.deepEqual(actionOn(n, '52:54:00:aa:00:01'), { type: 'boot', image: 'img', once: true });
       assert.equal(fromPeers(n).find((o) => o.key === '52:54:00:aa:00:01')?.instructionId, id, 'same id on the peer');
     }
-    await new Promise((r) => setTimeout(r, 300));
-    const status = (await controlCall<{ peers: Array<{ id: string; delivered: number; queued: number }> }>(controlSocketPath(b.site.config.paths.data, 'interface'), 'GET', '/peers')).peers;
-    assert.ok(status.every((p) => p.delivered === 0 && p.queued === 0), 'B forwarded nothing');
-    const aPeers = (await controlCall<{ peers: Array<{ id: string; delivered: number; queued: number; authenticated: boolean }> }>(controlSocketPath(a.site.config.paths.data, 'interface'), 'GET', '/peers')).peers;
+    // A counts a delivery when the peer acknowledges it; B and C queue a forward, if any, in the
+    // transaction that applied the job, so their status is final once A has both acknowledgements.
+    const aPeers = await waitFor('both acknowledgements on A', async () => {
+      const peers = (await peerStatus(a)).peers;
+      return peers.every((p) => p.delivered === 1) ? peers : undefined;
+    });
     assert.deepEqual(aPeers.map((p) => [p.id, p.delivered, p.queued, p.authenticated]), [['b', 1, 0, true], ['c', 1, 0, true]]);
+    const status = (await peerStatus(b)).peers;
+    assert.ok(status.every((p) => p.delivered === 0 && p.queued === 0), 'B forwarded nothing');
   } finally {
     await cleanup(nodes);
   }
@@ -94,7 +101,8 @@ test('jobs queued while B is down are delivered exactly once when it is back; su
     await waitFor('the jobs queued on A', () => (a.svc!.state.describe().objects.filter((o) => o.table === 'clients').length === 6 ? true : undefined));
     await startNode(b);
     await waitFor('all jobs on B', () => (fromPeers(b).length === 6 ? true : undefined));
-    await new Promise((r) => setTimeout(r, 300));
+    // Once A's outbox is empty, every job is acknowledged and nothing more will be sent.
+    await waitFor('A\'s outbox to B empty', async () => ((await peerStatus(a)).peers.every((p) => p.queued === 0) ? true : undefined));
     assert.deepEqual(fromPeers(b).map((o) => o.instructionId).sort(), [...ids, latest].sort());
     const lines = b.log.records.filter((r) => r.msg === 'job from peer applied');
     assert.equal(lines.length, 6, 'each job applied once; the superseded one never sent');
@@ -109,12 +117,12 @@ test('a peer with the wrong key is refused and nothing it sent is applied', asyn
   try {
     for (const n of nodes) await startNode(n);
     dropJob(d, '52:54:00:dd:00:01', ['b']);
+    // Refused in the handshake, and jobs go only over an authenticated link: once the job is
+    // queued on D and B has refused D, nothing D sends can be applied.
     await waitFor('the refusal on B', () => b.log.records.find((r) => r.msg === 'peer refused' && r.peer === 'd'));
-    await new Promise((r) => setTimeout(r, 300));
-    assert.equal(actionOn(b, '52:54:00:dd:00:01'), undefined);
-    const st = (await controlCall<{ peers: Array<{ authenticated: boolean; queued: number }> }>(controlSocketPath(d.site.config.paths.data, 'interface'), 'GET', '/peers')).peers[0]!;
+    const st = await waitFor('the job queued on D', async () => (await peerStatus(d)).peers.find((p) => p.queued === 1));
     assert.equal(st.authenticated, false);
-    assert.equal(st.queued, 1, 'the job stays queued, undelivered');
+    assert.equal(actionOn(b, '52:54:00:dd:00:01'), undefined);
   } finally {
     await cleanup(nodes);
   }
@@ -157,14 +165,15 @@ test('a replay of a captured authenticated exchange is refused', async () => {
     await startNode(b2);
     dropJob(a, '52:54:00:ee:00:01', ['b']);
     await waitFor('the job on B1', () => (actionOn(b1, '52:54:00:ee:00:01') ? true : undefined));
-    await new Promise((r) => setTimeout(r, 200));
+    // A has B1's acknowledgement: the recording holds the whole exchange that delivered the job.
+    await waitFor('the acknowledgement on A', async () => ((await peerStatus(a)).peers.every((p) => p.delivered === 1) ? true : undefined));
     const replay = connect(b2.port, '127.0.0.1');
     await new Promise<void>((r) => replay.once('connect', () => r()));
     replay.on('error', () => undefined);
     replay.write(Buffer.concat(recorded));
+    // Refused: B2 takes nothing more from this connection; what it applied, it applied before.
     await waitFor('the refusal on B2', () => b2.log.records.find((r) => r.msg === 'peer refused'));
     replay.destroy();
-    await new Promise((r) => setTimeout(r, 200));
     assert.equal(actionOn(b2, '52:54:00:ee:00:01'), undefined, 'nothing applied from the replay');
     assert.equal(b2.log.records.some((r) => r.msg === 'job from peer applied'), false);
   } finally {
