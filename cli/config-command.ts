@@ -1,17 +1,47 @@
-// `netboot config check [FILE]`: validates a file and prints the effective config as JSON.
-import { configPathFrom, loadConfig } from '../platform/runtime/config.ts';
+// `netboot config check [FILE]`: validates a file as every service would at start (keys, ranges,
+// contradictions, port clashes, and the key files themselves), prints the effective config as
+// JSON in the file's own key names, and any warnings. `netboot config doc`: the key table.
+import { configPathFrom, configWarnings, loadConfig, type Config } from '../platform/runtime/config.ts';
+import { configByFileKeys, keyTableMarkdown } from '../platform/runtime/config-doc.ts';
+import { ConfigError } from '../platform/runtime/errors.ts';
+import { checkKeyFile } from '../platform/trust/key-check.ts';
 import { stringFlag } from './args.ts';
 import type { Command } from './context.ts';
 
+const USAGE = 'usage: netboot config check [FILE] | netboot config doc';
+
 export const configCommand: Command = async (ctx) => {
-  const [sub, file] = ctx.args.positionals;
-  if (sub !== 'check') {
-    ctx.err('usage: netboot config check [FILE]');
+  const [sub, file, ...extra] = ctx.args.positionals;
+  if (sub === 'doc' && file === undefined) {
+    ctx.out(keyTableMarkdown());
+    return 0;
+  }
+  if (sub !== 'check' || extra.length > 0) {
+    ctx.err(USAGE);
     return 2;
   }
   const path = file ?? configPathFrom(stringFlag(ctx.args, 'config'), ctx.env);
   const config = loadConfig(path);
-  ctx.out(JSON.stringify(config, null, 2));
-  ctx.err(`${path}: valid`);
+  const keyProblems = keyFileProblems(config);
+  if (keyProblems.length > 0) throw new ConfigError(path, keyProblems);
+  ctx.out(JSON.stringify(configByFileKeys(config), null, 2));
+  const warnings = configWarnings(config);
+  for (const w of warnings) ctx.err(`warning: ${w}`);
+  ctx.err(`${path}: valid${warnings.length > 0 ? `, ${warnings.length} warning(s)` : ''}`);
   return 0;
 };
+
+/** The key files' problems as start-up would find them (platform/trust/key-check.ts). */
+export function keyFileProblems(config: Config): string[] {
+  const files: [string, string][] = [];
+  if (config.site.keyFile !== null) files.push(['[site]', config.site.keyFile]);
+  config.peers.forEach((p, n) => {
+    if (p.keyFile !== null) files.push([`[[peers]] #${n + 1}`, p.keyFile]);
+  });
+  const problems: string[] = [];
+  for (const [where, path] of files) {
+    const r = checkKeyFile(path);
+    if (!r.ok) for (const p of r.problems) problems.push(`${where} key_file: ${p} (got ${JSON.stringify(path)})`);
+  }
+  return problems;
+}

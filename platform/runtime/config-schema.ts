@@ -72,8 +72,8 @@ export const SCHEMA: Schema = {
     address: ipv4('address', null, 'IPv4 address advertised to clients (option 54, siaddr); set this or `interface`, not both'),
     interface: { key: 'interface', type: 'string', default: null, doc: 'network interface whose IPv4 address is advertised (and whose segment gets broadcast replies)' },
     bind: ipv4('bind', '0.0.0.0', 'local address of the DHCP sockets (0.0.0.0 to receive broadcasts)'),
-    dhcpPort: { ...int('dhcp_port', 67, 0, 65535, 'proxyDHCP port (UDP)'), listen: 'udp' },
-    proxyPort: { ...int('proxy_port', 4011, 0, 65535, 'PXE boot server port (UDP)'), listen: 'udp' },
+    dhcpPort: { ...int('dhcp_port', 67, 0, 65535, 'UDP port of proxyDHCP'), listen: 'udp' },
+    proxyPort: { ...int('proxy_port', 4011, 0, 65535, 'UDP port of the PXE boot server'), listen: 'udp' },
     subnets: {
       key: 'subnets', type: 'tables', doc: 'settings for PXE clients in a subnet, usually behind a relay; matched by longest prefix',
       entry: {
@@ -87,11 +87,11 @@ export const SCHEMA: Schema = {
     ioPath: { key: 'io_path', type: 'enum', values: IO_PATHS, default: 'auto', doc: 'DHCP sockets: `native` (our addon, batched) or `dgram` (node:dgram); `auto` takes `native` when built and logs why' },
   },
   mtftp: {
-    port: port(69, 'udp', 'TFTP port (UDP)'),
+    port: port(69, 'udp', 'UDP port of TFTP'),
     bind: ipv4('bind', '0.0.0.0', 'TFTP local address'),
-    maxBlockSize: int('max_block_size', 65464, 8, 65464, 'largest blksize granted (RFC 2348 allows 8-65464)'),
+    maxBlockSize: int('max_block_size', 65464, 8, 65464, 'largest blksize granted, bytes (RFC 2348)'),
     maxWindowSize: int('max_window_size', 64, 1, 65535, 'largest windowsize granted (RFC 7440)'),
-    timeoutMs: int('timeout_ms', 1000, 10, 255_000, 'retransmission timeout unless the client asks for one (RFC 2349)'),
+    timeoutMs: int('timeout_ms', 1000, 10, 255_000, 'retransmission timeout unless the client asks for one, ms (RFC 2349)'),
     retries: int('retries', 6, 1, 100, 'retransmissions before a transfer is abandoned'),
     sendPath: { key: 'send_path', type: 'enum', values: SEND_PATHS, default: 'auto', doc: 'transfer sockets: `gso` or `sendmmsg` (our addon), `dgram` (node:dgram); `auto` takes the best available and logs why' },
     maxTransfers: int('max_transfers', 512, 1, 1_000_000, 'concurrent transfers; a request beyond it is refused with a reason'),
@@ -99,7 +99,7 @@ export const SCHEMA: Schema = {
     maxSessionS: int('max_session_s', 3600, 1, 7 * 86_400, 'longest a transfer may last, seconds'),
   },
   interface: {
-    port: port(490, 'tcp', 'state feed, peers, package transfer (TCP)'),
+    port: port(490, 'tcp', 'TCP port of the Interface: state feed, peers, package transfer'),
     bind: ipv4('bind', '0.0.0.0', 'local address of the Interface port'),
     settleMs: int('settle_ms', 50, 0, 60_000, 'a dropped file is read once its size has been stable this long'),
     parseRetryMs: int('parse_retry_ms', 5000, 0, 600_000, 'a file that is not complete JSON is retried until unchanged this long, then rejected'),
@@ -108,7 +108,7 @@ export const SCHEMA: Schema = {
     maxSbsFileMib: int('max_sbs_file_mib', 64, 1, 4096, 'a larger SBS file is set aside as `too large`, MiB'),
   },
   signal: {
-    port: port(806, 'tcp', 'where the PXE server reports (re)starts (TCP)'),
+    port: port(806, 'tcp', 'TCP port where the PXE server reports its (re)starts'),
     bind: ipv4('bind', '127.0.0.1', 'local address of the Signal port'),
   },
   management: {
