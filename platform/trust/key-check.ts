@@ -25,9 +25,21 @@ export function decodeKeyText(text: string): Buffer | string {
   // base64 may wrap over lines (`base64` does at 76 columns); a space means words, not base64.
   const compact = t.split(/\r?\n/).map((line) => line.trim()).join('');
   if (compact === '' || !/^(?:[A-Za-z0-9+/]+={0,2}|[A-Za-z0-9_-]+={0,2})$/.test(compact)) return 'is not hex or base64 text (a passphrase is not a key)';
-  // base64 of random bytes mixes both cases (44 characters without one of them: about 1 in 10^9).
-  if (!/[a-z]/.test(compact) || !/[A-Z]/.test(compact)) return 'is not base64 of random bytes (it lacks upper- or lower-case letters: a word or phrase?)';
   return Buffer.from(compact, 'base64');
+}
+
+/** Why the file's text is not a good key (decoding, then the bytes, then the text), or null. Pure. */
+export function keyTextProblem(text: string): string | null {
+  const key = decodeKeyText(text);
+  if (typeof key === 'string') return key;
+  const weak = keyWeakness(key);
+  if (weak !== null) return weak;
+  // base64 of random bytes mixes both cases (44 characters without one of them: about 1 in 10^9);
+  // a lower-case word is valid base64 and decodes to bytes that can pass the checks above.
+  const t = text.trim();
+  const hex = /^[0-9a-fA-F]+$/.test(t) && t.length % 2 === 0;
+  if (!hex && (!/[a-z]/.test(t) || !/[A-Z]/.test(t))) return 'is not base64 of random bytes (it lacks upper- or lower-case letters: a word or phrase?)';
+  return null;
 }
 
 /** Why these key bytes are weak, or null for a key that looks random. Pure. */
@@ -68,7 +80,7 @@ export function checkKeyFile(path: string): KeyFileResult {
   const loose = modeProblem(mode);
   if (loose !== null) problems.push(`${loose}; fix: chmod 600 ${path} (owned by the user netboot runs as)`);
   const key = decodeKeyText(text);
-  const weak = typeof key === 'string' ? key : keyWeakness(key);
+  const weak = keyTextProblem(text);
   if (weak !== null) problems.push(`${weak}; fix: ${fixNew(path)}`);
   return problems.length === 0 && typeof key !== 'string' ? { ok: true, key } : { ok: false, problems };
 }
