@@ -53,9 +53,11 @@ export interface RuleContext {
   readonly failed: ReadonlySet<string>;
   /** The `[[peers]]` entries as written, including those refused (they still need a key). */
   readonly peerEntries: readonly Readonly<Record<string, unknown>>[];
+  /** A `[[peers]]` or `[[server.subnets]]` entry's number in the file. */
+  readonly numberOf: (entry: object) => number;
 }
 
-export function crossCheck(c: Config, { given, failed, peerEntries }: RuleContext): RuleFindings {
+export function crossCheck(c: Config, { given, failed, peerEntries, numberOf }: RuleContext): RuleFindings {
   const problems: string[] = [];
   const warnings: string[] = [];
   const ok = (...ids: string[]): boolean => ids.every((id) => !failed.has(id));
@@ -80,8 +82,8 @@ export function crossCheck(c: Config, { given, failed, peerEntries }: RuleContex
   // Peers: unique, not ourselves, each with a key.
   const seenIds = new Set<string>();
   const seenAddresses = new Map<string, string>();
-  c.peers.forEach((p, n) => {
-    const at = `[[peers]] #${n + 1}`;
+  c.peers.forEach((p) => {
+    const at = `[[peers]] #${numberOf(p)}`;
     if (seenIds.has(p.id)) problems.push(say(at, 'id', 'duplicate peer id', p.id));
     seenIds.add(p.id);
     if (p.id === c.site.id) problems.push(say(at, 'id', 'is this site\'s own [site] id; a site is not its own peer', p.id));
@@ -100,8 +102,8 @@ export function crossCheck(c: Config, { given, failed, peerEntries }: RuleContex
   if (peerEntries.length === 0 && c.site.keyFile !== null) warnings.push(say('[site]', 'key_file', 'has no effect: no [[peers]] are configured', c.site.keyFile));
 
   const seenCidrs = new Set<string>();
-  c.server.subnets.forEach((s, n) => {
-    if (seenCidrs.has(`${s.network}/${s.prefix}`)) problems.push(say(`[[server.subnets]] #${n + 1}`, 'cidr', 'is listed twice', s.cidr));
+  c.server.subnets.forEach((s) => {
+    if (seenCidrs.has(`${s.network}/${s.prefix}`)) problems.push(say(`[[server.subnets]] #${numberOf(s)}`, 'cidr', 'is listed twice', s.cidr));
     seenCidrs.add(`${s.network}/${s.prefix}`);
   });
 
@@ -113,7 +115,7 @@ export function crossCheck(c: Config, { given, failed, peerEntries }: RuleContex
   for (const [key, path] of [['data', p.data], ['sbs', p.sbs], ['sbs_store', p.sbsStore]] as const) {
     if (within(path, p.tftpRoot)) problems.push(say('[paths]', 'tftp_root', `contains [paths] ${key} = ${JSON.stringify(path)}, which TFTP would then serve to anyone on the LAN`, p.tftpRoot));
   }
-  const keyFiles: [string, string | null][] = [['[site]', c.site.keyFile], ...c.peers.map((x, n): [string, string | null] => [`[[peers]] #${n + 1}`, x.keyFile])];
+  const keyFiles: [string, string | null][] = [['[site]', c.site.keyFile], ...c.peers.map((x): [string, string | null] => [`[[peers]] #${numberOf(x)}`, x.keyFile])];
   for (const [where, file] of keyFiles) {
     if (file === null) continue;
     if (within(file, p.tftpRoot)) problems.push(say(where, 'key_file', `is inside [paths] tftp_root = ${JSON.stringify(p.tftpRoot)}: TFTP would serve the key to anyone on the LAN`, file));

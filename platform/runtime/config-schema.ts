@@ -77,7 +77,7 @@ export const SCHEMA: Schema = {
     subnets: {
       key: 'subnets', type: 'tables', doc: 'settings for PXE clients in a subnet, usually behind a relay; matched by longest prefix',
       entry: {
-        cidr: { key: 'cidr', type: 'string', default: null, doc: 'the subnet, `network/prefix` (host bits zero)' },
+        cidr: { key: 'cidr', type: 'string', default: null, check: cidrProblem, doc: 'the subnet, `network/prefix` (host bits zero)' },
         address: { key: 'address', type: 'ipv4', default: null, check: unicastProblem, doc: 'boot server address for clients in this subnet (default: the usual choice)' },
         name: { key: 'name', type: 'string', default: null, check: (v) => (v.length > 64 ? 'at most 64 characters' : null), doc: 'a label for logs and `netboot explain`' },
       },
@@ -164,12 +164,16 @@ export function maskOf(prefix: number): number {
   return prefix === 0 ? 0 : (~0 << (32 - prefix)) >>> 0;
 }
 
+const CIDR = /^(\d{1,3}(?:\.\d{1,3}){3})\/(\d{1,2})$/;
+
+function cidrProblem(cidr: string): string | null {
+  const m = CIDR.exec(cidr);
+  return m === null || !m[1]!.split('.').every((p) => Number(p) <= 255) || Number(m[2]) > 32 ? 'must be an IPv4 network as address/prefix, prefix 0-32' : null;
+}
+
 function buildSubnet(v: Readonly<Record<string, unknown>>): SubnetConfig | { key: string; problem: string } {
   const cidr = v.cidr as string;
-  const m = /^(\d{1,3}(?:\.\d{1,3}){3})\/(\d{1,2})$/.exec(cidr);
-  if (m === null || !m[1]!.split('.').every((p) => Number(p) <= 255) || Number(m[2]) > 32) {
-    return { key: 'cidr', problem: 'must be an IPv4 network as address/prefix, prefix 0-32' };
-  }
+  const m = CIDR.exec(cidr)!;
   const prefix = Number(m[2]);
   const network = intToIpv4((ipv4ToInt(m[1]!) & maskOf(prefix)) >>> 0);
   if (network !== m[1]) return { key: 'cidr', problem: `has host bits set (the network is ${network}/${prefix})` };

@@ -36,6 +36,8 @@ class Reader {
   /** `section.key` (or `peers.3.key`) of every key given in the file, and of those refused. */
   readonly given = new Set<string>();
   readonly failed = new Set<string>();
+  /** Each built `[[...]]` entry's number in the file (#1 is the first), for messages about it. */
+  readonly numbers = new WeakMap<object, number>();
   constructor(private readonly baseDir: string) {}
 
   /** The table `root[name]`, after checking it is one and holds only keys of `specs`. */
@@ -95,7 +97,7 @@ class Reader {
   }
 
   private text(v: unknown, spec: TextSpec, problem: (text: string) => void): string | undefined {
-    const bad = typeof v !== 'string' || v === '' ? 'must be a non-empty string'
+    const bad = typeof v !== 'string' ? 'must be a string' : v === '' ? 'must be a non-empty string'
       : spec.type === 'ipv4' && !isIPv4(v) ? 'must be an IPv4 address'
       : spec.type === 'url' ? urlProblem(v) : null;
     const worse = bad ?? spec.check?.(v as string) ?? null;
@@ -119,18 +121,20 @@ class Reader {
     value.forEach((entry: unknown, n) => {
       const at = `${where} #${n + 1}`;
       if (!isTable(entry)) return void this.problems.push(`${at}: must be a table (got ${showValue(entry)})`);
-      const before = this.problems.length;
       this.unknownKeys(entry, at, spec.entry);
       for (const [key, example] of Object.entries(spec.required)) {
         if (entry[key] === undefined || entry[key] === '') this.problems.push(keyProblem(at, key, `required (e.g. ${key} = ${example})`));
       }
       const values = this.fields(entry, at, `${id}.${n}`, spec.entry);
-      if (this.problems.length > before) return;
+      // Built without its required keys it would mean nothing; with another key refused it is
+      // still built (that key at its default), so the rules across entries see it too.
+      if (Object.keys(spec.required).some((key) => values[key] === null || this.failed.has(`${id}.${n}.${key}`))) return;
       const built = spec.build(values);
       if (isTable(built) && 'problem' in built && typeof built.problem === 'string') {
         this.failed.add(`${id}.${n}.${built.key as string}`);
         return void this.problems.push(keyProblem(at, built.key as string, built.problem, entry[built.key as string]));
       }
+      this.numbers.set(built as object, n + 1);
       out.push(built as E);
     });
     return out;
@@ -173,7 +177,7 @@ export function buildConfig(raw: Raw, source: string, baseDir: string): Config {
   const peers = r.tables(raw.peers, '[[peers]]', 'peers', PEERS);
   const config = { source, ...sections, peers } as unknown as Config;
   const peerEntries = Array.isArray(raw.peers) ? raw.peers.filter(isTable) : [];
-  const { problems, warnings } = crossCheck(config, { given: r.given, failed: r.failed, peerEntries });
+  const { problems, warnings } = crossCheck(config, { given: r.given, failed: r.failed, peerEntries, numberOf: (e) => r.numbers.get(e) ?? 0 });
   r.problems.push(...problems);
   if (r.problems.length > 0) throw new ConfigError(source, r.problems);
   deepFreeze(config);
