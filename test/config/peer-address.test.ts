@@ -2,7 +2,6 @@
 // use (platform/runtime/host-port.ts): `127.0.0.1:99999` is refused (issue 16 item 3).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseHostPort } from '../../platform/runtime/host-port.ts';
 import { problemsOf } from './helpers.ts';
 
 const peer = (address: string): string => `[site]\nid = "a"\nkey_file = "/etc/netboot/site.key"\n[[peers]]\nid = "b"\naddress = "${address}"\n`;
@@ -16,25 +15,6 @@ test('a peer address with a port out of range or a bad host is refused at load',
     assert.ok(problems[0]!.endsWith(`(got ${JSON.stringify(bad)})`), problems[0]);
   }
   for (const good of ['127.0.0.1:490', '10.0.0.2', 'site-b.example.net:65535', 'site-b', 'a.b.c:1']) assert.deepEqual(problemsOf(peer(good)), [], good);
-});
-
-test('the shared parser: host, port and the default port', () => {
-  const table: [string, string][] = [
-    ['10.0.0.2', 'ok 10.0.0.2:490'],
-    ['10.0.0.2:4900', 'ok 10.0.0.2:4900'],
-    ['Site-B.example:1', 'ok Site-B.example:1'],
-    ['127.0.0.1:99999', 'port 99999 is not from 1 to 65535'],
-    ['127.0.0.1:0', 'port 0 is not from 1 to 65535'],
-    ['1.2.3.4.5', '1.2.3.4.5 is not an IPv4 address'],
-    ['', 'the host is empty'],
-    [':490', 'the host is empty'],
-    ['bad_name', 'bad_name is not a host name (letters, digits and inner hyphens, in dot-separated labels of 1-63)'],
-    ['fe80::1', 'must be host or host:port (IPv6 is not supported)'],
-  ];
-  for (const [text, want] of table) {
-    const r = parseHostPort(text, 490);
-    assert.equal(r.ok ? `ok ${r.host}:${r.port}` : r.reason, want, text);
-  }
 });
 
 test('two peers at one address, or a peer that is this site, are refused', () => {
