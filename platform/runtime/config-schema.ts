@@ -70,7 +70,7 @@ export const SCHEMA: Schema = {
   },
   server: {
     address: ipv4('address', null, 'IPv4 address advertised to clients (option 54, siaddr); set this or `interface`, not both'),
-    interface: { key: 'interface', type: 'string', default: null, doc: 'network interface whose IPv4 address is advertised (and whose segment gets broadcast replies)' },
+    interface: { key: 'interface', type: 'string', default: null, check: (v) => (/^[A-Za-z0-9._:@-]{1,15}$/.test(v) ? null : 'must be a network interface name (at most 15 characters, no spaces or slashes)'), doc: 'network interface whose IPv4 address is advertised (and whose segment gets broadcast replies)' },
     bind: ipv4('bind', '0.0.0.0', 'local address of the DHCP sockets (0.0.0.0 to receive broadcasts)'),
     dhcpPort: { ...int('dhcp_port', 67, 0, 65535, 'UDP port of proxyDHCP'), listen: 'udp' },
     proxyPort: { ...int('proxy_port', 4011, 0, 65535, 'UDP port of the PXE boot server'), listen: 'udp' },

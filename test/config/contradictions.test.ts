@@ -41,3 +41,11 @@ test('a key refused on its own rule does not also trip a rule across keys', () =
   // dhcp_port falls back to its default (67) internally; that must not read as a clash.
   assert.deepEqual(problemsOf('[server]\ndhcp_port = 70000\nproxy_port = 67\n'), ['[server] dhcp_port: must be an integer from 0 to 65535 (got 70000)']);
 });
+
+test('config check refuses what the PXE server would refuse at start: an interface this host lacks', async () => {
+  const r = await configCheck('[server]\ninterface = "nb-no-such0"\n');
+  assert.equal(r.code, 1);
+  assert.match(r.err, /\[server\] interface: no such network interface on this host \(got "nb-no-such0"\)/);
+  assert.deepEqual(problemsOf('[server]\ninterface = "eth0/1"\n'), ['[server] interface: must be a network interface name (at most 15 characters, no spaces or slashes) (got "eth0/1")']);
+  assert.equal((await configCheck('[server]\ninterface = "lo"\n')).code, 0);
+});
