@@ -2,7 +2,7 @@
 // contradictions, port clashes, the key files and [server] interface on this host), prints the effective config as
 // JSON in the file's own key names, and any warnings. `netboot config doc`: the key table.
 import { networkInterfaces } from 'node:os';
-import { configPathFrom, configWarnings, loadConfig, type Config } from '../platform/runtime/config.ts';
+import { configPathFrom, configWarnings, keyProblem, loadConfig, type Config } from '../platform/runtime/config.ts';
 import { configByFileKeys, keyTableMarkdown } from '../platform/runtime/config-doc.ts';
 import { ConfigError } from '../platform/runtime/errors.ts';
 import { checkKeyFile } from '../platform/trust/key-check.ts';
@@ -36,7 +36,7 @@ export const configCommand: Command = async (ctx) => {
 export function interfaceProblems(config: Config, interfaces = networkInterfaces()): string[] {
   const name = config.server.interface;
   if (name === null || (interfaces[name] ?? []).some((i) => i.family === 'IPv4')) return [];
-  return [`[server] interface: ${interfaces[name] === undefined ? 'no such network interface on this host' : 'has no IPv4 address on this host'} (got ${JSON.stringify(name)})`];
+  return [keyProblem('[server]', 'interface', interfaces[name] === undefined ? 'no such network interface on this host' : 'has no IPv4 address on this host', name)];
 }
 
 /** The key files' problems as start-up would find them (platform/trust/key-check.ts). */
@@ -49,7 +49,7 @@ export function keyFileProblems(config: Config): string[] {
   const problems: string[] = [];
   for (const [where, path] of files) {
     const r = checkKeyFile(path);
-    if (!r.ok) for (const p of r.problems) problems.push(`${where} key_file: ${p} (got ${JSON.stringify(path)})`);
+    if (!r.ok) for (const p of r.problems) problems.push(keyProblem(where, 'key_file', p, path));
   }
   return problems;
 }

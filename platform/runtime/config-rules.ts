@@ -12,11 +12,20 @@ export interface RuleFindings {
   readonly warnings: string[];
 }
 
-/** `[section] key: text (got value)`: the shape of every config message. */
-function say(where: string, key: string, text: string, value: unknown): string {
-  const shown = typeof value === 'string' ? JSON.stringify(value) : String(value);
-  return `${where} ${key}: ${text} (got ${shown})`;
+/** A value as the file would spell it: strings quoted, numbers and booleans bare. */
+export function showValue(v: unknown): string {
+  if (typeof v === 'string') return JSON.stringify(v);
+  if (typeof v === 'number' || typeof v === 'bigint' || typeof v === 'boolean') return String(v);
+  if (v instanceof Date) return v.toISOString();
+  return JSON.stringify(v, (_k, x: unknown) => (typeof x === 'bigint' ? Number(x) : x)) ?? String(v);
 }
+
+/** The shape of every config message, in the file's own words: `[server] dhcp_port: must be … (got 70000)`. */
+export function keyProblem(where: string, key: string, text: string, value?: unknown): string {
+  return `${where} ${key}: ${text}${value === undefined ? '' : ` (got ${showValue(value)})`}`;
+}
+
+const say = (where: string, key: string, text: string, value: unknown): string => keyProblem(where, key, text, value);
 
 interface Listener {
   readonly where: string;

@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { parse as parseToml } from 'smol-toml';
-import { crossCheck } from './config-rules.ts';
+import { crossCheck, keyProblem, showValue } from './config-rules.ts';
 import { SCHEMA, PEERS, ipv4ToInt, maskOf, type FieldSpec, type TablesSpec, type TextSpec } from './config-schema.ts';
 import type { Config } from './config-types.ts';
 import { ConfigError, errorMessage } from './errors.ts';
@@ -14,26 +14,15 @@ import { ConfigError, errorMessage } from './errors.ts';
 export type { Config, PeerConfig, SubnetConfig } from './config-types.ts';
 export { SEND_PATHS, IO_PATHS, type SendPath, type IoPath, isUnicast, ipv4ToInt, intToIpv4 } from './config-schema.ts';
 
+export { keyProblem, showValue } from './config-rules.ts';
+
 export const DEFAULT_CONFIG_PATH = '/etc/netboot/netboot.toml';
 
 type Raw = Record<string, unknown>;
 
-/** A value as the file would spell it: strings quoted, numbers and booleans bare. */
-export function showValue(v: unknown): string {
-  if (typeof v === 'string') return JSON.stringify(v);
-  if (typeof v === 'number' || typeof v === 'bigint' || typeof v === 'boolean') return String(v);
-  if (v instanceof Date) return v.toISOString();
-  return JSON.stringify(v, (_k, x: unknown) => (typeof x === 'bigint' ? Number(x) : x)) ?? String(v);
-}
-
-/** One problem with a key, in the file's own words: `[server] dhcp_port: must be … (got 70000)`. */
-export function keyProblem(where: string, key: string, text: string, value?: unknown): string {
-  return `${where} ${key}: ${text}${value === undefined ? '' : ` (got ${showValue(value)})`}`;
-}
-
 class Reader {
   readonly problems: string[] = [];
-  /** `section.key` (or `peers.3.key`) of every key given in the file, and of those refused. */
+  /** `section.key` (or `peers.3.key`) of every key given in the file; `failed`: those refused. */
   readonly given = new Set<string>();
   readonly failed = new Set<string>();
   /** Each built `[[...]]` entry's number in the file (#1 is the first), for messages about it. */
