@@ -5,7 +5,7 @@ import { networkInterfaces } from 'node:os';
 import { configPathFrom, configWarnings, keyProblem, loadConfig, type Config } from '../platform/runtime/config.ts';
 import { configByFileKeys, keyTableMarkdown } from '../platform/runtime/config-doc.ts';
 import { ConfigError } from '../platform/runtime/errors.ts';
-import { checkKeyFile } from '../platform/trust/key-check.ts';
+import { keyFileProblems } from '../platform/trust/key-check.ts';
 import { stringFlag } from './args.ts';
 import type { Command } from './context.ts';
 
@@ -37,19 +37,4 @@ export function interfaceProblems(config: Config, interfaces = networkInterfaces
   const name = config.server.interface;
   if (name === null || (interfaces[name] ?? []).some((i) => i.family === 'IPv4')) return [];
   return [keyProblem('[server]', 'interface', interfaces[name] === undefined ? 'no such network interface on this host' : 'has no IPv4 address on this host', name)];
-}
-
-/** The key files' problems as start-up would find them (platform/trust/key-check.ts). */
-export function keyFileProblems(config: Config): string[] {
-  const files: [string, string][] = [];
-  if (config.site.keyFile !== null) files.push(['[site]', config.site.keyFile]);
-  config.peers.forEach((p, n) => {
-    if (p.keyFile !== null) files.push([`[[peers]] #${n + 1}`, p.keyFile]);
-  });
-  const problems: string[] = [];
-  for (const [where, path] of files) {
-    const r = checkKeyFile(path);
-    if (!r.ok) for (const p of r.problems) problems.push(keyProblem(where, 'key_file', p, path));
-  }
-  return problems;
 }

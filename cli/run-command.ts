@@ -5,7 +5,8 @@ import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { configPathFrom, configWarnings, loadConfig, type Config } from '../platform/runtime/config.ts';
 import { SERVICES, type ServiceName } from '../platform/local/control.ts';
-import { NetbootError } from '../platform/runtime/errors.ts';
+import { ConfigError, NetbootError } from '../platform/runtime/errors.ts';
+import { keyFileProblems } from '../platform/trust/key-check.ts';
 import { runUntilSignal } from '../platform/runtime/lifecycle.ts';
 import { createLogger, type Logger } from '../platform/runtime/logger.ts';
 import { notifyReady } from '../platform/runtime/sd-notify.ts';
@@ -26,6 +27,9 @@ export const runCommand: Command = async (ctx) => {
   const names = asked.length === 0 ? [...START_ORDER] : [...new Set(asked as ServiceName[])];
   const configPath = resolve(configPathFrom(stringFlag(ctx.args, 'config'), ctx.env));
   const config = loadConfig(configPath);
+  // The Interface reads the key files; refuse here, before anything starts, rather than in a restart loop.
+  const keyProblems = names.includes('interface') ? keyFileProblems(config) : [];
+  if (keyProblems.length > 0) throw new ConfigError(configPath, keyProblems);
   if (names.length === 1) return runOne(names[0]!, config);
   return runSupervised(names, configPath, config, ctx);
 };

@@ -11,6 +11,7 @@
 //     printable about once in 10^13).
 // Messages never quote key material.
 import { readFileSync, statSync } from 'node:fs';
+import { keyProblem, type Config } from '../runtime/config.ts';
 import { NetbootError, errorMessage } from '../runtime/errors.ts';
 
 export const MIN_KEY_BYTES = 32;
@@ -91,4 +92,19 @@ export function readCheckedKey(path: string): Buffer {
   if (r.ok) return r.key;
   const code = r.problems.some((p) => p.startsWith('cannot be read') || p.startsWith('is not a regular file')) ? 'PEER_KEY_UNREADABLE' : 'PEER_KEY_WEAK';
   throw new NetbootError(code, r.problems.map((p) => `key file ${path} ${p}`).join('\n'));
+}
+
+/** Every configured key file's problems, in the config's words (`config check`, `netboot run`). */
+export function keyFileProblems(config: Config): string[] {
+  const files: [string, string][] = [];
+  if (config.site.keyFile !== null) files.push(['[site]', config.site.keyFile]);
+  config.peers.forEach((p, n) => {
+    if (p.keyFile !== null) files.push([`[[peers]] #${n + 1}`, p.keyFile]);
+  });
+  const problems: string[] = [];
+  for (const [where, path] of files) {
+    const r = checkKeyFile(path);
+    if (!r.ok) for (const p of r.problems) problems.push(keyProblem(where, 'key_file', p, path));
+  }
+  return problems;
 }
