@@ -3,9 +3,10 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { configPathFrom, loadConfig, type Config } from '../platform/runtime/config.ts';
+import { configPathFrom, configWarnings, loadConfig, type Config } from '../platform/runtime/config.ts';
 import { SERVICES, type ServiceName } from '../platform/local/control.ts';
-import { NetbootError } from '../platform/runtime/errors.ts';
+import { ConfigError, NetbootError } from '../platform/runtime/errors.ts';
+import { keyFileProblems } from '../platform/trust/key-check.ts';
 import { runUntilSignal } from '../platform/runtime/lifecycle.ts';
 import { createLogger, type Logger } from '../platform/runtime/logger.ts';
 import { notifyReady } from '../platform/runtime/sd-notify.ts';
@@ -26,6 +27,9 @@ export const runCommand: Command = async (ctx) => {
   const names = asked.length === 0 ? [...START_ORDER] : [...new Set(asked as ServiceName[])];
   const configPath = resolve(configPathFrom(stringFlag(ctx.args, 'config'), ctx.env));
   const config = loadConfig(configPath);
+  // The Interface reads the key files; refuse here, before anything starts, rather than in a restart loop.
+  const keyProblems = names.includes('interface') ? keyFileProblems(config) : [];
+  if (keyProblems.length > 0) throw new ConfigError(configPath, keyProblems);
   if (names.length === 1) return runOne(names[0]!, config);
   return runSupervised(names, configPath, config, ctx);
 };
@@ -33,6 +37,8 @@ export const runCommand: Command = async (ctx) => {
 async function runOne(name: ServiceName, config: Config): Promise<number> {
   const log = createLogger({ level: config.log.level, fields: { service: name } });
   const main = await loadService(name);
+  // Under the supervisor, it has said these already.
+  if (process.channel === undefined) for (const w of configWarnings(config)) log.warn(`config: ${w}`);
   if (process.channel !== undefined) {
     // Started by the supervisor: if it goes away (even by SIGKILL), stop cleanly rather than linger.
     process.channel.unref();
@@ -60,6 +66,7 @@ async function loadService(name: ServiceName): Promise<ServiceMain> {
 async function runSupervised(names: readonly ServiceName[], configPath: string, config: Config, ctx: CliContext): Promise<number> {
   const log = createLogger({ level: config.log.level, fields: { service: 'supervisor' } });
   for (const name of names) serviceMainPath(name); // a missing service fails now, not in a restart loop
+  for (const w of configWarnings(config)) log.warn(`config: ${w}`);
   const supervisor = new Supervisor({
     services: supervisedServices(names, configPath, ctx.env),
     isServing: controlProbe(config),

@@ -20,7 +20,7 @@ const sites: TestSite[] = [];
 const procs: ServiceProcess[] = [];
 const keySite = await makeTestSite('', 'netboot-bench-keys');
 const keyFile = join(keySite.dir, 'site.key');
-writeFileSync(keyFile, randomBytes(32).toString('base64'));
+writeFileSync(keyFile, randomBytes(32).toString('base64'), { mode: 0o600 });
 
 try {
   for (const id of ids) {

@@ -1,7 +1,8 @@
 // How site servers prove who they are to each other, without ever sending a key.
 //
-// Keys: a site key (or a per-peer key) file holding at least 32 random bytes, hex or base64
-// (`head -c 32 /dev/urandom | base64 > /etc/netboot/site.key`). Both ends hold the same key.
+// Keys: a site key (or a per-peer key) file holding at least 32 random bytes, hex or base64, mode
+// 0600 (`head -c 32 /dev/urandom | base64 > /etc/netboot/site.key`; rules in key-check.ts). Both
+// ends hold the same key.
 //
 // WebSocket channel (/peer on TCP 490): mutual challenge-response with HMAC-SHA256.
 //   server -> client  { type:'challenge', serverId, nonce: Ns }
@@ -15,8 +16,8 @@
 // with mac = HMAC(k, 'http'|id|method|path|ts|nonce); accepted within a time window, each nonce
 // once.
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { NetbootError, errorMessage } from '../runtime/errors.ts';
+import { NetbootError } from '../runtime/errors.ts';
+import { readCheckedKey } from './key-check.ts';
 
 const PROTOCOL = 'netboot-peer-v1';
 
@@ -26,17 +27,9 @@ export class PeerAuthError extends NetbootError {
   }
 }
 
-/** Reads a key file: hex or base64 text, at least 32 bytes once decoded. */
+/** Reads a key file: hex or base64 text, mode 0600, at least 32 random-looking bytes (key-check.ts). */
 export function readKeyFile(path: string): Buffer {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8').trim();
-  } catch (err) {
-    throw new NetbootError('PEER_KEY_UNREADABLE', `key file ${path}: ${errorMessage(err)}`);
-  }
-  const key = /^[0-9a-fA-F]+$/.test(text) && text.length % 2 === 0 ? Buffer.from(text, 'hex') : Buffer.from(text, 'base64');
-  if (key.length < 32) throw new NetbootError('PEER_KEY_WEAK', `key file ${path}: needs at least 32 bytes of key, has ${key.length}`);
-  return key;
+  return readCheckedKey(path);
 }
 
 export const newNonce = (): string => randomBytes(32).toString('hex');

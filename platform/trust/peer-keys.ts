@@ -1,5 +1,7 @@
 // Keys shared with each configured peer (its own key file, or the site key), read once at start.
 import type { Config } from '../runtime/config.ts';
+import { NetbootError } from '../runtime/errors.ts';
+import { parseHostPort } from '../runtime/host-port.ts';
 import { readKeyFile } from './peer-auth.ts';
 
 export interface PeerAddress {
@@ -34,7 +36,9 @@ export class PeerKeys {
   }
 }
 
+/** A configured peer's address (validated at load, so this cannot fail; it throws if it does). */
 export function parseAddress(address: string, defaultPort: number): { host: string; port: number } {
-  const i = address.lastIndexOf(':');
-  return i < 0 ? { host: address, port: defaultPort } : { host: address.slice(0, i), port: Number(address.slice(i + 1)) };
+  const r = parseHostPort(address, defaultPort);
+  if (!r.ok) throw new NetbootError('PEER_ADDRESS_INVALID', `peer address ${JSON.stringify(address)}: ${r.reason}`);
+  return { host: r.host, port: r.port };
 }

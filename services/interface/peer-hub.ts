@@ -4,6 +4,7 @@
 // are applied locally and never forwarded again.
 import type { Config, PeerConfig } from '../../platform/runtime/config.ts';
 import type { Logger } from '../../platform/runtime/logger.ts';
+import { withDefaultPort } from '../../platform/runtime/host-port.ts';
 import { readKeyFile } from '../../platform/trust/peer-auth.ts';
 import type { SbsDocument } from '../../sbs/types.ts';
 import { issuedMs, type Effect } from '../../state/apply.ts';
@@ -95,5 +96,5 @@ export class PeerHub {
 }
 
 function withPort(address: string, defaultPort: number): string {
-  return /:\d+$/.test(address) ? address : `${address}:${defaultPort}`;
+  return withDefaultPort(address, defaultPort);
 }

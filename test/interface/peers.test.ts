@@ -17,8 +17,8 @@ import { spawnService } from '../helpers/process.ts';
 const keyDir = mkdtempSync(join(tmpdir(), 'netboot-keys-'));
 const siteKey = join(keyDir, 'site.key');
 const wrongKey = join(keyDir, 'wrong.key');
-writeFileSync(siteKey, randomBytes(32).toString('base64'));
-writeFileSync(wrongKey, randomBytes(32).toString('hex'));
+writeFileSync(siteKey, randomBytes(32).toString('base64'), { mode: 0o600 });
+writeFileSync(wrongKey, randomBytes(32).toString('hex'), { mode: 0o600 });
 test.after(() => rmSync(keyDir, { recursive: true, force: true }));
 
 interface Node { id: string; port: number; site: TestSite; svc: InterfaceService | null; log: ReturnType<typeof createMemoryLogger> }

@@ -69,7 +69,7 @@ before(async () => {
   // x is configured with A as a peer, but its key is not the one A holds.
   const xSite = env.sites[2]!;
   const wrongKey = join(xSite.dir, 'wrong.key');
-  writeFileSync(wrongKey, randomBytes(32).toString('hex'));
+  writeFileSync(wrongKey, randomBytes(32).toString('hex'), { mode: 0o600 });
   writeFileSync(xSite.configPath, readFileSync(xSite.configPath, 'utf8').replace(`key_file = "${env.keyFile}"`, `key_file = "${wrongKey}"`));
   xSite.config = (await import('../../platform/runtime/config.ts')).loadConfig(xSite.configPath);
   [A, C, X] = (await Promise.all(env.sites.map((s) => new InProcessNode(s).start()))) as [InProcessNode, InProcessNode, InProcessNode];

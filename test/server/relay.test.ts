@@ -190,15 +190,15 @@ cidr = 7
   let problems: readonly string[] = [];
   assert.throws(() => parseConfigText(bad, 'x.toml', '/'), (e: unknown) => e instanceof ConfigError && (problems = e.problems).length > 0);
   assert.deepEqual(problems, [
-    '[[server.subnets]] #1 cidr: 10.92.0.1/24 has host bits set (the network is 10.92.0.0/24)',
-    '[[server.subnets]] #2 address: must be a unicast address (got "255.255.255.255")',
+    '[[server.subnets]] #1 cidr: has host bits set (the network is 10.92.0.0/24) (got "10.92.0.1/24")',
     '[[server.subnets]] #2 cidr: must be an IPv4 network as address/prefix, prefix 0-32 (got "10.92.0.0/33")',
-    '[[server.subnets]] #3 gateway: unknown key (known: cidr, address, name)',
-    '[[server.subnets]] #3 cidr: required (e.g. "10.92.0.0/24")',
+    '[[server.subnets]] #2 address: must be a unicast address (got "255.255.255.255")',
+    '[[server.subnets]] #3 gateway: unknown key (known: cidr, address, name) (got "10.92.0.1")',
+    '[[server.subnets]] #3 cidr: required (e.g. cidr = "10.92.0.0/24")',
     '[[server.subnets]] #3 address: must be an IPv4 address (got "10.91.0")',
-    '[[server.subnets]] #5 name: must be a string',
-    '[[server.subnets]] #5 cidr: 10.93.0.0/24 is listed twice',
-    '[[server.subnets]] #6 cidr: must be a non-empty string',
+    '[[server.subnets]] #5 name: must be a string (got 5)',
+    '[[server.subnets]] #6 cidr: must be a string (got 7)',
+    '[[server.subnets]] #5 cidr: is listed twice (got "10.93.0.0/24")',
   ]);
   assert.throws(() => parseConfigText('[server]\nsubnets = "10.0.0.0/8"', 'x.toml', '/'), /\[\[server.subnets\]\]: must be an array of tables/);
 });
