@@ -105,7 +105,7 @@ export const SCHEMA: Schema = {
     parseRetryMs: int('parse_retry_ms', 5000, 0, 600_000, 'a file that is not complete JSON is retried until unchanged this long, then rejected'),
     maxConnections: int('max_connections', 1024, 1, 1_000_000, 'concurrent connections to the Interface port'),
     maxConnectionsPerAddress: int('max_connections_per_address', 64, 1, 1_000_000, 'concurrent connections per remote address'),
-    maxSbsFileMib: int('max_sbs_file_mib', 64, 1, 4096, 'a larger SBS file is set aside as `too large`, MiB'),
+    maxSbsFileMib: int('max_sbs_file_mib', 64, 1, 256, 'a larger SBS file is set aside as `too large` without being read, MiB (past 256 MiB a document could not be decoded)'),
   },
   signal: {
     port: port(806, 'tcp', 'TCP port where the PXE server reports its (re)starts'),

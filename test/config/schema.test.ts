@@ -46,7 +46,7 @@ test('the limits other parts enforce are keys with their defaults and ranges', (
   assert.deepEqual([set.mtftp.maxTransfers, set.mtftp.maxTransfersPerClient, set.mtftp.maxSessionS, set.interface.maxConnections, set.interface.maxConnectionsPerAddress, set.interface.maxSbsFileMib], [100, 4, 60, 10, 2, 1]);
   assert.deepEqual(problemsOf('[mtftp]\nmax_transfers = 0\n[interface]\nmax_sbs_file_mib = -1\n'), [
     '[mtftp] max_transfers: must be an integer from 1 to 1000000 (got 0)',
-    '[interface] max_sbs_file_mib: must be an integer from 1 to 4096 (got -1)',
+    '[interface] max_sbs_file_mib: must be an integer from 1 to 256 (got -1)',
   ]);
 });
 
