@@ -1,7 +1,6 @@
 // `netboot config check [FILE]`: validates a file and prints the effective config as JSON.
-import { configPathFrom, loadConfig } from '../platform/runtime/config.ts';
-import { stringFlag } from './args.ts';
-import type { Command } from './context.ts';
+import { loadConfig } from '../platform/runtime/config.ts';
+import { configPathFor, type Command } from './context.ts';
 
 export const configCommand: Command = async (ctx) => {
   const [sub, file] = ctx.args.positionals;
@@ -9,7 +8,7 @@ export const configCommand: Command = async (ctx) => {
     ctx.err('usage: netboot config check [FILE]');
     return 2;
   }
-  const path = file ?? configPathFrom(stringFlag(ctx.args, 'config'), ctx.env);
+  const path = file ?? configPathFor(ctx);
   const config = loadConfig(path);
   ctx.out(JSON.stringify(config, null, 2));
   ctx.err(`${path}: valid`);
