@@ -12,5 +12,6 @@ export const configSpec: CommandSpec = {
       arity: [0, 1],
       description: ['FILE defaults to the config the other commands use (--config, $NETBOOT_CONFIG, /etc/netboot/netboot.toml, or the checkout\'s config/default.toml). Every problem is listed at once; exit status 1 when there is any.'],
     },
+    doc: { name: 'config doc', summary: 'print the table of every config key (Markdown)' },
   },
 };

@@ -212,7 +212,8 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
     }
     if (err instanceof NetbootError) {
       const plain = notRunning(err);
-      io.err(plain === null ? err.message : `netboot ${name}: ${plain}`);
+      const message = plain ?? err.message;
+      io.err(message.startsWith('netboot') ? message : `netboot ${name}: ${message}`);
       return 1;
     }
     io.err(`netboot ${name}: ${errorMessage(err)}`);

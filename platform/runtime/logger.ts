@@ -144,23 +144,26 @@ function hardWrap(text: string, width: number): string[] {
 }
 
 /**
- * One record as readable text: `HH:MM:SS service    message  key=value …`, fitting `width`
- * columns. Field values are cut at 32 characters; an info or debug line is cut at the width, a
- * warning or an error continues on indented lines so that nothing of it is lost.
+ * One record as readable text: `HH:MM:SS service    part: message  key=value …`, fitting `width`
+ * columns; null fields are left out. On an info or debug line field values are cut at 32
+ * characters and the line at the width; a warning or an error continues on indented lines so
+ * that little of it is lost.
  */
 export function formatLogRecord(record: LogFields, options: TextOptions = {}): string[] {
   const width = Math.max(40, options.width ?? 80);
   const level = typeof record.level === 'string' ? record.level : 'info';
-  const service = [record.service, record.part].filter((x) => typeof x === 'string' && x !== '').join('/') || '-';
+  const service = typeof record.service === 'string' && record.service !== '' ? record.service : '-';
   const tag = level === 'warn' ? 'warning: ' : level === 'error' ? 'error: ' : '';
+  const part = typeof record.part === 'string' && record.part !== '' ? `${record.part}: ` : '';
+  const loud = level === 'warn' || level === 'error';
   const fields = Object.entries(record)
-    .filter(([k, v]) => !SKIP.has(k) && v !== undefined)
-    .map(([k, v]) => `${k}=${cut(fieldValue(v), FIELD_MAX)}`);
-  const body = `${tag}${String(record.msg ?? '')}${fields.length === 0 ? '' : `  ${fields.join(' ')}`}`;
+    .filter(([k, v]) => !SKIP.has(k) && v !== undefined && v !== null)
+    .map(([k, v]) => `${k}=${cut(fieldValue(v), loud ? FIELD_MAX * 4 : FIELD_MAX)}`);
+  const body = `${tag}${part}${String(record.msg ?? '')}${fields.length === 0 ? '' : `  ${fields.join(' ')}`}`;
   const head = `${clock(record.ts)} ${cut(service, 10).padEnd(10)} `;
   let lines: string[];
   if (head.length + body.length <= width) lines = [head + body];
-  else if (level === 'warn' || level === 'error') {
+  else if (loud) {
     const pieces = hardWrap(body, width - HEAD);
     lines = [head + pieces[0], ...pieces.slice(1).map((p) => ' '.repeat(HEAD) + p)];
   } else lines = [head + cut(body, width - head.length)];
