@@ -63,6 +63,12 @@ async function loadAll(): Promise<Array<{ name: string; group: Group; spec: Comm
   return Promise.all(Object.entries(COMMANDS).map(async ([name, c]) => ({ name, group: c.group, spec: (await c.load()).spec })));
 }
 
+/** Every command and subcommand spec, parents before their subcommands (for tests and docs). */
+export async function allSpecs(): Promise<CommandSpec[]> {
+  const walk = (s: CommandSpec): CommandSpec[] => [s, ...Object.values(s.subcommands ?? {}).flatMap(walk)];
+  return (await loadAll()).flatMap((c) => walk(c.spec));
+}
+
 /** The list of every command, by task, aligned. */
 export async function generalHelp(): Promise<string> {
   const all = await loadAll();
@@ -121,7 +127,7 @@ const wantsHelp = (argv: readonly string[]): boolean => {
   return (end < 0 ? argv : argv.slice(0, end)).some((a) => a === '-h' || a === '--help');
 };
 
-async function dispatch(argv: readonly string[], env: NodeJS.ProcessEnv, io: Io): Promise<number> {
+async function dispatch(argv: readonly string[], env: NodeJS.ProcessEnv, io: Io, chosen: { name: string }): Promise<number> {
   // Global options may come before the command: `netboot --config F status`.
   const pre: string[] = [];
   let i = 0;
@@ -186,6 +192,7 @@ async function dispatch(argv: readonly string[], env: NodeJS.ProcessEnv, io: Io)
     io.out(helpText(spec));
     return 0;
   }
+  chosen.name = spec.name;
   const parsed = parseCommandArgs(spec, args);
   return loaded.run({ args: parsed, out: io.out, err: io.err, env });
 }
@@ -199,10 +206,11 @@ function notRunning(err: NetbootError): string | null {
 }
 
 export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = process.env, io: Io = STDIO): Promise<number> {
-  const name = argv.find((a, i) => !a.startsWith('-') && !VALUE_FLAGS.has(argv[i - 1] ?? '')) ?? '';
+  const chosen = { name: argv.find((a, i) => !a.startsWith('-') && !VALUE_FLAGS.has(argv[i - 1] ?? '')) ?? '' };
   try {
-    return await dispatch(argv, env, io);
+    return await dispatch(argv, env, io, chosen);
   } catch (err) {
+    const name = chosen.name;
     if (err instanceof UsageError) {
       const who = err.spec === null || err.spec.name === '' ? 'netboot' : `netboot ${err.spec.name}`;
       io.err(`${who}: ${err.message}`);

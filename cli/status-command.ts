@@ -51,6 +51,7 @@ export function formatTable(rows: readonly ServiceStatusRow[], wide = false): st
       : [r.service, 'not running', '-', '-'],
   );
   const out = renderTable([{ header: 'SERVICE', keep: true }, { header: 'STATE', keep: true }, { header: 'PID', keep: true }, { header: 'PORTS' }], cells, { wide });
+  if (rows.some((r) => !r.running)) out.push('', 'Start the services with `netboot run` or `systemctl start netboot.target`.');
   const warned = rows.filter((r) => r.running && r.warnings.length > 0);
   if (warned.length > 0) {
     out.push('', 'warnings:');
