@@ -6,7 +6,7 @@ import { resolve } from 'node:path';
 import { controlCall, controlSocketPath } from '../platform/local/control.ts';
 import { stringFlag, type CommandSpec } from './args.ts';
 import { configFor, type CliContext, type Command } from './context.ts';
-import { renderTable } from './table.ts';
+import { renderTable, TABLE_WIDTH, truncate } from './table.ts';
 
 const JSON_OPTION = { type: 'boolean', help: 'print the result as JSON' } as const;
 
@@ -140,11 +140,12 @@ async function status(ctx: CliContext, socket: string, id: string | null): Promi
 }
 
 function render(d: Described, wide: boolean): string[] {
-  const out = [`server ${d.server}; peers: ${d.links.map((l) => `${l.peer} ${l.connected ? `up${l.rttMs === null ? '' : ` ${l.rttMs} ms`}` : 'down'}`).join(', ') || 'none'}`];
+  const fit = (line: string): string => (wide ? line : truncate(line, TABLE_WIDTH));
+  const out = [fit(`server ${d.server}; peers: ${d.links.map((l) => `${l.peer} ${l.connected ? `up${l.rttMs === null ? '' : ` ${l.rttMs} ms`}` : 'down'}`).join(', ') || 'none'}`)];
   if (d.packages.length === 0) out.push('no packages');
   for (const p of d.packages) {
     const r = p.ref;
-    out.push('', `${r.package} (${r.kind}) seq ${r.seq} ${r.digest === null ? 'deleted' : wide ? r.digest : short(r.digest)} owner ${r.owner}`);
+    out.push('', fit(`${r.package} (${r.kind}) seq ${r.seq} ${r.digest === null ? 'deleted' : wide ? r.digest : short(r.digest)} owner ${r.owner}`));
     const rows = p.statuses.map((s) => [
       s.server, s.state, s.digest === null ? '-' : String(s.seq), s.digest === null ? '-' : wide ? s.digest : short(s.digest),
       [s.state === 'syncing' ? `${bar(s.bytesDone, s.bytesTotal, 10)} ${s.chunksDone}/${s.chunksTotal} chunks` : '', s.reason ?? ''].filter((x) => x !== '').join(' ') || '-',

@@ -40,7 +40,7 @@ const TABLES: Record<string, { columns: Column[]; row: (key: string, v: Record<s
     },
   },
   images: {
-    columns: [{ header: 'ID' }, { header: 'NAME' }, { header: 'TYPE', keep: true }, { header: 'ARCH' }, { header: 'PACKAGE' }, { header: 'READY', keep: true }],
+    columns: [{ header: 'ID', min: 12 }, { header: 'NAME' }, { header: 'TYPE', keep: true }, { header: 'ARCH' }, { header: 'PACKAGE' }, { header: 'READY', keep: true }],
     row: (key, v, ready) => {
       const pkg = typeof v.package === 'string' ? v.package : null;
       return [key, String(v.name), String(v.type), (v.arch as string[]).join(','), pkg ?? '-', pkg === null ? '-' : ready(pkg)];
@@ -79,7 +79,7 @@ export const stateCommand: Command = async (ctx) => {
     ctx.out('');
     ctx.out(`[${table}] ${snap ? `snapshot issued ${snap.issued} id ${wide ? snap.id : snap.id.slice(0, 8)}` : 'no snapshot yet'}${table === 'config' ? '' : `, ${rows.length} object(s)`}`);
     if (rows.length === 0) continue;
-    const columns = [...t.columns, { header: 'ISSUED', min: 10 }, { header: 'INSTRUCTION', min: 8 }];
+    const columns = [...t.columns, { header: 'ISSUED', min: 11 }, { header: 'INSTRUCTION', min: 11 }];
     const cells = rows.map((o) => [...t.row(o.key, o.value, ready), o.issued, o.instructionId]);
     for (const line of renderTable(columns, cells, { wide, indent: 2 })) ctx.out(line);
   }
