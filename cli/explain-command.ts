@@ -51,7 +51,7 @@ export const explainCommand: Command = async (ctx) => {
     e = await controlCall<Explained>(controlSocketPath(config.paths.data, 'server'), 'GET', `/explain?${query}`);
   } catch (err) {
     if (err instanceof NetbootError && err.code === 'CONTROL_UNREACHABLE') {
-      throw new NetbootError('SERVER_NOT_RUNNING', 'netboot explain: the server service is not running (start it with `netboot run` or `systemctl start netboot.target`)');
+      throw new NetbootError('SERVER_NOT_RUNNING', 'netboot explain: the PXE server is not running (start it with `netboot run` or `systemctl start netboot.target`)');
     }
     throw err;
   }

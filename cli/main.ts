@@ -232,10 +232,11 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
 if (import.meta.url === `file://${process.argv[1]}`) {
   // `netboot state | head`: a reader that goes away is not an error. A running service whose
   // supervisor died loses its log output but stops in order (the supervisor's channel closes).
-  const isService = process.argv.slice(2).includes('run');
+  const argv = process.argv.slice(2);
+  const isService = argv.find((a, i) => !a.startsWith('-') && !VALUE_FLAGS.has(argv[i - 1] ?? '')) === 'run';
   process.stdout.on('error', (err: NodeJS.ErrnoException) => {
     if (err.code !== 'EPIPE') throw err;
     if (!isService) process.exit(0);
   });
-  process.exitCode = await main(process.argv.slice(2));
+  process.exitCode = await main(argv);
 }

@@ -146,8 +146,8 @@ function hardWrap(text: string, width: number): string[] {
 /**
  * One record as readable text: `HH:MM:SS service    part: message  key=value …`, fitting `width`
  * columns; null fields are left out. On an info or debug line field values are cut at 32
- * characters and the line at the width; a warning or an error continues on indented lines so
- * that little of it is lost.
+ * characters and the fields at the width; a warning or an error, or a message too long for one
+ * line, continues on indented lines so that little of it is lost.
  */
 export function formatLogRecord(record: LogFields, options: TextOptions = {}): string[] {
   const width = Math.max(40, options.width ?? 80);
@@ -159,11 +159,12 @@ export function formatLogRecord(record: LogFields, options: TextOptions = {}): s
   const fields = Object.entries(record)
     .filter(([k, v]) => !SKIP.has(k) && v !== undefined && v !== null)
     .map(([k, v]) => `${k}=${cut(fieldValue(v), loud ? FIELD_MAX * 4 : FIELD_MAX)}`);
-  const body = `${tag}${part}${String(record.msg ?? '')}${fields.length === 0 ? '' : `  ${fields.join(' ')}`}`;
+  const message = `${tag}${part}${String(record.msg ?? '')}`;
+  const body = `${message}${fields.length === 0 ? '' : `  ${fields.join(' ')}`}`;
   const head = `${clock(record.ts)} ${cut(service, 10).padEnd(10)} `;
   let lines: string[];
   if (head.length + body.length <= width) lines = [head + body];
-  else if (loud) {
+  else if (loud || head.length + message.length > width) {
     const pieces = hardWrap(body, width - HEAD);
     lines = [head + pieces[0], ...pieces.slice(1).map((p) => ' '.repeat(HEAD) + p)];
   } else lines = [head + cut(body, width - head.length)];

@@ -143,7 +143,7 @@ test('global flags before or after the command: netboot --config F status', asyn
     for (const argv of [['state'], ['peers'], ['package', 'status'], ['explain', '52:54:00:00:00:01']]) {
       const r = await inProcess(['--config', site.configPath, ...argv]);
       assert.equal(r.code, 1, argv.join(' '));
-      assert.match(r.stderr, new RegExp(`^netboot ${argv.slice(0, argv[0] === 'package' ? 2 : 1).join(' ')}: the (interface|server) service is not running \\(start it with \`netboot run\` or \`systemctl start netboot.target\`\\)\n$`), r.stderr);
+      assert.match(r.stderr, new RegExp(`^netboot ${argv.slice(0, argv[0] === 'package' ? 2 : 1).join(' ')}: the (interface service|PXE server) is not running \\(start it with \`netboot run\` or \`systemctl start netboot.target\`\\)\n$`), r.stderr);
     }
   } finally {
     site.cleanup();
