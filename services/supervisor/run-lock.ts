@@ -1,8 +1,9 @@
 // One running instance per service and data folder: `<data>/run/<service>.lock` holds the pid of
 // the process that runs it (a single-service `netboot run NAME`, or the supervisor on behalf of
-// its children). A second `netboot run` finds the lock, checks that its pid is alive and is a
-// netboot process, and refuses at once with that pid; a lock whose process is gone is stale and
-// taken over. A lock is created whole (written to a private file, then hard-linked into place),
+// its children) and that process's start time. A second `netboot run` finds the lock, checks that
+// the same process still runs (same pid, same start time, so a pid reused after a crash or a
+// reboot does not count), and refuses at once with that pid; a lock whose process is gone is
+// stale and taken over. A lock is created whole (written to a private file, then hard-linked into place),
 // so a reader never sees it half-written.
 import { linkSync, mkdirSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -10,6 +11,21 @@ import { NetbootError } from '../../platform/runtime/errors.ts';
 
 export function lockPath(dataDir: string, service: string): string {
   return join(dataDir, 'run', `${service}.lock`);
+}
+
+/** A process's start time in clock ticks since boot (/proc/PID/stat field 22), or null where unknown. */
+export function processStartTime(pid: number): string | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? null; // fields from the 3rd on
+  } catch {
+    return null;
+  }
+}
+
+function lockText(pid: number): string {
+  const started = processStartTime(pid);
+  return started === null ? `${pid}\n` : `${pid} ${started}\n`;
 }
 
 /** The holder of a lock: its pid, or null when there is no lock or it is stale. */
@@ -20,24 +36,21 @@ export function lockHolder(path: string): number | null {
   } catch {
     return null;
   }
-  const pid = Number.parseInt(text.trim(), 10);
-  return Number.isInteger(pid) && pid > 0 && isNetbootProcess(pid) ? pid : null;
+  const [pidText, started] = text.trim().split(/\s+/);
+  const pid = Number.parseInt(pidText ?? '', 10);
+  return Number.isInteger(pid) && pid > 0 && isSameProcess(pid, started) ? pid : null;
 }
 
-/** Alive, and (where /proc tells) running netboot: a pid reused by another program after a reboot is not a holder. */
-export function isNetbootProcess(pid: number): boolean {
+/** Alive, and (where /proc tells) the process that wrote the lock, not a later one given its pid. */
+export function isSameProcess(pid: number, started: string | undefined): boolean {
   try {
     process.kill(pid, 0);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false;
   }
-  let cmdline: string;
-  try {
-    cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-  } catch {
-    return true; // no /proc: alive is all we can know
-  }
-  return /netboot|cli\/main\.ts/.test(cmdline);
+  if (started === undefined) return true; // written where /proc was not readable: alive is all we know
+  const now = processStartTime(pid);
+  return now === null || now === started;
 }
 
 export class AlreadyRunningError extends NetbootError {
@@ -60,7 +73,7 @@ export class RunLock {
     const path = lockPath(dataDir, service);
     mkdirSync(join(dataDir, 'run'), { recursive: true });
     const temp = `${path}.${pid}`;
-    writeFileSync(temp, `${pid}\n`);
+    writeFileSync(temp, lockText(pid));
     try {
       for (let attempt = 0; attempt < 5; attempt++) {
         try {
@@ -86,7 +99,7 @@ export class RunLock {
     if (this.released) return;
     this.released = true;
     try {
-      if (Number.parseInt(readFileSync(this.path, 'utf8').trim(), 10) === this.pid) unlinkSync(this.path);
+      if (Number.parseInt(readFileSync(this.path, 'utf8').trim().split(/\s+/)[0] ?? '', 10) === this.pid) unlinkSync(this.path);
     } catch {
       // already gone
     }

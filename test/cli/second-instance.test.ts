@@ -3,9 +3,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { controlCall, controlSocketPath } from '../../platform/local/control.ts';
-import { lockPath } from '../../services/supervisor/run-lock.ts';
+import { lockHolder, lockPath, processStartTime } from '../../services/supervisor/run-lock.ts';
 import { makeTestSite, waitFor, type TestSite } from '../helpers/env.ts';
 import { NETBOOT, netboot } from './cli-run.ts';
 
@@ -29,7 +29,7 @@ test('a second run of a service refuses with the pid of the first; the superviso
   try {
     const pid = await waitFor('signal serving', () => servingPid(site, 'signal'), 30_000, 100);
     assert.equal(pid, first.proc.pid);
-    assert.equal(readFileSync(lockPath(site.config.paths.data, 'signal'), 'utf8').trim(), String(pid));
+    assert.match(readFileSync(lockPath(site.config.paths.data, 'signal'), 'utf8'), new RegExp(`^${pid} \\d+\n$`));
     const again = await netboot(['run', 'signal', '--config', site.configPath]);
     assert.equal(again.code, 1);
     assert.equal(again.stderr, `netboot run: the signal service is already running on ${site.config.paths.data} (pid ${pid}); stop it first (kill ${pid}, or systemctl stop netboot.target)\n`);
@@ -60,16 +60,22 @@ test('a second run of a service refuses with the pid of the first; the superviso
   }
 });
 
-test('a stale lock (its process is gone) is taken over', async () => {
+test('a stale lock is taken over: its process is gone, or its pid now belongs to another process', async () => {
   const site = await makeTestSite('', 'netboot-stale');
   const gone = spawnSync('true').pid!;
   const lock = lockPath(site.config.paths.data, 'signal');
-  spawnSync('mkdir', ['-p', `${site.config.paths.data}/run`]);
+  mkdirSync(`${site.config.paths.data}/run`, { recursive: true });
+  writeFileSync(lock, `${gone}\n`);
+  assert.equal(lockHolder(lock), null);
+  writeFileSync(lock, `${process.pid} 1\n`); // alive, but started at another time: a reused pid
+  assert.equal(lockHolder(lock), null);
+  writeFileSync(lock, `${process.pid} ${processStartTime(process.pid)}\n`);
+  assert.equal(lockHolder(lock), process.pid);
   writeFileSync(lock, `${gone}\n`);
   const run = start(['run', 'signal', '--config', site.configPath]);
   try {
     const pid = await waitFor('signal serving', () => servingPid(site, 'signal'), 30_000, 100);
-    assert.equal(readFileSync(lock, 'utf8').trim(), String(pid));
+    assert.match(readFileSync(lock, 'utf8'), new RegExp(`^${pid} `));
     run.proc.kill('SIGTERM');
     assert.equal(await run.exited, 0);
   } finally {
