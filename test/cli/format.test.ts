@@ -3,6 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createLogger, defaultLogFormat, formatLogRecord, textSink } from '../../platform/runtime/logger.ts';
 import { renderTable, truncate } from '../../cli/table.ts';
+import { formatTable } from '../../cli/status-command.ts';
 
 test('truncate cuts with an ellipsis only when needed', () => {
   assert.equal(truncate('abcdef', 6), 'abcdef');
@@ -72,4 +73,22 @@ test('the default format: text on a terminal, JSON when piped or on journald\'s 
   assert.equal(defaultLogFormat({ fd: 1 }, { JOURNAL_STREAM: '8:1234' }, stat), 'json');
   assert.equal(defaultLogFormat({ isTTY: true, fd: 1 }, { JOURNAL_STREAM: '8:1234' }, stat), 'json');
   assert.equal(defaultLogFormat({ isTTY: true, fd: 1 }, { JOURNAL_STREAM: '9:99' }, stat), 'text'); // inherited, not ours
+});
+
+test('status: one row per service, then each service\'s warnings, wrapped to 80 columns', () => {
+  const lines = formatTable([
+    { service: 'interface', running: true, state: 'serving', pid: 10, ports: { interface: 490 }, warnings: [], status: {} },
+    { service: 'server', running: true, state: 'serving', pid: 11, ports: { dhcp: 67, proxy: 4011 }, warnings: ['[paths] tftp_root /srv/tftp does not exist: every TFTP request for a boot file will fail until it is created'], status: {} },
+    { service: 'mtftp', running: false, error: 'connect ENOENT' },
+  ]);
+  for (const l of lines) assert.ok(l.length <= 80, l);
+  assert.deepEqual(lines.slice(0, 4), [
+    'SERVICE    STATE        PID  PORTS',
+    'interface  serving      10   interface=490',
+    'server     serving      11   dhcp=67 proxy=4011',
+    'mtftp      not running  -    -',
+  ]);
+  const rest = lines.slice(4).join('\n');
+  assert.match(rest, /Start the services with `netboot run`/);
+  assert.match(rest, /\nwarnings:\n {2}server: \[paths\] tftp_root \/srv\/tftp does not exist: every TFTP request for a\n {4}boot file will fail until it is created$/);
 });
