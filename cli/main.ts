@@ -90,8 +90,8 @@ export async function generalHelp(): Promise<string> {
   }
   out.push(
     '',
-    'Options every command takes:',
-    ...twoColumns([['--config FILE', 'the config file'], ['-h, --help', 'the command\'s help (also: netboot help COMMAND)'], ['-V, --version', 'the version, and the git commit in a checkout']]),
+    'Options:',
+    ...twoColumns([['--config FILE', 'the config file (every command)'], ['-h, --help', 'a command\'s help (also: netboot help COMMAND)'], ['-V, --version', 'the version, and the git commit in a checkout']]),
     '',
     ...wrap('Config: --config FILE, else $NETBOOT_CONFIG, else /etc/netboot/netboot.toml, else (run from a checkout) its config/default.toml, the file `npm start` uses.', 80),
   );

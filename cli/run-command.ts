@@ -41,7 +41,8 @@ export const runCommand: Command = async (ctx) => {
   const names = asked.length === 0 ? [...START_ORDER] : [...new Set(asked as ServiceName[])];
   const configPath = resolve(configPathFor(ctx));
   const config = loadConfig(configPath);
-  const text: TextOptions = { width: process.stdout.isTTY === true ? process.stdout.columns : 80, color: process.stdout.isTTY === true && ctx.env.NO_COLOR === undefined };
+  const tty = process.stdout.isTTY === true;
+  const text: TextOptions = { width: () => (tty ? process.stdout.columns || 80 : 80), color: tty && (ctx.env.NO_COLOR ?? '') === '' };
   if (names.length === 1) return runOne(names[0]!, config, format, text, ctx.env);
   return runSupervised(names, configPath, config, ctx, format, text);
 };

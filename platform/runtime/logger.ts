@@ -24,8 +24,8 @@ export interface Logger {
 }
 
 export interface TextOptions {
-  /** Columns a line should fit in (default 80). */
-  readonly width?: number;
+  /** Columns a line should fit in (default 80); a function is asked per line (a resized terminal). */
+  readonly width?: number | (() => number);
   /** ANSI colours: warnings yellow, errors red, debug dim. */
   readonly color?: boolean;
 }
@@ -150,7 +150,7 @@ function hardWrap(text: string, width: number): string[] {
  * line, continues on indented lines so that little of it is lost.
  */
 export function formatLogRecord(record: LogFields, options: TextOptions = {}): string[] {
-  const width = Math.max(40, options.width ?? 80);
+  const width = Math.max(40, (typeof options.width === 'function' ? options.width() : options.width) ?? 80);
   const level = typeof record.level === 'string' ? record.level : 'info';
   const service = typeof record.service === 'string' && record.service !== '' ? record.service : '-';
   const tag = level === 'warn' ? 'warning: ' : level === 'error' ? 'error: ' : '';
