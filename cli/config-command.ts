@@ -2,12 +2,11 @@
 // contradictions, port clashes, the key files and [server] interface on this host), prints the effective config as
 // JSON in the file's own key names, and any warnings. `netboot config doc`: the key table.
 import { networkInterfaces } from 'node:os';
-import { configPathFrom, configWarnings, keyProblem, loadConfig, type Config } from '../platform/runtime/config.ts';
+import { configWarnings, keyProblem, loadConfig, type Config } from '../platform/runtime/config.ts';
 import { configByFileKeys, keyTableMarkdown } from '../platform/runtime/config-doc.ts';
 import { ConfigError } from '../platform/runtime/errors.ts';
 import { keyFileProblems } from '../platform/trust/key-check.ts';
-import { stringFlag } from './args.ts';
-import type { Command } from './context.ts';
+import { configPathFor, type Command } from './context.ts';
 
 const USAGE = 'usage: netboot config check [FILE] | netboot config doc';
 
@@ -21,7 +20,7 @@ export const configCommand: Command = async (ctx) => {
     ctx.err(USAGE);
     return 2;
   }
-  const path = file ?? configPathFrom(stringFlag(ctx.args, 'config'), ctx.env);
+  const path = file ?? configPathFor(ctx);
   const config = loadConfig(path);
   const hostProblems = [...interfaceProblems(config), ...keyFileProblems(config)];
   if (hostProblems.length > 0) throw new ConfigError(path, hostProblems);

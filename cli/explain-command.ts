@@ -4,7 +4,7 @@
 // segment or through the relay agent GIADDR (its [[server.subnets]] entry, if any).
 import { controlCall, controlSocketPath } from '../platform/local/control.ts';
 import { NetbootError } from '../platform/runtime/errors.ts';
-import { stringFlag } from './args.ts';
+import { stringFlag, type CommandSpec } from './args.ts';
 import type { Command } from './context.ts';
 import { configFor } from './context.ts';
 import type { BootChain } from '../boot/boot-chain.ts';
@@ -19,6 +19,20 @@ interface Explained {
   chain?: BootChain | null;
   lastRequest?: { at: string; type: string; port: string; relay: string | null; hops: number | null; agentInfo: string | null; outcome: string; server: string | null; subnet: string | null } | null;
 }
+
+export const explainSpec: CommandSpec = {
+  name: 'explain',
+  summary: 'what the PXE server offers this machine now, and why',
+  args: 'MAC',
+  arity: [1, 1],
+  options: {
+    arch: { type: 'string', value: 'bios|efi-ia32|efi-x64|efi-arm64', help: 'the machine\'s firmware (default bios)' },
+    ipxe: { type: 'boolean', help: 'the request comes from iPXE (the second stage)' },
+    relay: { type: 'string', value: 'GIADDR', help: 'the request arrives through this relay agent' },
+    json: { type: 'boolean', help: 'print the whole answer as JSON (decision, server address, last request seen)' },
+  },
+  description: ['Asks the running PXE server, which answers as it would answer this machine now: the file offered (or why none), the server address the offer carries, and the last request seen from it.'],
+};
 
 const USAGE = 'usage: netboot explain MAC [--arch bios|efi-ia32|efi-x64|efi-arm64] [--ipxe] [--relay GIADDR] [--json]';
 
@@ -40,7 +54,7 @@ export const explainCommand: Command = async (ctx) => {
     e = await controlCall<Explained>(controlSocketPath(config.paths.data, 'server'), 'GET', `/explain?${query}`);
   } catch (err) {
     if (err instanceof NetbootError && err.code === 'CONTROL_UNREACHABLE') {
-      throw new NetbootError('SERVER_NOT_RUNNING', `netboot explain: the PXE server is not running (no answer on ${controlSocketPath(config.paths.data, 'server')})`);
+      throw new NetbootError('SERVER_NOT_RUNNING', 'netboot explain: the PXE server is not running (start it with `netboot run` or `systemctl start netboot.target`)');
     }
     throw err;
   }

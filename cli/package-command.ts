@@ -4,9 +4,41 @@
 // peers the moment they commit). Progress bars are drawn only when stderr is a terminal.
 import { resolve } from 'node:path';
 import { controlCall, controlSocketPath } from '../platform/local/control.ts';
-import { stringFlag } from './args.ts';
+import { stringFlag, type CommandSpec } from './args.ts';
 import { configFor, type CliContext, type Command } from './context.ts';
 import { guardRemoval } from './package-users.ts';
+import { renderTable, TABLE_WIDTH, truncate } from './table.ts';
+
+const JSON_OPTION = { type: 'boolean', help: 'print the result as JSON' } as const;
+
+export const packageSpec: CommandSpec = {
+  name: 'package',
+  summary: 'hashed packages replicated between servers',
+  subcommands: {
+    publish: {
+      name: 'package publish', summary: 'publish a folder as a new version of a package', args: 'DIR', arity: [1, 1],
+      options: {
+        id: { type: 'string', value: 'ID', required: true, help: 'the package id (letters, digits, . _ -)' },
+        kind: { type: 'string', value: 'image|driver|preboot', required: true, help: 'what the package holds' },
+      },
+      description: ['Runs in the Interface, which owns the package store; every peer fetches the new version. A progress bar is drawn when stderr is a terminal.'],
+    },
+    rm: {
+      name: 'package rm', summary: 'delete a package here and on every replica', args: 'ID', arity: [1, 1],
+      options: { force: { type: 'boolean', help: 'remove it even while images use it (they cannot boot until it is published again)' } },
+      description: ['Refused (exit 1), with the images and clients that use the package listed, unless --force.'],
+    },
+    verify: { name: 'package verify', summary: 're-hash a package\'s files; repair damaged ones', args: 'ID', arity: [1, 1], options: { json: JSON_OPTION }, description: ['Exit status 1 when a file was damaged (it is being repaired from a peer).'] },
+    status: {
+      name: 'package status', summary: 'each package\'s replication state per server', args: '[ID]', arity: [0, 1],
+      options: {
+        watch: { type: 'boolean', help: 'redraw every 0.5 s until every package is Ready (or absent or invalid) on every server, then exit' },
+        json: JSON_OPTION,
+        wide: { type: 'boolean', help: 'show every column in full (no cutting to 80 columns)' },
+      },
+    },
+  },
+};
 
 const USAGE = `usage:
   netboot package publish DIR --id ID --kind image|driver|preboot
@@ -110,7 +142,7 @@ async function status(ctx: CliContext, socket: string, id: string | null): Promi
       ctx.out(JSON.stringify(d, null, 2));
       return 0;
     }
-    const lines = render(d);
+    const lines = render(d, ctx.args.flags.has('wide'));
     if (watch && tty()) process.stdout.write('\x1b[H\x1b[2J');
     for (const l of lines) ctx.out(l);
     const settled = d.packages.every((p) => p.statuses.every((s) => s.state === 'ready' || s.state === 'absent' || s.state === 'invalid'));
@@ -119,17 +151,19 @@ async function status(ctx: CliContext, socket: string, id: string | null): Promi
   }
 }
 
-function render(d: Described): string[] {
-  const out = [`server ${d.server}; peers: ${d.links.map((l) => `${l.peer} ${l.connected ? `up${l.rttMs === null ? '' : ` ${l.rttMs} ms`}` : 'down'}`).join(', ') || 'none'}`];
+function render(d: Described, wide: boolean): string[] {
+  const fit = (line: string): string => (wide ? line : truncate(line, TABLE_WIDTH));
+  const out = [fit(`server ${d.server}; peers: ${d.links.map((l) => `${l.peer} ${l.connected ? `up${l.rttMs === null ? '' : ` ${l.rttMs} ms`}` : 'down'}`).join(', ') || 'none'}`)];
   if (d.packages.length === 0) out.push('no packages');
   for (const p of d.packages) {
     const r = p.ref;
-    out.push('', `${r.package} (${r.kind}) seq ${r.seq} ${r.digest === null ? 'deleted' : short(r.digest)} owner ${r.owner}`);
-    for (const s of p.statuses) {
-      const at = s.digest === null ? '' : ` seq ${s.seq} ${short(s.digest)}`;
-      if (s.state === 'syncing') out.push(`  ${s.server.padEnd(16)} syncing${at} ${bar(s.bytesDone, s.bytesTotal)} ${s.chunksDone}/${s.chunksTotal} chunks${s.reason ? ` (${s.reason})` : ''}`);
-      else out.push(`  ${s.server.padEnd(16)} ${s.state}${at}${s.reason ? ` (${s.reason})` : ''}`);
-    }
+    out.push('', fit(`${r.package} (${r.kind}) seq ${r.seq} ${r.digest === null ? 'deleted' : wide ? r.digest : short(r.digest)} owner ${r.owner}`));
+    const rows = p.statuses.map((s) => [
+      s.server, s.state, s.digest === null ? '-' : String(s.seq), s.digest === null ? '-' : wide ? s.digest : short(s.digest),
+      [s.state === 'syncing' ? `${bar(s.bytesDone, s.bytesTotal, 10)} ${s.chunksDone}/${s.chunksTotal} chunks` : '', s.reason ?? ''].filter((x) => x !== '').join(' ') || '-',
+    ]);
+    const columns = [{ header: 'SERVER' }, { header: 'STATE', keep: true }, { header: 'SEQ', right: true, keep: true }, { header: 'DIGEST', keep: true }, { header: 'PROGRESS', min: 10 }];
+    out.push(...renderTable(columns, rows, { wide, indent: 2 }));
   }
   return out;
 }

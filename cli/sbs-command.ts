@@ -10,7 +10,7 @@ import { serializeSbs } from '../sbs/serialize.ts';
 import { KINDS, type SbsDocument, type SbsKind } from '../sbs/types.ts';
 import { writeFileAtomic } from '../platform/runtime/atomic-file.ts';
 import { errorMessage } from '../platform/runtime/errors.ts';
-import { stringFlag, type ParsedArgs } from './args.ts';
+import { stringFlag, type CommandSpec, type OptionSpec, type ParsedArgs } from './args.ts';
 import { configFor, type CliContext, type Command } from './context.ts';
 import { checkInstruction } from './sbs-checks.ts';
 
@@ -30,6 +30,70 @@ const USAGE = `usage:
 Every send takes --issued RFC3339 (default: now) and --instruction-id GUID (default: random),
 except --file DOCUMENT, which is sent as written (normalised). A send warns when the instruction
 names an image, package or peer the site does not have; with --strict it then writes nothing (exit 1).`;
+
+const value = (v: string, help: string): OptionSpec => ({ type: 'string', value: v, help });
+const flag = (help: string): OptionSpec => ({ type: 'boolean', help });
+
+export const sbsSpec: CommandSpec = {
+  name: 'sbs',
+  summary: 'SBS instruction files: check them, or write one into the SBS folder',
+  subcommands: {
+    validate: { name: 'sbs validate', summary: 'check SBS instruction files; one line per file', args: 'FILE...', arity: [1, Infinity], description: ['Exit status 1 when any file is invalid or unreadable.'] },
+    send: {
+      name: 'sbs send',
+      summary: 'write one instruction into the SBS folder',
+      args: 'KIND ...',
+      arity: [0, 1],
+      synopsis: [
+        'sbs send client --mac MAC (--boot IMAGE [--once|--no-once] | --local',
+        '                 | --menu | --wait) [--name NAME] [--uuid UUID]',
+        '                 [--replicate-to HOST[:PORT],...]',
+        'sbs send client-remove --mac MAC [--replicate-to HOST[:PORT],...]',
+        'sbs send image (--file IMAGE.json | --id ID --name NAME',
+        '                 --arch ARCH,... --type TYPE [--kernel P] [--initrd P,...]',
+        '                 [--cmdline=TEXT] [--wim P] [--bcd P] [--sdi P]',
+        '                 [--boot-file P] [--package PKG])',
+        'sbs send image-remove --id ID',
+        'sbs send predefined-computer --mac MAC --name NAME [--uuid UUID]',
+        'sbs send predefined-computer-remove --mac MAC',
+        'sbs send KIND --file PAYLOAD.json  (KIND: config, clients, images,',
+        '                 predefined-computers, client, predefined-computer)',
+        'sbs send --file DOCUMENT.sbs',
+      ],
+      description: [
+        'KIND is client, client-remove, image, image-remove, predefined-computer, predefined-computer-remove, config, clients, images or predefined-computers. The instruction is checked first: an invalid one is never written (exit status 1).',
+        'Every send takes --issued RFC3339 (default: now) and --instruction-id GUID (default: random), except --file DOCUMENT, which is sent as written (normalised).',
+      ],
+      options: {
+        mac: value('MAC', 'the machine\'s MAC address'),
+        boot: value('IMAGE', 'client: boot this image'),
+        once: flag('client: boot the image once, then local (the default with --boot)'),
+        'no-once': flag('client: boot the image every time'),
+        local: flag('client: boot from the local disk'),
+        menu: flag('client: show the boot menu'),
+        wait: flag('client: wait for an instruction'),
+        name: value('NAME', 'the computer\'s or image\'s name'),
+        uuid: value('UUID', 'the computer\'s SMBIOS UUID'),
+        'replicate-to': value('HOST[:PORT],...', 'also deliver it to these peer sites'),
+        file: value('FILE', 'the payload (JSON) or, without KIND, a whole SBS document'),
+        id: value('ID', 'image: its id; image-remove: the image to remove'),
+        arch: value('ARCH,...', 'image: bios, efi-ia32, efi-x64, efi-arm64'),
+        type: value('TYPE', 'image: linux, winpe or nbp'),
+        kernel: value('PATH', 'image (linux): the kernel'),
+        initrd: value('PATH,...', 'image (linux): the initrds'),
+        cmdline: value('TEXT', 'image (linux): the kernel command line (write --cmdline=TEXT)'),
+        wim: value('PATH', 'image (winpe): boot.wim'),
+        bcd: value('PATH', 'image (winpe): the BCD store'),
+        sdi: value('PATH', 'image (winpe): boot.sdi'),
+        'boot-file': value('PATH', 'image (nbp): the boot program'),
+        package: value('PKG', 'image: the package its files come from'),
+        issued: value('RFC3339', 'the instruction\'s issued time (default: now)'),
+        'instruction-id': value('GUID', 'the instruction\'s id (default: random)'),
+        strict: flag('refuse (exit 1, nothing written) when it names an image, package or peer this site does not have'),
+      },
+    },
+  },
+};
 
 class UsageError extends Error {}
 

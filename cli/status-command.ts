@@ -1,13 +1,26 @@
-// `netboot status [--json]`: asks each service's control socket for its status and prints one
-// row per service: state, pid, ports, or "not running". Exit status 0 when all four answer, 3
-// (as systemctl status) when any does not.
+// `netboot status [--json] [--wide]`: asks each service's control socket for its status and
+// prints one row per service: state, pid, ports, or "not running"; then the warnings services
+// report (start-up checks that would fail requests). Exit status 0 when all four answer, 3 (as
+// systemctl status) when any does not.
 import { controlCall, controlSocketPath, type ServiceName } from '../platform/local/control.ts';
 import { errorMessage } from '../platform/runtime/errors.ts';
 import { START_ORDER } from '../services/supervisor/service-commands.ts';
+import { wrap, type CommandSpec } from './args.ts';
 import { configFor, type Command } from './context.ts';
+import { renderTable, TABLE_WIDTH } from './table.ts';
+
+export const statusSpec: CommandSpec = {
+  name: 'status',
+  summary: 'each service\'s state, pid and ports, and its warnings',
+  options: {
+    json: { type: 'boolean', help: 'print the rows as JSON' },
+    wide: { type: 'boolean', help: 'show every column in full (no cutting to 80 columns)' },
+  },
+  description: ['Exit status 0 when all four services answer, 3 when any does not.'],
+};
 
 export type ServiceStatusRow =
-  | { readonly service: ServiceName; readonly running: true; readonly state: string; readonly pid: number | null; readonly ports: Record<string, unknown>; readonly status: Record<string, unknown> }
+  | { readonly service: ServiceName; readonly running: true; readonly state: string; readonly pid: number | null; readonly ports: Record<string, unknown>; readonly warnings: string[]; readonly status: Record<string, unknown> }
   | { readonly service: ServiceName; readonly running: false; readonly error: string };
 
 export const NOT_RUNNING_EXIT = 3;
@@ -19,26 +32,32 @@ export const statusCommand: Command = async (ctx) => {
       try {
         const status = await controlCall<Record<string, unknown>>(controlSocketPath(config.paths.data, service), 'GET', '/status', undefined, 2000);
         const ports = typeof status.ports === 'object' && status.ports !== null ? (status.ports as Record<string, unknown>) : {};
-        return { service, running: true, state: String(status.state ?? 'unknown'), pid: typeof status.pid === 'number' ? status.pid : null, ports, status };
+        const warnings = Array.isArray(status.warnings) ? status.warnings.map(String) : [];
+        return { service, running: true, state: String(status.state ?? 'unknown'), pid: typeof status.pid === 'number' ? status.pid : null, ports, warnings, status };
       } catch (err) {
         return { service, running: false, error: errorMessage(err) };
       }
     }),
   );
   if (ctx.args.flags.get('json') === true) ctx.out(JSON.stringify(rows, null, 2));
-  else for (const line of formatTable(rows)) ctx.out(line);
+  else for (const line of formatTable(rows, ctx.args.flags.has('wide'))) ctx.out(line);
   return rows.every((r) => r.running) ? 0 : NOT_RUNNING_EXIT;
 };
 
-export function formatTable(rows: readonly ServiceStatusRow[]): string[] {
-  const cells = [
-    ['SERVICE', 'STATE', 'PID', 'PORTS'],
-    ...rows.map((r) =>
-      r.running
-        ? [r.service, r.state, r.pid === null ? '-' : String(r.pid), Object.entries(r.ports).map(([k, v]) => `${k}=${String(v)}`).join(' ') || '-']
-        : [r.service, 'not running', '-', '-'],
-    ),
-  ];
-  const widths = cells[0]!.map((_, i) => Math.max(...cells.map((row) => row[i]!.length)));
-  return cells.map((row) => row.map((c, i) => (i === row.length - 1 ? c : c.padEnd(widths[i]!))).join('  '));
+export function formatTable(rows: readonly ServiceStatusRow[], wide = false): string[] {
+  const cells = rows.map((r) =>
+    r.running
+      ? [r.service, r.state, r.pid === null ? '-' : String(r.pid), Object.entries(r.ports).map(([k, v]) => `${k}=${String(v)}`).join(' ') || '-']
+      : [r.service, 'not running', '-', '-'],
+  );
+  const out = renderTable([{ header: 'SERVICE', keep: true }, { header: 'STATE', keep: true }, { header: 'PID', keep: true }, { header: 'PORTS' }], cells, { wide });
+  if (rows.some((r) => !r.running)) out.push('', 'Start the services with `netboot run` or `systemctl start netboot.target`.');
+  const warned = rows.filter((r) => r.running && r.warnings.length > 0);
+  if (warned.length > 0) {
+    out.push('', 'warnings:');
+    for (const r of warned) {
+      for (const w of r.running ? r.warnings : []) out.push(...(wide ? [`  ${r.service}: ${w}`] : wrap(`  ${r.service}: ${w}`, TABLE_WIDTH, 4).map((l) => (l.startsWith('  ') ? l : `  ${l}`))));
+    }
+  }
+  return out;
 }

@@ -26,10 +26,14 @@ export function cliMainPath(): string {
   return fileURLToPath(new URL('../../cli/main.ts', import.meta.url));
 }
 
+/** Set in a child's environment to the supervisor's pid: the run lock it finds is its supervisor's. */
+export const SUPERVISOR_PID_ENV = 'NETBOOT_SUPERVISOR_PID';
+
 export function serviceCommand(name: ServiceName, configPath: string, env: NodeJS.ProcessEnv): ChildCommand {
-  const childEnv = { ...env };
+  const childEnv: NodeJS.ProcessEnv = { ...env, [SUPERVISOR_PID_ENV]: String(process.pid) };
   delete childEnv.NOTIFY_SOCKET; // readiness to systemd is the supervisor's to report, not a child's
-  return { command: process.execPath, args: ['--import', tsxLoaderPath(), cliMainPath(), 'run', name, '--config', configPath], env: childEnv };
+  // Children always log JSON lines; the supervisor shows them as text when text is chosen.
+  return { command: process.execPath, args: ['--import', tsxLoaderPath(), cliMainPath(), 'run', name, '--config', configPath, '--log-format', 'json'], env: childEnv };
 }
 
 /** The supervised set for `names`, in start order whatever order they were given in. */
