@@ -15,7 +15,9 @@ export function ensureAddonBuilt(addon: string, file: string): void {
   const built = join(dir, 'build/Release', file);
   if (existsSync(built)) {
     const builtAt = statSync(built).mtimeMs;
-    if (readdirSync(dir).every((f) => !/\.(c|h|gyp)$/.test(f) || statSync(join(dir, f)).mtimeMs <= builtAt)) return;
+    // The addon's own sources and the C every addon shares (native/common).
+    const fresh = (d: string): boolean => readdirSync(d).every((f) => !/\.(c|h|gyp)$/.test(f) || statSync(join(d, f)).mtimeMs <= builtAt);
+    if (fresh(dir) && fresh(join(repo, 'native/common'))) return;
   }
   execFileSync(process.execPath, [join(repo, 'native/build.mjs')], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, NETBOOT_NATIVE_REQUIRED: '1' } });
 }

@@ -2,11 +2,14 @@
 // in order, byte for byte, over GSO and sendmmsg (runs across the ring's end, past 64 segments,
 // short last packets); the predicted turn fires only on exactly the armed datagram, once; the
 // choice of send path; page-cache reads into the ring; the request socket. The addon must be built (npm ci does it): a missing build fails here.
+// The failure paths a loopback socket never takes (an allocation that fails, GSO failing part-way,
+// an error on the request socket) are reached through the addon's test-only faults
+// (NETBOOT_NATIVE_FAULTS=1, set here before the addon loads).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createSocket, type Socket } from 'node:dgram';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BlockRing, FileSource, MemorySource, type CachedReader } from '../../services/mtftp/block-ring.ts';
@@ -17,7 +20,10 @@ import { lastBlockFor, wireBlock } from '../../protocols/tftp/transfer.ts';
 import { writeAck } from '../../protocols/tftp/tftp-codec.ts';
 
 ensureNativeBuilt();
+process.env.NETBOOT_NATIVE_FAULTS = '1';
 const support = loadNativeLink();
+/** The addon's test-only fault switch (native/common/nb_common.h). */
+const injectFault = (name: 'alloc' | 'gso', after: number, times = 1): void => (support as unknown as { addon: { injectFault(n: string, a: number, t: number): void } }).addon.injectFault(name, after, times);
 
 test('the addon is built and this kernel takes UDP_SEGMENT', () => {
   assert.ok(support.ok, support.ok ? '' : `${support.reason}: run npm ci (or node native/build.mjs)`);
@@ -296,5 +302,106 @@ test('page-cache reads (readCached) fill the ring exactly as thread-pool reads d
     assert.ok(support.addon.readCached(fd, Buffer.alloc(2000), 4, 1472, 1, 1468, 0) < 0);
   } finally {
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+/** Open descriptors of this process. */
+const openFds = (): number => readdirSync('/proc/self/fd').length;
+
+test('a link or request socket whose allocation fails throws ENOMEM and leaves no socket open', { skip: !support.ok && 'addon not built' }, async () => {
+  assert.ok(support.ok);
+  const links = new NativeLinks(support.addon, true);
+  const fds = openFds();
+  injectFault('alloc', 0);
+  assert.throws(() => links.open('127.0.0.1', { address: '127.0.0.1', port: 9 }), (err: Error & { code?: string }) => err.code === 'ENOMEM' && /UdpLink/.test(err.message));
+  assert.equal(openFds(), fds, 'no descriptor left behind by the link');
+  injectFault('alloc', 0);
+  assert.throws(() => links.listen('127.0.0.1', 0, () => undefined, () => undefined), (err: Error & { code?: string }) => err.code === 'ENOMEM' && /UdpListener/.test(err.message));
+  assert.equal(openFds(), fds, 'no descriptor left behind by the request socket');
+  // The fault is spent: both open again.
+  const link = links.open('127.0.0.1', { address: '127.0.0.1', port: 9 });
+  const listener = links.listen('127.0.0.1', 0, () => undefined, () => undefined);
+  link.close();
+  listener.close();
+  assert.equal(openFds(), fds, 'close releases both at once');
+});
+
+test('GSO failing part-way (EIO): sendmmsg sends only the datagrams GSO did not, each once, in order', { skip: !support.ok && 'addon not built', timeout: 10000 }, async () => {
+  assert.ok(support.ok);
+  const c = await client();
+  const link = new NativeLinks(support.addon, true).open('127.0.0.1', { address: '127.0.0.1', port: c.socket.address().port });
+  link.listen(NO_EVENTS);
+  try {
+    // 80 blocks of 128 bytes: GSO sends 64 segments, then 16; the second send fails with EIO.
+    const { ring, data, lastBlock } = await fullRing(80 * 128 - 20, 128, 80);
+    await ring.read(1);
+    assert.equal(lastBlock, 80);
+    assert.ok(ring.has(1, 80));
+    injectFault('gso', 1);
+    assert.equal(link.sendBlocks(ring, 1, 80), 80);
+    link.send(Buffer.from('end'));
+    // Loopback keeps one socket's datagrams in order: all of the run has arrived once 'end' has.
+    await new Promise<void>((resolve) => {
+      const seen = (): boolean => c.got.some((p) => p.toString() === 'end');
+      const check = (): void => {
+        if (!seen()) return;
+        c.socket.off('message', check);
+        resolve();
+      };
+      c.socket.on('message', check);
+      check();
+    });
+    assert.equal(c.got.length, 81, `${c.got.length - 81} datagrams sent twice`);
+    c.got.slice(0, 80).forEach((p, i) => expectBlock(p, i + 1, data, 128));
+    assert.equal((c.got[80] as Buffer).toString(), 'end');
+  } finally {
+    link.close();
+    c.socket.close();
+  }
+});
+
+test('the request socket keeps serving after a socket error (POLLERR): the error is reported, the next request still arrives', { skip: !support.ok && 'addon not built' }, async () => {
+  assert.ok(support.ok);
+  const dead = await client();
+  const deadPort = dead.socket.address().port;
+  dead.socket.close(); // nobody listens there any more
+  const rx = Buffer.alloc(2048);
+  const got: string[] = [];
+  const errors: string[] = [];
+  let wake: (() => void) | null = null;
+  const listener = new support.addon.UdpListener(
+    '127.0.0.1',
+    0,
+    rx,
+    (length) => {
+      got.push(rx.subarray(0, length).toString());
+      wake?.();
+    },
+    (message) => {
+      errors.push(message);
+      wake?.();
+    },
+  ) as unknown as { port(): number; close(): void; testProvokeError(port: number): void };
+  const until = (what: string, done: () => boolean): Promise<void> =>
+    new Promise((resolve, reject) => {
+      if (done()) return resolve();
+      const t = setTimeout(() => reject(new Error(`no ${what}`)), 5000);
+      wake = () => {
+        if (!done()) return;
+        clearTimeout(t);
+        resolve();
+      };
+    });
+  const c = await client();
+  try {
+    listener.testProvokeError(deadPort); // ICMP port unreachable on the error queue: POLLERR
+    await until('error event', () => errors.length > 0);
+    assert.match(errors[0] as string, /refused/i);
+    c.socket.send(Buffer.from('after'), listener.port(), '127.0.0.1');
+    await until('request after the error', () => got.includes('after'));
+    assert.equal(errors.length, 1, 'one error, reported once');
+  } finally {
+    listener.close();
+    c.socket.close();
   }
 });
