@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BlockRing, FileSource, MemorySource, type CachedReader } from '../../services/mtftp/block-ring.ts';
 import { chooseSendPath, loadNativeLink, NativeLinks, type NativeSupport } from '../../services/mtftp/native-link.ts';
-import type { LinkEvents } from '../../services/mtftp/transfer-link.ts';
+import { bindSocket, DgramLink, type LinkEvents } from '../../services/mtftp/transfer-link.ts';
 import { ensureNativeBuilt } from './helpers.ts';
 import { lastBlockFor, wireBlock } from '../../protocols/tftp/transfer.ts';
 import { writeAck } from '../../protocols/tftp/tftp-codec.ts';
@@ -44,6 +44,20 @@ test('send path choice: auto takes the best, a missing native path asked for is 
   assert.throws(() => chooseSendPath('gso', noGso), /send_path = "gso": this kernel refuses UDP_SEGMENT/);
   assert.throws(() => chooseSendPath('gso', absent), /send_path = "gso": native\/udp-link not built/);
   assert.throws(() => chooseSendPath('sendmmsg', absent), /send_path = "sendmmsg": native\/udp-link not built/);
+});
+
+test('only the native link offers lock-step turns (TransferLink.turns); the node:dgram link has none to fake', { skip: !support.ok && 'addon not built' }, async () => {
+  assert.ok(support.ok);
+  const socket = await bindSocket('127.0.0.1', 0, { address: '127.0.0.1', port: 9 });
+  const dgram = new DgramLink(socket, { address: '127.0.0.1', port: 9 });
+  const native = new NativeLinks(support.addon, true).open('127.0.0.1', { address: '127.0.0.1', port: 9 });
+  try {
+    assert.equal(dgram.turns, undefined);
+    assert.equal(typeof native.turns.arm, 'function');
+  } finally {
+    dgram.close();
+    native.close();
+  }
 });
 
 interface Client {
@@ -151,15 +165,43 @@ for (const gso of [true, false]) {
   test(`${kind}: a chain of turns is taken without JS on exactly the armed datagrams, in order, once`, { skip: !support.ok && 'addon not built' }, async () => {
     assert.ok(support.ok);
     const c = await client();
+    // Each report as one record: the turns taken, and the datagram that ended the chain if any.
     const seen: { bytes: string; steps: number; lastSent: number }[] = [];
+    let wake: (() => void) | null = null;
+    let turns: { steps: number; lastSent: number } | null = null;
     const link = new NativeLinks(support.addon, gso).open('127.0.0.1', { address: '127.0.0.1', port: c.socket.address().port });
-    link.listen({ ...NO_EVENTS, datagram: (buf, length, steps, lastSent) => seen.push({ bytes: length < 0 ? '' : buf.subarray(0, length).toString('hex'), steps, lastSent }) });
+    link.listen({
+      ...NO_EVENTS,
+      datagram: (buf, length) => {
+        seen.push({ bytes: buf.subarray(0, length).toString('hex'), steps: turns?.steps ?? 0, lastSent: turns?.lastSent ?? -1 });
+        turns = null;
+        wake?.();
+      },
+    });
+    link.turns.onTurns((steps, lastSent, datagramFollows) => {
+      if (datagramFollows) {
+        turns = { steps, lastSent };
+        return;
+      }
+      seen.push({ bytes: '', steps, lastSent });
+      wake?.();
+    });
     const toServer = (n: number, extra = 0): Promise<void> => {
       const b = Buffer.alloc(4 + extra);
       writeAck(b, n);
       return new Promise((r) => c.socket.send(b, link.localPort, '127.0.0.1', () => r()));
     };
-    const settle = (): Promise<void> => new Promise((r) => setTimeout(r, 60));
+    /** Until the link has reported `n` times. */
+    const reports = (n: number): Promise<void> =>
+      new Promise((resolve, reject) => {
+        if (seen.length >= n) return resolve();
+        const t = setTimeout(() => reject(new Error(`${seen.length} of ${n} reports`)), 5000);
+        wake = () => {
+          if (seen.length < n) return;
+          clearTimeout(t);
+          resolve();
+        };
+      });
     const acks = (...ns: number[]): Buffer => {
       const b = Buffer.alloc(4 * ns.length);
       ns.forEach((n, i) => writeAck(b.subarray(4 * i), n));
@@ -168,21 +210,21 @@ for (const gso of [true, false]) {
     try {
       const { ring, data } = await fullRing(64 * 1024, 1024, 8);
       await ring.read(1);
-      const chain = (): boolean => link.arm(acks(8, 16, 24), 4, ring, [9, 17, 25], [16, 24, 32], 3);
+      const chain = (): boolean => link.turns.arm(acks(8, 16, 24), 4, ring, [9, 17, 25], [16, 24, 32], 3);
       assert.equal(chain(), true);
       // A different ACK ends the chain and reaches JS; nothing is sent.
       await toServer(7);
-      await settle();
+      await reports(1);
       assert.deepEqual(seen, [{ bytes: '00040007', steps: 0, lastSent: -1 }]);
       await toServer(8);
-      await settle();
+      await reports(2);
       assert.equal(seen.length, 2);
       assert.equal(c.got.length, 0);
       // Armed again: ACK 8 and ACK 16 are turns taken in the link alone (no event)...
       chain();
       await toServer(8);
       await c.waitFor(8);
-      assert.equal(link.takeProgress(), 1);
+      assert.equal(link.turns.takeProgress(), 1);
       await toServer(16);
       await c.waitFor(16);
       assert.equal(seen.length, 2);
@@ -190,20 +232,20 @@ for (const gso of [true, false]) {
       // ...a longer datagram with the same first bytes is not the armed one: it ends the chain
       // and arrives with the one turn not reported yet.
       await toServer(24, 1);
-      await settle();
+      await reports(3);
       assert.deepEqual(seen[2], { bytes: '0004001800', steps: 1, lastSent: -1 });
       await toServer(24);
-      await settle();
+      await reports(4);
       assert.deepEqual(seen[3], { bytes: '00040018', steps: 0, lastSent: -1 });
       assert.equal(c.got.length, 16);
       // The last turn of a chain is reported at once, with no datagram.
-      link.arm(acks(32), 4, ring, [33], [40], 1);
+      link.turns.arm(acks(32), 4, ring, [33], [40], 1);
       await toServer(32);
       await c.waitFor(24);
-      await settle();
+      await reports(5);
       assert.deepEqual(seen[4], { bytes: '', steps: 1, lastSent: -1 });
       c.got.slice(16).forEach((p, i) => expectBlock(p, 33 + i, data, 1024));
-      assert.equal(link.disarm(), 0);
+      assert.equal(link.turns.disarm(), 0);
     } finally {
       link.close();
       c.socket.close();
@@ -219,7 +261,7 @@ test('a link refuses a run outside its ring buffer and calls on a closed link', 
   const { ring } = await fullRing(10 * 512, 512, 4);
   await ring.read(1);
   // slot 9 of a 10-slot ring plus 5 blocks would run past the buffer: arm refuses (not one run).
-  assert.equal(link.arm(Buffer.alloc(4), 4, ring, [10], [14], 1), false);
+  assert.equal(link.turns.arm(Buffer.alloc(4), 4, ring, [10], [14], 1), false);
   link.close();
   assert.equal(link.sendBlocks(ring, 1, 2), 0);
   link.close(); // twice is fine
