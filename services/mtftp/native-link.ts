@@ -7,6 +7,7 @@
 import { createRequire } from 'node:module';
 import type { SendPath } from '../../platform/runtime/config.ts';
 import { errorMessage } from '../../platform/runtime/errors.ts';
+import { nativeAddonFile } from '../../platform/runtime/native-addon.ts';
 import type { BlockRing, CachedReader } from './block-ring.ts';
 import type { LinkEvents, Peer, RequestHandler, RequestSocket, TransferLink } from './transfer-link.ts';
 import type { TurnsTaken, TurnTaker } from './turn-chain.ts';
@@ -52,7 +53,7 @@ export type NativeSupport = { readonly ok: true; readonly addon: UdpLinkAddon; r
 export function loadNativeLink(): NativeSupport {
   if (process.platform !== 'linux') return { ok: false, reason: `native links are Linux-only (platform ${process.platform})` };
   try {
-    const addon = createRequire(import.meta.url)('../../native/udp-link/build/Release/udp_link.node') as UdpLinkAddon;
+    const addon = createRequire(import.meta.url)(nativeAddonFile('udp-link', 'udp_link.node')) as UdpLinkAddon;
     return { ok: true, addon, gso: addon.gsoSupported() };
   } catch (err) {
     return { ok: false, reason: `native/udp-link not built (${errorMessage(err).split('\n')[0]})` };

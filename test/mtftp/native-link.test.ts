@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BlockRing, FileSource, MemorySource, type CachedReader } from '../../services/mtftp/block-ring.ts';
 import { chooseSendPath, loadNativeLink, NativeLinks, type NativeSupport } from '../../services/mtftp/native-link.ts';
-import { bindSocket, DgramLink, type LinkEvents } from '../../services/mtftp/transfer-link.ts';
+import { bindSocket, DgramLink, type LinkEvents, type TransferLink } from '../../services/mtftp/transfer-link.ts';
 import { ensureNativeBuilt } from './helpers.ts';
 import { lastBlockFor, wireBlock } from '../../protocols/tftp/transfer.ts';
 import { writeAck } from '../../protocols/tftp/tftp-codec.ts';
@@ -49,7 +49,7 @@ test('send path choice: auto takes the best, a missing native path asked for is 
 test('only the native link offers lock-step turns (TransferLink.turns); the node:dgram link has none to fake', { skip: !support.ok && 'addon not built' }, async () => {
   assert.ok(support.ok);
   const socket = await bindSocket('127.0.0.1', 0, { address: '127.0.0.1', port: 9 });
-  const dgram = new DgramLink(socket, { address: '127.0.0.1', port: 9 });
+  const dgram: TransferLink = new DgramLink(socket, { address: '127.0.0.1', port: 9 });
   const native = new NativeLinks(support.addon, true).open('127.0.0.1', { address: '127.0.0.1', port: 9 });
   try {
     assert.equal(dgram.turns, undefined);
