@@ -7,7 +7,7 @@
 # Node itself is not instrumented, so GCC's ASan runtime is preloaded (LD_PRELOAD) to come first;
 # leak checking is off (it would report Node's own allocations at exit). Needs gcc (libasan and
 # libubsan come with it), node-gyp (with npm) and Node's headers, as native/build.mjs does.
-# Usage: native/sanitize.sh [test files...] (default: the three native test files)
+# Usage: native/sanitize.sh [test files...] (default: the native test files)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
@@ -42,7 +42,7 @@ echo "native/sanitize.sh: ASan/UBSan build in native/*/build-sanitize ($(basenam
 
 tests=("$@")
 if [ ${#tests[@]} -eq 0 ]; then
-  tests=(test/mtftp/native-link.test.ts test/packages/native-chunking.test.ts test/server/batch-socket.test.ts)
+  tests=(test/mtftp/native-link.test.ts test/packages/native-chunking.test.ts test/server/batch-socket.test.ts test/server/native-batch-faults.test.ts)
 fi
 # halt_on_error: the first report fails the test (the test process dies with ASan's exit code).
 export NETBOOT_NATIVE_BUILD=build-sanitize
