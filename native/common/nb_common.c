@@ -142,6 +142,15 @@ nb_socket_t* nb_socket_this(napi_env env, napi_callback_info info, size_t* argc,
   return s;
 }
 
+void nb_socket_call_error(nb_socket_t* s, int fn, int err) {
+  napi_handle_scope scope;
+  napi_open_handle_scope(s->env, &scope);
+  napi_value text;
+  napi_create_string_utf8(s->env, strerror(err), NAPI_AUTO_LENGTH, &text);
+  nb_call_js(s->env, s->async, s->refs[fn], 1, &text);
+  napi_close_handle_scope(s->env, scope);
+}
+
 int nb_socket_take_error(nb_socket_t* s, int status) {
   int err = 0;
   socklen_t len = sizeof err;

@@ -65,6 +65,8 @@ void nb_socket_close(nb_socket_t* s);
 nb_socket_t* nb_socket_this(napi_env env, napi_callback_info info, size_t* argc, napi_value* argv, const char* closed_message);
 // The wrapped socket of `this` even when closed (close() takes it), or NULL.
 nb_socket_t* nb_socket_this_any(napi_env env, napi_callback_info info);
+// Calls the JS handler held as reference `fn` with the C library's text for errno `err`.
+void nb_socket_call_error(nb_socket_t* s, int fn, int err);
 // The pending error of a socket whose poll libuv stopped on POLLERR (status < 0): SO_ERROR, and
 // anything queued on the error queue (IP_RECVERR) drained, so that polling again does not
 // wake at once. Returns the errno to report.

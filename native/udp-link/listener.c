@@ -28,15 +28,7 @@ typedef struct {
 
 static void release_listener(nb_socket_t* s) { free(s); }
 
-static void report_error(listener_t* s, int err) {
-  napi_env env = s->s.env;
-  napi_handle_scope scope;
-  napi_open_handle_scope(env, &scope);
-  napi_value argv[1];
-  napi_create_string_utf8(env, strerror(err), NAPI_AUTO_LENGTH, &argv[0]);
-  nb_call_js(env, s->s.async, s->s.refs[LISTENER_ON_ERROR], 1, argv);
-  napi_close_handle_scope(env, scope);
-}
+static void report_error(listener_t* s, int err) { nb_socket_call_error(&s->s, LISTENER_ON_ERROR, err); }
 
 static void listener_poll(uv_poll_t* h, int status, int events) {
   listener_t* s = (listener_t*)h->data;

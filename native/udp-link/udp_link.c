@@ -46,15 +46,7 @@ static void call_js(link_t* l, int fn, size_t argc, napi_value* argv) {
   nb_call_js(l->s.env, l->s.async, l->s.refs[fn], argc, argv);
 }
 
-static void report_error(link_t* l, int err) {
-  napi_env env = l->s.env;
-  napi_handle_scope scope;
-  napi_open_handle_scope(env, &scope);
-  napi_value argv[1];
-  napi_create_string_utf8(env, strerror(err), NAPI_AUTO_LENGTH, &argv[0]);
-  call_js(l, LINK_ON_ERROR, 1, argv);
-  napi_close_handle_scope(env, scope);
-}
+static void report_error(link_t* l, int err) { nb_socket_call_error(&l->s, LINK_ON_ERROR, err); }
 
 // onDatagram(length, steps, lastSent): first the chain steps fired since the last report (the
 // last one sent only `lastSent` blocks when >= 0), then the datagram itself (length -1: none).
