@@ -44,12 +44,12 @@ static const uint32_t IV[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0
 
 static int use_lanes;
 
-// One 64-byte block into one message's state.
-typedef void (*compress1_fn)(uint32_t st[8], const uint8_t* block);
-static void compress1_c(uint32_t st[8], const uint8_t* block);
+// `blocks` consecutive 64-byte blocks into one message's state.
+typedef void (*compress1_fn)(uint32_t st[8], const uint8_t* data, size_t blocks);
+static void compress1_c(uint32_t st[8], const uint8_t* data, size_t blocks);
 static compress1_fn compress1 = compress1_c;
 #if HAVE_LANES
-static void compress1_shani(uint32_t st[8], const uint8_t* block);
+static void compress1_shani(uint32_t st[8], const uint8_t* data, size_t blocks);
 #endif
 
 void sha256_batch_init(void) {
@@ -86,8 +86,7 @@ static inline uint32_t rotr(uint32_t x, int n) { return (x >> n) | (x << (32 - n
 
 static inline uint32_t get_be32(const uint8_t* p) { return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3]; }
 
-// FIPS 180-4 section 6.2.2, one block.
-static void compress1_c(uint32_t st[8], const uint8_t* block) {
+static void compress_block_c(uint32_t st[8], const uint8_t* block) {
   uint32_t w[64];
   for (int i = 0; i < 16; i++) w[i] = get_be32(block + 4 * i);
   for (int i = 16; i < 64; i++) {
@@ -118,30 +117,38 @@ static void compress1_c(uint32_t st[8], const uint8_t* block) {
   st[7] += h;
 }
 
+// FIPS 180-4 section 6.2.2.
+static void compress1_c(uint32_t st[8], const uint8_t* data, size_t blocks) {
+  for (; blocks > 0; blocks--, data += 64) compress_block_c(st, data);
+}
+
 #if HAVE_LANES
 // The same with the SHA extensions: four rounds per pair of sha256rnds2, the schedule with
 // sha256msg1/msg2 (Intel's "SHA extensions" paper, 2013). The state is kept as ABEF/CDGH.
-__attribute__((target("sha,sse4.1"))) static void compress1_shani(uint32_t st[8], const uint8_t* block) {
+__attribute__((target("sha,sse4.1"))) static void compress1_shani(uint32_t st[8], const uint8_t* data, size_t blocks) {
   const __m128i swap = _mm_set_epi64x(0x0c0d0e0f08090a0bULL, 0x0405060700010203ULL);
   __m128i tmp = _mm_shuffle_epi32(_mm_loadu_si128((const __m128i*)&st[0]), 0xb1);  // CDAB
   __m128i s1 = _mm_shuffle_epi32(_mm_loadu_si128((const __m128i*)&st[4]), 0x1b);   // EFGH
   __m128i s0 = _mm_alignr_epi8(tmp, s1, 8);                                         // ABEF
   s1 = _mm_blend_epi16(s1, tmp, 0xf0);                                              // CDGH
-  const __m128i abef = s0, cdgh = s1;
-  __m128i w[4];
-  for (int i = 0; i < 4; i++) w[i] = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i*)(block + 16 * i)), swap);
-  for (int i = 0; i < 16; i++) {
-    if (i >= 4) {
-      // Words 4i..4i+3 from the four groups before: w[i&3] holds group i-4 until replaced.
-      __m128i x = _mm_add_epi32(_mm_sha256msg1_epu32(w[i & 3], w[(i + 1) & 3]), _mm_alignr_epi8(w[(i + 3) & 3], w[(i + 2) & 3], 4));
-      w[i & 3] = _mm_sha256msg2_epu32(x, w[(i + 3) & 3]);
+  for (; blocks > 0; blocks--, data += 64) {
+    const __m128i abef = s0, cdgh = s1;
+    __m128i w[4];
+    for (int i = 0; i < 4; i++) w[i] = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i*)(data + 16 * i)), swap);
+#pragma GCC unroll 16
+    for (int i = 0; i < 16; i++) {
+      if (i >= 4) {
+        // Words 4i..4i+3 from the four groups before: w[i&3] holds group i-4 until replaced.
+        __m128i x = _mm_add_epi32(_mm_sha256msg1_epu32(w[i & 3], w[(i + 1) & 3]), _mm_alignr_epi8(w[(i + 3) & 3], w[(i + 2) & 3], 4));
+        w[i & 3] = _mm_sha256msg2_epu32(x, w[(i + 3) & 3]);
+      }
+      __m128i m = _mm_add_epi32(w[i & 3], _mm_load_si128((const __m128i*)&K[4 * i]));
+      s1 = _mm_sha256rnds2_epu32(s1, s0, m);
+      s0 = _mm_sha256rnds2_epu32(s0, s1, _mm_shuffle_epi32(m, 0x0e));
     }
-    __m128i m = _mm_add_epi32(w[i & 3], _mm_load_si128((const __m128i*)&K[4 * i]));
-    s1 = _mm_sha256rnds2_epu32(s1, s0, m);
-    s0 = _mm_sha256rnds2_epu32(s0, s1, _mm_shuffle_epi32(m, 0x0e));
+    s0 = _mm_add_epi32(s0, abef);
+    s1 = _mm_add_epi32(s1, cdgh);
   }
-  s0 = _mm_add_epi32(s0, abef);
-  s1 = _mm_add_epi32(s1, cdgh);
   tmp = _mm_shuffle_epi32(s0, 0x1b);        // FEBA
   s1 = _mm_shuffle_epi32(s1, 0xb1);         // DCHG
   s0 = _mm_blend_epi16(tmp, s1, 0xf0);      // DCBA
@@ -265,7 +272,7 @@ static void lane_take(lane_t* ln, uint8_t* out, size_t n) {
 }
 
 /** The lane's next block, consumed; *last is set when it is the message's final one. */
-static const uint8_t* lane_block(lane_t* ln, int* last) {
+static inline __attribute__((always_inline)) const uint8_t* lane_block(lane_t* ln, int* last) {
   *last = 0;
   if (ln->pad_blocks == 0) {
     if (ln->n[0] >= 64) {
@@ -294,11 +301,22 @@ static const uint8_t* lane_block(lane_t* ln, int* last) {
   return b;
 }
 
-/** Finishes a lane's message one block at a time from the state its lane reached. */
+/** Finishes a lane's message from the state its lane reached, as one stream. */
 static void lane_finish(lane_t* ln, uint32_t st[8][LANES], int l, uint8_t* digest) {
   uint32_t one[8];
   for (int i = 0; i < 8; i++) one[i] = st[i][l];
-  for (int last = 0; !last;) compress1(one, lane_block(ln, &last));
+  for (int k = 0; k < 2 && ln->pad_blocks == 0; k++) {
+    // The whole blocks left in the first piece in one call; then in the second, once the first
+    // is used up.
+    if (k == 1 && ln->n[0] != 0) break;
+    int p = ln->n[0] != 0 ? 0 : 1;
+    size_t whole = ln->n[p] / 64;
+    compress1(one, ln->p[p], whole);
+    ln->p[p] += 64 * whole;
+    ln->n[p] -= 64 * whole;
+    ln->done += 64 * whole;
+  }
+  for (int last = 0; !last;) compress1(one, lane_block(ln, &last), 1);
   for (int i = 0; i < 8; i++) put_be32(digest + 4 * i, one[i]);
 }
 
