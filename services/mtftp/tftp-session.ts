@@ -48,7 +48,7 @@ export class TftpSession {
   /** Blocks the link could not take yet (its send buffer was full): sent when it is writable. */
   private blockedFirst = 0;
   private blockedLast = -1;
-  /** Turns a link that can takes on its own (lock-step), replayed through the machine after; null: every turn through JS. */
+  /** Turns the link takes on its own (lock-step), replayed through the machine after; null: a link that cannot (node:dgram). */
   private readonly chain: TurnChain | null;
   private ended = false;
   private firstTurn: (() => void) | null = null;
