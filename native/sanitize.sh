@@ -7,7 +7,9 @@
 # Node itself is not instrumented, so GCC's ASan runtime is preloaded (LD_PRELOAD) to come first;
 # leak checking is off (it would report Node's own allocations at exit). Needs gcc (libasan and
 # libubsan come with it), node-gyp (with npm) and Node's headers, as native/build.mjs does.
-# Usage: native/sanitize.sh [test files...] (default: the native test files)
+# Usage: native/sanitize.sh [test files...] (default: the native test files). The preload reaches
+# every process the tests start: test files that run foreign programs (curl, tftp clients) fail
+# here for that reason alone, so pass only files whose children are Node.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
