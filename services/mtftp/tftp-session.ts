@@ -48,8 +48,8 @@ export class TftpSession {
   /** Blocks the link could not take yet (its send buffer was full): sent when it is writable. */
   private blockedFirst = 0;
   private blockedLast = -1;
-  /** Turns the link takes on its own (lock-step), replayed through the machine after; null: a link that cannot (node:dgram). */
-  private readonly chain: TurnChain | null;
+  /** Turns the link takes on its own (lock-step), replayed through the machine after; never armed over node:dgram. */
+  private readonly chain: TurnChain;
   private ended = false;
   private firstTurn: (() => void) | null = null;
   readonly done: Promise<SessionEnd>;
@@ -63,7 +63,7 @@ export class TftpSession {
     this.now = parts.now ?? (() => performance.now());
     this.startedAt = this.now();
     this.oackPacket = parts.oack.length > 0 ? encode({ op: 'OACK', options: parts.oack }) : null;
-    this.chain = parts.link.turns === undefined ? null : new TurnChain(parts.link.turns);
+    this.chain = new TurnChain(parts.link.turns);
     this.done = new Promise((resolve) => (this.resolveDone = resolve));
   }
 
@@ -107,7 +107,7 @@ export class TftpSession {
 
   private onDatagram(buf: Buffer, length: number): void {
     if (this.ended) return;
-    this.chain?.clear(); // a datagram the chain did not take ends it
+    this.chain.clear(); // a datagram the chain did not take ends it
     this.handleDatagram(buf, length);
     this.armNext();
     this.firstTurnDone();
@@ -115,8 +115,8 @@ export class TftpSession {
 
   /** The link took turns of the chain; when a datagram ended it, onDatagram comes next. */
   private onTurns(steps: number, lastSent: number, datagramFollows: boolean): void {
-    if (this.ended || this.chain === null) return;
-    if (steps > 0) this.replay(this.chain, steps, lastSent);
+    if (this.ended) return;
+    if (steps > 0) this.replay(steps, lastSent);
     if (datagramFollows) return;
     if (lastSent >= 0 || !this.chain.active) this.chain.clear();
     this.armNext();
@@ -127,17 +127,17 @@ export class TftpSession {
    * The link took `steps` turns of the chain: feed their ACKs to the machine, which must ask for
    * exactly the windows already sent. The last turn sent only `lastSent` blocks when >= 0.
    */
-  private replay(chain: TurnChain, steps: number, lastSent: number): void {
+  private replay(steps: number, lastSent: number): void {
     const m = this.machine;
     for (let i = 0; i < steps && !this.ended; i++) {
-      const k = chain.replayed++;
-      const first = chain.firsts[k] as number;
-      const last = chain.lasts[k] as number;
+      const k = this.chain.replayed++;
+      const first = this.chain.firsts[k] as number;
+      const last = this.chain.lasts[k] as number;
       const step = m.ack(wireBlock(first - 1));
       if (step.kind !== 'send' || m.sendOack || m.sendFirst !== first || m.sendLast !== last) {
         // Cannot happen while the chain follows windowEndAfter; if it does, the machine wins.
         this.log.warn('predicted turn differs from the state machine', { acked: first - 1, predicted: `${first}-${last}`, step: step.kind });
-        chain.disarm();
+        this.chain.disarm();
         this.apply(step);
         return;
       }
@@ -179,11 +179,11 @@ export class TftpSession {
   private onTimer(): void {
     if (this.ended) return;
     this.firstTurnDone();
-    if (this.chain?.active === true) {
+    if (this.chain.active) {
       // The link may have made progress the machine has not seen yet: that is no timeout.
       const steps = this.chain.takeProgress();
       if (steps > 0) {
-        this.replay(this.chain, steps, -1);
+        this.replay(steps, -1);
         if (!this.chain.active) this.chain.clear();
         this.armNext();
         return;
@@ -259,7 +259,7 @@ export class TftpSession {
 
   /** Arms a chain of turns over the resident blocks; ends halfway through a read chunk so reads overlap. */
   private armNext(): void {
-    if (this.ended || this.chain === null || this.chain.active || this.blockedLast >= this.blockedFirst) return;
+    if (this.ended || this.chain.active || this.blockedLast >= this.blockedFirst) return;
     this.chain.arm(this.machine, this.ring, Math.max(this.machine.plan.windowSize, this.ring.chunk >> 1));
   }
 

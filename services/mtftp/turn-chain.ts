@@ -3,8 +3,8 @@
 // resident in the ring. The link takes these turns without a trip through JS (lock-step: one block per ACK);
 // the session later replays each taken turn through the TransferMachine and checks that the
 // machine asks for exactly that window, so the machine stays the one source of decisions.
-// Only a link that can take turns offers a TurnTaker (TransferLink.turns); the session keeps a
-// TurnChain for such a link only.
+// Only a link that can take turns offers a TurnTaker (TransferLink.turns); over a link without one
+// (node:dgram) a TurnChain never arms, and every turn goes through JS.
 import type { BlockRing } from './block-ring.ts';
 import { writeAck } from '../../protocols/tftp/tftp-codec.ts';
 import { wireBlock, type TransferMachine } from '../../protocols/tftp/transfer.ts';
@@ -44,7 +44,7 @@ export class TurnChain {
   replayed = 0;
   private expects = Buffer.alloc(0);
 
-  constructor(private readonly taker: TurnTaker) {}
+  constructor(private readonly taker: TurnTaker | undefined) {}
 
   get active(): boolean {
     return this.replayed < this.steps;
@@ -58,10 +58,11 @@ export class TurnChain {
   /**
    * Plans and arms turns from the machine's newest block while the next window is resident and
    * within `maxAhead` blocks of it (so the chain ends, and the read-ahead runs, before the ring
-   * is drained). Returns the steps armed (0: none).
+   * is drained). Returns the steps armed (0: none, e.g. over a link that cannot take turns).
    */
   arm(machine: TransferMachine, ring: BlockRing, maxAhead: number): number {
     this.clear();
+    if (this.taker === undefined) return 0;
     // From the newest block sent (the OACK counts as block 0), while one is outstanding.
     let n = machine.phase === 'oack' ? 0 : machine.high;
     if (machine.phase !== 'oack' && (machine.phase !== 'data' || n < machine.base)) return 0;
@@ -85,12 +86,12 @@ export class TurnChain {
 
   /** Turns the link took since the last report; the chain goes on. */
   takeProgress(): number {
-    return this.taker.takeProgress();
+    return this.taker?.takeProgress() ?? 0;
   }
 
   /** Ends the chain on the link and here. */
   disarm(): void {
-    this.taker.disarm();
+    this.taker?.disarm();
     this.clear();
   }
 }
