@@ -4,6 +4,7 @@
 // places, and the workers node:crypto, which gives the same digests; both more slowly.
 import { createRequire } from 'node:module';
 import { errorMessage } from '../platform/runtime/errors.ts';
+import { nativeAddonFile } from '../platform/runtime/native-addon.ts';
 import type { GearScan } from './gear-scan.ts';
 
 interface ChunkingAddon {
@@ -32,7 +33,7 @@ export function loadNativeChunking(gear: Int32Array): NativeChunking {
   let path: string;
   let addon: ChunkingAddon;
   try {
-    path = require.resolve('../native/chunking/build/Release/chunking.node');
+    path = require.resolve(nativeAddonFile('chunking', 'chunking.node'));
     addon = require(path) as ChunkingAddon;
   } catch (err) {
     return { ok: false, reason: `native/chunking not built (${errorMessage(err).split('\n')[0]})` };

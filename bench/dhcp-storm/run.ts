@@ -10,6 +10,8 @@
 //   [--lone 6] [--gap-ms 2000] [--only dnsmasq,netboot,node-floor] [--baseline DIR]
 // --baseline DIR: also runs the netboot of another checkout (e.g. `git worktree add DIR main`),
 // as "netboot@base", in the same run: before and after a change, against the same dnsmasq.
+// "netboot-dgram" in --only adds this netboot with `[server] io_path = "dgram"` (node:dgram
+// sockets instead of the native/udp-batch addon), in the same run.
 // Before the storm, each server gets `lone` single exchanges, each after `gap-ms` of idleness
 // (the first one the very first request it sees): the latency of a lone request, as in a real boot.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
@@ -114,8 +116,8 @@ async function startDnsmasq(ns: Lan): Promise<ChildProcess[]> {
   return [child];
 }
 
-async function startNetboot(ns: Lan, code = repo): Promise<ChildProcess[]> {
-  const site = join(dir, `netboot-${code === repo ? 'this' : 'base'}`);
+async function startNetboot(ns: Lan, code = repo, ioPath = 'auto'): Promise<ChildProcess[]> {
+  const site = join(dir, `netboot-${code === repo ? 'this' : 'base'}-${ioPath}`);
   mkdirSync(join(site, 'sbs'), { recursive: true });
   writeFileSync(join(site, 'netboot.toml'), `
 [paths]
@@ -130,6 +132,7 @@ address = "${SERVER}"
 bind = "0.0.0.0"
 dhcp_port = 67
 proxy_port = 4011
+io_path = "${ioPath}"
 [interface]
 bind = "127.0.0.1"
 [site]
@@ -201,6 +204,7 @@ const running: { name: string; ns: Lan; children: ChildProcess[] }[] = [];
 try {
   const servers: [string, (ns: Lan) => Promise<ChildProcess[]>][] = [['dnsmasq', startDnsmasq], ['netboot', (ns) => startNetboot(ns)], ['node-floor', startNodeFloor]];
   if (baseline !== undefined) servers.splice(2, 0, ['netboot@base', (ns) => startNetboot(ns, resolve(baseline))]);
+  servers.splice(2, 0, ['netboot-dgram', (ns) => startNetboot(ns, repo, 'dgram')]);
   for (const [name, start] of servers.filter(([name]) => only.includes(name))) {
     const ns = setUp(running.length);
     running.push({ name, ns, children: await start(ns) });

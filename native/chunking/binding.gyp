@@ -2,10 +2,9 @@
   "targets": [
     {
       "target_name": "chunking",
-      "sources": ["chunking.c", "gear_scan.c", "sha256_lanes.c"],
+      "sources": ["chunking.c", "gear_scan.c", "sha256_lanes.c", "../common/nb_common.c"],
       "cflags": ["-O3", "-Wall", "-Wextra"],
-      "defines": ["NAPI_VERSION=8"],
-      "libraries": ["-lm"]
+      "defines": ["NAPI_VERSION=8"]
     }
   ]
 }

@@ -1,10 +1,13 @@
-// N-API for the package chunker (images/native-chunking.ts): the gear-hash scan (gear_scan.c)
+// N-API for the package chunker (packages/native-chunking.ts): the gear-hash scan (gear_scan.c)
 // and SHA-256 of a batch of chunks (sha256_lanes.c), each over memory the caller owns (the hash
 // workers pass the shared blocks they read from), so nothing is copied on the way in.
 #include <node_api.h>
 #include <pthread.h>
 #include <stdlib.h>
 
+#include <string.h>
+
+#include "../common/nb_common.h"
 #include "gear_scan.h"
 #include "sha256_lanes.h"
 
@@ -72,7 +75,7 @@ static napi_value js_sha256_chunks(napi_env env, napi_callback_info info) {
   size_t count = pieces_len / 4;
   if (pieces_len % 4 != 0 || out_len < 32 * count) return fail(env, "sha256Chunks: 4 numbers per chunk and 32 bytes of output each");
   if (count == 0) return NULL;
-  sha256_msg_t* msgs = malloc(count * sizeof *msgs);
+  sha256_msg_t* msgs = nb_calloc(count, sizeof *msgs);
   if (msgs == NULL) return fail(env, "sha256Chunks: out of memory");
   const uint32_t* d = pieces;
   for (size_t i = 0; i < count; i++) {
@@ -98,6 +101,23 @@ static napi_value js_scan_avx512(napi_env env, napi_callback_info info) {
   return out;
 }
 
+// sha256Engine(name?): the one-block compression the lanes finish with ("sha-ni" or "c");
+// with a name (NETBOOT_NATIVE_FAULTS=1 only), forces it first, so tests check both.
+static napi_value js_sha256_engine(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], out;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc > 0) {
+    const char* faults = getenv("NETBOOT_NATIVE_FAULTS");
+    char name[16];
+    size_t len;
+    if (faults == NULL || strcmp(faults, "1") != 0) return fail(env, "sha256Engine: forcing an engine is for tests (NETBOOT_NATIVE_FAULTS=1)");
+    if (napi_get_value_string_utf8(env, argv[0], name, sizeof name, &len) != napi_ok || !sha256_set_engine(name)) return fail(env, "sha256Engine: no such engine here");
+  }
+  napi_create_string_utf8(env, sha256_engine(), NAPI_AUTO_LENGTH, &out);
+  return out;
+}
+
 // sha256Lanes(): whether batches run in AVX-512 lanes (else one by one with OpenSSL).
 static napi_value js_sha256_lanes(napi_env env, napi_callback_info info) {
   napi_value out;
@@ -110,11 +130,12 @@ NAPI_MODULE_INIT() {
   const struct {
     const char* name;
     napi_callback fn;
-  } fns[] = {{"scan", js_scan}, {"scanScalar", js_scan_scalar}, {"sha256Chunks", js_sha256_chunks}, {"sha256Lanes", js_sha256_lanes}, {"scanAvx512", js_scan_avx512}};
+  } fns[] = {{"scan", js_scan}, {"scanScalar", js_scan_scalar}, {"sha256Chunks", js_sha256_chunks}, {"sha256Lanes", js_sha256_lanes}, {"scanAvx512", js_scan_avx512}, {"sha256Engine", js_sha256_engine}};
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
     napi_value fn;
     napi_create_function(env, fns[i].name, NAPI_AUTO_LENGTH, fns[i].fn, NULL, &fn);
     napi_set_named_property(env, exports, fns[i].name, fn);
   }
+  nb_define_faults(env, exports);
   return exports;
 }

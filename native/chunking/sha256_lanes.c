@@ -3,15 +3,18 @@
 // each waiting for the last (about 1 GB/s per core here); sixteen messages side by side keep the
 // vector units busy instead (about 1.6 GB/s per core here). Each lane takes the next message as
 // soon as its own is done; once the batch runs out and too few lanes are left busy to beat one
-// SHA-NI stream, their messages are finished with OpenSSL from the state they reached.
+// stream, their messages are finished one by one from the state they reached, with our own
+// one-block compression (SHA-NI where the CPU has it, else plain C): OpenSSL's public API cannot
+// start from a midway state, and its SHA256_CTX fields are not an interface. Batches too small
+// for the lanes, or a CPU without AVX-512, go to OpenSSL's SHA-256 through its public API.
 #define OPENSSL_SUPPRESS_DEPRECATED
 #include "sha256_lanes.h"
 
-#include <math.h>
 #include <openssl/sha.h>
 #include <string.h>
 
 #if defined(__x86_64__)
+#include <cpuid.h>
 #include <immintrin.h>
 #define HAVE_LANES 1
 #else
@@ -23,28 +26,137 @@
 // SHA-NI stream would: hand the rest to OpenSSL.
 #define MIN_BUSY_LANES 9
 
-static uint32_t K[64];
-static uint32_t IV[8];
+// FIPS 180-4 section 4.2.2: the first 32 bits of the fractional parts of the cube roots of the
+// first 64 primes.
+static const uint32_t K[64] __attribute__((aligned(64))) = {
+    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
+    0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
+    0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
+    0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
+    0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
+    0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
+    0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+    0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
+};
+// FIPS 180-4 section 5.3.3: the first 32 bits of the fractional parts of the square roots of the
+// first 8 primes.
+static const uint32_t IV[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
+
 static int use_lanes;
 
-// The constants of FIPS 180-4, computed rather than typed out: the first 32 bits of the
-// fractional parts of the cube roots (K) and square roots (IV) of the first primes.
+// `blocks` consecutive 64-byte blocks into one message's state.
+typedef void (*compress1_fn)(uint32_t st[8], const uint8_t* data, size_t blocks);
+static void compress1_c(uint32_t st[8], const uint8_t* data, size_t blocks);
+static compress1_fn compress1 = compress1_c;
+#if HAVE_LANES
+static void compress1_shani(uint32_t st[8], const uint8_t* data, size_t blocks);
+#endif
+
 void sha256_batch_init(void) {
-  int n = 0;
-  for (int p = 2; n < 64; p++) {
-    int prime = 1;
-    for (int d = 2; d * d <= p; d++)
-      if (p % d == 0) prime = 0;
-    if (!prime) continue;
-    long double c = cbrtl((long double)p), s = sqrtl((long double)p);
-    K[n] = (uint32_t)((c - floorl(c)) * 4294967296.0L);
-    if (n < 8) IV[n] = (uint32_t)((s - floorl(s)) * 4294967296.0L);
-    n++;
-  }
 #if HAVE_LANES
   use_lanes = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw");
+  unsigned a, b, c, d;
+  if (__get_cpuid_count(7, 0, &a, &b, &c, &d) && (b & (1u << 29)) && __builtin_cpu_supports("sse4.1")) compress1 = compress1_shani;  // CPUID.7.0:EBX.SHA
 #endif
 }
+
+int sha256_set_engine(const char* name) {
+  if (strcmp(name, "c") == 0) {
+    compress1 = compress1_c;
+    return 1;
+  }
+#if HAVE_LANES
+  unsigned a, b, c, d;
+  if (strcmp(name, "sha-ni") == 0 && __get_cpuid_count(7, 0, &a, &b, &c, &d) && (b & (1u << 29))) {
+    compress1 = compress1_shani;
+    return 1;
+  }
+#endif
+  return 0;
+}
+
+const char* sha256_engine(void) {
+#if HAVE_LANES
+  if (compress1 == compress1_shani) return "sha-ni";
+#endif
+  return "c";
+}
+
+static inline uint32_t rotr(uint32_t x, int n) { return (x >> n) | (x << (32 - n)); }
+
+static inline uint32_t get_be32(const uint8_t* p) { return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3]; }
+
+static void compress_block_c(uint32_t st[8], const uint8_t* block) {
+  uint32_t w[64];
+  for (int i = 0; i < 16; i++) w[i] = get_be32(block + 4 * i);
+  for (int i = 16; i < 64; i++) {
+    uint32_t s0 = rotr(w[i - 15], 7) ^ rotr(w[i - 15], 18) ^ (w[i - 15] >> 3);
+    uint32_t s1 = rotr(w[i - 2], 17) ^ rotr(w[i - 2], 19) ^ (w[i - 2] >> 10);
+    w[i] = w[i - 16] + s0 + w[i - 7] + s1;
+  }
+  uint32_t a = st[0], b = st[1], c = st[2], d = st[3], e = st[4], f = st[5], g = st[6], h = st[7];
+  for (int i = 0; i < 64; i++) {
+    uint32_t t1 = h + (rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25)) + ((e & f) ^ (~e & g)) + K[i] + w[i];
+    uint32_t t2 = (rotr(a, 2) ^ rotr(a, 13) ^ rotr(a, 22)) + ((a & b) ^ (a & c) ^ (b & c));
+    h = g;
+    g = f;
+    f = e;
+    e = d + t1;
+    d = c;
+    c = b;
+    b = a;
+    a = t1 + t2;
+  }
+  st[0] += a;
+  st[1] += b;
+  st[2] += c;
+  st[3] += d;
+  st[4] += e;
+  st[5] += f;
+  st[6] += g;
+  st[7] += h;
+}
+
+// FIPS 180-4 section 6.2.2.
+static void compress1_c(uint32_t st[8], const uint8_t* data, size_t blocks) {
+  for (; blocks > 0; blocks--, data += 64) compress_block_c(st, data);
+}
+
+#if HAVE_LANES
+// The same with the SHA extensions: four rounds per pair of sha256rnds2, the schedule with
+// sha256msg1/msg2 (Intel's "SHA extensions" paper, 2013). The state is kept as ABEF/CDGH.
+__attribute__((target("sha,sse4.1"))) static void compress1_shani(uint32_t st[8], const uint8_t* data, size_t blocks) {
+  const __m128i swap = _mm_set_epi64x(0x0c0d0e0f08090a0bULL, 0x0405060700010203ULL);
+  __m128i tmp = _mm_shuffle_epi32(_mm_loadu_si128((const __m128i*)&st[0]), 0xb1);  // CDAB
+  __m128i s1 = _mm_shuffle_epi32(_mm_loadu_si128((const __m128i*)&st[4]), 0x1b);   // EFGH
+  __m128i s0 = _mm_alignr_epi8(tmp, s1, 8);                                         // ABEF
+  s1 = _mm_blend_epi16(s1, tmp, 0xf0);                                              // CDGH
+  for (; blocks > 0; blocks--, data += 64) {
+    const __m128i abef = s0, cdgh = s1;
+    __m128i w[4];
+    for (int i = 0; i < 4; i++) w[i] = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i*)(data + 16 * i)), swap);
+#pragma GCC unroll 16
+    for (int i = 0; i < 16; i++) {
+      if (i >= 4) {
+        // Words 4i..4i+3 from the four groups before: w[i&3] holds group i-4 until replaced.
+        __m128i x = _mm_add_epi32(_mm_sha256msg1_epu32(w[i & 3], w[(i + 1) & 3]), _mm_alignr_epi8(w[(i + 3) & 3], w[(i + 2) & 3], 4));
+        w[i & 3] = _mm_sha256msg2_epu32(x, w[(i + 3) & 3]);
+      }
+      __m128i m = _mm_add_epi32(w[i & 3], _mm_load_si128((const __m128i*)&K[4 * i]));
+      s1 = _mm_sha256rnds2_epu32(s1, s0, m);
+      s0 = _mm_sha256rnds2_epu32(s0, s1, _mm_shuffle_epi32(m, 0x0e));
+    }
+    s0 = _mm_add_epi32(s0, abef);
+    s1 = _mm_add_epi32(s1, cdgh);
+  }
+  tmp = _mm_shuffle_epi32(s0, 0x1b);        // FEBA
+  s1 = _mm_shuffle_epi32(s1, 0xb1);         // DCHG
+  s0 = _mm_blend_epi16(tmp, s1, 0xf0);      // DCBA
+  s1 = _mm_alignr_epi8(s1, tmp, 8);         // HGFE
+  _mm_storeu_si128((__m128i*)&st[0], s0);
+  _mm_storeu_si128((__m128i*)&st[4], s1);
+}
+#endif
 
 int sha256_batch_lanes(void) { return use_lanes; }
 
@@ -160,7 +272,7 @@ static void lane_take(lane_t* ln, uint8_t* out, size_t n) {
 }
 
 /** The lane's next block, consumed; *last is set when it is the message's final one. */
-static const uint8_t* lane_block(lane_t* ln, int* last) {
+static inline __attribute__((always_inline)) const uint8_t* lane_block(lane_t* ln, int* last) {
   *last = 0;
   if (ln->pad_blocks == 0) {
     if (ln->n[0] >= 64) {
@@ -189,22 +301,23 @@ static const uint8_t* lane_block(lane_t* ln, int* last) {
   return b;
 }
 
-/** Finishes a lane's message with OpenSSL from the state its lane reached. */
-static void lane_finish_openssl(const lane_t* ln, uint32_t st[8][LANES], int l, uint8_t* digest) {
-  SHA256_CTX ctx;
-  SHA256_Init(&ctx);
-  for (int i = 0; i < 8; i++) ctx.h[i] = st[i][l];
-  if (ln->pad_blocks == 0) {
-    uint64_t bits = ln->done * 8;
-    ctx.Nl = (SHA_LONG)bits;
-    ctx.Nh = (SHA_LONG)(bits >> 32);
-    SHA256_Update(&ctx, ln->p[0], ln->n[0]);
-    if (ln->n[1] > 0) SHA256_Update(&ctx, ln->p[1], ln->n[1]);
-    SHA256_Final(digest, &ctx);
-    return;
+/** Finishes a lane's message from the state its lane reached, as one stream. */
+static void lane_finish(lane_t* ln, uint32_t st[8][LANES], int l, uint8_t* digest) {
+  uint32_t one[8];
+  for (int i = 0; i < 8; i++) one[i] = st[i][l];
+  for (int k = 0; k < 2 && ln->pad_blocks == 0; k++) {
+    // The whole blocks left in the first piece in one call; then in the second, once the first
+    // is used up.
+    if (k == 1 && ln->n[0] != 0) break;
+    int p = ln->n[0] != 0 ? 0 : 1;
+    size_t whole = ln->n[p] / 64;
+    compress1(one, ln->p[p], whole);
+    ln->p[p] += 64 * whole;
+    ln->n[p] -= 64 * whole;
+    ln->done += 64 * whole;
   }
-  for (int k = ln->pad_next; k < ln->pad_blocks; k++) SHA256_Transform(&ctx, ln->pad + 64 * k);
-  for (int i = 0; i < 8; i++) put_be32(digest + 4 * i, ctx.h[i]);
+  for (int last = 0; !last;) compress1(one, lane_block(ln, &last), 1);
+  for (int i = 0; i < 8; i++) put_be32(digest + 4 * i, one[i]);
 }
 
 static void lanes_batch(const sha256_msg_t* msgs, size_t count, uint8_t* digests) {
@@ -215,6 +328,9 @@ static void lanes_batch(const sha256_msg_t* msgs, size_t count, uint8_t* digests
   int last[LANES];
   size_t next = 0;
   int busy = 0;
+  // One stream in plain C does about a third of what a vector step does for all sixteen lanes:
+  // without SHA-NI, the lanes carry on until fewer than three are busy.
+  const int finish_below = compress1 == compress1_c ? 3 : MIN_BUSY_LANES;
   for (int l = 0; l < LANES; l++) {
     lanes[l].job = -1;
     if (next < count) {
@@ -224,9 +340,9 @@ static void lanes_batch(const sha256_msg_t* msgs, size_t count, uint8_t* digests
     }
   }
   while (busy > 0) {
-    if (next == count && busy < MIN_BUSY_LANES) {
+    if (next == count && busy < finish_below) {
       for (int l = 0; l < LANES; l++)
-        if (lanes[l].job >= 0) lane_finish_openssl(&lanes[l], st, l, digests + 32 * lanes[l].job);
+        if (lanes[l].job >= 0) lane_finish(&lanes[l], st, l, digests + 32 * lanes[l].job);
       return;
     }
     for (int l = 0; l < LANES; l++) {

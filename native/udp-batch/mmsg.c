@@ -2,6 +2,8 @@
 #define _GNU_SOURCE
 #include "mmsg.h"
 
+#include "../common/nb_common.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdlib.h>
@@ -9,9 +11,9 @@
 
 int rx_ring_init(rx_ring_t* r, uint8_t* rx, uint32_t slot, uint32_t slots) {
   r->slots = slots;
-  r->msgs = calloc(slots, sizeof *r->msgs);
-  r->iovs = calloc(slots, sizeof *r->iovs);
-  r->names = calloc(slots, sizeof *r->names);
+  r->msgs = nb_calloc(slots, sizeof *r->msgs);
+  r->iovs = nb_calloc(slots, sizeof *r->iovs);
+  r->names = nb_calloc(slots, sizeof *r->names);
   if (r->msgs == NULL || r->iovs == NULL || r->names == NULL) return -ENOMEM;
   for (uint32_t i = 0; i < slots; i++) {
     r->iovs[i].iov_base = rx + (size_t)i * slot;

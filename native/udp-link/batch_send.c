@@ -2,6 +2,8 @@
 #define _GNU_SOURCE
 #include "batch_send.h"
 
+#include "../common/nb_common.h"
+
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/udp.h>
@@ -10,7 +12,7 @@
 
 #define MMSG_BATCH 64
 
-ssize_t send_gso(int fd, uint8_t* base, size_t stride, size_t count, size_t final_len) {
+size_t send_gso(int fd, uint8_t* base, size_t stride, size_t count, size_t final_len, int* err) {
   char control[CMSG_SPACE(sizeof(uint16_t))];
   struct iovec iov;
   struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control, .msg_controllen = sizeof control};
@@ -30,14 +32,17 @@ ssize_t send_gso(int fd, uint8_t* base, size_t stride, size_t count, size_t fina
     iov.iov_len = len;
     msg.msg_controllen = n > 1 ? sizeof control : 0;
     msg.msg_control = n > 1 ? control : NULL;
-    if (sendmsg(fd, &msg, MSG_DONTWAIT) < 0) {
+    ssize_t r = n > 1 && nb_fault(NB_FAULT_GSO) ? (errno = EIO, -1) : sendmsg(fd, &msg, MSG_DONTWAIT);
+    if (r < 0) {
       if (errno == EINTR) continue;
-      return sent > 0 && (errno == EAGAIN || errno == EWOULDBLOCK) ? (ssize_t)sent : -errno;
+      *err = errno;
+      return sent;
     }
     msg.msg_control = control;
     sent += n;
   }
-  return (ssize_t)sent;
+  *err = 0;
+  return sent;
 }
 
 ssize_t send_mmsg(int fd, uint8_t* base, size_t stride, size_t count, size_t final_len) {

@@ -19,9 +19,11 @@
 #define MAX_UDP_PAYLOAD 65507
 
 // `count` datagrams every `stride` bytes from `base`, each `stride` long but the last
-// (`final_len`). Both return how many went out (fewer: the send buffer filled up), or -errno
-// when none could.
-ssize_t send_gso(int fd, uint8_t* base, size_t stride, size_t count, size_t final_len);
+// (`final_len`). send_gso returns how many went out and sets *err to the errno that stopped it
+// (0: none did; EAGAIN: the send buffer filled up; EIO, EINVAL: this route cannot segment).
+// send_mmsg returns how many went out (fewer: the send buffer filled up), or -errno when none
+// could.
+size_t send_gso(int fd, uint8_t* base, size_t stride, size_t count, size_t final_len, int* err);
 ssize_t send_mmsg(int fd, uint8_t* base, size_t stride, size_t count, size_t final_len);
 
 #endif

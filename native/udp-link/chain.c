@@ -11,8 +11,8 @@ napi_value link_set_run_buffer(napi_env env, napi_callback_info info) {
   size_t len;
   link_t* l = unwrap_buffer(env, info, "setRunBuffer: Buffer expected", &arg, &data, &len);
   if (l == NULL) return NULL;
-  if (l->run_ref != NULL) napi_delete_reference(env, l->run_ref);
-  napi_create_reference(env, arg, 1, &l->run_ref);
+  if (l->s.refs[LINK_RUN] != NULL) napi_delete_reference(env, l->s.refs[LINK_RUN]);
+  nb_socket_hold(&l->s, LINK_RUN, arg);
   l->run_buf = data;
   l->run_len = len;
   l->chain_len = l->chain_pos = 0;

@@ -35,129 +35,51 @@
 
 static int gso_probe = -1;  // -1 unknown, else 0/1
 
-napi_value throw_errno(napi_env env, int err, const char* what) {
-  char msg[160];
-  snprintf(msg, sizeof msg, "%s: %s", what, strerror(err));
-  const char* code = err == EADDRNOTAVAIL ? "EADDRNOTAVAIL" : err == EADDRINUSE ? "EADDRINUSE" : err == EACCES ? "EACCES" : "ESOCKET";
-  napi_throw_error(env, code, msg);
-  return NULL;
-}
-
-static void free_link(link_t* l) {
+static void release_link(nb_socket_t* s) {
+  link_t* l = (link_t*)s;
   free(l->expects);
   free(l->runs);
   free(l);
 }
 
-static void on_closed(uv_handle_t* h) {
-  link_t* l = (link_t*)h->data;
-  close(l->fd);
-  l->closed = 1;
-  if (l->unwrapped) free_link(l);
+static void call_js(link_t* l, int fn, size_t argc, napi_value* argv) {
+  nb_call_js(l->s.env, l->s.async, l->s.refs[fn], argc, argv);
 }
 
-static void drop_refs(link_t* l) {
-  napi_ref* refs[] = {&l->on_datagram, &l->on_error, &l->on_writable, &l->rx_ref, &l->run_ref};
-  for (size_t i = 0; i < sizeof refs / sizeof refs[0]; i++) {
-    if (*refs[i] != NULL) napi_delete_reference(l->env, *refs[i]);
-    *refs[i] = NULL;
-  }
-  if (l->async != NULL) napi_async_destroy(l->env, l->async);
-  l->async = NULL;
-}
-
-static void close_link(link_t* l) {
-  if (l->closing) return;
-  l->closing = 1;
-  drop_refs(l);
-  uv_poll_stop(&l->poll);
-  uv_close((uv_handle_t*)&l->poll, on_closed);
-}
-
-void call_handler(napi_env env, napi_async_context async, napi_ref fn_ref, size_t argc, napi_value* argv) {
-  napi_handle_scope scope;
-  napi_open_handle_scope(env, &scope);
-  napi_value fn, recv, result;
-  napi_get_reference_value(env, fn_ref, &fn);
-  napi_get_global(env, &recv);  // MakeCallback needs an object receiver
-  if (napi_make_callback(env, async, recv, fn, argc, argv, &result) == napi_pending_exception) {
-    napi_value err;
-    napi_get_and_clear_last_exception(env, &err);
-    napi_fatal_exception(env, err);
-  }
-  napi_close_handle_scope(env, scope);
-}
-
-static void call_js(link_t* l, napi_ref fn_ref, size_t argc, napi_value* argv) {
-  call_handler(l->env, l->async, fn_ref, argc, argv);
-}
-
-int bound_socket(napi_env env, const struct sockaddr_in* local) {
-  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) {
-    throw_errno(env, errno, "socket");
-    return -1;
-  }
-  if (bind(fd, (const struct sockaddr*)local, sizeof *local) != 0) {
-    int e = errno;
-    close(fd);
-    throw_errno(env, e, "bind");
-    return -1;
-  }
-  return fd;
-}
-
-void start_polling(napi_env env, uv_poll_t* poll, int fd, void* data, int events, uv_poll_cb cb) {
-  uv_loop_t* loop;
-  napi_get_uv_event_loop(env, &loop);
-  uv_poll_init_socket(loop, poll, fd);
-  poll->data = data;
-  uv_poll_start(poll, events, cb);
-}
-
-static void report_error(link_t* l, int err) {
-  napi_handle_scope scope;
-  napi_open_handle_scope(l->env, &scope);
-  napi_value argv[1];
-  napi_create_string_utf8(l->env, strerror(err), NAPI_AUTO_LENGTH, &argv[0]);
-  call_js(l, l->on_error, 1, argv);
-  napi_close_handle_scope(l->env, scope);
-}
+static void report_error(link_t* l, int err) { nb_socket_call_error(&l->s, LINK_ON_ERROR, err); }
 
 // onDatagram(length, steps, lastSent): first the chain steps fired since the last report (the
 // last one sent only `lastSent` blocks when >= 0), then the datagram itself (length -1: none).
 static void report(link_t* l, int64_t length, int64_t last_sent) {
+  napi_env env = l->s.env;
   napi_handle_scope scope;
-  napi_open_handle_scope(l->env, &scope);
+  napi_open_handle_scope(env, &scope);
   napi_value argv[3];
-  napi_create_int64(l->env, length, &argv[0]);
-  napi_create_uint32(l->env, l->fired, &argv[1]);
-  napi_create_int64(l->env, last_sent, &argv[2]);
+  napi_create_int64(env, length, &argv[0]);
+  napi_create_uint32(env, l->fired, &argv[1]);
+  napi_create_int64(env, last_sent, &argv[2]);
   l->fired = 0;
-  call_js(l, l->on_datagram, 3, argv);
-  napi_close_handle_scope(l->env, scope);
+  call_js(l, LINK_ON_DATAGRAM, 3, argv);
+  napi_close_handle_scope(env, scope);
 }
 
 static void on_poll(uv_poll_t* h, int status, int events) {
   link_t* l = (link_t*)h->data;
-  if (l->closing) return;
+  if (l->s.closing) return;
   if (status < 0) {
-    // libuv stops the poll on POLLERR; the socket's pending error says why (ICMP unreachable).
-    int err = 0;
-    socklen_t len = sizeof err;
-    getsockopt(l->fd, SOL_SOCKET, SO_ERROR, &err, &len);
-    report_error(l, err != 0 ? err : -status);
+    // libuv stops the poll on POLLERR; the socket's pending error says why (ICMP unreachable:
+    // the peer is gone, and the session ends the transfer).
+    report_error(l, nb_socket_take_error(&l->s, status));
     return;
   }
   if (events & UV_WRITABLE) {
-    l->events = UV_READABLE;
-    uv_poll_start(&l->poll, l->events, on_poll);
-    call_js(l, l->on_writable, 0, NULL);
-    if (l->closing) return;
+    nb_socket_poll(&l->s, UV_READABLE, on_poll);
+    call_js(l, LINK_ON_WRITABLE, 0, NULL);
+    if (l->s.closing) return;
   }
   if (!(events & UV_READABLE)) return;
-  for (int i = 0; i < RECV_BUDGET && !l->closing; i++) {
-    ssize_t n = recv(l->fd, l->rx, l->rx_len, MSG_DONTWAIT);
+  for (int i = 0; i < RECV_BUDGET && !l->s.closing; i++) {
+    ssize_t n = recv(l->s.fd, l->rx, l->rx_len, MSG_DONTWAIT);
     if (n < 0) {
       if (errno == EAGAIN || errno == EWOULDBLOCK) return;
       if (errno == EINTR) continue;
@@ -188,22 +110,6 @@ static void on_poll(uv_poll_t* h, int status, int events) {
   }
 }
 
-static void finalize(napi_env env, void* data, void* hint) {
-  (void)hint;
-  link_t* l = (link_t*)data;
-  l->env = env;
-  if (!l->closing) close_link(l);
-  l->unwrapped = 1;
-  if (l->closed) free_link(l);
-}
-
-static int parse_ipv4(napi_env env, napi_value v, struct in_addr* out) {
-  char s[64];
-  size_t len;
-  if (napi_get_value_string_utf8(env, v, s, sizeof s, &len) != napi_ok) return 0;
-  return inet_pton(AF_INET, s, out) == 1;
-}
-
 // new UdpLink(bindAddress, peerAddress, peerPort, rx: Buffer, gso: boolean,
 //             onDatagram(length), onError(message), onWritable())
 static napi_value link_new(napi_env env, napi_callback_info info) {
@@ -216,7 +122,7 @@ static napi_value link_new(napi_env env, napi_callback_info info) {
   }
   struct sockaddr_in local = {.sin_family = AF_INET}, peer = {.sin_family = AF_INET};
   uint32_t port = 0;
-  if (!parse_ipv4(env, argv[0], &local.sin_addr) || !parse_ipv4(env, argv[1], &peer.sin_addr) || napi_get_value_uint32(env, argv[2], &port) != napi_ok ||
+  if (!nb_parse_ipv4(env, argv[0], &local.sin_addr) || !nb_parse_ipv4(env, argv[1], &peer.sin_addr) || napi_get_value_uint32(env, argv[2], &port) != napi_ok ||
       port == 0 || port > 65535) {
     napi_throw_type_error(env, NULL, "UdpLink: IPv4 bind address, IPv4 peer address and peer port 1-65535 expected");
     return NULL;
@@ -229,43 +135,34 @@ static napi_value link_new(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, NULL, "UdpLink: receive Buffer and gso flag expected");
     return NULL;
   }
-  int fd = bound_socket(env, &local);
-  if (fd < 0) return NULL;
+  // Allocated before the socket exists: a failure leaves nothing to close.
+  link_t* l = nb_calloc(1, sizeof *l);
+  if (l == NULL) return nb_throw_errno(env, ENOMEM, "UdpLink");
+  int fd = nb_bound_socket(env, &local, 0);
+  if (fd < 0) {
+    free(l);
+    return NULL;
+  }
   if (connect(fd, (struct sockaddr*)&peer, sizeof peer) != 0) {
     int e = errno;
     close(fd);
-    return throw_errno(env, e, "connect");
+    free(l);
+    return nb_throw_errno(env, e, "connect");
   }
-  link_t* l = calloc(1, sizeof *l);
-  l->fd = fd;
   l->gso = gso;
-  l->env = env;
   l->rx = rx;
   l->rx_len = rx_len;
-  napi_create_reference(env, argv[3], 1, &l->rx_ref);
-  napi_create_reference(env, argv[5], 1, &l->on_datagram);
-  napi_create_reference(env, argv[6], 1, &l->on_error);
-  napi_create_reference(env, argv[7], 1, &l->on_writable);
-  napi_value name;
-  napi_create_string_utf8(env, "netboot:udp-link", NAPI_AUTO_LENGTH, &name);
-  napi_async_init(env, self, name, &l->async);
-  l->events = UV_READABLE;
-  start_polling(env, &l->poll, fd, l, l->events, on_poll);
-  napi_wrap(env, self, l, finalize, NULL, NULL);
+  nb_socket_open(&l->s, env, self, "netboot:udp-link", fd, release_link, UV_READABLE, on_poll);
+  nb_socket_hold(&l->s, LINK_RX, argv[3]);
+  nb_socket_hold(&l->s, LINK_ON_DATAGRAM, argv[5]);
+  nb_socket_hold(&l->s, LINK_ON_ERROR, argv[6]);
+  nb_socket_hold(&l->s, LINK_ON_WRITABLE, argv[7]);
   return self;
 }
 
 
 link_t* unwrap(napi_env env, napi_callback_info info, size_t* argc, napi_value* argv) {
-  napi_value self;
-  napi_get_cb_info(env, info, argc, argv, &self, NULL);
-  link_t* l = NULL;
-  napi_unwrap(env, self, (void**)&l);
-  if (l == NULL || l->closing) {
-    napi_throw_error(env, "ERR_SOCKET_CLOSED", "UdpLink is closed");
-    return NULL;
-  }
-  return l;
+  return (link_t*)nb_socket_this(env, info, argc, argv, "UdpLink is closed");
 }
 
 link_t* unwrap_buffer(napi_env env, napi_callback_info info, const char* what, napi_value* arg, void** data, size_t* len) {
@@ -279,12 +176,6 @@ link_t* unwrap_buffer(napi_env env, napi_callback_info info, const char* what, n
   return l;
 }
 
-static napi_value int_value(napi_env env, int64_t v) {
-  napi_value out;
-  napi_create_int64(env, v, &out);
-  return out;
-}
-
 // send(buf): one datagram. Returns bytes sent, or -errno (EAGAIN: the kernel buffer is full).
 static napi_value link_send(napi_env env, napi_callback_info info) {
   napi_value arg;
@@ -292,8 +183,8 @@ static napi_value link_send(napi_env env, napi_callback_info info) {
   size_t len;
   link_t* l = unwrap_buffer(env, info, "send: Buffer expected", &arg, &data, &len);
   if (l == NULL) return NULL;
-  ssize_t n = send(l->fd, data, len, MSG_DONTWAIT);
-  return int_value(env, n < 0 ? -errno : n);
+  ssize_t n = send(l->s.fd, data, len, MSG_DONTWAIT);
+  return nb_int(env, n < 0 ? -errno : n);
 }
 
 
@@ -315,34 +206,36 @@ static napi_value link_send_run(napi_env env, napi_callback_info info) {
     napi_throw_range_error(env, NULL, "sendRun: run outside the buffer");
     return NULL;
   }
-  return int_value(env, send_run(l, (uint8_t*)data + offset, stride, count, final_len));
+  return nb_int(env, send_run(l, (uint8_t*)data + offset, stride, count, final_len));
 }
 
 ssize_t send_run(link_t* l, uint8_t* base, size_t stride, size_t count, size_t final_len) {
+  size_t done = 0;
   if (l->gso && count > 1 && stride * 2 <= MAX_UDP_PAYLOAD) {
-    ssize_t r = send_gso(l->fd, base, stride, count, final_len);
-    if (r != -EIO && r != -EINVAL && r != -ENOPROTOOPT && r != -EOPNOTSUPP) return r;
-    // The route or device cannot segment (e.g. an xfrm route): batch with sendmmsg from now on.
+    int err = 0;
+    done = send_gso(l->s.fd, base, stride, count, final_len, &err);
+    if (err == 0) return (ssize_t)done;
+    if (err != EIO && err != EINVAL && err != ENOPROTOOPT && err != EOPNOTSUPP) return done > 0 && (err == EAGAIN || err == EWOULDBLOCK) ? (ssize_t)done : -err;
+    // The route or device cannot segment (e.g. an xfrm route): batch with sendmmsg from now on,
+    // starting with what GSO did not send (the datagrams before went out: never twice).
     l->gso = 0;
   }
-  return send_mmsg(l->fd, base, stride, count, final_len);
+  ssize_t r = send_mmsg(l->s.fd, base + done * stride, stride, count - done, final_len);
+  if (r < 0) return done > 0 && (r == -EAGAIN || r == -EWOULDBLOCK) ? (ssize_t)done : r;
+  return (ssize_t)done + r;
 }
 
 static napi_value link_want_writable(napi_env env, napi_callback_info info) {
   size_t argc = 0;
   link_t* l = unwrap(env, info, &argc, NULL);
   if (l == NULL) return NULL;
-  l->events = UV_READABLE | UV_WRITABLE;
-  uv_poll_start(&l->poll, l->events, on_poll);
+  nb_socket_poll(&l->s, UV_READABLE | UV_WRITABLE, on_poll);
   return NULL;
 }
 
 static napi_value link_close(napi_env env, napi_callback_info info) {
-  napi_value self;
-  napi_get_cb_info(env, info, NULL, NULL, &self, NULL);
-  link_t* l = NULL;
-  napi_unwrap(env, self, (void**)&l);
-  if (l != NULL) close_link(l);
+  nb_socket_t* s = nb_socket_this_any(env, info);
+  if (s != NULL) nb_socket_close(s);
   return NULL;
 }
 
@@ -352,10 +245,10 @@ static napi_value link_info(napi_env env, napi_callback_info info) {
   if (l == NULL) return NULL;
   struct sockaddr_in a;
   socklen_t alen = sizeof a;
-  getsockname(l->fd, (struct sockaddr*)&a, &alen);
+  getsockname(l->s.fd, (struct sockaddr*)&a, &alen);
   int sndbuf = 0;
   socklen_t slen = sizeof sndbuf;
-  getsockopt(l->fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, &slen);
+  getsockopt(l->s.fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, &slen);
   napi_value out, v;
   napi_create_object(env, &out);
   napi_create_uint32(env, ntohs(a.sin_port), &v);
@@ -375,7 +268,7 @@ static napi_value link_set_send_buffer(napi_env env, napi_callback_info info) {
   uint32_t bytes = 0;
   napi_get_value_uint32(env, argv[0], &bytes);
   int v = (int)(bytes > 0x7fffffff ? 0x7fffffff : bytes);
-  setsockopt(l->fd, SOL_SOCKET, SO_SNDBUF, &v, sizeof v);  // the kernel caps it at wmem_max
+  setsockopt(l->s.fd, SOL_SOCKET, SO_SNDBUF, &v, sizeof v);  // the kernel caps it at wmem_max
   return NULL;
 }
 
@@ -415,5 +308,6 @@ NAPI_MODULE_INIT() {
   napi_create_function(env, "readCached", NAPI_AUTO_LENGTH, read_cached, NULL, &fn);
   napi_set_named_property(env, exports, "readCached", fn);
   define_listener(env, exports);
+  nb_define_faults(env, exports);
   return exports;
 }

@@ -6,17 +6,14 @@
 #include <sys/types.h>
 #include <uv.h>
 
+#include "../common/nb_common.h"
+
+// The JS values a link holds (nb_socket_t.refs).
+enum { LINK_ON_DATAGRAM, LINK_ON_ERROR, LINK_ON_WRITABLE, LINK_RX, LINK_RUN };
+
 typedef struct {
-  uv_poll_t poll;
-  int fd;
+  nb_socket_t s;  // first: the socket, its poll, its JS references (../common/nb_common.h)
   int gso;        // 1: send runs with UDP_SEGMENT, 0: sendmmsg
-  int closing;    // close() was called: uv_close is under way or done
-  int closed;     // the uv close callback ran (fd closed)
-  int unwrapped;  // the JS object was collected
-  int events;     // events the poll is started for
-  napi_env env;
-  napi_ref on_datagram, on_error, on_writable, rx_ref;
-  napi_async_context async;
   uint8_t* rx;
   size_t rx_len;
   // The armed chain: step i fires on datagram expects[i*width..] and sends runs[3i..3i+2]
@@ -24,21 +21,10 @@ typedef struct {
   uint32_t chain_len, chain_pos, chain_cap, fired, width, stride;
   uint8_t* expects;
   uint32_t* runs;
-  napi_ref run_ref;
   uint8_t* run_buf;
   size_t run_len;
 } link_t;
 
-// Throws a JS Error for errno `err` (code EADDRINUSE, EADDRNOTAVAIL, EACCES or ESOCKET); returns NULL.
-napi_value throw_errno(napi_env env, int err, const char* what);
-struct sockaddr_in;
-// A non-blocking UDP socket bound to `local`, or -1 with a JS exception pending.
-int bound_socket(napi_env env, const struct sockaddr_in* local);
-// Calls a JS handler as a top-level callback (microtasks and nextTicks run after it, as for any
-// I/O callback). A thrown exception goes to process 'uncaughtException', like any other.
-void call_handler(napi_env env, napi_async_context async, napi_ref fn_ref, size_t argc, napi_value* argv);
-// Starts polling `fd` on Node's loop for `events`, with `data` on the handle.
-void start_polling(napi_env env, uv_poll_t* poll, int fd, void* data, int events, uv_poll_cb cb);
 // Adds the UdpListener class (listener.c) to the exports.
 void define_listener(napi_env env, napi_value exports);
 
@@ -47,7 +33,8 @@ link_t* unwrap(napi_env env, napi_callback_info info, size_t* argc, napi_value* 
 // unwrap() for a method whose one argument is a Buffer (`what` names it in the TypeError);
 // `arg` receives the argument itself.
 link_t* unwrap_buffer(napi_env env, napi_callback_info info, const char* what, napi_value* arg, void** data, size_t* len);
-// Sends a run through GSO when the link may, else sendmmsg (see batch_send.h).
+// Sends a run through GSO when the link may, else sendmmsg (see batch_send.h). When GSO fails
+// part-way (a route that cannot segment), sendmmsg sends only what GSO did not.
 ssize_t send_run(link_t* l, uint8_t* base, size_t stride, size_t count, size_t final_len);
 
 napi_value link_set_run_buffer(napi_env env, napi_callback_info info);

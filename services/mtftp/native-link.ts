@@ -7,8 +7,10 @@
 import { createRequire } from 'node:module';
 import type { SendPath } from '../../platform/runtime/config.ts';
 import { errorMessage } from '../../platform/runtime/errors.ts';
+import { nativeAddonFile } from '../../platform/runtime/native-addon.ts';
 import type { BlockRing, CachedReader } from './block-ring.ts';
 import type { LinkEvents, Peer, RequestHandler, RequestSocket, TransferLink } from './transfer-link.ts';
+import type { TurnsTaken, TurnTaker } from './turn-chain.ts';
 
 interface UdpLinkHandle {
   send(packet: Buffer): number;
@@ -51,7 +53,7 @@ export type NativeSupport = { readonly ok: true; readonly addon: UdpLinkAddon; r
 export function loadNativeLink(): NativeSupport {
   if (process.platform !== 'linux') return { ok: false, reason: `native links are Linux-only (platform ${process.platform})` };
   try {
-    const addon = createRequire(import.meta.url)('../../native/udp-link/build/Release/udp_link.node') as UdpLinkAddon;
+    const addon = createRequire(import.meta.url)(nativeAddonFile('udp-link', 'udp_link.node')) as UdpLinkAddon;
     return { ok: true, addon, gso: addon.gsoSupported() };
   } catch (err) {
     return { ok: false, reason: `native/udp-link not built (${errorMessage(err).split('\n')[0]})` };
@@ -84,10 +86,11 @@ export class NativeLinks {
   }
 }
 
-export class NativeLink implements TransferLink {
+export class NativeLink implements TransferLink, TurnTaker {
   readonly kind: 'gso' | 'sendmmsg';
   private readonly handle: UdpLinkHandle;
   private events: LinkEvents | null = null;
+  private turnsTaken: TurnsTaken | null = null;
   private closed = false;
   private runBuffer: Buffer | null = null;
   /** The armed chain's runs: offset, count, final length per step. */
@@ -101,7 +104,11 @@ export class NativeLink implements TransferLink {
       peer.port,
       rx,
       gso,
-      (length, steps, lastSent) => this.events?.datagram(rx, length, steps, lastSent),
+      (length, steps, lastSent) => {
+        // The turns the addon took come first, then the datagram that ended the chain (if any).
+        if (steps > 0 || length < 0) this.turnsTaken?.(steps, lastSent, length >= 0);
+        if (length >= 0) this.events?.datagram(rx, length);
+      },
       (message) => this.fail(message),
       () => this.events?.writable(),
     );
@@ -109,6 +116,15 @@ export class NativeLink implements TransferLink {
 
   listen(events: LinkEvents): void {
     this.events = events;
+  }
+
+  /** This link takes lock-step turns in the addon (turn-chain.ts). */
+  get turns(): TurnTaker {
+    return this;
+  }
+
+  onTurns(handler: TurnsTaken): void {
+    this.turnsTaken = handler;
   }
 
   send(packet: Buffer): void {

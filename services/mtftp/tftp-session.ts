@@ -48,8 +48,8 @@ export class TftpSession {
   /** Blocks the link could not take yet (its send buffer was full): sent when it is writable. */
   private blockedFirst = 0;
   private blockedLast = -1;
-  /** Turns the native link takes on its own (lock-step), replayed through the machine after. */
-  private readonly chain = new TurnChain();
+  /** Turns the link takes on its own (lock-step), replayed through the machine after; never armed over node:dgram. */
+  private readonly chain: TurnChain;
   private ended = false;
   private firstTurn: (() => void) | null = null;
   readonly done: Promise<SessionEnd>;
@@ -63,15 +63,17 @@ export class TftpSession {
     this.now = parts.now ?? (() => performance.now());
     this.startedAt = this.now();
     this.oackPacket = parts.oack.length > 0 ? encode({ op: 'OACK', options: parts.oack }) : null;
+    this.chain = new TurnChain(parts.link.turns);
     this.done = new Promise((resolve) => (this.resolveDone = resolve));
   }
 
   start(): void {
     this.link.listen({
-      datagram: (buf, length, steps, lastSent) => this.onDatagram(buf, length, steps, lastSent),
+      datagram: (buf, length) => this.onDatagram(buf, length),
       error: (err) => this.onSocketError(err),
       writable: () => this.onWritable(),
     });
+    this.link.turns?.onTurns((steps, lastSent, datagramFollows) => this.onTurns(steps, lastSent, datagramFollows));
     this.apply(this.machine.start());
     // Everything else after the first packet: the timer, and with the OACK out, reading the first
     // blocks while the client answers it; once they are in, the link holds the turn "on ACK 0,
@@ -103,15 +105,20 @@ export class TftpSession {
     this.end('shutdown', 'server shutting down');
   }
 
-  private onDatagram(buf: Buffer, length: number, steps: number, lastSent: number): void {
+  private onDatagram(buf: Buffer, length: number): void {
+    if (this.ended) return;
+    this.chain.clear(); // a datagram the chain did not take ends it
+    this.handleDatagram(buf, length);
+    this.armNext();
+    this.firstTurnDone();
+  }
+
+  /** The link took turns of the chain; when a datagram ended it, onDatagram comes next. */
+  private onTurns(steps: number, lastSent: number, datagramFollows: boolean): void {
     if (this.ended) return;
     if (steps > 0) this.replay(steps, lastSent);
-    if (length >= 0) {
-      this.chain.clear(); // a datagram the chain did not take ends it
-      if (!this.ended) this.handleDatagram(buf, length);
-    } else if (lastSent >= 0 || !this.chain.active) {
-      this.chain.clear();
-    }
+    if (datagramFollows) return;
+    if (lastSent >= 0 || !this.chain.active) this.chain.clear();
     this.armNext();
     this.firstTurnDone();
   }
@@ -130,8 +137,7 @@ export class TftpSession {
       if (step.kind !== 'send' || m.sendOack || m.sendFirst !== first || m.sendLast !== last) {
         // Cannot happen while the chain follows windowEndAfter; if it does, the machine wins.
         this.log.warn('predicted turn differs from the state machine', { acked: first - 1, predicted: `${first}-${last}`, step: step.kind });
-        this.link.disarm();
-        this.chain.clear();
+        this.chain.disarm();
         this.apply(step);
         return;
       }
@@ -175,7 +181,7 @@ export class TftpSession {
     this.firstTurnDone();
     if (this.chain.active) {
       // The link may have made progress the machine has not seen yet: that is no timeout.
-      const steps = this.link.takeProgress();
+      const steps = this.chain.takeProgress();
       if (steps > 0) {
         this.replay(steps, -1);
         if (!this.chain.active) this.chain.clear();
@@ -254,7 +260,7 @@ export class TftpSession {
   /** Arms a chain of turns over the resident blocks; ends halfway through a read chunk so reads overlap. */
   private armNext(): void {
     if (this.ended || this.chain.active || this.blockedLast >= this.blockedFirst) return;
-    this.chain.arm(this.machine, this.ring, this.link, Math.max(this.machine.plan.windowSize, this.ring.chunk >> 1));
+    this.chain.arm(this.machine, this.ring, Math.max(this.machine.plan.windowSize, this.ring.chunk >> 1));
   }
 
   private onWritable(): void {

@@ -1,9 +1,11 @@
 // The socket side of one transfer: a connected UDP socket (the server's TID) behind one small
 // interface, with two implementations. `DgramLink` is plain node:dgram (the pure-JS path, always
 // available). `NativeLink` (native-link.ts) owns its socket in our addon and sends a whole window
-// per system call (UDP GSO or sendmmsg). The session decides what to send; a link only moves bytes.
+// per system call (UDP GSO or sendmmsg), and can take lock-step turns without JS (its optional
+// `turns`, turn-chain.ts). The session decides what to send; a link only moves bytes.
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import type { BlockRing } from './block-ring.ts';
+import type { TurnTaker } from './turn-chain.ts';
 
 export interface Peer {
   readonly address: string;
@@ -11,12 +13,8 @@ export interface Peer {
 }
 
 export interface LinkEvents {
-  /**
-   * From the peer: first, `steps` turns of the armed chain the link took since the last call (the
-   * last of them sent only `lastSent` blocks when lastSent >= 0); then, when length >= 0, a
-   * datagram the chain did not take, in buf[0..length) (valid only during the call).
-   */
-  datagram(buf: Buffer, length: number, steps: number, lastSent: number): void;
+  /** A datagram from the peer, in buf[0..length) (valid only during the call). */
+  datagram(buf: Buffer, length: number): void;
   /** The socket failed (e.g. ICMP port unreachable as ECONNREFUSED): the peer is gone. */
   error(err: Error): void;
   /** Sending is possible again after sendBlocks sent fewer blocks than asked. */
@@ -30,17 +28,8 @@ export interface TransferLink {
   send(packet: Buffer): void;
   /** Sends resident blocks first..last of the ring; returns how many went out (the rest: wait for writable). */
   sendBlocks(ring: BlockRing, first: number, last: number): number;
-  /**
-   * A chain of predicted turns: when the next datagram is exactly expects[0] (`width` bytes
-   * each), send ring blocks firsts[0]..lasts[0] at once, then wait for expects[1], and so on,
-   * without a trip through JS; any other datagram ends the chain. Returns whether it is armed
-   * (node:dgram cannot; nor can a run that crosses the ring's end).
-   */
-  arm(expects: Buffer, width: number, ring: BlockRing, firsts: readonly number[], lasts: readonly number[], steps: number): boolean;
-  /** Chain turns taken since the last report; the chain goes on. */
-  takeProgress(): number;
-  /** Ends the chain; returns the turns taken since the last report. */
-  disarm(): number;
+  /** Lock-step turns the link takes without JS, where it can (the native link; not node:dgram). */
+  readonly turns?: TurnTaker;
   /** Whether the socket still holds references to ring buffers (queued sends). */
   holdsBuffers(): boolean;
   sendBufferSize(): number;
@@ -59,7 +48,7 @@ export class DgramLink implements TransferLink {
   listen(events: LinkEvents): void {
     this.socket.on('message', (msg: Buffer, rinfo: RemoteInfo) => {
       if (rinfo.port !== this.peer.port || rinfo.address !== this.peer.address) return; // cannot happen on a connected socket
-      events.datagram(msg, msg.length, 0, -1);
+      events.datagram(msg, msg.length);
     });
     this.socket.on('error', (err) => events.error(err));
   }
@@ -72,18 +61,6 @@ export class DgramLink implements TransferLink {
     // libuv queues what the kernel does not take and sends it once writable: never partial here.
     for (let n = first; n <= last; n++) this.socket.send(ring.packet(n));
     return last - first + 1;
-  }
-
-  arm(): boolean {
-    return false;
-  }
-
-  takeProgress(): number {
-    return 0;
-  }
-
-  disarm(): number {
-    return 0;
   }
 
   holdsBuffers(): boolean {

@@ -9,6 +9,7 @@ import { createRequire } from 'node:module';
 import { constants } from 'node:os';
 import type { IoPath } from '../../platform/runtime/config.ts';
 import { errorMessage } from '../../platform/runtime/errors.ts';
+import { nativeAddonFile } from '../../platform/runtime/native-addon.ts';
 import type { DatagramEvents, DhcpSocket, Peer } from './dhcp-socket.ts';
 
 interface UdpBatchHandle {
@@ -55,7 +56,7 @@ export type BatchSupport = { readonly ok: true; readonly addon: UdpBatchAddon } 
 export function loadUdpBatch(): BatchSupport {
   if (process.platform !== 'linux') return { ok: false, reason: `the native DHCP sockets are Linux-only (platform ${process.platform})` };
   try {
-    const addon = createRequire(import.meta.url)('../../native/udp-batch/build/Release/udp_batch.node') as UdpBatchAddon;
+    const addon = createRequire(import.meta.url)(nativeAddonFile('udp-batch', 'udp_batch.node')) as UdpBatchAddon;
     if (addon.RX_WORDS !== RX_WORDS || addon.TX_WORDS !== TX_WORDS) return { ok: false, reason: 'native/udp-batch is a build of another version (descriptor layout differs): rebuild it (npm ci)' };
     return { ok: true, addon };
   } catch (err) {

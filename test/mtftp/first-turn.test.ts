@@ -7,15 +7,24 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { BlockRing, MemorySource } from '../../services/mtftp/block-ring.ts';
 import { TftpSession } from '../../services/mtftp/tftp-session.ts';
+import type { TurnsTaken, TurnTaker } from '../../services/mtftp/turn-chain.ts';
 import { lastBlockFor, TransferMachine } from '../../protocols/tftp/transfer.ts';
 import { createMemoryLogger } from '../../platform/runtime/logger.ts';
 import { SocketlessLink } from './socketless-link.ts';
 
 /** Records what it is armed with, and reports taken turns as the native link does. */
-class ArmedLink extends SocketlessLink {
+class ArmedLink extends SocketlessLink implements TurnTaker {
   armed: { expects: string[]; firsts: number[]; lasts: number[] } | null = null;
+  readonly turns: TurnTaker = this;
+  private taken: TurnsTaken | null = null;
 
-  override arm(expects: Buffer, width: number, _ring: BlockRing, firsts: readonly number[], lasts: readonly number[], steps: number): boolean {
+  onTurns(handler: TurnsTaken): void {
+    this.taken = handler;
+  }
+  takeProgress(): number {
+    return 0;
+  }
+  arm(expects: Buffer, width: number, _ring: BlockRing, firsts: readonly number[], lasts: readonly number[], steps: number): boolean {
     this.armed = {
       expects: Array.from({ length: steps }, (_, i) => expects.subarray(i * width, (i + 1) * width).toString('hex')),
       firsts: firsts.slice(0, steps),
@@ -23,7 +32,7 @@ class ArmedLink extends SocketlessLink {
     };
     return true;
   }
-  override disarm(): number {
+  disarm(): number {
     this.armed = null;
     return 0;
   }
@@ -31,7 +40,7 @@ class ArmedLink extends SocketlessLink {
   /** The link took `steps` armed turns on its own; the last one ended the chain. */
   took(steps: number): void {
     this.armed = null;
-    this.events?.datagram(Buffer.alloc(0), -1, steps, -1);
+    this.taken?.(steps, -1, false);
   }
 }
 
@@ -83,6 +92,6 @@ test('an ERROR 8 answering the OACK ends the transfer quietly though a turn was 
   await tick();
   assert.ok(link.armed !== null);
   const err = Buffer.from([0, 5, 0, 8, 0]);
-  link.events?.datagram(err, err.length, 0, -1);
+  link.events?.datagram(err, err.length);
   assert.equal((await session.done).outcome, 'refused');
 });

@@ -2,22 +2,28 @@
 // in order, byte for byte, over GSO and sendmmsg (runs across the ring's end, past 64 segments,
 // short last packets); the predicted turn fires only on exactly the armed datagram, once; the
 // choice of send path; page-cache reads into the ring; the request socket. The addon must be built (npm ci does it): a missing build fails here.
+// The failure paths a loopback socket never takes (an allocation that fails, GSO failing part-way,
+// an error on the request socket) are reached through the addon's test-only faults
+// (NETBOOT_NATIVE_FAULTS=1, set here before the addon loads).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createSocket, type Socket } from 'node:dgram';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BlockRing, FileSource, MemorySource, type CachedReader } from '../../services/mtftp/block-ring.ts';
 import { chooseSendPath, loadNativeLink, NativeLinks, type NativeSupport } from '../../services/mtftp/native-link.ts';
-import type { LinkEvents } from '../../services/mtftp/transfer-link.ts';
+import { bindSocket, DgramLink, type LinkEvents, type TransferLink } from '../../services/mtftp/transfer-link.ts';
 import { ensureNativeBuilt } from './helpers.ts';
 import { lastBlockFor, wireBlock } from '../../protocols/tftp/transfer.ts';
 import { writeAck } from '../../protocols/tftp/tftp-codec.ts';
 
 ensureNativeBuilt();
+process.env.NETBOOT_NATIVE_FAULTS = '1';
 const support = loadNativeLink();
+/** The addon's test-only fault switch (native/common/nb_common.h). */
+const injectFault = (name: 'alloc' | 'gso', after: number, times = 1): void => (support as unknown as { addon: { injectFault(n: string, a: number, t: number): void } }).addon.injectFault(name, after, times);
 
 test('the addon is built and this kernel takes UDP_SEGMENT', () => {
   assert.ok(support.ok, support.ok ? '' : `${support.reason}: run npm ci (or node native/build.mjs)`);
@@ -38,6 +44,20 @@ test('send path choice: auto takes the best, a missing native path asked for is 
   assert.throws(() => chooseSendPath('gso', noGso), /send_path = "gso": this kernel refuses UDP_SEGMENT/);
   assert.throws(() => chooseSendPath('gso', absent), /send_path = "gso": native\/udp-link not built/);
   assert.throws(() => chooseSendPath('sendmmsg', absent), /send_path = "sendmmsg": native\/udp-link not built/);
+});
+
+test('only the native link offers lock-step turns (TransferLink.turns); the node:dgram link has none to fake', { skip: !support.ok && 'addon not built' }, async () => {
+  assert.ok(support.ok);
+  const socket = await bindSocket('127.0.0.1', 0, { address: '127.0.0.1', port: 9 });
+  const dgram: TransferLink = new DgramLink(socket, { address: '127.0.0.1', port: 9 });
+  const native = new NativeLinks(support.addon, true).open('127.0.0.1', { address: '127.0.0.1', port: 9 });
+  try {
+    assert.equal(dgram.turns, undefined);
+    assert.equal(typeof native.turns.arm, 'function');
+  } finally {
+    dgram.close();
+    native.close();
+  }
 });
 
 interface Client {
@@ -145,15 +165,43 @@ for (const gso of [true, false]) {
   test(`${kind}: a chain of turns is taken without JS on exactly the armed datagrams, in order, once`, { skip: !support.ok && 'addon not built' }, async () => {
     assert.ok(support.ok);
     const c = await client();
+    // Each report as one record: the turns taken, and the datagram that ended the chain if any.
     const seen: { bytes: string; steps: number; lastSent: number }[] = [];
+    let wake: (() => void) | null = null;
+    let turns: { steps: number; lastSent: number } | null = null;
     const link = new NativeLinks(support.addon, gso).open('127.0.0.1', { address: '127.0.0.1', port: c.socket.address().port });
-    link.listen({ ...NO_EVENTS, datagram: (buf, length, steps, lastSent) => seen.push({ bytes: length < 0 ? '' : buf.subarray(0, length).toString('hex'), steps, lastSent }) });
+    link.listen({
+      ...NO_EVENTS,
+      datagram: (buf, length) => {
+        seen.push({ bytes: buf.subarray(0, length).toString('hex'), steps: turns?.steps ?? 0, lastSent: turns?.lastSent ?? -1 });
+        turns = null;
+        wake?.();
+      },
+    });
+    link.turns.onTurns((steps, lastSent, datagramFollows) => {
+      if (datagramFollows) {
+        turns = { steps, lastSent };
+        return;
+      }
+      seen.push({ bytes: '', steps, lastSent });
+      wake?.();
+    });
     const toServer = (n: number, extra = 0): Promise<void> => {
       const b = Buffer.alloc(4 + extra);
       writeAck(b, n);
       return new Promise((r) => c.socket.send(b, link.localPort, '127.0.0.1', () => r()));
     };
-    const settle = (): Promise<void> => new Promise((r) => setTimeout(r, 60));
+    /** Until the link has reported `n` times. */
+    const reports = (n: number): Promise<void> =>
+      new Promise((resolve, reject) => {
+        if (seen.length >= n) return resolve();
+        const t = setTimeout(() => reject(new Error(`${seen.length} of ${n} reports`)), 5000);
+        wake = () => {
+          if (seen.length < n) return;
+          clearTimeout(t);
+          resolve();
+        };
+      });
     const acks = (...ns: number[]): Buffer => {
       const b = Buffer.alloc(4 * ns.length);
       ns.forEach((n, i) => writeAck(b.subarray(4 * i), n));
@@ -162,21 +210,21 @@ for (const gso of [true, false]) {
     try {
       const { ring, data } = await fullRing(64 * 1024, 1024, 8);
       await ring.read(1);
-      const chain = (): boolean => link.arm(acks(8, 16, 24), 4, ring, [9, 17, 25], [16, 24, 32], 3);
+      const chain = (): boolean => link.turns.arm(acks(8, 16, 24), 4, ring, [9, 17, 25], [16, 24, 32], 3);
       assert.equal(chain(), true);
       // A different ACK ends the chain and reaches JS; nothing is sent.
       await toServer(7);
-      await settle();
+      await reports(1);
       assert.deepEqual(seen, [{ bytes: '00040007', steps: 0, lastSent: -1 }]);
       await toServer(8);
-      await settle();
+      await reports(2);
       assert.equal(seen.length, 2);
       assert.equal(c.got.length, 0);
       // Armed again: ACK 8 and ACK 16 are turns taken in the link alone (no event)...
       chain();
       await toServer(8);
       await c.waitFor(8);
-      assert.equal(link.takeProgress(), 1);
+      assert.equal(link.turns.takeProgress(), 1);
       await toServer(16);
       await c.waitFor(16);
       assert.equal(seen.length, 2);
@@ -184,20 +232,20 @@ for (const gso of [true, false]) {
       // ...a longer datagram with the same first bytes is not the armed one: it ends the chain
       // and arrives with the one turn not reported yet.
       await toServer(24, 1);
-      await settle();
+      await reports(3);
       assert.deepEqual(seen[2], { bytes: '0004001800', steps: 1, lastSent: -1 });
       await toServer(24);
-      await settle();
+      await reports(4);
       assert.deepEqual(seen[3], { bytes: '00040018', steps: 0, lastSent: -1 });
       assert.equal(c.got.length, 16);
       // The last turn of a chain is reported at once, with no datagram.
-      link.arm(acks(32), 4, ring, [33], [40], 1);
+      link.turns.arm(acks(32), 4, ring, [33], [40], 1);
       await toServer(32);
       await c.waitFor(24);
-      await settle();
+      await reports(5);
       assert.deepEqual(seen[4], { bytes: '', steps: 1, lastSent: -1 });
       c.got.slice(16).forEach((p, i) => expectBlock(p, 33 + i, data, 1024));
-      assert.equal(link.disarm(), 0);
+      assert.equal(link.turns.disarm(), 0);
     } finally {
       link.close();
       c.socket.close();
@@ -213,7 +261,7 @@ test('a link refuses a run outside its ring buffer and calls on a closed link', 
   const { ring } = await fullRing(10 * 512, 512, 4);
   await ring.read(1);
   // slot 9 of a 10-slot ring plus 5 blocks would run past the buffer: arm refuses (not one run).
-  assert.equal(link.arm(Buffer.alloc(4), 4, ring, [10], [14], 1), false);
+  assert.equal(link.turns.arm(Buffer.alloc(4), 4, ring, [10], [14], 1), false);
   link.close();
   assert.equal(link.sendBlocks(ring, 1, 2), 0);
   link.close(); // twice is fine
@@ -296,5 +344,106 @@ test('page-cache reads (readCached) fill the ring exactly as thread-pool reads d
     assert.ok(support.addon.readCached(fd, Buffer.alloc(2000), 4, 1472, 1, 1468, 0) < 0);
   } finally {
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+/** Open descriptors of this process. */
+const openFds = (): number => readdirSync('/proc/self/fd').length;
+
+test('a link or request socket whose allocation fails throws ENOMEM and leaves no socket open', { skip: !support.ok && 'addon not built' }, async () => {
+  assert.ok(support.ok);
+  const links = new NativeLinks(support.addon, true);
+  const fds = openFds();
+  injectFault('alloc', 0);
+  assert.throws(() => links.open('127.0.0.1', { address: '127.0.0.1', port: 9 }), (err: Error & { code?: string }) => err.code === 'ENOMEM' && /UdpLink/.test(err.message));
+  assert.equal(openFds(), fds, 'no descriptor left behind by the link');
+  injectFault('alloc', 0);
+  assert.throws(() => links.listen('127.0.0.1', 0, () => undefined, () => undefined), (err: Error & { code?: string }) => err.code === 'ENOMEM' && /UdpListener/.test(err.message));
+  assert.equal(openFds(), fds, 'no descriptor left behind by the request socket');
+  // The fault is spent: both open again.
+  const link = links.open('127.0.0.1', { address: '127.0.0.1', port: 9 });
+  const listener = links.listen('127.0.0.1', 0, () => undefined, () => undefined);
+  link.close();
+  listener.close();
+  assert.equal(openFds(), fds, 'close releases both at once');
+});
+
+test('GSO failing part-way (EIO): sendmmsg sends only the datagrams GSO did not, each once, in order', { skip: !support.ok && 'addon not built', timeout: 10000 }, async () => {
+  assert.ok(support.ok);
+  const c = await client();
+  const link = new NativeLinks(support.addon, true).open('127.0.0.1', { address: '127.0.0.1', port: c.socket.address().port });
+  link.listen(NO_EVENTS);
+  try {
+    // 80 blocks of 128 bytes: GSO sends 64 segments, then 16; the second send fails with EIO.
+    const { ring, data, lastBlock } = await fullRing(80 * 128 - 20, 128, 80);
+    await ring.read(1);
+    assert.equal(lastBlock, 80);
+    assert.ok(ring.has(1, 80));
+    injectFault('gso', 1);
+    assert.equal(link.sendBlocks(ring, 1, 80), 80);
+    link.send(Buffer.from('end'));
+    // Loopback keeps one socket's datagrams in order: all of the run has arrived once 'end' has.
+    await new Promise<void>((resolve) => {
+      const seen = (): boolean => c.got.some((p) => p.toString() === 'end');
+      const check = (): void => {
+        if (!seen()) return;
+        c.socket.off('message', check);
+        resolve();
+      };
+      c.socket.on('message', check);
+      check();
+    });
+    assert.equal(c.got.length, 81, `${c.got.length - 81} datagrams sent twice`);
+    c.got.slice(0, 80).forEach((p, i) => expectBlock(p, i + 1, data, 128));
+    assert.equal((c.got[80] as Buffer).toString(), 'end');
+  } finally {
+    link.close();
+    c.socket.close();
+  }
+});
+
+test('the request socket keeps serving after a socket error (POLLERR): the error is reported, the next request still arrives', { skip: !support.ok && 'addon not built' }, async () => {
+  assert.ok(support.ok);
+  const dead = await client();
+  const deadPort = dead.socket.address().port;
+  dead.socket.close(); // nobody listens there any more
+  const rx = Buffer.alloc(2048);
+  const got: string[] = [];
+  const errors: string[] = [];
+  let wake: (() => void) | null = null;
+  const listener = new support.addon.UdpListener(
+    '127.0.0.1',
+    0,
+    rx,
+    (length) => {
+      got.push(rx.subarray(0, length).toString());
+      wake?.();
+    },
+    (message) => {
+      errors.push(message);
+      wake?.();
+    },
+  ) as unknown as { port(): number; close(): void; testProvokeError(port: number): void };
+  const until = (what: string, done: () => boolean): Promise<void> =>
+    new Promise((resolve, reject) => {
+      if (done()) return resolve();
+      const t = setTimeout(() => reject(new Error(`no ${what}`)), 5000);
+      wake = () => {
+        if (!done()) return;
+        clearTimeout(t);
+        resolve();
+      };
+    });
+  const c = await client();
+  try {
+    listener.testProvokeError(deadPort); // ICMP port unreachable on the error queue: POLLERR
+    await until('error event', () => errors.length > 0);
+    assert.match(errors[0] as string, /refused/i);
+    c.socket.send(Buffer.from('after'), listener.port(), '127.0.0.1');
+    await until('request after the error', () => got.includes('after'));
+    assert.equal(errors.length, 1, 'one error, reported once');
+  } finally {
+    listener.close();
+    c.socket.close();
   }
 });

@@ -24,15 +24,6 @@ export class SocketlessLink implements TransferLink {
     for (let b = first; b <= last; b++) this.sent.push(ring.packet(b).readUInt16BE(2));
     return last - first + 1;
   }
-  arm(_expects: Buffer, _width: number, _ring: BlockRing, _firsts: readonly number[], _lasts: readonly number[], _steps: number): boolean {
-    return false;
-  }
-  takeProgress(): number {
-    return 0;
-  }
-  disarm(): number {
-    return 0;
-  }
   holdsBuffers(): boolean {
     return false;
   }
@@ -48,6 +39,6 @@ export class SocketlessLink implements TransferLink {
   ack(n: number): void {
     const b = Buffer.alloc(4);
     writeAck(b, n);
-    this.events?.datagram(b, 4, 0, -1);
+    this.events?.datagram(b, 4);
   }
 }

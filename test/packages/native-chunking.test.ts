@@ -11,11 +11,15 @@ import { wasmScan, type GearScan } from '../../packages/gear-scan.ts';
 import { ensureAddonBuilt } from '../helpers/native-build.ts';
 
 ensureAddonBuilt('chunking', 'chunking.node');
+process.env.NETBOOT_NATIVE_FAULTS = '1'; // the test-only switches below (native/common/nb_common.h)
 const support = nativeChunking();
 if (!support.ok) throw new Error(support.reason);
 const addon = createRequire(import.meta.url)(support.path) as {
   sha256Chunks(mem: Uint8Array, pieces: Uint32Array, out: Uint8Array): void;
   scanScalar(gear: Int32Array, data: Uint8Array, from: number, to: number, h: number, mask: number): number;
+  sha256Engine(force?: string): string;
+  sha256Lanes(): boolean;
+  injectFault(name: string, after: number, times?: number): void;
 };
 const wasm = wasmScan(newScanner(0));
 // The scan the addon picks for this CPU (AVX-512 where it has it), and its scalar code.
@@ -115,7 +119,8 @@ test('native and wasm cut identically on the edge cases: empty, below the minimu
   }
 });
 
-test('native batch SHA-256 gives the digests of node:crypto: chunks in one or two pieces, every padding edge, batches of every size', () => {
+/** Batches of random chunks (one or two pieces, every padding edge) hashed by the addon and by node:crypto. */
+function checkBatches(label: string): void {
   const next = rng(5);
   const mem = sample(8 * 1024 * 1024, next);
   const edges = [0, 1, 55, 56, 57, 63, 64, 65, 119, 120, 127, 128, 129, MIN_CHUNK, AVG_CHUNK + 7, MAX_CHUNK];
@@ -134,8 +139,41 @@ test('native batch SHA-256 gives the digests of node:crypto: chunks in one or tw
     const out = Buffer.alloc(32 * count);
     addon.sha256Chunks(mem, pieces, out);
     const got = Array.from({ length: count }, (_, i) => out.subarray(32 * i, 32 * i + 32).toString('hex'));
-    assert.deepEqual(got, want, `batch of ${count}`);
+    assert.deepEqual(got, want, `${label}: batch of ${count}`);
   }
+}
+
+test('native batch SHA-256 gives the digests of node:crypto: chunks in one or two pieces, every padding edge, batches of every size', () => {
+  const mem = new Uint8Array(1024);
+  checkBatches(`lanes ${addon.sha256Lanes()}, finishing with ${addon.sha256Engine()}`);
   assert.throws(() => addon.sha256Chunks(mem, Uint32Array.of(mem.length - 10, 11, 0, 0), Buffer.alloc(32)), /outside the memory/);
   assert.throws(() => addon.sha256Chunks(mem, Uint32Array.of(0, 1, 0), Buffer.alloc(32)), /4 numbers per chunk/);
+});
+
+test('the lanes finish their last messages with either one-block compression (SHA-NI, plain C) and get the same digests', () => {
+  const chosen = addon.sha256Engine();
+  try {
+    for (const engine of ['sha-ni', 'c']) {
+      try {
+        addon.sha256Engine(engine);
+      } catch {
+        assert.equal(engine, 'sha-ni', 'plain C is always there');
+        continue; // this CPU has no SHA extensions
+      }
+      assert.equal(addon.sha256Engine(), engine);
+      checkBatches(`finishing with ${engine}`);
+    }
+  } finally {
+    addon.sha256Engine(chosen);
+  }
+});
+
+test('a batch whose allocation fails throws and hashes nothing; the next one works', () => {
+  const mem = Buffer.from('abc');
+  const out = Buffer.alloc(32);
+  addon.injectFault('alloc', 0);
+  assert.throws(() => addon.sha256Chunks(mem, Uint32Array.of(0, 3, 0, 0), out), /out of memory/);
+  assert.ok(out.equals(Buffer.alloc(32)));
+  addon.sha256Chunks(mem, Uint32Array.of(0, 3, 0, 0), out);
+  assert.equal(out.toString('hex'), createHash('sha256').update('abc').digest('hex'));
 });
