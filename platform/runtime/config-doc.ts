@@ -16,7 +16,7 @@ function range(spec: FieldSpec): string {
   return '';
 }
 
-const escape = (s: string): string => s.replace(/\|/g, '\\|');
+const escapeCell = (s: string): string => s.replace(/\|/g, '\\|');
 
 /** The key table: one row per key, in schema order. */
 export function keyTableMarkdown(): string {
@@ -36,7 +36,7 @@ export function keyTableMarkdown(): string {
   for (const [section, specs] of Object.entries(SCHEMA)) add(section, specs as Record<string, FieldSpec | TablesSpec<unknown>>);
   addTables('[[peers]]', PEERS as TablesSpec<unknown>);
   const lines = ['| section | key | default | meaning |', '|---|---|---|---|'];
-  for (const r of rows) lines.push(`| ${r.map(escape).join(' | ')} |`);
+  for (const r of rows) lines.push(`| ${r.map(escapeCell).join(' | ')} |`);
   return lines.join('\n');
 }
 

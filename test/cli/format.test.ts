@@ -41,7 +41,7 @@ test('long lines fit the width: info is cut, a warning or error continues on ind
   const err = formatLogRecord({ ...long, level: 'error', msg: 'cannot move applied SBS file to the store', err: { name: 'Error', message: 'EACCES: permission denied, rename /srv/sbs/a.sbs -> /srv/store/a.sbs', code: 'EACCES' } });
   assert.ok(err.length > 1);
   for (const l of err) assert.ok(l.length <= 80, l);
-  assert.match(err[0]!, /^\d\d:\d\d:\d\d interface  error: cannot move/);
+  assert.match(err[0]!, /^\d\d:\d\d:\d\d interface {2}error: cannot move/);
   assert.ok(err.slice(1).every((l) => l.startsWith(' '.repeat(20))));
   assert.ok(err.join(' ').includes('EACCES: permission denied'));
   const narrow = formatLogRecord({ ...long, level: 'info' }, { width: 120 });
