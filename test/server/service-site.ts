@@ -6,7 +6,8 @@ import { mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../../platform/runtime/atomic-file.ts';
 import { createMemoryLogger, type LogFields } from '../../platform/runtime/logger.ts';
-import { InterfaceService } from '../../services/interface/interface-service.ts';
+import type { InterfaceService } from '../../services/interface/interface-service.ts';
+import { buildInterface } from '../../services/interface/main.ts';
 import { ServerService, type ServerServiceOptions } from '../../services/server/server-service.ts';
 import { decode, type DhcpPacket } from '../../protocols/dhcp/dhcp-codec.ts';
 import { IO_PATHS, type IoPath } from '../../platform/runtime/config.ts';
@@ -51,7 +52,7 @@ export async function startSite(before: (drop: Site['drop']) => void = () => {},
   before(drop);
   const ifaceLog = createMemoryLogger();
   const log = createMemoryLogger();
-  const iface = new InterfaceService(site.config, ifaceLog);
+  const iface = buildInterface(site.config, ifaceLog);
   await iface.start();
   const server = new ServerService(site.config, log, options);
   await server.start();
