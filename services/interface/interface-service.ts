@@ -54,7 +54,7 @@ export interface InterfaceSettings {
 export class InterfaceService implements Lifecycle {
   private phase: InterfaceState = 'new';
   private rescan: NodeJS.Timeout | undefined;
-  /** Parts started so far, in order: stop() stops exactly these, in reverse. */
+  /** Parts started so far (or being started): stop() stops these. */
   private readonly running: { stop(): unknown }[] = [];
 
   constructor(private readonly parts: InterfaceParts, private readonly settings: InterfaceSettings, private readonly log: Logger) {}
@@ -93,11 +93,14 @@ export class InterfaceService implements Lifecycle {
     if (this.phase === 'stopped') return;
     this.phase = 'stopping';
     clearInterval(this.rescan);
-    // Reverse start order; the rest still stops when one part's stop fails. The package
-    // component holds its store from the moment it is built: stopped (closed) even if never started.
-    const parts = this.running.splice(0).reverse();
-    if (!parts.includes(this.parts.packages)) parts.push(this.parts.packages);
-    for (const part of parts) {
+    // The intake first, the sockets last: the feed's subscribers (WebSockets the port's close
+    // would wait for) go before the port. Only parts that were started, plus the package
+    // component, which holds its store from the moment it is built. The rest still stops when
+    // one part's stop fails.
+    const { folder, peers, packages, outbox, feed, port, control } = this.parts;
+    const started = new Set(this.running.splice(0));
+    for (const part of [folder, peers, packages, outbox, feed, port, control]) {
+      if (!started.has(part) && part !== packages) continue;
       try {
         await part.stop();
       } catch (err) {

@@ -8,7 +8,8 @@ import { writeFileAtomic } from '../../platform/runtime/atomic-file.ts';
 import { createMemoryLogger, type LogFields } from '../../platform/runtime/logger.ts';
 import type { InterfaceService } from '../../services/interface/interface-service.ts';
 import { buildInterface } from '../../services/interface/main.ts';
-import { ServerService, type ServerServiceOptions } from '../../services/server/server-service.ts';
+import type { ServerService, ServerServiceOptions } from '../../services/server/server-service.ts';
+import { buildServer } from '../../services/server/main.ts';
 import { decode, type DhcpPacket } from '../../protocols/dhcp/dhcp-codec.ts';
 import { IO_PATHS, type IoPath } from '../../platform/runtime/config.ts';
 import { makeTestSite, waitFor, type TestSite } from '../helpers/env.ts';
@@ -54,7 +55,7 @@ export async function startSite(before: (drop: Site['drop']) => void = () => {},
   const log = createMemoryLogger();
   const iface = buildInterface(site.config, ifaceLog);
   await iface.start();
-  const server = new ServerService(site.config, log, options);
+  const server = buildServer(site.config, log, options);
   await server.start();
   if (options.loadNative === undefined && server.ioPath !== io) throw new Error(`the server runs on ${server.ioPath}, not ${io}`);
   const s: Site = {
