@@ -3,7 +3,7 @@
 // class only starts them in order, stops them in reverse, and routes what the parts report.
 // It reports `serving` only once every part is up: the supervisor starts the next service then.
 import { randomUUID } from 'node:crypto';
-import type { ControlServer } from '../../platform/local/control.ts';
+import type { ControlServer, ServiceStatusBody } from '../../platform/local/control.ts';
 import type { FeedEvent } from '../../boot/feed-protocol.ts';
 import type { Lifecycle } from '../../platform/runtime/lifecycle.ts';
 import type { Logger } from '../../platform/runtime/logger.ts';
@@ -179,7 +179,7 @@ export class InterfaceService implements Lifecycle {
   }
 }
 
-export interface InterfaceStatus {
+export interface InterfaceStatus extends ServiceStatusBody {
   readonly service: 'interface';
   readonly pid: number;
   readonly state: 'starting' | 'serving' | 'stopping';

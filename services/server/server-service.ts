@@ -6,7 +6,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Config } from '../../platform/runtime/config.ts';
-import { HttpError, type ControlRequest, type ControlServer } from '../../platform/local/control.ts';
+import { HttpError, type ControlRequest, type ControlServer, type ServiceStatusBody } from '../../platform/local/control.ts';
 import { NetbootError } from '../../platform/runtime/errors.ts';
 import type { ChannelServer } from '../../platform/local/local-channel.ts';
 import { isComplete, type FeedChange, type FeedState } from '../../boot/feed-protocol.ts';
@@ -289,7 +289,7 @@ export class ServerService implements Lifecycle {
     }
   }
 
-  status(): unknown {
+  status(): ServiceStatusBody & Record<string, unknown> {
     const { transport, addresses, feed, events } = this.parts;
     const ports = transport.ports();
     return {

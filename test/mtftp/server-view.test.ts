@@ -6,7 +6,8 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { serverBootHooks } from '../../services/mtftp/boot-hooks.ts';
-import { MtftpService } from '../../services/mtftp/mtftp-service.ts';
+import type { MtftpService } from '../../services/mtftp/mtftp-service.ts';
+import { buildMtftp } from '../../services/mtftp/main.ts';
 import { ServerView } from '../../services/mtftp/server-view.ts';
 import type { ServerService } from '../../services/server/server-service.ts';
 import { buildServer } from '../../services/server/main.ts';
@@ -25,7 +26,7 @@ const kernel = putFile(config.paths.tftpRoot, 'lnx/vmlinuz', 30_000);
 const mlog = createMemoryLogger('debug');
 const channel = new ChannelClient(channelSocketPath(config.paths.data, 'server'));
 const view = new ServerView(channel, { tftpRoot: config.paths.tftpRoot, data: config.paths.data }, mlog);
-const mtftp = new MtftpService({ ...config, mtftp: { ...config.mtftp, port: 0 } }, mlog, serverBootHooks(channel, view, mlog));
+const mtftp = buildMtftp({ ...config, mtftp: { ...config.mtftp, port: 0 } }, mlog, serverBootHooks(channel, view, mlog));
 await view.start();
 await mtftp.start();
 const client = await ScriptedClient.open();
