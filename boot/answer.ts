@@ -176,15 +176,20 @@ export function answer(bytes: Buffer, arrival: Arrival, state: AnswerState): Ans
   const target = addressTarget(packet, relay, from, via);
   if ('none' in decision) return { kind: 'no-offer', reason: decision.none, decision, packet, request, relay, to, target };
   const offer = decision.offer;
-  const addresses = replyAddresses(to, target, state);
-  if (addresses === undefined) return { kind: 'lookup', target, packet, request, relay };
-  const replies: { segment: Segment | null; chosen: AddressChoice; bytes: Buffer }[] = [];
-  let none = '';
-  for (const { segment, chosen } of addresses) {
-    if ('none' in chosen) none = chosen.none;
-    else replies.push({ segment, chosen, bytes: encode(buildProxyReply(packet, request, offer.file, chosen.address, state.cache)) });
+  const segments = to.address === BROADCAST ? state.segments : NO_SEGMENTS;
+  if (segments.length === 0) {
+    // The common case: one reply, one address (no intermediate list on the hot path).
+    const chosen = state.address(target);
+    if (chosen === undefined) return { kind: 'lookup', target, packet, request, relay };
+    if ('none' in chosen) return { kind: 'no-address', reason: chosen.none, offer, decision, packet, request, relay };
+    const bytes = encode(buildProxyReply(packet, request, offer.file, chosen.address, state.cache));
+    return { kind: 'reply', decision, offer, to, replies: [{ segment: null, chosen, bytes }], packet, request, relay };
   }
-  if (replies.length === 0) return { kind: 'no-address', reason: none, offer, decision, packet, request, relay };
+  // Multi-homed: a broadcast goes out of every segment, each offer with that segment's address.
+  const replies = segments.map((segment) => {
+    const chosen = state.forSegment(segment);
+    return { segment, chosen, bytes: encode(buildProxyReply(packet, request, offer.file, chosen.address, state.cache)) };
+  });
   return { kind: 'reply', decision, offer, to, replies, packet, request, relay };
 }
 
