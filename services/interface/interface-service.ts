@@ -67,10 +67,6 @@ export class InterfaceService implements Lifecycle {
     return this.parts.book;
   }
 
-  get phaseNow(): InterfaceState {
-    return this.phase;
-  }
-
   async start(): Promise<void> {
     const { book, control, port, feed, peers, outbox, folder, packages } = this.parts;
     this.phase = 'starting';
