@@ -6,10 +6,8 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { serverBootHooks } from '../../services/mtftp/boot-hooks.ts';
-import type { MtftpService } from '../../services/mtftp/mtftp-service.ts';
 import { buildMtftp } from '../../services/mtftp/main.ts';
 import { ServerView } from '../../services/mtftp/server-view.ts';
-import type { ServerService } from '../../services/server/server-service.ts';
 import { buildServer } from '../../services/server/main.ts';
 import { ChannelClient, channelSocketPath } from '../../platform/local/local-channel.ts';
 import { createMemoryLogger } from '../../platform/runtime/logger.ts';

@@ -7,7 +7,6 @@ import { createSocket, type Socket } from 'node:dgram';
 import { join } from 'node:path';
 import { chooseIoPath, loadUdpBatch, SLOT_BYTES, type BatchSupport } from '../../services/server/batch-socket.ts';
 import { DhcpTransport, type Peer } from '../../services/server/dhcp-transport.ts';
-import type { ServerService } from '../../services/server/server-service.ts';
 import { buildServer } from '../../services/server/main.ts';
 import { controlCall, controlSocketPath } from '../../platform/local/control.ts';
 import { createMemoryLogger } from '../../platform/runtime/logger.ts';

@@ -8,7 +8,6 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { controlCall, controlSocketPath } from '../../platform/local/control.ts';
 import { ChannelClient, channelSocketPath } from '../../platform/local/local-channel.ts';
-import type { InterfaceService } from '../../services/interface/interface-service.ts';
 import { buildInterface } from '../../services/interface/main.ts';
 import { decode, encode } from '../../protocols/dhcp/dhcp-codec.ts';
 import { DhcpOptions, encodeOption } from '../../protocols/dhcp/dhcp-options.ts';

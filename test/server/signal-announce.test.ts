@@ -3,9 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createMemoryLogger } from '../../platform/runtime/logger.ts';
-import type { InterfaceService } from '../../services/interface/interface-service.ts';
 import { buildInterface } from '../../services/interface/main.ts';
-import type { ServerService } from '../../services/server/server-service.ts';
 import { buildServer } from '../../services/server/main.ts';
 import { SignalAnnouncer } from '../../services/server/signal-announcer.ts';
 import { announceServerStarted, signalUrl } from '../../platform/local/signal-client.ts';
