@@ -6,28 +6,26 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Config } from '../../platform/runtime/config.ts';
-import { HttpError, type ControlRequest, type ControlServer, type ServiceStatusBody } from '../../platform/local/control.ts';
+import type { ControlRequest, ControlServer, ServiceStatusBody } from '../../platform/local/control.ts';
 import { NetbootError } from '../../platform/runtime/errors.ts';
 import type { ChannelServer } from '../../platform/local/local-channel.ts';
 import { isComplete, type FeedChange, type FeedState } from '../../boot/feed-protocol.ts';
 import type { Lifecycle } from '../../platform/runtime/lifecycle.ts';
 import type { LogFields, Logger } from '../../platform/runtime/logger.ts';
-import { ARCHES, type Arch } from '../../sbs/types.ts';
 import type { BootEvents } from './boot-events.ts';
 import type { DhcpPacket } from '../../protocols/dhcp/dhcp-codec.ts';
 import { messageTypeName } from '../../protocols/dhcp/dhcp-options.ts';
 import type { BatchSupport } from './batch-socket.ts';
 import type { DhcpTransport, Peer, ReplyMode } from './dhcp-transport.ts';
 import type { FeedClient } from './feed-client.ts';
-import { answer, replyAddresses, type AddressChoice, type AnswerState, type Arrival, type Chosen, type Reply } from '../../boot/answer.ts';
-import type { Decision } from '../../boot/pxe-policy.ts';
+import { answer, type AddressChoice, type AnswerState, type Arrival, type Reply } from '../../boot/answer.ts';
 import type { ReplyOptionCache } from '../../boot/pxe-reply.ts';
 import type { PxePort, PxeRequest } from '../../boot/pxe-request.ts';
-import type { RecentRequests, SeenReport } from '../../boot/recent-requests.ts';
+import type { RecentRequests } from '../../boot/recent-requests.ts';
 import { relayFields, type RelayRead } from '../../boot/relay.ts';
-import { discoverBytes } from '../../boot/sample-request.ts';
 import type { AddressDeps, ServerAddresses } from './server-address.ts';
-import { isIPv4, isUnicast, matchSubnet, type SubnetConfig } from '../../platform/runtime/config.ts';
+import { explainMachine, known, type Explained } from './explain-route.ts';
+import { matchSubnet, type SubnetConfig } from '../../platform/runtime/config.ts';
 import { consumedBy, resolveTftpPath, type TftpResolution } from '../../boot/tftp-resolve.ts';
 import type { TftpViewPublisher } from '../../boot/tftp-view.ts';
 import { readyPackagePath } from '../../packages/layout.ts';
@@ -304,52 +302,12 @@ export class ServerService implements Lifecycle {
   }
 
   /** `netboot explain`: the DISCOVER this machine would send, through the answer path. */
-  async explain(req: ControlRequest): Promise<Explained> {
+  explain(req: ControlRequest): Promise<Explained> {
     const { recent, transport, addresses } = this.parts;
-    const mac = normalizeMac(req.query.get('mac') ?? '');
-    if (mac === null) throw new HttpError(400, 'mac: not a MAC address');
-    const archName = req.query.get('arch') ?? 'bios';
-    if (!(ARCHES as readonly string[]).includes(archName)) throw new HttpError(400, `arch: one of ${ARCHES.join(', ')}`);
-    const arch = archName as Arch;
-    const ipxe = ['1', 'true', 'yes'].includes(req.query.get('ipxe') ?? '');
-    const asked = req.query.get('relay') ?? '';
-    if (asked !== '' && !(isIPv4(asked) && isUnicast(asked))) throw new HttpError(400, 'relay: the relay agent\'s address (giaddr), a unicast IPv4 address');
-    const lastRequest = recent.report(mac);
-    // Without --relay: the relay the machine's last request came through, if any.
-    const relay = asked !== '' ? asked : (lastRequest?.relay ?? '');
-    // A broadcast DISCOVER on the server's own segments (before the sockets are bound: the
-    // segments they would be bound on), or one a relay forwards to us.
+    // Before the sockets are bound: the segments they would be bound on.
     const bound = transport.segments();
     const segments = !this.settings.segmentsEnabled ? [] : bound.length > 0 ? bound : addresses.segments();
-    const state: AnswerState = { ...this.live, feed: this.parts.feed.state, consumed: this.parts.events.consumedMacs(), segments, address: (t) => addresses.fixed ?? known(addresses.choose(t)) };
-    const bytes = discoverBytes({ mac, arch, ipxe, giaddr: relay === '' ? null : relay });
-    const arrival: Arrival = { from: { address: relay === '' ? '0.0.0.0' : relay, port: relay === '' ? 68 : 67 }, via: 'dhcp' };
-    let a = answer(bytes, arrival, state);
-    let chosenNow: Chosen | null = null;
-    if (a.kind === 'lookup') {
-      const target = a.target;
-      chosenNow = await addresses.choose(target);
-      a = answer(bytes, arrival, { ...state, address: () => chosenNow! });
-    }
-    const decision: Decision = a.kind === 'reply' || a.kind === 'no-offer' || a.kind === 'no-address' ? a.decision : { none: a.kind === 'lookup' ? 'our address is unknown' : a.reason };
-    // Which address a DISCOVER through this relay (or on the server's own segments) would carry,
-    // offer or not: the same choice the answer path makes.
-    if (a.kind === 'reply' && a.replies[0]!.segment !== null) {
-      return { mac, arch, ipxe, decision, via: { relay: null, segments: a.replies.map((r) => ({ name: r.segment!.name, address: r.chosen.address, why: r.chosen.why })) }, lastRequest };
-    }
-    let chosen: Chosen | undefined;
-    if (a.kind === 'reply') chosen = a.replies[0]!.chosen;
-    else if (a.kind === 'no-address') chosen = { none: a.reason };
-    else if (a.kind === 'no-offer') {
-      const list = replyAddresses(a.to, a.target, state) ?? [{ segment: null, chosen: await addresses.choose(a.target) }];
-      if (list.length > 0 && list[0]!.segment !== null) {
-        return { mac, arch, ipxe, decision, via: { relay: null, segments: list.map((r) => ({ name: r.segment!.name, address: (r.chosen as AddressChoice).address, why: (r.chosen as AddressChoice).why })) }, lastRequest };
-      }
-      chosen = list[0]!.chosen;
-    }
-    const via = chosen === undefined ? { relay: relay === '' ? null : relay }
-      : { relay: relay === '' ? null : relay, ...('none' in chosen ? { none: chosen.none } : { address: chosen.address, why: chosen.why, subnet: chosen.subnet === null ? null : { cidr: chosen.subnet.cidr, name: chosen.subnet.name } }) };
-    return { mac, arch, ipxe, decision, via, lastRequest };
+    return explainMachine(req, { recent, addresses, state: { ...this.live, feed: this.parts.feed.state, consumed: this.parts.events.consumedMacs(), segments } });
   }
 
   resolve(request: unknown): TftpResolution {
@@ -381,30 +339,6 @@ function tftpBody(body: unknown): { path: string; address: string; port: number 
   return { path: b.path, address: typeof b.address === 'string' ? b.address : '?', port: typeof b.port === 'number' ? b.port : 0 };
 }
 
-/** `52-54-00-12-34-56` or `52:54:00:12:34:56`, any case -> lower case with ':'; else null. */
-function normalizeMac(s: string): string | null {
-  return /^[0-9a-fA-F]{2}([:-])[0-9a-fA-F]{2}(\1[0-9a-fA-F]{2}){4}$/.test(s) ? s.toLowerCase().replace(/-/g, ':') : null;
-}
-
-/** What explain says about the path a request takes: the relay, its subnet, our address. */
-export interface Explained {
-  readonly mac: string;
-  readonly arch: Arch;
-  readonly ipxe: boolean;
-  readonly decision: Decision;
-  readonly via: {
-    readonly relay: string | null;
-    readonly address?: string;
-    readonly why?: string;
-    readonly subnet?: { readonly cidr: string; readonly name: string | null } | null;
-    readonly none?: string;
-    /** Multi-homed, on the server's own segments: one offer per segment. */
-    readonly segments?: readonly { readonly name: string; readonly address: string; readonly why: string }[];
-  };
-  /** The last request seen from this machine since the server started, and its outcome. */
-  readonly lastRequest: SeenReport | null;
-}
-
 function subnetLabel(s: SubnetConfig | null): string | null {
   return s === null ? null : s.name === null ? s.cidr : `${s.cidr} (${s.name})`;
 }
@@ -419,9 +353,4 @@ function packetFields(mac: string | null, packet: DhcpPacket, via: PxePort, from
 
 function hex(xid: number): string {
   return xid.toString(16).padStart(8, '0');
-}
-
-/** A choice made now, or undefined while its route is being looked up. */
-function known(c: Chosen | Promise<Chosen>): Chosen | undefined {
-  return c instanceof Promise ? undefined : c;
 }
