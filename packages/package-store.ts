@@ -23,6 +23,12 @@ export interface CorruptChunk {
   readonly reason: string;
 }
 
+/** What the store reports (given at construction by the composition root). */
+export interface StoreEvents {
+  onRecord(record: FeedRecord): void;
+  onCorrupt(c: CorruptChunk): void;
+}
+
 export class PackageStore {
   readonly root: string;
   readonly db: PackageDb;
@@ -36,9 +42,11 @@ export class PackageStore {
   /** The last change of each package's `current` link: changes apply in the order asked for. */
   private readonly linkChanges = new Map<string, Promise<void>>();
 
-  constructor(dataDir: string, readonly serverId: string, private readonly log: Logger) {
+  constructor(dataDir: string, readonly serverId: string, private readonly log: Logger, events: Partial<StoreEvents> = {}) {
     this.root = packagesRoot(dataDir);
     this.db = new PackageDb(stateDir(this.root));
+    if (events.onRecord !== undefined) this.onRecord = events.onRecord;
+    if (events.onCorrupt !== undefined) this.onCorrupt = events.onCorrupt;
   }
 
   close(): void {

@@ -10,6 +10,23 @@ import type { Logger } from '../runtime/logger.ts';
 export type ServiceName = 'interface' | 'server' | 'mtftp' | 'signal';
 export const SERVICES: readonly ServiceName[] = ['interface', 'server', 'mtftp', 'signal'];
 
+/**
+ * What every service's `GET /status` answers (each adds its own fields). `state` is `serving`
+ * only once everything the service serves is up: the supervisor starts the next service then.
+ */
+export interface ServiceStatusBody {
+  readonly service: ServiceName;
+  readonly pid: number;
+  /** The server says `waiting-for-state` until the Interface's state is complete. */
+  readonly state: 'starting' | 'waiting-for-state' | 'serving' | 'stopping';
+  readonly ports: Readonly<Record<string, number | null>>;
+  /**
+   * Start-up checks that would fail every request, as one line each (a missing TFTP root, boot
+   * files named in the PXE config that are not there): the service runs, and says so here.
+   */
+  readonly warnings: readonly string[];
+}
+
 export function controlSocketPath(dataDir: string, service: ServiceName): string {
   return join(dataDir, 'run', `${service}.sock`);
 }

@@ -1,104 +1,116 @@
-// The Interface service: drop folder -> durable state -> state feed, plus the event outbox and
-// the control socket. Built by main (or a test) with its collaborators; start/stop only.
+// The Interface service: drop folder -> durable state -> state feed, plus the event outbox, the
+// package component and the control socket. main.ts builds every part and passes it in; this
+// class only starts them in order, stops them in reverse, and routes what the parts report.
+// It reports `serving` only once every part is up: the supervisor starts the next service then.
 import { randomUUID } from 'node:crypto';
-import type { Config } from '../../platform/runtime/config.ts';
-import { ControlServer, controlSocketPath } from '../../platform/local/control.ts';
+import type { ControlServer, ServiceStatusBody } from '../../platform/local/control.ts';
 import type { FeedEvent } from '../../boot/feed-protocol.ts';
 import type { Lifecycle } from '../../platform/runtime/lifecycle.ts';
 import type { Logger } from '../../platform/runtime/logger.ts';
+import type { PackageStatus } from '../../packages/model.ts';
 import { issuedMs } from '../../state/apply.ts';
-import { DropFolder, type ReadyFile, type Rejection } from '../../state/drop-folder.ts';
-import { EventOutbox } from '../../state/event-outbox.ts';
-import { FeedServer } from './feed-server.ts';
-import { PeerHub } from './peer-hub.ts';
-import type { PackageService } from '../../packages/package-service.ts';
-import { packageControlRoutes } from '../../packages/control-routes.ts';
-import { PortServer } from './port-server.ts';
+import type { DropFolder, ReadyFile, Rejection } from '../../state/drop-folder.ts';
+import type { FeedServer } from './feed-server.ts';
+import type { PeerHub } from './peer-hub.ts';
+import type { PortServer } from './port-server.ts';
 import { SEED_DOCUMENTS } from '../../state/seed.ts';
-import { StateBook } from '../../state/state-book.ts';
-import { openStore, type Db, type Table } from '../../state/store.ts';
+import type { StateBook } from '../../state/state-book.ts';
+import type { Db, Table } from '../../state/store.ts';
 
 const BATCH = 500;
 /** A slow full rescan catches anything a watcher missed (network filesystems). */
 const RESCAN_MS = 30_000;
 
-export class InterfaceService implements Lifecycle {
-  private db: Db | null = null;
-  private book: StateBook | null = null;
-  private folder: DropFolder | null = null;
-  private feed: FeedServer | null = null;
-  private port: PortServer | null = null;
-  private outbox: EventOutbox | null = null;
-  private peers: PeerHub | null = null;
-  private packages: PackageService | null = null;
-  private control: ControlServer | null = null;
-  private rescan: NodeJS.Timeout | null = null;
+/** Delivers recorded events to the management server (EventOutbox), or keeps them (standalone). */
+export interface Outbox extends Lifecycle {
+  kick(): void;
+  pendingCount(): number;
+}
 
-  constructor(private readonly config: Config, private readonly log: Logger) {}
+/** Standalone: events stay recorded in the store; nothing delivers them. */
+export const NO_OUTBOX: Outbox = Object.freeze({ start: async () => {}, stop: async () => {}, kick: () => {}, pendingCount: () => 0 });
+
+export type InterfaceState = 'new' | 'starting' | 'serving' | 'stopping' | 'stopped';
+
+export interface InterfaceParts {
+  readonly db: Db;
+  readonly book: StateBook;
+  readonly control: ControlServer;
+  readonly port: PortServer;
+  readonly feed: FeedServer;
+  readonly peers: PeerHub;
+  readonly outbox: Outbox;
+  readonly folder: DropFolder;
+  /** The package component (PackageService): started last, so it never delays the SBS intake. */
+  readonly packages: Lifecycle;
+}
+
+export interface InterfaceSettings {
+  /** No management server: an empty store is seeded so PXE clients get the default answer. */
+  readonly standalone: boolean;
+  readonly sbsDir: string;
+}
+
+export class InterfaceService implements Lifecycle {
+  private phase: InterfaceState = 'new';
+  private rescan: NodeJS.Timeout | undefined;
+  /** Parts started so far (or being started): stop() stops these. */
+  private readonly running: { stop(): unknown }[] = [];
+
+  constructor(private readonly parts: InterfaceParts, private readonly settings: InterfaceSettings, private readonly log: Logger) {}
 
   get boundPort(): number {
-    return this.port?.boundPort ?? this.config.interface.port;
+    return this.parts.port.boundPort;
   }
 
   get state(): StateBook {
-    if (this.book === null) throw new Error('interface not started');
-    return this.book;
+    return this.parts.book;
   }
 
   async start(): Promise<void> {
-    const { config, log } = this;
-    this.db = openStore(config.paths.data);
-    const book = new StateBook(this.db, log);
-    this.book = book;
+    const { book, control, port, feed, peers, outbox, folder, packages } = this.parts;
+    this.phase = 'starting';
+    // The control socket first: `netboot status` and the supervisor see "starting" meanwhile.
+    await this.up(control, () => control.start());
     book.load();
-    if (config.management.url === null) this.seed(book);
-    if (config.management.url !== null) {
-      this.outbox = new EventOutbox(this.db, { url: config.management.url, serverId: config.site.id, timeoutMs: config.management.timeoutMs }, log.child({ part: 'outbox' }));
-    }
-    this.feed = new FeedServer(book, log.child({ part: 'feed' }), (id, event) => this.onEvent(id, event));
-    this.feed.start();
-    this.port = new PortServer(config.interface.bind, config.interface.port, log);
-    this.port.upgrade('/feed', this.feed.handleUpgrade);
-    this.peers = new PeerHub(config, this.db, book, log.child({ part: 'peers' }));
-    this.peers.mount(this.port);
-    await this.port.start();
-    this.control = new ControlServer(controlSocketPath(config.paths.data, 'interface'), {
-      'GET /status': () => this.status(),
-      'GET /state': () => ({ ...book.describe(), state: book.state() }),
-      'GET /peers': () => this.peers?.status(),
-      'GET /peers/latencies': () => this.peers?.latencies(),
-      ...packageControlRoutes(() => this.packages),
-    }, log);
-    await this.control.start();
-    await this.outbox?.start();
-    this.peers.start();
-    this.folder = new DropFolder({
-      dir: config.paths.sbs, storeDir: config.paths.sbsStore, settleMs: config.interface.settleMs,
-      parseRetryMs: config.interface.parseRetryMs, maxFileBytes: config.interface.maxSbsFileMib * 1024 * 1024, onReady: (files) => this.applyFiles(files), onRejected: (r) => this.onRejected(r),
-    }, log.child({ part: 'sbs' }));
-    await this.folder.start();
-    // Package replication (images/): /pkg/... and /pkg-feed; status changes go to the outbox.
-    // Loaded after the SBS intake is running, so it never delays it.
-    const { PackageService } = await import('../../packages/package-service.ts');
-    this.packages = new PackageService(config, log.child({ part: 'packages' }), this.port, {
-      onStatusChange: (s) => { book.recordOutboundEvent(randomUUID(), { kind: 'package-status', ...s }, new Date()); this.outbox?.kick(); },
-    });
-    await this.packages.start();
-    this.rescan = setInterval(() => this.folder?.scan(), RESCAN_MS);
-    log.info('interface serving', { port: this.boundPort, sbs: config.paths.sbs, seq: book.lastSeq });
+    if (this.settings.standalone) this.seed(book);
+    await this.up(feed, async () => feed.start());
+    await this.up(port, () => port.start());
+    await this.up(outbox, () => outbox.start());
+    await this.up(peers, async () => peers.start());
+    await this.up(folder, () => folder.start());
+    await this.up(packages, () => packages.start());
+    this.rescan = setInterval(() => folder.scan(), RESCAN_MS);
+    this.phase = 'serving';
+    this.log.info('interface serving', { port: this.boundPort, sbs: this.settings.sbsDir, seq: book.lastSeq });
   }
 
   async stop(): Promise<void> {
-    if (this.rescan !== null) clearInterval(this.rescan);
-    await this.folder?.stop();
-    this.peers?.stop();
-    await this.packages?.stop();
-    await this.outbox?.stop();
-    this.feed?.stop();
-    await this.port?.stop();
-    await this.control?.stop();
-    this.db?.close();
-    this.db = null;
+    if (this.phase === 'stopped') return;
+    this.phase = 'stopping';
+    clearInterval(this.rescan);
+    // The intake first, the sockets last: the feed's subscribers (WebSockets the port's close
+    // would wait for) go before the port. Only parts that were started, plus the package
+    // component, which holds its store from the moment it is built. The rest still stops when
+    // one part's stop fails.
+    const { folder, peers, packages, outbox, feed, port, control } = this.parts;
+    const started = new Set(this.running.splice(0));
+    for (const part of [folder, peers, packages, outbox, feed, port, control]) {
+      if (!started.has(part) && part !== packages) continue;
+      try {
+        await part.stop();
+      } catch (err) {
+        this.log.error('stop failed', { err });
+      }
+    }
+    this.parts.db.close();
+    this.phase = 'stopped';
+  }
+
+  /** Counts a part as running before its start: one that fails part-way is stopped too. */
+  private async up(part: { stop(): unknown }, start: () => Promise<void>): Promise<void> {
+    this.running.push(part);
+    await start();
   }
 
   private seed(book: StateBook): void {
@@ -109,51 +121,70 @@ export class InterfaceService implements Lifecycle {
   }
 
   /** Applies files in the spec's order (issued, then name), commits, then archives them. */
-  private applyFiles(files: ReadyFile[]): void {
-    const book = this.state;
+  applyFiles(files: ReadyFile[]): void {
+    const { book, peers, folder } = this.parts;
     files.sort((a, b) => issuedMs(a.doc.issued) - issuedMs(b.doc.issued) || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     for (let i = 0; i < files.length; i += BATCH) {
       const chunk = files.slice(i, i + BATCH);
       let effects;
       try {
         const now = new Date();
-        effects = book.applyBatch(chunk.map((f) => ({ doc: f.doc, source: { file: f.name, source: 'sbs', now } })), this.peers?.queueAlongside);
+        effects = book.applyBatch(chunk.map((f) => ({ doc: f.doc, source: { file: f.name, source: 'sbs', now } })), peers.queueAlongside);
       } catch (err) {
         this.log.error('applying SBS files failed; they stay in the folder and are retried', { err, files: chunk.length });
-        for (const f of chunk) this.folder?.release(f);
+        for (const f of chunk) folder.release(f);
         continue;
       }
-      this.peers?.kick();
+      peers.kick();
       chunk.forEach((f, n) => {
         this.log.info('SBS file applied', { file: f.name, id: f.doc.id, kind: f.doc.kind, issued: f.doc.issued, effect: effects[n] });
         try {
-          this.folder?.archive(f);
+          folder.archive(f);
         } catch (err) {
           this.log.error('cannot move applied SBS file to the store', { file: f.name, err });
         }
       });
-      this.folder?.syncArchive();
+      folder.syncArchive();
     }
   }
 
-  private onEvent(eventId: string, event: FeedEvent): void {
-    const isNew = this.state.recordEvent(eventId, event, new Date());
+  /** An event from the PXE server on the state feed: persisted, then delivered. */
+  onEvent(eventId: string, event: FeedEvent): void {
+    const isNew = this.parts.book.recordEvent(eventId, event, new Date());
     this.log.info('event recorded', { eventId, ...event, duplicate: !isNew });
-    if (isNew) this.outbox?.kick();
+    if (isNew) this.parts.outbox.kick();
   }
 
-  private onRejected(r: Rejection): void {
-    this.state.recordOutboundEvent(randomUUID(), { kind: 'sbs-rejected', file: r.name, field: r.field, problem: r.problem, at: new Date().toISOString() }, new Date());
-    this.outbox?.kick();
+  onRejected(r: Rejection): void {
+    this.parts.book.recordOutboundEvent(randomUUID(), { kind: 'sbs-rejected', file: r.name, field: r.field, problem: r.problem, at: new Date().toISOString() }, new Date());
+    this.parts.outbox.kick();
   }
 
-  private status(): unknown {
+  /** A package's state here changed: reported to the management server. */
+  onPackageStatus(s: PackageStatus): void {
+    this.parts.book.recordOutboundEvent(randomUUID(), { kind: 'package-status', ...s }, new Date());
+    this.parts.outbox.kick();
+  }
+
+  status(): InterfaceStatus {
     return {
-      service: 'interface', pid: process.pid, state: 'serving', ports: { interface: this.boundPort },
-      seq: this.book?.lastSeq ?? 0, subscribers: this.feed?.subscriberCount ?? 0,
-      pendingEvents: this.outbox?.pendingCount() ?? 0,
+      service: 'interface', pid: process.pid, state: this.phase === 'new' ? 'starting' : this.phase === 'stopped' ? 'stopping' : this.phase,
+      ports: { interface: this.boundPort }, seq: this.parts.book.lastSeq, subscribers: this.parts.feed.subscriberCount,
+      pendingEvents: this.parts.outbox.pendingCount(), warnings: [],
     };
   }
+}
+
+export interface InterfaceStatus extends ServiceStatusBody {
+  readonly service: 'interface';
+  readonly pid: number;
+  readonly state: 'starting' | 'serving' | 'stopping';
+  readonly ports: { readonly interface: number };
+  readonly seq: number;
+  readonly subscribers: number;
+  readonly pendingEvents: number;
+  /** Start-up checks that would fail requests (none for the Interface so far). */
+  readonly warnings: readonly string[];
 }
 
 function tableFor(kind: string): Table {

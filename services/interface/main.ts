@@ -1,10 +1,76 @@
-// Composition root of the Interface process.
+// Composition root of the Interface process: builds every part from the config and hands each
+// its collaborators; nothing starts here. main runs the service until a signal; tests build the
+// same service with buildInterface and start/stop it themselves.
 import type { Config } from '../../platform/runtime/config.ts';
-import { runUntilSignal } from '../../platform/runtime/lifecycle.ts';
+import { ControlServer, controlSocketPath } from '../../platform/local/control.ts';
+import { runUntilSignal, type Lifecycle } from '../../platform/runtime/lifecycle.ts';
 import type { Logger } from '../../platform/runtime/logger.ts';
 import { notifyReady } from '../../platform/runtime/sd-notify.ts';
-import { InterfaceService } from './interface-service.ts';
+import { buildPackages } from '../../packages/package-parts.ts';
+import { packageControlRoutes } from '../../packages/control-routes.ts';
+import { DropFolder } from '../../state/drop-folder.ts';
+import { EventOutbox } from '../../state/event-outbox.ts';
+import { StateBook } from '../../state/state-book.ts';
+import { openStore, type Db } from '../../state/store.ts';
+import { FeedServer } from './feed-server.ts';
+import { InterfaceService, NO_OUTBOX } from './interface-service.ts';
+import { PeerHub } from './peer-hub.ts';
+import { PortServer } from './port-server.ts';
+
+export interface InterfaceOptions {
+  /** Wraps the package component's lifecycle (tests: hold its start to watch readiness). */
+  readonly wrapPackages?: (packages: Lifecycle) => Lifecycle;
+}
+
+/** Builds the Interface; throws (with the store closed again) when a part cannot be built. */
+export function buildInterface(config: Config, log: Logger, options: InterfaceOptions = {}): InterfaceService {
+  const db: Db = openStore(config.paths.data);
+  try {
+    return compose(config, log, db, options);
+  } catch (err) {
+    db.close();
+    throw err;
+  }
+}
+
+function compose(config: Config, log: Logger, db: Db, options: InterfaceOptions): InterfaceService {
+  // Parts report to the service, which is built last: the closures run only once it has started.
+  const book = new StateBook(db, log);
+  const outbox = config.management.url === null ? NO_OUTBOX
+    : new EventOutbox(db, { url: config.management.url, serverId: config.site.id, timeoutMs: config.management.timeoutMs }, log.child({ part: 'outbox' }));
+  const feed = new FeedServer(book, log.child({ part: 'feed' }), (id, event) => service.onEvent(id, event));
+  const port = new PortServer(config.interface.bind, config.interface.port, log);
+  port.upgrade('/feed', feed.handleUpgrade);
+  const peers = new PeerHub(config, db, book, log.child({ part: 'peers' }));
+  peers.mount(port);
+  const folder = new DropFolder({
+    dir: config.paths.sbs, storeDir: config.paths.sbsStore, settleMs: config.interface.settleMs, parseRetryMs: config.interface.parseRetryMs,
+    maxFileBytes: config.interface.maxSbsFileMib * 1024 * 1024,
+    onReady: (files) => service.applyFiles(files), onRejected: (r) => service.onRejected(r),
+  }, log.child({ part: 'sbs' }));
+  const packages = buildPackages(config, log.child({ part: 'packages' }), port, { onStatusChange: (s) => service.onPackageStatus(s) });
+  const control = new ControlServer(controlSocketPath(config.paths.data, 'interface'), {
+    'GET /status': () => service.status(),
+    'GET /state': () => ({ ...book.describe(), state: book.state() }),
+    'GET /peers': () => peers.status(),
+    'GET /peers/latencies': () => peers.latencies(),
+    ...packageControlRoutes(packages),
+  }, log);
+  const service: InterfaceService = new InterfaceService(
+    { db, book, control, port, feed, peers, outbox, folder, packages: options.wrapPackages?.(packages) ?? packages },
+    { standalone: config.management.url === null, sbsDir: config.paths.sbs },
+    log,
+  );
+  return service;
+}
 
 export async function main(config: Config, log: Logger): Promise<number> {
-  return runUntilSignal('interface', [new InterfaceService(config, log)], log, () => void notifyReady(log, 'serving the SBS folder and state feed'));
+  let service: InterfaceService;
+  try {
+    service = buildInterface(config, log);
+  } catch (err) {
+    log.error('interface failed to start', { err });
+    return 1;
+  }
+  return runUntilSignal('interface', [service], log, () => void notifyReady(log, 'serving the SBS folder and state feed'));
 }

@@ -1,6 +1,6 @@
-// Composition root of the mtftp process: the TFTP service, boot hooks that ask the PXE server
-// over its local channel (from the followed copy of its view when current), and this process's
-// own control socket (GET /status).
+// Composition root of the mtftp process: the TFTP service over the configured root (the native
+// UDP addon loaded here, once), boot hooks that ask the PXE server over its local channel (from
+// the followed copy of its view when current), and this process's own control socket (GET /status).
 import { configPathFrom, loadConfig, type Config } from '../../platform/runtime/config.ts';
 import { ControlServer, controlSocketPath } from '../../platform/local/control.ts';
 import { errorMessage } from '../../platform/runtime/errors.ts';
@@ -8,15 +8,35 @@ import { ChannelClient, channelSocketPath } from '../../platform/local/local-cha
 import { runUntilSignal } from '../../platform/runtime/lifecycle.ts';
 import { createLogger, type Logger } from '../../platform/runtime/logger.ts';
 import { notifyReady } from '../../platform/runtime/sd-notify.ts';
-import { serverBootHooks } from './boot-hooks.ts';
+import { serverBootHooks, type BootHooks } from './boot-hooks.ts';
 import { MtftpService } from './mtftp-service.ts';
+import { loadNativeLink, type NativeSupport } from './native-link.ts';
 import { ServerView } from './server-view.ts';
+import { TftpRoot } from './tftp-root.ts';
+import { TftpServer } from './tftp-server.ts';
+
+/** The TFTP service with its server and root; `native`: the addon, or why not (tests). */
+export function buildMtftp(config: Config, log: Logger, hooks: BootHooks, native: NativeSupport = loadNativeLink()): MtftpService {
+  const m = config.mtftp;
+  const root = new TftpRoot(config.paths.tftpRoot);
+  const server = new TftpServer({
+    bind: m.bind,
+    port: m.port,
+    root,
+    limits: { maxBlockSize: m.maxBlockSize, maxWindowSize: m.maxWindowSize, timeoutMs: m.timeoutMs, retries: m.retries },
+    hooks,
+    log,
+    sendPath: m.sendPath,
+    native,
+  });
+  return new MtftpService(server, root, log);
+}
 
 export async function main(config: Config, log: Logger): Promise<number> {
   const mlog = log.child({ service: 'mtftp' });
   const channel = new ChannelClient(channelSocketPath(config.paths.data, 'server'));
   const view = new ServerView(channel, { tftpRoot: config.paths.tftpRoot, data: config.paths.data }, mlog);
-  const service = new MtftpService(config, mlog, serverBootHooks(channel, view, mlog));
+  const service = buildMtftp(config, mlog, serverBootHooks(channel, view, mlog));
   const control = new ControlServer(controlSocketPath(config.paths.data, 'mtftp'), {
     // `view`: whether netboot/ paths are resolved from the followed copy, or asked per request.
     'GET /status': () => ({ ...service.status(), view: view.current ? 'following' : 'asking' }),

@@ -1,13 +1,13 @@
 // The MTFTP service as one Lifecycle part: the TFTP server over the configured root, with the
-// boot hooks it is given. Usable in-process (tests bind port 0 and read `port`).
-import type { Config } from '../../platform/runtime/config.ts';
+// boot hooks it is given (main.ts builds it). Usable in-process (tests bind port 0 and read `port`).
+import { existsSync } from 'node:fs';
+import type { ServiceStatusBody } from '../../platform/local/control.ts';
 import type { Lifecycle } from '../../platform/runtime/lifecycle.ts';
 import type { Logger } from '../../platform/runtime/logger.ts';
-import type { BootHooks } from './boot-hooks.ts';
-import { TftpRoot } from './tftp-root.ts';
-import { TftpServer } from './tftp-server.ts';
+import type { TftpRoot } from './tftp-root.ts';
+import type { TftpServer } from './tftp-server.ts';
 
-export interface MtftpStatus {
+export interface MtftpStatus extends ServiceStatusBody {
   readonly service: 'mtftp';
   readonly pid: number;
   readonly state: 'starting' | 'serving' | 'stopping';
@@ -15,25 +15,20 @@ export interface MtftpStatus {
   readonly transfers: number;
   /** How transfer sockets send: native UDP GSO, native sendmmsg, or node:dgram. */
   readonly sendPath: 'gso' | 'sendmmsg' | 'dgram';
+  /** Start-up checks that would fail requests (a missing TFTP root). */
+  readonly warnings: readonly string[];
 }
 
 export class MtftpService implements Lifecycle {
-  private readonly server: TftpServer;
+  private warnings: readonly string[] = [];
 
-  constructor(config: Config, log: Logger, hooks: BootHooks) {
-    const m = config.mtftp;
-    this.server = new TftpServer({
-      bind: m.bind,
-      port: m.port,
-      root: new TftpRoot(config.paths.tftpRoot),
-      limits: { maxBlockSize: m.maxBlockSize, maxWindowSize: m.maxWindowSize, timeoutMs: m.timeoutMs, retries: m.retries },
-      hooks,
-      log,
-      sendPath: m.sendPath,
-    });
-  }
+  /** Built by main.ts (buildMtftp) with its TFTP server over the configured root. */
+  constructor(private readonly server: TftpServer, private readonly root: TftpRoot, private readonly log: Logger) {}
 
   async start(): Promise<void> {
+    // A start-up check that would fail every request: a warning, in the log and the status.
+    this.warnings = existsSync(this.root.dir) ? [] : [`tftp_root ${this.root.dir} does not exist: every request will fail`];
+    for (const w of this.warnings) this.log.warn(w);
     await this.server.start();
   }
 
@@ -63,6 +58,7 @@ export class MtftpService implements Lifecycle {
       ports: { tftp: this.server.port },
       transfers: this.server.activeTransfers,
       sendPath: this.server.sendPath,
+      warnings: this.warnings,
     };
   }
 }

@@ -9,7 +9,7 @@ import type { Lifecycle } from '../../platform/runtime/lifecycle.ts';
 import type { Logger } from '../../platform/runtime/logger.ts';
 import { BlockRing } from './block-ring.ts';
 import type { BootHooks } from './boot-hooks.ts';
-import { chooseSendPath, loadNativeLink, NativeLinks } from './native-link.ts';
+import { chooseSendPath, NativeLinks, type NativeSupport } from './native-link.ts';
 import { declineOptions, negotiate, type NegotiationLimits } from '../../protocols/tftp/options.ts';
 import { resolveTarget, type Target } from './request-target.ts';
 import { decode, errorPacket, TFTP_ERROR, type RequestPacket } from '../../protocols/tftp/tftp-codec.ts';
@@ -27,6 +27,8 @@ export interface TftpServerOptions {
   readonly log: Logger;
   /** How transfer sockets send (default auto: native GSO, else sendmmsg, else node:dgram). */
   readonly sendPath?: SendPath;
+  /** The native UDP addon, or why not: loaded by the composition root (main.ts), not here. */
+  readonly native: NativeSupport;
 }
 
 export type ServerState = 'new' | 'starting' | 'serving' | 'stopping' | 'stopped';
@@ -76,7 +78,7 @@ export class TftpServer implements Lifecycle {
   async start(): Promise<void> {
     this.state = 'starting';
     const { bind, port, log } = this.opts;
-    const support = loadNativeLink();
+    const support = this.opts.native;
     const choice = chooseSendPath(this.opts.sendPath ?? 'auto', support);
     this.sendKind = choice.kind;
     this.links = support.ok && choice.kind !== 'dgram' ? new NativeLinks(support.addon, choice.kind === 'gso') : null;

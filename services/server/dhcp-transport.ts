@@ -9,46 +9,18 @@ import type { Logger } from '../../platform/runtime/logger.ts';
 import { BatchSockets, SLOT_BYTES, chooseIoPath, loadUdpBatch, type BatchSupport, type IoPathChoice } from './batch-socket.ts';
 import { openDgramSocket, type DatagramEvents, type DhcpSocket, type Peer } from './dhcp-socket.ts';
 import type { PxePort } from '../../boot/pxe-request.ts';
+import type { ReplyMode, Segment } from '../../boot/answer.ts';
 
 export type { Peer } from './dhcp-socket.ts';
 
-export const CLIENT_PORT = 68;
-/** RFC 2131 4.1: replies to a relay agent go to giaddr, on the DHCP server port. */
-export const SERVER_PORT = 67;
-
-/**
- * broadcast: answers on 67 go to 255.255.255.255:68 (a client without an address hears nothing
- * else), or to ciaddr:68 when the client has one (RFC 2131 4.1).
- * source: answers go back to the request's source address and port. For sockets bound to a
- * loopback address (tests, benchmarks), where nobody listens on 68 and broadcasts go nowhere.
- */
-export type ReplyMode = 'broadcast' | 'source';
+// Where a reply goes is part of the answer path (boot/answer.ts); re-exported for the transport's users.
+export { CLIENT_PORT, SERVER_PORT, replyDestination, type ReplyMode, type Segment } from '../../boot/answer.ts';
 
 export function defaultReplyMode(bind: string): ReplyMode {
   return bind.startsWith('127.') ? 'source' : 'broadcast';
 }
 
-/**
- * Where the reply to a request goes. 4011 answers always go back to the source (EDK2 uses 4011).
- * On 67 a relayed request (giaddr set) is answered to the relay agent at giaddr:67 (RFC 2131 4.1,
- * RFC 1542 4.1.2), not to where it came from: with several relays in a row, that is the last one.
- */
-export function replyDestination(request: { readonly ciaddr: string; readonly giaddr: string }, from: Peer, via: PxePort, mode: ReplyMode): Peer {
-  if (via === 'proxy' || mode === 'source') return from;
-  if (request.giaddr !== '0.0.0.0') return { address: request.giaddr, port: SERVER_PORT };
-  if (request.ciaddr !== '0.0.0.0') return { address: request.ciaddr, port: CLIENT_PORT };
-  return BROADCAST_PEER;
-}
-
-const BROADCAST_PEER: Peer = Object.freeze({ address: '255.255.255.255', port: CLIENT_PORT });
-
 export type DatagramHandler = (message: Buffer, from: Peer, via: PxePort) => void | Promise<void>;
-
-/** A network interface the server answers broadcasts on, by the address it sends them from. */
-export interface Segment {
-  readonly name: string;
-  readonly address: string;
-}
 
 export interface TransportOptions {
   readonly bind: string;

@@ -11,7 +11,7 @@
 import { networkInterfaces, type NetworkInterfaceInfo } from 'node:os';
 import { inSubnet, matchSubnet, type Config, type SubnetConfig } from '../../platform/runtime/config.ts';
 import { ConfigError, errorMessage } from '../../platform/runtime/errors.ts';
-import type { Segment } from './dhcp-transport.ts';
+import type { AddressChoice, AddressTarget, Chosen, Segment } from '../../boot/answer.ts';
 import { routeSource, type RouteSource } from './route-source.ts';
 
 export interface LocalAddress {
@@ -19,23 +19,7 @@ export interface LocalAddress {
   readonly prefix: number;
 }
 
-/** What is known of where the client is. */
-export interface AddressTarget {
-  /** The relay agent (giaddr), when relayed: replies go there. */
-  readonly relay: string | null;
-  /** An address in the client's subnet: the relay's link (link selection or giaddr), else ciaddr. */
-  readonly client: string | null;
-}
-
-export interface AddressChoice {
-  readonly address: string;
-  /** How it was chosen, for logs and `netboot explain`. */
-  readonly why: string;
-  /** The [[server.subnets]] entry the client is in, whether or not it set the address. */
-  readonly subnet: SubnetConfig | null;
-}
-
-export type Chosen = AddressChoice | { readonly none: string };
+export type { AddressChoice, AddressTarget, Chosen } from '../../boot/answer.ts';
 
 export interface AddressDeps {
   readonly interfaces?: () => NodeJS.Dict<NetworkInterfaceInfo[]>;

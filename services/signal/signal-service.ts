@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { hostname, networkInterfaces } from 'node:os';
 import type { BackoffPolicy } from '../../platform/runtime/backoff.ts';
 import type { Config } from '../../platform/runtime/config.ts';
-import { ControlServer, controlSocketPath } from '../../platform/local/control.ts';
+import { ControlServer, controlSocketPath, type ServiceStatusBody } from '../../platform/local/control.ts';
 import type { Lifecycle } from '../../platform/runtime/lifecycle.ts';
 import type { Logger } from '../../platform/runtime/logger.ts';
 import { newInstructionId } from '../../sbs/serialize.ts';
@@ -18,7 +18,7 @@ export const DEFAULT_BACKOFF: BackoffPolicy = { baseMs: 1000, capMs: 60000 };
 
 export type SignalState = 'starting' | 'serving' | 'stopping';
 
-export interface SignalStatus {
+export interface SignalStatus extends ServiceStatusBody {
   readonly service: 'signal';
   readonly pid: number;
   readonly state: SignalState;
@@ -27,6 +27,7 @@ export interface SignalStatus {
   readonly lastStartup: LastStartup | null;
   readonly retry: PendingRetry | null;
   readonly registered: boolean;
+  readonly warnings: readonly string[];
 }
 
 export interface SignalOptions {
@@ -74,6 +75,7 @@ export function buildSignal(config: Config, log: Logger, options: SignalOptions 
     lastStartup: runner?.last ?? null,
     retry: runner?.retry ?? null,
     registered: url !== null && record.isRegistered(config.site.id, url),
+    warnings: [],
   });
   const control = new ControlServer(controlSocketPath(config.paths.data, 'signal'), { 'GET /status': status }, log);
 

@@ -9,7 +9,7 @@ import { packageCommand } from '../../cli/package-command.ts';
 import { sbsCommand } from '../../cli/sbs-command.ts';
 import type { Command } from '../../cli/context.ts';
 import { createMemoryLogger } from '../../platform/runtime/logger.ts';
-import { InterfaceService } from '../../services/interface/interface-service.ts';
+import { buildInterface } from '../../services/interface/main.ts';
 import { waitFor } from '../helpers/env.ts';
 import { makeSites, type Site } from '../packages/sites.ts';
 
@@ -24,7 +24,7 @@ async function run(command: Command, site: Site, ...argv: string[]): Promise<{ c
 test('package rm names the images using the package and the clients booting them; refuses without --force', async () => {
   const env = await makeSites(['a'], { extra: '[packages]\nscrub_interval_ms = 0\n' });
   const [A] = env.sites as [Site];
-  const iface = new InterfaceService(A.config, createMemoryLogger('info'));
+  const iface = buildInterface(A.config, createMemoryLogger('info'));
   await iface.start();
   try {
     const src = join(A.dir, 'win11');

@@ -6,7 +6,8 @@ import assert from 'node:assert/strict';
 import { parseArgs } from '../../cli/args.ts';
 import { sbsCommand } from '../../cli/sbs-command.ts';
 import { createMemoryLogger } from '../../platform/runtime/logger.ts';
-import { InterfaceService } from '../../services/interface/interface-service.ts';
+import type { InterfaceService } from '../../services/interface/interface-service.ts';
+import { buildInterface } from '../../services/interface/main.ts';
 import { waitFor } from '../helpers/env.ts';
 import { makeSites, type Site } from '../packages/sites.ts';
 
@@ -37,7 +38,7 @@ test('sbs send: unknown image, package or peer is a warning, a refusal with --st
     assert.equal(offPeer.written, 0);
     assert.match(offPeer.err, /warning: replicateTo names c\.example\.net, which is not a configured peer \(peers: b \(127\.0\.0\.1:\d+\)\)/);
 
-    iface = new InterfaceService(A.config, createMemoryLogger('info'));
+    iface = buildInterface(A.config, createMemoryLogger('info'));
     await iface.start();
     const image = await send(A, 'image', '--id', 'lnx', '--name', 'Linux', '--arch', 'bios', '--type', 'linux', '--kernel', 'vmlinuz');
     assert.equal(image.code, 0, image.err);

@@ -10,7 +10,7 @@ import { parseArgs } from '../../cli/args.ts';
 import { packageCommand } from '../../cli/package-command.ts';
 import { packageDir, packagesRoot, versionsDir } from '../../packages/layout.ts';
 import { createMemoryLogger } from '../../platform/runtime/logger.ts';
-import { InterfaceService } from '../../services/interface/interface-service.ts';
+import { buildInterface } from '../../services/interface/main.ts';
 import { makeSites, type Site } from '../packages/sites.ts';
 
 async function run(site: Site, ...argv: string[]): Promise<{ code: number; out: string; err: string }> {
@@ -40,7 +40,7 @@ function usage(dir: string): { paths: string[]; bytes: number } {
 test('identical content republished is unchanged: same version, no new folder, no new bytes', async () => {
   const env = await makeSites(['a'], { extra: '[packages]\nscrub_interval_ms = 0\n' });
   const [A] = env.sites as [Site];
-  const iface = new InterfaceService(A.config, createMemoryLogger('info'));
+  const iface = buildInterface(A.config, createMemoryLogger('info'));
   await iface.start();
   const root = packagesRoot(A.config.paths.data);
   try {

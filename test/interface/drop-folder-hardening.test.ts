@@ -12,7 +12,7 @@ import { writeFileAtomic } from '../../platform/runtime/atomic-file.ts';
 import { loadConfig } from '../../platform/runtime/config.ts';
 import { createMemoryLogger } from '../../platform/runtime/logger.ts';
 import { DropFolder, type ReadyFile, type Rejection } from '../../state/drop-folder.ts';
-import { InterfaceService } from '../../services/interface/interface-service.ts';
+import { buildInterface } from '../../services/interface/main.ts';
 import { makeTestSite, waitFor } from '../helpers/env.ts';
 
 const MIB = 1024 * 1024;
@@ -209,7 +209,7 @@ test('[interface] max_sbs_file_mib defaults to 64 and reaches the Interface\'s f
   }
   const site = await makeTestSite('[interface]\nmax_sbs_file_mib = 1\n');
   const log = createMemoryLogger();
-  const svc = new InterfaceService(site.config, log);
+  const svc = buildInterface(site.config, log);
   await svc.start();
   try {
     const big = Buffer.alloc(2 * MIB, 0x20);

@@ -6,7 +6,8 @@ import { createServer } from 'node:http';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../../platform/runtime/atomic-file.ts';
 import { createMemoryLogger } from '../../platform/runtime/logger.ts';
-import { InterfaceService } from '../../services/interface/interface-service.ts';
+import type { InterfaceService } from '../../services/interface/interface-service.ts';
+import { buildInterface } from '../../services/interface/main.ts';
 import { makeTestSite, waitFor, type TestSite } from '../helpers/env.ts';
 import { FeedClient } from '../helpers/feed-client.ts';
 
@@ -19,7 +20,7 @@ const clientJson = (action: object, issued = new Date().toISOString(), id = newI
 async function withInterface(fn: (site: TestSite, svc: InterfaceService, log: ReturnType<typeof createMemoryLogger>) => Promise<void>, extra = ''): Promise<void> {
   const site = await makeTestSite(extra);
   const log = createMemoryLogger();
-  const svc = new InterfaceService(site.config, log);
+  const svc = buildInterface(site.config, log);
   await svc.start();
   try {
     await fn(site, svc, log);
@@ -129,7 +130,7 @@ test('files found together are applied in order of issued, then name', async () 
     writeFileAtomic(join(sbs, 'a.sbs'), clientJson({ type: 'boot', image: 'third', once: true }, '2026-11-21T10:00:03Z'));
     writeFileAtomic(join(sbs, 'b.sbs'), clientJson({ type: 'boot', image: 'first', once: true }, '2026-11-21T10:00:01Z'));
     writeFileAtomic(join(sbs, 'c.sbs'), clientJson({ type: 'boot', image: 'second', once: true }, '2026-11-21T10:00:02Z'));
-    const svc = new InterfaceService(site.config, createMemoryLogger());
+    const svc = buildInterface(site.config, createMemoryLogger());
     await svc.start();
     try {
       const feed = await FeedClient.connect(svc.boundPort);

@@ -10,7 +10,8 @@ import { join } from 'node:path';
 import { writeFileAtomic } from '../../platform/runtime/atomic-file.ts';
 import { controlCall, controlSocketPath } from '../../platform/local/control.ts';
 import { createMemoryLogger } from '../../platform/runtime/logger.ts';
-import { InterfaceService } from '../../services/interface/interface-service.ts';
+import type { InterfaceService } from '../../services/interface/interface-service.ts';
+import { buildInterface } from '../../services/interface/main.ts';
 import { freeTcpPort, makeTestSite, waitFor, type TestSite } from '../helpers/env.ts';
 import { spawnService } from '../helpers/process.ts';
 
@@ -37,7 +38,7 @@ async function makeNodes(ids: string[], opts: { keyFor?: (id: string) => string;
 }
 
 async function startNode(n: Node): Promise<void> {
-  n.svc = new InterfaceService(n.site.config, n.log);
+  n.svc = buildInterface(n.site.config, n.log);
   await n.svc.start();
 }
 

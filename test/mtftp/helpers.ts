@@ -10,7 +10,8 @@ import { fileURLToPath } from 'node:url';
 import { SEND_PATHS, type Config, type SendPath } from '../../platform/runtime/config.ts';
 import { createMemoryLogger, type LogFields, type Logger } from '../../platform/runtime/logger.ts';
 import { NO_BOOT_HOOKS, type BootHooks } from '../../services/mtftp/boot-hooks.ts';
-import { MtftpService } from '../../services/mtftp/mtftp-service.ts';
+import type { MtftpService } from '../../services/mtftp/mtftp-service.ts';
+import { buildMtftp } from '../../services/mtftp/main.ts';
 import { makeTestSite, type TestSite } from '../helpers/env.ts';
 import { ensureAddonBuilt } from '../helpers/native-build.ts';
 
@@ -39,7 +40,7 @@ export async function startService(opts: { hooks?: BootHooks; mtftp?: Partial<Co
   const site = await makeTestSite('', 'netboot-mtftp');
   const config: Config = { ...site.config, mtftp: { ...site.config.mtftp, port: 0, sendPath: testSendPath(), ...opts.mtftp } };
   const log = opts.log ?? createMemoryLogger('debug');
-  const service = new MtftpService(config, log, opts.hooks ?? NO_BOOT_HOOKS);
+  const service = buildMtftp(config, log, opts.hooks ?? NO_BOOT_HOOKS);
   await service.start();
   const wanted = config.mtftp.sendPath;
   if (wanted !== 'auto' && service.sendPath !== wanted) throw new Error(`service runs on ${service.sendPath}, not ${wanted}`);

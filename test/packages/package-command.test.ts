@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { InterfaceService } from '../../services/interface/interface-service.ts';
+import type { InterfaceService } from '../../services/interface/interface-service.ts';
+import { buildInterface } from '../../services/interface/main.ts';
 import { createMemoryLogger } from '../../platform/runtime/logger.ts';
 import { parseArgs } from '../../cli/args.ts';
 import { packageCommand } from '../../cli/package-command.ts';
@@ -24,7 +25,7 @@ async function run(site: Site, ...argv: string[]): Promise<{ code: number; out: 
 
 before(async () => {
   env = await makeSites(['a', 'b'], { extra: '[packages]\nscrub_interval_ms = 0\n' });
-  services = env.sites.map((s) => new InterfaceService(s.config, createMemoryLogger('info')));
+  services = env.sites.map((s) => buildInterface(s.config, createMemoryLogger('info')));
   for (const s of services) await s.start();
 });
 

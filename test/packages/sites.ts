@@ -7,7 +7,8 @@ import { join } from 'node:path';
 import { loadConfig, type Config } from '../../platform/runtime/config.ts';
 import { createMemoryLogger, type LogFields, type Logger } from '../../platform/runtime/logger.ts';
 import { PortServer } from '../../services/interface/port-server.ts';
-import { PackageService } from '../../packages/package-service.ts';
+import type { PackageService } from '../../packages/package-service.ts';
+import { buildPackages } from '../../packages/package-parts.ts';
 import type { PackageStatus } from '../../packages/model.ts';
 import { decodeManifestTop, partDigests, resolveManifest, type Manifest } from '../../packages/manifest.ts';
 import { makeTestSite, waitFor, type TestSite } from '../helpers/env.ts';
@@ -68,7 +69,7 @@ export class InProcessNode {
 
   async start(): Promise<this> {
     this.port = new PortServer('127.0.0.1', this.site.config.interface.port, this.log);
-    this.svc = new PackageService(this.site.config, this.log.child({ server: this.site.id }), this.port);
+    this.svc = buildPackages(this.site.config, this.log.child({ server: this.site.id }), this.port);
     await this.svc.start();
     await this.port.start();
     return this;

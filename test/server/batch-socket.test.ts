@@ -7,7 +7,7 @@ import { createSocket, type Socket } from 'node:dgram';
 import { join } from 'node:path';
 import { chooseIoPath, loadUdpBatch, SLOT_BYTES, type BatchSupport } from '../../services/server/batch-socket.ts';
 import { DhcpTransport, type Peer } from '../../services/server/dhcp-transport.ts';
-import { ServerService } from '../../services/server/server-service.ts';
+import { buildServer } from '../../services/server/main.ts';
 import { controlCall, controlSocketPath } from '../../platform/local/control.ts';
 import { createMemoryLogger } from '../../platform/runtime/logger.ts';
 import { makeTestSite, waitFor } from '../helpers/env.ts';
@@ -157,7 +157,7 @@ test('io path choice: auto takes the addon when built, dgram when not (saying wh
   // The service refuses to start, rather than retrying a bind that can never work.
   const site = await makeTestSite('[server]\nio_path = "native"', 'netboot-server');
   try {
-    const server = new ServerService(site.config, createMemoryLogger(), { loadNative: ABSENT });
+    const server = buildServer(site.config, createMemoryLogger(), { loadNative: ABSENT });
     await assert.rejects(server.start(), /io_path = "native": native\/udp-batch not built/);
   } finally {
     site.cleanup();

@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { controlCall, controlSocketPath } from '../../platform/local/control.ts';
 import { ChannelClient, channelSocketPath } from '../../platform/local/local-channel.ts';
-import { InterfaceService } from '../../services/interface/interface-service.ts';
+import { buildInterface } from '../../services/interface/main.ts';
 import { decode, encode } from '../../protocols/dhcp/dhcp-codec.ts';
 import { DhcpOptions, encodeOption } from '../../protocols/dhcp/dhcp-options.ts';
 import type { TftpResolution } from '../../boot/tftp-resolve.ts';
@@ -207,7 +207,7 @@ test('a pxe-booted event made while the Interface is away is resent with the sam
     assert.deepEqual(pending.map((p) => p.eventId), [r.eventId]);
     const explain = await controlCall<{ decision: { none?: string } }>(sock, 'GET', `/explain?mac=${IPXE_MAC}&arch=bios&ipxe=1`);
     assert.match(explain.decision.none ?? '', /once boot was consumed/);
-    s.iface = new InterfaceService(s.site.config, s.ifaceLog);
+    s.iface = buildInterface(s.site.config, s.ifaceLog);
     await s.iface.start();
     await waitFor('the event recorded', () => logged(s.ifaceLog, 'event recorded', (x) => x.eventId === r.eventId));
     await waitFor('client local in the Interface', () => (s.iface.state.state().clients?.find((x) => x.mac === IPXE_MAC)?.action.type === 'local' ? true : undefined));

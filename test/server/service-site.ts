@@ -6,8 +6,10 @@ import { mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../../platform/runtime/atomic-file.ts';
 import { createMemoryLogger, type LogFields } from '../../platform/runtime/logger.ts';
-import { InterfaceService } from '../../services/interface/interface-service.ts';
-import { ServerService, type ServerServiceOptions } from '../../services/server/server-service.ts';
+import type { InterfaceService } from '../../services/interface/interface-service.ts';
+import { buildInterface } from '../../services/interface/main.ts';
+import type { ServerService, ServerServiceOptions } from '../../services/server/server-service.ts';
+import { buildServer } from '../../services/server/main.ts';
 import { decode, type DhcpPacket } from '../../protocols/dhcp/dhcp-codec.ts';
 import { IO_PATHS, type IoPath } from '../../platform/runtime/config.ts';
 import { makeTestSite, waitFor, type TestSite } from '../helpers/env.ts';
@@ -51,9 +53,9 @@ export async function startSite(before: (drop: Site['drop']) => void = () => {},
   before(drop);
   const ifaceLog = createMemoryLogger();
   const log = createMemoryLogger();
-  const iface = new InterfaceService(site.config, ifaceLog);
+  const iface = buildInterface(site.config, ifaceLog);
   await iface.start();
-  const server = new ServerService(site.config, log, options);
+  const server = buildServer(site.config, log, options);
   await server.start();
   if (options.loadNative === undefined && server.ioPath !== io) throw new Error(`the server runs on ${server.ioPath}, not ${io}`);
   const s: Site = {

@@ -3,8 +3,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createMemoryLogger } from '../../platform/runtime/logger.ts';
-import { InterfaceService } from '../../services/interface/interface-service.ts';
-import { ServerService } from '../../services/server/server-service.ts';
+import { buildInterface } from '../../services/interface/main.ts';
+import { buildServer } from '../../services/server/main.ts';
 import { SignalAnnouncer } from '../../services/server/signal-announcer.ts';
 import { announceServerStarted, signalUrl } from '../../platform/local/signal-client.ts';
 import { buildSignal } from '../../services/signal/signal-service.ts';
@@ -14,9 +14,9 @@ test('serving does not wait for Signal; server-started reaches Signal when it co
   const site = await makeTestSite('', 'netboot-signal');
   const log = createMemoryLogger();
   const signalLog = createMemoryLogger();
-  const iface = new InterfaceService(site.config, createMemoryLogger());
+  const iface = buildInterface(site.config, createMemoryLogger());
   const announcer = new SignalAnnouncer(() => announceServerStarted(signalUrl(site.config), 1000), log.child({ part: 'signal' }));
-  const server = new ServerService(site.config, log, { announcer });
+  const server = buildServer(site.config, log, { announcer });
   const signal = buildSignal(site.config, signalLog);
   const started: { stop(): Promise<void> }[] = [];
   try {
