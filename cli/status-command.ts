@@ -56,7 +56,7 @@ export function formatTable(rows: readonly ServiceStatusRow[], wide = false): st
   if (warned.length > 0) {
     out.push('', 'warnings:');
     for (const r of warned) {
-      for (const w of r.running ? r.warnings : []) out.push(...(wide ? [`  ${r.service}: ${w}`] : wrap(`  ${r.service}: ${w}`, TABLE_WIDTH, 4).map((l) => (l.startsWith('  ') ? l : `  ${l}`))));
+      for (const w of r.running ? r.warnings : []) out.push(...(wide ? [`  ${r.service}: ${w}`] : wrap(`${r.service}: ${w}`, TABLE_WIDTH - 2, 2).map((l) => `  ${l}`)));
     }
   }
   return out;

@@ -112,6 +112,9 @@ test('only boot/answer.ts decides and builds replies: the server, the warm-up an
       if (/\b(decide|buildProxyReply)\(/.test(text.replace(/export function (decide|buildProxyReply)\(/g, ''))) callers.push(`${dir}/${name}`);
     }
   }
-  assert.deepEqual(callers, ['boot/answer.ts']);
+  // boot-chain.ts asks the policy what iPXE's second request would get (it follows the chain on
+  // paper, with no packet to answer); it builds no reply.
+  assert.deepEqual(callers, ['boot/answer.ts', 'boot/boot-chain.ts']);
+  assert.doesNotMatch(readFileSync(join(ROOT, 'boot/boot-chain.ts'), 'utf8'), /buildProxyReply\(/);
   for (const file of ['services/server/server-service.ts', 'boot/warm-up.ts']) assert.match(readFileSync(join(ROOT, file), 'utf8'), /\banswer\(/, file);
 });
