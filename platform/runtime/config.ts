@@ -64,6 +64,11 @@ export interface Config {
     readonly retries: number;
     /** How transfer sockets send: native addon with UDP GSO or sendmmsg, node:dgram, or the best available. */
     readonly sendPath: SendPath;
+    /** Transfers running or being set up at once, overall and per client address; a request past either is refused. */
+    readonly maxTransfers: number;
+    readonly maxTransfersPerClient: number;
+    /** A transfer still running this long after its request is abandoned. */
+    readonly maxSessionS: number;
   };
   readonly interface: {
     readonly port: number;
@@ -286,7 +291,7 @@ export function buildConfig(raw: Raw, source: string, baseDir: string): Config {
     ioPath: (IO_PATHS as readonly string[]).includes(ioPathRaw) ? (ioPathRaw as IoPath) : 'auto',
   };
 
-  const m = r.section(raw, 'mtftp', ['port', 'bind', 'max_block_size', 'max_window_size', 'timeout_ms', 'retries', 'send_path']);
+  const m = r.section(raw, 'mtftp', ['port', 'bind', 'max_block_size', 'max_window_size', 'timeout_ms', 'retries', 'send_path', 'max_transfers', 'max_transfers_per_client', 'max_session_s']);
   const sendPathRaw = r.string(m, '[mtftp]', 'send_path', 'auto');
   if (!(SEND_PATHS as readonly string[]).includes(sendPathRaw)) r.problems.push(`[mtftp] send_path: must be one of ${SEND_PATHS.join(', ')}`);
   const mtftp = {
@@ -297,6 +302,9 @@ export function buildConfig(raw: Raw, source: string, baseDir: string): Config {
     timeoutMs: r.int(m, '[mtftp]', 'timeout_ms', 1000, 10, 255000),
     retries: r.int(m, '[mtftp]', 'retries', 6, 1, 100),
     sendPath: (SEND_PATHS as readonly string[]).includes(sendPathRaw) ? (sendPathRaw as SendPath) : 'auto',
+    maxTransfers: r.int(m, '[mtftp]', 'max_transfers', 512, 1, 65535),
+    maxTransfersPerClient: r.int(m, '[mtftp]', 'max_transfers_per_client', 16, 1, 65535),
+    maxSessionS: r.int(m, '[mtftp]', 'max_session_s', 3600, 1, 604800),
   };
 
   const i = r.section(raw, 'interface', ['port', 'bind', 'settle_ms', 'parse_retry_ms']);

@@ -30,6 +30,9 @@ export class MtftpService implements Lifecycle {
       hooks,
       log,
       sendPath: m.sendPath,
+      maxTransfers: m.maxTransfers,
+      maxTransfersPerClient: m.maxTransfersPerClient,
+      maxSessionMs: m.maxSessionS * 1000,
     });
   }
 
@@ -52,6 +55,11 @@ export class MtftpService implements Lifecycle {
 
   get activeTransfers(): number {
     return this.server.activeTransfers;
+  }
+
+  /** Bytes of transfer buffers held now. */
+  get bufferBytes(): number {
+    return this.server.bufferBytes;
   }
 
   status(): MtftpStatus {

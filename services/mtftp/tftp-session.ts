@@ -29,6 +29,8 @@ export interface SessionParts {
   readonly log: Logger;
   /** Monotonic milliseconds (performance.now by default). */
   readonly now?: () => number;
+  /** A transfer still running this long after start() is abandoned (none when absent). */
+  readonly maxLifetimeMs?: number;
 }
 
 export class TftpSession {
@@ -41,6 +43,7 @@ export class TftpSession {
   private readonly oackPacket: Buffer | null;
   private timer: NodeJS.Timeout | null = null;
   private timerMs = 0;
+  private lifetime: NodeJS.Timeout | null = null;
   /** When the first answer (the OACK, or DATA 1 without one) last went out: a repeat sooner crossed it. */
   private answeredAt = 0;
   /** A window waits for the read-ahead to bring its blocks in. */
@@ -78,7 +81,16 @@ export class TftpSession {
     // send the first window" (armNext), so DATA 1 leaves as ACK 0 arrives, not after a read.
     this.timerMs = this.machine.timerMs;
     this.timer = setTimeout(() => this.onTimer(), this.timerMs);
+    const lifetimeMs = this.parts.maxLifetimeMs;
+    if (lifetimeMs !== undefined) this.lifetime = setTimeout(() => this.expire(lifetimeMs), lifetimeMs);
     if (this.machine.phase === 'oack') this.readAhead();
+  }
+
+  /** The session lifetime bound ([mtftp] max_session_s): however well it is going, it ends here. */
+  private expire(lifetimeMs: number): void {
+    if (this.ended) return;
+    this.sendError(TFTP_ERROR.NOT_DEFINED, 'transfer took too long');
+    this.end('aborted', `session lifetime exceeded (${lifetimeMs / 1000} s)`);
   }
 
   /**
@@ -268,7 +280,16 @@ export class TftpSession {
 
   private readAhead(): void {
     const base = this.machine.base;
-    if (this.ended || !this.ring.wantsRead(base)) return;
+    if (this.ended) return;
+    // The ring grows only as the client answers (block-ring.ts): ACK 0 after an OACK, else ACK 1.
+    const m = this.machine;
+    const answered = m.phase !== 'new' && m.phase !== 'oack' && (m.plan.oack || m.base > 1);
+    if (!this.ring.grow(base, answered)) {
+      this.sendError(TFTP_ERROR.DISK_FULL, 'server busy: out of transfer buffer memory, try again later');
+      this.end('aborted', `transfer buffer budget spent: ${this.ring.minCapacity * this.ring.stride} bytes needed`);
+      return;
+    }
+    if (!this.ring.wantsRead(base)) return;
     if (this.link.holdsBuffers()) this.ring.detach();
     this.ring.read(base).then(
       () => {
@@ -311,6 +332,8 @@ export class TftpSession {
     this.ended = true;
     if (this.timer !== null) clearTimeout(this.timer);
     this.timer = null;
+    if (this.lifetime !== null) clearTimeout(this.lifetime);
+    this.lifetime = null;
     try {
       this.link.close();
     } catch {
@@ -318,10 +341,12 @@ export class TftpSession {
     }
     const closed = this.parts.source.close().catch((err: unknown) => this.log.warn('closing the file failed', { err }));
     void closed;
+    const blockSize = this.ring.blockSize;
+    this.ring.release();
     this.resolveDone({
       outcome,
       reason,
-      bytes: outcome === 'complete' ? this.parts.source.size : Math.min(this.parts.source.size, (this.machine.base - 1) * this.ring.blockSize),
+      bytes: outcome === 'complete' ? this.parts.source.size : Math.min(this.parts.source.size, (this.machine.base - 1) * blockSize),
       durationMs: this.now() - this.startedAt,
       retransmits: this.machine.retransmits,
     });
