@@ -237,19 +237,22 @@ export class TftpServer implements Lifecycle {
       this.slots.set(peer, { kind: 'session', session });
       // The log line (a synchronous write when stdout is a pipe) waits until the client's answer
       // to the first packet has been dealt with: with the chain, until DATA 1 is out.
-      session.afterFirstTurn(() => tlog.info('transfer started', {
-        resolved: target.resolvedPath,
-        virtual: target.virtual,
-        mode,
-        size: target.source.size,
-        blockSize: n.blockSize,
-        windowSize: n.windowSize,
-        timeoutMs: n.timeoutMs,
-        options: n.reply,
-        ...(n.ignored.length > 0 ? { ignoredOptions: n.ignored } : {}),
-      }));
+      session.afterFirstTurn(() => {
+        if (session.evicted) return; // it never started, as far as its client is concerned
+        tlog.info('transfer started', {
+          resolved: target.resolvedPath,
+          virtual: target.virtual,
+          mode,
+          size: target.source.size,
+          blockSize: n.blockSize,
+          windowSize: n.windowSize,
+          timeoutMs: n.timeoutMs,
+          options: n.reply,
+          ...(n.ignored.length > 0 ? { ignoredOptions: n.ignored } : {}),
+        });
+      });
       session.start();
-      void session.done.then((end) => this.finished(peer, rinfo.address, target, end, tlog));
+      void session.done.then((end) => this.finished(peer, rinfo.address, session, target, end, tlog));
     } catch (err) {
       link?.close();
       await target.source.close().catch(() => undefined);
@@ -257,8 +260,9 @@ export class TftpServer implements Lifecycle {
     }
   }
 
-  private finished(peer: string, address: string, target: Target, end: SessionEnd, log: Logger): void {
-    this.drop(peer, address);
+  private finished(peer: string, address: string, session: TftpSession, target: Target, end: SessionEnd, log: Logger): void {
+    this.drop(peer, address, session);
+    if (session.evicted) return; // logged (rate-limited) when evicted
     const fields = { outcome: end.outcome, reason: end.reason, bytes: end.bytes, durationMs: Math.round(end.durationMs), retransmits: end.retransmits };
     if (end.outcome === 'complete') {
       log.info('transfer complete', fields);
@@ -279,19 +283,27 @@ export class TftpServer implements Lifecycle {
   }
 
   /**
-   * Takes a slot for a new request, or refuses it past a bound (issue 16): transfers overall, from
-   * this address, and the buffer budget. The refusal is an ERROR to the client and a log line,
-   * rate-limited per bound; transfers already running go on.
+   * Takes a slot for a new request, or refuses it past a bound (issue 16): transfers from this
+   * address, transfers overall, the buffer budget. At a cap, the oldest transfer whose client
+   * never answered (from that address, or any) gives way first: a forged request cannot answer,
+   * so a flood of them cannot lock real clients out, and one that did answer is never evicted.
+   * A refusal is an ERROR to the client and a log line, rate-limited per bound.
    */
   private admit(peer: string, rinfo: Peer, file: string): boolean {
     const max = this.opts.maxTransfers ?? DEFAULT_MAX_TRANSFERS;
     const perClient = this.opts.maxTransfersPerClient ?? DEFAULT_MAX_TRANSFERS_PER_CLIENT;
     const fromClient = this.perClient.get(rinfo.address) ?? 0;
     let refusal: { kind: string; reason: string; code: number; message: string } | null = null;
-    if (this.slots.size >= max) {
-      refusal = { kind: 'max_transfers', reason: `${this.slots.size} transfers running ([mtftp] max_transfers = ${max})`, code: TFTP_ERROR.NOT_DEFINED, message: 'server busy: too many transfers, try again later' };
-    } else if (fromClient >= perClient) {
-      refusal = { kind: 'max_transfers_per_client', reason: `${fromClient} transfers running for ${rinfo.address} ([mtftp] max_transfers_per_client = ${perClient})`, code: TFTP_ERROR.NOT_DEFINED, message: 'server busy: too many transfers from your address, try again later' };
+    if (fromClient >= perClient) {
+      const cap = `[mtftp] max_transfers_per_client = ${perClient}`;
+      if (!this.evictOldest(rinfo.address, cap, peer)) {
+        refusal = { kind: 'max_transfers_per_client', reason: `${fromClient} transfers running for ${rinfo.address} (${cap})`, code: TFTP_ERROR.NOT_DEFINED, message: 'server busy: too many transfers from your address, try again later' };
+      }
+    } else if (this.slots.size >= max) {
+      const cap = `[mtftp] max_transfers = ${max}`;
+      if (!this.evictOldest(null, cap, peer)) {
+        refusal = { kind: 'max_transfers', reason: `${this.slots.size} transfers running (${cap})`, code: TFTP_ERROR.NOT_DEFINED, message: 'server busy: too many transfers, try again later' };
+      }
     } else if (this.budget.spent) {
       refusal = { kind: 'buffer_budget', reason: `transfer buffers hold ${this.budget.usedBytes} of ${this.budget.limitBytes} bytes`, code: TFTP_ERROR.DISK_FULL, message: 'server busy: out of transfer buffer memory, try again later' };
     }
@@ -301,12 +313,30 @@ export class TftpServer implements Lifecycle {
       return false;
     }
     this.slots.set(peer, PENDING);
-    this.perClient.set(rinfo.address, fromClient + 1);
+    this.perClient.set(rinfo.address, (this.perClient.get(rinfo.address) ?? 0) + 1);
     return true;
   }
 
-  private drop(peer: string, address: string): void {
-    if (!this.slots.delete(peer)) return;
+  /** Ends the oldest transfer (from `address`, or any) whose client never answered; false if there is none. */
+  private evictOldest(address: string | null, cap: string, newcomer: string): boolean {
+    for (const [peer, slot] of this.slots) {
+      if (slot.kind !== 'session' || slot.session.hasAnswered()) continue;
+      const [from] = splitPeer(peer);
+      if (address !== null && from !== address) continue;
+      const reason = `evicted: its client never answered, ${cap} reached`;
+      slot.session.evict(reason);
+      this.drop(peer, from, slot.session);
+      this.refusals.refused('evicted', 'unanswered transfer evicted', { peer, for: newcomer, reason });
+      return true;
+    }
+    return false;
+  }
+
+  /** Frees `peer`'s slot (when `session` is given: only if the slot is still that session's). */
+  private drop(peer: string, address: string, session?: TftpSession): void {
+    const slot = this.slots.get(peer);
+    if (slot === undefined || (session !== undefined && (slot.kind !== 'session' || slot.session !== session))) return;
+    this.slots.delete(peer);
     const n = (this.perClient.get(address) ?? 1) - 1;
     if (n > 0) this.perClient.set(address, n);
     else this.perClient.delete(address);

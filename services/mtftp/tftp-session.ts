@@ -54,6 +54,7 @@ export class TftpSession {
   /** Turns the native link takes on its own (lock-step), replayed through the machine after. */
   private readonly chain = new TurnChain();
   private ended = false;
+  private evictedFlag = false;
   private firstTurn: (() => void) | null = null;
   readonly done: Promise<SessionEnd>;
   private resolveDone!: (end: SessionEnd) => void;
@@ -106,6 +107,45 @@ export class TftpSession {
     if (fn === null) return;
     this.firstTurn = null;
     fn();
+  }
+
+  /**
+   * Whether the client has answered: acknowledged the OACK, or DATA 1 when there was none. A
+   * request with a forged source never is (our answer went to the forged address, from a port
+   * nobody else knows), so until then the session may be evicted and its ring stays small.
+   */
+  get answered(): boolean {
+    const m = this.machine;
+    return m.phase !== 'new' && m.phase !== 'oack' && (m.plan.oack || m.base > 1);
+  }
+
+  /** Whether the client has answered, counting turns the link took that JS has not heard of yet. */
+  hasAnswered(): boolean {
+    if (!this.answered && !this.ended && this.chain.active) this.collectProgress();
+    return this.answered;
+  }
+
+  /** Replays the chain's turns taken so far (the chain goes on); false if there were none. */
+  private collectProgress(): boolean {
+    const steps = this.link.takeProgress();
+    if (steps === 0) return false;
+    this.replay(steps, -1);
+    if (!this.chain.active) this.chain.clear();
+    this.armNext();
+    return true;
+  }
+
+  /** Whether evict() ended it. */
+  get evicted(): boolean {
+    return this.evictedFlag;
+  }
+
+  /** The server needs the slot for a new request (a cap is reached) and this client never answered. */
+  evict(reason: string): void {
+    if (this.ended) return;
+    this.evictedFlag = true;
+    this.sendError(TFTP_ERROR.NOT_DEFINED, 'server busy, try again later');
+    this.end('aborted', reason);
   }
 
   /** Server stop: tell the client, then release everything. */
@@ -185,16 +225,8 @@ export class TftpSession {
   private onTimer(): void {
     if (this.ended) return;
     this.firstTurnDone();
-    if (this.chain.active) {
-      // The link may have made progress the machine has not seen yet: that is no timeout.
-      const steps = this.link.takeProgress();
-      if (steps > 0) {
-        this.replay(steps, -1);
-        if (!this.chain.active) this.chain.clear();
-        this.armNext();
-        return;
-      }
-    }
+    // The link may have made progress the machine has not seen yet: that is no timeout.
+    if (this.chain.active && this.collectProgress()) return;
     this.apply(this.machine.timeout());
   }
 
@@ -282,9 +314,7 @@ export class TftpSession {
     const base = this.machine.base;
     if (this.ended) return;
     // The ring grows only as the client answers (block-ring.ts): ACK 0 after an OACK, else ACK 1.
-    const m = this.machine;
-    const answered = m.phase !== 'new' && m.phase !== 'oack' && (m.plan.oack || m.base > 1);
-    if (!this.ring.grow(base, answered)) {
+    if (!this.ring.grow(base, this.answered)) {
       this.sendError(TFTP_ERROR.DISK_FULL, 'server busy: out of transfer buffer memory, try again later');
       this.end('aborted', `transfer buffer budget spent: ${this.ring.minCapacity * this.ring.stride} bytes needed`);
       return;

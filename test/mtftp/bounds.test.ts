@@ -40,6 +40,8 @@ async function openClients(n: number, first: number): Promise<ScriptedClient[]> 
   return clients;
 }
 
+type Received = NonNullable<Awaited<ReturnType<ScriptedClient['next']>>>;
+
 function opcode(got: { msg: Buffer } | null): number {
   return got === null ? -1 : got.msg.readUInt16BE(0);
 }
@@ -53,7 +55,7 @@ function errorText(got: { msg: Buffer } | null): string {
  * window's last block, the last in-order block at a gap or after a second of silence: a 64 KiB
  * datagram can overflow the socket's receive buffer); returns the bytes.
  */
-async function finishDownload(client: ScriptedClient, serverPort: number, blockSize: number, windowSize = 1): Promise<Buffer> {
+async function finishDownload(client: ScriptedClient, serverPort: number, blockSize: number, windowSize = 1, firstData?: Received): Promise<Buffer> {
   try {
     client.socket.setRecvBufferSize(4 * MB); // capped by net.core.rmem_max
   } catch {
@@ -67,9 +69,11 @@ async function finishDownload(client: ScriptedClient, serverPort: number, blockS
     inWindow = 0;
     return client.send(ack((expected - 1) & 0xffff), serverPort);
   };
-  await sendAck();
+  let pending = firstData ?? null;
+  if (pending === null) await sendAck();
   for (;;) {
-    const got = await client.next(1000);
+    const got = pending ?? (await client.next(1000));
+    pending = null;
     if (got === null) {
       assert.ok(++silences < 30, 'download stalled');
       await sendAck();
@@ -179,18 +183,24 @@ test('(b) past max_transfers_per_client and max_transfers a request gets an ERRO
   const out = join(svc.site.dir, 'dl');
   const hpa = (dest: string): Promise<RunResult> => run('tftp', ['-m', 'binary', '127.0.0.1', String(svc.port), '-c', 'get', 'mid.bin', dest], { timeoutMs: 30000 });
 
-  // Two held transfers from 127.0.0.2 (OACK out, not yet acknowledged): its cap is reached.
+  // Two held transfers from 127.0.0.2 (answered: ACK 0, DATA 1 received, then nothing for a
+  // while; timeout 30 keeps them): its cap is reached, and neither may be evicted.
+  const opts = { blksize: '1432', timeout: '30' };
+  const hold = async (c: ScriptedClient): Promise<{ port: number; first: Received }> => {
+    await c.send(rrq('mid.bin', 'octet', opts), svc.port);
+    const oack = await c.next();
+    assert.equal(opcode(oack), 6);
+    await c.send(ack(0), oack?.rinfo.port as number);
+    const first = await c.next();
+    assert.ok(first !== null && opcode(first) === 3);
+    return { port: oack?.rinfo.port as number, first };
+  };
   const a1 = await ScriptedClient.open('127.0.0.2');
   const a2 = await ScriptedClient.open('127.0.0.2');
   const a3 = await ScriptedClient.open('127.0.0.2');
   cleanups.push(() => a1.close(), () => a2.close(), () => a3.close());
-  const opts = { blksize: '1432', timeout: '30' };
-  await a1.send(rrq('mid.bin', 'octet', opts), svc.port);
-  await a2.send(rrq('mid.bin', 'octet', opts), svc.port);
-  const o1 = await a1.next();
-  const o2 = await a2.next();
-  assert.equal(opcode(o1), 6);
-  assert.equal(opcode(o2), 6);
+  const h1 = await hold(a1);
+  const h2 = await hold(a2);
   await a3.send(rrq('mid.bin', 'octet', opts), svc.port);
   const refused = await a3.next();
   assert.equal(opcode(refused), 5);
@@ -207,8 +217,7 @@ test('(b) past max_transfers_per_client and max_transfers a request gets an ERRO
   const b1 = await ScriptedClient.open('127.0.0.3');
   const c1 = await ScriptedClient.open('127.0.0.4');
   cleanups.push(() => b1.close(), () => c1.close());
-  await b1.send(rrq('mid.bin', 'octet', opts), svc.port);
-  assert.equal(opcode(await b1.next()), 6);
+  await hold(b1);
   await c1.send(rrq('mid.bin', 'octet', opts), svc.port);
   const full = await c1.next();
   assert.match(errorText(full), /^0 server busy: too many transfers, try again later/);
@@ -224,13 +233,53 @@ test('(b) past max_transfers_per_client and max_transfers a request gets an ERRO
   assert.match(hpaRefused.stdout + hpaRefused.stderr, /server busy: too many transfers/, 'a real client is refused too while the server is full');
 
   // The transfers running go on: the held ones complete with the right content.
-  assert.equal(md5(await finishDownload(a1, o1?.rinfo.port as number, 1432)), md5(data));
-  assert.equal(md5(await finishDownload(a2, o2?.rinfo.port as number, 1432)), md5(data));
+  assert.equal(md5(await finishDownload(a1, h1.port, 1432, 1, h1.first)), md5(data));
+  assert.equal(md5(await finishDownload(a2, h2.port, 1432, 1, h2.first)), md5(data));
   // And with room again, a real client is served (atftp, blksize and windowsize).
   await waitFor('slots freed', () => (svc.service.activeTransfers <= 1 ? true : undefined));
   const r = await run('atftp', ['--get', '-r', 'mid.bin', '-l', `${out}-3`, '--option', 'blksize 1432', '--option', 'windowsize 8', '127.0.0.1', String(svc.port)], { timeoutMs: 30000 });
   assert.equal(r.code, 0, r.stderr);
   assert.equal(md5File(`${out}-3`), md5(data));
+});
+
+test('(b) at a cap, the oldest transfer whose client never answered gives way: forged requests cannot lock real clients out', async () => {
+  const svc = await startService({ mtftp: { maxTransfers: 4, maxTransfersPerClient: 2 } });
+  cleanups.push(() => svc.stop());
+  const data = putFile(svc.root, 'mid.bin', 300_000);
+  const opts = { blksize: '1432', timeout: '30' };
+  // Four requests that are never answered (as from forged addresses) fill max_transfers.
+  const forged = await openClients(4, 2); // 127.0.0.2 .. 127.0.0.5
+  for (const c of forged) {
+    await c.send(rrq('mid.bin', 'octet', opts), svc.port);
+    assert.equal(opcode(await c.next()), 6);
+  }
+  // A real client is served: the oldest unanswered one (127.0.0.2) gives way, told so.
+  const dest = join(svc.site.dir, 'dl');
+  const r = await run('tftp', ['-m', 'binary', '127.0.0.1', String(svc.port), '-c', 'get', 'mid.bin', dest], { timeoutMs: 30000 });
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(md5File(dest), md5(data));
+  assert.equal(errorText(await forged[0]!.next()), '0 server busy, try again later');
+  const evicted = logged(svc.log, 'unanswered transfer evicted');
+  assert.equal(evicted.length, 1);
+  assert.equal(evicted[0]?.peer, `127.0.0.2:${forged[0]!.port}`);
+  assert.equal(evicted[0]?.reason, 'evicted: its client never answered, [mtftp] max_transfers = 4 reached');
+  assert.equal(logged(svc.log, 'transfer ended early').length, 0, 'an eviction is not logged twice');
+  // Per client: a third request from 127.0.0.9 evicts the older unanswered one of that address only.
+  const x1 = await ScriptedClient.open('127.0.0.9');
+  const x2 = await ScriptedClient.open('127.0.0.9');
+  const x3 = await ScriptedClient.open('127.0.0.9');
+  cleanups.push(() => x1.close(), () => x2.close(), () => x3.close());
+  await x1.send(rrq('mid.bin', 'octet', opts), svc.port);
+  assert.equal(opcode(await x1.next()), 6); // the 4th slot
+  await x2.send(rrq('mid.bin', 'octet', opts), svc.port);
+  assert.equal(opcode(await x2.next()), 6); // server full: 127.0.0.3 gave way
+  assert.equal(errorText(await forged[1]!.next()), '0 server busy, try again later');
+  await x3.send(rrq('mid.bin', 'octet', opts), svc.port);
+  assert.equal(opcode(await x3.next()), 6); // 127.0.0.9 at its cap: x1 gave way, not 127.0.0.4
+  assert.equal(errorText(await x1.next()), '0 server busy, try again later');
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.deepEqual([forged[2]!.drain().length, forged[3]!.drain().length, x2.drain().length], [0, 0, 0]);
+  assert.equal(svc.service.activeTransfers, 4);
 });
 
 test('(c) a transfer still running after max_session_s is abandoned, with an ERROR and the reason logged', async () => {
