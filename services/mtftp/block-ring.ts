@@ -85,6 +85,10 @@ export class RingBudget {
     return this.usedBytes >= this.limitBytes;
   }
 
+  get availableBytes(): number {
+    return Math.max(0, this.limitBytes - this.usedBytes);
+  }
+
   take(bytes: number, always = false): boolean {
     if (!always && this.usedBytes + bytes > this.limitBytes) return false;
     this.usedBytes += bytes;
@@ -164,9 +168,11 @@ export class BlockRing {
     const need = answered ? this.minCapacity : this.firstCapacity;
     const earned = answered ? Math.min(this.maxCapacity, this.minCapacity + base - 1) : need;
     if (earned <= this.slots || this.reading) return true;
-    // Whole steps (at least doubling) so an ACK at a time does not mean a copy at a time.
-    for (const next of [Math.min(this.maxCapacity, Math.max(earned, 2 * this.slots)), earned, need]) {
-      if (next <= this.slots) continue;
+    // Whole steps (at least doubling) so an ACK at a time does not mean a copy at a time; else
+    // what was earned, else as much of it as the budget has left (never less than the least).
+    const fits = Math.min(earned, this.slots + Math.floor(this.budget.availableBytes / this.stride));
+    for (const next of [Math.min(this.maxCapacity, Math.max(earned, 2 * this.slots)), earned, fits, need]) {
+      if (next <= this.slots || next < need) continue;
       const more = (next - this.slots) * this.stride;
       if (!this.budget.take(more)) continue;
       this.charged += more;
