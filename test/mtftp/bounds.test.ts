@@ -1,7 +1,8 @@
 // The bounds of issue 16 item 1: a read request asking for the largest options (blksize 65464,
 // windowsize 64: an 8.4 MB ring) holds almost nothing until its client answers, and gives it back
 // when it ends; transfers are capped overall and per client address, with an ERROR and a log
-// line for the refused one while the others are served; a session's lifetime is bounded; ring
+// line for the refused one while the others are served, and at a cap the oldest transfer whose
+// client never answered gives way first; a session's lifetime is bounded; ring
 // growth past the first slots stays within a budget. Distinct client addresses are 127.0.0.x
 // on loopback: a socket may bind any of them, and the real clients (tftp-hpa, atftp) send from
 // 127.0.0.1.
