@@ -28,6 +28,9 @@ export function buildMtftp(config: Config, log: Logger, hooks: BootHooks, native
     log,
     sendPath: m.sendPath,
     native,
+    maxTransfers: m.maxTransfers,
+    maxTransfersPerClient: m.maxTransfersPerClient,
+    maxSessionMs: m.maxSessionS * 1000,
   });
   return new MtftpService(server, root, log);
 }

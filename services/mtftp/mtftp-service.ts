@@ -49,6 +49,11 @@ export class MtftpService implements Lifecycle {
     return this.server.activeTransfers;
   }
 
+  /** Bytes of transfer buffers held now. */
+  get bufferBytes(): number {
+    return this.server.bufferBytes;
+  }
+
   status(): MtftpStatus {
     const s = this.server.state;
     return {

@@ -7,10 +7,11 @@ import type { SendPath } from '../../platform/runtime/config.ts';
 import { errorMessage } from '../../platform/runtime/errors.ts';
 import type { Lifecycle } from '../../platform/runtime/lifecycle.ts';
 import type { Logger } from '../../platform/runtime/logger.ts';
-import { BlockRing } from './block-ring.ts';
+import { BlockRing, RingBudget } from './block-ring.ts';
 import type { BootHooks } from './boot-hooks.ts';
 import { chooseSendPath, NativeLinks, type NativeSupport } from './native-link.ts';
 import { declineOptions, negotiate, type NegotiationLimits } from '../../protocols/tftp/options.ts';
+import { RefusalLog } from './refusal-log.ts';
 import { resolveTarget, type Target } from './request-target.ts';
 import { decode, errorPacket, TFTP_ERROR, type RequestPacket } from '../../protocols/tftp/tftp-codec.ts';
 import type { TftpRoot } from './tftp-root.ts';
@@ -29,7 +30,25 @@ export interface TftpServerOptions {
   readonly sendPath?: SendPath;
   /** The native UDP addon, or why not: loaded by the composition root (main.ts), not here. */
   readonly native: NativeSupport;
+  /** Transfers running or being set up, overall and per client address (defaults below). */
+  readonly maxTransfers?: number;
+  readonly maxTransfersPerClient?: number;
+  /** A transfer still running this long after it started is abandoned. */
+  readonly maxSessionMs?: number;
+  /** Ring buffer bytes all transfers together may grow to (block-ring.ts). */
+  readonly bufferBudgetBytes?: number;
 }
+
+export const DEFAULT_MAX_TRANSFERS = 512;
+export const DEFAULT_MAX_TRANSFERS_PER_CLIENT = 16;
+export const DEFAULT_MAX_SESSION_MS = 3600_000;
+/**
+ * Room for hundreds of transfers with the options real firmware asks for (a ring is at most
+ * 2 × max(window, 128 KiB) of blocks: about 270 KB for iPXE's 1432 × 1, EDK2's 1468 × 16 or
+ * bootmgr's 16384 × 8), and for some thirty at once at the extreme blksize 65464 windowsize 64
+ * (8.4 MB each). The first slots of every ring (64 KiB at most) are granted outside it.
+ */
+export const DEFAULT_BUFFER_BUDGET_BYTES = 256 * 1024 * 1024;
 
 export type ServerState = 'new' | 'starting' | 'serving' | 'stopping' | 'stopped';
 
@@ -54,12 +73,19 @@ export class TftpServer implements Lifecycle {
   private replier: Socket | null = null;
   /** Keyed by the client's address:port (its TID): one transfer per client TID. */
   private readonly slots = new Map<string, Slot>();
+  /** Slots per client address (for max_transfers_per_client). */
+  private readonly perClient = new Map<string, number>();
+  private readonly budget: RingBudget;
+  private readonly refusals: RefusalLog;
   private boundPort = 0;
   /** Native transfer sockets, or null for node:dgram ones. */
   private links: NativeLinks | null = null;
   private sendKind: 'gso' | 'sendmmsg' | 'dgram' = 'dgram';
 
-  constructor(private readonly opts: TftpServerOptions) {}
+  constructor(private readonly opts: TftpServerOptions) {
+    this.budget = new RingBudget(opts.bufferBudgetBytes ?? DEFAULT_BUFFER_BUDGET_BYTES);
+    this.refusals = new RefusalLog(opts.log);
+  }
 
   get port(): number {
     return this.boundPort;
@@ -68,6 +94,11 @@ export class TftpServer implements Lifecycle {
   /** Transfers running or being set up. */
   get activeTransfers(): number {
     return this.slots.size;
+  }
+
+  /** Bytes of ring buffers the running transfers hold (for status and tests). */
+  get bufferBytes(): number {
+    return this.budget.usedBytes;
   }
 
   /** The send path transfers use (known once started). */
@@ -114,6 +145,7 @@ export class TftpServer implements Lifecycle {
     await Promise.all(ending);
     this.replier?.close();
     this.replier = null;
+    this.refusals.close();
     this.state = 'stopped';
     this.opts.log.info('TFTP stopped', { abortedTransfers: ending.length });
   }
@@ -155,9 +187,9 @@ export class TftpServer implements Lifecycle {
       if (slot.kind === 'session') slot.session.requestRepeated();
       return;
     }
-    this.slots.set(peer, PENDING);
+    if (!this.admit(peer, rinfo, packet.filename)) return;
     this.begin(packet, mode, rinfo).catch((err: unknown) => {
-      this.slots.delete(peer);
+      this.drop(peer, rinfo.address);
       if (this.state !== 'serving') return; // stopped while setting up: nothing to answer
       log.error('could not start transfer', { peer, file: packet.filename, err });
       this.replyError(rinfo, TFTP_ERROR.NOT_DEFINED, 'server error');
@@ -170,14 +202,14 @@ export class TftpServer implements Lifecycle {
     const client = { address: rinfo.address, port: rinfo.port };
     const target = await resolveTarget(req.filename, mode, client, root, hooks);
     if (!target.ok) {
-      this.slots.delete(peer);
+      this.drop(peer, rinfo.address);
       const level = target.code === TFTP_ERROR.ACCESS_VIOLATION ? 'warn' : 'info';
       log[level]('request refused', { peer, file: req.filename, path: target.path, reason: target.reason });
       this.replyError(rinfo, target.code, CLIENT_MESSAGE[target.code] ?? target.reason);
       return;
     }
     if (this.state !== 'serving') {
-      this.slots.delete(peer);
+      this.drop(peer, rinfo.address);
       await target.source.close().catch(() => undefined);
       this.replyError(rinfo, TFTP_ERROR.NOT_DEFINED, 'server shutting down');
       return;
@@ -201,24 +233,28 @@ export class TftpServer implements Lifecycle {
         timeoutMs: n.timeoutMs,
         maxTimeoutMs: MAX_RETRANSMIT_INTERVAL_MS,
       });
-      const ring = new BlockRing(target.source, n.blockSize, lastBlock, n.windowSize, this.links?.readCached);
-      const session = new TftpSession({ link, machine, source: target.source, ring, oack: n.reply, log: tlog });
+      const ring = new BlockRing(target.source, n.blockSize, lastBlock, n.windowSize, this.links?.readCached, this.budget);
+      const maxLifetimeMs = this.opts.maxSessionMs ?? DEFAULT_MAX_SESSION_MS;
+      const session = new TftpSession({ link, machine, source: target.source, ring, oack: n.reply, log: tlog, maxLifetimeMs });
       this.slots.set(peer, { kind: 'session', session });
       // The log line (a synchronous write when stdout is a pipe) waits until the client's answer
       // to the first packet has been dealt with: with the chain, until DATA 1 is out.
-      session.afterFirstTurn(() => tlog.info('transfer started', {
-        resolved: target.resolvedPath,
-        virtual: target.virtual,
-        mode,
-        size: target.source.size,
-        blockSize: n.blockSize,
-        windowSize: n.windowSize,
-        timeoutMs: n.timeoutMs,
-        options: n.reply,
-        ...(n.ignored.length > 0 ? { ignoredOptions: n.ignored } : {}),
-      }));
+      session.afterFirstTurn(() => {
+        if (session.evicted) return; // it never started, as far as its client is concerned
+        tlog.info('transfer started', {
+          resolved: target.resolvedPath,
+          virtual: target.virtual,
+          mode,
+          size: target.source.size,
+          blockSize: n.blockSize,
+          windowSize: n.windowSize,
+          timeoutMs: n.timeoutMs,
+          options: n.reply,
+          ...(n.ignored.length > 0 ? { ignoredOptions: n.ignored } : {}),
+        });
+      });
       session.start();
-      void session.done.then((end) => this.finished(peer, target, end, tlog));
+      void session.done.then((end) => this.finished(peer, rinfo.address, session, target, end, tlog));
     } catch (err) {
       link?.close();
       await target.source.close().catch(() => undefined);
@@ -226,8 +262,9 @@ export class TftpServer implements Lifecycle {
     }
   }
 
-  private finished(peer: string, target: Target, end: SessionEnd, log: Logger): void {
-    this.slots.delete(peer);
+  private finished(peer: string, address: string, session: TftpSession, target: Target, end: SessionEnd, log: Logger): void {
+    this.drop(peer, address, session);
+    if (session.evicted) return; // logged (rate-limited) when evicted
     const fields = { outcome: end.outcome, reason: end.reason, bytes: end.bytes, durationMs: Math.round(end.durationMs), retransmits: end.retransmits };
     if (end.outcome === 'complete') {
       log.info('transfer complete', fields);
@@ -245,6 +282,66 @@ export class TftpServer implements Lifecycle {
     } else {
       log.warn('transfer ended early', fields);
     }
+  }
+
+  /**
+   * Takes a slot for a new request, or refuses it past a bound (issue 16): transfers from this
+   * address, transfers overall, the buffer budget. At a cap, the oldest transfer whose client
+   * never answered (from that address, or any) gives way first: a forged request cannot answer,
+   * so a flood of them cannot lock real clients out, and one that did answer is never evicted.
+   * A refusal is an ERROR to the client and a log line, rate-limited per bound.
+   */
+  private admit(peer: string, rinfo: Peer, file: string): boolean {
+    const max = this.opts.maxTransfers ?? DEFAULT_MAX_TRANSFERS;
+    const perClient = this.opts.maxTransfersPerClient ?? DEFAULT_MAX_TRANSFERS_PER_CLIENT;
+    const fromClient = this.perClient.get(rinfo.address) ?? 0;
+    let refusal: { kind: string; reason: string; code: number; message: string } | null = null;
+    if (fromClient >= perClient) {
+      const cap = `[mtftp] max_transfers_per_client = ${perClient}`;
+      if (!this.evictOldest(rinfo.address, cap, peer)) {
+        refusal = { kind: 'max_transfers_per_client', reason: `${fromClient} transfers running for ${rinfo.address} (${cap})`, code: TFTP_ERROR.NOT_DEFINED, message: 'server busy: too many transfers from your address, try again later' };
+      }
+    } else if (this.slots.size >= max) {
+      const cap = `[mtftp] max_transfers = ${max}`;
+      if (!this.evictOldest(null, cap, peer)) {
+        refusal = { kind: 'max_transfers', reason: `${this.slots.size} transfers running (${cap})`, code: TFTP_ERROR.NOT_DEFINED, message: 'server busy: too many transfers, try again later' };
+      }
+    } else if (this.budget.spent) {
+      refusal = { kind: 'buffer_budget', reason: `transfer buffers hold ${this.budget.usedBytes} of ${this.budget.limitBytes} bytes`, code: TFTP_ERROR.DISK_FULL, message: 'server busy: out of transfer buffer memory, try again later' };
+    }
+    if (refusal !== null) {
+      this.refusals.refused(refusal.kind, 'request refused', { peer, file: file.slice(0, 128), reason: refusal.reason });
+      this.replyError(rinfo, refusal.code, refusal.message);
+      return false;
+    }
+    this.slots.set(peer, PENDING);
+    this.perClient.set(rinfo.address, (this.perClient.get(rinfo.address) ?? 0) + 1);
+    return true;
+  }
+
+  /** Ends the oldest transfer (from `address`, or any) whose client never answered; false if there is none. */
+  private evictOldest(address: string | null, cap: string, newcomer: string): boolean {
+    for (const [peer, slot] of this.slots) {
+      if (slot.kind !== 'session' || slot.session.hasAnswered()) continue;
+      const [from] = splitPeer(peer);
+      if (address !== null && from !== address) continue;
+      const reason = `evicted: its client never answered, ${cap} reached`;
+      slot.session.evict(reason);
+      this.drop(peer, from, slot.session);
+      this.refusals.refused('evicted', 'unanswered transfer evicted', { peer, for: newcomer, reason });
+      return true;
+    }
+    return false;
+  }
+
+  /** Frees `peer`'s slot (when `session` is given: only if the slot is still that session's). */
+  private drop(peer: string, address: string, session?: TftpSession): void {
+    const slot = this.slots.get(peer);
+    if (slot === undefined || (session !== undefined && (slot.kind !== 'session' || slot.session !== session))) return;
+    this.slots.delete(peer);
+    const n = (this.perClient.get(address) ?? 1) - 1;
+    if (n > 0) this.perClient.set(address, n);
+    else this.perClient.delete(address);
   }
 
   private replyError(to: Peer, code: number, message: string): void {

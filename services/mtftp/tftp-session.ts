@@ -29,6 +29,8 @@ export interface SessionParts {
   readonly log: Logger;
   /** Monotonic milliseconds (performance.now by default). */
   readonly now?: () => number;
+  /** A transfer still running this long after start() is abandoned (none when absent). */
+  readonly maxLifetimeMs?: number;
 }
 
 export class TftpSession {
@@ -41,6 +43,7 @@ export class TftpSession {
   private readonly oackPacket: Buffer | null;
   private timer: NodeJS.Timeout | null = null;
   private timerMs = 0;
+  private lifetime: NodeJS.Timeout | null = null;
   /** When the first answer (the OACK, or DATA 1 without one) last went out: a repeat sooner crossed it. */
   private answeredAt = 0;
   /** A window waits for the read-ahead to bring its blocks in. */
@@ -51,6 +54,7 @@ export class TftpSession {
   /** Turns the link takes on its own (lock-step), replayed through the machine after; never armed over node:dgram. */
   private readonly chain: TurnChain;
   private ended = false;
+  private evictedFlag = false;
   private firstTurn: (() => void) | null = null;
   readonly done: Promise<SessionEnd>;
   private resolveDone!: (end: SessionEnd) => void;
@@ -80,7 +84,16 @@ export class TftpSession {
     // send the first window" (armNext), so DATA 1 leaves as ACK 0 arrives, not after a read.
     this.timerMs = this.machine.timerMs;
     this.timer = setTimeout(() => this.onTimer(), this.timerMs);
+    const lifetimeMs = this.parts.maxLifetimeMs;
+    if (lifetimeMs !== undefined) this.lifetime = setTimeout(() => this.expire(lifetimeMs), lifetimeMs);
     if (this.machine.phase === 'oack') this.readAhead();
+  }
+
+  /** The session lifetime bound ([mtftp] max_session_s): however well it is going, it ends here. */
+  private expire(lifetimeMs: number): void {
+    if (this.ended) return;
+    this.sendError(TFTP_ERROR.NOT_DEFINED, 'transfer took too long');
+    this.end('aborted', `session lifetime exceeded (${lifetimeMs / 1000} s)`);
   }
 
   /**
@@ -96,6 +109,45 @@ export class TftpSession {
     if (fn === null) return;
     this.firstTurn = null;
     fn();
+  }
+
+  /**
+   * Whether the client has answered: acknowledged the OACK, or DATA 1 when there was none. A
+   * request with a forged source never is (our answer went to the forged address, from a port
+   * nobody else knows), so until then the session may be evicted and its ring stays small.
+   */
+  get answered(): boolean {
+    const m = this.machine;
+    return m.phase !== 'new' && m.phase !== 'oack' && (m.plan.oack || m.base > 1);
+  }
+
+  /** Whether the client has answered, counting turns the link took that JS has not heard of yet. */
+  hasAnswered(): boolean {
+    if (!this.answered && !this.ended && this.chain.active) this.collectProgress();
+    return this.answered;
+  }
+
+  /** Replays the chain's turns taken so far (the chain goes on); false if there were none. */
+  private collectProgress(): boolean {
+    const steps = this.chain.takeProgress();
+    if (steps === 0) return false;
+    this.replay(steps, -1);
+    if (!this.chain.active) this.chain.clear();
+    this.armNext();
+    return true;
+  }
+
+  /** Whether evict() ended it. */
+  get evicted(): boolean {
+    return this.evictedFlag;
+  }
+
+  /** The server needs the slot for a new request (a cap is reached) and this client never answered. */
+  evict(reason: string): void {
+    if (this.ended) return;
+    this.evictedFlag = true;
+    this.sendError(TFTP_ERROR.NOT_DEFINED, 'server busy, try again later');
+    this.end('aborted', reason);
   }
 
   /** Server stop: tell the client, then release everything. */
@@ -179,16 +231,8 @@ export class TftpSession {
   private onTimer(): void {
     if (this.ended) return;
     this.firstTurnDone();
-    if (this.chain.active) {
-      // The link may have made progress the machine has not seen yet: that is no timeout.
-      const steps = this.chain.takeProgress();
-      if (steps > 0) {
-        this.replay(steps, -1);
-        if (!this.chain.active) this.chain.clear();
-        this.armNext();
-        return;
-      }
-    }
+    // The link may have made progress the machine has not seen yet: that is no timeout.
+    if (this.chain.active && this.collectProgress()) return;
     this.apply(this.machine.timeout());
   }
 
@@ -274,7 +318,14 @@ export class TftpSession {
 
   private readAhead(): void {
     const base = this.machine.base;
-    if (this.ended || !this.ring.wantsRead(base)) return;
+    if (this.ended) return;
+    // The ring grows only as the client answers (block-ring.ts): ACK 0 after an OACK, else ACK 1.
+    if (!this.ring.grow(base, this.answered)) {
+      this.sendError(TFTP_ERROR.DISK_FULL, 'server busy: out of transfer buffer memory, try again later');
+      this.end('aborted', `transfer buffer budget spent: ${this.ring.minCapacity * this.ring.stride} bytes needed`);
+      return;
+    }
+    if (!this.ring.wantsRead(base)) return;
     if (this.link.holdsBuffers()) this.ring.detach();
     this.ring.read(base).then(
       () => {
@@ -317,6 +368,8 @@ export class TftpSession {
     this.ended = true;
     if (this.timer !== null) clearTimeout(this.timer);
     this.timer = null;
+    if (this.lifetime !== null) clearTimeout(this.lifetime);
+    this.lifetime = null;
     try {
       this.link.close();
     } catch {
@@ -324,10 +377,12 @@ export class TftpSession {
     }
     const closed = this.parts.source.close().catch((err: unknown) => this.log.warn('closing the file failed', { err }));
     void closed;
+    const blockSize = this.ring.blockSize;
+    this.ring.release();
     this.resolveDone({
       outcome,
       reason,
-      bytes: outcome === 'complete' ? this.parts.source.size : Math.min(this.parts.source.size, (this.machine.base - 1) * this.ring.blockSize),
+      bytes: outcome === 'complete' ? this.parts.source.size : Math.min(this.parts.source.size, (this.machine.base - 1) * blockSize),
       durationMs: this.now() - this.startedAt,
       retransmits: this.machine.retransmits,
     });

@@ -1,12 +1,11 @@
 // Helpers for the MTFTP tests: a running service on a temp site, real client processes with a
 // bounded run time, file digests, and a scripted TFTP client on a plain UDP socket for the cases
 // a real client cannot produce (forged packets, a client that stops ACKing, raw file names).
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
-import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { SEND_PATHS, type Config, type SendPath } from '../../platform/runtime/config.ts';
 import { createMemoryLogger, type LogFields, type Logger } from '../../platform/runtime/logger.ts';
 import { NO_BOOT_HOOKS, type BootHooks } from '../../services/mtftp/boot-hooks.ts';

@@ -276,8 +276,10 @@ test('a generated script under one block comes as DATA 1 at once, options declin
     await c.send(ack(1), first.rinfo.port);
     await waitFor('the fetched report', () => (fetched.some((f) => f.path === 'netboot/aa-bb/boot.ipxe') ? true : undefined), 3000);
     const started = logged(svc.log, 'transfer started', (r) => r.peer === `127.0.0.1:${c.port}` && r.file === 'netboot/aa-bb/boot.ipxe').at(-1);
-    assert.deepEqual((started?.ignoredOptions as { name: string; reason: string }[]).map((o) => o.name), ['blksize', 'tsize']);
-    assert.match(String((started?.ignoredOptions as { reason: string }[])[0]?.reason), /one 512-byte block/);
+    assert.ok(started !== undefined, 'transfer started is logged');
+    const ignored = started.ignoredOptions as { name: string; reason: string }[];
+    assert.deepEqual(ignored.map((o) => o.name), ['blksize', 'tsize']);
+    assert.match(String(ignored[0]?.reason), /one 512-byte block/);
 
     for (const [file, size] of [['netboot/aa-bb/menu/0.ipxe', generatedLong.length], ['netboot/aa-bb/relative', 1]] as const) {
       await c.send(rrq(file, 'octet', { blksize: '1432', tsize: '0' }), svc.port);

@@ -1,4 +1,4 @@
-// The wire tests (real clients, the lossy link, forged and malformed packets) again on the two
+// The wire tests (real clients, the lossy link, forged and malformed packets, the bounds) again on the two
 // send paths the default run does not take: the native addon with sendmmsg instead of GSO, and
 // pure node:dgram (what runs when the addon is absent). The default run (auto) covers native GSO.
 import { test } from 'node:test';
@@ -9,7 +9,7 @@ import { ensureNativeBuilt, run } from './helpers.ts';
 
 ensureNativeBuilt();
 const here = dirname(fileURLToPath(import.meta.url));
-const WIRE_TESTS = ['interop.test.ts', 'lossy.test.ts', 'robustness.test.ts'].map((f) => join(here, f));
+const WIRE_TESTS = ['interop.test.ts', 'lossy.test.ts', 'robustness.test.ts', 'bounds.test.ts'].map((f) => join(here, f));
 
 for (const sendPath of ['sendmmsg', 'dgram']) {
   test(`wire tests pass with [mtftp] send_path = "${sendPath}"`, async () => {
