@@ -11,6 +11,9 @@ import { imagePath, menuItemPath, scriptPath, wimbootPath } from './netboot-path
 /** Seconds a waiting machine sleeps before it asks again. */
 export const WAIT_RECHECK_SEC = 5;
 
+/** Appended to a linux image's command line; iPXE expands the settings when it runs `kernel`. */
+export const BOOT_SETTINGS = ['netboot.server=${next-server}', 'BOOTIF=01-${mac:hexhyp}'] as const;
+
 /** How a script names a netboot path (see refFrom). */
 type Ref = (path: string) => string;
 
@@ -71,7 +74,9 @@ function bootScript(mac: string, image: Image, ref: Ref): string {
       const initrds = image.initrd ?? [];
       // initrd=NAME lets an EFI-stub kernel find iPXE's initrds; a BIOS kernel ignores it.
       const names = initrds.map((path, i) => `i${i}-${basename(path)}`);
-      const cmdline = [image.cmdline ?? '', ...names.map((n) => `initrd=${n}`)].filter((s) => s !== '').join(' ');
+      // iPXE expands these: the site server and the booting NIC's MAC, for the preboot's init
+      // (bootwiz/init-script.ts); BOOTIF is PXELINUX's convention, which other initrds read too.
+      const cmdline = [image.cmdline ?? '', ...BOOT_SETTINGS, ...names.map((n) => `initrd=${n}`)].filter((s) => s !== '').join(' ');
       return lines(
         head,
         `kernel ${file(image.kernel!)}${cmdline === '' ? '' : ` ${cmdline}`}`,

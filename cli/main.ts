@@ -11,6 +11,7 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }
   sbs: { summary: 'sbs validate FILE... | sbs send KIND ...  check SBS instruction files; write one into the SBS folder', load: async () => (await import('./sbs-command.ts')).sbsCommand },
   run: { summary: 'run [SERVICE...]          run services: one in this process, several (default all four) supervised', load: async () => (await import('./run-command.ts')).runCommand },
   status: { summary: 'status [--json]           each service\'s state, pid and ports', load: async () => (await import('./status-command.ts')).statusCommand },
+  bootwiz: { summary: 'bootwiz build [ID] [--update] [--lock FILE]  build the LinuxPE preboot environment from Debian packages, publish and offer it', load: async () => (await import('./bootwiz-command.ts')).bootwizCommand },
   config: { summary: 'config check [FILE]       validate a config file and print the effective config', load: async () => (await import('./config-command.ts')).configCommand },
 };
 
@@ -27,7 +28,7 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
     return name === undefined || name === 'help' || name === '--help' ? 0 : 2;
   }
   const ctx: CliContext = {
-    args: parseArgs(rest, ['json', 'ipxe', 'help', 'watch', 'strict', 'force']),
+    args: parseArgs(rest, ['json', 'ipxe', 'help', 'watch', 'strict', 'force', 'update']),
     out: (line) => process.stdout.write(line + '\n'),
     err: (line) => process.stderr.write(line + '\n'),
     env,

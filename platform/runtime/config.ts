@@ -94,6 +94,15 @@ export interface Config {
     /** Cap on the fetch rate per sync, KiB/s; 0 = none (for slow site links). */
     readonly fetchRateKib: number;
   };
+  /** The preboot builder (bootwiz/). */
+  readonly bootwiz: {
+    /** Build linuxpe-x64 in the background when the Interface starts and there is no build yet. */
+    readonly buildOnStart: boolean;
+    /** A standalone site's first state offers unknown machines a menu: local disk (default) or LinuxPE. */
+    readonly seedMenu: boolean;
+    /** Seconds that menu waits before it boots the local disk. */
+    readonly menuTimeoutSec: number;
+  };
 }
 
 type Raw = Record<string, unknown>;
@@ -256,7 +265,7 @@ const PORT = [0, 65535] as const;
 /** Validates a parsed TOML document. `baseDir` anchors relative paths (the config file's folder). */
 export function buildConfig(raw: Raw, source: string, baseDir: string): Config {
   const r = new Reader(baseDir);
-  const known = ['log', 'paths', 'server', 'mtftp', 'interface', 'signal', 'management', 'site', 'peers', 'packages'];
+  const known = ['log', 'paths', 'server', 'mtftp', 'interface', 'signal', 'management', 'site', 'peers', 'packages', 'bootwiz'];
   for (const key of Object.keys(raw)) if (!known.includes(key)) r.problems.push(`[${key}]: unknown section`);
 
   const log = r.section(raw, 'log', ['level']);
@@ -364,8 +373,15 @@ export function buildConfig(raw: Raw, source: string, baseDir: string): Config {
     fetchRateKib: r.int(pk, '[packages]', 'fetch_rate_kib', 0, 0, 100_000_000),
   };
 
+  const bw = r.section(raw, 'bootwiz', ['build_on_start', 'seed_menu', 'menu_timeout_sec']);
+  const bootwiz = {
+    buildOnStart: r.bool(bw, '[bootwiz]', 'build_on_start', false),
+    seedMenu: r.bool(bw, '[bootwiz]', 'seed_menu', false),
+    menuTimeoutSec: r.int(bw, '[bootwiz]', 'menu_timeout_sec', 5, 0, 3600),
+  };
+
   if (r.problems.length > 0) throw new ConfigError(source, r.problems);
-  return deepFreeze({ source, log: { level }, paths, server, mtftp, interface: iface, signal, management, site, peers, packages });
+  return deepFreeze({ source, log: { level }, paths, server, mtftp, interface: iface, signal, management, site, peers, packages, bootwiz });
 }
 
 export function parseConfigText(text: string, source: string, baseDir: string): Config {

@@ -14,7 +14,9 @@ import { PeerHub } from './peer-hub.ts';
 import type { PackageService } from '../../packages/package-service.ts';
 import { packageControlRoutes } from '../../packages/control-routes.ts';
 import { PortServer } from './port-server.ts';
-import { SEED_DOCUMENTS } from '../../state/seed.ts';
+import { seedDocuments } from '../../state/seed.ts';
+import { BootwizService, bootwizControlRoutes } from '../../bootwiz/bootwiz-service.ts';
+import { LINUXPE_X64 } from '../../bootwiz/recipe.ts';
 import { StateBook } from '../../state/state-book.ts';
 import { openStore, type Db, type Table } from '../../state/store.ts';
 
@@ -31,6 +33,7 @@ export class InterfaceService implements Lifecycle {
   private outbox: EventOutbox | null = null;
   private peers: PeerHub | null = null;
   private packages: PackageService | null = null;
+  private bootwiz: BootwizService | null = null;
   private control: ControlServer | null = null;
   private rescan: NodeJS.Timeout | null = null;
 
@@ -68,6 +71,7 @@ export class InterfaceService implements Lifecycle {
       'GET /peers': () => this.peers?.status(),
       'GET /peers/latencies': () => this.peers?.latencies(),
       ...packageControlRoutes(() => this.packages),
+      ...bootwizControlRoutes(() => this.bootwiz),
     }, log);
     await this.control.start();
     await this.outbox?.start();
@@ -84,6 +88,12 @@ export class InterfaceService implements Lifecycle {
       onStatusChange: (s) => { book.recordOutboundEvent(randomUUID(), { kind: 'package-status', ...s }, new Date()); this.outbox?.kick(); },
     });
     await this.packages.start();
+    const packages = this.packages;
+    this.bootwiz = new BootwizService({ dataDir: config.paths.data, buildOnStart: config.bootwiz.buildOnStart }, log.child({ part: 'bootwiz' }), {
+      publish: (dir, id) => packages.publish(dir, id, 'preboot'),
+      offer: (image) => void book.putBuiltImage(image, new Date()),
+    });
+    this.bootwiz.start();
     this.rescan = setInterval(() => this.folder?.scan(), RESCAN_MS);
     log.info('interface serving', { port: this.boundPort, sbs: config.paths.sbs, seq: book.lastSeq });
   }
@@ -91,6 +101,7 @@ export class InterfaceService implements Lifecycle {
   async stop(): Promise<void> {
     if (this.rescan !== null) clearInterval(this.rescan);
     await this.folder?.stop();
+    await this.bootwiz?.stop();
     this.peers?.stop();
     await this.packages?.stop();
     await this.outbox?.stop();
@@ -102,7 +113,8 @@ export class InterfaceService implements Lifecycle {
   }
 
   private seed(book: StateBook): void {
-    const missing = SEED_DOCUMENTS.filter((d) => !book.hasSnapshot(tableFor(d.kind)) && !book.hasApplied(d.id));
+    const menu = this.config.bootwiz.seedMenu ? { image: LINUXPE_X64.id, timeoutSec: this.config.bootwiz.menuTimeoutSec } : null;
+    const missing = seedDocuments(menu).filter((d) => !book.hasSnapshot(tableFor(d.kind)) && !book.hasApplied(d.id));
     if (missing.length === 0) return;
     book.applyBatch(missing.map((doc) => ({ doc, source: { file: null, source: 'seed', now: new Date() } })));
     this.log.info('standalone: seeded empty state', { tables: missing.map((d) => d.kind) });
@@ -152,6 +164,7 @@ export class InterfaceService implements Lifecycle {
       service: 'interface', pid: process.pid, state: 'serving', ports: { interface: this.boundPort },
       seq: this.book?.lastSeq ?? 0, subscribers: this.feed?.subscriberCount ?? 0,
       pendingEvents: this.outbox?.pendingCount() ?? 0,
+      bootwiz: this.bootwiz?.status() ?? null,
     };
   }
 }
