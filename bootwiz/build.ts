@@ -9,7 +9,7 @@ import type { Logger } from '../platform/runtime/logger.ts';
 import { fetchDeb, resolveEntry, resolveKernel } from './apt.ts';
 import { extractDeb, tool, ToolError } from './extract.ts';
 import { buildInitrd } from './initrd.ts';
-import { encodeLock, readLock, type Lock, type LockEntry } from './lock.ts';
+import { decodeLock, encodeLock, readLock, type Lock, type LockEntry } from './lock.ts';
 import { moduleLoadOrder } from './module-order.ts';
 import { BUILD_INFO_FILE, INITRD_FILE, KERNEL_FILE, LOCK_FILE, type Recipe } from './recipe.ts';
 
@@ -99,7 +99,8 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
     packages[role] = await want[role]();
     resolved = true;
   }
-  const lock: Lock = { lock: 1, packages };
+  // Normalised (roles in order), so build.json and the initrd do not depend on how it came about.
+  const lock: Lock = decodeLock(encodeLock({ lock: 1, packages }), 'lock');
 
   try {
     // 2. The .debs, checked against the lock (and apt's index) before anything is unpacked.
