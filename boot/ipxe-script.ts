@@ -11,8 +11,13 @@ import { imagePath, menuItemPath, scriptPath, wimbootPath } from './netboot-path
 /** Seconds a waiting machine sleeps before it asks again. */
 export const WAIT_RECHECK_SEC = 5;
 
-/** Appended to a linux image's command line; iPXE expands the settings when it runs `kernel`. */
-export const BOOT_SETTINGS = ['netboot.server=${next-server}', 'BOOTIF=01-${mac:hexhyp}'] as const;
+/**
+ * Appended to a linux image's command line; iPXE expands the settings when it runs `kernel`.
+ * Our offers are proxyDHCP offers, kept by iPXE in its `proxydhcp` block; plain `next-server`
+ * is the site's DHCP server's (measured: dnsmasq puts its own address there), which is the boot
+ * server only where that server points at us. Unset settings expand to nothing.
+ */
+export const BOOT_SETTINGS = ['netboot.server=${proxydhcp/next-server}', 'netboot.next-server=${next-server}', 'BOOTIF=01-${mac:hexhyp}'] as const;
 
 /** How a script names a netboot path (see refFrom). */
 type Ref = (path: string) => string;

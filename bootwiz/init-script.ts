@@ -2,7 +2,8 @@
 // same for every build (what varies lives in files init reads: /etc/bootwiz/modules.list, later
 // /etc/bootwiz/modules.d/*.list and /etc/bootwiz/drivers.d/* from a driver overlay initrd).
 // The site server and the boot MAC come from the kernel command line iPXE writes
-// (boot/ipxe-script.ts): `netboot.server=${next-server} BOOTIF=01-${mac:hexhyp}`.
+// (boot/ipxe-script.ts): `netboot.server=${proxydhcp/next-server}`, `netboot.next-server=`
+// `${next-server}` (the fallback) and `BOOTIF=01-${mac:hexhyp}`.
 
 /** The line the console shows first when the environment is up; tests and the bench wait for it. */
 export const BANNER_TITLE = 'netboot LinuxPE';
@@ -31,12 +32,16 @@ say() { echo "$*"; [ -c /dev/tty0 ] && echo "$*" > /dev/tty0 2>/dev/null; return
 
 server=""
 bootif=""
+next=""
 for arg in $(cat /proc/cmdline); do
   case "$arg" in
     netboot.server=*) server="\${arg#netboot.server=}" ;;
+    netboot.next-server=*) next="\${arg#netboot.next-server=}" ;;
     BOOTIF=*) bootif="\${arg#BOOTIF=}" ;;
   esac
 done
+# The proxyDHCP offer's server (ours); else the DHCP server's next-server, where it points at us.
+[ -n "$server" ] || server="$next"
 
 # Modules in the order worked out at build time; a failure is logged, never fatal.
 loaded=0
