@@ -8,6 +8,7 @@ import { errorMessage } from '../platform/runtime/errors.ts';
 import type { Logger } from '../platform/runtime/logger.ts';
 import type { Image } from '../sbs/types.ts';
 import { build, buildDir, readBuildInfo, type BuildInfo, type BuildProgress } from './build.ts';
+import { installIpxeFiles } from './ipxe-files.ts';
 import { prebootImage, RECIPES, type Recipe } from './recipe.ts';
 
 export interface BootwizHost {
@@ -21,6 +22,9 @@ export interface BootwizOptions {
   readonly dataDir: string;
   /** Build every recipe that has no build yet when the Interface starts. */
   readonly buildOnStart: boolean;
+  /** Put Debian's iPXE builds into the TFTP root where missing, when the Interface starts. */
+  readonly installIpxe: boolean;
+  readonly tftpRoot: string;
 }
 
 export interface BuildRequest {
@@ -52,6 +56,12 @@ export class BootwizService {
 
   /** Offers what was built before; builds in the background what was never built (if asked to). */
   start(): void {
+    if (this.options.installIpxe) {
+      installIpxeFiles(this.options.dataDir, this.options.tftpRoot).then(
+        (written) => { if (written.length > 0) this.log.info('bootwiz: Debian\'s iPXE builds put into the TFTP root', { files: written, tftpRoot: this.options.tftpRoot }); },
+        (err) => this.log.error('bootwiz: cannot put iPXE builds into the TFTP root', { err: errorMessage(err) }),
+      );
+    }
     for (const recipe of Object.values(RECIPES)) {
       if (readBuildInfo(this.options.dataDir, recipe.id) !== null) {
         void this.publishAndOffer(recipe).catch((err) => this.log.error('bootwiz: cannot publish the existing build', { id: recipe.id, err: errorMessage(err) }));

@@ -102,6 +102,8 @@ export interface Config {
     readonly seedMenu: boolean;
     /** Seconds that menu waits before it boots the local disk. */
     readonly menuTimeoutSec: number;
+    /** Put Debian's iPXE builds (undionly.kpxe, ipxe.efi, snponly.efi) into the TFTP root where missing. */
+    readonly installIpxe: boolean;
   };
 }
 
@@ -373,11 +375,12 @@ export function buildConfig(raw: Raw, source: string, baseDir: string): Config {
     fetchRateKib: r.int(pk, '[packages]', 'fetch_rate_kib', 0, 0, 100_000_000),
   };
 
-  const bw = r.section(raw, 'bootwiz', ['build_on_start', 'seed_menu', 'menu_timeout_sec']);
+  const bw = r.section(raw, 'bootwiz', ['build_on_start', 'seed_menu', 'menu_timeout_sec', 'install_ipxe']);
   const bootwiz = {
     buildOnStart: r.bool(bw, '[bootwiz]', 'build_on_start', false),
     seedMenu: r.bool(bw, '[bootwiz]', 'seed_menu', false),
     menuTimeoutSec: r.int(bw, '[bootwiz]', 'menu_timeout_sec', 5, 0, 3600),
+    installIpxe: r.bool(bw, '[bootwiz]', 'install_ipxe', false),
   };
 
   if (r.problems.length > 0) throw new ConfigError(source, r.problems);

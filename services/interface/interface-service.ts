@@ -89,7 +89,7 @@ export class InterfaceService implements Lifecycle {
     });
     await this.packages.start();
     const packages = this.packages;
-    this.bootwiz = new BootwizService({ dataDir: config.paths.data, buildOnStart: config.bootwiz.buildOnStart }, log.child({ part: 'bootwiz' }), {
+    this.bootwiz = new BootwizService({ dataDir: config.paths.data, tftpRoot: config.paths.tftpRoot, buildOnStart: config.bootwiz.buildOnStart, installIpxe: config.bootwiz.installIpxe }, log.child({ part: 'bootwiz' }), {
       publish: (dir, id) => packages.publish(dir, id, 'preboot'),
       offer: (image) => void book.putBuiltImage(image, new Date()),
     });
