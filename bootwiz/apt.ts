@@ -5,6 +5,7 @@
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { NetbootError } from '../platform/runtime/errors.ts';
 import type { LockEntry } from './lock.ts';
@@ -53,7 +54,9 @@ export async function showPackage(pkg: string, version: string | null): Promise<
   const r = await run('apt-cache', ['show', '--no-all-versions', version === null ? pkg : `${pkg}=${version}`]);
   const stanza = parseStanzas(r.stdout).find((s) => s.Package === pkg && (version === null || s.Version === version));
   if (r.code !== 0 || stanza === undefined) {
-    throw new AptError(pkg, version, r.stderr.trim() || (version === null ? `no package ${pkg} in apt's lists` : `apt has no version ${version} of ${pkg}`), 'apt-cache show');
+    // apt-cache says nothing about a version it lacks; apt-get (asked for URIs only) does.
+    const said = r.stderr.trim() || (await run('apt-get', ['download', '--print-uris', version === null ? pkg : `${pkg}=${version}`], tmpdir())).stderr.trim();
+    throw new AptError(pkg, version, said || (version === null ? `no package ${pkg} in apt's lists` : `apt has no version ${version} of ${pkg}`), 'apt cannot fetch');
   }
   return stanza;
 }

@@ -110,7 +110,7 @@ test('a lock naming a version apt does not have fails clearly; the previous buil
   writeFileSync(bad, JSON.stringify(lock));
   const r = await e2e.site.cli(['bootwiz', 'build', ID, '--lock', bad], 300_000);
   assert.equal(r.code, 1, `expected a failure:\n${r.stdout}\n${r.stderr}`);
-  assert.match(r.stderr, /busybox-static version 9\.9\.9-no-such-version/, r.stderr);
+  assert.match(r.stderr, /busybox-static version 9\.9\.9-no-such-version: E: Version '9\.9\.9-no-such-version' for 'busybox-static' was not found/, r.stderr);
   assert.match(r.stderr, /previous build/);
   const status = await e2e.site.status('interface');
   assert.equal((status?.bootwiz as Record<string, { state: string; error?: string }>)[ID]?.state, 'failed');
