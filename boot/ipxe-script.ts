@@ -17,7 +17,7 @@ export const WAIT_RECHECK_SEC = 5;
  * is the site's DHCP server's (measured: dnsmasq puts its own address there), which is the boot
  * server only where that server points at us. Unset settings expand to nothing.
  */
-export const BOOT_SETTINGS = ['netboot.server=${proxydhcp/next-server}', 'netboot.next-server=${next-server}', 'BOOTIF=01-${mac:hexhyp}'] as const;
+export const BOOT_SETTINGS = [`netboot.server=\${proxydhcp/next-server}`, `netboot.next-server=\${next-server}`, `BOOTIF=01-\${mac:hexhyp}`] as const;
 
 /** How a script names a netboot path (see refFrom). */
 type Ref = (path: string) => string;

@@ -88,7 +88,7 @@ test('netboot bootwiz build: the site builds, publishes and offers linuxpe-x64 f
   // The same lock, the same initrd as the build the test made.
   assert.equal(JSON.parse(readFileSync(join(buildDir(e2e.site.data, ID), 'build.json'), 'utf8')).initrd.sha256, first.info.initrd.sha256);
   const status = await e2e.site.status('interface');
-  assert.equal((status?.bootwiz as Record<string, { state: string }>)[ID]?.state, 'built');
+  assert.equal((status?.bootwiz as Record<string, { state: string }> | undefined)?.[ID]?.state, 'built');
   for (const mac of Object.values(MACS)) await waitBootable(mac);
 });
 
@@ -113,7 +113,7 @@ test('a lock naming a version apt does not have fails clearly; the previous buil
   assert.match(r.stderr, /busybox-static version 9\.9\.9-no-such-version: E: Version '9\.9\.9-no-such-version' for 'busybox-static' was not found/, r.stderr);
   assert.match(r.stderr, /previous build/);
   const status = await e2e.site.status('interface');
-  assert.equal((status?.bootwiz as Record<string, { state: string; error?: string }>)[ID]?.state, 'failed');
+  assert.equal((status?.bootwiz as Record<string, { state: string; error?: string }> | undefined)?.[ID]?.state, 'failed');
   assert.ok(readFileSync(join(dir, INITRD_FILE)).equals(before), 'the build folder is untouched');
   await waitBootable(MACS.bios!);
   // And a machine still boots it.
