@@ -100,7 +100,10 @@ try {
 
   const s = (ms: number): string => (ms / 1000).toFixed(1);
   const mib = (b: number): string => (b / 1048576).toFixed(1);
-  const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
+  const median = (xs: number[]): number => {
+    const v = [...xs].sort((a, b) => a - b);
+    return v.length === 0 ? NaN : v.length % 2 === 1 ? v[(v.length - 1) / 2]! : (v[v.length / 2 - 1]! + v[v.length / 2]!) / 2;
+  };
   console.log(`\nbench/preboot, ${RUNS} boot(s) each, BIOS (SeaBIOS + iPXE ROM), QEMU TCG, 1 GiB, through netboot (MTFTP)\n`);
   console.log('| contender | median s | min s | max s | kernel MiB | initrd MiB |');
   console.log('| --- | --- | --- | --- | --- | --- |');
