@@ -1,8 +1,8 @@
 // LinuxPE end to end: built from Debian's packages (downloaded through apt by this test), then
 // built again, published and offered by the running site (`netboot bootwiz build` through
 // `netboot run`'s Interface), and booted by QEMU machines through our PXE server and MTFTP:
-// SeaBIOS + iPXE and OVMF + iPXE, to the banner on the serial console, whose site server and
-// MAC must be right. The management stand-in's images snapshot does not name linuxpe-x64: the
+// SeaBIOS + iPXE, OVMF + iPXE and OVMF's own PXE (chaining Debian's snponly.efi), to the banner
+// on the serial console, whose site server and MAC must be right. The management stand-in's images snapshot does not name linuxpe-x64: the
 // site must keep offering what it built. Last, a build from a lock naming a version apt does not
 // have fails clearly and the previous build keeps serving. Needs root and the e2e packages
 // (test/e2e/README.md); the data folder's apt cache is filled from the host's namespace (the
@@ -22,7 +22,7 @@ import { BOOT_FILES, NBP_IMAGE } from '../e2e/harness/second-stage.ts';
 import { parseBanner } from './banner.ts';
 
 const ID = LINUXPE_X64.id;
-const MACS: Partial<Record<Firmware, string>> = { bios: '52:54:00:b0:07:01', 'efi-ipxe': '52:54:00:b0:07:02' };
+const MACS: Partial<Record<Firmware, string>> = { bios: '52:54:00:b0:07:01', 'efi-ipxe': '52:54:00:b0:07:02', 'efi-native': '52:54:00:b0:07:03' };
 const BOOT_TIMEOUT_MS = 150_000;
 
 let e2e: E2eSite;
@@ -98,6 +98,10 @@ test('BIOS (SeaBIOS + iPXE) boots LinuxPE to the banner with the right server an
 
 test('UEFI x64 (OVMF + iPXE) boots LinuxPE to the banner with the right server and MAC', { timeout: 300_000 }, async () => {
   await bootToBanner('efi-ipxe');
+});
+
+test('UEFI x64 (OVMF\'s own PXE, then snponly.efi from the TFTP root) boots LinuxPE to the banner', { timeout: 300_000 }, async () => {
+  await bootToBanner('efi-native');
 });
 
 test('a lock naming a version apt does not have fails clearly; the previous build keeps serving', { timeout: 300_000 }, async () => {
