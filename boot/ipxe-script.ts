@@ -11,6 +11,14 @@ import { imagePath, menuItemPath, scriptPath, wimbootPath } from './netboot-path
 /** Seconds a waiting machine sleeps before it asks again. */
 export const WAIT_RECHECK_SEC = 5;
 
+/**
+ * Appended to a linux image's command line; iPXE expands the settings when it runs `kernel`.
+ * Our offers are proxyDHCP offers, kept by iPXE in its `proxydhcp` block; plain `next-server`
+ * is the site's DHCP server's (measured: dnsmasq puts its own address there), which is the boot
+ * server only where that server points at us. Unset settings expand to nothing.
+ */
+export const BOOT_SETTINGS = [`netboot.server=\${proxydhcp/next-server}`, `netboot.next-server=\${next-server}`, `BOOTIF=01-\${mac:hexhyp}`] as const;
+
 /** How a script names a netboot path (see refFrom). */
 type Ref = (path: string) => string;
 
@@ -71,7 +79,9 @@ function bootScript(mac: string, image: Image, ref: Ref): string {
       const initrds = image.initrd ?? [];
       // initrd=NAME lets an EFI-stub kernel find iPXE's initrds; a BIOS kernel ignores it.
       const names = initrds.map((path, i) => `i${i}-${basename(path)}`);
-      const cmdline = [image.cmdline ?? '', ...names.map((n) => `initrd=${n}`)].filter((s) => s !== '').join(' ');
+      // iPXE expands these: the site server and the booting NIC's MAC, for the preboot's init
+      // (bootwiz/init-script.ts); BOOTIF is PXELINUX's convention, which other initrds read too.
+      const cmdline = [image.cmdline ?? '', ...BOOT_SETTINGS, ...names.map((n) => `initrd=${n}`)].filter((s) => s !== '').join(' ');
       return lines(
         head,
         `kernel ${file(image.kernel!)}${cmdline === '' ? '' : ` ${cmdline}`}`,

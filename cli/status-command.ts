@@ -40,7 +40,7 @@ export const statusCommand: Command = async (ctx) => {
     }),
   );
   if (ctx.args.flags.get('json') === true) ctx.out(JSON.stringify(rows, null, 2));
-  else for (const line of formatTable(rows, ctx.args.flags.has('wide'))) ctx.out(line);
+  else for (const line of [...formatTable(rows, ctx.args.flags.has('wide')), ...bootwizLines(rows)]) ctx.out(line);
   return rows.every((r) => r.running) ? 0 : NOT_RUNNING_EXIT;
 };
 
@@ -60,4 +60,13 @@ export function formatTable(rows: readonly ServiceStatusRow[], wide = false): st
     }
   }
   return out;
+}
+
+/** The Interface's preboot builds (bootwiz), one line each: state, progress or error. */
+function bootwizLines(rows: readonly ServiceStatusRow[]): string[] {
+  const row = rows.find((r) => r.service === 'interface');
+  const builds = row?.running === true ? (row.status.bootwiz as Record<string, { state: string; step?: string; percent?: number; detail?: string; error?: string }> | null | undefined) : null;
+  if (builds === null || builds === undefined) return [];
+  return Object.entries(builds).map(([id, b]) =>
+    `bootwiz ${id}: ${b.state}${b.state === 'building' ? ` ${b.percent ?? 0}% ${b.step ?? ''} ${b.detail ?? ''}`.trimEnd() : ''}${b.error === undefined ? '' : ` (${b.error})`}`);
 }

@@ -92,7 +92,8 @@ function applyUpdate(st: Statements, doc: UpdateDoc, tbl: Table): ApplyResult {
   if (value === null) {
     // Removing what is not there changes nothing a subscriber can see, but the tombstone still
     // keeps an older update from resurrecting the object.
-    return { effect: 'applied', changes: row?.value == null ? [] : [deleteChange(tbl, key)] };
+    const served = row?.value != null || (tbl === 'images' && st.getBuiltImage.get(key) !== undefined);
+    return { effect: 'applied', changes: served ? [deleteChange(tbl, key)] : [] };
   }
   return { effect: 'applied', changes: [putChange(tbl, value)] };
 }
@@ -164,7 +165,11 @@ function replaceChange(st: Statements, tbl: Table): FeedChange {
   switch (tbl) {
     case 'config': return { table: 'config', op: 'replace', config: values[0] as PxeConfig };
     case 'clients': return { table: 'clients', op: 'replace', clients: values as Client[] };
-    case 'images': return { table: 'images', op: 'replace', images: values as Image[] };
+    case 'images': {
+      // Images the site built itself fill in the ids the snapshot and its updates do not name.
+      const built = st.builtImagesUnnamed.all().map((r) => JSON.parse(r.value) as Image);
+      return { table: 'images', op: 'replace', images: [...(values as Image[]), ...built].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)) };
+    }
     case 'predefined': return { table: 'predefined', op: 'replace', computers: values as Predefined[] };
   }
 }

@@ -5,6 +5,27 @@ import type { SbsDocument } from '../sbs/types.ts';
 
 const EPOCH = '1970-01-01T00:00:00Z';
 
+/**
+ * The seed with `menu` (`[bootwiz] seed_menu`, the quick start's config): unknown machines get a
+ * menu, local disk first (the default once `timeoutSec` passes), then the preboot image BootWiz
+ * builds. Applies to a site's first state only, like every seed.
+ */
+export function seedDocuments(menu: { readonly image: string; readonly timeoutSec: number } | null): readonly SbsDocument[] {
+  if (menu === null) return SEED_DOCUMENTS;
+  const [config, ...rest] = SEED_DOCUMENTS as [Extract<SbsDocument, { kind: 'config' }>, ...SbsDocument[]];
+  return [{
+    ...config,
+    config: {
+      ...config.config,
+      unknown: { type: 'menu' },
+      menu: { prompt: 'netboot', timeoutSec: menu.timeoutSec, items: [
+        { label: 'Local disk', action: { type: 'local' } },
+        { label: 'LinuxPE (netboot preboot environment)', action: { type: 'boot', image: menu.image, once: false } },
+      ] },
+    },
+  }, ...rest];
+}
+
 export const SEED_DOCUMENTS: readonly SbsDocument[] = [
   {
     sbs: 1, id: '00000000-0000-4000-8000-000000000001', kind: 'config', issued: EPOCH,

@@ -51,7 +51,25 @@ export class StateBook {
       if (row.tbl === 'config') this.config = value as PxeConfig;
       else (this.tables[row.tbl] as Map<string, unknown>).set(row.key, value);
     }
+    for (const row of this.st.builtImagesUnnamed.all()) this.tables.images.set(row.id, JSON.parse(row.value) as Image);
     this.seq = this.st.lastSeq.get()?.seq ?? 0;
+  }
+
+  /**
+   * An image this site built itself (bootwiz): kept in its own table and served, unless a
+   * snapshot or an update from the management server (or the SBS folder) names the same id;
+   * a snapshot that does not name it leaves it served. Returns whether it is served now.
+   */
+  putBuiltImage(image: Image, now: Date): boolean {
+    const changes: SequencedChange[] = [];
+    const served = this.db.transaction(() => {
+      this.st.putBuiltImage.run(image.id, JSON.stringify(image), now.toISOString());
+      if (this.st.getObject.get('images', image.id) !== undefined) return false;
+      changes.push(this.logChange({ table: 'images', op: 'put', image }));
+      return true;
+    })();
+    this.publish(changes);
+    return served;
   }
 
   get lastSeq(): number {

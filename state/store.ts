@@ -42,6 +42,7 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE TABLE IF NOT EXISTS peer_outbox (
   peer_id TEXT NOT NULL, instruction_id TEXT NOT NULL, mac TEXT NOT NULL, issued_ms INTEGER NOT NULL,
   doc TEXT NOT NULL, queued_at_ms INTEGER NOT NULL, PRIMARY KEY (peer_id, instruction_id));
+CREATE TABLE IF NOT EXISTS built_images (id TEXT PRIMARY KEY, value TEXT NOT NULL, built_at TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS consumptions (
   event_id TEXT PRIMARY KEY, mac TEXT NOT NULL, image TEXT NOT NULL, at_ms INTEGER NOT NULL);
 `;
@@ -109,6 +110,16 @@ export function statements(db: Db) {
     ),
     markDelivered: db.prepare('UPDATE events SET delivered_at = ? WHERE event_id = ?'),
     insertConsumption: db.prepare('INSERT OR IGNORE INTO consumptions (event_id, mac, image, at_ms) VALUES (?, ?, ?, ?)'),
+    // Images this site built itself (bootwiz): served unless a snapshot or update names the id.
+    putBuiltImage: db.prepare(
+      `INSERT INTO built_images (id, value, built_at) VALUES (?, ?, ?)
+       ON CONFLICT (id) DO UPDATE SET value = excluded.value, built_at = excluded.built_at`,
+    ),
+    getBuiltImage: db.prepare<[string], { value: string }>('SELECT value FROM built_images WHERE id = ?'),
+    builtImagesUnnamed: db.prepare<[], { id: string; value: string }>(
+      `SELECT b.id, b.value FROM built_images b
+       WHERE NOT EXISTS (SELECT 1 FROM objects o WHERE o.tbl = 'images' AND o.obj_key = b.id) ORDER BY b.id`,
+    ),
     consumptionsAfter: db.prepare<[number], { mac: string; image: string; atMs: number }>(
       'SELECT mac, image, at_ms AS atMs FROM consumptions WHERE at_ms > ? ORDER BY at_ms',
     ),

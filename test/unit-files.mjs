@@ -9,6 +9,8 @@ const SLOW_OR_ROOT = [
   'test/mtftp/lossy.test.ts', 'test/mtftp/send-paths.test.ts',
   'test/interface/crash-recovery.test.ts', 'test/packages/kill-resume.test.ts',
   'test/supervisor/netboot-run.test.ts', 'test/sbs/cli.test.ts', 'test/cli/',
+  // Debian downloads and builds (tens of seconds); QEMU boots (root).
+  'test/bootwiz/determinism.test.ts', 'test/bootwiz/first-start.test.ts', 'test/bootwiz/linuxpe-boot.test.ts',
 ];
 
 function walk(dir) {

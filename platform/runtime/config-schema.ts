@@ -128,6 +128,12 @@ export const SCHEMA: Schema = {
     fetchConcurrency: int('fetch_concurrency', 4, 1, 64, 'chunk batches in flight per sync'),
     fetchRateKib: int('fetch_rate_kib', 0, 0, 100_000_000, 'cap on the fetch rate per sync, KiB/s (slow site links); 0 = none'),
   },
+  bootwiz: {
+    buildOnStart: { key: 'build_on_start', type: 'bool', default: false, doc: 'build `linuxpe-x64` in the background when the Interface starts and there is no build yet' },
+    seedMenu: { key: 'seed_menu', type: 'bool', default: false, doc: 'a standalone site\'s first state offers unknown machines a menu: local disk (the default) or LinuxPE' },
+    menuTimeoutSec: int('menu_timeout_sec', 5, 0, 3600, 'seconds that menu waits before it boots the local disk'),
+    installIpxe: { key: 'install_ipxe', type: 'bool', default: false, doc: 'put Debian\'s iPXE builds (`undionly.kpxe`, `ipxe.efi`, `snponly.efi`) into the TFTP root where missing' },
+  },
 };
 
 /** `[[peers]]`: the other sites this one replicates jobs and packages with. */

@@ -91,4 +91,15 @@ export interface Config {
     /** Cap on the fetch rate per sync, KiB/s; 0 = none (for slow site links). */
     readonly fetchRateKib: number;
   };
+  /** The preboot builder (bootwiz/). */
+  readonly bootwiz: {
+    /** Build linuxpe-x64 in the background when the Interface starts and there is no build yet. */
+    readonly buildOnStart: boolean;
+    /** A standalone site's first state offers unknown machines a menu: local disk (default) or LinuxPE. */
+    readonly seedMenu: boolean;
+    /** Seconds that menu waits before it boots the local disk. */
+    readonly menuTimeoutSec: number;
+    /** Put Debian's iPXE builds (undionly.kpxe, ipxe.efi, snponly.efi) into the TFTP root where missing. */
+    readonly installIpxe: boolean;
+  };
 }

@@ -13,7 +13,8 @@ import type { DropFolder, ReadyFile, Rejection } from '../../state/drop-folder.t
 import type { FeedServer } from './feed-server.ts';
 import type { PeerHub } from './peer-hub.ts';
 import type { PortServer } from './port-server.ts';
-import { SEED_DOCUMENTS } from '../../state/seed.ts';
+import { seedDocuments } from '../../state/seed.ts';
+import type { BootwizService } from '../../bootwiz/bootwiz-service.ts';
 import type { StateBook } from '../../state/state-book.ts';
 import type { Db, Table } from '../../state/store.ts';
 
@@ -43,12 +44,16 @@ export interface InterfaceParts {
   readonly folder: DropFolder;
   /** The package component (PackageService): started last, so it never delays the SBS intake. */
   readonly packages: Lifecycle;
+  /** Preboot builds (bootwiz/): started after the packages it publishes into. */
+  readonly bootwiz: BootwizService;
 }
 
 export interface InterfaceSettings {
   /** No management server: an empty store is seeded so PXE clients get the default answer. */
   readonly standalone: boolean;
   readonly sbsDir: string;
+  /** Standalone and [bootwiz] seed_menu: unknown machines first get this menu (local disk or the image). */
+  readonly seedMenu: { readonly image: string; readonly timeoutSec: number } | null;
 }
 
 export class InterfaceService implements Lifecycle {
@@ -68,7 +73,7 @@ export class InterfaceService implements Lifecycle {
   }
 
   async start(): Promise<void> {
-    const { book, control, port, feed, peers, outbox, folder, packages } = this.parts;
+    const { book, control, port, feed, peers, outbox, folder, packages, bootwiz } = this.parts;
     this.phase = 'starting';
     // The control socket first: `netboot status` and the supervisor see "starting" meanwhile.
     await this.up(control, () => control.start());
@@ -80,6 +85,7 @@ export class InterfaceService implements Lifecycle {
     await this.up(peers, async () => peers.start());
     await this.up(folder, () => folder.start());
     await this.up(packages, () => packages.start());
+    await this.up(bootwiz, async () => bootwiz.start());
     this.rescan = setInterval(() => folder.scan(), RESCAN_MS);
     this.phase = 'serving';
     this.log.info('interface serving', { port: this.boundPort, sbs: this.settings.sbsDir, seq: book.lastSeq });
@@ -93,9 +99,9 @@ export class InterfaceService implements Lifecycle {
     // would wait for) go before the port. Only parts that were started, plus the package
     // component, which holds its store from the moment it is built. The rest still stops when
     // one part's stop fails.
-    const { folder, peers, packages, outbox, feed, port, control } = this.parts;
+    const { folder, bootwiz, peers, packages, outbox, feed, port, control } = this.parts;
     const started = new Set(this.running.splice(0));
-    for (const part of [folder, peers, packages, outbox, feed, port, control]) {
+    for (const part of [folder, bootwiz, peers, packages, outbox, feed, port, control]) {
       if (!started.has(part) && part !== packages) continue;
       try {
         await part.stop();
@@ -114,7 +120,7 @@ export class InterfaceService implements Lifecycle {
   }
 
   private seed(book: StateBook): void {
-    const missing = SEED_DOCUMENTS.filter((d) => !book.hasSnapshot(tableFor(d.kind)) && !book.hasApplied(d.id));
+    const missing = seedDocuments(this.settings.seedMenu).filter((d) => !book.hasSnapshot(tableFor(d.kind)) && !book.hasApplied(d.id));
     if (missing.length === 0) return;
     book.applyBatch(missing.map((doc) => ({ doc, source: { file: null, source: 'seed', now: new Date() } })));
     this.log.info('standalone: seeded empty state', { tables: missing.map((d) => d.kind) });
@@ -171,6 +177,7 @@ export class InterfaceService implements Lifecycle {
       service: 'interface', pid: process.pid, state: this.phase === 'new' ? 'starting' : this.phase === 'stopped' ? 'stopping' : this.phase,
       ports: { interface: this.boundPort }, seq: this.parts.book.lastSeq, subscribers: this.parts.feed.subscriberCount,
       pendingEvents: this.parts.outbox.pendingCount(), warnings: [],
+      bootwiz: this.parts.bootwiz.status(),
     };
   }
 }
@@ -183,6 +190,8 @@ export interface InterfaceStatus extends ServiceStatusBody {
   readonly seq: number;
   readonly subscribers: number;
   readonly pendingEvents: number;
+  /** Preboot builds by id (bootwiz/). */
+  readonly bootwiz: ReturnType<BootwizService['status']>;
   /** Start-up checks that would fail requests (none for the Interface so far). */
   readonly warnings: readonly string[];
 }

@@ -6,6 +6,8 @@ import { ControlServer, controlSocketPath } from '../../platform/local/control.t
 import { runUntilSignal, type Lifecycle } from '../../platform/runtime/lifecycle.ts';
 import type { Logger } from '../../platform/runtime/logger.ts';
 import { notifyReady } from '../../platform/runtime/sd-notify.ts';
+import { BootwizService, bootwizControlRoutes } from '../../bootwiz/bootwiz-service.ts';
+import { LINUXPE_X64 } from '../../bootwiz/recipe.ts';
 import { buildPackages } from '../../packages/package-parts.ts';
 import { packageControlRoutes } from '../../packages/control-routes.ts';
 import { DropFolder } from '../../state/drop-folder.ts';
@@ -49,16 +51,24 @@ function compose(config: Config, log: Logger, db: Db, options: InterfaceOptions)
     onReady: (files) => service.applyFiles(files), onRejected: (r) => service.onRejected(r),
   }, log.child({ part: 'sbs' }));
   const packages = buildPackages(config, log.child({ part: 'packages' }), port, { onStatusChange: (s) => service.onPackageStatus(s) });
+  const bootwiz = new BootwizService({ dataDir: config.paths.data, tftpRoot: config.paths.tftpRoot, buildOnStart: config.bootwiz.buildOnStart, installIpxe: config.bootwiz.installIpxe }, log.child({ part: 'bootwiz' }), {
+    publish: (dir, id) => packages.publish(dir, id, 'preboot'),
+    offer: (image) => void book.putBuiltImage(image, new Date()),
+  });
   const control = new ControlServer(controlSocketPath(config.paths.data, 'interface'), {
     'GET /status': () => service.status(),
     'GET /state': () => ({ ...book.describe(), state: book.state() }),
     'GET /peers': () => peers.status(),
     'GET /peers/latencies': () => peers.latencies(),
     ...packageControlRoutes(packages),
+    ...bootwizControlRoutes(() => bootwiz),
   }, log);
   const service: InterfaceService = new InterfaceService(
-    { db, book, control, port, feed, peers, outbox, folder, packages: options.wrapPackages?.(packages) ?? packages },
-    { standalone: config.management.url === null, sbsDir: config.paths.sbs },
+    { db, book, control, port, feed, peers, outbox, folder, packages: options.wrapPackages?.(packages) ?? packages, bootwiz },
+    {
+      standalone: config.management.url === null, sbsDir: config.paths.sbs,
+      seedMenu: config.bootwiz.seedMenu ? { image: LINUXPE_X64.id, timeoutSec: config.bootwiz.menuTimeoutSec } : null,
+    },
     log,
   );
   return service;

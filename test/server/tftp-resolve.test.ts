@@ -31,7 +31,7 @@ test('boot of a linux image: kernel with command line, named initrds, boot', () 
   assert.equal(text(resolveTftpPath(`${DIR}/boot.ipxe`, state({ type: 'boot', image: 'lnx', once: true }), {}, ROOT)), [
     '#!ipxe',
     'echo netboot: 52:54:00:12:34:56 boots Linux PE',
-    'kernel image/lnx/lnx/vmlinuz console=ttyS0 quiet initrd=i0-initrd.img initrd=i1-extra.cpio',
+    'kernel image/lnx/lnx/vmlinuz console=ttyS0 quiet netboot.server=${proxydhcp/next-server} netboot.next-server=${next-server} BOOTIF=01-${mac:hexhyp} initrd=i0-initrd.img initrd=i1-extra.cpio',
     'initrd --name i0-initrd.img image/lnx/lnx/initrd.img',
     'initrd --name i1-extra.cpio image/lnx/lnx/extra.cpio',
     'boot', '',
