@@ -10,6 +10,7 @@ import { issuedMs } from '../../state/apply.ts';
 import { DropFolder, type ReadyFile, type Rejection } from '../../state/drop-folder.ts';
 import { EventOutbox } from '../../state/event-outbox.ts';
 import { FeedServer } from './feed-server.ts';
+import { LocalKey } from '../../platform/trust/local-key.ts';
 import { PeerHub } from './peer-hub.ts';
 import type { PackageService } from '../../packages/package-service.ts';
 import { packageControlRoutes } from '../../packages/control-routes.ts';
@@ -55,7 +56,7 @@ export class InterfaceService implements Lifecycle {
     if (config.management.url !== null) {
       this.outbox = new EventOutbox(this.db, { url: config.management.url, serverId: config.site.id, timeoutMs: config.management.timeoutMs }, log.child({ part: 'outbox' }));
     }
-    this.feed = new FeedServer(book, log.child({ part: 'feed' }), (id, event) => this.onEvent(id, event));
+    this.feed = new FeedServer(book, log.child({ part: 'feed' }), (id, event) => this.onEvent(id, event), LocalKey.of(config.paths.data));
     this.feed.start();
     this.port = new PortServer(config.interface.bind, config.interface.port, log);
     this.port.upgrade('/feed', this.feed.handleUpgrade);

@@ -16,6 +16,8 @@ import { MESSAGE_TYPE, messageTypeName } from '../../protocols/dhcp/dhcp-options
 import type { BatchSupport } from './batch-socket.ts';
 import { DhcpTransport, defaultReplyMode, replyDestination, type Peer, type ReplyMode, type Segment } from './dhcp-transport.ts';
 import { FeedClient } from './feed-client.ts';
+import { LocalKey } from '../../platform/trust/local-key.ts';
+import { normalizeMac } from '../../sbs/mac.ts';
 import { codeFromArch } from '../../boot/pxe-arch.ts';
 import { decide, type Decision, type Offer } from '../../boot/pxe-policy.ts';
 import { buildProxyReply } from '../../boot/pxe-reply.ts';
@@ -69,7 +71,7 @@ export class ServerService implements Lifecycle {
     this.now = options.now ?? (() => new Date());
     this.events = new BootEvents(join(config.paths.data, 'server', 'pending-events.json'), log.child({ part: 'events' }));
     const host = config.interface.bind === '0.0.0.0' ? '127.0.0.1' : config.interface.bind;
-    this.feed = new FeedClient(`ws://${host}:${config.interface.port}/feed`, {
+    this.feed = new FeedClient(`ws://${host}:${config.interface.port}/feed`, LocalKey.of(config.paths.data), {
       onState: (state, change) => this.onState(state, change),
       onEventAck: (eventId) => {
         this.events.acknowledge(eventId, this.feed.state);
@@ -340,10 +342,6 @@ function tftpBody(body: unknown): { path: string; address: string; port: number 
   return { path: b.path, address: typeof b.address === 'string' ? b.address : '?', port: typeof b.port === 'number' ? b.port : 0 };
 }
 
-/** `52-54-00-12-34-56` or `52:54:00:12:34:56`, any case -> lower case with ':'; else null. */
-function normalizeMac(s: string): string | null {
-  return /^[0-9a-fA-F]{2}([:-])[0-9a-fA-F]{2}(\1[0-9a-fA-F]{2}){4}$/.test(s) ? s.toLowerCase().replace(/-/g, ':') : null;
-}
 
 /** What explain says about the path a request takes: the relay, its subnet, our address. */
 export interface Explained {
