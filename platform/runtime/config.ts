@@ -72,6 +72,10 @@ export interface Config {
     readonly settleMs: number;
     /** A file that does not parse is retried until unchanged this long, then rejected. */
     readonly parseRetryMs: number;
+    /** TCP connections held on the port at once; past it, the busiest address gives way or the newcomer is refused. */
+    readonly maxConnections: number;
+    /** TCP connections held from one source address. */
+    readonly maxConnectionsPerAddress: number;
   };
   readonly signal: { readonly port: number; readonly bind: string };
   readonly management: { readonly url: string | null; readonly timeoutMs: number };
@@ -299,12 +303,14 @@ export function buildConfig(raw: Raw, source: string, baseDir: string): Config {
     sendPath: (SEND_PATHS as readonly string[]).includes(sendPathRaw) ? (sendPathRaw as SendPath) : 'auto',
   };
 
-  const i = r.section(raw, 'interface', ['port', 'bind', 'settle_ms', 'parse_retry_ms']);
+  const i = r.section(raw, 'interface', ['port', 'bind', 'settle_ms', 'parse_retry_ms', 'max_connections', 'max_connections_per_address']);
   const iface = {
     port: r.int(i, '[interface]', 'port', 490, ...PORT),
     bind: r.ipv4(i, '[interface]', 'bind', '0.0.0.0') ?? '0.0.0.0',
     settleMs: r.int(i, '[interface]', 'settle_ms', 50, 0, 60000),
     parseRetryMs: r.int(i, '[interface]', 'parse_retry_ms', 5000, 0, 600000),
+    maxConnections: r.int(i, '[interface]', 'max_connections', 1024, 1, 1_000_000),
+    maxConnectionsPerAddress: r.int(i, '[interface]', 'max_connections_per_address', 64, 1, 1_000_000),
   };
 
   const g = r.section(raw, 'signal', ['port', 'bind']);

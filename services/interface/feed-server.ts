@@ -45,29 +45,32 @@ export class FeedServer {
     return this.subscribers.size;
   }
 
-  readonly handleUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
+  readonly handleUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer, proven?: () => void): void => {
     const remote = req.socket.remoteAddress;
     if (!isLoopback(remote)) {
       this.refusals.warn('state feed refused: not a local process', { remote });
       socket.end('HTTP/1.1 403 Forbidden\r\nConnection: close\r\n\r\n');
       return;
     }
-    this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, `${remote}:${req.socket.remotePort}`));
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, `${remote}:${req.socket.remotePort}`, proven));
   };
 
-  private accept(ws: WebSocket, remote: string): void {
+  private accept(ws: WebSocket, remote: string, proven?: () => void): void {
     let subscriber: AcceptedLink | null = null;
     acceptLink(ws, {
       serverId: LOCAL_SERVER_ID, keyFor: () => this.localKey.get(), sealed: false, helloTimeoutMs: HELLO_TIMEOUT_MS,
       refuseCode: 4001, refusedMessage: 'state feed refused: no proof of the local key', remote, log: this.log, refusals: this.refusals,
     }, {
-      onAuthenticated: (link) => (text) => {
-        try {
-          if (this.handle(link, JSON.parse(text) as ToInterface)) subscriber = link;
-        } catch (err) {
-          this.log.warn('bad message on the state feed', { remote, reason: quote(errorMessage(err), 200) });
-          send(link, { type: 'error', message: 'bad message' });
-        }
+      onAuthenticated: (link) => {
+        proven?.();
+        return (text) => {
+          try {
+            if (this.handle(link, JSON.parse(text) as ToInterface)) subscriber = link;
+          } catch (err) {
+            this.log.warn('bad message on the state feed', { remote, reason: quote(errorMessage(err), 200) });
+            send(link, { type: 'error', message: 'bad message' });
+          }
+        };
       },
       onClose: () => {
         if (subscriber !== null) this.subscribers.delete(subscriber);

@@ -58,7 +58,7 @@ export class InterfaceService implements Lifecycle {
     }
     this.feed = new FeedServer(book, log.child({ part: 'feed' }), (id, event) => this.onEvent(id, event), LocalKey.of(config.paths.data));
     this.feed.start();
-    this.port = new PortServer(config.interface.bind, config.interface.port, log);
+    this.port = new PortServer(config.interface.bind, config.interface.port, log, config.interface);
     this.port.upgrade('/feed', this.feed.handleUpgrade);
     this.peers = new PeerHub(config, this.db, book, log.child({ part: 'peers' }));
     this.peers.mount(this.port);
