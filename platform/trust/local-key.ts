@@ -9,6 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, linkSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { NetbootError, errorMessage } from '../runtime/errors.ts';
+import { ClientHandshake } from './peer-handshake.ts';
 
 /** The id a local process gives in its hello, and the one the serving process answers with. */
 export const LOCAL_CLIENT_ID = 'local';
@@ -69,4 +70,9 @@ function readKey(path: string): Buffer {
   const text = readFileSync(path, 'utf8').trim();
   if (!/^[0-9a-f]{64}$/.test(text)) throw new NetbootError('LOCAL_KEY_MALFORMED', `local key ${path}: not 64 hex digits; remove it and restart the services to make a new one`);
   return Buffer.from(text, 'hex');
+}
+
+/** The client side of the local proof, fresh for each connection (a new nonce each time). */
+export function localProof(key: LocalKey): () => ClientHandshake {
+  return () => new ClientHandshake(key.get(), LOCAL_CLIENT_ID, LOCAL_SERVER_ID);
 }
