@@ -44,7 +44,7 @@ async function legitimateClientGetsThrough(site: TestSite, svc: InterfaceService
   feed.close();
 }
 
-test('per address: the connection past max_connections_per_address is refused, others still get in', async () => {
+test('per address: the connection past max_connections_per_address is refused, others still get in', { timeout: 90_000 }, async () => {
   await withInterface('[interface]\nmax_connections = 100\nmax_connections_per_address = 4\n', async (site, svc, log) => {
     const sockets: Socket[] = [];
     try {
@@ -62,7 +62,7 @@ test('per address: the connection past max_connections_per_address is refused, o
   });
 });
 
-test('overall: past max_connections the busy addresses are refused and a legitimate client still gets through', async () => {
+test('overall: past max_connections the busy addresses are refused and a legitimate client still gets through', { timeout: 90_000 }, async () => {
   await withInterface('[interface]\nmax_connections = 8\nmax_connections_per_address = 6\n', async (site, svc, log) => {
     const sockets: Socket[] = [];
     try {
@@ -80,7 +80,7 @@ test('overall: past max_connections the busy addresses are refused and a legitim
   });
 });
 
-test('a request head larger than the limit is refused with 431', async () => {
+test('a request head larger than the limit is refused with 431', { timeout: 90_000 }, async () => {
   await withInterface('', async (_site, svc, log) => {
     const s = connect({ port: svc.boundPort, host: '127.0.0.1' });
     let answer = '';
@@ -104,20 +104,21 @@ async function hostileHello(port: number, path: string, peerId: string): Promise
   });
 }
 
-test('a 3 MB peerId on /peer and a 1 MB one on /pkg-feed are logged cut short and escaped', async () => {
+test('a 3 MB peerId on /peer and a 1 MB one on /pkg-feed are logged cut short and escaped', { timeout: 90_000 }, async () => {
   await withInterface('', async (_site, svc, log) => {
     const big = `evil\n${'A'.repeat(3 * 1024 * 1024)}`;
     await hostileHello(svc.boundPort, '/peer', big);
     const peer = await waitFor('the /peer refusal', () => log.records.find((r) => r.msg === 'peer refused'));
-    assert.equal(peer.peer, quote(big, 64));
-    assert.ok(String(peer.peer).startsWith('"evil\\nAAA'), String(peer.peer).slice(0, 20));
+    // Lengths first: a failing comparison of 3 MB strings would take the test runner minutes to print.
     assert.ok(JSON.stringify(peer).length < 1000, `log line of ${JSON.stringify(peer).length} bytes`);
+    assert.ok(peer.peer === quote(big, 64), String(peer.peer).slice(0, 100));
+    assert.ok(String(peer.peer).startsWith('"evil\\nAAA'), String(peer.peer).slice(0, 20));
 
     const mb = 'B'.repeat(1000 * 1000);
     await hostileHello(svc.boundPort, '/pkg-feed', mb);
     const pkg = await waitFor('the /pkg-feed refusal', () => log.records.find((r) => r.msg === 'package feed: peer refused'));
     assert.ok(JSON.stringify(pkg).length < 1000, `log line of ${JSON.stringify(pkg).length} bytes`);
-    assert.match(String(pkg.peer), /…\(1000000 chars\)$/);
+    assert.ok(String(pkg.peer).endsWith('…(1000000 chars)'), String(pkg.peer).slice(-40));
   });
 });
 

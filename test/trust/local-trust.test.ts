@@ -49,7 +49,7 @@ function runAsNobody(url: string, keyPath: string, frames: string[]): Promise<In
 
 const forgedEvent = (eventId: string): string => JSON.stringify({ type: 'event', eventId, event: { kind: 'pxe-booted', mac: MAC, image: 'img', at: new Date().toISOString() } });
 
-test('the local key is made once, mode 0600, and a key others can read is refused with the fix', async () => {
+test('the local key is made once, mode 0600, and a key others can read is refused with the fix', { timeout: 90_000 }, async () => {
   const site = await makeTestSite('', 'netboot-trust');
   try {
     const path = localKeyPath(site.config.paths.data);
@@ -63,7 +63,7 @@ test('the local key is made once, mode 0600, and a key others can read is refuse
   }
 });
 
-test('the state feed: nobody can neither read the state nor forge a pxe-booted event; our own process can', async () => {
+test('the state feed: nobody can neither read the state nor forge a pxe-booted event; our own process can', { timeout: 90_000 }, async () => {
   const site = await makeTestSite('', 'netboot-trust');
   const log = createMemoryLogger();
   const svc = new InterfaceService(site.config, log);
@@ -109,7 +109,7 @@ test('the state feed: nobody can neither read the state nor forge a pxe-booted e
   }
 });
 
-test('Signal: nobody\'s server-started is refused and starts nothing', async () => {
+test('Signal: nobody\'s server-started is refused and starts nothing', { timeout: 90_000 }, async () => {
   const mgmt = new ManagementStandIn(await freeTcpPort());
   await mgmt.start();
   const site = await makeTestSite(`[management]\nurl = "${mgmt.url}"\n`, 'netboot-trust');
@@ -160,7 +160,7 @@ async function announceMany(port: number, proof: () => ClientHandshake, count: n
   }
 }
 
-test('Signal coalesces 400 concurrent server-started into at most one more start-up sequence', async () => {
+test('Signal coalesces 400 concurrent server-started into at most one more start-up sequence', { timeout: 90_000 }, async () => {
   const mgmt = new ManagementStandIn(await freeTcpPort());
   await mgmt.start();
   const site = await makeTestSite(`[management]\nurl = "${mgmt.url}"\n`, 'netboot-trust');
@@ -187,7 +187,7 @@ test('Signal coalesces 400 concurrent server-started into at most one more start
   }
 });
 
-test('Signal holds a bounded number of connections', async () => {
+test('Signal holds a bounded number of connections', { timeout: 90_000 }, async () => {
   const site = await makeTestSite('', 'netboot-trust');
   const log = createMemoryLogger('info');
   const signal = buildSignal(site.config, log);
