@@ -129,7 +129,7 @@ export class AuthLink {
       } catch (err) {
         reason = errorMessage(err);
         this.lastError = reason;
-        this.log.warn('link dropped', { url: o.url, reason });
+        this.log.warn('link dropped', { url: o.url, reason: quote(reason, 200) });
         ws.terminate();
       }
     });
@@ -159,7 +159,7 @@ export class AuthLink {
     if (this.stopped) return;
     this.failures++;
     const delayMs = backoffDelayMs(this.failures, this.options.backoff);
-    this.log[this.failures === 1 ? 'warn' : 'debug']('link unavailable; retrying', { url: this.options.url, reason, delayMs });
+    this.log[this.failures === 1 ? 'warn' : 'debug']('link unavailable; retrying', { url: this.options.url, reason: quote(reason, 200), delayMs });
     this.timer = setTimeout(() => {
       this.timer = null;
       this.connect();

@@ -58,7 +58,11 @@ export function acceptLink(ws: WebSocket, o: AcceptOptions, hooks: AcceptHooks):
     clearTimeout(timer);
     hooks.onClose?.();
   });
-  ws.on('error', (err) => o.log.debug('link connection error', { remote: o.remote, err: errorMessage(err) }));
+  ws.on('error', (err: Error & { code?: string }) => {
+    // ws refuses a frame past maxPayload (or a broken one) with a WS_ERR_* code and closes.
+    if (err.code?.startsWith('WS_ERR') === true) o.refusals.warn('link frame refused', { remote: o.remote, peer: handshake.peerId ?? undefined, reason: errorMessage(err), code: err.code });
+    else o.log.debug('link connection error', { remote: o.remote, err: errorMessage(err) });
+  });
   ws.send(handshake.challenge);
   ws.on('message', (data, isBinary) => {
     if (refused) return;

@@ -37,7 +37,7 @@ export class LocalKey {
 
 function loadOrCreate(path: string): Buffer {
   const dir = join(path, '..');
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  mkdirSync(dir, { recursive: true }); // as the control sockets' folder: the file's own mode guards the key
   try {
     return readKey(path);
   } catch (err) {
