@@ -40,6 +40,10 @@ export class ConnectionGate {
 
   /** For a server's 'connection' event: false when the connection was refused (and destroyed). */
   admit(socket: Socket): boolean {
+    if (socket.destroyed || socket.remoteAddress === undefined) {
+      socket.destroy(); // gone before it was counted: nothing to hold
+      return false;
+    }
     const address = normalise(socket.remoteAddress);
     const mine = this.byAddress.get(address) ?? [];
     if (mine.length >= this.limits.maxConnectionsPerAddress) {
