@@ -4,6 +4,7 @@
 import type { Config } from '../platform/runtime/config.ts';
 import { errorMessage } from '../platform/runtime/errors.ts';
 import type { Logger } from '../platform/runtime/logger.ts';
+import { quote } from '../platform/runtime/quote.ts';
 import type { RecordsMessage } from './feed-messages.ts';
 import { checkRef, checkStatus, type PackageRef } from './model.ts';
 import type { PackageStore } from './package-store.ts';
@@ -99,7 +100,7 @@ export class PackagePeers {
           if (st !== null && st.server === link.id) this.store.db.putPeerStatus(st);
         }
       } catch (err) {
-        this.log.debug('anti-entropy with peer failed', { peer: link.id, err: errorMessage(err) });
+        this.log.debug('anti-entropy with peer failed', { peer: link.id, err: quote(errorMessage(err), 200) });
       }
     }
   }

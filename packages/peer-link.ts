@@ -1,13 +1,11 @@
-// This server's link to one configured peer: a subscription to the peer's package feed (ws,
-// mutual challenge-response, sealed frames) kept open with reconnects, and signed HTTP requests
+// This server's link to one configured peer: a subscription to the peer's package feed (an
+// AuthLink: ws, mutual challenge-response, sealed frames) kept open with reconnects, and signed HTTP requests
 // for refs, manifests and chunks. Everything received is verified by the caller against digests.
 import { Agent, request, type IncomingMessage } from 'node:http';
-import WebSocket from 'ws';
-import { backoffDelayMs } from '../platform/runtime/backoff.ts';
-import { NetbootError, errorMessage } from '../platform/runtime/errors.ts';
+import { NetbootError } from '../platform/runtime/errors.ts';
 import type { Logger } from '../platform/runtime/logger.ts';
-import { PeerAuthError, httpAuthHeader } from '../platform/trust/peer-auth.ts';
-import { ClientHandshake, type SealedChannel } from '../platform/trust/peer-handshake.ts';
+import { AuthLink } from '../platform/trust/auth-link.ts';
+import { httpAuthHeader } from '../platform/trust/peer-auth.ts';
 import { FrameParser, type Frame } from './chunk-frames.ts';
 import { decodeRecords, type RecordsMessage } from './feed-messages.ts';
 import type { PeerAddress } from '../platform/trust/peer-keys.ts';
@@ -29,16 +27,8 @@ export interface PeerLinkHandlers {
 }
 
 export class PeerLink {
-  private ws: WebSocket | null = null;
-  private failures = 0;
-  private timer: NodeJS.Timeout | null = null;
-  private pinger: NodeJS.Timeout | null = null;
-  private stopped = true;
+  private readonly link: AuthLink;
   private readonly agent: Agent;
-  /** Set once the feed is authenticated and subscribed. */
-  connected = false;
-  /** Round trip of the last ws ping: how near this peer is. */
-  rttMs: number | null = null;
 
   constructor(
     private readonly selfId: string,
@@ -49,81 +39,50 @@ export class PeerLink {
     maxSockets: number,
   ) {
     this.agent = new Agent({ keepAlive: true, maxSockets });
+    this.link = new AuthLink(
+      {
+        url: `ws://${peer.host}:${peer.port}/pkg-feed`, key: () => key, selfId, serverId: peer.id, sealed: true,
+        backoff: { baseMs: 100, capMs: 5000 }, maxPayload: 256 * 1024 * 1024, handshakeTimeoutMs: 10_000, pingMs: PING_MS,
+      },
+      {
+        onUp: () => {
+          const from = this.handlers.cursor(this.peer.id);
+          this.link.send(JSON.stringify({ type: 'subscribe', epoch: from?.epoch ?? null, cursor: from?.cursor ?? 0 }));
+          this.log.info('package feed link up', { peer: this.peer.id, cursor: from?.cursor ?? 0 });
+          this.handlers.onConnection(this.peer.id, true);
+        },
+        onMessage: (text) => this.handlers.onRecords(this.peer.id, decodeRecords(text)),
+        onDown: (reason, wasUp) => {
+          if (!wasUp) return;
+          this.log.info('package feed link down', { peer: this.peer.id, reason });
+          this.handlers.onConnection(this.peer.id, false);
+        },
+      },
+      log,
+    );
   }
 
   get id(): string {
     return this.peer.id;
   }
 
+  /** The feed is authenticated and subscribed. */
+  get connected(): boolean {
+    return this.link.up;
+  }
+
+  /** Round trip of the last ws ping: how near this peer is. */
+  get rttMs(): number | null {
+    return this.link.rttMs;
+  }
+
   start(): void {
-    this.stopped = false;
-    this.connect();
+    this.link.start();
   }
 
   stop(): void {
-    this.stopped = true;
-    if (this.timer !== null) clearTimeout(this.timer);
-    if (this.pinger !== null) clearInterval(this.pinger);
-    this.ws?.terminate();
-    this.ws = null;
+    this.link.stop();
     this.agent.destroy();
-  }
-
-  private connect(): void {
-    if (this.stopped) return;
-    const ws = new WebSocket(`ws://${this.peer.host}:${this.peer.port}/pkg-feed`, { maxPayload: 256 * 1024 * 1024, handshakeTimeout: 10_000 });
-    this.ws = ws;
-    const handshake = new ClientHandshake(this.key, this.selfId, this.peer.id);
-    let channel: SealedChannel | null = null;
-    let pingAt = 0;
-    const fail = (reason: string): void => {
-      this.log.warn('package feed link: refusing peer', { peer: this.peer.id, address: `${this.peer.host}:${this.peer.port}`, reason });
-      ws.terminate();
-    };
-    ws.on('message', (data, isBinary) => {
-      const text = isBinary ? '' : data.toString();
-      try {
-        if (channel === null) {
-          const step = handshake.next(text);
-          if (step.reply !== null) return ws.send(step.reply);
-          channel = step.channel;
-          const from = this.handlers.cursor(this.peer.id);
-          ws.send(channel.seal(JSON.stringify({ type: 'subscribe', epoch: from?.epoch ?? null, cursor: from?.cursor ?? 0 })));
-          this.connected = true;
-          this.failures = 0;
-          this.log.info('package feed link up', { peer: this.peer.id, cursor: from?.cursor ?? 0 });
-          this.handlers.onConnection(this.peer.id, true);
-          return;
-        }
-        this.handlers.onRecords(this.peer.id, decodeRecords(channel.open(text)));
-      } catch (err) {
-        fail(err instanceof PeerAuthError ? err.message : `bad message: ${errorMessage(err)}`);
-      }
-    });
-    ws.on('open', () => {
-      this.pinger = setInterval(() => {
-        pingAt = performance.now();
-        ws.ping();
-      }, PING_MS);
-      pingAt = performance.now();
-      ws.ping();
-    });
-    ws.on('pong', () => (this.rttMs = performance.now() - pingAt));
-    ws.on('error', (err) => this.log.debug('package feed link error', { peer: this.peer.id, err: errorMessage(err) }));
-    ws.on('close', (code) => {
-      if (this.pinger !== null) clearInterval(this.pinger);
-      this.pinger = null;
-      if (this.ws === ws) this.ws = null;
-      const wasUp = this.connected;
-      this.connected = false;
-      if (wasUp) {
-        this.log.info('package feed link down', { peer: this.peer.id, code });
-        this.handlers.onConnection(this.peer.id, false);
-      }
-      if (this.stopped) return;
-      this.failures++;
-      this.timer = setTimeout(() => this.connect(), backoffDelayMs(this.failures, { baseMs: 100, capMs: 5000 }));
-    });
   }
 
   /** A signed HTTP request to the peer's package routes. */

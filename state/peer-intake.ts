@@ -8,7 +8,9 @@ import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { errorMessage } from '../platform/runtime/errors.ts';
 import type { Logger } from '../platform/runtime/logger.ts';
-import { ServerHandshake, type SealedChannel } from '../platform/trust/peer-handshake.ts';
+import { RateLimitedLog } from '../platform/runtime/log-limit.ts';
+import { quote } from '../platform/runtime/quote.ts';
+import { acceptLink } from '../platform/trust/link-accept.ts';
 import { parseSbs } from '../sbs/parse.ts';
 import type { SbsDocument } from '../sbs/types.ts';
 import type { Effect } from './apply.ts';
@@ -25,16 +27,19 @@ export interface InboundPeer {
 export class PeerIntake {
   private readonly wss = new WebSocketServer({ noServer: true, maxPayload: 4 * 1024 * 1024 });
   private readonly inbound = new Map<WebSocket, { peerId: string | null; remote: string; authenticated: boolean; since: string }>();
+  private readonly refusals: RateLimitedLog;
 
   constructor(
     private readonly siteId: string,
     private readonly keyFor: (peerId: string) => Buffer | null,
     private readonly apply: (doc: SbsDocument, peerId: string) => Effect,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.refusals = new RateLimitedLog(log);
+  }
 
-  readonly handleUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
-    this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, req.socket.remoteAddress ?? '?'));
+  readonly handleUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer, proven?: () => void): void => {
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, req.socket.remoteAddress ?? '?', proven));
   };
 
   connections(): InboundPeer[] {
@@ -46,53 +51,23 @@ export class PeerIntake {
     this.inbound.clear();
   }
 
-  private accept(ws: WebSocket, remote: string): void {
+  private accept(ws: WebSocket, remote: string, proven?: () => void): void {
     const info = { peerId: null as string | null, remote, authenticated: false, since: new Date().toISOString() };
     this.inbound.set(ws, info);
-    const handshake = new ServerHandshake(this.siteId, this.keyFor);
-    let channel: SealedChannel | null = null;
-    let refused = false;
-    const refuse = (reason: string): void => {
-      if (refused) return;
-      refused = true;
-      this.log.warn('peer refused', { remote, peer: handshake.peerId, reason });
-      ws.close(4001, 'authentication failed');
-      setTimeout(() => ws.terminate(), 1000).unref();
-    };
-    const timer = setTimeout(() => refuse('no handshake in time'), HANDSHAKE_TIMEOUT_MS);
-    ws.on('close', () => {
-      clearTimeout(timer);
-      this.inbound.delete(ws);
-    });
-    ws.on('error', (err) => this.log.debug('peer connection error', { remote, err }));
-    ws.send(handshake.challenge);
-    ws.on('message', (data, isBinary) => {
-      if (refused) return;
-      const text = isBinary ? '' : data.toString();
-      if (channel === null) {
-        // First frame: the hello. Anything wrong ends the connection before anything is applied.
-        try {
-          const ok = handshake.accept(text);
-          channel = ok.channel;
-          clearTimeout(timer);
-          info.peerId = ok.peerId;
-          info.authenticated = true;
-          ws.send(ok.welcome);
-          this.log.info('peer authenticated', { peer: ok.peerId, remote });
-        } catch (err) {
-          info.peerId = handshake.peerId;
-          refuse(errorMessage(err));
-        }
-        return;
-      }
-      let body: string;
-      try {
-        body = channel.open(text);
-      } catch (err) {
-        return refuse(errorMessage(err));
-      }
-      const reply = this.handleJob(info.peerId as string, body);
-      ws.send(channel.seal(JSON.stringify(reply)));
+    // The handshake, the refusal (logged 'peer refused', quoted, rate-limited) and the sealed
+    // frames are the shared link's (platform/trust/link-accept.ts).
+    acceptLink(ws, {
+      serverId: this.siteId, keyFor: this.keyFor, sealed: true, helloTimeoutMs: HANDSHAKE_TIMEOUT_MS,
+      refuseCode: 4001, refusedMessage: 'peer refused', remote, log: this.log, refusals: this.refusals,
+    }, {
+      onHello: (peerId) => (info.peerId = peerId),
+      onAuthenticated: (link) => {
+        info.authenticated = true;
+        proven?.();
+        this.log.info('peer authenticated', { peer: link.peerId, remote });
+        return (body) => link.send(JSON.stringify(this.handleJob(link.peerId, body)));
+      },
+      onClose: () => this.inbound.delete(ws),
     });
   }
 
@@ -108,7 +83,7 @@ export class PeerIntake {
       this.log.info('job from peer applied', { peer: peerId, id: doc.id, kind: doc.kind, effect });
       return { type: 'ack', id: doc.id, effect };
     } catch (err) {
-      this.log.warn('job from peer refused', { peer: peerId, id, reason: errorMessage(err) });
+      this.log.warn('job from peer refused', { peer: peerId, id, reason: quote(errorMessage(err), 200) });
       return { type: 'nack', id, reason: errorMessage(err) };
     }
   }

@@ -34,7 +34,7 @@ try {
   for (const id of ['b', 'c']) {
     const feed = await waitFor(`interface ${id}`, async () => {
       try {
-        return await FeedClient.connect(ports.get(id)!);
+        return await FeedClient.connect(ports.get(id)!, sites[ids.indexOf(id)]!.config.paths.data);
       } catch {
         return undefined;
       }

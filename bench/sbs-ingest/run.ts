@@ -26,7 +26,7 @@ const macOf = (i: number) => `02:00:${[(i >> 24) & 255, (i >> 16) & 255, (i >> 8
 try {
   const feed = await waitFor('the interface', async () => {
     try {
-      return await FeedClient.connect(site.config.interface.port);
+      return await FeedClient.connect(site.config.interface.port, site.config.paths.data);
     } catch {
       return undefined;
     }

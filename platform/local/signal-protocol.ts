@@ -1,5 +1,8 @@
 // Messages on the Signal port (ws on TCP 806 by default, any path). JSON text frames.
 //
+// First the caller proves it is one of our processes: the challenge-response of
+// platform/trust/peer-handshake.ts (challenge, hello, welcome) keyed with the local key
+// (<data>/run/local.key). Only then:
 // PXE server -> signal: { type: 'server-started', pid, at }   (at: RFC 3339)
 // signal -> PXE server: { type: 'ack' }                        (the start-up sequence is queued)
 //                       { type: 'error', message }             (the message was not understood)

@@ -1,9 +1,12 @@
 // The peer channel's handshake and sealed frames (the protocol is in peer-auth.ts) as small state
 // machines with no socket. The job channel (/peer) and the package feed (/pkg-feed) both run them
 // over their WebSocket, so both check a peer the same way and refuse it with the same reasons.
+import { quote } from '../runtime/quote.ts';
 import { PeerAuthError, clientProof, newNonce, openFrame, safeEqualHex, sealFrame, serverProof, sessionKey, type Direction } from './peer-auth.ts';
 
 const NONCE = /^[0-9a-f]{64}$/;
+/** A site's id, as [site] id allows it (config.ts). */
+export const PEER_ID = /^[A-Za-z0-9._-]{1,64}$/;
 
 function parseObject(text: string, what: string): Record<string, unknown> {
   let v: unknown;
@@ -40,7 +43,10 @@ export class SealedChannel {
 /** Server side: send `challenge` first, then hand the first frame received to accept(). */
 export class ServerHandshake {
   private readonly nonce = newNonce();
-  /** Who the hello claims to be, once one arrived (before its proof is checked: for logs). */
+  /**
+   * Who the hello claims to be, once one arrived (before its proof is checked: for logs). A claim
+   * that is not a well-formed id is kept only quoted (cut and escaped): it came from anyone.
+   */
   peerId: string | null = null;
 
   constructor(
@@ -56,6 +62,10 @@ export class ServerHandshake {
   accept(text: string): { peerId: string; welcome: string; channel: SealedChannel } {
     const { type, peerId, nonce, proof } = parseObject(text, 'hello');
     if (type !== 'hello' || typeof peerId !== 'string' || typeof nonce !== 'string' || !NONCE.test(nonce) || typeof proof !== 'string') throw new PeerAuthError('malformed hello');
+    if (!PEER_ID.test(peerId)) {
+      this.peerId = quote(peerId, 64);
+      throw new PeerAuthError('malformed hello: peerId is not an id ([A-Za-z0-9._-]{1,64})');
+    }
     this.peerId = peerId;
     const key = this.keyFor(peerId);
     if (key === null) throw new PeerAuthError('not a configured peer');
@@ -81,7 +91,7 @@ export class ClientHandshake {
     if (this.serverNonce === null) {
       const { type, serverId, nonce } = parseObject(text, 'challenge');
       if (type !== 'challenge' || typeof nonce !== 'string' || !NONCE.test(nonce)) throw new PeerAuthError('malformed challenge');
-      if (serverId !== this.serverId) throw new PeerAuthError(`the server says it is ${JSON.stringify(serverId)}, not peer ${this.serverId}`);
+      if (serverId !== this.serverId) throw new PeerAuthError(`the server says it is ${quote(serverId, 64)}, not peer ${this.serverId}`);
       this.serverNonce = nonce;
       const proof = clientProof(this.key, this.selfId, this.serverId, nonce, this.nonce);
       return { reply: JSON.stringify({ type: 'hello', peerId: this.selfId, nonce: this.nonce, proof }), channel: null };

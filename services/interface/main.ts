@@ -8,6 +8,7 @@ import type { Logger } from '../../platform/runtime/logger.ts';
 import { notifyReady } from '../../platform/runtime/sd-notify.ts';
 import { BootwizService, bootwizControlRoutes } from '../../bootwiz/bootwiz-service.ts';
 import { LINUXPE_X64 } from '../../bootwiz/recipe.ts';
+import { LocalKey } from '../../platform/trust/local-key.ts';
 import { buildPackages } from '../../packages/package-parts.ts';
 import { packageControlRoutes } from '../../packages/control-routes.ts';
 import { DropFolder } from '../../state/drop-folder.ts';
@@ -40,8 +41,8 @@ function compose(config: Config, log: Logger, db: Db, options: InterfaceOptions)
   const book = new StateBook(db, log);
   const outbox = config.management.url === null ? NO_OUTBOX
     : new EventOutbox(db, { url: config.management.url, serverId: config.site.id, timeoutMs: config.management.timeoutMs }, log.child({ part: 'outbox' }));
-  const feed = new FeedServer(book, log.child({ part: 'feed' }), (id, event) => service.onEvent(id, event));
-  const port = new PortServer(config.interface.bind, config.interface.port, log);
+  const feed = new FeedServer(book, log.child({ part: 'feed' }), (id, event) => service.onEvent(id, event), LocalKey.of(config.paths.data));
+  const port = new PortServer(config.interface.bind, config.interface.port, log, config.interface);
   port.upgrade('/feed', feed.handleUpgrade);
   const peers = new PeerHub(config, db, book, log.child({ part: 'peers' }));
   peers.mount(port);

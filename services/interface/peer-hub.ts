@@ -4,8 +4,7 @@
 // are applied locally and never forwarded again.
 import type { Config, PeerConfig } from '../../platform/runtime/config.ts';
 import type { Logger } from '../../platform/runtime/logger.ts';
-import { withDefaultPort } from '../../platform/runtime/host-port.ts';
-import { readKeyFile } from '../../platform/trust/peer-auth.ts';
+import { PeerKeys, parseAddress } from '../../platform/trust/peer-keys.ts';
 import type { SbsDocument } from '../../sbs/types.ts';
 import { issuedMs, type Effect } from '../../state/apply.ts';
 import { PeerIntake, type InboundPeer } from '../../state/peer-intake.ts';
@@ -16,20 +15,16 @@ import type { BatchItem, StateBook } from '../../state/state-book.ts';
 import type { Db } from '../../state/store.ts';
 
 export class PeerHub {
-  private readonly keys = new Map<string, Buffer>();
+  private readonly keys: PeerKeys;
   private readonly links = new Map<string, PeerLink>();
   private readonly outbox: PeerOutbox;
   readonly intake: PeerIntake;
 
   constructor(private readonly config: Config, db: Db, private readonly book: StateBook, private readonly log: Logger) {
     // Keys are read once at start; an unreadable or weak key stops the Interface with the reason.
-    const siteKey = config.site.keyFile === null ? null : readKeyFile(config.site.keyFile);
-    for (const peer of config.peers) {
-      const key = peer.keyFile !== null ? readKeyFile(peer.keyFile) : siteKey;
-      if (key !== null) this.keys.set(peer.id, key);
-    }
+    this.keys = new PeerKeys(config);
     this.outbox = new PeerOutbox(db);
-    this.intake = new PeerIntake(config.site.id, (id) => this.keys.get(id) ?? null, (doc, peerId) => this.applyFromPeer(doc, peerId), log.child({ part: 'peer-intake' }));
+    this.intake = new PeerIntake(config.site.id, (id) => this.keys.keyFor(id), (doc, peerId) => this.applyFromPeer(doc, peerId), log.child({ part: 'peer-intake' }));
   }
 
   mount(port: PortServer): void {
@@ -38,8 +33,12 @@ export class PeerHub {
 
   start(): void {
     for (const peer of this.config.peers) {
-      const key = this.keys.get(peer.id)!;
-      const link = new PeerLink(peer, `ws://${withPort(peer.address, this.config.interface.port)}/peer`, this.config.site.id, key, this.outbox, this.log.child({ part: 'peer-link', peer: peer.id }));
+      const key = this.keys.keyFor(peer.id);
+      if (key === null) {
+        this.log.warn('no key for peer ([site] key_file or its key_file); jobs for it stay queued', { peer: peer.id });
+        continue;
+      }
+      const link = new PeerLink(peer, `ws://${this.keys.address(peer.id)}/peer`, this.config.site.id, key, this.outbox, this.log.child({ part: 'peer-link', peer: peer.id }));
       this.links.set(peer.id, link);
       link.start();
     }
@@ -96,5 +95,6 @@ export class PeerHub {
 }
 
 function withPort(address: string, defaultPort: number): string {
-  return withDefaultPort(address, defaultPort);
+  const { host, port } = parseAddress(address, defaultPort);
+  return `${host}:${port}`;
 }

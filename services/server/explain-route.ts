@@ -8,6 +8,7 @@ import type { RecentRequests, SeenReport } from '../../boot/recent-requests.ts';
 import { discoverBytes } from '../../boot/sample-request.ts';
 import { HttpError, type ControlRequest } from '../../platform/local/control.ts';
 import { isIPv4, isUnicast } from '../../platform/runtime/config.ts';
+import { normalizeMac } from '../../sbs/mac.ts';
 import { ARCHES, type Arch } from '../../sbs/types.ts';
 import type { BootChain } from '../../boot/boot-chain.ts';
 import { explainChain, type ChainPaths } from './explain-chain.ts';
@@ -68,11 +69,6 @@ export async function explainMachine(req: ControlRequest, deps: ExplainDeps): Pr
   const via = chosen === undefined ? { relay: relay === '' ? null : relay }
     : { relay: relay === '' ? null : relay, ...('none' in chosen ? { none: chosen.none } : { address: chosen.address, why: chosen.why, subnet: chosen.subnet === null ? null : { cidr: chosen.subnet.cidr, name: chosen.subnet.name } }) };
   return { mac, arch, ipxe, decision, via, lastRequest, chain };
-}
-
-/** `52-54-00-12-34-56` or `52:54:00:12:34:56`, any case -> lower case with ':'; else null. */
-function normalizeMac(s: string): string | null {
-  return /^[0-9a-fA-F]{2}([:-])[0-9a-fA-F]{2}(\1[0-9a-fA-F]{2}){4}$/.test(s) ? s.toLowerCase().replace(/-/g, ':') : null;
 }
 
 /** What explain says about the path a request takes: the relay, its subnet, our address. */

@@ -18,6 +18,7 @@ import { DhcpTransport, defaultReplyMode } from './dhcp-transport.ts';
 import { FeedClient } from './feed-client.ts';
 import { ServerAddresses } from './server-address.ts';
 import { ServerService, type ServerServiceOptions } from './server-service.ts';
+import { LocalKey, localProof } from '../../platform/trust/local-key.ts';
 import { SignalAnnouncer } from './signal-announcer.ts';
 
 const NO_ANNOUNCER: Lifecycle = Object.freeze({ start: async () => {}, stop: async () => {} });
@@ -35,7 +36,7 @@ export function buildServer(config: Config, log: Logger, options: ServerServiceO
     log.child({ part: 'dhcp' }),
   );
   const host = config.interface.bind === '0.0.0.0' ? '127.0.0.1' : config.interface.bind;
-  const feed = new FeedClient(`ws://${host}:${config.interface.port}/feed`, {
+  const feed = new FeedClient(`ws://${host}:${config.interface.port}/feed`, LocalKey.of(config.paths.data), {
     onState: (state, change) => service.onState(state, change),
     onEventAck: (eventId) => service.onEventAck(eventId),
     onConnected: () => service.resendEvents(),
@@ -63,7 +64,8 @@ export function buildServer(config: Config, log: Logger, options: ServerServiceO
 export async function main(config: Config, log: Logger): Promise<number> {
   let service: ServerService;
   try {
-    const announcer = new SignalAnnouncer(() => announceServerStarted(signalUrl(config)), log.child({ part: 'signal' }));
+    const proof = localProof(LocalKey.of(config.paths.data));
+    const announcer = new SignalAnnouncer(() => announceServerStarted(signalUrl(config), proof), log.child({ part: 'signal' }));
     // Ready for systemd only once it holds complete state and has bound its ports.
     service = buildServer(config, log, { announcer, onServing: () => void notifyReady(log, 'serving proxyDHCP') });
   } catch (err) {

@@ -10,6 +10,7 @@ import type { Logger } from '../../platform/runtime/logger.ts';
 import { newInstructionId } from '../../sbs/serialize.ts';
 import { ManagementClient, type Registration } from './management-client.ts';
 import { RegistrationRecordFile, registrationRecordPath } from './registration-record.ts';
+import { LocalKey } from '../../platform/trust/local-key.ts';
 import { SignalServer } from './signal-server.ts';
 import { StartupRunner, type LastStartup, type PendingRetry } from './startup-runner.ts';
 import { StartupSequence } from './startup-sequence.ts';
@@ -32,7 +33,12 @@ export interface SignalStatus extends ServiceStatusBody {
 
 export interface SignalOptions {
   readonly backoff?: BackoffPolicy;
+  /** Least time between the starts of two start-up sequences (default MIN_INTERVAL_MS). */
+  readonly minIntervalMs?: number;
 }
+
+/** However many PXE server starts are announced, the management server is asked at most this often. */
+export const MIN_INTERVAL_MS = 5000;
 
 export interface SignalService {
   readonly parts: readonly Lifecycle[];
@@ -57,13 +63,13 @@ export function buildSignal(config: Config, log: Logger, options: SignalOptions 
       newId: newInstructionId,
       log,
     });
-    runner = new StartupRunner((abort) => sequence.run(abort), options.backoff ?? DEFAULT_BACKOFF, log);
+    runner = new StartupRunner((abort) => sequence.run(abort), options.backoff ?? DEFAULT_BACKOFF, log, options.minIntervalMs ?? MIN_INTERVAL_MS);
   }
 
   const server = new SignalServer(config.signal.bind, config.signal.port, (message) => {
     if (runner === null) log.info('standalone: nothing to fetch after a PXE server start', { pid: message.pid });
     else runner.trigger(`PXE server started (pid ${message.pid})`);
-  }, log);
+  }, log, LocalKey.of(config.paths.data));
 
   let state: SignalState = 'starting';
   const status = (): SignalStatus => ({

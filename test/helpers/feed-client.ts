@@ -1,6 +1,9 @@
-// A ws client for the Interface's state feed, collecting what it receives (tests only).
+// A ws client for the Interface's state feed, collecting what it receives (tests only). It proves
+// the local key of the data folder first, as the PXE server does.
 import WebSocket from 'ws';
 import type { FromInterface, ToInterface } from '../../boot/feed-protocol.ts';
+import { ClientHandshake } from '../../platform/trust/peer-handshake.ts';
+import { LOCAL_CLIENT_ID, LOCAL_SERVER_ID, LocalKey } from '../../platform/trust/local-key.ts';
 import { waitFor } from './env.ts';
 
 export class FeedClient {
@@ -9,11 +12,23 @@ export class FeedClient {
     ws.on('message', (data) => this.messages.push(JSON.parse(data.toString()) as FromInterface));
   }
 
-  static async connect(port: number): Promise<FeedClient> {
+  static async connect(port: number, dataDir: string): Promise<FeedClient> {
     const ws = new WebSocket(`ws://127.0.0.1:${port}/feed`);
+    const handshake = new ClientHandshake(LocalKey.of(dataDir).get(), LOCAL_CLIENT_ID, LOCAL_SERVER_ID);
     await new Promise<void>((resolve, reject) => {
-      ws.once('open', () => resolve());
       ws.once('error', reject);
+      ws.on('close', (code) => reject(new Error(`feed closed (code ${code})`)));
+      const onMessage = (data: WebSocket.RawData): void => {
+        try {
+          const step = handshake.next(data.toString());
+          if (step.reply !== null) return void ws.send(step.reply);
+          ws.off('message', onMessage);
+          resolve();
+        } catch (err) {
+          reject(err as Error);
+        }
+      };
+      ws.on('message', onMessage);
     });
     return new FeedClient(ws);
   }

@@ -37,7 +37,7 @@ function storedFiles(site: TestSite): string[] {
 
 test('a standalone site starts with complete empty state; a dropped client reaches the subscriber and the file is archived', async () => {
   await withInterface(async (site, svc) => {
-    const feed = await FeedClient.connect(svc.boundPort);
+    const feed = await FeedClient.connect(svc.boundPort, site.config.paths.data);
     feed.send({ type: 'subscribe' });
     const snap = await feed.next('snapshot');
     assert.deepEqual(snap.state.clients, []);
@@ -56,7 +56,7 @@ test('a standalone site starts with complete empty state; a dropped client reach
 
 test('an invalid document is set aside with its reason and the folder keeps going', async () => {
   await withInterface(async (site, svc) => {
-    const feed = await FeedClient.connect(svc.boundPort);
+    const feed = await FeedClient.connect(svc.boundPort, site.config.paths.data);
     feed.send({ type: 'subscribe' });
     await feed.next('snapshot');
     writeFileAtomic(join(site.config.paths.sbs, 'bad.sbs'), JSON.stringify({ sbs: 1, id: newId(), kind: 'client', issued: new Date().toISOString(), client: { mac: 'nope', action: { type: 'local' } } }));
@@ -72,7 +72,7 @@ test('an invalid document is set aside with its reason and the folder keeps goin
 
 test('a file copied in slowly is applied once, not rejected; one that never completes is rejected', async () => {
   await withInterface(async (site, svc) => {
-    const feed = await FeedClient.connect(svc.boundPort);
+    const feed = await FeedClient.connect(svc.boundPort, site.config.paths.data);
     feed.send({ type: 'subscribe' });
     await feed.next('snapshot');
     const body = Buffer.from(clientJson({ type: 'boot', image: 'slow', once: false }));
@@ -103,14 +103,14 @@ test('a file copied in slowly is applied once, not rejected; one that never comp
 
 test('a subscriber that reconnects with its cursor gets exactly what it missed', async () => {
   await withInterface(async (site, svc) => {
-    const first = await FeedClient.connect(svc.boundPort);
+    const first = await FeedClient.connect(svc.boundPort, site.config.paths.data);
     first.send({ type: 'subscribe' });
     const snap = await first.next('snapshot');
     first.close();
     writeFileAtomic(join(site.config.paths.sbs, 'a.sbs'), clientJson({ type: 'wait' }, '2026-11-21T10:00:00Z'));
     writeFileAtomic(join(site.config.paths.sbs, 'b.sbs'), clientJson({ type: 'menu' }, '2026-11-21T10:00:01Z'));
     await waitFor('both archived', () => (storedFiles(site).length === 2 ? true : undefined));
-    const again = await FeedClient.connect(svc.boundPort);
+    const again = await FeedClient.connect(svc.boundPort, site.config.paths.data);
     again.send({ type: 'subscribe', since: snap.seq });
     await again.next('change', (m) => m.seq === snap.seq + 2);
     const changes = again.messages.filter((m) => m.type === 'change');
@@ -133,7 +133,7 @@ test('files found together are applied in order of issued, then name', async () 
     const svc = buildInterface(site.config, createMemoryLogger());
     await svc.start();
     try {
-      const feed = await FeedClient.connect(svc.boundPort);
+      const feed = await FeedClient.connect(svc.boundPort, site.config.paths.data);
       feed.send({ type: 'subscribe', since: 0 });
       await waitFor('three client changes', () => (feed.messages.filter((m) => m.type === 'change' && m.change.table === 'clients' && m.change.op === 'put').length === 3 ? true : undefined));
       const images = feed.messages.flatMap((m) => (m.type === 'change' && m.change.table === 'clients' && m.change.op === 'put' && m.change.client.action.type === 'boot' ? [m.change.client.action.image] : []));
@@ -171,7 +171,7 @@ test('a pxe-booted event makes the client local and reaches the management serve
       writeFileAtomic(join(sbs, 'c.sbs'), JSON.stringify({ sbs: 1, id: newId(), kind: 'config', issued, config: { respond: 'all', bootFiles: { bios: 'undionly.kpxe' } } }));
       writeFileAtomic(join(sbs, 'cl.sbs'), JSON.stringify({ sbs: 1, id: newId(), kind: 'clients', issued, clients: [{ mac: MAC, action: { type: 'boot', image: 'img' } }] }));
       writeFileAtomic(join(sbs, 'im.sbs'), JSON.stringify({ sbs: 1, id: newId(), kind: 'images', issued, images: [] }));
-      const feed = await FeedClient.connect(svc.boundPort);
+      const feed = await FeedClient.connect(svc.boundPort, site.config.paths.data);
       feed.send({ type: 'subscribe' });
       await waitFor('complete state', () => (svc.state.state().images !== null && svc.state.state().clients?.length === 1 ? true : undefined));
       feed.send({ type: 'event', eventId: 'boot-1', event: { kind: 'pxe-booted', mac: MAC, image: 'img', at: new Date().toISOString() } });

@@ -7,6 +7,7 @@ import { buildInterface } from '../../services/interface/main.ts';
 import { buildServer } from '../../services/server/main.ts';
 import { SignalAnnouncer } from '../../services/server/signal-announcer.ts';
 import { announceServerStarted, signalUrl } from '../../platform/local/signal-client.ts';
+import { LocalKey, localProof } from '../../platform/trust/local-key.ts';
 import { buildSignal } from '../../services/signal/signal-service.ts';
 import { makeTestSite, waitFor } from '../helpers/env.ts';
 
@@ -15,7 +16,7 @@ test('serving does not wait for Signal; server-started reaches Signal when it co
   const log = createMemoryLogger();
   const signalLog = createMemoryLogger();
   const iface = buildInterface(site.config, createMemoryLogger());
-  const announcer = new SignalAnnouncer(() => announceServerStarted(signalUrl(site.config), 1000), log.child({ part: 'signal' }));
+  const announcer = new SignalAnnouncer(() => announceServerStarted(signalUrl(site.config), localProof(LocalKey.of(site.config.paths.data)), 1000), log.child({ part: 'signal' }));
   const server = buildServer(site.config, log, { announcer });
   const signal = buildSignal(site.config, signalLog);
   const started: { stop(): Promise<void> }[] = [];

@@ -13,11 +13,12 @@ import type { SbsDocument } from '../../sbs/types.ts';
 import { freeTcpPort, makeTestSite, waitFor, type TestSite } from '../helpers/env.ts';
 import { ManagementStandIn, validStartupAnswer } from './management-stand-in.ts';
 import { announceServerStarted } from '../../platform/local/signal-client.ts';
+import { LocalKey, localProof } from '../../platform/trust/local-key.ts';
 
 const FAST = { baseMs: 20, capMs: 200 };
 
-async function startSignal(site: TestSite, log = createMemoryLogger()): Promise<SignalService & { log: typeof log; stop(): Promise<void> }> {
-  const s = buildSignal(site.config, log, { backoff: FAST });
+async function startSignal(site: TestSite, log = createMemoryLogger(), minIntervalMs = 0): Promise<SignalService & { log: typeof log; stop(): Promise<void> }> {
+  const s = buildSignal(site.config, log, { backoff: FAST, minIntervalMs });
   const started: SignalService['parts'][number][] = [];
   for (const part of s.parts) {
     await part.start();
@@ -57,13 +58,21 @@ function failures(records: LogFields[]): LogFields[] {
   return records.filter((r) => r.msg === 'start-up sequence failed; the persisted state stays in force');
 }
 
-async function sendWs(port: number, text: string): Promise<unknown> {
-  const ws = new WebSocket(`ws://127.0.0.1:${port}/`);
+/** One message to the Signal port from a process holding the local key (it proves it first). */
+async function sendWs(site: TestSite, text: string): Promise<unknown> {
+  const ws = new WebSocket(`ws://127.0.0.1:${site.config.signal.port}/`);
+  const proof = localProof(LocalKey.of(site.config.paths.data))();
+  let proved = false;
   try {
     return await new Promise((resolve, reject) => {
       ws.once('error', reject);
-      ws.once('open', () => ws.send(text));
-      ws.once('message', (data) => resolve(JSON.parse(String(data))));
+      ws.on('message', (data) => {
+        if (proved) return resolve(JSON.parse(String(data)));
+        const step = proof.next(String(data));
+        if (step.reply !== null) return ws.send(step.reply);
+        proved = true;
+        ws.send(text);
+      });
     });
   } finally {
     ws.terminate();
@@ -236,8 +245,8 @@ test('a ws server-started message is acked and runs the start-up sequence again'
         await waitFor('first start-up', () => (sbsFiles(site).length === 4 ? true : undefined));
         const firstConfigId = readDoc(site, 'initialPXEConfigPath.sbs').id;
 
-        assert.deepEqual(await sendWs(site.config.signal.port, '{"type":"hello"}'), { type: 'error', message: 'signal: unknown message type "hello"' });
-        assert.deepEqual(await sendWs(site.config.signal.port, JSON.stringify({ type: 'server-started', pid: 4242, at: new Date().toISOString() })), { type: 'ack' });
+        assert.deepEqual(await sendWs(site, '{"type":"hello"}'), { type: 'error', message: 'signal: unknown message type "hello"' });
+        assert.deepEqual(await sendWs(site, JSON.stringify({ type: 'server-started', pid: 4242, at: new Date().toISOString() })), { type: 'ack' });
 
         await waitFor('second start-up', () => (mgmt.count('GET', '/pxe/startup') === 2 && signal.runner?.idle ? true : undefined));
         const files = sbsFiles(site);
@@ -268,7 +277,7 @@ test('triggers during a run coalesce into one more run', async () => {
       try {
         await waitFor('first request in flight', () => (mgmt.count('GET', '/pxe/startup') === 1 ? true : undefined));
         for (let pid = 100; pid < 103; pid++) {
-          assert.deepEqual(await sendWs(site.config.signal.port, JSON.stringify({ type: 'server-started', pid, at: new Date().toISOString() })), { type: 'ack' });
+          assert.deepEqual(await sendWs(site, JSON.stringify({ type: 'server-started', pid, at: new Date().toISOString() })), { type: 'ack' });
         }
         release!();
         await waitFor('runner idle', () => (signal.runner?.idle && signal.runner.runs >= 2 ? true : undefined));
@@ -289,7 +298,7 @@ test('standalone: nothing is fetched or written; server-started is still acked',
     try {
       assert.equal(signal.runner, null);
       assert.ok(signal.log.records.some((r) => String(r.msg).startsWith('standalone')));
-      assert.deepEqual(await sendWs(site.config.signal.port, JSON.stringify({ type: 'server-started', pid: 7, at: new Date().toISOString() })), { type: 'ack' });
+      assert.deepEqual(await sendWs(site, JSON.stringify({ type: 'server-started', pid: 7, at: new Date().toISOString() })), { type: 'ack' });
       const st = await status(site);
       assert.equal(st.management, null);
       assert.equal(st.lastStartup, null);
@@ -332,12 +341,12 @@ test('the PXE server side: announceServerStarted gets the ack and triggers a run
       const signal = await startSignal(site);
       try {
         await waitFor('first start-up', () => (signal.runner?.last?.ok ? true : undefined));
-        await announceServerStarted(`ws://127.0.0.1:${site.config.signal.port}/`, 2000);
+        await announceServerStarted(`ws://127.0.0.1:${site.config.signal.port}/`, localProof(LocalKey.of(site.config.paths.data)), 2000);
         await waitFor('second start-up', () => (mgmt.count('GET', '/pxe/startup') === 2 ? true : undefined));
       } finally {
         await signal.stop();
       }
-      await assert.rejects(announceServerStarted(`ws://127.0.0.1:${site.config.signal.port}/`, 2000), { code: 'SIGNAL_UNREACHABLE' });
+      await assert.rejects(announceServerStarted(`ws://127.0.0.1:${site.config.signal.port}/`, localProof(LocalKey.of(site.config.paths.data)), 2000), { code: 'SIGNAL_UNREACHABLE' });
     });
   } finally {
     await mgmt.stop();
