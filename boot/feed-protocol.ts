@@ -8,7 +8,26 @@
 //
 // A subscriber that reconnects with `since` gets every change after it, or a new snapshot when
 // the Interface no longer holds them. Changes are sent strictly in seq order with no gaps.
-import type { Client, Image, Predefined, PxeConfig } from '../sbs/types.ts';
+import type { Client, Image, JobTask, Predefined, PxeConfig } from '../sbs/types.ts';
+
+/**
+ * An imaging job while it is active (pending or running): what the PXE server needs to offer the
+ * job's preboot and to put its secret on that machine's kernel command line. Ended jobs leave the
+ * feed. The feed is local (loopback) only, so the secret may travel on it.
+ */
+export interface FeedJob {
+  readonly jobId: string;
+  readonly mac: string;
+  readonly task: JobTask;
+  readonly preboot: string;
+  readonly state: 'pending' | 'running';
+  /** The machine fetched the preboot's boot program for this job (consumed like `once`). */
+  readonly booted: boolean;
+  /** A newer job or a job-cancel came while it ran: the agent is told at its next check. */
+  readonly cancelRequested: boolean;
+  /** 64 hex digits (32 random bytes), made when the job was applied. */
+  readonly secret: string;
+}
 
 export interface FeedState {
   readonly config: PxeConfig | null;
@@ -16,6 +35,8 @@ export interface FeedState {
   readonly clients: readonly Client[] | null;
   readonly images: readonly Image[] | null;
   readonly predefined: readonly Predefined[] | null;
+  /** Active imaging jobs, by jobId. Absent (an older Interface) = none. */
+  readonly jobs?: readonly FeedJob[];
 }
 
 export type FeedChange =
@@ -28,7 +49,9 @@ export type FeedChange =
   | { readonly table: 'images'; readonly op: 'delete'; readonly id: string }
   | { readonly table: 'predefined'; readonly op: 'replace'; readonly computers: readonly Predefined[] }
   | { readonly table: 'predefined'; readonly op: 'put'; readonly computer: Predefined }
-  | { readonly table: 'predefined'; readonly op: 'delete'; readonly mac: string };
+  | { readonly table: 'predefined'; readonly op: 'delete'; readonly mac: string }
+  | { readonly table: 'jobs'; readonly op: 'put'; readonly job: FeedJob }
+  | { readonly table: 'jobs'; readonly op: 'delete'; readonly jobId: string };
 
 /** Reported by the PXE server when a `once` boot was consumed (the machine fetched its boot program). */
 export interface PxeBootedEvent {
@@ -37,6 +60,8 @@ export interface PxeBootedEvent {
   readonly image: string;
   /** RFC 3339 time the boot program was fetched. */
   readonly at: string;
+  /** Set when the boot was an imaging job's preboot: that job's boot is consumed, not the client's. */
+  readonly jobId?: string;
 }
 
 export type FeedEvent = PxeBootedEvent;
@@ -65,6 +90,8 @@ export function applyChange(state: FeedState, change: FeedChange): FeedState {
     case 'predefined':
       if (change.op === 'replace') return { ...state, predefined: change.computers };
       return { ...state, predefined: upsert(state.predefined ?? [], (c) => c.mac, change.op === 'put' ? change.computer : null, change.op === 'delete' ? change.mac : change.computer.mac) };
+    case 'jobs':
+      return { ...state, jobs: upsert(state.jobs ?? [], (j) => j.jobId, change.op === 'put' ? change.job : null, change.op === 'delete' ? change.jobId : change.job.jobId) };
   }
 }
 
