@@ -52,7 +52,7 @@ export function readJob(value: JsonValue | undefined, path: string): Job {
   }
   job.disk = f.has('disk') ? readDisk(f.string('disk'), f.at('disk')) : 'first';
   if (allowedHere('partitions')) job.partitions = readPartitions(f);
-  if (task === 'backup') job.keep = f.integer('keep', 1, 100, DEFAULT_KEEP);
+  if (allowedHere('keep') || task === 'backup') job.keep = f.integer('keep', 1, 100, DEFAULT_KEEP);
   if (allowedHere('method')) {
     const m = f.string('method');
     if (m !== 'zero' && m !== 'discard') throw new SbsError(f.at('method'), 'must be "zero" or "discard"');
