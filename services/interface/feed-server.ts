@@ -6,6 +6,7 @@ import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { FeedEvent, FromInterface, ToInterface } from '../../boot/feed-protocol.ts';
 import type { Logger } from '../../platform/runtime/logger.ts';
+import { normalizeGuid } from '../../sbs/guid.ts';
 import { normalizeMac } from '../../sbs/mac.ts';
 import { isLoopback } from './port-server.ts';
 import type { SequencedChange, StateBook } from '../../state/state-book.ts';
@@ -93,9 +94,10 @@ function send(ws: WebSocket, msg: FromInterface): void {
 
 function checkEvent(e: unknown): FeedEvent | null {
   if (typeof e !== 'object' || e === null) return null;
-  const { kind, mac, image, at } = e as Record<string, unknown>;
+  const { kind, mac, image, at, jobId } = e as Record<string, unknown>;
   if (kind !== 'pxe-booted' || typeof mac !== 'string' || typeof image !== 'string' || typeof at !== 'string') return null;
   const normal = normalizeMac(mac);
   if (normal === null || !Number.isFinite(Date.parse(at))) return null;
-  return { kind, mac: normal, image, at };
+  if (jobId !== undefined && (typeof jobId !== 'string' || normalizeGuid(jobId) === null)) return null;
+  return { kind, mac: normal, image, at, ...(typeof jobId === 'string' ? { jobId: normalizeGuid(jobId)! } : {}) };
 }
