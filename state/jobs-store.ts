@@ -15,6 +15,7 @@ CREATE TABLE IF NOT EXISTS jobs (
   outcome TEXT);
 CREATE INDEX IF NOT EXISTS jobs_mac ON jobs (mac, state);
 CREATE INDEX IF NOT EXISTS jobs_ended ON jobs (ended_ms);
+CREATE INDEX IF NOT EXISTS jobs_secret ON jobs (secret);
 `;
 
 export interface JobRow {

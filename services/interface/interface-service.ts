@@ -16,6 +16,8 @@ import { packageControlRoutes } from '../../packages/control-routes.ts';
 import { PortServer } from './port-server.ts';
 import { SEED_DOCUMENTS } from '../../state/seed.ts';
 import { StateBook } from '../../state/state-book.ts';
+import { JobBook } from '../../state/jobs.ts';
+import { AgentRoutes } from '../../state/jobs-agent-routes.ts';
 import { openStore, type Db, type Table } from '../../state/store.ts';
 
 const BATCH = 500;
@@ -33,11 +35,18 @@ export class InterfaceService implements Lifecycle {
   private packages: PackageService | null = null;
   private control: ControlServer | null = null;
   private rescan: NodeJS.Timeout | null = null;
+  private jobBook: JobBook | null = null;
 
   constructor(private readonly config: Config, private readonly log: Logger) {}
 
   get boundPort(): number {
     return this.port?.boundPort ?? this.config.interface.port;
+  }
+
+  /** Imaging jobs: the agent's API, the job list, mayRead/mayWrite for the package routes. */
+  get jobs(): JobBook {
+    if (this.jobBook === null) throw new Error('interface not started');
+    return this.jobBook;
   }
 
   get state(): StateBook {
@@ -61,11 +70,14 @@ export class InterfaceService implements Lifecycle {
     this.port.upgrade('/feed', this.feed.handleUpgrade);
     this.peers = new PeerHub(config, this.db, book, log.child({ part: 'peers' }));
     this.peers.mount(this.port);
+    this.jobBook = new JobBook(book, () => this.outbox?.kick());
+    this.port.http('/agent/', new AgentRoutes(this.jobBook, log.child({ part: 'agent' })).handle);
     await this.port.start();
     this.control = new ControlServer(controlSocketPath(config.paths.data, 'interface'), {
       'GET /status': () => this.status(),
       'GET /state': () => ({ ...book.describe(), state: book.state() }),
       'GET /peers': () => this.peers?.status(),
+      'GET /jobs': () => ({ jobs: this.jobBook?.list() ?? [] }),
       'GET /peers/latencies': () => this.peers?.latencies(),
       ...packageControlRoutes(() => this.packages),
     }, log);
