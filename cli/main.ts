@@ -15,7 +15,7 @@ interface Loaded {
 }
 
 /** Help lists commands by task, in this order. */
-const GROUPS = ['Run and operate', 'Inspect', 'Instructions (SBS)', 'Packages', 'Jobs (site-to-site)'] as const;
+const GROUPS = ['Run and operate', 'Inspect', 'Instructions (SBS)', 'Packages', 'Jobs (site-to-site)', 'Imaging'] as const;
 type Group = (typeof GROUPS)[number];
 
 const COMMANDS: Record<string, { group: Group; load: () => Promise<Loaded> }> = {
@@ -26,6 +26,7 @@ const COMMANDS: Record<string, { group: Group; load: () => Promise<Loaded> }> = 
   state: { group: 'Inspect', load: async () => { const m = await import('./state-command.ts'); return { spec: m.stateSpec, run: m.stateCommand }; } },
   sbs: { group: 'Instructions (SBS)', load: async () => { const m = await import('./sbs-command.ts'); return { spec: m.sbsSpec, run: m.sbsCommand }; } },
   package: { group: 'Packages', load: async () => { const m = await import('./package-command.ts'); return { spec: m.packageSpec, run: m.packageCommand }; } },
+  job: { group: 'Imaging', load: async () => { const m = await import('./job-command.ts'); return { spec: m.jobSpec, run: m.jobCommand }; } },
   peers: { group: 'Jobs (site-to-site)', load: async () => { const m = await import('./peers-command.ts'); return { spec: m.peersSpec, run: m.peersCommand }; } },
 };
 
