@@ -3,7 +3,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Config } from '../../platform/runtime/config.ts';
 import { ControlServer, controlSocketPath } from '../../platform/local/control.ts';
-import type { FeedEvent } from '../../boot/feed-protocol.ts';
+import type { FeedEvent, FeedState } from '../../boot/feed-protocol.ts';
 import type { Lifecycle } from '../../platform/runtime/lifecycle.ts';
 import type { Logger } from '../../platform/runtime/logger.ts';
 import { issuedMs } from '../../state/apply.ts';
@@ -75,7 +75,7 @@ export class InterfaceService implements Lifecycle {
     await this.port.start();
     this.control = new ControlServer(controlSocketPath(config.paths.data, 'interface'), {
       'GET /status': () => this.status(),
-      'GET /state': () => ({ ...book.describe(), state: book.state() }),
+      'GET /state': () => ({ ...book.describe(), state: withoutSecrets(book.state()) }),
       'GET /peers': () => this.peers?.status(),
       'GET /jobs': () => ({ jobs: this.jobBook?.list() ?? [] }),
       'GET /peers/latencies': () => this.peers?.latencies(),
@@ -166,6 +166,11 @@ export class InterfaceService implements Lifecycle {
       pendingEvents: this.outbox?.pendingCount() ?? 0,
     };
   }
+}
+
+/** Job secrets go to the PXE server's feed only, never to a command's output. */
+function withoutSecrets(state: FeedState): FeedState {
+  return state.jobs === undefined ? state : { ...state, jobs: state.jobs.map((j) => ({ ...j, secret: '(hidden)' })) };
 }
 
 function tableFor(kind: string): Table {

@@ -12,6 +12,8 @@ import { writeFileAtomic } from '../../platform/runtime/atomic-file.ts';
 import { createMemoryLogger } from '../../platform/runtime/logger.ts';
 import { InterfaceService } from '../../services/interface/interface-service.ts';
 import { makeTestSite, waitFor, type TestSite } from '../helpers/env.ts';
+import { FeedClient } from '../helpers/feed-client.ts';
+import { controlCall, controlSocketPath } from '../../platform/local/control.ts';
 
 const MAC = '52:54:00:12:34:56';
 const MAC2 = '52:54:00:00:00:02';
@@ -238,5 +240,32 @@ test('instructions are idempotent; job-cancel ends a pending job; jobs and secre
       await again.stop();
       await svc.start(); // withJobs stops it again
     }
+  });
+});
+
+test('the PXE server\'s pxe-booted for the job consumes the job\'s preboot boot, not the client\'s; the control socket never shows a secret', async () => {
+  await withJobs(async ({ site, svc, drop, secretOf }) => {
+    await drop('job', deploy(JOB_A, MAC2));
+    const secret = secretOf(JOB_A);
+    const feed = await FeedClient.connect(svc.boundPort);
+    try {
+      feed.send({ type: 'subscribe' });
+      await feed.next('snapshot');
+      feed.send({ type: 'event', eventId: 'job-boot-1', event: { kind: 'pxe-booted', mac: MAC2, image: 'linuxpe-x64', at: new Date().toISOString(), jobId: JOB_A } });
+      await feed.next('event-ack', (m) => m.eventId === 'job-boot-1');
+      const change = await feed.next('change', (m) => m.change.table === 'jobs');
+      assert.deepEqual(change.change.table === 'jobs' && change.change.op === 'put' ? change.change.job.booted : null, true);
+    } finally {
+      feed.close();
+    }
+    const st = svc.state.state();
+    const m = machineAction(MAC2, st);
+    assert.ok(!('none' in m));
+    assert.deepEqual(m.action, { type: 'wait' }, 'booted once for this job: the machine now waits until the job ends');
+    assert.deepEqual(clientAction(svc, MAC2), { type: 'local' }, 'the client entry itself is untouched');
+    const shown = JSON.stringify(await controlCall(controlSocketPath(site.config.paths.data, 'interface'), 'GET', '/state'));
+    const jobs = JSON.stringify(await controlCall(controlSocketPath(site.config.paths.data, 'interface'), 'GET', '/jobs'));
+    assert.ok(!shown.includes(secret) && !jobs.includes(secret));
+    assert.match(jobs, /"booted":true/);
   });
 });
