@@ -1,6 +1,6 @@
 // Messages on the Interface's local state feed (ws on TCP 490, path /feed). JSON text frames.
 //
-// subscriber -> interface: { type: 'subscribe', since?: number }   (since: last seq it applied)
+// subscriber -> interface: { type: 'subscribe', since?: number, jobs?: true } (since: last seq it applied)
 // interface -> subscriber: { type: 'snapshot', seq, state }         (full state as of seq)
 //                          { type: 'change', seq, change }          (one applied change, seq+1 each)
 // subscriber -> interface: { type: 'event', eventId, event }        (e.g. pxe-booted; eventId unique)
@@ -67,7 +67,9 @@ export interface PxeBootedEvent {
 export type FeedEvent = PxeBootedEvent;
 
 export type ToInterface =
-  | { readonly type: 'subscribe'; readonly since?: number }
+  // jobs: the subscriber understands the `jobs` table. Without it (a subscriber older than imaging
+  // jobs) it never sees one: where a batch of changes touches jobs, it gets a snapshot instead.
+  | { readonly type: 'subscribe'; readonly since?: number; readonly jobs?: boolean }
   | { readonly type: 'event'; readonly eventId: string; readonly event: FeedEvent };
 
 export type FromInterface =
@@ -75,6 +77,13 @@ export type FromInterface =
   | { readonly type: 'change'; readonly seq: number; readonly change: FeedChange }
   | { readonly type: 'event-ack'; readonly eventId: string }
   | { readonly type: 'error'; readonly message: string };
+
+/** The state as a subscriber that does not know the `jobs` table sees it. */
+export function withoutJobs(state: FeedState): FeedState {
+  if (state.jobs === undefined) return state;
+  const { jobs: _jobs, ...rest } = state;
+  return rest;
+}
 
 /** Applies one change to a state value (pure); used by every subscriber and by the Interface. */
 export function applyChange(state: FeedState, change: FeedChange): FeedState {

@@ -4,7 +4,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
-import type { FeedEvent, FromInterface, ToInterface } from '../../boot/feed-protocol.ts';
+import { withoutJobs, type FeedEvent, type FromInterface, type ToInterface } from '../../boot/feed-protocol.ts';
 import type { Logger } from '../../platform/runtime/logger.ts';
 import { normalizeGuid } from '../../sbs/guid.ts';
 import { normalizeMac } from '../../sbs/mac.ts';
@@ -14,6 +14,8 @@ import type { SequencedChange, StateBook } from '../../state/state-book.ts';
 export class FeedServer {
   private readonly wss = new WebSocketServer({ noServer: true, maxPayload: 1024 * 1024 });
   private readonly subscribers = new Set<WebSocket>();
+  /** Subscribers that understand the jobs table (said so in their subscribe). */
+  private readonly knowJobs = new WeakSet<WebSocket>();
   private unlisten: (() => void) | null = null;
 
   constructor(private readonly book: StateBook, private readonly log: Logger, private readonly onEvent: (eventId: string, event: FeedEvent) => void) {}
@@ -59,11 +61,12 @@ export class FeedServer {
   private handle(ws: WebSocket, msg: ToInterface): void {
     if (msg.type === 'subscribe') {
       const since = typeof msg.since === 'number' && Number.isInteger(msg.since) ? msg.since : null;
+      if (msg.jobs === true) this.knowJobs.add(ws);
       const changes = since === null ? null : this.book.changesSince(since);
       if (changes === null) {
-        send(ws, { type: 'snapshot', seq: this.book.lastSeq, state: this.book.state() });
+        send(ws, { type: 'snapshot', seq: this.book.lastSeq, state: this.stateFor(ws) });
       } else {
-        for (const c of changes) send(ws, { type: 'change', seq: c.seq, change: c.change });
+        this.sendChanges(ws, changes);
       }
       this.subscribers.add(ws);
       this.log.info('state feed subscriber', { since, resumed: changes !== null, seq: this.book.lastSeq });
@@ -82,9 +85,22 @@ export class FeedServer {
   }
 
   private broadcast(changes: readonly SequencedChange[]): void {
-    for (const ws of this.subscribers) {
-      for (const c of changes) send(ws, { type: 'change', seq: c.seq, change: c.change });
+    for (const ws of this.subscribers) this.sendChanges(ws, changes);
+  }
+
+  private stateFor(ws: WebSocket): ReturnType<StateBook['state']> {
+    const state = this.book.state();
+    return this.knowJobs.has(ws) ? state : withoutJobs(state);
+  }
+
+  /** Changes in order; a subscriber that does not know jobs gets a snapshot where any touches them. */
+  private sendChanges(ws: WebSocket, changes: readonly SequencedChange[]): void {
+    if (!this.knowJobs.has(ws) && changes.some((c) => c.change.table === 'jobs')) {
+      // Sent right after the batch committed (or on resume): the book's state is as of its last seq.
+      send(ws, { type: 'snapshot', seq: this.book.lastSeq, state: this.stateFor(ws) });
+      return;
     }
+    for (const c of changes) send(ws, { type: 'change', seq: c.seq, change: c.change });
   }
 }
 

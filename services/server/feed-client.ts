@@ -60,7 +60,7 @@ export class FeedClient implements Lifecycle {
     this.ws = ws;
     ws.on('open', () => {
       this.failures = 0;
-      ws.send(JSON.stringify(this.seq === null ? { type: 'subscribe' } : { type: 'subscribe', since: this.seq }));
+      ws.send(JSON.stringify(this.seq === null ? { type: 'subscribe', jobs: true } : { type: 'subscribe', since: this.seq, jobs: true }));
       this.log.info('state feed connected', { url: this.url, since: this.seq });
       this.listener.onConnected();
     });

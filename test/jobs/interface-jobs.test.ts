@@ -248,15 +248,29 @@ test('the PXE server\'s pxe-booted for the job consumes the job\'s preboot boot,
     await drop('job', deploy(JOB_A, MAC2));
     const secret = secretOf(JOB_A);
     const feed = await FeedClient.connect(svc.boundPort);
+    const old = await FeedClient.connect(svc.boundPort);
     try {
-      feed.send({ type: 'subscribe' });
-      await feed.next('snapshot');
+      feed.send({ type: 'subscribe', jobs: true });
+      assert.equal((await feed.next('snapshot')).state.jobs?.[0]?.jobId, JOB_A);
+      // A subscriber older than jobs never sees the table: a snapshot without it, then (below)
+      // a snapshot where a change touched jobs, never a change it could not apply.
+      old.send({ type: 'subscribe' });
+      const oldSnap = await old.next('snapshot');
+      assert.equal('jobs' in oldSnap.state, false);
       feed.send({ type: 'event', eventId: 'job-boot-1', event: { kind: 'pxe-booted', mac: MAC2, image: 'linuxpe-x64', at: new Date().toISOString(), jobId: JOB_A } });
       await feed.next('event-ack', (m) => m.eventId === 'job-boot-1');
       const change = await feed.next('change', (m) => m.change.table === 'jobs');
       assert.deepEqual(change.change.table === 'jobs' && change.change.op === 'put' ? change.change.job.booted : null, true);
+      const resent = await old.next('snapshot', (m) => m.seq === change.seq);
+      assert.equal('jobs' in resent.state, false);
+      assert.equal(old.messages.some((m) => m.type === 'change' && m.change.table === 'jobs'), false);
+      // A client change still reaches the old subscriber as a change, in sequence.
+      await drop('client', { client: { mac: MAC, action: { type: 'wait' } } });
+      const c = await old.next('change');
+      assert.equal(c.seq, resent.seq + 1);
     } finally {
       feed.close();
+      old.close();
     }
     const st = svc.state.state();
     const m = machineAction(MAC2, st);
