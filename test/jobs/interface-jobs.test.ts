@@ -133,11 +133,17 @@ test('a dropped job makes an unknown machine boot its preboot; completion throug
     assert.equal((await agent(key, '')).status, 403, 'the secret ended with its job');
     assert.equal(svc.jobs.mayRead(key, 'win11-gold'), false);
 
-    const events = await waitFor('three job events', () => {
+    const events = await waitFor('the job events up to job-completed', () => {
       const jobEvents = mgmt.events.filter((e) => String(e.kind).startsWith('job-'));
-      return jobEvents.length >= 3 ? jobEvents : undefined;
+      return jobEvents.some((e) => e.kind === 'job-completed') ? jobEvents : undefined;
     }, 15000);
-    assert.deepEqual(events.map((e) => e.kind), ['job-started', 'job-progress', 'job-completed']);
+    // Two progress reports in quick succession make one event (the 5 s rate: test/jobs/job-book.test.ts
+    // pins it with a test clock; here a slow machine could space them out, so one or two).
+    const kinds = events.map((e) => e.kind);
+    assert.equal(kinds[0], 'job-started');
+    assert.equal(kinds.at(-1), 'job-completed');
+    assert.ok(kinds.length === 3 || kinds.length === 4, kinds.join(', '));
+    assert.ok(kinds.slice(1, -1).every((k) => k === 'job-progress'), kinds.join(', '));
     for (const e of events) {
       assert.equal(e.jobId, JOB_A);
       assert.equal(e.mac, MAC);
@@ -146,7 +152,7 @@ test('a dropped job makes an unknown machine boot its preboot; completion throug
     }
     assert.equal(events[0]!.preboot, 'linuxpe-x64');
     assert.deepEqual([events[1]!.phase, events[1]!.bytesDone, events[1]!.bytesTotal], ['write', 5, 10]);
-    assert.deepEqual(events[2]!.result, result);
+    assert.deepEqual(events.at(-1)!.result, result);
     assert.ok(!JSON.stringify(mgmt.events).includes(key), 'the secret never leaves the site');
   });
 });
