@@ -26,6 +26,7 @@ const COMMON: Options = {
   preboot: { type: 'string', value: 'IMAGE', required: true, help: 'the preboot image (type linux) it boots to run the job' },
   'job-id': value('GUID', 'the job\'s id (default: random); keep it to resend the same job'),
   disk: value('DISK', '"first" (default), a device path under /dev/, or serial:SERIAL'),
+  // biome-ignore lint/suspicious/noThenProperty: the option is named after the spec's `then`
   then: value('ACTION', 'the machine\'s action once the job completed: local (default), wait, menu, boot:IMAGE or boot-once:IMAGE'),
   ...ENVELOPE,
 };
@@ -112,6 +113,7 @@ export function jobFromFlags(args: ParsedArgs, task: string): Record<string, unk
   const keep = stringFlag(args, 'keep');
   if (keep !== undefined) job.keep = /^\d+$/.test(keep) ? Number(keep) : keep;
   const then = stringFlag(args, 'then');
+  // biome-ignore lint/suspicious/noThenProperty: the spec names this member `then`
   if (then !== undefined) job.then = thenAction(then);
   return job;
 }

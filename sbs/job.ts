@@ -21,7 +21,7 @@ const ALLOWED: Readonly<Record<string, readonly JobTask[]>> = {
 };
 
 const VERSION = /^sha256:[0-9a-fA-F]{64}$/;
-const DEVICE = /^\/dev\/[A-Za-z0-9._+:\/-]+$/;
+const DEVICE = /^\/dev\/[A-Za-z0-9._+:/-]+$/;
 // Printable ASCII except space: what kernels report as a disk serial (/dev/disk/by-id uses it).
 const SERIAL = /^serial:[\x21-\x7e]{1,128}$/;
 export const DEFAULT_KEEP = 3;
@@ -60,6 +60,7 @@ export function readJob(value: JsonValue | undefined, path: string): Job {
   } else if (task === 'erase') {
     job.method = 'zero';
   }
+  // biome-ignore lint/suspicious/noThenProperty: the spec names this member `then`
   job.then = f.has('then') ? readAction(f.raw('then'), f.at('then')) : { type: 'local' };
   return job as unknown as Job;
 }

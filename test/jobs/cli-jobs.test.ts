@@ -45,7 +45,7 @@ test('netboot job deploy writes the job; list and status show it; status --watch
     const status = await inProcess(['job', 'status', 'a1b2c3d4', ...cfg]);
     assert.equal(status.code, 0, status.stderr);
     assert.match(status.stdout, /^job a1b2c3d4-0000-4000-8000-00000000c0de: deploy on 52:54:00:12:34:56, running$/m);
-    assert.match(status.stdout, /progress \[##########----------\]  50% write 512\.0 MiB\/1\.0 GiB/);
+    assert.match(status.stdout, /progress \[##########----------\] {2}50% write 512\.0 MiB\/1\.0 GiB/);
 
     const watching = inProcess(['job', 'status', JOB, '--watch', ...cfg]);
     assert.ok(svc.jobs.report(secret, null, { kind: 'failed', reason: 'disk not found', phase: 'find-disk' }).ok);
