@@ -21,7 +21,8 @@ const KERNEL = 'netboot/52-54-00-12-34-56/image/lnx/lnx/vmlinuz';
 test('a job overrides the client action at the PXE server until it ends; its preboot boot is consumed once', async () => {
   const s = await startSite((drop) => {
     snapshots([{ mac: MAC, action: { type: 'local' } }])(drop);
-    drop('4-job.sbs', { kind: 'job', job: { jobId: JOB, mac: MAC, task: 'deploy', preboot: 'lnx', package: 'gold', then: { type: 'boot', image: 'lnx', once: false } } });
+    const then = { type: 'boot', image: 'lnx', once: false };
+    drop('4-job.sbs', { kind: 'job', job: { jobId: JOB, mac: MAC, task: 'deploy', preboot: 'lnx', package: 'gold', then } });
   });
   const c = await Client.open();
   const channel = new ChannelClient(channelSocketPath(s.site.config.paths.data, 'server'));
