@@ -133,6 +133,8 @@ export function decide(request: PolicyRequest, state: FeedState, options: Policy
       const image = findImage(state, action.image);
       if (image === null) return { none: `${machine.note}, but image ${JSON.stringify(action.image)} does not exist` };
       if (!image.arch.includes(arch)) return { none: `${machine.note}, but image ${image.id} is not for ${arch} (it is for ${image.arch.join(', ')})` };
+      // The job's secret reaches the agent only on a kernel command line (sbs-v1: preboot is linux).
+      if (machine.job !== undefined && image.type !== 'linux') return { none: `${machine.note}, but image ${image.id} is of type ${image.type}, not linux: its agent could not be given the job's secret` };
       if (image.type === 'nbp' && !request.isIpxe) {
         return offer(c, imagePath(request.mac, image.id, image.bootFile!), 'firmware', `firmware gets the image's network boot program ${image.bootFile}`);
       }

@@ -69,6 +69,14 @@ test('the preboot boot is consumed like once: its fetch names the job, then the 
   }
 });
 
+test('a preboot that is not a linux image gets no offer, with the reason', () => {
+  const nbp: Image = { id: 'linuxpe-x64', name: 'NBP', arch: ['bios'], type: 'nbp', bootFile: 'pxelinux.0' };
+  const st: FeedState = { ...state([], [job()]), images: [nbp] };
+  const d = decide({ mac: MAC, archCode: 0, isIpxe: false, port: 'dhcp' }, st);
+  assert.ok('none' in d);
+  assert.match(d.none, /of type nbp, not linux: its agent could not be given the job's secret/);
+});
+
 test('a running job comes before the newer pending one for the same machine; ended jobs are not in the feed', () => {
   const newer = job({ jobId: 'b1b2c3d4-0000-4000-8000-00000000c0de', preboot: 'memtest' });
   const st = state([], [newer, job({ state: 'running', cancelRequested: true })]);
