@@ -36,6 +36,13 @@ function refFrom(scriptAt: string): Ref {
 /** The script at `netboot/<mac>/boot.ipxe`. */
 export function machineScript(mac: string, machine: MachineAction, state: FeedState): string {
   if ('none' in machine) return exitScript(mac, machine.none);
+  const job = machine.job;
+  if (job !== undefined && machine.action.type === 'boot' && machine.action.image === job.preboot) {
+    // The job's preboot: its id and secret go on this machine's kernel command line only.
+    const image = findImage(state, job.preboot);
+    if (image === null) return exitScript(mac, `image ${job.preboot} does not exist`);
+    return bootScript(mac, image, refFrom(scriptPath(mac)), `netboot.job=${job.jobId} netboot.secret=${job.secret}`);
+  }
   return actionScript(mac, machine.action, state, refFrom(scriptPath(mac)));
 }
 
@@ -71,7 +78,7 @@ function actionScript(mac: string, action: Action, state: FeedState, ref: Ref): 
   }
 }
 
-function bootScript(mac: string, image: Image, ref: Ref): string {
+function bootScript(mac: string, image: Image, ref: Ref, jobArgs = ''): string {
   const file = (rel: string): string => ref(imagePath(mac, image.id, rel));
   const head = `echo netboot: ${mac} boots ${quoteless(image.name)}`;
   switch (image.type) {
@@ -81,7 +88,7 @@ function bootScript(mac: string, image: Image, ref: Ref): string {
       const names = initrds.map((path, i) => `i${i}-${basename(path)}`);
       // iPXE expands these: the site server and the booting NIC's MAC, for the preboot's init
       // (bootwiz/init-script.ts); BOOTIF is PXELINUX's convention, which other initrds read too.
-      const cmdline = [image.cmdline ?? '', ...BOOT_SETTINGS, ...names.map((n) => `initrd=${n}`)].filter((s) => s !== '').join(' ');
+      const cmdline = [image.cmdline ?? '', ...BOOT_SETTINGS, ...names.map((n) => `initrd=${n}`), jobArgs].filter((s) => s !== '').join(' ');
       return lines(
         head,
         `kernel ${file(image.kernel!)}${cmdline === '' ? '' : ` ${cmdline}`}`,

@@ -2,7 +2,7 @@
 // reason there is none. The chain (README.md): firmware gets config.bootFiles[arch] (an iPXE
 // build); iPXE gets the machine's generated script; nbp images go straight to the firmware.
 import type { Action, Arch, Client, Image, Predefined, PxeConfig } from '../sbs/types.ts';
-import type { FeedState } from './feed-protocol.ts';
+import type { FeedJob, FeedState } from './feed-protocol.ts';
 import { isComplete } from './feed-protocol.ts';
 import { archFromCode } from './pxe-arch.ts';
 import { imagePath, scriptPath } from './netboot-paths.ts';
@@ -39,7 +39,7 @@ export type Decision = { readonly offer: Offer } | { readonly none: string };
 
 /** A machine's effective action: its client entry's, else config.unknown when it may be answered. */
 export type MachineAction =
-  | { readonly action: Action; readonly identity: Identity; readonly client: Client | null; readonly predefined: Predefined | null; readonly note: string }
+  | { readonly action: Action; readonly identity: Identity; readonly client: Client | null; readonly predefined: Predefined | null; readonly note: string; readonly job?: FeedJob }
   | { readonly none: string };
 
 export function machineAction(mac: string, state: FeedState, options: PolicyOptions = {}): MachineAction {
@@ -48,6 +48,8 @@ export function machineAction(mac: string, state: FeedState, options: PolicyOpti
   if (config.respond === 'none') return { none: 'config.respond is "none": no machine gets an offer' };
   const client = byMac(state.clients!).get(mac) ?? null;
   const predefined = state.predefined === null || state.predefined.length === 0 ? null : (byMac(state.predefined).get(mac) ?? null);
+  const job = activeJob(state, mac);
+  if (job !== null) return jobAction(job, client, predefined, options);
   if (client === null && predefined === null && config.respond === 'known') {
     return { none: 'unknown computer and config.respond is "known"' };
   }
@@ -62,6 +64,38 @@ export function machineAction(mac: string, state: FeedState, options: PolicyOpti
 }
 
 const LOCAL: Action = Object.freeze({ type: 'local' });
+const WAIT: Action = Object.freeze({ type: 'wait' });
+
+/**
+ * The machine's active imaging job (sbs-v1 "Imaging jobs"): a running one first (a newer job
+ * waits behind it until its cancel takes effect), else the pending one.
+ */
+export function activeJob(state: FeedState, mac: string): FeedJob | null {
+  const jobs = state.jobs;
+  if (jobs === undefined || jobs.length === 0) return null;
+  let found: FeedJob | null = null;
+  for (const j of jobs) {
+    if (j.mac !== mac) continue;
+    if (j.state === 'running') return j;
+    found = j;
+  }
+  return found;
+}
+
+/**
+ * While a job is pending or running the machine boots its preboot, whatever its client action
+ * (and with no client entry). That boot is consumed like `once`: once the machine fetched the
+ * preboot's boot program for this job it waits, checking back, until the job ends; it never
+ * loops back into imaging on its own.
+ */
+function jobAction(job: FeedJob, client: Client | null, predefined: Predefined | null, options: PolicyOptions): MachineAction {
+  const identity: Identity = client !== null ? 'client' : predefined !== null ? 'predefined' : 'unknown';
+  const head = `job ${job.jobId} (${job.task})`;
+  if (job.booted || options.consumed?.has(job.mac) === true) {
+    return { action: WAIT, identity, client, predefined, job, note: `${head}: preboot ${job.preboot} already booted for it, so the machine waits until the job ends` };
+  }
+  return { action: { type: 'boot', image: job.preboot, once: true }, identity, client, predefined, job, note: `${head}: boots preboot ${job.preboot}` };
+}
 
 // A client's note, made once per client value (feed state values are immutable): it is read
 // for every packet from that machine, and a name costs a JSON.stringify.
@@ -99,6 +133,8 @@ export function decide(request: PolicyRequest, state: FeedState, options: Policy
       const image = findImage(state, action.image);
       if (image === null) return { none: `${machine.note}, but image ${JSON.stringify(action.image)} does not exist` };
       if (!image.arch.includes(arch)) return { none: `${machine.note}, but image ${image.id} is not for ${arch} (it is for ${image.arch.join(', ')})` };
+      // The job's secret reaches the agent only on a kernel command line (sbs-v1: preboot is linux).
+      if (machine.job !== undefined && image.type !== 'linux') return { none: `${machine.note}, but image ${image.id} is of type ${image.type}, not linux: its agent could not be given the job's secret` };
       if (image.type === 'nbp' && !request.isIpxe) {
         return offer(c, imagePath(request.mac, image.id, image.bootFile!), 'firmware', `firmware gets the image's network boot program ${image.bootFile}`);
       }

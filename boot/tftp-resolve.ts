@@ -74,7 +74,7 @@ export function bootProgramOf(image: Image): string {
  * The once-boot a completed fetch consumes, if any: the machine's action is `boot` with `once`,
  * and the path is that image's boot program.
  */
-export function consumedBy(requested: string, state: FeedState, options: PolicyOptions): { mac: string; image: string } | null {
+export function consumedBy(requested: string, state: FeedState, options: PolicyOptions): { mac: string; image: string; jobId?: string } | null {
   const parsed = parseNetbootPath(requested);
   if (typeof parsed === 'string' || parsed.kind !== 'image') return null;
   const machine = machineAction(parsed.mac, state, options);
@@ -82,5 +82,7 @@ export function consumedBy(requested: string, state: FeedState, options: PolicyO
   if (machine.action.image !== parsed.imageId) return null;
   const image = findImage(state, parsed.imageId);
   if (image === null || bootProgramOf(image) !== parsed.relative) return null;
+  // An imaging job's preboot: the job's boot is consumed, not the client's.
+  if (machine.job !== undefined) return { mac: parsed.mac, image: image.id, jobId: machine.job.jobId };
   return { mac: parsed.mac, image: image.id };
 }

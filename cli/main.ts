@@ -15,7 +15,7 @@ interface Loaded {
 }
 
 /** Help lists commands by task, in this order. */
-const GROUPS = ['Run and operate', 'Inspect', 'Instructions (SBS)', 'Packages', 'Preboot (BootWiz)', 'Jobs (site-to-site)'] as const;
+const GROUPS = ['Run and operate', 'Inspect', 'Instructions (SBS)', 'Packages', 'Preboot (BootWiz)', 'Imaging', 'Site to site'] as const;
 type Group = (typeof GROUPS)[number];
 
 const COMMANDS: Record<string, { group: Group; load: () => Promise<Loaded> }> = {
@@ -27,7 +27,8 @@ const COMMANDS: Record<string, { group: Group; load: () => Promise<Loaded> }> = 
   sbs: { group: 'Instructions (SBS)', load: async () => { const m = await import('./sbs-command.ts'); return { spec: m.sbsSpec, run: m.sbsCommand }; } },
   package: { group: 'Packages', load: async () => { const m = await import('./package-command.ts'); return { spec: m.packageSpec, run: m.packageCommand }; } },
   bootwiz: { group: 'Preboot (BootWiz)', load: async () => { const m = await import('./bootwiz-command.ts'); return { spec: m.bootwizSpec, run: m.bootwizCommand }; } },
-  peers: { group: 'Jobs (site-to-site)', load: async () => { const m = await import('./peers-command.ts'); return { spec: m.peersSpec, run: m.peersCommand }; } },
+  job: { group: 'Imaging', load: async () => { const m = await import('./job-command.ts'); return { spec: m.jobSpec, run: m.jobCommand }; } },
+  peers: { group: 'Site to site', load: async () => { const m = await import('./peers-command.ts'); return { spec: m.peersSpec, run: m.peersCommand }; } },
 };
 
 /** Options before any command: `netboot --version`, `netboot --help`. */

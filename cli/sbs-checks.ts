@@ -127,6 +127,13 @@ export function namesMissing(doc: SbsDocument, site: SiteHoldings, config: Pick<
     case 'image-remove':
       image(doc.imageId, 'image-remove');
       break;
+    case 'job':
+      image(doc.job.preboot, `job ${doc.job.jobId}'s preboot`);
+      action(doc.job.then, `job ${doc.job.jobId}'s then`, hasMenu);
+      if (doc.job.task === 'deploy' && doc.job.package !== undefined && site.packages !== null && !site.packages.has(doc.job.package)) {
+        problems.push(`job ${doc.job.jobId} deploys package ${doc.job.package}, which the site does not have${known(site.packages)}`);
+      }
+      break;
     default:
       break;
   }

@@ -164,18 +164,27 @@ async function send(ctx: CliContext, rest: readonly string[]): Promise<number> {
     ctx.err(`netboot sbs send: invalid instruction, nothing written: ${err.message}`);
     return 1;
   }
+  return writeInstruction(ctx, doc, 'netboot sbs send');
+}
+
+/**
+ * The checked write every instruction the CLI makes goes through (`netboot sbs send`, `netboot
+ * job`): warnings for names the site lacks (refused with --strict), then an atomic write into the
+ * SBS folder under its conventional name. `doc` is already validated (parseSbs/buildDocument).
+ */
+export async function writeInstruction(ctx: CliContext, doc: SbsDocument, who: string): Promise<number> {
   const config = configFor(ctx);
   const check = await checkInstruction(doc, config);
-  for (const w of [...check.problems, ...check.unchecked]) ctx.err(`netboot sbs send: warning: ${w}`);
+  for (const w of [...check.problems, ...check.unchecked]) ctx.err(`${who}: warning: ${w}`);
   if (check.problems.length > 0 && ctx.args.flags.has('strict')) {
-    ctx.err('netboot sbs send: refused (--strict), nothing written');
+    ctx.err(`${who}: refused (--strict), nothing written`);
     return 1;
   }
   const folder = config.paths.sbs;
   mkdirSync(folder, { recursive: true });
   const path = join(folder, sbsFileName(doc));
   if (existsSync(path)) {
-    ctx.err(`netboot sbs send: ${path} already exists, nothing written`);
+    ctx.err(`${who}: ${path} already exists, nothing written`);
     return 1;
   }
   writeFileAtomic(path, serializeSbs(doc));

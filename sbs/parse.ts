@@ -6,6 +6,7 @@ import { ENVELOPE_FIELDS, readEnvelope, readReplicateTo } from './envelope.ts';
 import { DOCUMENT, SbsError } from './errors.ts';
 import { Fields, refuseDuplicates } from './fields.ts';
 import { readImage } from './image.ts';
+import { readJob, readJobId } from './job.ts';
 import { decodeUtf8, parseJson, type JsonValue } from './json.ts';
 import { readClient, readPredefined } from './machine.ts';
 import { identifier, mac } from './primitives.ts';
@@ -23,6 +24,8 @@ export const PAYLOAD_FIELDS: Readonly<Record<SbsKind, readonly string[]>> = {
   'image-remove': ['imageId', 'image'],
   'predefined-computer': ['computer'],
   'predefined-computer-remove': ['mac'],
+  job: ['job'],
+  'job-cancel': ['jobId'],
 };
 
 const OTHER_PAYLOADS = new Set(Object.values(PAYLOAD_FIELDS).flat());
@@ -80,6 +83,10 @@ function readPayload(f: Fields, kind: SbsKind): Record<string, unknown> {
       return { mac: mac(f.string('mac'), 'mac') };
     case 'image-remove':
       return { imageId: readRemovedImageId(f) };
+    case 'job':
+      return { job: readJob(f.raw('job'), 'job') };
+    case 'job-cancel':
+      return { jobId: readJobId(f) };
   }
 }
 

@@ -61,6 +61,31 @@ export interface Image {
   readonly package?: string;
 }
 
+export const JOB_TASKS = ['deploy', 'capture', 'backup', 'restore', 'erase'] as const;
+export type JobTask = (typeof JOB_TASKS)[number];
+
+/** An imaging job (spec "Imaging jobs"), with its defaults filled in. */
+export interface Job {
+  readonly jobId: string;
+  readonly mac: string;
+  readonly task: JobTask;
+  /** The preboot image (type linux) the machine boots to run the job. */
+  readonly preboot: string;
+  /** deploy, capture (required there). */
+  readonly package?: string;
+  /** deploy, restore: `sha256:<64 hex>`, lower case; absent = the current version. */
+  readonly version?: string;
+  /** `first`, `/dev/...` or `serial:...`. */
+  readonly disk: string;
+  /** capture, backup, deploy; absent = all, with the partition table. */
+  readonly partitions?: readonly number[];
+  /** backup only (default 3). */
+  readonly keep?: number;
+  /** erase only (default zero). */
+  readonly method?: 'zero' | 'discard';
+  readonly then: Action;
+}
+
 interface Envelope<K extends string> {
   readonly sbs: 1;
   readonly id: string;
@@ -80,12 +105,14 @@ export type SbsDocument =
   // The spec names this payload `id`, which the envelope's `id` already holds: see sbs/README.md.
   | (Envelope<'image-remove'> & { readonly imageId: string })
   | (Envelope<'predefined-computer'> & { readonly computer: Predefined })
-  | (Envelope<'predefined-computer-remove'> & { readonly mac: string });
+  | (Envelope<'predefined-computer-remove'> & { readonly mac: string })
+  | (Envelope<'job'> & { readonly job: Job })
+  | (Envelope<'job-cancel'> & { readonly jobId: string });
 
 export type SbsKind = SbsDocument['kind'];
 
 export const SNAPSHOT_KINDS = ['config', 'clients', 'images', 'predefined-computers'] as const;
 export const UPDATE_KINDS = [
-  'client', 'client-remove', 'image', 'image-remove', 'predefined-computer', 'predefined-computer-remove',
+  'client', 'client-remove', 'image', 'image-remove', 'predefined-computer', 'predefined-computer-remove', 'job', 'job-cancel',
 ] as const;
 export const KINDS: readonly SbsKind[] = [...SNAPSHOT_KINDS, ...UPDATE_KINDS];

@@ -6,6 +6,7 @@ import type { FeedChange } from '../boot/feed-protocol.ts';
 import type { Action, Client, Image, Predefined, PxeConfig, SbsDocument } from '../sbs/types.ts';
 import type { Statements, Table } from './store.ts';
 import { toUtc } from '../sbs/time.ts';
+import { applyJobDoc, isJobDoc, jobKey, reapplyJobOutcomes } from './jobs-apply.ts';
 
 export type Effect = 'applied' | 'stale' | 'duplicate';
 
@@ -17,7 +18,7 @@ export interface ApplyResult {
 type UpdateDoc = Extract<SbsDocument, { kind: 'client' | 'client-remove' | 'image' | 'image-remove' | 'predefined-computer' | 'predefined-computer-remove' }>;
 type SnapshotDoc = Extract<SbsDocument, { kind: 'config' | 'clients' | 'images' | 'predefined-computers' }>;
 
-export function tableOf(doc: SbsDocument): Table {
+export function tableOf(doc: Exclude<SbsDocument, { kind: 'job' | 'job-cancel' }>): Table {
   switch (doc.kind) {
     case 'config':
       return 'config';
@@ -69,6 +70,16 @@ export interface ApplySource {
 
 export function applyInstruction(st: Statements, doc: SbsDocument, src: ApplySource): ApplyResult {
   if (st.hasInstruction.get(doc.id) !== undefined) return { effect: 'duplicate', changes: [] };
+  if (isJobDoc(doc)) {
+    // Jobs keep their own table (state/jobs-store.ts); the instruction is recorded like any other.
+    const ms = issuedMs(doc.issued);
+    const result = applyJobDoc(st, doc, ms, src);
+    st.insertInstruction.run({
+      id: doc.id, kind: doc.kind, tbl: 'jobs', key: jobKey(doc), issued: doc.issued, issuedMs: ms, file: src.file,
+      source: src.source, appliedAt: src.now.toISOString(), effect: result.effect, doc: JSON.stringify(doc),
+    });
+    return result;
+  }
   const tbl = tableOf(doc);
   const result = isSnapshot(doc) ? applySnapshot(st, doc, tbl) : applyUpdate(st, doc, tbl);
   st.insertInstruction.run({
@@ -113,6 +124,7 @@ function applySnapshot(st: Statements, doc: SnapshotDoc, tbl: Table): ApplyResul
   }
   if (tbl === 'clients') {
     for (const c of st.consumptionsAfter.all(ms)) consume(st, c.mac, c.image, c.atMs);
+    reapplyJobOutcomes(st, ms);
   }
   return { effect: 'applied', changes: [replaceChange(st, tbl)] };
 }

@@ -1,10 +1,11 @@
 // The Interface's state: durable in SQLite, mirrored in memory for the feed. Batches of
 // instructions are applied in one transaction; each change gets the next sequence number and is
 // handed to listeners only after the transaction committed.
-import type { FeedChange, FeedEvent, FeedState } from '../boot/feed-protocol.ts';
+import type { FeedChange, FeedEvent, FeedJob, FeedState } from '../boot/feed-protocol.ts';
 import type { Logger } from '../platform/runtime/logger.ts';
 import type { Client, Image, Predefined, PxeConfig, SbsDocument } from '../sbs/types.ts';
 import { applyInstruction, consume, type ApplySource, type Effect } from './apply.ts';
+import { feedJob, markJobBooted } from './jobs-apply.ts';
 import { statements, type Db, type Statements, type Table } from './store.ts';
 
 export interface SequencedChange {
@@ -33,7 +34,7 @@ const CHANGE_LOG_KEEP = 50_000;
 export class StateBook {
   private readonly st: Statements;
   private config: PxeConfig | null = null;
-  private readonly tables = { clients: new Map<string, Client>(), images: new Map<string, Image>(), predefined: new Map<string, Predefined>() };
+  private readonly tables = { clients: new Map<string, Client>(), images: new Map<string, Image>(), predefined: new Map<string, Predefined>(), jobs: new Map<string, FeedJob>() };
   private readonly snapshotted = new Set<Table>();
   private seq = 0;
   private readonly listeners = new Set<Listener>();
@@ -52,6 +53,7 @@ export class StateBook {
       else (this.tables[row.tbl] as Map<string, unknown>).set(row.key, value);
     }
     for (const row of this.st.builtImagesUnnamed.all()) this.tables.images.set(row.id, JSON.parse(row.value) as Image);
+    for (const row of this.st.activeJobs.all()) if (row.job !== null) this.tables.jobs.set(row.jobId, feedJob(row));
     this.seq = this.st.lastSeq.get()?.seq ?? 0;
   }
 
@@ -86,6 +88,7 @@ export class StateBook {
       clients: this.snapshotted.has('clients') ? sorted(this.tables.clients) : null,
       images: this.snapshotted.has('images') ? sorted(this.tables.images) : null,
       predefined: this.snapshotted.has('predefined') ? sorted(this.tables.predefined) : null,
+      jobs: sorted(this.tables.jobs),
     };
   }
 
@@ -135,7 +138,11 @@ export class StateBook {
     const isNew = this.db.transaction(() => {
       const inserted = this.st.insertEvent.run(eventId, JSON.stringify(event), now.toISOString()).changes > 0;
       if (!inserted) return false;
-      if (event.kind === 'pxe-booted') {
+      if (event.kind === 'pxe-booted' && event.jobId !== undefined) {
+        // A job's preboot boot: consumed for that job; the client's own action is untouched.
+        const change = markJobBooted(this.st, event.jobId);
+        if (change !== null) changes.push(this.logChange(change));
+      } else if (event.kind === 'pxe-booted') {
         const atMs = Date.parse(event.at);
         this.st.insertConsumption.run(eventId, event.mac, event.image, Number.isFinite(atMs) ? atMs : now.getTime());
         const change = consume(this.st, event.mac, event.image, Number.isFinite(atMs) ? atMs : now.getTime());
@@ -145,6 +152,26 @@ export class StateBook {
     })();
     this.publish(changes);
     return isNew;
+  }
+
+  /**
+   * Runs `fn` in one transaction with the statements; the feed changes it returns are logged and
+   * published after the commit, like an instruction's (used for imaging jobs: state/jobs.ts).
+   */
+  transact<T>(fn: (st: Statements) => { value: T; changes: readonly FeedChange[] }): T {
+    const collected: SequencedChange[] = [];
+    const value = this.db.transaction(() => {
+      const r = fn(this.st);
+      for (const change of r.changes) collected.push(this.logChange(change));
+      return r.value;
+    })();
+    this.publish(collected);
+    return value;
+  }
+
+  /** Reads with the statements, outside any write. */
+  read<T>(fn: (st: Statements) => T): T {
+    return fn(this.st);
   }
 
   /** Records an event that only travels to the management server (e.g. a rejected file). */
@@ -195,6 +222,8 @@ export class StateBook {
         return mirrorTable(this.tables.images, change.op === 'replace' ? change.images : null, change.op === 'put' ? change.image : null, change.op === 'delete' ? change.id : null, (i) => i.id);
       case 'predefined':
         return mirrorTable(this.tables.predefined, change.op === 'replace' ? change.computers : null, change.op === 'put' ? change.computer : null, change.op === 'delete' ? change.mac : null, (c) => c.mac);
+      case 'jobs':
+        return mirrorTable(this.tables.jobs, null, change.op === 'put' ? change.job : null, change.op === 'delete' ? change.jobId : null, (j) => j.jobId);
     }
   }
 }

@@ -4,6 +4,7 @@
 import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { JOBS_SCHEMA, jobStatements } from './jobs-store.ts';
 
 export type Table = 'config' | 'clients' | 'images' | 'predefined';
 
@@ -57,6 +58,7 @@ export function openStore(dataDir: string): Db {
   db.pragma('synchronous = FULL');
   db.pragma('busy_timeout = 5000');
   db.exec(SCHEMA);
+  db.exec(JOBS_SCHEMA);
   return db;
 }
 
@@ -123,6 +125,7 @@ export function statements(db: Db) {
     consumptionsAfter: db.prepare<[number], { mac: string; image: string; atMs: number }>(
       'SELECT mac, image, at_ms AS atMs FROM consumptions WHERE at_ms > ? ORDER BY at_ms',
     ),
+    ...jobStatements(db),
   };
 }
 

@@ -7,13 +7,14 @@
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
-import type { FeedEvent, FromInterface, ToInterface } from '../../boot/feed-protocol.ts';
+import { withoutJobs, type FeedEvent, type FromInterface, type ToInterface } from '../../boot/feed-protocol.ts';
 import { errorMessage } from '../../platform/runtime/errors.ts';
 import { RateLimitedLog } from '../../platform/runtime/log-limit.ts';
 import type { Logger } from '../../platform/runtime/logger.ts';
 import { quote } from '../../platform/runtime/quote.ts';
 import { acceptLink, type AcceptedLink } from '../../platform/trust/link-accept.ts';
 import { LOCAL_SERVER_ID, type LocalKey } from '../../platform/trust/local-key.ts';
+import { normalizeGuid } from '../../sbs/guid.ts';
 import { normalizeMac } from '../../sbs/mac.ts';
 import { isLoopback } from './port-server.ts';
 import type { SequencedChange, StateBook } from '../../state/state-book.ts';
@@ -24,6 +25,8 @@ export class FeedServer {
   private readonly wss = new WebSocketServer({ noServer: true, maxPayload: 1024 * 1024 });
   private readonly subscribers = new Set<AcceptedLink>();
   private readonly refusals: RateLimitedLog;
+  /** Subscribers that understand the jobs table (said so in their subscribe). */
+  private readonly knowJobs = new WeakSet<AcceptedLink>();
   private unlisten: (() => void) | null = null;
 
   constructor(private readonly book: StateBook, private readonly log: Logger, private readonly onEvent: (eventId: string, event: FeedEvent) => void, private readonly localKey: LocalKey) {
@@ -82,11 +85,12 @@ export class FeedServer {
   private handle(link: AcceptedLink, msg: ToInterface): boolean {
     if (msg.type === 'subscribe') {
       const since = typeof msg.since === 'number' && Number.isInteger(msg.since) ? msg.since : null;
+      if (msg.jobs === true) this.knowJobs.add(link);
       const changes = since === null ? null : this.book.changesSince(since);
       if (changes === null) {
-        send(link, { type: 'snapshot', seq: this.book.lastSeq, state: this.book.state() });
+        send(link, { type: 'snapshot', seq: this.book.lastSeq, state: this.stateFor(link) });
       } else {
-        for (const c of changes) send(link, { type: 'change', seq: c.seq, change: c.change });
+        this.sendChanges(link, changes);
       }
       this.subscribers.add(link);
       this.log.info('state feed subscriber', { since, resumed: changes !== null, seq: this.book.lastSeq });
@@ -105,9 +109,22 @@ export class FeedServer {
   }
 
   private broadcast(changes: readonly SequencedChange[]): void {
-    for (const link of this.subscribers) {
-      for (const c of changes) send(link, { type: 'change', seq: c.seq, change: c.change });
+    for (const link of this.subscribers) this.sendChanges(link, changes);
+  }
+
+  private stateFor(link: AcceptedLink): ReturnType<StateBook['state']> {
+    const state = this.book.state();
+    return this.knowJobs.has(link) ? state : withoutJobs(state);
+  }
+
+  /** Changes in order; a subscriber that does not know jobs gets a snapshot where any touches them. */
+  private sendChanges(link: AcceptedLink, changes: readonly SequencedChange[]): void {
+    if (!this.knowJobs.has(link) && changes.some((c) => c.change.table === 'jobs')) {
+      // Sent right after the batch committed (or on resume): the book's state is as of its last seq.
+      send(link, { type: 'snapshot', seq: this.book.lastSeq, state: this.stateFor(link) });
+      return;
     }
+    for (const c of changes) send(link, { type: 'change', seq: c.seq, change: c.change });
   }
 }
 
@@ -117,9 +134,10 @@ function send(link: AcceptedLink, msg: FromInterface): void {
 
 function checkEvent(e: unknown): FeedEvent | null {
   if (typeof e !== 'object' || e === null) return null;
-  const { kind, mac, image, at } = e as Record<string, unknown>;
+  const { kind, mac, image, at, jobId } = e as Record<string, unknown>;
   if (kind !== 'pxe-booted' || typeof mac !== 'string' || typeof image !== 'string' || typeof at !== 'string') return null;
   const normal = normalizeMac(mac);
   if (normal === null || !Number.isFinite(Date.parse(at))) return null;
-  return { kind, mac: normal, image, at };
+  if (jobId !== undefined && (typeof jobId !== 'string' || normalizeGuid(jobId) === null)) return null;
+  return { kind, mac: normal, image, at, ...(typeof jobId === 'string' ? { jobId: normalizeGuid(jobId)! } : {}) };
 }

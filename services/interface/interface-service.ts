@@ -15,6 +15,7 @@ import type { PeerHub } from './peer-hub.ts';
 import type { PortServer } from './port-server.ts';
 import { seedDocuments } from '../../state/seed.ts';
 import type { BootwizService } from '../../bootwiz/bootwiz-service.ts';
+import type { JobBook } from '../../state/jobs.ts';
 import type { StateBook } from '../../state/state-book.ts';
 import type { Db, Table } from '../../state/store.ts';
 
@@ -46,6 +47,8 @@ export interface InterfaceParts {
   readonly packages: Lifecycle;
   /** Preboot builds (bootwiz/): started after the packages it publishes into. */
   readonly bootwiz: BootwizService;
+  /** Imaging jobs: the agent's API, the job list, mayRead/mayWrite for the package routes. */
+  readonly jobs: JobBook;
 }
 
 export interface InterfaceSettings {
@@ -66,6 +69,10 @@ export class InterfaceService implements Lifecycle {
 
   get boundPort(): number {
     return this.parts.port.boundPort;
+  }
+
+  get jobs(): JobBook {
+    return this.parts.jobs;
   }
 
   get state(): StateBook {

@@ -11,7 +11,10 @@ import { LINUXPE_X64 } from '../../bootwiz/recipe.ts';
 import { LocalKey } from '../../platform/trust/local-key.ts';
 import { buildPackages } from '../../packages/package-parts.ts';
 import { packageControlRoutes } from '../../packages/control-routes.ts';
+import type { FeedState } from '../../boot/feed-protocol.ts';
 import { DropFolder } from '../../state/drop-folder.ts';
+import { JobBook } from '../../state/jobs.ts';
+import { AgentRoutes } from '../../state/jobs-agent-routes.ts';
 import { EventOutbox } from '../../state/event-outbox.ts';
 import { StateBook } from '../../state/state-book.ts';
 import { openStore, type Db } from '../../state/store.ts';
@@ -46,6 +49,8 @@ function compose(config: Config, log: Logger, db: Db, options: InterfaceOptions)
   port.upgrade('/feed', feed.handleUpgrade);
   const peers = new PeerHub(config, db, book, log.child({ part: 'peers' }));
   peers.mount(port);
+  const jobs = new JobBook(book, () => outbox.kick());
+  port.http('/agent/', new AgentRoutes(jobs, log.child({ part: 'agent' })).handle);
   const folder = new DropFolder({
     dir: config.paths.sbs, storeDir: config.paths.sbsStore, settleMs: config.interface.settleMs, parseRetryMs: config.interface.parseRetryMs,
     maxFileBytes: config.interface.maxSbsFileMib * 1024 * 1024,
@@ -58,14 +63,15 @@ function compose(config: Config, log: Logger, db: Db, options: InterfaceOptions)
   });
   const control = new ControlServer(controlSocketPath(config.paths.data, 'interface'), {
     'GET /status': () => service.status(),
-    'GET /state': () => ({ ...book.describe(), state: book.state() }),
+    'GET /state': () => ({ ...book.describe(), state: withoutSecrets(book.state()) }),
+    'GET /jobs': () => ({ jobs: jobs.list() }),
     'GET /peers': () => peers.status(),
     'GET /peers/latencies': () => peers.latencies(),
     ...packageControlRoutes(packages),
     ...bootwizControlRoutes(() => bootwiz),
   }, log);
   const service: InterfaceService = new InterfaceService(
-    { db, book, control, port, feed, peers, outbox, folder, packages: options.wrapPackages?.(packages) ?? packages, bootwiz },
+    { db, book, control, port, feed, peers, outbox, folder, packages: options.wrapPackages?.(packages) ?? packages, bootwiz, jobs },
     {
       standalone: config.management.url === null, sbsDir: config.paths.sbs,
       seedMenu: config.bootwiz.seedMenu ? { image: LINUXPE_X64.id, timeoutSec: config.bootwiz.menuTimeoutSec } : null,
@@ -73,6 +79,11 @@ function compose(config: Config, log: Logger, db: Db, options: InterfaceOptions)
     log,
   );
   return service;
+}
+
+/** Job secrets go to the PXE server's feed only, never to a command's output. */
+function withoutSecrets(state: FeedState): FeedState {
+  return state.jobs === undefined ? state : { ...state, jobs: state.jobs.map((j) => ({ ...j, secret: '(hidden)' })) };
 }
 
 export async function main(config: Config, log: Logger): Promise<number> {

@@ -56,8 +56,8 @@ export class BootEvents {
   }
 
   /** Records a consumed once boot; returns the event to send. */
-  consume(mac: string, image: string, at: Date): PendingEvent {
-    const p: PendingEvent = { eventId: randomUUID(), event: { kind: 'pxe-booted', mac, image, at: at.toISOString() } };
+  consume(mac: string, image: string, at: Date, jobId?: string): PendingEvent {
+    const p: PendingEvent = { eventId: randomUUID(), event: { kind: 'pxe-booted', mac, image, at: at.toISOString(), ...(jobId === undefined ? {} : { jobId }) } };
     this.pending.set(p.eventId, p);
     this.consumed.set(mac, { image, eventId: p.eventId, acked: false });
     this.macs.add(mac);
@@ -83,10 +83,11 @@ export class BootEvents {
 
   /** After the feed applied a change: acknowledged overrides end at the next change to their client. */
   onChange(change: FeedChange | null): void {
-    if (change !== null && change.table !== 'clients') return;
+    if (change !== null && change.table !== 'clients' && change.table !== 'jobs') return;
     for (const [mac, c] of this.consumed) {
       if (!c.acked) continue;
-      const touches = change === null || change.op === 'replace' || (change.op === 'put' ? change.client.mac === mac : change.mac === mac);
+      const touches = change === null || change.op === 'replace'
+        || (change.table === 'jobs' ? change.op === 'delete' || change.job.mac === mac : change.op === 'put' ? change.client.mac === mac : change.mac === mac);
       if (touches) this.forget(mac);
     }
   }

@@ -55,7 +55,7 @@ export class FeedClient implements Lifecycle {
   }
 
   private onUp(): void {
-    this.link.send(JSON.stringify(this.seq === null ? { type: 'subscribe' } : { type: 'subscribe', since: this.seq }));
+    this.link.send(JSON.stringify(this.seq === null ? { type: 'subscribe', jobs: true } : { type: 'subscribe', since: this.seq, jobs: true }));
     this.log.info('state feed connected', { url: this.url, since: this.seq });
     this.listener.onConnected();
   }

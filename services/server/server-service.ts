@@ -321,8 +321,8 @@ export class ServerService implements Lifecycle {
     const body = tftpBody(request);
     const hit = consumedBy(body.path, this.parts.feed.state, { consumed: this.parts.events.consumedMacs() });
     if (hit === null) return { consumed: false };
-    const p = this.parts.events.consume(hit.mac, hit.image, this.settings.now());
-    this.log.info('once boot consumed: machine is now local', { mac: hit.mac, image: hit.image, eventId: p.eventId, peer: `${body.address}:${body.port}` });
+    const p = this.parts.events.consume(hit.mac, hit.image, this.settings.now(), hit.jobId);
+    this.log.info(hit.jobId === undefined ? 'once boot consumed: machine is now local' : 'job preboot consumed: machine waits until the job ends', { mac: hit.mac, image: hit.image, jobId: hit.jobId, eventId: p.eventId, peer: `${body.address}:${body.port}` });
     this.parts.feed.sendEvent(p.eventId, p.event);
     this.publishConsumed();
     return { consumed: true, eventId: p.eventId };

@@ -27,7 +27,7 @@ function assertFits(text: string, what: string): void {
 }
 
 test('the table covers every command the help lists', () => {
-  assert.deepEqual(specs.filter((s) => !s.name.includes(' ')).map((s) => s.name).sort(), ['bootwiz', 'config', 'explain', 'package', 'peers', 'run', 'sbs', 'state', 'status']);
+  assert.deepEqual(specs.filter((s) => !s.name.includes(' ')).map((s) => s.name).sort(), ['bootwiz', 'config', 'explain', 'job', 'package', 'peers', 'run', 'sbs', 'state', 'status']);
   assert.ok(leaves.length >= 13, leaves.map((s) => s.name).join(', '));
 });
 
@@ -67,7 +67,7 @@ test('help, --help and --version at the top: stdout, exit 0; no command: the hel
   assert.deepEqual([bare.code, bare.stdout, bare.stderr], [2, '', help.stdout]);
   // By task, in this order, and aligned: every summary starts in the same column.
   const headings = help.stdout.split('\n').filter((l) => /^[A-Z].*:$/.test(l));
-  assert.deepEqual(headings.slice(0, 6), ['Run and operate:', 'Inspect:', 'Instructions (SBS):', 'Packages:', 'Preboot (BootWiz):', 'Jobs (site-to-site):']);
+  assert.deepEqual(headings.slice(0, 7), ['Run and operate:', 'Inspect:', 'Instructions (SBS):', 'Packages:', 'Preboot (BootWiz):', 'Imaging:', 'Site to site:']);
   const rows = help.stdout.split('\n').filter((l) => /^ {2}[a-z]/.test(l) && !l.startsWith('  -'));
   const columns = new Set(rows.map((l) => /^ {2}\S.*? {2,}(?=\S)/.exec(l)![0].length));
   assert.equal(columns.size, 1, rows.join('\n'));
