@@ -245,7 +245,7 @@ test('instructions are idempotent; job-cancel ends a pending job; jobs and secre
       assert.deepEqual(again.state.state().jobs, []);
     } finally {
       await again.stop();
-      await svc.start(); // withJobs stops it again
+      // svc stays stopped: withJobs stopping it again is a no-op.
     }
   });
 });

@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { FeedJob, FeedState } from '../../boot/feed-protocol.ts';
-import { machineScript } from '../../boot/ipxe-script.ts';
+import { BOOT_SETTINGS, machineScript } from '../../boot/ipxe-script.ts';
 import { activeJob, decide, machineAction } from '../../boot/pxe-policy.ts';
 import { consumedBy } from '../../boot/tftp-resolve.ts';
 import type { Client, Image } from '../../sbs/types.ts';
@@ -48,7 +48,7 @@ test('the job id and secret go on the kernel command line of that machine only',
   const st = state([{ mac: '52:54:00:00:00:01', action: { type: 'boot', image: 'linuxpe-x64', once: true } }], [job()]);
   const script = machineScript(MAC, machineAction(MAC, st), st);
   const kernel = script.split('\n').find((l) => l.startsWith('kernel '));
-  assert.equal(kernel, `kernel image/linuxpe-x64/vmlinuz console=ttyS0 initrd=i0-initrd.img netboot.job=${JOB_ID} netboot.secret=${SECRET}`);
+  assert.equal(kernel, `kernel image/linuxpe-x64/vmlinuz console=ttyS0 ${BOOT_SETTINGS.join(' ')} initrd=i0-initrd.img netboot.job=${JOB_ID} netboot.secret=${SECRET}`);
   const other = machineScript('52:54:00:00:00:01', machineAction('52:54:00:00:00:01', st), st);
   assert.ok(!other.includes('netboot.secret'), other);
   assert.ok(!other.includes(SECRET));
