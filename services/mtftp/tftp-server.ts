@@ -2,6 +2,7 @@
 // a shared socket for error replies to requests (a fresh TID, as RFC 1350 asks, without a bind
 // per probe for a missing file). Every datagram handler has one guard: a bad packet is dropped
 // with a logged reason and the service keeps serving.
+import { tftpRequestFailed, tftpTransferEnded, tftpTransferStarted } from '../../platform/metrics/tftp-metrics.ts';
 import type { Socket } from 'node:dgram';
 import type { SendPath } from '../../platform/runtime/config.ts';
 import { errorMessage } from '../../platform/runtime/errors.ts';
@@ -125,6 +126,7 @@ export class TftpServer implements Lifecycle {
       packet = decode(buf.subarray(0, length));
     } catch (err) {
       log.info('dropped malformed datagram', { peer, reason: errorMessage(err), bytes: length });
+      tftpRequestFailed('malformed');
       return;
     }
     if (rinfo.port === 0) {
@@ -171,6 +173,7 @@ export class TftpServer implements Lifecycle {
       this.slots.delete(peer);
       const level = target.code === TFTP_ERROR.ACCESS_VIOLATION ? 'warn' : 'info';
       log[level]('request refused', { peer, file: req.filename, path: target.path, reason: target.reason });
+      tftpRequestFailed(target.code);
       this.replyError(rinfo, target.code, CLIENT_MESSAGE[target.code] ?? target.reason);
       return;
     }
@@ -216,6 +219,7 @@ export class TftpServer implements Lifecycle {
         ...(n.ignored.length > 0 ? { ignoredOptions: n.ignored } : {}),
       }));
       session.start();
+      tftpTransferStarted();
       void session.done.then((end) => this.finished(peer, target, end, tlog));
     } catch (err) {
       link?.close();
@@ -226,6 +230,7 @@ export class TftpServer implements Lifecycle {
 
   private finished(peer: string, target: Target, end: SessionEnd, log: Logger): void {
     this.slots.delete(peer);
+    tftpTransferEnded(end.outcome, end.bytes, end.retransmits, end.durationMs);
     const fields = { outcome: end.outcome, reason: end.reason, bytes: end.bytes, durationMs: Math.round(end.durationMs), retransmits: end.retransmits };
     if (end.outcome === 'complete') {
       log.info('transfer complete', fields);

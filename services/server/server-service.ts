@@ -29,6 +29,7 @@ import { TftpViewPublisher } from '../../boot/tftp-view.ts';
 import { readyPackagePath } from '../../packages/layout.ts';
 import { warmUp } from '../../boot/warm-up.ts';
 import { explainChain } from './explain-chain.ts';
+import { countPxeRequest, observeOffer } from '../../boot/pxe-metrics.ts';
 import type { BootChain } from '../../boot/boot-chain.ts';
 
 export type ServerState = 'waiting-for-state' | 'serving' | 'stopping';
@@ -90,6 +91,7 @@ export class ServerService implements Lifecycle {
     this.control = new ControlServer(controlSocketPath(config.paths.data, 'server'), {
       'GET /status': () => this.status(),
       'GET /explain': (req) => this.explain(req),
+      'GET /recent': (req) => this.recent.list(Number(req.query.get('since') ?? 0), Number(req.query.get('limit') ?? 50)),
     }, log.child({ part: 'control' }));
     // MTFTP's questions, on their own low-latency channel: a machine waits for each answer.
     this.channel = new ChannelServer(channelSocketPath(config.paths.data, 'server'), {
@@ -188,6 +190,7 @@ export class ServerService implements Lifecycle {
     // Log fields are built only when a record is written: this runs for every packet on the LAN.
     const log = this.log;
     if ('ignore' in read) {
+      countPxeRequest(null, 'ignored', read.ignore);
       if (log.enabled('debug')) log.debug('ignored', { ...packetFields(read.mac, packet, via, from), reason: read.ignore });
       return;
     }
@@ -200,6 +203,7 @@ export class ServerService implements Lifecycle {
       return this.malformed(err, msg, from, via);
     }
     if ('drop' in relay) {
+      countPxeRequest(request.archCode, 'dropped', relay.drop);
       log.info('packet dropped', { ...packetFields(request.mac, packet, via, from), hops: packet.hops, giaddr: packet.giaddr, reason: relay.drop });
       return;
     }
@@ -229,12 +233,14 @@ export class ServerService implements Lifecycle {
 
   private malformed(err: unknown, msg: Buffer, from: Peer, via: PxePort): void {
     if (!(err instanceof ProtocolError)) throw err;
+    countPxeRequest(null, 'dropped', 'malformed');
     this.log.info('packet dropped: malformed', { via, peer: `${from.address}:${from.port}`, ...peek(msg), reason: err.message });
   }
 
   private seen(request: PxeRequest, via: PxePort, relay: RelayRead, outcome: string, chosen: AddressChoice | null = null, server: string | null = chosen?.address ?? null): void {
+    countPxeRequest(request.archCode, chosen === null ? 'no-offer' : 'offered', chosen === null ? outcome : '');
     const subnet = chosen?.subnet ?? (relay.relay === null ? null : matchSubnet(this.config.server.subnets, relay.relay.link));
-    this.recent.record(request.mac, { at: Date.now(), type: request.messageType, via, relay, outcome, answered: chosen !== null, server, subnet: subnetLabel(subnet) });
+    this.recent.record(request.mac, { at: Date.now(), type: request.messageType, via, relay, outcome, answered: chosen !== null, server, subnet: subnetLabel(subnet), arch: request.archCode });
   }
 
   private answer(a: Answer, choices: readonly { segment: Segment | null; chosen: Chosen }[]): void {
@@ -258,6 +264,7 @@ export class ServerService implements Lifecycle {
       if (r.segment === null) this.transport.send(r.reply, to, a.via);
       else this.transport.sendOnSegment(r.reply, to, r.segment);
     }
+    observeOffer(a.via, (performance.now() - a.receivedAt) / 1000);
     const first = a.replies[0]!;
     const server = a.replies.length === 1 ? first.chosen.address : a.replies.map((r) => r.chosen.address).join(', ');
     this.seen(a.request, a.via, a.relay, a.offer.file, first.chosen, server);
@@ -375,6 +382,7 @@ const NO_SEGMENTS: readonly Segment[] = [];
 /** One request on its way to its reply, or one per segment (a class: one shape on the hot path). */
 class Answer {
   readonly replies: { segment: Segment | null; chosen: AddressChoice; reply: Buffer }[] = [];
+  readonly receivedAt = performance.now();
   constructor(
     readonly packet: DhcpPacket,
     readonly request: PxeRequest,
