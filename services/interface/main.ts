@@ -4,7 +4,8 @@ import { runUntilSignal } from '../../platform/runtime/lifecycle.ts';
 import type { Logger } from '../../platform/runtime/logger.ts';
 import { notifyReady } from '../../platform/runtime/sd-notify.ts';
 import { InterfaceService } from './interface-service.ts';
+import { WebServer } from '../../web/web-server.ts';
 
 export async function main(config: Config, log: Logger): Promise<number> {
-  return runUntilSignal('interface', [new InterfaceService(config, log)], log, () => void notifyReady(log, 'serving the SBS folder and state feed'));
+  return runUntilSignal('interface', [new InterfaceService(config, log), new WebServer(config, log.child({ part: 'web' }))], log, () => void notifyReady(log, 'serving the SBS folder and state feed'));
 }
