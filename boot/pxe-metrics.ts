@@ -13,7 +13,7 @@ const REASONS: ReadonlyArray<readonly [RegExp, string]> = [
   [/^malformed/, 'malformed'],
   [/^state incomplete/, 'state-incomplete'],
   [/respond is "none"/, 'respond-none'],
-  [/^unknown computer/, 'unknown-machine'],
+  [/^unknown computer and config\.respond/, 'unknown-machine'],
   [/names no architecture/, 'no-arch'],
   [/unknown client architecture/, 'unknown-arch'],
   [/boots from its next device/, 'boot-local'],

@@ -6,7 +6,7 @@ import { createServer, request, type Agent, type IncomingMessage, type Server } 
 import { dirname, join } from 'node:path';
 import { NetbootError, errorMessage } from '../runtime/errors.ts';
 import type { Logger } from '../runtime/logger.ts';
-import { METRICS_CONTENT_TYPE, metricsText } from '../metrics/registry.ts';
+import { METRICS_CONTENT_TYPE, metricsRegistry, metricsText } from '../metrics/registry.ts';
 
 export type ServiceName = 'interface' | 'server' | 'mtftp' | 'signal';
 export const SERVICES: readonly ServiceName[] = ['interface', 'server', 'mtftp', 'signal'];
@@ -41,6 +41,7 @@ export class ControlServer {
 
   async start(): Promise<void> {
     mkdirSync(dirname(this.socketPath), { recursive: true });
+    metricsRegistry(); // process metrics count from here
     rmSync(this.socketPath, { force: true }); // a stale socket from a crashed run
     const server = createServer((req, res) => {
       // Every service's own Prometheus registry, in text (the web server merges them).

@@ -7,19 +7,27 @@
 import { Registry, collectDefaultMetrics } from 'prom-client';
 
 let registry: Registry | null = null;
+/** Families declared by the modules loaded so far: made with the registry, so they are scraped from the start. */
+const declared: Array<() => unknown> = [];
 
+/** Made by the first control socket of the process (its start), or on first use. */
 export function metricsRegistry(): Registry {
   if (registry === null) {
     registry = new Registry();
     collectDefaultMetrics({ register: registry });
+    // Gauges named `_total` (promtool refuses them); `nodejs_active_handles` etc. by type remain.
+    for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) registry.removeSingleMetric(name);
+    for (const make of declared) make();
   }
   return registry;
 }
 
-/** A family made once per process: `make` runs on first use, with this process's registry. */
+/** A family made once per process, in this process's registry (when it is made, or on first use). */
 export function metricFamily<T>(make: (registers: Registry[]) => T): () => T {
   let made: T | null = null;
-  return () => (made ??= make([metricsRegistry()]));
+  const get = (): T => (made ??= make([metricsRegistry()]));
+  if (registry === null) declared.push(get);
+  return get;
 }
 
 /** This process's metrics in the text exposition format (0.0.4). */
