@@ -77,7 +77,10 @@ export class LiveFeed {
         this.lastFullMs = now;
       } else {
         const fresh = await recentMachines(this.config.paths.data, this.newestMs);
-        if (fresh.length > 0) next = { ...this.last, at: new Date().toISOString(), machines: mergeMachines(fresh, this.last.machines) };
+        if (fresh.length > 0) {
+          next = { ...this.last, at: new Date().toISOString(), machines: mergeMachines(fresh, this.last.machines) };
+          this.lastFullMs = 0; // the figures follow at the next tick
+        }
       }
       if (next === null || this.timer === null) return;
       for (const m of next.machines) this.newestMs = Math.max(this.newestMs, m.atMs);
