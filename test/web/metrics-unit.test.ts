@@ -1,0 +1,58 @@
+// The pieces of the scrape address on their own: merging the services' expositions under a
+// `service` label, the bounded reason classes of the PXE counter, and a `netboot top` frame.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { archLabel, reasonClass } from '../../boot/pxe-metrics.ts';
+import { mergeExpositions } from '../../platform/metrics/merge.ts';
+import { renderTop } from '../../cli/top-command.ts';
+import type { SiteSnapshot } from '../../web/site-snapshot.ts';
+import { isLoopback } from '../../web/web-server.ts';
+
+test('merge: one HELP and TYPE per family, every sample labelled with its service', () => {
+  const a = '# HELP x_total things\n# TYPE x_total counter\nx_total{kind="a"} 1\nx_total 2\n# HELP up_seconds time\n# TYPE up_seconds gauge\nup_seconds 5\n';
+  const b = '# HELP x_total things\n# TYPE x_total counter\nx_total{kind="b"} 3\n';
+  assert.equal(mergeExpositions([{ service: 'server', text: a }, { service: 'mtftp', text: b }]), [
+    '# HELP x_total things', '# TYPE x_total counter', 'x_total{service="server",kind="a"} 1', 'x_total{service="server"} 2', 'x_total{service="mtftp",kind="b"} 3',
+    '# HELP up_seconds time', '# TYPE up_seconds gauge', 'up_seconds{service="server"} 5', '',
+  ].join('\n'));
+});
+
+test('PXE reasons fall in a fixed set of classes, whatever the names in them', () => {
+  const cases: Array<[string, string]> = [
+    ['no offer: state incomplete: waiting for config, clients and images from the Interface', 'state-incomplete'],
+    ['unknown computer and config.respond is "known"', 'unknown-machine'],
+    ['no offer: unknown computer gets config.unknown (local): no offer, the machine boots from its next device', 'boot-local'],
+    ['client LAB-PC-7 boots image "x", but image "x" does not exist', 'image-missing'],
+    ['unknown client architecture 77 (option 93)', 'unknown-arch'],
+    ['REQUEST for server 10.0.0.9, not us', 'other-server'],
+    ['hops 17 is over 16 (RFC 1542 4.1.1): a relay loop or a forged packet', 'relay-hops'],
+    ['not a PXE client (no option 60 PXEClient)', 'not-pxe'],
+    ['malformed', 'malformed'],
+    ['something new', 'other'],
+  ];
+  for (const [text, cls] of cases) assert.equal(reasonClass(text), cls, text);
+  assert.deepEqual([archLabel(0), archLabel(7), archLabel(9), archLabel(77), archLabel(null)], ['bios', 'efi-x64', 'efi-x64', 'other', 'none']);
+});
+
+test('loopback clients are local; everything else is remote', () => {
+  for (const a of ['127.0.0.1', '127.0.0.2', '::1', '::ffff:127.0.0.1']) assert.ok(isLoopback(a), a);
+  for (const a of ['10.0.0.1', '::ffff:192.0.2.1', 'fe80::1', '']) assert.ok(!isLoopback(a), a);
+});
+
+test('a top frame fits 80 columns and cuts the machines to the rows left', () => {
+  const now = Date.parse('2026-12-05T10:00:00Z');
+  const s: SiteSnapshot = {
+    at: new Date(now).toISOString(), site: 'lab',
+    services: [{ service: 'server', running: true, state: 'serving', pid: 42, ports: { dhcp: 67, proxy: 4011 }, warnings: [] }],
+    machines: Array.from({ length: 30 }, (_, i) => ({ mac: `52:54:00:00:00:${String(i).padStart(2, '0')}`, atMs: now - i * 1000, arch: 'efi-x64', type: 'DISCOVER', answered: false, outcome: 'no offer: unknown computer gets config.unknown (local): no offer, the machine boots from its next device', relay: null, server: null })),
+    packages: [{ id: 'win11', kind: 'image', seq: 2, updatedAt: new Date(now).toISOString(), sites: [{ server: 'branch', state: 'syncing', seq: 2, bytesDone: 50, bytesTotal: 200, reason: null }] }],
+    peers: [], rejected: [{ file: 'bad.sbs', field: 'clients[0].mac', problem: 'not a MAC address', at: '' }],
+    figures: { pxeRequests: 30, pxeOffers: 0, tftpActive: 0, tftpTransfers: 0, tftpBytes: 0, sbsApplied: 1, sbsRejected: 1 },
+  };
+  const lines = renderTop(s, { width: 80, height: 24, nowMs: now });
+  assert.ok(lines.every((l) => l.length <= 80), lines.join('\n'));
+  assert.ok(lines.length <= 24, `${lines.length} lines`);
+  assert.ok(lines.some((l) => /^win11 +branch +syncing +\[###\.+\] +25%$/.test(l)), lines.join('\n'));
+  assert.ok(lines.some((l) => /^52:54:00:00:00:00 +efi-x64 +0s +no offer: unknown computer/.test(l)));
+  assert.ok(lines.some((l) => /^bad\.sbs +clients\[0\]\.mac: not a MAC address$/.test(l)));
+});
