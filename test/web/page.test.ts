@@ -11,6 +11,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
+import { inProcess } from '../cli/cli-run.ts';
 import { startWebSite } from './web-site.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -60,6 +61,17 @@ test('status page: live machines within a second, nothing from outside, a phone\
   assert.match(known, /efi-x64/);
   assert.match(known, /answered: snponly\.efi/);
   assert.match(await page.locator('#machines tr[data-key="52:54:00:aa:00:01"]').innerText(), /no offer: .*next device/);
+  assert.equal(await page.evaluate(() => performance.getEntriesByType('navigation').length), 1, 'no reload');
+
+  // A rejected SBS file and a published package show up too, still without a reload.
+  writeFileSync(join(s.site.config.paths.sbs, 'broken-clients.sbs'), JSON.stringify({ sbs: 1, id: 'not-a-uuid', issued: new Date().toISOString(), kind: 'clients', clients: [] }));
+  const pkg = join(s.site.dir, 'pkg');
+  mkdirSync(pkg);
+  writeFileSync(join(pkg, 'vmlinuz'), randomBytes(64 * 1024));
+  const published = await inProcess(['--config', s.site.configPath, 'package', 'publish', pkg, '--id', 'linux-pe', '--kind', 'image']);
+  assert.equal(published.code, 0, published.stderr);
+  await page.waitForFunction(() => /broken-clients\.sbs/.test(document.getElementById('rejected')!.textContent ?? ''), undefined, { timeout: 30_000 });
+  await page.waitForFunction(() => /linux-pe \(image\)test-siteready/.test(document.getElementById('packages')!.textContent ?? ''), undefined, { timeout: 30_000 });
   assert.equal(await page.evaluate(() => performance.getEntriesByType('navigation').length), 1, 'no reload');
 
   // A phone: nothing wider than the screen.
