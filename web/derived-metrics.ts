@@ -12,12 +12,19 @@ export interface DerivedInput {
   readonly packages: readonly PackageView[] | null;
   readonly peers: readonly PeerView[] | null;
   readonly nowMs: number;
+  /** The Interface's last seq and the last one the PXE server applied from its feed. */
+  readonly feed: { readonly interfaceSeq: number | null; readonly serverSeq: number | null; readonly connected: boolean | null };
 }
 
 export async function derivedMetrics(input: DerivedInput): Promise<string> {
   const registers = [new Registry()];
   const up = new Gauge({ name: 'netboot_service_up', help: '1 when the service answers on its control socket, else 0', labelNames: ['service'] as const, registers });
   for (const s of input.up) up.labels(s.service).set(s.up ? 1 : 0);
+  const { interfaceSeq, serverSeq, connected } = input.feed;
+  if (connected !== null) new Gauge({ name: 'netboot_state_feed_connected', help: '1 while the PXE server is connected to the Interface\'s state feed', registers }).set(connected ? 1 : 0);
+  if (interfaceSeq !== null && serverSeq !== null) {
+    new Gauge({ name: 'netboot_state_feed_lag_changes', help: 'state changes the Interface has committed that the PXE server has not applied yet', registers }).set(Math.max(0, interfaceSeq - serverSeq));
+  }
   if (input.packages !== null) {
     const statuses = new Gauge({ name: 'netboot_package_statuses', help: 'package versions by site and state (absent, syncing, ready, invalid, deleting)', labelNames: ['server', 'state'] as const, registers });
     const done = new Gauge({ name: 'netboot_package_sync_done_bytes', help: 'bytes fetched so far by the syncs in progress, by site', labelNames: ['server'] as const, registers });

@@ -13,6 +13,7 @@ import { readFileSync, rmSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import { controlCall, controlSocketPath, type ServiceName } from '../platform/local/control.ts';
 import { mergeExpositions } from '../platform/metrics/merge.ts';
 import { METRICS_CONTENT_TYPE } from '../platform/metrics/registry.ts';
 import { writeFileAtomic } from '../platform/runtime/atomic-file.ts';
@@ -158,9 +159,12 @@ export class WebServer implements Lifecycle {
   /** Every service's exposition, merged, then what is derived from the Interface's view. */
   async metrics(): Promise<string> {
     const data = this.config.paths.data;
-    const [parts, packages, peers] = await Promise.all([serviceMetrics(data), packageViews(data).catch(() => null), peerViews(data).catch(() => null)]);
+    const status = (service: ServiceName): Promise<Record<string, unknown> | null> => controlCall<Record<string, unknown>>(controlSocketPath(data, service), 'GET', '/status', undefined, 2000).catch(() => null);
+    const [parts, packages, peers, iface, server] = await Promise.all([serviceMetrics(data), packageViews(data), peerViews(data), status('interface'), status('server')]);
+    const feed = (server?.feed ?? null) as { connected?: unknown; seq?: unknown } | null;
     const merged = mergeExpositions(parts.filter((p) => p.text !== null).map((p) => ({ service: p.service, text: p.text! })));
-    const derived = await derivedMetrics({ site: this.config.site.id, up: parts.map((p) => ({ service: p.service, up: p.text !== null })), packages, peers, nowMs: Date.now() });
+    const derived = await derivedMetrics({ site: this.config.site.id, up: parts.map((p) => ({ service: p.service, up: p.text !== null })), packages, peers, nowMs: Date.now(),
+      feed: { interfaceSeq: typeof iface?.seq === 'number' ? iface.seq : null, serverSeq: typeof feed?.seq === 'number' ? feed.seq : null, connected: typeof feed?.connected === 'boolean' ? feed.connected : null } });
     return `${merged}${derived}`;
   }
 }

@@ -27,6 +27,7 @@ export function metricFamily<T>(make: (registers: Registry[]) => T): () => T {
   let made: T | null = null;
   const get = (): T => (made ??= make([metricsRegistry()]));
   if (registry === null) declared.push(get);
+  else get();
   return get;
 }
 

@@ -288,7 +288,7 @@ export class ServerService implements Lifecycle {
       ports: { dhcp: ports?.dhcp ?? this.config.server.dhcpPort, proxy: ports?.proxy ?? this.config.server.proxyPort },
       address: this.addresses.primary, addressMode: this.addresses.mode,
       subnets: this.config.server.subnets.map((x) => ({ cidr: x.cidr, address: x.address, name: x.name })),
-      feed: { connected: this.feed.connected, complete: isComplete(this.feed.state) },
+      feed: { connected: this.feed.connected, complete: isComplete(this.feed.state), seq: this.feed.appliedSeq },
       pendingEvents: this.events.unacknowledged().length,
     };
   }

@@ -49,6 +49,8 @@ test('metrics: PXE and TFTP figures move, per service; promtool accepts them; Pr
   assert.ok(sample(after, 'netboot_tftp_sent_bytes_total', { service: 'mtftp' }) >= 256 * 1024);
   assert.equal(sample(after, 'netboot_tftp_active_transfers', { service: 'mtftp' }), 0);
   assert.equal(sample(after, 'netboot_tftp_transfer_duration_seconds_count', { outcome: 'complete' }), 1);
+  assert.match(after, /^netboot_state_feed_connected 1$/m);
+  assert.match(after, /^netboot_state_feed_lag_changes 0$/m, 'the server has applied every change');
   assert.ok(!after.includes(KNOWN_MAC) && !after.includes('52-54-00-12-34-58'), 'no MAC in any label');
 
   // A file that is not there: an error by its TFTP name.
