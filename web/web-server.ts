@@ -27,6 +27,8 @@ import { collectSnapshot, packageViews, peerViews, serviceMetrics } from './site
 import { STATUS_PAGE } from './status-page.ts';
 
 const BIND_RETRY_MS = 5000;
+/** Browsers, `curl`, Prometheus: a few at a time; the cap keeps a runaway client from piling up streams. */
+const MAX_CONNECTIONS = 256;
 
 export function webInfoPath(dataDir: string): string {
   return join(dataDir, 'run', 'web.json');
@@ -72,6 +74,7 @@ export class WebServer implements Lifecycle {
   private listen(): void {
     const { bind, port } = this.config.web;
     const server = createServer((req, res) => void this.handle(req, res));
+    server.maxConnections = MAX_CONNECTIONS;
     server.once('error', (err) => {
       this.log.error('cannot listen for the metrics and status page; retrying', { err, bind, port, retryMs: BIND_RETRY_MS });
       if (!this.stopped) this.retry = setTimeout(() => this.listen(), BIND_RETRY_MS);
