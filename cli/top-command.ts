@@ -95,6 +95,15 @@ export function renderTop(s: SiteSnapshot, o: TopOptions): string[] {
       { width: w },
     ));
   }
+  const jobs = (s.jobs ?? []).filter((j) => j.state === 'running' || j.state === 'pending');
+  if (jobs.length > 0) {
+    rest.push('');
+    rest.push(...renderTable(
+      [{ header: 'JOB MACHINE', keep: true }, { header: 'TASK' }, { header: 'STATE' }, { header: 'PROGRESS', keep: true }],
+      jobs.slice(0, 10).map((j) => [j.mac, j.task, `${j.state}${j.phase === null ? '' : ` ${j.phase}`}`, j.bytesTotal ? progress(j.bytesDone ?? 0, j.bytesTotal) : '-']),
+      { width: w },
+    ));
+  }
   if (s.peers.length > 0) {
     rest.push('');
     rest.push(...renderTable(

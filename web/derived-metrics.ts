@@ -4,13 +4,15 @@
 // config's peers), state (the five package states), peer (a configured peer id).
 import { Counter, Gauge, Registry } from 'prom-client';
 import type { ServiceName } from '../platform/local/control.ts';
-import type { PackageView, PeerView } from './site-snapshot.ts';
+import type { JobItem, PackageView, PeerView } from './site-snapshot.ts';
 
 export interface DerivedInput {
   readonly site: string;
   readonly up: ReadonlyArray<{ service: ServiceName; up: boolean }>;
   readonly packages: readonly PackageView[] | null;
   readonly peers: readonly PeerView[] | null;
+  /** null: no jobs feature on this server. */
+  readonly jobs: readonly JobItem[] | null;
   readonly nowMs: number;
   /** The Interface's last seq and the last one the PXE server applied from its feed. */
   readonly feed: { readonly interfaceSeq: number | null; readonly serverSeq: number | null; readonly connected: boolean | null };
@@ -54,6 +56,18 @@ export async function derivedMetrics(input: DerivedInput): Promise<string> {
       queued.labels(p.id).set(p.queued);
       delivered.labels(p.id).inc(p.delivered);
       if (p.lastLatencyMs !== null) latency.labels(p.id).set(p.lastLatencyMs / 1000);
+    }
+  }
+  if (input.jobs !== null) {
+    const jobs = new Gauge({ name: 'netboot_jobs', help: 'imaging jobs the Interface holds, by task and state', labelNames: ['task', 'state'] as const, registers });
+    const done = new Gauge({ name: 'netboot_job_done_bytes', help: 'bytes written so far by the running jobs, by task', labelNames: ['task'] as const, registers });
+    const total = new Gauge({ name: 'netboot_job_total_bytes', help: 'bytes the running jobs write in all, by task', labelNames: ['task'] as const, registers });
+    for (const j of input.jobs) {
+      jobs.labels(j.task, j.state).inc();
+      if (j.state === 'running') {
+        done.labels(j.task).inc(j.bytesDone ?? 0);
+        total.labels(j.task).inc(j.bytesTotal ?? 0);
+      }
     }
   }
   return registers[0]!.metrics();

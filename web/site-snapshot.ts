@@ -58,6 +58,18 @@ export interface PeerView {
   readonly lastError: string | null;
 }
 
+/** An imaging job (the Interface's `GET /jobs`, where this server has jobs). */
+export interface JobItem {
+  readonly jobId: string;
+  readonly mac: string;
+  readonly task: string;
+  readonly state: string;
+  readonly phase: string | null;
+  readonly bytesDone: number | null;
+  readonly bytesTotal: number | null;
+  readonly reason: string | null;
+}
+
 export interface RejectedView {
   readonly file: string;
   readonly field: string;
@@ -84,6 +96,8 @@ export interface SiteSnapshot {
   readonly packages: readonly PackageView[];
   readonly peers: readonly PeerView[];
   readonly rejected: readonly RejectedView[];
+  /** null: this server has no jobs feature (no `GET /jobs` on the Interface). */
+  readonly jobs: readonly JobItem[] | null;
   readonly figures: Figures;
 }
 
@@ -139,6 +153,16 @@ export async function peerViews(dataDir: string): Promise<PeerView[]> {
     return (r?.peers ?? []).map((p) => ({ id: p.id, address: p.address, connected: p.connected, authenticated: p.authenticated, queued: p.queued, delivered: p.delivered, lastLatencyMs: p.lastLatencyMs, lastError: p.lastError }));
   } catch {
     return [];
+  }
+}
+
+/** The Interface's jobs, newest first; null when it has no jobs route (or does not answer). */
+export async function jobItems(dataDir: string): Promise<JobItem[] | null> {
+  try {
+    const r = await controlCall<{ jobs?: JobItem[] }>(controlSocketPath(dataDir, 'interface'), 'GET', '/jobs', undefined, CALL_MS);
+    return (r.jobs ?? []).map((j) => ({ jobId: j.jobId, mac: j.mac, task: j.task, state: j.state, phase: j.phase ?? null, bytesDone: j.bytesDone ?? null, bytesTotal: j.bytesTotal ?? null, reason: j.reason ?? null }));
+  } catch {
+    return null;
   }
 }
 
@@ -231,10 +255,10 @@ export function offersIn(text: string | null): number {
 
 export async function collectSnapshot(config: Config): Promise<SiteSnapshot> {
   const data = config.paths.data;
-  const [services, machines, packages, peers, metrics] = await Promise.all([serviceViews(data), recentMachines(data), packageViews(data), peerViews(data), serviceMetrics(data)]);
+  const [services, machines, packages, peers, metrics, jobs] = await Promise.all([serviceViews(data), recentMachines(data), packageViews(data), peerViews(data), serviceMetrics(data), jobItems(data)]);
   const server = metrics.find((m) => m.service === 'server')?.text ?? null;
   return {
     at: new Date().toISOString(), site: config.site.id, services, machines, packages, peers,
-    rejected: rejectedFiles(config.paths.sbsStore), figures: figuresFrom(metrics.map((m) => m.text), offersIn(server)),
+    rejected: rejectedFiles(config.paths.sbsStore), jobs, figures: figuresFrom(metrics.map((m) => m.text), offersIn(server)),
   };
 }

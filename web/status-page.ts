@@ -55,7 +55,7 @@ tr.fresh td { animation: flash 1.5s ease-out; }
 <section><h2>Peers</h2><table id="peers"></table></section>
 <section class="wide"><h2>Machines seen recently</h2><table id="machines"></table></section>
 <section class="wide"><h2>Packages on every site</h2><table id="packages"></table></section>
-<section class="wide"><h2>Imaging jobs</h2><p class="empty" id="jobs">No imaging jobs: disk imaging is not part of this server yet.</p></section>
+<section class="wide"><h2>Imaging jobs</h2><table id="jobs"></table></section>
 <section class="wide"><h2>Rejected SBS files</h2><table id="rejected"></table></section>
 </main>
 <script>
@@ -88,6 +88,7 @@ function render(s) {
   const rows = [];
   for (const p of s.packages) for (const site of p.sites) rows.push({ key: p.id + "@" + site.server, cells: [p.id + " (" + p.kind + ")", site.server, site.state + (site.reason ? ": " + site.reason : ""), site.state === "ready" ? "seq " + site.seq : bar(site.bytesDone, site.bytesTotal), site.bytesTotal > 0 ? bytes(site.bytesDone) + " / " + bytes(site.bytesTotal) : "-"], cellCls: [null, null, site.state === "ready" ? "ok" : site.state === "invalid" ? "bad" : "warn"] });
   table("packages", ["package", "site", "state", "progress", "bytes"], rows, "no packages");
+  table("jobs", ["machine", "task", "state", "progress", "bytes"], (s.jobs || []).map((j) => ({ key: j.jobId, cells: [el("span", j.mac, "mono"), j.task, j.state + (j.phase ? " · " + j.phase : "") + (j.reason ? ": " + j.reason : ""), j.bytesTotal ? bar(j.bytesDone || 0, j.bytesTotal) : "-", j.bytesTotal ? bytes(j.bytesDone || 0) + " / " + bytes(j.bytesTotal) : "-"], cellCls: [null, null, j.state === "failed" ? "bad" : j.state === "done" ? "ok" : null] })), s.jobs === null ? "no jobs on this server" : "no imaging jobs");
   table("rejected", ["file", "reason", "when"], s.rejected.map((r) => ({ cells: [el("span", r.file, "mono"), (r.field ? r.field + ": " : "") + r.problem, r.at ? new Date(r.at).toLocaleString() : "-"], cellCls: [null, "bad"] })), "none");
 }
 let last = null;

@@ -23,7 +23,7 @@ import type { Lifecycle } from '../platform/runtime/lifecycle.ts';
 import type { Logger } from '../platform/runtime/logger.ts';
 import { derivedMetrics } from './derived-metrics.ts';
 import { LiveFeed } from './live-feed.ts';
-import { collectSnapshot, packageViews, peerViews, serviceMetrics } from './site-snapshot.ts';
+import { collectSnapshot, jobItems, packageViews, peerViews, serviceMetrics } from './site-snapshot.ts';
 import { STATUS_PAGE } from './status-page.ts';
 
 const BIND_RETRY_MS = 5000;
@@ -163,10 +163,10 @@ export class WebServer implements Lifecycle {
   async metrics(): Promise<string> {
     const data = this.config.paths.data;
     const status = (service: ServiceName): Promise<Record<string, unknown> | null> => controlCall<Record<string, unknown>>(controlSocketPath(data, service), 'GET', '/status', undefined, 2000).catch(() => null);
-    const [parts, packages, peers, iface, server] = await Promise.all([serviceMetrics(data), packageViews(data), peerViews(data), status('interface'), status('server')]);
+    const [parts, packages, peers, jobs, iface, server] = await Promise.all([serviceMetrics(data), packageViews(data), peerViews(data), jobItems(data), status('interface'), status('server')]);
     const feed = (server?.feed ?? null) as { connected?: unknown; seq?: unknown } | null;
     const merged = mergeExpositions(parts.filter((p) => p.text !== null).map((p) => ({ service: p.service, text: p.text! })));
-    const derived = await derivedMetrics({ site: this.config.site.id, up: parts.map((p) => ({ service: p.service, up: p.text !== null })), packages, peers, nowMs: Date.now(),
+    const derived = await derivedMetrics({ site: this.config.site.id, up: parts.map((p) => ({ service: p.service, up: p.text !== null })), packages, peers, jobs, nowMs: Date.now(),
       feed: { interfaceSeq: typeof iface?.seq === 'number' ? iface.seq : null, serverSeq: typeof feed?.seq === 'number' ? feed.seq : null, connected: typeof feed?.connected === 'boolean' ? feed.connected : null } });
     return `${merged}${derived}`;
   }

@@ -10,7 +10,9 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createServer } from 'node:http';
 import { chromium } from 'playwright-core';
+import { STATUS_PAGE } from '../../web/status-page.ts';
 import { inProcess } from '../cli/cli-run.ts';
 import { startWebSite } from './web-site.ts';
 
@@ -125,4 +127,44 @@ test('remote clients: refused without the token, served with it; loopback needs 
   assert.match(page.body, /<title>netboot<\/title>/);
   // Loopback: no token needed.
   assert.equal((await fetch(`${s.url}/metrics`)).status, 200);
+});
+
+test('status page: a job\'s progress bar advances as its snapshots arrive', async (t) => {
+  // The page alone, fed by a stand-in for /events: the jobs route is the jobs feature's (GET /jobs).
+  let done = 0;
+  const snapshot = (): object => ({
+    at: new Date().toISOString(), site: 'lab', services: [], machines: [], packages: [], peers: [], rejected: [],
+    jobs: [{ jobId: 'j1', mac: '52:54:00:00:00:aa', task: 'deploy', state: 'running', phase: 'writing', bytesDone: done, bytesTotal: 1000, reason: null }],
+    figures: { pxeRequests: 0, pxeOffers: 0, tftpActive: 0, tftpTransfers: 0, tftpBytes: 0, sbsApplied: 0, sbsRejected: 0 },
+  });
+  const server = createServer((req, res) => {
+    if (req.url === '/') return void res.writeHead(200, { 'content-type': 'text/html' }).end(STATUS_PAGE);
+    res.writeHead(200, { 'content-type': 'text/event-stream' });
+    const send = (): void => void res.write(`event: snapshot\ndata: ${JSON.stringify(snapshot())}\n\n`);
+    send();
+    const timer = setInterval(() => {
+      done = Math.min(1000, done + 100);
+      send();
+    }, 100);
+    res.on('close', () => clearInterval(timer));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.after(() => {
+    server.closeAllConnections();
+    server.close();
+  });
+  const profile = mkdtempSync(join(tmpdir(), 'netboot-chromium-'));
+  const context = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, args: ARGS, headless: true });
+  t.after(async () => {
+    await context.close();
+    rmSync(profile, { recursive: true, force: true });
+  });
+  const page = context.pages()[0] ?? (await context.newPage());
+  await page.goto(`http://127.0.0.1:${(server.address() as { port: number }).port}/`);
+  const bar = page.locator('#jobs [role=progressbar]');
+  await bar.waitFor({ timeout: 30_000 });
+  const first = Number(await bar.getAttribute('aria-valuenow'));
+  await page.waitForFunction((from) => Number(document.querySelector('#jobs [role=progressbar]')?.getAttribute('aria-valuenow')) > from, first, { timeout: 30_000 });
+  await page.waitForFunction(() => document.querySelector('#jobs [role=progressbar]')?.getAttribute('aria-valuenow') === '100', undefined, { timeout: 30_000 });
+  assert.match((await page.locator('#jobs').textContent()) ?? '', /52:54:00:00:00:aadeployrunning · writing/);
 });
