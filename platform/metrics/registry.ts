@@ -25,7 +25,10 @@ export function metricsRegistry(): Registry {
 /** A family made once per process, in this process's registry (when it is made, or on first use). */
 export function metricFamily<T>(make: (registers: Registry[]) => T): () => T {
   let made: T | null = null;
-  const get = (): T => (made ??= make([metricsRegistry()]));
+  const get = (): T => {
+    const registers = [metricsRegistry()]; // first: making the registry makes the declared families, this one too
+    return (made ??= make(registers));
+  };
   if (registry === null) declared.push(get);
   else get();
   return get;
