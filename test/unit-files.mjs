@@ -9,6 +9,7 @@ const SLOW_OR_ROOT = [
   'test/mtftp/lossy.test.ts', 'test/mtftp/send-paths.test.ts',
   'test/interface/crash-recovery.test.ts', 'test/packages/kill-resume.test.ts',
   'test/supervisor/netboot-run.test.ts', 'test/sbs/cli.test.ts', 'test/cli/',
+  'test/web/metrics.test.ts', 'test/web/page.test.ts', 'test/web/top.test.ts',
 ];
 
 function walk(dir) {
