@@ -57,15 +57,15 @@ export class WebServer implements Lifecycle {
   async start(): Promise<void> {
     const web = this.config.web;
     if (!web.enabled) return;
+    // A bad token file must not take the Interface (and so PXE) down: remote clients are refused.
     if (web.tokenFile !== null) {
-      let text: string;
       try {
-        text = readFileSync(web.tokenFile, 'utf8').trim();
+        const text = readFileSync(web.tokenFile, 'utf8').trim();
+        if (text.length < 16) throw new NetbootError('WEB_TOKEN', 'the token is shorter than 16 characters');
+        this.token = Buffer.from(text);
       } catch (err) {
-        throw new NetbootError('WEB_TOKEN', `[web] token_file ${web.tokenFile}: ${errorMessage(err)}`);
+        this.log.error('[web] token_file unusable: clients not on loopback are refused', { file: web.tokenFile, reason: errorMessage(err) });
       }
-      if (text.length < 16) throw new NetbootError('WEB_TOKEN', `[web] token_file ${web.tokenFile}: the token is shorter than 16 characters`);
-      this.token = Buffer.from(text);
     }
     this.listen();
   }
