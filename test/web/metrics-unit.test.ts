@@ -78,3 +78,16 @@ test('a top frame fits 80 columns and cuts the machines to the rows left', () =>
   assert.ok(lines.some((l) => /^52:54:00:00:00:aa +deploy +running writing +\[########\.\.\] +75%$/.test(l)), lines.join('\n'));
   assert.ok(lines.some((l) => /^bad\.sbs +clients\[0\]\.mac: not a MAC address$/.test(l)));
 });
+
+test('this process\'s registry: the families of the modules loaded, process metrics, no `_total` gauges', async () => {
+  const { metricsText } = await import('../../platform/metrics/registry.ts');
+  const { peerJobDelivered, packageBytesFetched } = await import('../../platform/metrics/replication-metrics.ts');
+  peerJobDelivered('far', 120);
+  packageBytesFetched(4096);
+  const text = await metricsText();
+  assert.match(text, /^netboot_peer_job_delivery_seconds_bucket\{le="0\.25",peer="far"\} 1$/m);
+  assert.match(text, /^netboot_package_fetched_bytes_total 4096$/m);
+  assert.match(text, /^# TYPE netboot_pxe_requests_total counter$/m, 'declared before the registry was made');
+  assert.match(text, /^process_resident_memory_bytes \d+$/m);
+  assert.doesNotMatch(text, /^nodejs_active_handles_total/m);
+});
