@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freeTcpPort, waitFor } from '../helpers/env.ts';
@@ -98,4 +98,13 @@ test('metrics: PXE and TFTP figures move, per service; promtool accepts them; Pr
   assert.ok(Number(result[0]!.value[1]) >= 1);
   const up = await query('up{job="netboot"}');
   assert.equal(up[0]?.value[1], '1', 'the target is up');
+
+  // The Grafana dashboard of docs/grafana: every query is valid PromQL for this Prometheus.
+  const dashboard = JSON.parse(readFileSync(join(import.meta.dirname, '../../docs/grafana/netboot-dashboard.json'), 'utf8')) as { panels: Array<{ title: string; targets: Array<{ expr: string }> }> };
+  for (const panel of dashboard.panels) {
+    for (const { expr } of panel.targets) await query(expr.replaceAll('$__rate_interval', '1m').replaceAll('$instance', '.*'));
+  }
+  // Once Prometheus holds two samples, rate() has a value for the offers.
+  const byDecision = dashboard.panels.find((p) => p.title === 'PXE requests by decision')!.targets[0]!.expr.replaceAll('$__rate_interval', '1m').replaceAll('$instance', '.*');
+  await waitFor('the dashboard to see the offers', async () => ((await query(byDecision)).some((r) => r.metric.decision === 'offered') ? true : undefined), 30_000, 500);
 });
