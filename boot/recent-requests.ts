@@ -3,6 +3,7 @@
 // `max` machines, those first seen longest ago are forgotten first (an update keeps a machine's
 // place: cheaper on the hot path than re-inserting it).
 import { messageTypeName } from '../protocols/dhcp/dhcp-options.ts';
+import { archFromCode } from './pxe-arch.ts';
 import type { PxePort } from './pxe-request.ts';
 import type { RelayRead } from './relay.ts';
 
@@ -17,6 +18,16 @@ export interface SeenRequest {
   readonly answered: boolean;
   readonly server: string | null;
   readonly subnet: string | null;
+  /** Option 93 (absent in entries recorded before it was kept). */
+  readonly arch?: number | null;
+}
+
+/** One machine in the list of those seen recently (the status page, `netboot top`). */
+export interface SeenMachine extends SeenReport {
+  readonly mac: string;
+  readonly atMs: number;
+  readonly arch: string;
+  readonly answered: boolean;
 }
 
 /** What explain reports: plain JSON. */
@@ -56,6 +67,16 @@ export class RecentRequests {
     return this.seen.get(mac);
   }
 
+  /** The `limit` machines seen most recently after `sinceMs` (epoch ms), newest first. */
+  list(sinceMs = 0, limit = 50): SeenMachine[] {
+    const hits: [string, Slot][] = [];
+    for (const e of this.seen) if (e[1].at > sinceMs) hits.push(e);
+    hits.sort((a, b) => b[1].at - a[1].at);
+    return hits.slice(0, Math.max(0, Math.min(limit, 1000))).map(([mac, s]) => ({
+      mac, atMs: s.at, arch: s.arch === null ? 'none' : (archFromCode(s.arch) ?? `code ${s.arch}`), answered: s.answered, ...this.report(mac)!,
+    }));
+  }
+
   report(mac: string): SeenReport | null {
     const s = this.seen.get(mac);
     if (s === undefined) return null;
@@ -76,6 +97,7 @@ class Slot implements SeenRequest {
   answered!: boolean;
   server!: string | null;
   subnet!: string | null;
+  arch!: number | null;
 
   constructor(entry: SeenRequest) {
     this.set(entry);
@@ -90,5 +112,6 @@ class Slot implements SeenRequest {
     this.answered = e.answered;
     this.server = e.server;
     this.subnet = e.subnet;
+    this.arch = e.arch ?? null;
   }
 }

@@ -21,6 +21,7 @@ type Group = (typeof GROUPS)[number];
 const COMMANDS: Record<string, { group: Group; load: () => Promise<Loaded> }> = {
   run: { group: 'Run and operate', load: async () => { const m = await import('./run-command.ts'); return { spec: m.runSpec, run: m.runCommand }; } },
   status: { group: 'Run and operate', load: async () => { const m = await import('./status-command.ts'); return { spec: m.statusSpec, run: m.statusCommand }; } },
+  top: { group: 'Run and operate', load: async () => { const m = await import('./top-command.ts'); return { spec: m.topSpec, run: m.topCommand }; } },
   config: { group: 'Run and operate', load: async () => { const [s, m] = await Promise.all([import('./config-spec.ts'), import('./config-command.ts')]); return { spec: s.configSpec, run: m.configCommand }; } },
   explain: { group: 'Inspect', load: async () => { const m = await import('./explain-command.ts'); return { spec: m.explainSpec, run: m.explainCommand }; } },
   state: { group: 'Inspect', load: async () => { const m = await import('./state-command.ts'); return { spec: m.stateSpec, run: m.stateCommand }; } },

@@ -1,6 +1,7 @@
 // What no local copy has comes from peers: batches of chunks asked from the best source that has
 // not yet failed them, several in flight, each chunk verified on arrival (after inflating) and
 // a bad one fetched elsewhere; with no source left, wait and start over.
+import { packageBytesFetched, packageChunkRejected } from '../platform/metrics/replication-metrics.ts';
 import { promisify } from 'node:util';
 import { inflateRaw } from 'node:zlib';
 import { errorMessage } from '../platform/runtime/errors.ts';
@@ -85,6 +86,7 @@ export async function fetchAll(
           if (frame.deflated) data = await inflated(frame.data, need.size);
           if (data === null || data.length !== need.size || sha256Hex(data) !== need.digest) {
             stats.rejectedChunks++;
+            packageChunkRejected();
             o.log.warn('rejected a chunk that does not match its digest; fetching it elsewhere', { peer: source.id, digest: need.digest, size: data?.length ?? null, deflated: frame.deflated });
             queue.push(need);
             return;
@@ -93,6 +95,7 @@ export async function fetchAll(
           await writer.write(need, data);
           stats.fetchedChunks++;
           stats.fetchedBytes += frame.data.length;
+          packageBytesFetched(frame.data.length);
           for (let k = 0; k < need.placements.length; k++) done(need.size);
           roundsWithoutSource = 0;
         });

@@ -10,6 +10,7 @@
 // descriptor, so a symbolic link is never followed; every entry that is not a regular `*.sbs`
 // file (a link, a directory, a FIFO, a device, another name) is reported once and left alone;
 // a name that is not valid UTF-8 is set aside under a safe name, its bytes (hex) in the reason.
+import { sbsApplied, sbsRejected } from '../platform/metrics/sbs-metrics.ts';
 import { watch, type FSWatcher } from 'chokidar';
 import {
   closeSync, constants, existsSync, fstatSync, lstatSync, mkdirSync, openSync, readdirSync, readlinkSync, readSync, renameSync,
@@ -356,6 +357,7 @@ export class DropFolder {
     const dir = join(this.opts.storeDir, dateFolder(this.now()));
     mkdirSync(dir, { recursive: true });
     renameSync(file.path, uniquePath(dir, file.name));
+    sbsApplied(file.doc.kind);
   }
 
   /** Gives a file back after its batch failed to apply: it is looked at again shortly. */
@@ -406,6 +408,7 @@ export class DropFolder {
       return;
     }
     this.log.warn('SBS file rejected', { ...reason, movedTo: target });
+    sbsRejected(reason.field, reason.problem);
     this.opts.onRejected({ name: reason.file, field: reason.field, problem: reason.problem });
   }
 

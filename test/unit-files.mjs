@@ -11,6 +11,7 @@ const SLOW_OR_ROOT = [
   'test/supervisor/netboot-run.test.ts', 'test/sbs/cli.test.ts', 'test/cli/',
   // Debian downloads and builds (tens of seconds); QEMU boots (root).
   'test/bootwiz/determinism.test.ts', 'test/bootwiz/first-start.test.ts', 'test/bootwiz/linuxpe-boot.test.ts',
+  'test/web/metrics.test.ts', 'test/web/page.test.ts', 'test/web/top.test.ts',
 ];
 
 function walk(dir) {

@@ -10,6 +10,9 @@
 //   [--lone 6] [--gap-ms 2000] [--only dnsmasq,netboot,node-floor] [--baseline DIR]
 // --baseline DIR: also runs the netboot of another checkout (e.g. `git worktree add DIR main`),
 // as "netboot@base", in the same run: before and after a change, against the same dnsmasq.
+// --scrape (or "netboot-scraped" in --only): this netboot again, watched as an operator would:
+// Prometheus's GET /metrics every second and the status page's live stream (/events) held open,
+// both from the server's namespace, in the same run (issue 20: they must cost the PXE path nothing).
 // "netboot-dgram" in --only adds this netboot with `[server] io_path = "dgram"` (node:dgram
 // sockets instead of the native/udp-batch addon), in the same run.
 // Before the storm, each server gets `lone` single exchanges, each after `gap-ms` of idleness
@@ -31,6 +34,7 @@ const rounds = Number(stringFlag(args, 'rounds') ?? 15);
 const lone = Number(stringFlag(args, 'lone') ?? 6);
 const gapMs = Number(stringFlag(args, 'gap-ms') ?? 2000);
 const only = (stringFlag(args, 'only') ?? 'dnsmasq,netboot,node-floor,netboot@base').split(',');
+if (args.flags.get('scrape') === true && !only.includes('netboot-scraped')) only.push('netboot-scraped');
 const baseline = stringFlag(args, 'baseline');
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const tag = `nbs${process.pid % 100000}`;
@@ -116,8 +120,8 @@ async function startDnsmasq(ns: Lan): Promise<ChildProcess[]> {
   return [child];
 }
 
-async function startNetboot(ns: Lan, code = repo, ioPath = 'auto'): Promise<ChildProcess[]> {
-  const site = join(dir, `netboot-${code === repo ? 'this' : 'base'}-${ioPath}`);
+async function startNetboot(ns: Lan, code = repo, ioPath = 'auto', scraped = false): Promise<ChildProcess[]> {
+  const site = join(dir, `netboot-${code === repo ? 'this' : 'base'}-${ioPath}${scraped ? '-scraped' : ''}`);
   mkdirSync(join(site, 'sbs'), { recursive: true });
   writeFileSync(join(site, 'netboot.toml'), `
 [paths]
@@ -169,7 +173,20 @@ id = "dhcp-storm"
       return false;
     }
   }, 60000);
-  return [server, iface];
+  if (!scraped) return [server, iface];
+  // The watchers, in the server's namespace ([web] listens on its loopback, 127.0.0.1:9490).
+  const web = 'http://127.0.0.1:9490';
+  await until('the web address', () => {
+    try {
+      execFileSync('ip', ['netns', 'exec', ns.srv, 'curl', '-sf', '-o', '/dev/null', `${web}/metrics`]);
+      return true;
+    } catch {
+      return false;
+    }
+  });
+  const scraper = spawn('ip', ['netns', 'exec', ns.srv, 'sh', '-c', `while :; do curl -s -o /dev/null --max-time 5 ${web}/metrics; sleep 1; done`], { stdio: 'ignore' });
+  const page = spawn('ip', ['netns', 'exec', ns.srv, 'curl', '-sN', '-o', '/dev/null', `${web}/events`], { stdio: 'ignore' });
+  return [server, iface, scraper, page];
 }
 
 /** CPU time (user + system, ms) a process has used. */
@@ -205,6 +222,7 @@ try {
   const servers: [string, (ns: Lan) => Promise<ChildProcess[]>][] = [['dnsmasq', startDnsmasq], ['netboot', (ns) => startNetboot(ns)], ['node-floor', startNodeFloor]];
   if (baseline !== undefined) servers.splice(2, 0, ['netboot@base', (ns) => startNetboot(ns, resolve(baseline))]);
   servers.splice(2, 0, ['netboot-dgram', (ns) => startNetboot(ns, repo, 'dgram')]);
+  servers.splice(2, 0, ['netboot-scraped', (ns) => startNetboot(ns, repo, 'auto', true)]);
   for (const [name, start] of servers.filter(([name]) => only.includes(name))) {
     const ns = setUp(running.length);
     running.push({ name, ns, children: await start(ns) });

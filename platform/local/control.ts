@@ -6,6 +6,7 @@ import { createServer, request, type Agent, type IncomingMessage, type Server } 
 import { dirname, join } from 'node:path';
 import { NetbootError, errorMessage } from '../runtime/errors.ts';
 import type { Logger } from '../runtime/logger.ts';
+import { METRICS_CONTENT_TYPE, metricsRegistry, metricsText } from '../metrics/registry.ts';
 
 export type ServiceName = 'interface' | 'server' | 'mtftp' | 'signal';
 export const SERVICES: readonly ServiceName[] = ['interface', 'server', 'mtftp', 'signal'];
@@ -57,8 +58,11 @@ export class ControlServer {
 
   async start(): Promise<void> {
     mkdirSync(dirname(this.socketPath), { recursive: true });
+    metricsRegistry(); // process metrics count from here
     rmSync(this.socketPath, { force: true }); // a stale socket from a crashed run
     const server = createServer((req, res) => {
+      // Every service's own Prometheus registry, in text (the web server merges them).
+      if (req.method === 'GET' && req.url === '/metrics') return void metricsText().then((text) => res.writeHead(200, { 'content-type': METRICS_CONTENT_TYPE }).end(text), (err: unknown) => res.writeHead(500).end(errorMessage(err)));
       void this.handle(req).then(({ status, body }) => {
         res.writeHead(status, { 'content-type': 'application/json' });
         res.end(JSON.stringify(body));

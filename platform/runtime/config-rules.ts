@@ -145,6 +145,10 @@ export function crossCheck(c: Config, { given, failed, peerEntries, numberOf }: 
     warnings.push(say('[interface]', 'max_connections_per_address', `is above [interface] max_connections = ${c.interface.maxConnections}, so it never applies`, c.interface.maxConnectionsPerAddress));
   }
 
+  if (c.web.enabled && !isLoopback(c.web.bind) && c.web.tokenFile === null) {
+    warnings.push(say('[web]', 'bind', 'accepts connections from other hosts, but without [web] token_file they are all refused (403)', c.web.bind));
+  }
+
   // Clients are sent to [server] address for 4011 and TFTP; a specific bind elsewhere never hears them.
   if (c.server.address !== null) {
     for (const [where, bind] of [['[server]', c.server.bind], ['[mtftp]', c.mtftp.bind]] as const) {

@@ -111,6 +111,12 @@ export const SCHEMA: Schema = {
     port: port(806, 'tcp', 'TCP port where the PXE server reports its (re)starts'),
     bind: ipv4('bind', '127.0.0.1', 'local address of the Signal port'),
   },
+  web: {
+    enabled: { key: 'enabled', type: 'bool', default: true, doc: 'serve the Prometheus metrics (/metrics) and the live status page (/) of this site server, from the Interface process' },
+    port: port(9490, 'tcp', 'TCP port of the metrics and status page'),
+    bind: ipv4('bind', '127.0.0.1', 'local address of the metrics and status page (0.0.0.0: every address; clients not on loopback need the token)'),
+    tokenFile: { key: 'token_file', type: 'path', default: null, doc: 'file holding the access token for clients not on loopback (`Authorization: Bearer <token>` or `?token=`); unset = loopback clients only' },
+  },
   management: {
     url: { key: 'url', type: 'url', default: null, doc: 'management server base URL (http or https); unset = standalone' },
     timeoutMs: int('timeout_ms', 10_000, 100, 600_000, 'per-request timeout toward the management server'),

@@ -71,6 +71,14 @@ export interface Config {
     readonly maxSbsFileMib: number;
   };
   readonly signal: { readonly port: number; readonly bind: string };
+  /** The metrics and status page address (web/README in the report: `[web]`). */
+  readonly web: {
+    readonly enabled: boolean;
+    readonly port: number;
+    readonly bind: string;
+    /** A file holding the token remote clients must present; null: loopback clients only. */
+    readonly tokenFile: string | null;
+  };
   readonly management: { readonly url: string | null; readonly timeoutMs: number };
   readonly site: { readonly id: string; readonly keyFile: string | null };
   readonly peers: readonly PeerConfig[];

@@ -22,6 +22,7 @@ import { FeedServer } from './feed-server.ts';
 import { InterfaceService, NO_OUTBOX } from './interface-service.ts';
 import { PeerHub } from './peer-hub.ts';
 import { PortServer } from './port-server.ts';
+import { WebServer } from '../../web/web-server.ts';
 
 export interface InterfaceOptions {
   /** Wraps the package component's lifecycle (tests: hold its start to watch readiness). */
@@ -94,5 +95,5 @@ export async function main(config: Config, log: Logger): Promise<number> {
     log.error('interface failed to start', { err });
     return 1;
   }
-  return runUntilSignal('interface', [service], log, () => void notifyReady(log, 'serving the SBS folder and state feed'));
+  return runUntilSignal('interface', [service, new WebServer(config, log.child({ part: 'web' }))], log, () => void notifyReady(log, 'serving the SBS folder and state feed'));
 }

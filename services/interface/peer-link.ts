@@ -2,6 +2,7 @@
 // one peer's /peer endpoint, draining that peer's outbox. Jobs are pipelined (several in flight) and
 // acknowledged in order; an unacknowledged job stays in the durable outbox and is sent again after
 // a reconnect (the receiver is idempotent by id).
+import { peerJobDelivered } from '../../platform/metrics/replication-metrics.ts';
 import type { BackoffPolicy } from '../../platform/runtime/backoff.ts';
 import type { PeerConfig } from '../../platform/runtime/config.ts';
 import type { Logger } from '../../platform/runtime/logger.ts';
@@ -96,6 +97,7 @@ export class PeerLink {
       this.delivered++;
       this.lastLatencyMs = Date.now() - job.queuedAtMs;
       this.latencies.push(this.lastLatencyMs);
+      peerJobDelivered(this.peer.id, this.lastLatencyMs);
       if (this.latencies.length > 10_000) this.latencies.shift();
       this.log.info('job delivered to peer', { peer: this.peer.id, id: job.instructionId, effect: reply.effect, latencyMs: this.lastLatencyMs });
     } else {

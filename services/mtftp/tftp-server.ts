@@ -2,6 +2,7 @@
 // a shared socket for error replies to requests (a fresh TID, as RFC 1350 asks, without a bind
 // per probe for a missing file). Every datagram handler has one guard: a bad packet is dropped
 // with a logged reason and the service keeps serving.
+import { tftpRequestFailed, tftpTransferEnded, tftpTransferStarted } from '../../platform/metrics/tftp-metrics.ts';
 import type { Socket } from 'node:dgram';
 import type { SendPath } from '../../platform/runtime/config.ts';
 import { errorMessage } from '../../platform/runtime/errors.ts';
@@ -159,6 +160,7 @@ export class TftpServer implements Lifecycle {
       packet = decode(buf.subarray(0, length));
     } catch (err) {
       log.info('dropped malformed datagram', { peer, reason: errorMessage(err), bytes: length });
+      tftpRequestFailed('malformed');
       return;
     }
     if (rinfo.port === 0) {
@@ -205,6 +207,7 @@ export class TftpServer implements Lifecycle {
       this.drop(peer, rinfo.address);
       const level = target.code === TFTP_ERROR.ACCESS_VIOLATION ? 'warn' : 'info';
       log[level]('request refused', { peer, file: req.filename, path: target.path, reason: target.reason });
+      tftpRequestFailed(target.code);
       this.replyError(rinfo, target.code, CLIENT_MESSAGE[target.code] ?? target.reason);
       return;
     }
@@ -254,6 +257,7 @@ export class TftpServer implements Lifecycle {
         });
       });
       session.start();
+      tftpTransferStarted();
       void session.done.then((end) => this.finished(peer, rinfo.address, session, target, end, tlog));
     } catch (err) {
       link?.close();
@@ -264,6 +268,7 @@ export class TftpServer implements Lifecycle {
 
   private finished(peer: string, address: string, session: TftpSession, target: Target, end: SessionEnd, log: Logger): void {
     this.drop(peer, address, session);
+    tftpTransferEnded(end.outcome, end.bytes, end.retransmits, end.durationMs);
     if (session.evicted) return; // logged (rate-limited) when evicted
     const fields = { outcome: end.outcome, reason: end.reason, bytes: end.bytes, durationMs: Math.round(end.durationMs), retransmits: end.retransmits };
     if (end.outcome === 'complete') {

@@ -37,6 +37,10 @@ export class FeedClient implements Lifecycle {
   get state(): FeedState {
     return this.current;
   }
+  /** The last seq applied (null before the first snapshot). */
+  get appliedSeq(): number | null {
+    return this.seq;
+  }
   get connected(): boolean {
     return this.link.up;
   }

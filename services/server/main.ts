@@ -43,9 +43,11 @@ export function buildServer(config: Config, log: Logger, options: ServerServiceO
   }, log.child({ part: 'feed' }));
   const view = new TftpViewPublisher();
   const events = new BootEvents(join(config.paths.data, 'server', 'pending-events.json'), log.child({ part: 'events' }));
+  const recent = new RecentRequests();
   const control = new ControlServer(controlSocketPath(config.paths.data, 'server'), {
     'GET /status': () => service.status(),
     'GET /explain': (req) => service.explain(req),
+    'GET /recent': (req) => recent.list(Number(req.query.get('since') ?? 0), Number(req.query.get('limit') ?? 50)),
   }, log.child({ part: 'control' }));
   // MTFTP's questions, on their own low-latency channel: a machine waits for each answer.
   const channel = new ChannelServer(channelSocketPath(config.paths.data, 'server'), {
@@ -54,7 +56,7 @@ export function buildServer(config: Config, log: Logger, options: ServerServiceO
     'tftp.fetched': (body) => service.fetched(body),
   }, log.child({ part: 'channel' }));
   const service: ServerService = new ServerService(
-    { feed, events, transport, control, channel, addresses, view, recent: new RecentRequests(), cache: new ReplyOptionCache(), announcer: options.announcer ?? NO_ANNOUNCER },
+    { feed, events, transport, control, channel, addresses, view, recent, cache: new ReplyOptionCache(), announcer: options.announcer ?? NO_ANNOUNCER },
     { config, replyMode, segmentsEnabled, now: options.now ?? (() => new Date()), onServing: options.onServing ?? (() => {}) },
     log,
   );

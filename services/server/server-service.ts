@@ -30,6 +30,7 @@ import { consumedBy, resolveTftpPath, type TftpResolution } from '../../boot/tft
 import type { TftpViewPublisher } from '../../boot/tftp-view.ts';
 import { readyPackagePath } from '../../packages/layout.ts';
 import { warmUp } from '../../boot/warm-up.ts';
+import { countPxeRequest, observeOffer } from '../../boot/pxe-metrics.ts';
 
 export type ServerState = 'waiting-for-state' | 'serving' | 'stopping';
 
@@ -214,31 +215,35 @@ export class ServerService implements Lifecycle {
 
   /** The socket handler: the answer path decides; this sends, logs and records. */
   onDatagram(msg: Buffer, from: Peer, via: PxePort): void {
+    const receivedAt = performance.now();
     const arrival: Arrival = { from, via };
     const a = answer(msg, arrival, this.live);
     if (a.kind === 'lookup') {
       // Our address toward a destination never seen: its route is looked up, then asked again.
       const pending = this.parts.addresses.choose(a.target);
       void Promise.resolve(pending).then(
-        (chosen) => this.act(answer(msg, arrival, { ...this.live, address: () => chosen }), from, via),
+        (chosen) => this.act(answer(msg, arrival, { ...this.live, address: () => chosen }), from, via, receivedAt),
         (err: unknown) => this.log.error('packet dropped: handler failed', { via, err }),
       );
       return;
     }
-    this.act(a, from, via);
+    this.act(a, from, via, receivedAt);
   }
 
-  private act(a: ReturnType<typeof answer>, from: Peer, via: PxePort): void {
+  private act(a: ReturnType<typeof answer>, from: Peer, via: PxePort, receivedAt: number): void {
     // Log fields are built only when a record is written: this runs for every packet on the LAN.
     const log = this.log;
     switch (a.kind) {
       case 'malformed':
+        countPxeRequest(null, 'dropped', 'malformed');
         log.info('packet dropped: malformed', { via, peer: `${from.address}:${from.port}`, ...(a.xid === undefined ? {} : { xid: a.xid }), ...(a.mac === undefined ? {} : { mac: a.mac }), reason: a.reason });
         return;
       case 'ignored':
+        countPxeRequest(null, 'ignored', a.reason);
         if (log.enabled('debug')) log.debug('ignored', { ...packetFields(a.mac, a.packet, via, from), reason: a.reason });
         return;
       case 'dropped':
+        countPxeRequest(a.request.archCode, 'dropped', a.reason);
         log.info('packet dropped', { ...packetFields(a.request.mac, a.packet, via, from), hops: a.packet.hops, giaddr: a.packet.giaddr, reason: a.reason });
         return;
       case 'not-ours':
@@ -257,17 +262,18 @@ export class ServerService implements Lifecycle {
         log.error('packet dropped: handler failed', { via, err: 'our address is still unknown after its route was looked up' });
         return;
       case 'reply':
-        if (a.offer.delayMs > 0) setTimeout(() => this.reply(a, from, via), a.offer.delayMs).unref();
-        else this.reply(a, from, via);
+        if (a.offer.delayMs > 0) setTimeout(() => this.reply(a, from, via, receivedAt), a.offer.delayMs).unref();
+        else this.reply(a, from, via, receivedAt);
     }
   }
 
   private seen(request: PxeRequest, via: PxePort, relay: RelayRead, outcome: string, chosen: AddressChoice | null = null, server: string | null = chosen?.address ?? null): void {
+    countPxeRequest(request.archCode, chosen === null ? 'no-offer' : 'offered', chosen === null ? outcome : '');
     const subnet = chosen?.subnet ?? (relay.relay === null ? null : matchSubnet(this.config.server.subnets, relay.relay.link));
-    this.parts.recent.record(request.mac, { at: Date.now(), type: request.messageType, via, relay, outcome, answered: chosen !== null, server, subnet: subnetLabel(subnet) });
+    this.parts.recent.record(request.mac, { at: Date.now(), type: request.messageType, via, relay, outcome, answered: chosen !== null, server, subnet: subnetLabel(subnet), arch: request.archCode });
   }
 
-  private reply(a: Reply, from: Peer, via: PxePort): void {
+  private reply(a: Reply, from: Peer, via: PxePort, receivedAt: number): void {
     if (this.phase !== 'serving') return;
     const to = a.to;
     const transport = this.parts.transport;
@@ -275,6 +281,7 @@ export class ServerService implements Lifecycle {
       if (r.segment === null) transport.send(r.bytes, to, via);
       else transport.sendOnSegment(r.bytes, to, r.segment);
     }
+    observeOffer(via, (performance.now() - receivedAt) / 1000);
     const first = a.replies[0]!;
     const server = a.replies.length === 1 ? first.chosen.address : a.replies.map((r) => r.chosen.address).join(', ');
     this.seen(a.request, via, a.relay, a.offer.file, first.chosen, server);
@@ -295,7 +302,7 @@ export class ServerService implements Lifecycle {
       ports: { dhcp: ports?.dhcp ?? this.config.server.dhcpPort, proxy: ports?.proxy ?? this.config.server.proxyPort },
       address: addresses.primary, addressMode: addresses.mode,
       subnets: this.config.server.subnets.map((x) => ({ cidr: x.cidr, address: x.address, name: x.name })),
-      feed: { connected: feed.connected, complete: isComplete(feed.state) },
+      feed: { connected: feed.connected, complete: isComplete(feed.state), seq: feed.appliedSeq },
       pendingEvents: events.unacknowledged().length,
       warnings: this.warnings,
     };

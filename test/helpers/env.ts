@@ -51,6 +51,8 @@ bind = "127.0.0.1"
 port = ${p.signal}
 [site]
 id = "test-site"
+[web]
+port = 0
 `;
   const configPath = join(dir, 'netboot.toml');
   writeFileSync(configPath, mergeToml(toml, extra));

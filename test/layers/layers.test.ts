@@ -12,12 +12,12 @@ const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 
 /** Rooms from the bottom up; a room may import its own files and any room of a lower rank. */
 export const LAYERS: readonly (readonly string[])[] = [
-  ['platform/runtime'],
+  ['platform/runtime', 'platform/metrics'],
   ['platform/local', 'platform/trust'],
   ['protocols/dhcp', 'protocols/tftp', 'sbs'],
   ['boot'],
   ['state', 'packages'],
-  ['images', 'bootwiz'],
+  ['images', 'bootwiz', 'web'],
   ['services/interface', 'services/server', 'services/mtftp', 'services/signal', 'services/supervisor'],
   ['cli'],
 ];
