@@ -5,6 +5,7 @@
 // repetitions) and server CPU seconds; every download's md5 is checked.
 // Usage: node --import tsx bench/tftp/run.ts [--reps 5] [--size-mb 100] [--clients 200]
 //        [--client-mb 2] [--cache DIR] [--servers netboot,atftpd,tftpd-hpa[,netboot-dgram]] [--settings 1,2,3]
+//        [--baseline DIR]: also the mtftp of another checkout (e.g. `git worktree add DIR <commit>`), as netboot@base
 // atftpd is unpacked into DIR (default /tmp/netboot-bench-atftpd). Needs root for the cgroups.
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -22,6 +23,7 @@ const clients = Number(stringFlag(args, 'clients') ?? 200);
 const clientMb = Number(stringFlag(args, 'client-mb') ?? 2);
 const cache = stringFlag(args, 'cache') ?? '/tmp/netboot-bench-atftpd';
 const only = stringFlag(args, 'servers')?.split(',') ?? null;
+const baseline = stringFlag(args, 'baseline');
 const settingsWanted = stringFlag(args, 'settings')?.split(',').map(Number) ?? null;
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -86,6 +88,7 @@ async function main(): Promise<void> {
     if (want('netboot')) servers.push(startNetboot(repo, dir, root, await freeUdpPort()));
     // The pure-JS send path (no addon), for comparison; only when asked for by name.
     if (only?.includes('netboot-dgram') === true) servers.push(startNetboot(repo, dir, root, await freeUdpPort(), 'dgram'));
+    if (baseline !== undefined) servers.push(startNetboot(baseline, dir, root, await freeUdpPort(), 'auto', 'netboot@base'));
     if (want('atftpd')) servers.push(startAtftpd(cache, root, await freeUdpPort()));
     if (want('tftpd-hpa')) servers.push(startTftpdHpa(root, await freeUdpPort()));
     await new Promise((r) => setTimeout(r, 1500)); // netboot's node start-up

@@ -77,9 +77,9 @@ export async function stopServer(s: BenchServer): Promise<void> {
   groups.get(child)?.remove();
 }
 
-/** netboot's mtftp on its default send path (auto), or on `sendPath` under the name netboot-<path>. */
-export function startNetboot(repo: string, dir: string, root: string, port: number, sendPath = 'auto'): BenchServer {
-  const name = sendPath === 'auto' ? 'netboot' : `netboot-${sendPath}`;
+/** netboot's mtftp on its default send path (auto), or on `sendPath` under the name netboot-<path>; `label` names another checkout's. */
+export function startNetboot(repo: string, dir: string, root: string, port: number, sendPath = 'auto', label?: string): BenchServer {
+  const name = label ?? (sendPath === 'auto' ? 'netboot' : `netboot-${sendPath}`);
   const config = join(dir, `${name}.toml`);
   writeFileSync(
     config,
