@@ -12,7 +12,7 @@ import { createMemoryLogger } from '../../platform/runtime/logger.ts';
 import { ClientHandshake } from '../../platform/trust/peer-handshake.ts';
 import { LOCAL_CLIENT_ID, LOCAL_SERVER_ID, LocalKey, localKeyPath, localProof } from '../../platform/trust/local-key.ts';
 import { buildInterface } from '../../services/interface/main.ts';
-import { buildSignal } from '../../services/signal/signal-service.ts';
+import { buildSignal } from '../../services/signal/main.ts';
 import { freeTcpPort, makeTestSite, waitFor } from '../helpers/env.ts';
 import { FeedClient } from '../helpers/feed-client.ts';
 import { ManagementStandIn } from '../signal/management-stand-in.ts';
