@@ -2,6 +2,7 @@
 // its collaborators; nothing starts here. main runs the service until a signal; tests build the
 // same service with buildInterface and start/stop it themselves.
 import type { Config } from '../../platform/runtime/config.ts';
+import { publishBoundPort } from '../../platform/local/bound-port.ts';
 import { ControlServer, controlSocketPath } from '../../platform/local/control.ts';
 import { runUntilSignal, type Lifecycle } from '../../platform/runtime/lifecycle.ts';
 import type { Logger } from '../../platform/runtime/logger.ts';
@@ -47,6 +48,8 @@ function compose(config: Config, log: Logger, db: Db, options: InterfaceOptions)
     : new EventOutbox(db, { url: config.management.url, serverId: config.site.id, timeoutMs: config.management.timeoutMs }, log.child({ part: 'outbox' }));
   const feed = new FeedServer(book, log.child({ part: 'feed' }), (id, event) => service.onEvent(id, event), LocalKey.of(config.paths.data));
   const port = new PortServer(config.interface.bind, config.interface.port, log, config.interface);
+  // Port 0 (tests): the PXE server finds the port the kernel picked in <data>/run/interface.port.
+  port.onListening((bound) => publishBoundPort(config.paths.data, 'interface', config.interface.port, bound));
   port.upgrade('/feed', feed.handleUpgrade);
   // Peer keys are read once, here; an unreadable or weak key stops the Interface with the reason.
   const keys = new PeerKeys(config);

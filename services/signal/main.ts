@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { hostname, networkInterfaces } from 'node:os';
 import type { Config } from '../../platform/runtime/config.ts';
+import { publishBoundPort } from '../../platform/local/bound-port.ts';
 import { ControlServer, controlSocketPath } from '../../platform/local/control.ts';
 import { runUntilSignal, type Lifecycle } from '../../platform/runtime/lifecycle.ts';
 import type { Logger } from '../../platform/runtime/logger.ts';
@@ -71,7 +72,12 @@ export function buildSignal(config: Config, log: Logger, options: SignalOptions 
       state = 'stopping';
     },
   };
-  const parts: Lifecycle[] = [control, server, ...(runner === null ? [] : [runner]), serving];
+  // Port 0 (tests): the PXE server finds the port the kernel picked in <data>/run/signal.port.
+  const publish: Lifecycle = {
+    start: async () => publishBoundPort(config.paths.data, 'signal', config.signal.port, server.boundPort ?? 0),
+    stop: async () => {},
+  };
+  const parts: Lifecycle[] = [control, server, publish, ...(runner === null ? [] : [runner]), serving];
   return { parts, server, runner, status };
 }
 
