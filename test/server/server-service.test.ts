@@ -273,7 +273,7 @@ test('under a stream of random and mutated packets the service keeps answering v
         valid.push(xid);
         c.send(withXid(i % 200 === 0 ? IPXE_DISCOVER : EDK2_DISCOVER, xid), s.server.ports!.dhcp);
       }
-      // Pace the stream: otherwise the kernel's socket buffer, not the service, drops datagrams.
+      // Part of the scenario: pace the stream, or the kernel's socket buffer, not the service, drops datagrams.
       if (i % 10 === 0) await new Promise((r) => setTimeout(r, 1));
     }
     for (const xid of valid) assert.equal((await c.reply(xid, `valid request ${xid.toString(16)}`)).packet.options.messageType(), 2);
