@@ -1,8 +1,8 @@
 // Builds the native addons with node-gyp at `npm ci` / `npm install` time (the root package's
 // install script). Node's own headers are used when they sit beside the node binary (Debian's
 // nodejs, official tarballs), so the build needs no download. A failed build leaves its users on
-// their fallback (MTFTP's pure-JS send path, the PXE server's node:dgram sockets, the chunker's
-// WebAssembly gear scan) and says so; NETBOOT_NATIVE_REQUIRED=1 (CI) makes it fail the install.
+// their fallback (MTFTP's pure-JS send path, the PXE server's node:dgram sockets, the hash workers'
+// node:crypto) and says so; NETBOOT_NATIVE_REQUIRED=1 (CI) makes it fail the install.
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -13,7 +13,7 @@ const here = dirname(fileURLToPath(import.meta.url));
 const addons = {
   'udp-link': 'MTFTP will use its pure-JS send path',
   'udp-batch': 'the PXE server will use node:dgram',
-  chunking: 'package chunking will use the WebAssembly gear scan (same cuts, slower) and node:crypto',
+  chunking: 'package hashing will use node:crypto (same digests, slower)',
 };
 
 function nodeGyp() {

@@ -5,7 +5,7 @@
 // or transferred between threads.
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
-import { MAX_CHUNK, nativeChunking, newScanner, scanFor } from './chunker.ts';
+import { MAX_CHUNK, nativeChunking, newScanner } from './chunker.ts';
 import { wasmScan } from './gear-scan.ts';
 import { DATA_AT, type GearScan, type GearScanner } from './gear-scan.ts';
 
@@ -121,7 +121,7 @@ export class ChunkHasher {
     const workers = opts.workers ?? Math.max(1, Math.min(4, availableParallelism()));
     this.scanner = newScanner(blocks * BLOCK);
     const native = opts.native === false ? null : nativeChunking();
-    this.scan = native === null ? wasmScan(this.scanner) : scanFor(this.scanner);
+    this.scan = wasmScan(this.scanner);
     const addon = native?.ok === true ? native.path : null;
     this.hashing = native?.ok !== true ? 'node:crypto' : native.lanes ? 'lanes' : 'native';
     for (let i = 0; i < blocks; i++) this.free.push(Buffer.from(this.scanner.buffer, DATA_AT + i * BLOCK, BLOCK));

@@ -6,8 +6,8 @@
 //
 // The gear table and masks are part of the package format: every server must cut identically.
 // Pure and streaming: push() any buffer sizes, get back where chunks end; no I/O, no hashing.
-// The byte loop itself is native (native/chunking, C) where built, else WebAssembly
-// (gear-scan.ts); both cut identically (a test compares them over many buffers).
+// The byte loop itself is WebAssembly (gear-scan.ts). A native scan (C, AVX-512) was tried and
+// removed: it was about half as fast on the machines measured (bench/RESULTS.md, "Native paths").
 import { createHash } from 'node:crypto';
 import { GearScanner, wasmScan, type GearScan } from './gear-scan.ts';
 import { loadNativeChunking, type NativeChunking } from './native-chunking.ts';
@@ -37,32 +37,25 @@ export function newScanner(dataBytes: number): GearScanner {
 // Loaded once per process on first use: a native library is a process-wide fact, not state.
 let native: NativeChunking | null = null;
 
-/** The native scan and hashing if built (else why not): what chunkers use unless given another scan. */
+/** The native chunk hashing if built (else why not), for the hash workers. */
 export function nativeChunking(): NativeChunking {
-  return (native ??= loadNativeChunking(GEAR));
+  return (native ??= loadNativeChunking());
 }
 
 /** Which scan and chunk hashing this process uses, and why not the native ones: for the logs. */
 export function chunkingDescription(): string {
   const n = nativeChunking();
   if (!n.ok) return `WebAssembly scan and node:crypto (${n.reason})`;
-  return `native: scan ${n.avx512Scan ? 'AVX-512' : 'scalar'}, SHA-256 ${n.lanes ? 'in AVX-512 lanes' : 'one chunk at a time (OpenSSL)'}`;
+  return `WebAssembly scan, native SHA-256 ${n.lanes ? 'in AVX-512 lanes' : 'one chunk at a time (OpenSSL)'}`;
 }
 
-// Scratch for chunkers given no scan and no native one: data is copied in and scanned inside one
+// Scratch for chunkers given no scan: data is copied in and scanned inside one
 // synchronous push(), so every such chunker can share it (and not each reserve a memory of its own).
 let scratchScan: GearScan | null = null;
 
-/** The scan for data anywhere: native, else wasm through its scratch memory. */
+/** The scan for data anywhere: wasm through its scratch memory. */
 export function defaultScan(): GearScan {
-  const n = nativeChunking();
-  return n.ok ? n.scan : (scratchScan ??= wasmScan(newScanner(0)));
-}
-
-/** The scan for data read into `scanner`'s memory: native, else wasm in place. */
-export function scanFor(scanner: GearScanner): GearScan {
-  const n = nativeChunking();
-  return n.ok ? n.scan : wasmScan(scanner);
+  return (scratchScan ??= wasmScan(newScanner(0)));
 }
 
 /** Finds chunk boundaries in a stream. Call push() for each piece of data in order, then end(). */

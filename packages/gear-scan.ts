@@ -1,5 +1,5 @@
 // The gear-hash scan loop of the chunker, as a small WebAssembly function over a shared memory:
-// the fallback where the native scan (native/gear-scan, images/native-gear.ts) is not built.
+// the only scan (a native one in C measured about half as fast and was removed: bench/RESULTS.md).
 // Why not JavaScript: V8 compiles the same loop with a bounds check on both loads, Smi re-tagging
 // of the hash and the index, and type checks re-done every iteration (15-25 instructions per byte
 // by callgrind); this function is about 4 per byte, which is what lets publishing reach the speed
@@ -124,7 +124,7 @@ export class GearScanner {
 /**
  * Rolls the gear hash over data[from, to) from `h`: the index just past the first byte where
  * (hash & mask) == 0, or, with no cut, -1 - (hash >>> 0) with the hash at `to` (one number, so
- * the native scan makes no object per call). Both scans (wasm, native) have this shape.
+ * no object is made per call).
  */
 export type GearScan = (data: Uint8Array, from: number, to: number, h: number, mask: number) => number;
 

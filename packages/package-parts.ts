@@ -13,8 +13,11 @@ import { PublishJobs } from './publish-jobs.ts';
 import { Scrubber } from './scrub.ts';
 import { RateLimiter, VersionWatcher } from './verify.ts';
 
-/** Throws (with the package store closed again) when a part cannot be built, e.g. a bad key file. */
-export function buildPackages(config: Config, log: Logger, port: PortRoutes, hooks: PackageHooks = {}): PackageService {
+/**
+ * Throws (with the package store closed again) when a part cannot be built, e.g. a bad key file.
+ * `keys`: the peer keys the Interface already read (read here when not given, as in tests).
+ */
+export function buildPackages(config: Config, log: Logger, port: PortRoutes, hooks: PackageHooks = {}, given?: PeerKeys): PackageService {
   // The parts report to the service, built last; their callbacks run only once it has started.
   const store = new PackageStore(config.paths.data, config.site.id, log, {
     onRecord: (r) => service.onRecord(r),
@@ -22,7 +25,7 @@ export function buildPackages(config: Config, log: Logger, port: PortRoutes, hoo
   });
   let service: PackageService;
   try {
-    const keys = new PeerKeys(config);
+    const keys = given ?? new PeerKeys(config);
     const c = config.packages;
     service = new PackageService(config, log, {
       port, store, keys,

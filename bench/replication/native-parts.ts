@@ -1,14 +1,15 @@
-// The two native paths of package chunking, each against the pure path it replaces, on one
-// thread and from memory (no reads, no workers), the contenders taking turns within each round so
-// a busy moment on a shared machine hits both alike. CPU time of this thread is the measure.
-//   gear scan: native/chunking (AVX-512 where the CPU has it) vs the WebAssembly scan in place;
+// The native path of package chunking against the pure path it replaces, on one thread and from
+// memory (no reads, no workers), the contenders taking turns within each round so a busy moment on
+// a shared machine hits both alike. CPU time of this thread is the measure.
 //   chunk SHA-256: native sha256Chunks (sixteen chunks at once in AVX-512 lanes) vs node:crypto
-//   per chunk, over the chunks the scan cut.
+//   per chunk, over the chunks the WebAssembly scan cut (its speed is printed too). A native gear
+//   scan was measured here the same way and removed (bench/RESULTS.md, "Native paths").
 // Usage: node --import tsx bench/replication/native-parts.ts [--mib 128] [--rounds 7]
 import { createHash, randomFillSync } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { parseArgs, stringFlag } from '../../cli/args.ts';
 import { Chunker, nativeChunking, newScanner } from '../../packages/chunker.ts';
+import type { GearScan } from '../../packages/gear-scan.ts';
 import { DATA_AT, wasmScan } from '../../packages/gear-scan.ts';
 
 const args = parseArgs(process.argv.slice(2));
@@ -33,7 +34,7 @@ function cpuMs(fn: () => void): number {
 }
 
 let ends: number[] = [];
-const cut = (scan: typeof native.scan) => (): void => {
+const cut = (scan: GearScan) => (): void => {
   const c = new Chunker(scan);
   ends = c.push(data);
   ends.push(bytes);
@@ -49,9 +50,8 @@ const pieces = (): Uint32Array => {
   return p;
 };
 
-const runs: Record<string, number[]> = { 'scan native': [], 'scan wasm': [], 'sha256 native': [], 'sha256 node:crypto': [] };
+const runs: Record<string, number[]> = { 'scan wasm': [], 'sha256 native': [], 'sha256 node:crypto': [] };
 for (let r = 0; r < ROUNDS; r++) {
-  runs['scan native']!.push(cpuMs(cut(native.scan)));
   runs['scan wasm']!.push(cpuMs(cut(wasm)));
   const p = pieces();
   const out = new Uint8Array(32 * ends.length);
@@ -68,11 +68,11 @@ for (let r = 0; r < ROUNDS; r++) {
 }
 
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-console.log(`# ${MIB} MiB from memory, one thread, ${ROUNDS} rounds in turn (median CPU time); ${ends.length} chunks; scan ${native.avx512Scan ? 'AVX-512' : 'scalar'}, SHA-256 ${native.lanes ? 'in AVX-512 lanes' : 'one by one'}`);
+console.log(`# ${MIB} MiB from memory, one thread, ${ROUNDS} rounds in turn (median CPU time); ${ends.length} chunks; SHA-256 ${native.lanes ? 'in AVX-512 lanes' : 'one by one'}`);
 for (const [name, xs] of Object.entries(runs)) {
   console.log(`${name.padEnd(20)} ${((bytes / 1e6) / (median(xs) / 1000)).toFixed(0).padStart(6)} MB/s   [runs: ${xs.map((x) => x.toFixed(0)).join(', ')} ms]`);
 }
-for (const part of ['scan', 'sha256']) {
+for (const part of ['sha256']) {
   const [n, p] = Object.entries(runs).filter(([k]) => k.startsWith(part)).map(([, xs]) => median(xs));
   console.log(`${part}: native ${((p! / n! - 1) * 100).toFixed(0)} % faster than the pure path`);
 }

@@ -225,7 +225,7 @@ try {
     const refMs = Math.min(...ref);
     const rate = (ms: number): string => `${(imageBytes / MB / (ms / 1000)).toFixed(0)} MB/s`;
     const native = nativeChunking();
-    const how = native.ok ? `native scan${native.avx512Scan ? ' (AVX-512)' : ''}, SHA-256 ${hasher.hashing === 'lanes' ? 'in AVX-512 lanes' : 'native'}` : `no native addon: ${native.reason}`;
+    const how = native.ok ? `WebAssembly scan, SHA-256 ${hasher.hashing === 'lanes' ? 'in AVX-512 lanes' : 'native'}` : `no native addon: ${native.reason}`;
     log(`hashing ${(imageBytes / 1048576).toFixed(0)} MiB: ours ${rate(oursMs)} (${(oursMs / 1000).toFixed(2)} s, ${chunkCount} chunks, ${hasher.workerCount} hash workers; ${how}) | sha256sum ${rate(refMs)} (${(refMs / 1000).toFixed(2)} s)   [runs: ours ${ours.map((x) => x.toFixed(0)).join(', ')} ms; sha256sum ${ref.map((x) => x.toFixed(0)).join(', ')} ms]`);
     const perGb = (ms: number): string => `${(ms / 1000 / (imageBytes / 1e9)).toFixed(2)} s`;
     log(`  CPU per GB (all threads, best run): ours ${perGb(Math.min(...oursCpu))} | sha256sum ${perGb(Math.min(...refCpu))}`);

@@ -1,6 +1,7 @@
-// N-API for the package chunker (packages/native-chunking.ts): the gear-hash scan (gear_scan.c)
-// and SHA-256 of a batch of chunks (sha256_lanes.c), each over memory the caller owns (the hash
-// workers pass the shared blocks they read from), so nothing is copied on the way in.
+// N-API for the package hash workers (packages/native-chunking.ts): SHA-256 of a batch of chunks
+// (sha256_lanes.c) over memory the caller owns (the workers pass the shared blocks they read
+// from), so nothing is copied on the way in. (The gear scan was native too until it measured
+// about half as fast as the WebAssembly scan: bench/RESULTS.md, "Native paths".)
 #include <node_api.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -8,13 +9,11 @@
 #include <string.h>
 
 #include "../common/nb_common.h"
-#include "gear_scan.h"
 #include "sha256_lanes.h"
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
 static void init(void) {
-  gear_scan_init();
   sha256_batch_init();
 }
 
@@ -30,35 +29,6 @@ static int typed_of(napi_env env, napi_value v, napi_typedarray_type want, void*
   if (napi_get_typedarray_info(env, v, &type, length, data, NULL, NULL) != napi_ok) return 0;
   return type == want;
 }
-
-// scan(gear: Int32Array(256), data: Uint8Array, from, to, h, mask): the index in data just past
-// the cut, or, when there is none in [from, to), -1 - (h >>> 0) with h the hash at `to` (one
-// number back, so no object is made per call).
-static napi_value scan_with(napi_env env, napi_callback_info info, int scalar) {
-  size_t argc = 6;
-  napi_value argv[6];
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 6) return fail(env, "scan: 6 arguments expected");
-  void* table;
-  void* data;
-  size_t table_len, data_len;
-  int64_t from, to;
-  uint32_t h, mask;
-  if (!typed_of(env, argv[0], napi_int32_array, &table, &table_len) || table_len != 256) return fail(env, "scan: gear table must be an Int32Array of 256");
-  if (!typed_of(env, argv[1], napi_uint8_array, &data, &data_len)) return fail(env, "scan: data must be a Uint8Array");
-  if (napi_get_value_int64(env, argv[2], &from) != napi_ok || napi_get_value_int64(env, argv[3], &to) != napi_ok ||
-      napi_get_value_uint32(env, argv[4], &h) != napi_ok || napi_get_value_uint32(env, argv[5], &mask) != napi_ok)
-    return fail(env, "scan: from, to, h and mask must be numbers");
-  if (from < 0 || to < from || (uint64_t)to > data_len) return fail(env, "scan: range outside the data");
-  int64_t cut = (scalar ? gear_scan_scalar : gear_scan)((const uint32_t*)table, (const uint8_t*)data, (size_t)from, (size_t)to, &h, mask);
-  napi_value out;
-  napi_create_double(env, cut >= 0 ? (double)cut : -1.0 - (double)h, &out);
-  return out;
-}
-
-static napi_value js_scan(napi_env env, napi_callback_info info) { return scan_with(env, info, 0); }
-
-// scanScalar(...): the same without AVX-512, so tests check both on a machine that has it.
-static napi_value js_scan_scalar(napi_env env, napi_callback_info info) { return scan_with(env, info, 1); }
 
 // sha256Chunks(mem: Uint8Array, pieces: Uint32Array, out: Uint8Array): chunk i is
 // mem[pieces[4i], +pieces[4i+1]) followed by mem[pieces[4i+2], +pieces[4i+3]) (length 0: none);
@@ -94,13 +64,6 @@ static napi_value js_sha256_chunks(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-// scanAvx512(): whether the scan uses AVX-512 (else eight bytes a round in scalar code).
-static napi_value js_scan_avx512(napi_env env, napi_callback_info info) {
-  napi_value out;
-  napi_get_boolean(env, gear_scan_avx512() != 0, &out);
-  return out;
-}
-
 // sha256Engine(name?): the one-block compression the lanes finish with ("sha-ni" or "c");
 // with a name (NETBOOT_NATIVE_FAULTS=1 only), forces it first, so tests check both.
 static napi_value js_sha256_engine(napi_env env, napi_callback_info info) {
@@ -130,7 +93,7 @@ NAPI_MODULE_INIT() {
   const struct {
     const char* name;
     napi_callback fn;
-  } fns[] = {{"scan", js_scan}, {"scanScalar", js_scan_scalar}, {"sha256Chunks", js_sha256_chunks}, {"sha256Lanes", js_sha256_lanes}, {"scanAvx512", js_scan_avx512}, {"sha256Engine", js_sha256_engine}};
+  } fns[] = {{"sha256Chunks", js_sha256_chunks}, {"sha256Lanes", js_sha256_lanes}, {"sha256Engine", js_sha256_engine}};
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
     napi_value fn;
     napi_create_function(env, fns[i].name, NAPI_AUTO_LENGTH, fns[i].fn, NULL, &fn);

@@ -5,6 +5,7 @@
 // challenge-response is handed in here as `proof`.
 import { WebSocket } from 'ws';
 import type { Config } from '../runtime/config.ts';
+import { reachablePort } from './bound-port.ts';
 import { NetbootError, errorMessage } from '../runtime/errors.ts';
 import type { FromSignal } from './signal-protocol.ts';
 
@@ -13,10 +14,13 @@ export interface ClientProof {
   next(text: string): { readonly reply: string | null };
 }
 
-/** Where a process on this host reaches Signal: its bind address, or loopback for a wildcard bind. */
+/**
+ * Where a process on this host reaches Signal: its bind address, or loopback for a wildcard bind;
+ * for port 0 (tests) the port Signal recorded (bound-port.ts). Ask again before each attempt.
+ */
 export function signalUrl(config: Config): string {
   const host = config.signal.bind === '0.0.0.0' ? '127.0.0.1' : config.signal.bind;
-  return `ws://${host}:${config.signal.port}/`;
+  return `ws://${host}:${reachablePort(config.paths.data, 'signal', config.signal.port)}/`;
 }
 
 export async function announceServerStarted(url: string, proof: () => ClientProof, timeoutMs = 5000, pid = process.pid): Promise<void> {

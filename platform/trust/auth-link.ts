@@ -11,7 +11,8 @@ import { quote } from '../runtime/quote.ts';
 import { ClientHandshake, type SealedChannel } from './peer-handshake.ts';
 
 export interface AuthLinkOptions {
-  readonly url: string;
+  /** Asked again before each connection when a function (a port recorded at the server's start). */
+  readonly url: string | (() => string);
   /** The shared key, asked for at each connection (a local key is made on first use). */
   readonly key: () => Buffer;
   readonly selfId: string;
@@ -38,6 +39,8 @@ export interface AuthLinkHandlers {
 export class AuthLink {
   private ws: WebSocket | null = null;
   private channel: SealedChannel | null = null;
+  /** The URL of the latest attempt, for the logs. */
+  private lastUrl = '';
   private authenticated = false;
   private failures = 0;
   private timer: NodeJS.Timeout | null = null;
@@ -97,7 +100,9 @@ export class AuthLink {
     } catch (err) {
       return this.retry(errorMessage(err), false);
     }
-    const ws = new WebSocket(o.url, { handshakeTimeout: o.handshakeTimeoutMs ?? 5000, maxPayload: o.maxPayload });
+    const url = typeof o.url === 'string' ? o.url : o.url();
+    this.lastUrl = url;
+    const ws = new WebSocket(url, { handshakeTimeout: o.handshakeTimeoutMs ?? 5000, maxPayload: o.maxPayload });
     this.ws = ws;
     const handshake = new ClientHandshake(key, o.selfId, o.serverId);
     let reason: string | null = null;
@@ -129,7 +134,7 @@ export class AuthLink {
       } catch (err) {
         reason = errorMessage(err);
         this.lastError = reason;
-        this.log.warn('link dropped', { url: o.url, reason: quote(reason, 200) });
+        this.log.warn('link dropped', { url, reason: quote(reason, 200) });
         ws.terminate();
       }
     });
@@ -159,7 +164,7 @@ export class AuthLink {
     if (this.stopped) return;
     this.failures++;
     const delayMs = backoffDelayMs(this.failures, this.options.backoff);
-    this.log[this.failures === 1 ? 'warn' : 'debug']('link unavailable; retrying', { url: this.options.url, reason: quote(reason, 200), delayMs });
+    this.log[this.failures === 1 ? 'warn' : 'debug']('link unavailable; retrying', { url: this.lastUrl, reason: quote(reason, 200), delayMs });
     this.timer = setTimeout(() => {
       this.timer = null;
       this.connect();

@@ -2,6 +2,7 @@
 // its collaborators; nothing starts here. main runs the service until a signal; tests build the
 // same service with buildInterface and start/stop it themselves.
 import type { Config } from '../../platform/runtime/config.ts';
+import { publishBoundPort } from '../../platform/local/bound-port.ts';
 import { ControlServer, controlSocketPath } from '../../platform/local/control.ts';
 import { runUntilSignal, type Lifecycle } from '../../platform/runtime/lifecycle.ts';
 import type { Logger } from '../../platform/runtime/logger.ts';
@@ -9,6 +10,7 @@ import { notifyReady } from '../../platform/runtime/sd-notify.ts';
 import { BootwizService, bootwizControlRoutes } from '../../bootwiz/bootwiz-service.ts';
 import { LINUXPE_X64 } from '../../bootwiz/recipe.ts';
 import { LocalKey } from '../../platform/trust/local-key.ts';
+import { PeerKeys } from '../../platform/trust/peer-keys.ts';
 import { buildPackages } from '../../packages/package-parts.ts';
 import { packageControlRoutes } from '../../packages/control-routes.ts';
 import type { FeedState } from '../../boot/feed-protocol.ts';
@@ -47,8 +49,12 @@ function compose(config: Config, log: Logger, db: Db, options: InterfaceOptions)
     : new EventOutbox(db, { url: config.management.url, serverId: config.site.id, timeoutMs: config.management.timeoutMs }, log.child({ part: 'outbox' }));
   const feed = new FeedServer(book, log.child({ part: 'feed' }), (id, event) => service.onEvent(id, event), LocalKey.of(config.paths.data));
   const port = new PortServer(config.interface.bind, config.interface.port, log, config.interface);
+  // Port 0 (tests): the PXE server finds the port the kernel picked in <data>/run/interface.port.
+  port.onListening((bound) => publishBoundPort(config.paths.data, 'interface', config.interface.port, bound));
   port.upgrade('/feed', feed.handleUpgrade);
-  const peers = new PeerHub(config, db, book, log.child({ part: 'peers' }));
+  // Peer keys are read once, here; an unreadable or weak key stops the Interface with the reason.
+  const keys = new PeerKeys(config);
+  const peers = new PeerHub(config, db, book, keys, log.child({ part: 'peers' }));
   peers.mount(port);
   const jobs = new JobBook(book, () => outbox.kick());
   port.http('/agent/', new AgentRoutes(jobs, log.child({ part: 'agent' })).handle);
@@ -57,7 +63,7 @@ function compose(config: Config, log: Logger, db: Db, options: InterfaceOptions)
     maxFileBytes: config.interface.maxSbsFileMib * 1024 * 1024,
     onReady: (files) => service.applyFiles(files), onRejected: (r) => service.onRejected(r),
   }, log.child({ part: 'sbs' }));
-  const packages = buildPackages(config, log.child({ part: 'packages' }), port, { onStatusChange: (s) => service.onPackageStatus(s) });
+  const packages = buildPackages(config, log.child({ part: 'packages' }), port, { onStatusChange: (s) => service.onPackageStatus(s) }, keys);
   const bootwiz = new BootwizService({ dataDir: config.paths.data, tftpRoot: config.paths.tftpRoot, buildOnStart: config.bootwiz.buildOnStart, installIpxe: config.bootwiz.installIpxe }, log.child({ part: 'bootwiz' }), {
     publish: (dir, id) => packages.publish(dir, id, 'preboot'),
     offer: (image) => void book.putBuiltImage(image, new Date()),

@@ -4,7 +4,7 @@
 // are applied locally and never forwarded again.
 import type { Config, PeerConfig } from '../../platform/runtime/config.ts';
 import type { Logger } from '../../platform/runtime/logger.ts';
-import { PeerKeys, parseAddress } from '../../platform/trust/peer-keys.ts';
+import { type PeerKeys, parseAddress } from '../../platform/trust/peer-keys.ts';
 import type { SbsDocument } from '../../sbs/types.ts';
 import { issuedMs, type Effect } from '../../state/apply.ts';
 import { PeerIntake, type InboundPeer } from '../../state/peer-intake.ts';
@@ -15,14 +15,12 @@ import type { BatchItem, StateBook } from '../../state/state-book.ts';
 import type { Db } from '../../state/store.ts';
 
 export class PeerHub {
-  private readonly keys: PeerKeys;
   private readonly links = new Map<string, PeerLink>();
   private readonly outbox: PeerOutbox;
   readonly intake: PeerIntake;
 
-  constructor(private readonly config: Config, db: Db, private readonly book: StateBook, private readonly log: Logger) {
-    // Keys are read once at start; an unreadable or weak key stops the Interface with the reason.
-    this.keys = new PeerKeys(config);
+  /** `keys`: read once by the composition root, shared with the package component. */
+  constructor(private readonly config: Config, db: Db, private readonly book: StateBook, private readonly keys: PeerKeys, private readonly log: Logger) {
     this.outbox = new PeerOutbox(db);
     this.intake = new PeerIntake(config.site.id, (id) => this.keys.keyFor(id), (doc, peerId) => this.applyFromPeer(doc, peerId), log.child({ part: 'peer-intake' }));
   }

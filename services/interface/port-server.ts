@@ -32,6 +32,7 @@ export class PortServer {
   private server: Server | null = null;
   private readonly upgrades = new Map<string, UpgradeRoute>();
   private readonly routes: Array<[string, HttpRoute]> = [];
+  private readonly listening: Array<(port: number) => void> = [];
   private readonly refusals: RateLimitedLog;
   readonly gate: ConnectionGate;
 
@@ -49,6 +50,11 @@ export class PortServer {
 
   http(prefix: string, route: HttpRoute): void {
     this.routes.push([prefix, route]);
+  }
+
+  /** Called with the bound port once the port listens (e.g. to publish a port the kernel picked). */
+  onListening(fn: (port: number) => void): void {
+    this.listening.push(fn);
   }
 
   get boundPort(): number {
@@ -95,6 +101,7 @@ export class PortServer {
     });
     this.server = server;
     this.log.info('interface port listening', { bind: this.bind, port: this.boundPort });
+    for (const fn of this.listening) fn(this.boundPort);
   }
 
   async stop(): Promise<void> {

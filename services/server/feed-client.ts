@@ -26,7 +26,7 @@ export class FeedClient implements Lifecycle {
   private seq: number | null = null;
   private current: FeedState = EMPTY_STATE;
 
-  constructor(private readonly url: string, localKey: LocalKey, private readonly listener: FeedListener, private readonly log: Logger) {
+  constructor(private readonly url: string | (() => string), localKey: LocalKey, private readonly listener: FeedListener, private readonly log: Logger) {
     this.link = new AuthLink(
       { url, key: () => localKey.get(), selfId: LOCAL_CLIENT_ID, serverId: LOCAL_SERVER_ID, sealed: false, backoff: RECONNECT, maxPayload: 64 * 1024 * 1024 },
       { onUp: () => this.onUp(), onMessage: (text) => this.handle(JSON.parse(text) as FromInterface) },
@@ -60,7 +60,7 @@ export class FeedClient implements Lifecycle {
 
   private onUp(): void {
     this.link.send(JSON.stringify(this.seq === null ? { type: 'subscribe', jobs: true } : { type: 'subscribe', since: this.seq, jobs: true }));
-    this.log.info('state feed connected', { url: this.url, since: this.seq });
+    this.log.info('state feed connected', { url: typeof this.url === 'string' ? this.url : this.url(), since: this.seq });
     this.listener.onConnected();
   }
 

@@ -18,6 +18,7 @@ import { DhcpTransport, defaultReplyMode } from './dhcp-transport.ts';
 import { FeedClient } from './feed-client.ts';
 import { ServerAddresses } from './server-address.ts';
 import { ServerService, type ServerServiceOptions } from './server-service.ts';
+import { reachablePort } from '../../platform/local/bound-port.ts';
 import { LocalKey, localProof } from '../../platform/trust/local-key.ts';
 import { SignalAnnouncer } from './signal-announcer.ts';
 
@@ -36,7 +37,9 @@ export function buildServer(config: Config, log: Logger, options: ServerServiceO
     log.child({ part: 'dhcp' }),
   );
   const host = config.interface.bind === '0.0.0.0' ? '127.0.0.1' : config.interface.bind;
-  const feed = new FeedClient(`ws://${host}:${config.interface.port}/feed`, LocalKey.of(config.paths.data), {
+  // Port 0 (tests): the port the Interface recorded at its start, asked again at each reconnect.
+  const feedUrl = (): string => `ws://${host}:${reachablePort(config.paths.data, 'interface', config.interface.port)}/feed`;
+  const feed = new FeedClient(feedUrl, LocalKey.of(config.paths.data), {
     onState: (state, change) => service.onState(state, change),
     onEventAck: (eventId) => service.onEventAck(eventId),
     onConnected: () => service.resendEvents(),

@@ -1,5 +1,8 @@
-// Test helpers shared by every test: a private data folder with a real config file, and free
-// loopback ports. Nothing here stands in for product behaviour.
+// Test helpers shared by every test: a private data folder with a real config file whose services
+// bind port 0 (the kernel picks a free port at bind: no race with other tests for a port picked
+// earlier). Tests ask a service for the port it got (`boundPort`, `ports`, its control status);
+// our processes find each other's through <data>/run/<name>.port (platform/local/bound-port.ts).
+// Nothing here stands in for product behaviour.
 import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { createSocket } from 'node:dgram';
@@ -14,19 +17,15 @@ export interface TestSite {
   cleanup(): void;
 }
 
-/** Ports for every service, all free on loopback at the time of the call. */
-export async function freePorts(): Promise<{ dhcp: number; proxy: number; tftp: number; iface: number; signal: number }> {
-  return { dhcp: await freeUdpPort(), proxy: await freeUdpPort(), tftp: await freeUdpPort(), iface: await freeTcpPort(), signal: await freeTcpPort() };
-}
-
 /**
- * Writes a config into a fresh temp folder (data, sbs, store and tftp root inside it) on free
- * loopback ports. `extra` is more TOML: keys under a section the base already has (e.g.
- * `[interface]\nsettle_ms = 10`) are merged into it, other sections are appended.
+ * Writes a config into a fresh temp folder (data, sbs, store and tftp root inside it) with every
+ * port 0 on loopback. `extra` is more TOML: keys under a section the base already has (e.g.
+ * `[interface]\nsettle_ms = 10`) are merged into it, other sections are appended; a test that
+ * must write a port into a config before the service starts (a peer's address) gives it there.
  */
 export async function makeTestSite(extra = '', name = 'netboot-test'): Promise<TestSite> {
   const dir = mkdtempSync(join(tmpdir(), `${name}-`));
-  const p = await freePorts();
+  const p = { dhcp: 0, proxy: 0, tftp: 0, iface: 0, signal: 0 };
   mkdirSync(join(dir, 'tftp'), { recursive: true });
   const toml = `
 [paths]
@@ -59,6 +58,11 @@ port = 0
   return { dir, configPath, config: loadConfig(configPath), cleanup: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
+/**
+ * A TCP port free at the time of the call, closed again: racy (another process may take it before
+ * it is bound). Only for a port that must be written into a config before its service starts
+ * (a peer's address in another site's config); everything else binds port 0.
+ */
 export async function freeTcpPort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = createServer();
@@ -70,6 +74,7 @@ export async function freeTcpPort(): Promise<number> {
   });
 }
 
+/** As freeTcpPort, for UDP: racy; prefer port 0. */
 export async function freeUdpPort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = createSocket('udp4');

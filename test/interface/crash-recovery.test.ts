@@ -82,7 +82,7 @@ test(`SIGKILL at random points over ${ROUNDS} rounds loses nothing and applies n
       const dropEvery = Math.floor(killAt / FILES_PER_ROUND);
       for (let i = 0; i < FILES_PER_ROUND; i++) {
         dropOne();
-        await new Promise((r) => setTimeout(r, Math.floor(rand() * dropEvery)));
+        await new Promise((r) => setTimeout(r, Math.floor(rand() * dropEvery))); // part of the scenario: files arrive spread out before the kill
       }
       await proc.kill('SIGKILL');
     }

@@ -80,7 +80,7 @@ test('a file copied in slowly is applied once, not rejected; one that never comp
     const parts = 5;
     for (let i = 0; i < parts; i++) {
       writeSync(fd, body.subarray(Math.floor((i * body.length) / parts), Math.floor(((i + 1) * body.length) / parts)));
-      await new Promise((r) => setTimeout(r, 250));
+      await new Promise((r) => setTimeout(r, 250)); // part of the scenario: a slow copy
     }
     closeSync(fd);
     writeFileSync(join(site.config.paths.sbs, 'truncated.sbs'), body.subarray(0, 40));

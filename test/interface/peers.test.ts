@@ -25,6 +25,8 @@ test.after(() => rmSync(keyDir, { recursive: true, force: true }));
 interface Node { id: string; port: number; site: TestSite; svc: InterfaceService | null; log: ReturnType<typeof createMemoryLogger> }
 
 async function makeNodes(ids: string[], opts: { keyFor?: (id: string) => string; peersOf?: (id: string) => string[] } = {}): Promise<Node[]> {
+  // Picked ports, not 0: each node's config names the others' ports as peer addresses, written
+  // before any of them starts (racy only if another process takes one meanwhile).
   const ports = new Map<string, number>();
   for (const id of ids) ports.set(id, await freeTcpPort());
   const nodes: Node[] = [];
@@ -40,6 +42,7 @@ async function makeNodes(ids: string[], opts: { keyFor?: (id: string) => string;
 async function startNode(n: Node): Promise<void> {
   n.svc = buildInterface(n.site.config, n.log);
   await n.svc.start();
+  n.port = n.svc.boundPort; // the same as configured, or the kernel's pick for port 0
 }
 
 async function stopNode(n: Node): Promise<void> {
@@ -133,6 +136,7 @@ test('a replay of a captured authenticated exchange is refused', async () => {
   // A talks to B1 through a recording proxy; the recorded bytes are then replayed to B2, which
   // has B1's identity and key but has never seen the job. If the replay were accepted, B2 would
   // apply it.
+  // Picked, not 0: A's config names the proxy's port before the proxy listens.
   const proxyPort = await freeTcpPort();
   const nodes = await makeNodes(['a', 'b'], { peersOf: (id) => (id === 'a' ? ['b'] : ['a']) });
   const [a, b1] = nodes as [Node, Node];

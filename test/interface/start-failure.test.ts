@@ -6,6 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { reachablePort } from '../../platform/local/bound-port.ts';
 import { controlCall, controlSocketPath } from '../../platform/local/control.ts';
 import type { Lifecycle } from '../../platform/runtime/lifecycle.ts';
 import { createMemoryLogger } from '../../platform/runtime/logger.ts';
@@ -45,7 +46,10 @@ test('netboot run interface: an SBS folder path that is a file -> reason logged,
     assert.ok(failed !== undefined, 'the reason is logged');
     assert.match(JSON.stringify(failed), /sbs/);
     assert.equal(existsSync(socket), false, 'control socket removed');
-    assert.equal(await canListen(site.config.interface.port), true, 'TCP port released');
+    // Port 0: the port the kernel picked, as the Interface recorded it for our other processes.
+    const port = reachablePort(site.config.paths.data, 'interface', site.config.interface.port);
+    assert.ok(port > 0, 'the port was bound before the SBS folder failed');
+    assert.equal(await canListen(port), true, 'TCP port released');
   } finally {
     await proc.kill('SIGKILL');
     site.cleanup();
@@ -53,9 +57,10 @@ test('netboot run interface: an SBS folder path that is a file -> reason logged,
 });
 
 test('netboot run interface: TCP port already taken -> exit 1 with EADDRINUSE in the log, control socket released', async () => {
-  const site = await makeTestSite('', 'iface-port-taken');
+  // The holder takes a port first (0: the kernel's pick); the site is then configured with it.
   const holder = createServer();
-  await new Promise<void>((resolve) => holder.listen(site.config.interface.port, '127.0.0.1', () => resolve()));
+  await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', () => resolve()));
+  const site = await makeTestSite(`[interface]\nport = ${(holder.address() as { port: number }).port}`, 'iface-port-taken');
   const proc = spawnService(['interface'], site.configPath);
   try {
     const exit = await proc.exited;

@@ -11,6 +11,7 @@ import { TftpSession } from '../../services/mtftp/tftp-session.ts';
 import { lastBlockFor, TransferMachine } from '../../protocols/tftp/transfer.ts';
 import { createMemoryLogger } from '../../platform/runtime/logger.ts';
 import { SocketlessLink } from './socketless-link.ts';
+import { waitFor } from '../helpers/env.ts';
 
 /** Takes `room` blocks, then none until the test says the link is writable again. */
 class ScriptedLink extends SocketlessLink {
@@ -27,7 +28,10 @@ class ScriptedLink extends SocketlessLink {
   }
 }
 
-const tick = (): Promise<void> => new Promise((r) => setTimeout(r, 5));
+/** Until `done` holds: the session reads its blocks asynchronously (a bounded poll, no fixed pause). */
+async function until(what: string, done: () => boolean): Promise<void> {
+  await waitFor(what, () => (done() ? true : undefined), 5000, 1);
+}
 
 test('a window the link could only half take is finished when it is writable; an ACK meanwhile moves it', async () => {
   const data = randomBytes(100 * 512 + 10);
@@ -39,7 +43,7 @@ test('a window the link could only half take is finished when it is writable; an
   const session = new TftpSession({ link, machine, source, ring, oack: [], log: createMemoryLogger('debug') });
   link.room = 5;
   session.start();
-  await tick(); // the first read
+  await until('the first read', () => link.sent.length >= 5);
   assert.deepEqual(link.sent, [1, 2, 3, 4, 5]);
   // Writable: the rest of the window, and only that.
   link.writable(100);
@@ -56,7 +60,7 @@ test('a window the link could only half take is finished when it is writable; an
   // Then to the end, window by window.
   for (let n = 34; n < lastBlock; n = Math.min(n + 16, lastBlock)) {
     link.ack(n);
-    await tick(); // read-ahead
+    await until(`the window after ${n}`, () => (link.sent.at(-1) ?? 0) >= Math.min(n + 16, lastBlock)); // read-ahead
   }
   link.ack(lastBlock);
   const end = await session.done;

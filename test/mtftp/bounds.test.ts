@@ -113,10 +113,14 @@ test('(a) 100 large-option requests that never ACK leave the mtftp process small
   let out = '';
   child.stdout?.on('data', (c: Buffer) => (out += c.toString()));
   child.stderr?.on('data', (c: Buffer) => (out += c.toString()));
-  await waitFor('mtftp listening', () => (out.includes('"TFTP listening"') ? true : undefined), 30000, 50);
+  // Port 0: the port the kernel picked, from the service's log line.
+  const tftpPort = await waitFor('mtftp listening', () => {
+    const line = out.split('\n').find((l) => l.includes('"TFTP listening"'));
+    return line === undefined ? undefined : (JSON.parse(line) as { port: number }).port;
+  }, 30000, 50);
   const pid = child.pid as number;
   // One warm-up transfer, so code and buffers of the path are already paid for in the baseline.
-  const warm = await run('atftp', ['--get', '-r', 'big.bin', '-l', join(site.dir, 'warm'), '--option', 'blksize 1432', '127.0.0.1', String(site.config.mtftp.port)], { timeoutMs: 60000 });
+  const warm = await run('atftp', ['--get', '-r', 'big.bin', '-l', join(site.dir, 'warm'), '--option', 'blksize 1432', '127.0.0.1', String(tftpPort)], { timeoutMs: 60000 });
   assert.equal(warm.code, 0, warm.stderr);
   const idle = rssMb(pid);
 
@@ -126,7 +130,7 @@ test('(a) 100 large-option requests that never ACK leave the mtftp process small
   let peak = idle;
   const sample = setInterval(() => (peak = Math.max(peak, rssMb(pid))), 50);
   try {
-    for (const c of clients) await c.send(rrq('big.bin', 'octet', { ...LARGE, timeout: '1' }), site.config.mtftp.port);
+    for (const c of clients) await c.send(rrq('big.bin', 'octet', { ...LARGE, timeout: '1' }), tftpPort);
     const first = await Promise.all(clients.map((c) => c.next(30000)));
     assert.ok(first.every((g) => opcode(g) === 6), 'every request got its OACK');
     // Each session times out without an answer and says so: that is when its memory is free.

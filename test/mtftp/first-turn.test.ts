@@ -9,6 +9,7 @@ import { BlockRing, MemorySource } from '../../services/mtftp/block-ring.ts';
 import { TftpSession } from '../../services/mtftp/tftp-session.ts';
 import type { TurnsTaken, TurnTaker } from '../../services/mtftp/turn-chain.ts';
 import { lastBlockFor, TransferMachine } from '../../protocols/tftp/transfer.ts';
+import { waitFor } from '../helpers/env.ts';
 import { createMemoryLogger } from '../../platform/runtime/logger.ts';
 import { SocketlessLink } from './socketless-link.ts';
 
@@ -44,7 +45,10 @@ class ArmedLink extends SocketlessLink implements TurnTaker {
   }
 }
 
-const tick = (): Promise<void> => new Promise((r) => setTimeout(r, 5));
+/** Until `done` holds: the session reads its blocks asynchronously (a bounded poll, no fixed pause). */
+async function until(what: string, done: () => boolean): Promise<void> {
+  await waitFor(what, () => (done() ? true : undefined), 5000, 1);
+}
 
 for (const windowSize of [1, 4]) {
   test(`window ${windowSize}: after the OACK the first blocks are read and ACK 0's turn is armed; the machine agrees when the link takes it`, async () => {
@@ -59,7 +63,7 @@ for (const windowSize of [1, 4]) {
     session.start();
     assert.equal(link.packets.length, 1, 'the OACK went out first');
     assert.equal(link.packets[0]!.readUInt16BE(0), 6);
-    await tick();
+    await until('the file read and a turn armed', () => ring.hi === lastBlock && link.armed !== null);
     assert.equal(ring.hi, lastBlock, 'the file was read while the OACK was out');
     assert.ok(link.armed !== null, 'a chain is armed in the OACK phase');
     assert.equal(link.armed.expects[0], '00040000', 'its first turn waits for ACK 0');
@@ -89,7 +93,7 @@ test('an ERROR 8 answering the OACK ends the transfer quietly though a turn was 
   const link = new ArmedLink();
   const session = new TftpSession({ link, machine, source, ring: new BlockRing(source, 512, lastBlock, 1), oack: [{ name: 'tsize', value: '3000' }], log: createMemoryLogger('debug') });
   session.start();
-  await tick();
+  await until('a turn armed', () => link.armed !== null);
   assert.ok(link.armed !== null);
   const err = Buffer.from([0, 5, 0, 8, 0]);
   link.events?.datagram(err, err.length);

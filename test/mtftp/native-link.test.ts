@@ -289,8 +289,14 @@ test('the request socket (UdpListener): every datagram with its sender, whole or
   for (const g of got) assert.deepEqual([g.address, g.port], ['127.0.0.1', c.socket.address().port]);
   listener.close();
   listener.close(); // twice is fine
+  // A barrier, not a pause: a new listener on the released port gets the next datagram; the
+  // closed one got nothing.
+  const after: string[] = [];
+  const again = links.listen('127.0.0.1', listener.port, (buf, length) => after.push(buf.subarray(0, length).toString('hex')), (err) => errors.push(err));
   await send(Buffer.from([1]));
-  await new Promise((r) => setTimeout(r, 50));
+  for (let i = 0; i < 300 && after.length === 0; i++) await new Promise((r) => setTimeout(r, 10)); // bounded poll for the delivery
+  again.close();
+  assert.deepEqual(after, ['01'], 'the new listener got it');
   assert.equal(got.length, 3, 'nothing after close');
   assert.deepEqual(errors, []);
   c.socket.close();

@@ -114,11 +114,18 @@ test('garbage on the TFTP port never stops the service', async () => {
       if (i % 50 === 0) await new Promise((r) => setImmediate(r));
     }
     for (const pkt of [Buffer.from([0, 4, 0, 1]), Buffer.from([0, 3, 0, 1]), Buffer.from([0, 6]), Buffer.from([0, 1, 0x61])]) await c.send(pkt, svc.port);
+    // A barrier, not a pause: the service answers this request only after reading everything
+    // queued before it on its one socket (sent again while the kernel drops it from a full queue).
+    let answer: Awaited<ReturnType<typeof c.next>> = null;
+    for (let i = 0; i < 20 && answer === null; i++) {
+      await c.send(rrq('one.bin'), svc.port);
+      answer = await c.next(500);
+    }
+    assert.ok(answer !== null, 'the service answers after the garbage');
+    await c.send(Buffer.from([0, 5, 0, 0, 0]), answer.rinfo.port);
   } finally {
     c.close();
   }
-  // Let the service work through its receive queue (the kernel dropped what did not fit).
-  await new Promise((r) => setTimeout(r, 300));
   const client = await ScriptedClient.open();
   try {
     const { data: got } = await scriptedDownload(client, svc.port, 'mid.bin');
@@ -156,7 +163,11 @@ test('a repeated request from the same client port does not start a second trans
     await c.send(rrq('mid.bin'), svc.port);
     const first = await c.next();
     assert.ok(first !== null);
-    await new Promise((r) => setTimeout(r, 100));
+    // The event, not a pause: both repeats were taken as repeats (handled in this process; one
+    // more turn of the loop delivers anything they sent to the client's socket).
+    const peer = `127.0.0.1:${c.port}`;
+    await waitFor('both repeats handled', () => (logged(svc.log, 'repeated request', (x) => x.peer === peer).length >= 2 ? true : undefined), 3000);
+    await new Promise((r) => setImmediate(r));
     const others = c.drain().filter((m) => m.rinfo.port !== first.rinfo.port);
     assert.deepEqual(others, [], 'only one transfer port answered');
     await c.send(Buffer.from([0, 5, 0, 0, 0]), first.rinfo.port);
@@ -175,8 +186,14 @@ test('a repeated request that crossed our OACK gets no second OACK; a later one 
     await c.send(req, svc.port);
     const first = await c.next();
     assert.ok(first !== null && first.msg.readUInt16BE(0) === 6, 'an OACK');
-    await new Promise((r) => setTimeout(r, REQUEST_CROSSING_MS + 50));
+    // The event, not a pause: the repeat was handled (one more turn of the loop delivers anything
+    // it sent to the client's socket).
+    const peer = `127.0.0.1:${c.port}`;
+    await waitFor('the repeat handled', () => (logged(svc.log, 'repeated request', (x) => x.peer === peer).length >= 1 ? true : undefined), 3000);
+    await new Promise((r) => setImmediate(r));
     assert.deepEqual(c.drain().map((m) => m.msg.readUInt16BE(0)), [], 'no second OACK for the crossed repeat');
+    // Part of the scenario, not an ordering: the client's next retry comes well after our OACK.
+    await new Promise((r) => setTimeout(r, REQUEST_CROSSING_MS + 50));
     // The client really missed it: its next retry, well after our OACK, is answered.
     await c.send(req, svc.port);
     const again = await c.next();
@@ -229,8 +246,11 @@ test('virtual paths go to the boot hooks; root files never do; fetched() only on
       await assert.rejects(scriptedDownload(c, svc.port, missing), /server sent ERROR 1 File not found/);
     }
     assert.deepEqual(asked, ['netboot/aa-bb/boot.ipxe', 'netboot/aa-bb/image.bin', 'netboot/aa-bb/relative', 'netboot/shadowed', 'netboot/throws', 'netboot/zz/none']);
-    await waitFor('fetched calls', () => (fetched.length >= 3 ? true : undefined), 3000);
-    await new Promise((r) => setTimeout(r, 100)); // one.bin, from the root, is never reported
+    // one.bin, from the root, is never reported. A barrier, not a pause: a virtual path fetched
+    // after it is reported after anything one.bin could have caused.
+    await scriptedDownload(c, svc.port, 'netboot/aa-bb/boot.ipxe');
+    await waitFor('fetched calls up to the barrier', () => (fetched.length >= 4 ? true : undefined), 3000);
+    assert.equal(fetched.pop()?.path, 'netboot/aa-bb/boot.ipxe', 'the barrier came last');
     assert.deepEqual(
       fetched.map((f) => [f.path, f.resolvedPath ?? null, f.bytes, f.address, f.port]),
       [

@@ -60,6 +60,7 @@ async function tamperingProxy(port: number, target: number): Promise<Server> {
 }
 
 before(async () => {
+  // Picked, not 0: C's config names the proxy's port before the proxy listens.
   const proxyPort = await freeTcpPort();
   env = await makeSites(['a', 'c', 'x'], {
     extra: '[packages]\nscrub_interval_ms = 0\n',

@@ -11,7 +11,7 @@ import type { PackageService } from '../../packages/package-service.ts';
 import { buildPackages } from '../../packages/package-parts.ts';
 import type { PackageStatus } from '../../packages/model.ts';
 import { decodeManifestTop, partDigests, resolveManifest, type Manifest } from '../../packages/manifest.ts';
-import { makeTestSite, waitFor, type TestSite } from '../helpers/env.ts';
+import { freeTcpPort, makeTestSite, waitFor, type TestSite } from '../helpers/env.ts';
 import { httpAuthHeader, readKeyFile } from '../../platform/trust/peer-auth.ts';
 
 export interface Site extends TestSite {
@@ -34,7 +34,10 @@ export interface SiteOptions {
 export async function makeSites(ids: readonly string[], o: SiteOptions = {}): Promise<{ sites: Site[]; keyFile: string; cleanup(): void }> {
   const sites: Site[] = [];
   for (const id of ids) {
-    const s = await makeTestSite(`${o.extra ?? ''}\n${o.extraFor?.(id) ?? ''}`, `netboot-pkg-${id}`);
+    // Picked ports, not 0: each site's config names the others' ports as peer addresses, written
+    // before any of them starts (racy only if another process takes one meanwhile).
+    const port = await freeTcpPort();
+    const s = await makeTestSite(`[interface]\nport = ${port}\n${o.extra ?? ''}\n${o.extraFor?.(id) ?? ''}`, `netboot-pkg-${id}`);
     sites.push({ ...s, id, config: s.config });
   }
   const keyFile = join(sites[0]!.dir, 'site.key');

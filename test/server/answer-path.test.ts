@@ -38,7 +38,7 @@ test('socket handler, explain and warm-up: the same answer as the pure function,
   const client = await Client.open();
   try {
     await serving(s);
-    const { dhcpPort, proxyPort } = s.site.config.server;
+    const { dhcp: dhcpPort, proxy: proxyPort } = s.server.ports!;
     const from = { address: '127.0.0.1', port: (client.socket.address()).port };
     // The server's state, as the pure function is given it: [server] address 127.0.0.1 on loopback.
     const chosen = { address: '127.0.0.1', why: '[server] address', subnet: null };

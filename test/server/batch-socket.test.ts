@@ -42,7 +42,7 @@ test('a burst of 100 DISCOVERs: taken many per wake, every one answered', async 
     await serving(s);
     const before = (await status(s)).batches!;
     // Sent back to back from this process: all queued at the server's socket before it next wakes.
-    for (let i = 0; i < n; i++) client.send(discover(i, 0x7a000000 + i), s.site.config.server.dhcpPort);
+    for (let i = 0; i < n; i++) client.send(discover(i, 0x7a000000 + i), s.server.ports!.dhcp);
     for (let i = 0; i < n; i++) assert.equal((await client.reply(0x7a000000 + i, `the offer for DISCOVER ${i}`)).packet.chaddr.readUInt16BE(4), 0x1000 + i);
     const st = await status(s);
     assert.equal(st.io, 'native');
@@ -61,7 +61,7 @@ test('inside a batch, a malformed, a truncated and an oversize datagram are drop
   const client = await Client.open();
   try {
     await serving(s);
-    const port = s.site.config.server.dhcpPort;
+    const port = s.server.ports!.dhcp;
     const badCookie = discover(50, 0x7b0000aa);
     badCookie.writeUInt32BE(0xdeadbeef, 236);
     // Longer than a receive slot: the kernel hands over only its first SLOT_BYTES.
@@ -171,7 +171,7 @@ test('without the addon (auto): the server serves on node:dgram and says why', a
     await serving(s);
     assert.equal(s.server.ioPath, 'dgram');
     assert.deepEqual((({ io, ioReason }) => ({ io, ioReason }))(logged(s.log, 'waiting for complete state from the Interface')!), { io: 'dgram', ioReason: 'native/udp-batch not built (test)' });
-    client.send(discover(0, 0x7c000001), s.site.config.server.dhcpPort);
+    client.send(discover(0, 0x7c000001), s.server.ports!.dhcp);
     await client.reply(0x7c000001);
     const st = await status(s);
     assert.equal(st.io, 'dgram');

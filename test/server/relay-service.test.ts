@@ -45,7 +45,7 @@ test('a relayed DISCOVER is answered through the relay with its subnet\'s addres
   const relay = await Client.open();
   try {
     await serving(s);
-    const port = s.site.config.server.dhcpPort;
+    const port = s.server.ports!.dhcp;
     relay.send(relayed(0x1001), port);
     const { packet: offer } = await relay.reply(0x1001, 'the offer through the relay');
     assert.equal(offer.options.messageType(), 2);
@@ -107,7 +107,7 @@ test('hops over 16, a malformed option 82 and a broadcast giaddr are dropped wit
   const relay = await Client.open();
   try {
     await serving(s);
-    const port = s.site.config.server.dhcpPort;
+    const port = s.server.ports!.dhcp;
     relay.send(relayed(0x2001, { hops: 17 }), port);
     relay.send(relayed(0x2002, {}, Buffer.from('0105ff', 'hex')), port);
     relay.send(relayed(0x2003, {}, Buffer.alloc(0)), port);
@@ -137,7 +137,7 @@ test('without [server] address: the address the route toward giaddr (or the 4011
   try {
     assert.equal(s.site.config.server.address, null);
     await serving(s);
-    relay.send(relayed(0x3001, { giaddr: '127.0.0.9' }), s.site.config.server.dhcpPort);
+    relay.send(relayed(0x3001, { giaddr: '127.0.0.9' }), s.server.ports!.dhcp);
     const { packet: offer } = await relay.reply(0x3001);
     assert.equal(offer.siaddr, '127.0.0.1');
     assert.equal(offer.options.serverId(), '127.0.0.1');
@@ -146,7 +146,7 @@ test('without [server] address: the address the route toward giaddr (or the 4011
     assert.equal(answered.subnet, undefined);
     // The 4011 exchange comes straight from the client (routed, not relayed): toward ciaddr.
     const bsr = encode({ ...IPXE, xid: 0x3002, ciaddr: '127.0.0.1', flags: 0x8000, options: new DhcpOptions([[53, encodeOption.u8(3)], ...[...IPXE.options.entries()].filter(([c]) => c !== 53)]) });
-    relay.send(bsr, s.site.config.server.proxyPort);
+    relay.send(bsr, s.server.ports!.proxy);
     const { packet: ack } = await relay.reply(0x3002);
     assert.equal(ack.options.serverId(), '127.0.0.1');
     assert.equal((await waitFor('the ACK record', () => logged(s.log, 'REQUEST answered', (r) => r.xid === '00003002'))).serverWhy, 'the route toward 127.0.0.1 leaves from it');

@@ -8,7 +8,7 @@ import { buildServer } from '../../services/server/main.ts';
 import { SignalAnnouncer } from '../../services/server/signal-announcer.ts';
 import { announceServerStarted, signalUrl } from '../../platform/local/signal-client.ts';
 import { LocalKey, localProof } from '../../platform/trust/local-key.ts';
-import { buildSignal } from '../../services/signal/signal-service.ts';
+import { buildSignal } from '../../services/signal/main.ts';
 import { makeTestSite, waitFor } from '../helpers/env.ts';
 
 test('serving does not wait for Signal; server-started reaches Signal when it comes up', async () => {

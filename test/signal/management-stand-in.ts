@@ -21,7 +21,12 @@ export class ManagementStandIn {
   register: () => Answer = () => ({ status: 200, body: '{}' });
   private server: Server | null = null;
 
-  constructor(readonly port: number) {}
+  /** `port` 0 (the usual): the kernel picks one at start(), and `port` then says which. */
+  constructor(private wanted = 0) {}
+
+  get port(): number {
+    return this.wanted;
+  }
 
   get url(): string {
     return `http://127.0.0.1:${this.port}`;
@@ -49,8 +54,9 @@ export class ManagementStandIn {
     });
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      server.listen(this.port, '127.0.0.1', () => resolve());
+      server.listen(this.wanted, '127.0.0.1', () => resolve());
     });
+    this.wanted = (server.address() as { port: number }).port; // a restart keeps the port
     this.server = server;
   }
 

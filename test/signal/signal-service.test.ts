@@ -5,14 +5,15 @@ import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { WebSocket } from 'ws';
-import { buildSignal, type SignalService, type SignalStatus } from '../../services/signal/signal-service.ts';
+import { buildSignal } from '../../services/signal/main.ts';
+import type { SignalService, SignalStatus } from '../../services/signal/signal-service.ts';
 import { controlCall, controlSocketPath } from '../../platform/local/control.ts';
 import { createMemoryLogger, type LogFields } from '../../platform/runtime/logger.ts';
 import { parseSbs } from '../../sbs/parse.ts';
 import type { SbsDocument } from '../../sbs/types.ts';
 import { freeTcpPort, makeTestSite, waitFor, type TestSite } from '../helpers/env.ts';
 import { ManagementStandIn, validStartupAnswer } from './management-stand-in.ts';
-import { announceServerStarted } from '../../platform/local/signal-client.ts';
+import { announceServerStarted, signalUrl } from '../../platform/local/signal-client.ts';
 import { LocalKey, localProof } from '../../platform/trust/local-key.ts';
 
 const FAST = { baseMs: 20, capMs: 200 };
@@ -60,7 +61,7 @@ function failures(records: LogFields[]): LogFields[] {
 
 /** One message to the Signal port from a process holding the local key (it proves it first). */
 async function sendWs(site: TestSite, text: string): Promise<unknown> {
-  const ws = new WebSocket(`ws://127.0.0.1:${site.config.signal.port}/`);
+  const ws = new WebSocket(signalUrl(site.config));
   const proof = localProof(LocalKey.of(site.config.paths.data))();
   let proved = false;
   try {
@@ -80,7 +81,7 @@ async function sendWs(site: TestSite, text: string): Promise<unknown> {
 }
 
 test('start-up: the four SBS files are written, valid, with one issued time and fresh ids', async () => {
-  const mgmt = new ManagementStandIn(await freeTcpPort());
+  const mgmt = new ManagementStandIn();
   await mgmt.start();
   try {
     await withSite(mgmt.port, async (site) => {
@@ -121,7 +122,8 @@ test('start-up: the four SBS files are written, valid, with one issued time and 
         assert.equal(st.service, 'signal');
         assert.equal(st.state, 'serving');
         assert.equal(st.pid, process.pid);
-        assert.equal(st.ports.signal, site.config.signal.port);
+        assert.equal(st.ports.signal, signal.server.boundPort);
+        assert.ok(st.ports.signal! > 0);
         assert.equal(st.management, mgmt.url);
         assert.equal(st.registered, true);
       } finally {
@@ -134,7 +136,7 @@ test('start-up: the four SBS files are written, valid, with one issued time and 
 });
 
 test('registration happens exactly once, across restarts of Signal', async () => {
-  const mgmt = new ManagementStandIn(await freeTcpPort());
+  const mgmt = new ManagementStandIn();
   await mgmt.start();
   try {
     await withSite(mgmt.port, async (site) => {
@@ -154,7 +156,7 @@ test('registration happens exactly once, across restarts of Signal', async () =>
 });
 
 test('a refused registration is retried, and nothing is written before it succeeds', async () => {
-  const mgmt = new ManagementStandIn(await freeTcpPort());
+  const mgmt = new ManagementStandIn();
   let refuse = true;
   mgmt.register = () => (refuse ? { status: 503, body: '{"error":"busy"}' } : { status: 200, body: '{}' });
   await mgmt.start();
@@ -179,6 +181,8 @@ test('a refused registration is retried, and nothing is written before it succee
 });
 
 test('unreachable management server: retried with backoff, then succeeds once it is up', async () => {
+  // A picked port, not 0: the management URL must name a port nobody listens on yet, which the
+  // stand-in takes later (racy only if another process takes it meanwhile).
   const port = await freeTcpPort();
   await withSite(port, async (site) => {
     const signal = await startSignal(site);
@@ -213,7 +217,7 @@ for (const [what, body, reason] of [
   ['an answer with an unknown member', JSON.stringify({ ...validStartupAnswer(), surprise: 1 }), /^surprise: unknown field/],
 ] as const) {
   test(`garbage from the management server (${what}): nothing is written, the reason is logged`, async () => {
-    const mgmt = new ManagementStandIn(await freeTcpPort());
+    const mgmt = new ManagementStandIn();
     mgmt.startup = () => ({ status: 200, body });
     await mgmt.start();
     try {
@@ -236,7 +240,7 @@ for (const [what, body, reason] of [
 }
 
 test('a ws server-started message is acked and runs the start-up sequence again', async () => {
-  const mgmt = new ManagementStandIn(await freeTcpPort());
+  const mgmt = new ManagementStandIn();
   await mgmt.start();
   try {
     await withSite(mgmt.port, async (site) => {
@@ -263,7 +267,7 @@ test('a ws server-started message is acked and runs the start-up sequence again'
 });
 
 test('triggers during a run coalesce into one more run', async () => {
-  const mgmt = new ManagementStandIn(await freeTcpPort());
+  const mgmt = new ManagementStandIn();
   let release: (() => void) | null = null;
   const held = new Promise<void>((r) => (release = r));
   mgmt.startup = async () => {
@@ -312,7 +316,7 @@ test('standalone: nothing is fetched or written; server-started is still acked',
 });
 
 test('a management server that never answers: the request times out and is retried', async () => {
-  const mgmt = new ManagementStandIn(await freeTcpPort());
+  const mgmt = new ManagementStandIn();
   mgmt.startup = () => new Promise(() => {});
   await mgmt.start();
   try {
@@ -334,19 +338,19 @@ test('a management server that never answers: the request times out and is retri
 });
 
 test('the PXE server side: announceServerStarted gets the ack and triggers a run', async () => {
-  const mgmt = new ManagementStandIn(await freeTcpPort());
+  const mgmt = new ManagementStandIn();
   await mgmt.start();
   try {
     await withSite(mgmt.port, async (site) => {
       const signal = await startSignal(site);
       try {
         await waitFor('first start-up', () => (signal.runner?.last?.ok ? true : undefined));
-        await announceServerStarted(`ws://127.0.0.1:${site.config.signal.port}/`, localProof(LocalKey.of(site.config.paths.data)), 2000);
+        await announceServerStarted(signalUrl(site.config), localProof(LocalKey.of(site.config.paths.data)), 2000);
         await waitFor('second start-up', () => (mgmt.count('GET', '/pxe/startup') === 2 ? true : undefined));
       } finally {
         await signal.stop();
       }
-      await assert.rejects(announceServerStarted(`ws://127.0.0.1:${site.config.signal.port}/`, localProof(LocalKey.of(site.config.paths.data)), 2000), { code: 'SIGNAL_UNREACHABLE' });
+      await assert.rejects(announceServerStarted(signalUrl(site.config), localProof(LocalKey.of(site.config.paths.data)), 2000), { code: 'SIGNAL_UNREACHABLE' });
     });
   } finally {
     await mgmt.stop();

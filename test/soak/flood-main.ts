@@ -44,7 +44,7 @@ async function udp(host: string, port: number, file: string, count: number, batc
         if (err) sendErrors++;
       });
     }
-    await new Promise((r) => setTimeout(r, 100));
+    await new Promise((r) => setTimeout(r, 100)); // part of the scenario: the flood comes in bursts
   }
   say({ udp: 'done', requests: count, sendErrors });
   setInterval(() => say({ udp: 'replies', ...replies, sendErrors }), 1000);
@@ -87,7 +87,7 @@ async function tcp(host: string, port: number, count: number): Promise<void> {
         }
       });
     }
-    await new Promise((r) => setTimeout(r, 100));
+    await new Promise((r) => setTimeout(r, 100)); // part of the scenario: the flood comes in bursts
   }
   await Promise.race([settledAll, new Promise((r) => setTimeout(r, 15_000))]);
   say({ tcp: 'done', attempted: count, ...state });

@@ -128,7 +128,7 @@ test('a crashing child is restarted with exponential backoff, the exit logged; t
       assert.equal(h.events().filter((e) => e.startsWith('crash ')).length, 3);
 
       const first = pidOf(h, 'interface');
-      await new Promise((r) => setTimeout(r, 700)); // serve longer than stableMs
+      await new Promise((r) => setTimeout(r, 700)); // part of the scenario: serve longer than stableMs
       process.kill(first, 'SIGKILL');
       await waitFor('restarted', () => (servingAll(h, ['interface']) && pidOf(h, 'interface') !== first ? true : undefined));
       const last = exits(h.log.records).at(-1)!;

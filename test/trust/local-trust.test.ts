@@ -12,8 +12,8 @@ import { createMemoryLogger } from '../../platform/runtime/logger.ts';
 import { ClientHandshake } from '../../platform/trust/peer-handshake.ts';
 import { LOCAL_CLIENT_ID, LOCAL_SERVER_ID, LocalKey, localKeyPath, localProof } from '../../platform/trust/local-key.ts';
 import { buildInterface } from '../../services/interface/main.ts';
-import { buildSignal } from '../../services/signal/signal-service.ts';
-import { freeTcpPort, makeTestSite, waitFor } from '../helpers/env.ts';
+import { buildSignal } from '../../services/signal/main.ts';
+import { makeTestSite, waitFor } from '../helpers/env.ts';
 import { FeedClient } from '../helpers/feed-client.ts';
 import { ManagementStandIn } from '../signal/management-stand-in.ts';
 
@@ -110,7 +110,7 @@ test('the state feed: nobody can neither read the state nor forge a pxe-booted e
 });
 
 test('Signal: nobody\'s server-started is refused and starts nothing', { timeout: 90_000 }, async () => {
-  const mgmt = new ManagementStandIn(await freeTcpPort());
+  const mgmt = new ManagementStandIn();
   await mgmt.start();
   const site = await makeTestSite(`[management]\nurl = "${mgmt.url}"\n`, 'netboot-trust');
   const log = createMemoryLogger();
@@ -119,7 +119,7 @@ test('Signal: nobody\'s server-started is refused and starts nothing', { timeout
   try {
     await waitFor('Signal\'s own start-up', () => (signal.runner?.last?.ok ? true : undefined));
     const started = JSON.stringify({ type: 'server-started', pid: 4242, at: new Date().toISOString() });
-    const got = await runAsNobody(`ws://127.0.0.1:${site.config.signal.port}/`, localKeyPath(site.config.paths.data), [started, started, started]);
+    const got = await runAsNobody(`ws://127.0.0.1:${signal.server.boundPort}/`, localKeyPath(site.config.paths.data), [started, started, started]);
     assert.equal(got.closeCode, 4001, JSON.stringify(got));
     assert.deepEqual(got.received.map((t) => JSON.parse(t).type), ['challenge']);
     await waitFor('the refusal in the log', () => log.records.find((r) => r.msg === 'signal connection refused: no proof of the local key'));
@@ -161,7 +161,7 @@ async function announceMany(port: number, proof: () => ClientHandshake, count: n
 }
 
 test('Signal coalesces 400 concurrent server-started into at most one more start-up sequence', { timeout: 90_000 }, async () => {
-  const mgmt = new ManagementStandIn(await freeTcpPort());
+  const mgmt = new ManagementStandIn();
   await mgmt.start();
   const site = await makeTestSite(`[management]\nurl = "${mgmt.url}"\n`, 'netboot-trust');
   const log = createMemoryLogger('info');
@@ -172,7 +172,7 @@ test('Signal coalesces 400 concurrent server-started into at most one more start
     await waitFor('Signal\'s own start-up', () => (signal.runner?.last?.ok ? true : undefined));
     const proof = localProof(LocalKey.of(site.config.paths.data));
     // 20 connections (within the port's bounds) at once, 20 announcements each.
-    const answers = (await Promise.all(Array.from({ length: 20 }, () => announceMany(site.config.signal.port, proof, 20)))).flat();
+    const answers = (await Promise.all(Array.from({ length: 20 }, () => announceMany(signal.server.boundPort!, proof, 20)))).flat();
     assert.equal(answers.length, 400);
     assert.ok(answers.every((a) => a === 'ack'));
     assert.equal(log.records.filter((r) => r.msg === 'PXE server started').length, 400);
@@ -197,7 +197,7 @@ test('Signal holds a bounded number of connections', { timeout: 90_000 }, async 
   try {
     let closed = 0;
     for (let i = 0; i < 100; i++) {
-      const s = connect({ port: site.config.signal.port, host: '127.0.0.1', localAddress: `127.0.0.${2 + (i % 4)}` });
+      const s = connect({ port: signal.server.boundPort!, host: '127.0.0.1', localAddress: `127.0.0.${2 + (i % 4)}` });
       s.on('error', () => undefined);
       s.on('close', () => closed++);
       sockets.push(s);

@@ -20,7 +20,7 @@ export async function startCapture(lan: Lan, name: string, logDir: string, clean
   await p.waitFor(/listening on br0/, 10000);
   return {
     finish: async () => {
-      await sleep(500);
+      await sleep(500); // not an ordering: lets tcpdump write the last packets of a finished run
       await p.stop();
     },
   };
