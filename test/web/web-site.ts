@@ -7,6 +7,7 @@ import { createSocket, type Socket } from 'node:dgram';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../../platform/runtime/atomic-file.ts';
+import { controlCall, controlSocketPath } from '../../platform/local/control.ts';
 import { makeTestSite, waitFor, type TestSite } from '../helpers/env.ts';
 import { spawnService, type ServiceProcess } from '../helpers/process.ts';
 import { readPcapUdp } from '../server/pcap.ts';
@@ -57,16 +58,19 @@ export async function startWebSite(extraToml = ''): Promise<WebSite> {
         return undefined;
       }
     }, 30_000, 100);
+    // Port 0 in the config: the ports the services got come from their status.
+    const dhcpPort = (await controlCall<{ ports: { dhcp: number } }>(controlSocketPath(site.config.paths.data, 'server'), 'GET', '/status')).ports.dhcp;
+    const tftpPort = (await controlCall<{ ports: { tftp: number } }>(controlSocketPath(site.config.paths.data, 'mtftp'), 'GET', '/status')).ports.tftp;
     return {
       site, run, url: info.url, stop,
       discover: (xid, mac = KNOWN_MAC) => {
         const b = Buffer.from(EDK2_DISCOVER);
         b.writeUInt32BE(xid, 4);
         Buffer.from(mac.split(':').map((h) => Number.parseInt(h, 16))).copy(b, 28);
-        socket.send(b, site.config.server.dhcpPort, '127.0.0.1');
+        socket.send(b, dhcpPort, '127.0.0.1');
       },
       tftpGet: (file = BOOT_FILE) => new Promise((resolve, reject) => {
-        execFile('curl', ['-sS', '--max-time', '60', '-o', '-', `tftp://127.0.0.1:${site.config.mtftp.port}/${file}`], { encoding: 'buffer', maxBuffer: 64 << 20 }, (err, out) => (err ? reject(err) : resolve(out.length)));
+        execFile('curl', ['-sS', '--max-time', '60', '-o', '-', `tftp://127.0.0.1:${tftpPort}/${file}`], { encoding: 'buffer', maxBuffer: 64 << 20 }, (err, out) => (err ? reject(err) : resolve(out.length)));
       }),
     };
   } catch (err) {
