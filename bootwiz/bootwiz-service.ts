@@ -2,21 +2,39 @@
 // the CLI follows (`POST /bootwiz/build`, `GET /bootwiz/jobs?id=`), their progress is in the
 // log and in the Interface's status; a finished build is published as a `preboot` package and
 // its SBS image offered on this site. The host (services/interface) supplies publish and offer.
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
+import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { HttpError, type ControlHandler } from '../platform/local/control.ts';
 import { errorMessage } from '../platform/runtime/errors.ts';
 import type { Logger } from '../platform/runtime/logger.ts';
 import type { Image } from '../sbs/types.ts';
-import { build, buildDir, readBuildInfo, type BuildInfo, type BuildProgress } from './build.ts';
+import { bootwizDir, build, buildDir, cacheDir, readBuildInfo, type BuildInfo, type BuildProgress } from './build.ts';
+import { buildOverlay, kernelTree, readDrivers, selectDrivers, type OverlayInfo } from './drivers.ts';
+import { readLock } from './lock.ts';
 import { installIpxeFiles } from './ipxe-files.ts';
-import { prebootImage, RECIPES, type Recipe } from './recipe.ts';
+import { LOCK_FILE, OVERLAY_FILE, OVERLAY_INFO_FILE, prebootImage, RECIPES, type Recipe } from './recipe.ts';
 
 export interface BootwizHost {
   /** Publishes a build folder as a `preboot` package (Ready here when it resolves). */
   publish(dir: string, id: string): Promise<{ seq: number; digest: string | null }>;
   /** Offers the image on this site (kept in the state's table of built images). */
   offer(image: Image): void;
+  /** Driver packages Ready on this server (any OS; driver.json says which). */
+  readyDrivers(): Array<{ id: string; digest: string; dir: string }>;
+  /** Whether this site publishes package `id` (it owns it, or nobody has it yet). */
+  owns(id: string): boolean;
 }
+
+/** What status changes BootwizService needs from the package component. */
+export interface PackageStatusLike {
+  readonly package: string;
+  readonly state: string;
+  readonly digest: string | null;
+}
+
+/** Several driver packages arriving together make one rebuild: changes wait this long to settle. */
+export const DRIVER_SETTLE_MS = 300;
 
 export interface BootwizOptions {
   readonly dataDir: string;
@@ -25,6 +43,8 @@ export interface BootwizOptions {
   /** Put Debian's iPXE builds into the TFTP root where missing, when the Interface starts. */
   readonly installIpxe: boolean;
   readonly tftpRoot: string;
+  /** How long driver changes settle before a rebuild (default DRIVER_SETTLE_MS). */
+  readonly driverSettleMs?: number;
 }
 
 export interface BuildRequest {
@@ -51,6 +71,12 @@ export class BootwizService {
   private readonly jobs = new Map<string, BootwizJob>();
   private readonly running = new Map<string, Promise<void>>();
   private stopped = false;
+  /** Per recipe: builds and overlay rebuilds run one after another. */
+  private readonly chains = new Map<string, Promise<void>>();
+  /** Recipes with an overlay rebuild queued and not yet started (more changes join it). */
+  private readonly queued = new Set<string>();
+  private settleTimer: NodeJS.Timeout | null = null;
+  private readonly overlays = new Map<string, { at: string; drivers: string[]; ms: number; seq: number | null; error?: string }>();
 
   constructor(private readonly options: BootwizOptions, private readonly log: Logger, private readonly host: BootwizHost) {}
 
@@ -64,7 +90,11 @@ export class BootwizService {
     }
     for (const recipe of Object.values(RECIPES)) {
       if (readBuildInfo(this.options.dataDir, recipe.id) !== null) {
-        void this.publishAndOffer(recipe).catch((err) => this.log.error('bootwiz: cannot publish the existing build', { id: recipe.id, err: errorMessage(err) }));
+        // Drivers may have come or gone while we were down: the overlay first, then publish.
+        void this.serial(recipe.id, async () => {
+          if (this.host.owns(recipe.id)) await this.writeOverlay(recipe, false);
+          await this.publishAndOffer(recipe);
+        }).catch((err) => this.log.error('bootwiz: cannot publish the existing build', { id: recipe.id, err: errorMessage(err) }));
       } else if (this.options.buildOnStart) {
         this.log.info('bootwiz: no build yet; building in the background', { id: recipe.id });
         this.build(recipe.id, {});
@@ -74,6 +104,108 @@ export class BootwizService {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    if (this.settleTimer !== null) clearTimeout(this.settleTimer);
+    this.settleTimer = null;
+    await Promise.allSettled([...this.chains.values()]);
+  }
+
+  /**
+   * The package component's status changes: a driver package Ready here, or gone, rebuilds the
+   * overlay of every preboot this site owns whose driver set it changes (after DRIVER_SETTLE_MS,
+   * so a burst makes one rebuild). Any package's change is checked: the check is cheap, and a
+   * removed package's tombstone no longer says it was a driver.
+   */
+  onPackageStatus(s: PackageStatusLike): void {
+    if (this.stopped || RECIPES[s.package] !== undefined) return;
+    if (s.state !== 'ready' && s.state !== 'absent' && s.state !== 'deleting') return;
+    if (this.settleTimer !== null) return;
+    this.settleTimer = setTimeout(() => {
+      this.settleTimer = null;
+      for (const recipe of Object.values(RECIPES)) this.queueOverlay(recipe);
+    }, this.options.driverSettleMs ?? DRIVER_SETTLE_MS);
+  }
+
+  /** Resolves once every queued build and overlay rebuild has finished (tests). */
+  async idle(): Promise<void> {
+    for (;;) {
+      if (this.settleTimer !== null) await new Promise((r) => setTimeout(r, this.options.driverSettleMs ?? DRIVER_SETTLE_MS));
+      const chains = [...this.chains.values()];
+      if (chains.length === 0 && this.settleTimer === null) return;
+      await Promise.allSettled(chains);
+    }
+  }
+
+  private queueOverlay(recipe: Recipe): void {
+    if (this.stopped || this.queued.has(recipe.id)) return;
+    this.queued.add(recipe.id);
+    void this.serial(recipe.id, async () => {
+      this.queued.delete(recipe.id);
+      if (this.stopped || readBuildInfo(this.options.dataDir, recipe.id) === null || !this.host.owns(recipe.id)) return;
+      const t0 = Date.now();
+      try {
+        const changed = await this.writeOverlay(recipe, false);
+        if (!changed) return;
+        const ref = await this.publishAndOffer(recipe);
+        const drivers = this.overlayInfo(recipe.id)?.drivers.map((d) => d.id) ?? [];
+        this.overlays.set(recipe.id, { at: new Date().toISOString(), drivers, ms: Date.now() - t0, seq: ref.seq });
+        this.log.info('bootwiz: driver packages changed; preboot rebuilt and published', { id: recipe.id, drivers, seq: ref.seq, digest: ref.digest, ms: Date.now() - t0 });
+      } catch (err) {
+        this.overlays.set(recipe.id, { at: new Date().toISOString(), drivers: [], ms: Date.now() - t0, seq: null, error: errorMessage(err) });
+        this.log.error('bootwiz: cannot rebuild the driver overlay; the previous version keeps serving', { id: recipe.id, err: errorMessage(err) });
+      }
+    });
+  }
+
+  private serial(id: string, fn: () => Promise<void>): Promise<void> {
+    const prev = this.chains.get(id) ?? Promise.resolve();
+    const next = prev.catch(() => undefined).then(fn);
+    const tail = next.catch(() => undefined);
+    this.chains.set(id, tail);
+    void tail.then(() => { if (this.chains.get(id) === tail) this.chains.delete(id); });
+    return next;
+  }
+
+  /** The current build's overlay description, or null. */
+  overlayInfo(id: string): (OverlayInfo & { sha256: string }) | null {
+    try {
+      return JSON.parse(readFileSync(join(buildDir(this.options.dataDir, id), OVERLAY_INFO_FILE), 'utf8')) as OverlayInfo & { sha256: string };
+    } catch {
+      return null;
+    }
+  }
+
+  /**
+   * Writes the build's driver overlay from the driver packages Ready here; false when it already
+   * holds exactly those versions (and `force` is false).
+   */
+  private async writeOverlay(recipe: Recipe, force: boolean): Promise<boolean> {
+    const dir = buildDir(this.options.dataDir, recipe.id);
+    const info = readBuildInfo(this.options.dataDir, recipe.id);
+    if (info === null) return false;
+    const ready = readDrivers(this.host.readyDrivers(), (id, err) => this.log.warn('bootwiz: a driver package without a valid driver.json is left out', { package: id, err }));
+    const drivers = selectDrivers(ready, { os: recipe.driverOs, arch: recipe.driverArch, drivers: recipe.drivers });
+    const key = JSON.stringify(drivers.map((d) => [d.id, d.digest]).sort());
+    const prev = this.overlayInfo(recipe.id);
+    const prevKey = prev === null ? null : JSON.stringify(prev.drivers.map((d) => [d.id, d.digest]).sort());
+    if (!force && key === prevKey && existsSync(join(dir, OVERLAY_FILE))) return false;
+    const bw = bootwizDir(this.options.dataDir);
+    let tree = '';
+    if (drivers.length > 0) {
+      const kernel = readLock(join(dir, LOCK_FILE))?.packages.kernel;
+      if (kernel === undefined) throw new Error(`${dir}/${LOCK_FILE} names no kernel`);
+      tree = await kernelTree(bw, cacheDir(this.options.dataDir), kernel);
+    }
+    const { compressed, info: overlay } = await buildOverlay({ tree, kver: info.kernelVersion, baseModules: info.modules, drivers, work: join(bw, 'work', `overlay-${recipe.id}-${process.pid}`) });
+    for (const d of overlay.drivers) for (const w of d.warnings) this.log.warn('bootwiz: driver package', { id: recipe.id, package: d.id, warning: w });
+    const described = { ...overlay, sha256: createHash('sha256').update(compressed).digest('hex') };
+    // Each file whole or not at all; the package published from this folder is a new version, the
+    // one machines boot now stays until that is Ready.
+    writeFileSync(join(dir, `.${OVERLAY_FILE}.tmp`), compressed);
+    renameSync(join(dir, `.${OVERLAY_FILE}.tmp`), join(dir, OVERLAY_FILE));
+    writeFileSync(join(dir, `.${OVERLAY_INFO_FILE}.tmp`), `${JSON.stringify(described, null, 2)}\n`);
+    renameSync(join(dir, `.${OVERLAY_INFO_FILE}.tmp`), join(dir, OVERLAY_INFO_FILE));
+    this.log.info('bootwiz: driver overlay written', { id: recipe.id, drivers: overlay.drivers.map((d) => ({ id: d.id, modules: d.modules, firmware: d.firmware.length })), bytes: compressed.length });
+    return true;
   }
 
   /** Starts a build of `recipeId`; one at a time per recipe. */
@@ -83,7 +215,7 @@ export class BootwizService {
     if (this.running.has(recipeId)) throw new HttpError(409, `${recipeId} is being built already`);
     const job: BootwizJob = { id: randomUUID(), recipe: recipeId, state: 'running', step: 'start', fraction: 0, detail: '', startedAt: new Date().toISOString() };
     this.jobs.set(job.id, job);
-    const done = this.runJob(job, recipe, request).finally(() => this.running.delete(recipeId));
+    const done = this.serial(recipeId, () => this.runJob(job, recipe, request)).finally(() => this.running.delete(recipeId));
     this.running.set(recipeId, done);
     return job;
   }
@@ -98,14 +230,16 @@ export class BootwizService {
   }
 
   /** For the Interface's status: each recipe's build, running or last finished. */
-  status(): Record<string, { state: string; step?: string; percent?: number; detail?: string; error?: string; built: { kernelVersion: string; initrdBytes: number } | null }> {
+  status(): Record<string, { state: string; step?: string; percent?: number; detail?: string; error?: string; built: { kernelVersion: string; initrdBytes: number } | null; drivers: string[]; lastDriverRebuild?: { at: string; drivers: string[]; ms: number; seq: number | null; error?: string } }> {
     const out: ReturnType<BootwizService['status']> = {};
     for (const recipe of Object.values(RECIPES)) {
       const last = [...this.jobs.values()].filter((j) => j.recipe === recipe.id).at(-1);
       const info = readBuildInfo(this.options.dataDir, recipe.id);
       const built = info === null ? null : { kernelVersion: info.kernelVersion, initrdBytes: info.initrd.bytes };
-      if (last === undefined) out[recipe.id] = { state: info === null ? 'not built' : 'built', built };
-      else out[recipe.id] = { state: last.state === 'running' ? 'building' : last.state === 'done' ? 'built' : 'failed', step: last.step, percent: Math.round(last.fraction * 100), detail: last.detail, ...(last.error === undefined ? {} : { error: last.error }), built };
+      const overlay = this.overlayInfo(recipe.id);
+      const drivers = { drivers: overlay?.drivers.map((d) => d.id) ?? [], ...(this.overlays.has(recipe.id) ? { lastDriverRebuild: this.overlays.get(recipe.id)! } : {}) };
+      if (last === undefined) out[recipe.id] = { state: info === null ? 'not built' : 'built', built, ...drivers };
+      else out[recipe.id] = { state: last.state === 'running' ? 'building' : last.state === 'done' ? 'built' : 'failed', step: last.step, percent: Math.round(last.fraction * 100), detail: last.detail, ...(last.error === undefined ? {} : { error: last.error }), built, ...drivers };
     }
     return out;
   }
@@ -137,6 +271,9 @@ export class BootwizService {
     };
     try {
       const r = await build({ dataDir: this.options.dataDir, recipe, update: request.update === true, ...(request.lock === undefined ? {} : { lockPath: request.lock }), onProgress, log: this.log });
+      job.step = 'drivers';
+      job.detail = 'driver overlay';
+      await this.writeOverlay(recipe, true);
       job.step = 'publish';
       job.detail = `preboot package ${recipe.id}`;
       const ref = await this.publishAndOffer(recipe);
