@@ -3,7 +3,7 @@
 // log and in the Interface's status; a finished build is published as a `preboot` package and
 // its SBS image offered on this site. The host (services/interface) supplies publish and offer.
 import { createHash, randomUUID } from 'node:crypto';
-import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { HttpError, type ControlHandler } from '../platform/local/control.ts';
 import { errorMessage } from '../platform/runtime/errors.ts';
@@ -12,6 +12,7 @@ import type { Image } from '../sbs/types.ts';
 import { bootwizDir, build, buildDir, cacheDir, readBuildInfo, type BuildInfo, type BuildProgress } from './build.ts';
 import { buildOverlay, kernelTree, readDrivers, selectDrivers, type OverlayInfo } from './drivers.ts';
 import { readLock } from './lock.ts';
+import { buildWinpe, createWinpe, readWinpeInfo, WIMBOOT_FILE, winpeImage, winpeRecipes, type WinpeRecipe } from './winpe.ts';
 import { installIpxeFiles } from './ipxe-files.ts';
 import { LOCK_FILE, OVERLAY_FILE, OVERLAY_INFO_FILE, prebootImage, RECIPES, type Recipe } from './recipe.ts';
 
@@ -88,6 +89,13 @@ export class BootwizService {
         (err) => this.log.error('bootwiz: cannot put iPXE builds into the TFTP root', { err: errorMessage(err) }),
       );
     }
+    for (const recipe of winpeRecipes(this.options.dataDir)) {
+      if (readWinpeInfo(this.options.dataDir, recipe.id) === null) continue;
+      void this.serial(recipe.id, async () => {
+        if (this.host.owns(recipe.id)) await this.writeWinpe(recipe, false);
+        await this.publishImage(recipe.id, winpeImage(recipe));
+      }).catch((err) => this.log.error('bootwiz: cannot publish the existing WinPE build', { id: recipe.id, err: errorMessage(err) }));
+    }
     for (const recipe of Object.values(RECIPES)) {
       if (readBuildInfo(this.options.dataDir, recipe.id) !== null) {
         // Drivers may have come or gone while we were down: the overlay first, then publish.
@@ -121,7 +129,7 @@ export class BootwizService {
     if (this.settleTimer !== null) return;
     this.settleTimer = setTimeout(() => {
       this.settleTimer = null;
-      for (const recipe of Object.values(RECIPES)) this.queueOverlay(recipe);
+      for (const target of this.targets()) this.queueOverlay(target);
     }, this.options.driverSettleMs ?? DRIVER_SETTLE_MS);
   }
 
@@ -135,25 +143,85 @@ export class BootwizService {
     }
   }
 
-  private queueOverlay(recipe: Recipe): void {
-    if (this.stopped || this.queued.has(recipe.id)) return;
-    this.queued.add(recipe.id);
-    void this.serial(recipe.id, async () => {
-      this.queued.delete(recipe.id);
-      if (this.stopped || readBuildInfo(this.options.dataDir, recipe.id) === null || !this.host.owns(recipe.id)) return;
+  /** Every preboot this site may rebuild for drivers: the Linux recipes and the WinPE ones. */
+  private targets(): DriverTarget[] {
+    const linux = Object.values(RECIPES).map((recipe): DriverTarget => ({
+      id: recipe.id, built: () => readBuildInfo(this.options.dataDir, recipe.id) !== null,
+      refresh: (force) => this.writeOverlay(recipe, force), image: () => prebootImage(recipe),
+      drivers: () => this.overlayInfo(recipe.id)?.drivers.map((d) => d.id) ?? [],
+    }));
+    const winpe = winpeRecipes(this.options.dataDir).map((recipe): DriverTarget => ({
+      id: recipe.id, built: () => readWinpeInfo(this.options.dataDir, recipe.id) !== null,
+      refresh: (force) => this.writeWinpe(recipe, force), image: () => winpeImage(recipe),
+      drivers: () => readWinpeInfo(this.options.dataDir, recipe.id)?.drivers.map((d) => d.id) ?? [],
+    }));
+    return [...linux, ...winpe];
+  }
+
+  private queueOverlay(target: DriverTarget): void {
+    if (this.stopped || this.queued.has(target.id)) return;
+    this.queued.add(target.id);
+    void this.serial(target.id, async () => {
+      this.queued.delete(target.id);
+      if (this.stopped || !target.built() || !this.host.owns(target.id)) return;
       const t0 = Date.now();
       try {
-        const changed = await this.writeOverlay(recipe, false);
+        const changed = await target.refresh(false);
         if (!changed) return;
-        const ref = await this.publishAndOffer(recipe);
-        const drivers = this.overlayInfo(recipe.id)?.drivers.map((d) => d.id) ?? [];
-        this.overlays.set(recipe.id, { at: new Date().toISOString(), drivers, ms: Date.now() - t0, seq: ref.seq });
-        this.log.info('bootwiz: driver packages changed; preboot rebuilt and published', { id: recipe.id, drivers, seq: ref.seq, digest: ref.digest, ms: Date.now() - t0 });
+        const ref = await this.publishImage(target.id, target.image());
+        const drivers = target.drivers();
+        this.overlays.set(target.id, { at: new Date().toISOString(), drivers, ms: Date.now() - t0, seq: ref.seq });
+        this.log.info('bootwiz: driver packages changed; preboot rebuilt and published', { id: target.id, drivers, seq: ref.seq, digest: ref.digest, ms: Date.now() - t0 });
       } catch (err) {
-        this.overlays.set(recipe.id, { at: new Date().toISOString(), drivers: [], ms: Date.now() - t0, seq: null, error: errorMessage(err) });
-        this.log.error('bootwiz: cannot rebuild the driver overlay; the previous version keeps serving', { id: recipe.id, err: errorMessage(err) });
+        this.overlays.set(target.id, { at: new Date().toISOString(), drivers: [], ms: Date.now() - t0, seq: null, error: errorMessage(err) });
+        this.log.error('bootwiz: cannot rebuild for the driver packages; the previous version keeps serving', { id: target.id, err: errorMessage(err) });
       }
     });
+  }
+
+  /** The Windows driver packages of its arch into the WIM; false when it holds those already. */
+  private async writeWinpe(recipe: WinpeRecipe, force: boolean): Promise<boolean> {
+    const ready = readDrivers(this.host.readyDrivers(), (id, err) => this.log.warn('bootwiz: a driver package without a valid driver.json is left out', { package: id, err }));
+    const drivers = selectDrivers(ready, { os: 'windows', arch: recipe.driverArch, drivers: 'all' });
+    const prev = readWinpeInfo(this.options.dataDir, recipe.id);
+    const key = JSON.stringify(drivers.map((d) => [d.id, d.digest]).sort());
+    if (!force && prev !== null && key === JSON.stringify(prev.drivers.map((d) => [d.id, d.digest]).sort())) return false;
+    const info = await buildWinpe(this.options.dataDir, recipe, drivers);
+    this.log.info('bootwiz: WinPE written', { id: recipe.id, drivers: info.drivers.map((d) => ({ id: d.id, infs: d.infs.length })), wimBytes: info.wim.bytes });
+    return true;
+  }
+
+  /** `netboot bootwiz build --winpe FILE.wim --id ID`: keeps the WIM and wimboot, builds, publishes, offers. */
+  buildWinpe(request: { id: string; wim: string; wimboot: string | null }): BootwizJob {
+    if (this.running.has(request.id)) throw new HttpError(409, `${request.id} is being built already`);
+    const job: BootwizJob = { id: randomUUID(), recipe: request.id, state: 'running', step: 'start', fraction: 0, detail: '', startedAt: new Date().toISOString() };
+    this.jobs.set(job.id, job);
+    const done = this.serial(request.id, async () => {
+      try {
+        job.step = 'wim';
+        job.detail = request.wim;
+        const recipe = await createWinpe({ dataDir: this.options.dataDir, id: request.id, wim: request.wim, wimboot: request.wimboot });
+        job.fraction = 0.3;
+        job.step = 'drivers';
+        await this.writeWinpe(recipe, true);
+        job.fraction = 0.7;
+        job.step = 'publish';
+        const ref = await this.publishImage(recipe.id, winpeImage(recipe));
+        const info = readWinpeInfo(this.options.dataDir, recipe.id)!;
+        job.result = { dir: buildDir(this.options.dataDir, recipe.id), kernelVersion: 'wimboot', kernelBytes: info.wimboot.bytes, initrdBytes: info.wim.bytes, initrdSha256: info.wim.sha256, resolved: false, package: ref };
+        job.state = 'done';
+        job.fraction = 1;
+        this.log.info('bootwiz WinPE build done', { id: recipe.id, seq: ref.seq, drivers: info.drivers.map((d) => d.id) });
+      } catch (err) {
+        job.state = 'failed';
+        job.error = errorMessage(err);
+        this.log.error('bootwiz WinPE build failed; the previous build (if any) keeps serving', { id: request.id, err: job.error });
+      } finally {
+        job.finishedAt = new Date().toISOString();
+      }
+    }).finally(() => this.running.delete(request.id));
+    this.running.set(request.id, done);
+    return job;
   }
 
   private serial(id: string, fn: () => Promise<void>): Promise<void> {
@@ -163,6 +231,20 @@ export class BootwizService {
     this.chains.set(id, tail);
     void tail.then(() => { if (this.chains.get(id) === tail) this.chains.delete(id); });
     return next;
+  }
+
+  /** iPXE loads wimboot from the TFTP root: the administrator's copy goes there when missing. */
+  private installWimboot(id: string): void {
+    const to = join(this.options.tftpRoot, WIMBOOT_FILE);
+    try {
+      if (!existsSync(to)) {
+        mkdirSync(this.options.tftpRoot, { recursive: true });
+        copyFileSync(join(buildDir(this.options.dataDir, id), WIMBOOT_FILE), to);
+        this.log.info('bootwiz: wimboot put into the TFTP root', { from: id, path: to });
+      }
+    } catch (err) {
+      this.log.warn('bootwiz: cannot put wimboot into the TFTP root', { err: errorMessage(err) });
+    }
   }
 
   /** The current build's overlay description, or null. */
@@ -247,7 +329,13 @@ export class BootwizService {
   controlRoutes(): Record<string, ControlHandler> {
     return {
       'POST /bootwiz/build': (req) => {
-        const b = (req.body ?? {}) as { id?: unknown; update?: unknown; lock?: unknown };
+        const b = (req.body ?? {}) as { id?: unknown; update?: unknown; lock?: unknown; winpe?: unknown; wimboot?: unknown };
+        if (b.winpe !== undefined) {
+          if (typeof b.winpe !== 'string' || !b.winpe.startsWith('/')) throw new HttpError(400, 'winpe: an absolute path');
+          if (b.wimboot !== undefined && (typeof b.wimboot !== 'string' || !b.wimboot.startsWith('/'))) throw new HttpError(400, 'wimboot: an absolute path');
+          if (typeof b.id !== 'string' || RECIPES[b.id] !== undefined) throw new HttpError(400, 'id: the WinPE package id (not a Linux recipe\'s)');
+          return { job: this.buildWinpe({ id: b.id, wim: b.winpe, wimboot: typeof b.wimboot === 'string' ? b.wimboot : null }).id };
+        }
         const id = typeof b.id === 'string' ? b.id : 'linuxpe-x64';
         if (b.lock !== undefined && (typeof b.lock !== 'string' || !b.lock.startsWith('/'))) throw new HttpError(400, 'lock: an absolute path');
         return { job: this.build(id, { update: b.update === true, ...(typeof b.lock === 'string' ? { lock: b.lock } : {}) }).id };
@@ -291,11 +379,24 @@ export class BootwizService {
   }
 
   private async publishAndOffer(recipe: Recipe): Promise<{ seq: number; digest: string | null }> {
+    return this.publishImage(recipe.id, prebootImage(recipe));
+  }
+
+  private async publishImage(id: string, image: Image): Promise<{ seq: number; digest: string | null }> {
     if (this.stopped) throw new Error('stopping');
-    const ref = await this.host.publish(buildDir(this.options.dataDir, recipe.id), recipe.id);
-    this.host.offer(prebootImage(recipe));
+    const ref = await this.host.publish(buildDir(this.options.dataDir, id), id);
+    if (image.type === 'winpe') this.installWimboot(id);
+    this.host.offer(image);
     return ref;
   }
+}
+
+interface DriverTarget {
+  readonly id: string;
+  built(): boolean;
+  refresh(force: boolean): Promise<boolean>;
+  image(): Image;
+  drivers(): string[];
 }
 
 function resultOf(dir: string, info: BuildInfo, resolved: boolean, ref: { seq: number; digest: string | null }): NonNullable<BootwizJob['result']> {
