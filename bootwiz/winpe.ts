@@ -10,7 +10,7 @@
 // ships a `.cat` and `.sys` set) would collide, and the result could only be seen by booting
 // Windows; a changed WIM is one file to publish and replicate, and wimlib reads it back here.
 import { createHash } from 'node:crypto';
-import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { NetbootError } from '../platform/runtime/errors.ts';
@@ -137,8 +137,19 @@ export async function buildWinpe(dataDir: string, recipe: WinpeRecipe, drivers: 
         // No startnet.cmd in the WIM: ours ends with wpeinit, as WinPE's default does.
       }
       writeFileSync(join(work, 'startnet.new.cmd'), startnetWith(original, described), 'latin1');
+      // Copies with fixed times (the package's files carry this site's times), so the same
+      // drivers give the same WIM contents; a /Drivers that wimlib would create gets ours.
+      const tree = join(work, 'tree');
+      for (const d of sorted) {
+        for (const f of filesUnder(d.dir)) {
+          mkdirSync(join(tree, d.id, f, '..'), { recursive: true });
+          copyFileSync(join(d.dir, f), join(tree, d.id, f));
+        }
+      }
+      fixTimes(tree);
+      fixTimes(join(work, 'startnet.new.cmd'));
       const commands = [
-        ...sorted.map((d) => `add '${d.dir}' '/Drivers/${d.id}'`),
+        `add '${tree}' '/Drivers'`,
         `add '${join(work, 'startnet.new.cmd')}' '${STARTNET}'`,
       ];
       // wimupdate reads its commands from stdin, one per line.
@@ -160,6 +171,14 @@ export async function buildWinpe(dataDir: string, recipe: WinpeRecipe, drivers: 
     rmSync(work, { recursive: true, force: true });
     rmSync(staging, { recursive: true, force: true });
   }
+}
+
+const FIXED_TIME = new Date('2000-01-01T00:00:00Z');
+
+/** Sets a file's or a whole tree's times to FIXED_TIME. */
+function fixTimes(path: string): void {
+  if (statSync(path).isDirectory()) for (const name of readdirSync(path)) fixTimes(join(path, name));
+  utimesSync(path, FIXED_TIME, FIXED_TIME);
 }
 
 /** The SBS image for a WinPE build (iPXE loads wimboot from the TFTP root and boot.wim from the package). */

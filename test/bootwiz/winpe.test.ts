@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BootwizService, type BootwizHost } from '../../bootwiz/bootwiz-service.ts';
 import { buildDir } from '../../bootwiz/build.ts';
-import { startnetWith, WIM_FILE } from '../../bootwiz/winpe.ts';
+import { buildWinpe, createWinpe, startnetWith, WIM_FILE } from '../../bootwiz/winpe.ts';
 import { createMemoryLogger } from '../../platform/runtime/logger.ts';
 import type { Image } from '../../sbs/types.ts';
 import { waitFor } from '../helpers/env.ts';
@@ -110,6 +110,37 @@ test('bootwiz build --winpe: refuses without wimboot; adds Windows drivers to th
     } finally {
       await svc.stop();
     }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('two WinPE builds with the same drivers differ only in the WIM\'s last-modification time', { timeout: 60_000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'bootwiz-winpe-det-'));
+  try {
+    const src = join(dir, 'pe');
+    mkdirSync(join(src, 'Windows', 'System32'), { recursive: true });
+    writeFileSync(join(src, 'Windows', 'System32', 'startnet.cmd'), 'wpeinit\r\n');
+    execFileSync('wimcapture', [src, join(dir, 'boot.wim'), 'PE', '--boot'], { stdio: 'ignore' });
+    writeFileSync(join(dir, 'wimboot'), 'stand-in');
+    const d = join(dir, 'drv');
+    mkdirSync(d);
+    writeFileSync(join(d, 'a.inf'), '[Version]\r\n');
+    const wims: Buffer[] = [];
+    const xml: string[] = [];
+    for (const n of ['a', 'b']) {
+      const data = join(dir, n);
+      const recipe = await createWinpe({ dataDir: data, id: ID, wim: join(dir, 'boot.wim'), wimboot: join(dir, 'wimboot') });
+      await buildWinpe(data, recipe, [{ id: 'nic', digest: '0'.repeat(64), dir: d, meta: { os: 'windows', arch: 'x64', description: 'x' } }]);
+      const wim = join(buildDir(data, ID), WIM_FILE);
+      wims.push(readFileSync(wim));
+      xml.push(execFileSync('wiminfo', [wim, '--xml']).toString('utf16le').replace(/<LASTMODIFICATIONTIME>.*?<\/LASTMODIFICATIONTIME>/g, ''));
+    }
+    assert.equal(wims[0]!.length, wims[1]!.length);
+    assert.equal(xml[0], xml[1]);
+    let differ = 0;
+    for (let i = 0; i < wims[0]!.length; i++) if (wims[0]![i] !== wims[1]![i]) differ++;
+    assert.ok(differ <= 16, `${differ} bytes differ (the XML's LASTMODIFICATIONTIME is 16 hex digits)`);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
