@@ -370,15 +370,16 @@ export class PackageService implements Lifecycle {
     };
   }
 
-  /** The packages of `kind` Ready on this server: id, digest and their current version's folder. */
+  /**
+   * The packages of `kind` with a Ready version on this server (the one `current` points at, also
+   * while a newer one syncs), unless deleted: id, that version's digest and folder.
+   */
   readyOfKind(kind: PackageKind): Array<{ id: string; digest: string; dir: string }> {
     const out: Array<{ id: string; digest: string; dir: string }> = [];
     for (const ref of this.store.db.allRefs()) {
       if (ref.kind !== kind || ref.digest === null) continue;
-      const s = this.store.db.getStatus(ref.package);
-      if (s === null || s.state !== 'ready' || s.digest !== ref.digest) continue;
       const dir = readyPackagePath(this.config.paths.data, ref.package);
-      if (dir !== null && dir.endsWith(ref.digest)) out.push({ id: ref.package, digest: ref.digest, dir });
+      if (dir !== null) out.push({ id: ref.package, digest: dir.slice(dir.lastIndexOf('/') + 1), dir });
     }
     return out;
   }
