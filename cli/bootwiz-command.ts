@@ -35,7 +35,7 @@ export const bootwizSpec: CommandSpec = {
         wimboot: { type: 'string', value: 'FILE', help: 'wimboot for --winpe (not in Debian; default DATA/bootwiz/wimboot)' },
         id: { type: 'string', value: 'ID', help: 'the WinPE package and image id (with --winpe)' },
       },
-      description: [`ID is a recipe (default linuxpe-x64; known: ${Object.keys(RECIPES).join(', ')}). The running Interface builds it, publishes it as a preboot package and offers its image; without one it builds here and the Interface publishes it when it starts.`],
+      description: [`ID is a recipe (default linuxpe-x64; known: ${Object.keys(RECIPES).join(', ')}). The running Interface builds it, publishes it as a preboot package and offers its image; without one it builds here and the Interface publishes it when it starts.`, 'With --winpe FILE.wim --id ID: a WinPE preboot package from an administrator\'s boot.wim (Windows ADK) and wimboot (https://ipxe.org/wimboot, not in Debian: --wimboot FILE or DATA/bootwiz/wimboot; refused without it), offered as a winpe image. Windows driver packages are added to it, and Linux ones to LinuxPE, whenever they come or go.'],
     },
   },
 };
