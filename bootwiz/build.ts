@@ -42,7 +42,7 @@ export interface BuildInfo {
   readonly kernelVersion: string;
   readonly cmdline: string;
   readonly packages: Lock['packages'];
-  readonly drivers: readonly string[];
+  readonly drivers: 'all' | readonly string[];
   readonly modules: readonly string[];
   readonly kernel: { readonly bytes: number; readonly sha256: string };
   readonly initrd: { readonly bytes: number; readonly sha256: string; readonly cpioBytes: number; readonly compression: 'gzip-6' };

@@ -59,6 +59,20 @@ for list in /${MODULES_LIST} /${MODULES_DIR}/*.list; do
   done < "$list"
 done
 
+# Each driver package's modules: present in /sys/module or not (tests and admins read this).
+for list in /${MODULES_DIR}/*.list; do
+  [ -f "$list" ] || continue
+  pkg="\${list##*/}"
+  pkg="\${pkg%.list}"
+  while read -r path; do
+    case "$path" in ''|'#'*) continue ;; esac
+    name="\${path##*/}"
+    name=$(echo "\${name%.ko}" | tr - _)
+    if [ -d "/sys/module/$name" ]; then state=present; else state=missing; fi
+    echo "bootwiz: driver package $pkg: module $name: /sys/module/$name $state"
+  done < "$list"
+done
+
 # Every Ethernet interface, each with its own udhcpc (in the background once it has a lease).
 ip link set lo up
 for dev in /sys/class/net/*; do

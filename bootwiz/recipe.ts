@@ -2,6 +2,7 @@
 // to load and the kernel command line. The build (build.ts) turns a recipe plus a lock file into
 // a kernel and an initrd; the recipe is the place a driver overlay will be named later.
 import type { Arch, Image } from '../sbs/types.ts';
+import type { DriverArch, DriverOs } from './drivers.ts';
 
 export interface Recipe {
   /** Package id and SBS image id (`linuxpe-x64`). */
@@ -17,8 +18,11 @@ export interface Recipe {
   readonly modules: readonly string[];
   /** The kernel command line (iPXE appends the site server, the MAC and initrd=). */
   readonly cmdline: string;
-  /** Driver packages folded into the image (none yet; the driver overlay will list them here). */
-  readonly drivers: readonly string[];
+  /** The driver packages' OS and arch this preboot takes (driver.json's `os` and `arch`). */
+  readonly driverOs: DriverOs;
+  readonly driverArch: DriverArch;
+  /** Driver packages folded into the overlay: `all` of its OS and arch, or these ids. */
+  readonly drivers: 'all' | readonly string[];
 }
 
 /** Storage and network hardware admins meet, and the file systems ext4 and vfat. */
@@ -39,7 +43,9 @@ export const LINUXPE_X64: Recipe = {
   // ttyS0 last: it becomes /dev/console, where init's output and the shell go; tty0 gets the
   // kernel's messages and init prints the banner there too. 115200: the kernel's default is 9600.
   cmdline: 'console=tty0 console=ttyS0,115200n8 quiet',
-  drivers: [],
+  driverOs: 'linux',
+  driverArch: 'x64',
+  drivers: 'all',
 };
 
 export const RECIPES: Readonly<Record<string, Recipe>> = { [LINUXPE_X64.id]: LINUXPE_X64 };
@@ -49,11 +55,14 @@ export const KERNEL_FILE = 'vmlinuz';
 export const INITRD_FILE = 'initrd.img';
 export const LOCK_FILE = 'lock.json';
 export const BUILD_INFO_FILE = 'build.json';
+/** The driver overlay initrd (bootwiz/drivers.ts) and what it holds. */
+export const OVERLAY_FILE = 'drivers.img';
+export const OVERLAY_INFO_FILE = 'drivers.json';
 
 /** The SBS image a standalone site offers for a built recipe (served from the package). */
 export function prebootImage(recipe: Recipe): Image {
   return {
     id: recipe.id, name: recipe.name, arch: recipe.arch, type: 'linux',
-    kernel: KERNEL_FILE, initrd: [INITRD_FILE], cmdline: recipe.cmdline, package: recipe.id,
+    kernel: KERNEL_FILE, initrd: [INITRD_FILE, OVERLAY_FILE], cmdline: recipe.cmdline, package: recipe.id,
   };
 }

@@ -14,9 +14,12 @@ import { configFor, type CliContext, type Command } from './context.ts';
 
 const USAGE = `usage:
   netboot bootwiz build [ID] [--update] [--lock FILE] [--json]
+  netboot bootwiz build --winpe FILE.wim --id ID [--wimboot FILE] [--json]
     ID        a recipe (default linuxpe-x64; known: ${Object.keys(RECIPES).join(', ')})
     --update  resolve apt's current versions instead of the build's lock.json
-    --lock    build exactly the versions in FILE`;
+    --lock    build exactly the versions in FILE
+    --winpe   a WinPE preboot package ID from an administrator's boot.wim (Windows ADK), with
+              wimboot (https://ipxe.org/wimboot; --wimboot FILE, or DATA/bootwiz/wimboot)`;
 
 export const bootwizSpec: CommandSpec = {
   name: 'bootwiz',
@@ -28,8 +31,11 @@ export const bootwizSpec: CommandSpec = {
         update: { type: 'boolean', help: 'resolve apt\'s current versions instead of the build\'s lock.json' },
         lock: { type: 'string', value: 'FILE', help: 'build exactly the versions in FILE' },
         json: { type: 'boolean', help: 'one JSON line per change instead of a progress bar' },
+        winpe: { type: 'string', value: 'FILE.wim', help: 'build a WinPE preboot package from this boot.wim (with --id)' },
+        wimboot: { type: 'string', value: 'FILE', help: 'wimboot for --winpe (not in Debian; default DATA/bootwiz/wimboot)' },
+        id: { type: 'string', value: 'ID', help: 'the WinPE package and image id (with --winpe)' },
       },
-      description: [`ID is a recipe (default linuxpe-x64; known: ${Object.keys(RECIPES).join(', ')}). The running Interface builds it, publishes it as a preboot package and offers its image; without one it builds here and the Interface publishes it when it starts.`],
+      description: [`ID is a recipe (default linuxpe-x64; known: ${Object.keys(RECIPES).join(', ')}). The running Interface builds it, publishes it as a preboot package and offers its image; without one it builds here and the Interface publishes it when it starts.`, 'With --winpe FILE.wim --id ID: a WinPE preboot package from an administrator\'s boot.wim (Windows ADK) and wimboot (https://ipxe.org/wimboot, not in Debian: --wimboot FILE or DATA/bootwiz/wimboot; refused without it), offered as a winpe image. Windows driver packages are added to it, and Linux ones to LinuxPE, whenever they come or go.'],
     },
   },
 };
@@ -47,27 +53,42 @@ export const bootwizCommand: Command = async (ctx) => {
   const lock = lockFlag === undefined ? undefined : resolve(lockFlag);
   const update = ctx.args.flags.get('update') === true;
   const show = progressView(ctx);
+  const winpeFlag = stringFlag(ctx.args, 'winpe');
+  const winpe = winpeFlag === undefined ? undefined : resolve(winpeFlag);
+  const wimbootFlag = stringFlag(ctx.args, 'wimboot');
+  const winpeId = stringFlag(ctx.args, 'id');
+  if (winpe !== undefined && (winpeId === undefined || ctx.args.positionals.length > 1)) {
+    ctx.err(`netboot bootwiz build --winpe: --id ID names the WinPE package\n${USAGE}`);
+    return 2;
+  }
+  const body = winpe === undefined ? { id, update, ...(lock === undefined ? {} : { lock }) }
+    : { id: winpeId, winpe, ...(wimbootFlag === undefined ? {} : { wimboot: resolve(wimbootFlag) }) };
   let jobId: string;
   try {
-    ({ job: jobId } = await controlCall<{ job: string }>(controlSocketPath(config.paths.data, 'interface'), 'POST', '/bootwiz/build', { id, update, ...(lock === undefined ? {} : { lock }) }));
+    ({ job: jobId } = await controlCall<{ job: string }>(controlSocketPath(config.paths.data, 'interface'), 'POST', '/bootwiz/build', body));
   } catch (err) {
     if ((err as { code?: unknown }).code !== 'CONTROL_UNREACHABLE') throw err;
+    if (winpe !== undefined) {
+      ctx.err('netboot bootwiz build --winpe: the Interface is not running (netboot run); it builds and publishes WinPE');
+      return 1;
+    }
     return buildHere(ctx, config.paths.data, id, update, lock, show);
   }
   let job: BootwizJob;
   for (;;) {
     job = await controlCall<BootwizJob>(controlSocketPath(config.paths.data, 'interface'), 'GET', `/bootwiz/jobs?id=${jobId}`);
-    show({ id, step: job.step, fraction: job.fraction, detail: job.detail });
+    show({ id: winpeId ?? id, step: job.step, fraction: job.fraction, detail: job.detail });
     if (job.state !== 'running') break;
     await sleep(200);
   }
   show(null);
   if (job.state === 'failed') {
-    ctx.err(`netboot bootwiz build ${id}: ${job.error}\nThe previous build (if any) keeps serving.`);
+    ctx.err(`netboot bootwiz build ${winpeId ?? id}: ${job.error}\nThe previous build (if any) keeps serving.`);
     return 1;
   }
   const r = job.result!;
   if (ctx.args.flags.get('json') === true) ctx.out(JSON.stringify({ event: 'done', ...r }));
+  else if (winpe !== undefined) ctx.out(`built WinPE ${winpeId}: boot.wim ${mib(r.initrdBytes)}, wimboot in ${r.dir}; published as preboot package ${winpeId} seq ${r.package.seq} and offered as image ${winpeId} (type winpe)`);
   else ctx.out(`built ${id}: kernel ${r.kernelVersion} (${mib(r.kernelBytes)}), initrd ${mib(r.initrdBytes)} in ${r.dir}; published as preboot package ${id} seq ${r.package.seq} and offered as image ${id}`);
   return 0;
 };

@@ -43,6 +43,8 @@ export interface PortRoutes {
 export interface PackageHooks {
   /** Called when this server's state for a package changes (not on every progress step). */
   readonly onStatusChange?: (status: PackageStatus) => void;
+  /** Checks a folder before it is published (e.g. a driver package's driver.json); throws to refuse. */
+  readonly checkPublish?: (dir: string, kind: PackageKind) => void;
 }
 
 /** The parts the package component runs (package-parts.ts builds them). */
@@ -368,6 +370,25 @@ export class PackageService implements Lifecycle {
     };
   }
 
+  /**
+   * The packages of `kind` with a Ready version on this server (the one `current` points at, also
+   * while a newer one syncs), unless deleted: id, that version's digest and folder.
+   */
+  readyOfKind(kind: PackageKind): Array<{ id: string; digest: string; dir: string }> {
+    const out: Array<{ id: string; digest: string; dir: string }> = [];
+    for (const ref of this.store.db.allRefs()) {
+      if (ref.kind !== kind || ref.digest === null) continue;
+      const dir = readyPackagePath(this.config.paths.data, ref.package);
+      if (dir !== null) out.push({ id: ref.package, digest: dir.slice(dir.lastIndexOf('/') + 1), dir });
+    }
+    return out;
+  }
+
+  /** A package's ref here (its owner, kind and current version), or null. */
+  refOf(id: string): PackageRef | null {
+    return this.store.db.getRef(id);
+  }
+
   /** A manifest held here, decoded. */
   manifest(digest: string): Manifest | null {
     return this.store.manifest(digest);
@@ -394,6 +415,11 @@ export class PackageService implements Lifecycle {
     if (typeof b.dir !== 'string' || !isAbsolute(b.dir)) throw new HttpError(400, 'dir: an absolute path is required');
     if (!isPackageId(b.id)) throw new HttpError(400, 'id: letters, digits, ".", "_" and "-" (up to 128), not starting with "."');
     if (!isPackageKind(b.kind)) throw new HttpError(400, 'kind: image, driver or preboot');
+    try {
+      this.hooks.checkPublish?.(b.dir, b.kind);
+    } catch (err) {
+      throw new HttpError(400, errorMessage(err));
+    }
     const ref = this.store.db.getRef(b.id);
     if (ref !== null && ref.digest !== null && ref.owner !== this.config.site.id) {
       throw new HttpError(409, `package ${b.id} is owned by ${ref.owner}; publish it there (or remove it there first)`);

@@ -8,6 +8,7 @@ import { runUntilSignal, type Lifecycle } from '../../platform/runtime/lifecycle
 import type { Logger } from '../../platform/runtime/logger.ts';
 import { notifyReady } from '../../platform/runtime/sd-notify.ts';
 import { BootwizService, bootwizControlRoutes } from '../../bootwiz/bootwiz-service.ts';
+import { checkDriverDir } from '../../bootwiz/drivers.ts';
 import { LINUXPE_X64 } from '../../bootwiz/recipe.ts';
 import { LocalKey } from '../../platform/trust/local-key.ts';
 import { PeerKeys } from '../../platform/trust/peer-keys.ts';
@@ -63,10 +64,23 @@ function compose(config: Config, log: Logger, db: Db, options: InterfaceOptions)
     maxFileBytes: config.interface.maxSbsFileMib * 1024 * 1024,
     onReady: (files) => service.applyFiles(files), onRejected: (r) => service.onRejected(r),
   }, log.child({ part: 'sbs' }));
-  const packages = buildPackages(config, log.child({ part: 'packages' }), port, { onStatusChange: (s) => service.onPackageStatus(s) }, keys);
+  const packages = buildPackages(config, log.child({ part: 'packages' }), port, {
+    onStatusChange: (s) => {
+      service.onPackageStatus(s);
+      bootwiz.onPackageStatus(s);
+    },
+    checkPublish: (dir, kind) => {
+      if (kind === 'driver') checkDriverDir(dir);
+    },
+  }, keys);
   const bootwiz = new BootwizService({ dataDir: config.paths.data, tftpRoot: config.paths.tftpRoot, buildOnStart: config.bootwiz.buildOnStart, installIpxe: config.bootwiz.installIpxe }, log.child({ part: 'bootwiz' }), {
     publish: (dir, id) => packages.publish(dir, id, 'preboot'),
     offer: (image) => void book.putBuiltImage(image, new Date()),
+    readyDrivers: () => packages.readyOfKind('driver'),
+    owns: (id) => {
+      const ref = packages.refOf(id);
+      return ref === null || ref.owner === config.site.id;
+    },
   });
   const control = new ControlServer(controlSocketPath(config.paths.data, 'interface'), {
     'GET /status': () => service.status(),

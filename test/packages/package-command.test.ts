@@ -40,9 +40,10 @@ test('publish, status, verify and rm through the CLI', async () => {
   mkdirSync(join(src, 'net'), { recursive: true });
   writeFileSync(join(src, 'net/e1000e.sys'), randomBytes(300_000));
   writeFileSync(join(src, 'net/e1000e.inf'), '[Version]\n');
+  writeFileSync(join(src, 'driver.json'), '{"os": "windows", "arch": "x64", "description": "Intel e1000e"}');
   const pub = await run(A, 'publish', src, '--id', 'drv-intel', '--kind', 'driver');
   assert.equal(pub.code, 0, pub.err);
-  assert.match(pub.out, /^published drv-intel seq 1 [0-9a-f]{64}: 2 file\(s\), 0\.3 MiB/);
+  assert.match(pub.out, /^published drv-intel seq 1 [0-9a-f]{64}: 3 file\(s\), 0\.3 MiB/);
   await waitFor('B Ready', async () => (/^ {2}b +ready +1 /m.test((await run(B, 'status', 'drv-intel')).out) ? true : undefined));
   const status = await run(A, 'status');
   assert.match(status.out, /^server a; peers: b up/);
@@ -51,7 +52,7 @@ test('publish, status, verify and rm through the CLI', async () => {
   await waitFor('A sees B Ready', async () => (/^ {2}b +ready +1 /m.test((await run(A, 'status', 'drv-intel')).out) ? true : undefined));
   const verify = await run(B, 'verify', 'drv-intel');
   assert.equal(verify.code, 0);
-  assert.match(verify.out, /drv-intel [0-9a-f]{12}: 2 file\(s\), 0\.3 MiB verified, all chunks match/);
+  assert.match(verify.out, /drv-intel [0-9a-f]{12}: 3 file\(s\), 0\.3 MiB verified, all chunks match/);
   const refused = await run(B, 'rm', 'drv-intel').catch((e: Error) => ({ code: 1, out: '', err: e.message }));
   assert.match(refused.err, /package drv-intel is owned by a; remove it there/);
   const rm = await run(A, 'rm', 'drv-intel');
