@@ -12,9 +12,7 @@ import { maskUnused, totalLength, windowSpans, type Extent } from './extents.ts'
 import { probeOs, type ProbePartition } from './os-probe.ts';
 import { fsUsage } from './used-blocks.ts';
 
-export interface ImagingProgress {
-  (p: { phase: string; bytesDone: number; bytesTotal: number }): void;
-}
+export type ImagingProgress = (p: { phase: string; bytesDone: number; bytesTotal: number }) => void;
 
 export interface CaptureOptions {
   readonly sink: ChunkSink;

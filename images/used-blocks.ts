@@ -3,7 +3,7 @@
 // reads only the file system's own metadata. A file system none of them recognises is taken
 // whole, and says so.
 import { ext4Usage } from './ext4-used.ts';
-import { type Extent } from './extents.ts';
+import type { Extent } from './extents.ts';
 import { fatUsage } from './fat-used.ts';
 import { ntfsUsage } from './ntfs-used.ts';
 

@@ -129,7 +129,13 @@ test('a tampered chunk is fetched again, then rejected and not written; a chunk 
   const bad = Buffer.from(store.chunks.get(victim.digest)!);
   bad[100] = bad[100]! ^ 0xff;
   let calls = 0;
-  const tampered: ChunkSource = { get: async (d) => (d === victim.digest ? (calls++, Buffer.from(bad)) : store.get(d)) };
+  const tampered: ChunkSource = {
+    get: async (d) => {
+      if (d !== victim.digest) return store.get(d);
+      calls++;
+      return Buffer.from(bad);
+    },
+  };
   const out = sparseFile(join(dir, 'tampered.img'), 64 * MiB);
   await withLoop(out, async (dev) => {
     const disk = await openDisk(dev, 'r+');
