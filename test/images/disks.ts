@@ -89,7 +89,7 @@ export function gptDisk(path: string, sizeBytes: number, tree: string, espMiB = 
   const parts = JSON.parse(sh('sfdisk', ['-J', path])).partitiontable.partitions as { start: number; size: number }[];
   const espStart = parts[0]!.start * 512, espBytes = parts[0]!.size * 512;
   const rootStart = parts[1]!.start * 512, rootBytes = parts[1]!.size * 512;
-  sh('mkfs.vfat', ['--offset', String(parts[0]!.start), '-n', 'ESP', path, String(espBytes / 1024)]);
+  sh('mkfs.vfat', ['--offset', String(parts[0]!.start), ...(espMiB < 33 ? ['-F', '16', '-s', espMiB < 16 ? '1' : '4'] : ['-F', '32']), '-n', 'ESP', path, String(espBytes / 1024)]);
   sh('mmd', ['-i', `${path}@@${espStart}`, '::/EFI', '::/EFI/BOOT']);
   sh('mcopy', ['-i', `${path}@@${espStart}`, join(tree, 'marker.txt'), '::/EFI/BOOT/marker.txt']);
   sh('mkfs.ext4', ['-q', '-F', '-L', 'root', '-E', `offset=${rootStart}`, '-d', tree, path, `${rootBytes / 1024}k`]);
