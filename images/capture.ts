@@ -36,6 +36,25 @@ export interface CaptureResult {
   readonly chunksTotal: number;
 }
 
+const READ_BYTES = 4 * 1024 * 1024;
+
+/** Runs of ranges that touch each other (no gap), each run at most `maxBytes` long. */
+export function adjacentGroups<T extends { start: number; length: number }>(ranges: readonly T[], maxBytes: number): T[][] {
+  const out: T[][] = [];
+  let cur: T[] = [];
+  for (const r of ranges) {
+    const first = cur[0];
+    const last = cur[cur.length - 1];
+    if (first !== undefined && last !== undefined && (r.start !== last.start + last.length || r.start + r.length - first.start > maxBytes)) {
+      out.push(cur);
+      cur = [];
+    }
+    cur.push(r);
+  }
+  if (cur.length > 0) out.push(cur);
+  return out;
+}
+
 export async function readPartitionTable(disk: Disk): Promise<PartitionTable> {
   const first = await disk.read(0, 2 * disk.sectorBytes);
   const need = headBytesNeeded(first, disk.sectorBytes);
@@ -66,21 +85,27 @@ export async function captureDisk(disk: Disk, opts: CaptureOptions): Promise<Cap
   let bytesDone = 0;
   opts.progress?.({ phase: 'capture', bytesDone, bytesTotal });
 
+  /** Adjacent spans (whole windows of a file's data) are read together, up to READ_BYTES at a time. */
   const store = async (base: number, spans: readonly Extent[], used: readonly Extent[] | null): Promise<ChunkEntry[]> => {
     const out: ChunkEntry[] = [];
-    for (const s of spans) {
-      const bytes = await disk.read(base + s.start, s.length);
-      bytesRead += s.length;
-      if (used !== null) maskUnused(bytes, s.start, used);
-      const digest = sha256Hex(bytes);
-      chunksTotal++;
-      if (!(await opts.sink.has(digest))) {
-        await opts.sink.put(digest, bytes);
-        bytesStored += bytes.length;
-        chunksStored++;
+    for (const group of adjacentGroups(spans, READ_BYTES)) {
+      const first = group[0]!;
+      const last = group[group.length - 1]!;
+      const all = await disk.read(base + first.start, last.start + last.length - first.start);
+      bytesRead += all.length;
+      for (const s of group) {
+        const bytes = all.subarray(s.start - first.start, s.start - first.start + s.length);
+        if (used !== null) maskUnused(bytes, s.start, used);
+        const digest = sha256Hex(bytes);
+        chunksTotal++;
+        if (!(await opts.sink.has(digest))) {
+          await opts.sink.put(digest, Buffer.from(bytes));
+          bytesStored += bytes.length;
+          chunksStored++;
+        }
+        out.push({ offset: s.start, length: s.length, digest });
+        bytesDone += s.length;
       }
-      out.push({ offset: s.start, length: s.length, digest });
-      bytesDone += s.length;
       opts.progress?.({ phase: 'capture', bytesDone, bytesTotal });
     }
     return out;

@@ -14,7 +14,7 @@ import { encodeGpt, fitGpt } from '../protocols/disk/gpt.ts';
 import { encodeMbr, lbaToChs } from '../protocols/disk/mbr.ts';
 import { decodePartitionTable, headBytesNeeded } from '../protocols/disk/partition-table.ts';
 import type { Disk } from './block-device.ts';
-import type { ImagingProgress } from './capture.ts';
+import { adjacentGroups, type ImagingProgress } from './capture.ts';
 import type { ChunkSource } from './chunk-store.ts';
 import { minimumDiskBytes, type ChunkEntry, type DiskImage, type PartitionImage } from './disk-image.ts';
 import { maskUnused, type Extent } from './extents.ts';
@@ -137,19 +137,36 @@ export async function deployImage(disk: Disk, img: DiskImage, opts: DeployOption
     report('table');
   }
 
-  // 2. Each partition, chunk by chunk.
+  // 2. Each partition, chunk by chunk (adjacent chunks read together, runs of fetched ones written together).
   for (const p of selected) {
-    for (const c of p.chunks) {
-      const at = p.startBytes + c.offset;
-      if ((await targetMatches(at, c, p.used)) !== null) {
-        chunksSkipped++;
-      } else {
-        const bytes = await fetchVerified(c, `partition ${p.number} at byte ${c.offset}`);
-        await disk.write(at, bytes);
+    const asRanges = p.chunks.map((c) => ({ start: c.offset, length: c.length, c }));
+    for (const group of adjacentGroups(asRanges, 4 * 1024 * 1024)) {
+      const first = group[0]!.start;
+      const span = group[group.length - 1]!.start + group[group.length - 1]!.length - first;
+      const have = await disk.read(p.startBytes + first, span);
+      let run: { at: number; parts: Buffer[] } | null = null;
+      const flush = async (): Promise<void> => {
+        if (run === null) return;
+        const bytes = Buffer.concat(run.parts);
+        await disk.write(p.startBytes + run.at, bytes);
         bytesWritten += bytes.length;
-        chunksWritten++;
+        run = null;
+      };
+      for (const { c } of group) {
+        const mine = Buffer.from(have.subarray(c.offset - first, c.offset - first + c.length));
+        maskUnused(mine, c.offset, p.used);
+        if (sha256Hex(mine) === c.digest) {
+          chunksSkipped++;
+          await flush();
+        } else {
+          const bytes = await fetchVerified(c, `partition ${p.number} at byte ${c.offset}`);
+          chunksWritten++;
+          if (run === null) run = { at: c.offset, parts: [] };
+          run.parts.push(bytes);
+        }
+        bytesDone += c.length;
       }
-      bytesDone += c.length;
+      await flush();
       report('deploy');
     }
   }

@@ -1,20 +1,24 @@
 // A disk image as a package version in the content-addressed package store (packages/): the
-// version folder holds `disk.json` (the description with its inventory: disk-image.ts) and one
-// file per chunk, `chunks/<first two hex digits>/<digest>`, each listed in the manifest as a
-// file of exactly one chunk. No manifest change was needed: the chunks are ours (fixed windows,
-// not the store's content-defined cut), and the manifest already allows any chunk of 1 B-16 MiB.
-// Why a file per chunk and not one packed file per partition: a new capture holds mostly the
-// chunks of the previous one, and a chunk file already held (by any version of any package) is
-// hard-linked into the new version, so what two captures share is stored once on this server,
-// and a replica's assembly hard-links identical files too (packages/assemble.ts, step 1).
-// The writer is a ChunkSink: `has` answers from the store's chunk index, so a capture sends only
-// chunks the site does not hold; nothing is visible until `commit` (an interrupted capture
-// publishes nothing: `abort`, or the staging folder is collected later).
+// version folder holds `disk.json` (the description with its inventory: disk-image.ts) and pack
+// files, `packs/<name>`, each the concatenation of chunks, listed in the manifest as an ordinary
+// file whose chunk list is exactly those chunks. No manifest change was needed: the chunks are
+// ours (fixed 64 KiB windows, not the store's content-defined cut), and the manifest already
+// lists any chunk sizes per file (long lists in content-defined parts, so an unchanged pack's
+// list is the same parts in the next version's manifest).
+// A capture writes the chunks the store does not hold into new packs; the packs of earlier
+// versions (of any package) holding the rest are hard-linked into the new version, so what two
+// captures share is stored once here, and a replica's assembly hard-links identical files too
+// (packages/assemble.ts, step 1). A pack that has become mostly dead (under half of it still
+// used) is not linked: its live chunks are copied into the new pack instead, so old data does not
+// pile up. The writer is a ChunkSink: `has` answers from the store's chunk index, so a capture
+// sends only chunks the site does not hold; nothing is visible until `commit` (an interrupted
+// capture publishes nothing: `abort`, or the staging folder is collected later).
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { link, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { link, mkdir, open, readFile, rename, writeFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { NetbootError } from '../platform/runtime/errors.ts';
+import { chunkSizes } from '../packages/chunker.ts';
 import { sha256Hex } from '../packages/digest.ts';
 import { fsyncPath, removeTree } from '../packages/fs-tree.ts';
 import { stagingDir, versionDir, versionsDir } from '../packages/layout.ts';
@@ -25,19 +29,28 @@ import type { ChunkSink, ChunkSource } from './chunk-store.ts';
 import { allChunks, decodeDiskImage, encodeDiskImage, type DiskImage } from './disk-image.ts';
 
 export const DISK_JSON = 'disk.json';
-const chunkPath = (digest: string): string => `chunks/${digest.slice(0, 2)}/${digest}`;
-/** disk.json is listed in pieces of this size (the manifest's chunks are at most 16 MiB). */
-const DESCRIPTION_PIECE = 4 * 1024 * 1024;
+/** A new pack is started past this size. */
+const PACK_BYTES = 256 * 1024 * 1024;
+
+interface OpenPack {
+  readonly path: string;
+  readonly fh: FileHandle;
+  readonly chunks: ChunkRef[];
+  size: number;
+}
 
 export class PackageImageWriter implements ChunkSink {
   readonly staging: string;
+  private readonly name = `${new Date().toISOString().replace(/[-:]/g, '').slice(0, 15)}-${randomBytes(4).toString('hex')}`;
   private readonly staged = new Set<string>();
+  private readonly packs: { path: string; chunks: ChunkRef[] }[] = [];
+  private pack: OpenPack | null = null;
   bytesPut = 0;
   bytesLinked = 0;
   bytesCopied = 0;
 
   constructor(private readonly store: PackageStore, readonly pkg: string) {
-    this.staging = stagingDir(store.root, pkg, `capture-${randomBytes(6).toString('hex')}`);
+    this.staging = stagingDir(store.root, pkg, `capture-${this.name}`);
     store.activeStaging.add(this.staging);
   }
 
@@ -48,62 +61,109 @@ export class PackageImageWriter implements ChunkSink {
   async put(digest: string, bytes: Buffer): Promise<void> {
     if (this.staged.has(digest)) return;
     if (sha256Hex(bytes) !== digest) throw new NetbootError('CHUNK_CORRUPT', `chunk ${digest} put with bytes that do not match it: refused`);
-    await this.writeChunk(digest, bytes);
+    await this.append(digest, bytes);
     this.bytesPut += bytes.length;
   }
 
-  private async writeChunk(digest: string, bytes: Buffer): Promise<void> {
-    const p = join(this.staging, chunkPath(digest));
-    await mkdir(join(this.staging, 'chunks', digest.slice(0, 2)), { recursive: true });
-    await writeFile(p, bytes, { mode: 0o644 });
+  private async append(digest: string, bytes: Buffer): Promise<void> {
+    if (this.pack !== null && this.pack.size + bytes.length > PACK_BYTES) await this.closePack();
+    if (this.pack === null) {
+      const path = `packs/${this.name}-${this.packs.length + 1}`;
+      await mkdir(join(this.staging, 'packs'), { recursive: true });
+      this.pack = { path, fh: await open(join(this.staging, path), 'wx', 0o644), chunks: [], size: 0 };
+    }
+    await this.pack.fh.write(bytes, 0, bytes.length, this.pack.size);
+    this.pack.size += bytes.length;
+    this.pack.chunks.push({ digest, size: bytes.length });
     this.staged.add(digest);
   }
 
-  /** Brings a chunk held elsewhere in the store into the staging folder: a hard link, else a verified copy. */
-  private async adopt(digest: string, length: number): Promise<void> {
-    for (const loc of this.store.db.chunkLocations(digest)) {
-      if (loc.offset !== 0 || loc.path !== chunkPath(digest)) continue;
-      try {
-        await mkdir(join(this.staging, 'chunks', digest.slice(0, 2)), { recursive: true });
-        await link(join(versionDir(this.store.root, loc.package, loc.version), loc.path), join(this.staging, chunkPath(digest)));
-        this.staged.add(digest);
-        this.bytesLinked += length;
-        return;
-      } catch {
-        // gone or on another file system: copy it instead
+  private async closePack(): Promise<void> {
+    if (this.pack === null) return;
+    await this.pack.fh.sync();
+    await this.pack.fh.close();
+    this.packs.push({ path: this.pack.path, chunks: this.pack.chunks });
+    this.pack = null;
+  }
+
+  /**
+   * Brings every chunk the image needs that this capture did not put into the staging folder:
+   * earlier packs (hard links) where at least half of a pack is still needed, else verified copies.
+   */
+  private async adoptRest(needed: ReadonlyMap<string, number>): Promise<void> {
+    const candidates = new Map<string, { pkg: string; version: string; path: string; chunks: readonly ChunkRef[]; live: number; size: number }>();
+    for (const digest of needed.keys()) {
+      if (this.staged.has(digest)) continue;
+      const loc = this.store.db.chunkLocations(digest).find((l) => l.path.startsWith('packs/'));
+      if (loc === undefined) continue; // copied below
+      const key = `${loc.package}/${loc.version}/${loc.path}`;
+      if (!candidates.has(key)) {
+        const file = this.store.manifest(loc.version)?.files.find((f) => f.path === loc.path);
+        if (file === undefined) continue;
+        candidates.set(key, { pkg: loc.package, version: loc.version, path: loc.path, chunks: file.chunks, live: 0, size: file.size });
       }
     }
-    const bytes = await this.store.readChunk(digest);
-    if (bytes === null) throw new NetbootError('CHUNK_MISSING', `chunk ${digest} was reported held but no good copy is left`);
-    await this.writeChunk(digest, bytes);
-    this.bytesCopied += length;
+    // How much of each pack is still needed (a chunk counted in the first pack that holds it).
+    const counted = new Set<string>();
+    for (const c of candidates.values()) {
+      for (const ch of c.chunks) {
+        if (needed.has(ch.digest) && !this.staged.has(ch.digest) && !counted.has(ch.digest)) {
+          counted.add(ch.digest);
+          c.live += ch.size;
+        }
+      }
+    }
+    const taken = new Set<string>();
+    for (const c of [...candidates.values()].sort((a, b) => b.live - a.live)) {
+      if (c.live * 2 < c.size || taken.has(c.path)) continue;
+      try {
+        await mkdir(join(this.staging, 'packs'), { recursive: true });
+        await link(join(versionDir(this.store.root, c.pkg, c.version), c.path), join(this.staging, c.path));
+      } catch {
+        continue; // gone, or another file system: its chunks are copied below
+      }
+      taken.add(c.path);
+      this.packs.push({ path: c.path, chunks: [...c.chunks] });
+      for (const ch of c.chunks) {
+        if (needed.has(ch.digest) && !this.staged.has(ch.digest)) this.bytesLinked += ch.size;
+        this.staged.add(ch.digest);
+      }
+    }
+    for (const digest of needed.keys()) {
+      if (this.staged.has(digest)) continue;
+      const bytes = await this.store.readChunk(digest);
+      if (bytes === null) throw new NetbootError('CHUNK_MISSING', `chunk ${digest} was reported held but no good copy is left`);
+      await this.append(digest, bytes);
+      this.bytesCopied += bytes.length;
+    }
   }
 
   /** Publishes the capture as the package's next version (ref moved last, as for any publish). */
   async commit(image: DiskImage): Promise<{ ref: PackageRef; digest: string }> {
     try {
-      const chunks = new Map<string, number>();
-      for (const c of allChunks(image)) chunks.set(c.digest, c.length);
-      for (const [d, len] of chunks) if (!this.staged.has(d)) await this.adopt(d, len);
+      const prev = this.store.db.getRef(this.pkg);
+      if (prev !== null && prev.digest !== null && prev.kind !== 'image') throw new NetbootError('PACKAGE_KIND', `package ${this.pkg} is a ${prev.kind} package, not a disk image`);
+      if (prev !== null && prev.digest !== null && prev.owner !== this.store.serverId) throw new NetbootError('PACKAGE_OWNER', `package ${this.pkg} is owned by ${prev.owner}`);
+      const needed = new Map<string, number>();
+      for (const c of allChunks(image)) needed.set(c.digest, c.length);
+      await this.adoptRest(needed);
+      await this.closePack();
       const description = encodeDiskImage(image);
       await mkdir(this.staging, { recursive: true });
       await writeFile(join(this.staging, DISK_JSON), description, { mode: 0o644 });
       const pieces: ChunkRef[] = [];
-      for (let at = 0; at < description.length; at += DESCRIPTION_PIECE) {
-        const piece = description.subarray(at, at + DESCRIPTION_PIECE);
-        pieces.push({ digest: sha256Hex(piece), size: piece.length });
+      let at = 0;
+      for (const size of chunkSizes(description)) {
+        pieces.push({ digest: sha256Hex(description.subarray(at, at + size)), size });
+        at += size;
       }
       const files: ManifestFile[] = [
         { path: DISK_JSON, size: description.length, mode: 0o644, chunks: pieces },
-        ...[...chunks].map(([digest, size]) => ({ path: chunkPath(digest), size, mode: 0o644, chunks: [{ digest, size }] })),
+        ...this.packs.map((p) => ({ path: p.path, size: p.chunks.reduce((n, c) => n + c.size, 0), mode: 0o644, chunks: p.chunks })),
       ];
-      const prefixes = [...new Set([...chunks.keys()].map((d) => d.slice(0, 2)))].sort();
-      const dirs = chunks.size === 0 ? [] : [{ path: 'chunks', mode: 0o755 }, ...prefixes.map((p) => ({ path: `chunks/${p}`, mode: 0o755 }))];
-      for (const d of dirs) await fsyncPath(join(this.staging, d.path));
+      const dirs = this.packs.length === 0 ? [] : [{ path: 'packs', mode: 0o755 }];
+      if (this.packs.length > 0) await fsyncPath(join(this.staging, 'packs'));
       await fsyncPath(this.staging);
-      const prev = this.store.db.getRef(this.pkg);
-      if (prev !== null && prev.digest !== null && prev.kind !== 'image') throw new NetbootError('PACKAGE_KIND', `package ${this.pkg} is a ${prev.kind} package, not a disk image`);
-      if (prev !== null && prev.digest !== null && prev.owner !== this.store.serverId) throw new NetbootError('PACKAGE_OWNER', `package ${this.pkg} is owned by ${prev.owner}`);
       const manifest: Manifest = { format: 1, hash: 'sha256', package: this.pkg, kind: 'image', owner: this.store.serverId, createdAt: new Date().toISOString(), dirs, files };
       const encoded = encodeManifest(manifest);
       const dest = versionDir(this.store.root, this.pkg, encoded.digest);
@@ -126,6 +186,10 @@ export class PackageImageWriter implements ChunkSink {
 
   /** Drops whatever was staged (nothing is published). */
   async abort(): Promise<void> {
+    if (this.pack !== null) {
+      await this.pack.fh.close().catch(() => {});
+      this.pack = null;
+    }
     await removeTree(this.staging);
     this.store.activeStaging.delete(this.staging);
   }
