@@ -73,7 +73,7 @@ test('import, import again after a change, export: only new chunks written, file
 });
 
 test('a chunk damaged in the store is not deployed: the export fails naming it', async () => {
-  const { image, digest } = await readPackageImage(store, 'lab-gold');
+  const { image } = await readPackageImage(store, 'lab-gold');
   const victim = image.partitions[1]!.chunks.find((c) => c.digest !== sha(Buffer.alloc(c.length)) && c.offset > 4 * MiB)!;
   for (const loc of store.db.chunkLocations(victim.digest)) {
     const file = join(versionDir(store.root, loc.package, loc.version), loc.path);
