@@ -13,6 +13,8 @@ export interface ChunkSink {
 export interface ChunkSource {
   /** The chunk's bytes, or null when not held. Not verified: the caller checks the digest. */
   get(digest: string): Promise<Buffer | null>;
+  /** Several at once (one request over a network); what is absent from the map is not held. */
+  getMany?(digests: readonly string[]): Promise<Map<string, Buffer>>;
 }
 
 export class MemoryChunkStore implements ChunkSink, ChunkSource {

@@ -152,14 +152,28 @@ export async function deployImage(disk: Disk, img: DiskImage, opts: DeployOption
         bytesWritten += bytes.length;
         run = null;
       };
-      for (const { c } of group) {
+      // Which chunks the disk lacks; those are fetched together (one request where the source can).
+      const lacking = group.filter(({ c }) => {
         const mine = Buffer.from(have.subarray(c.offset - first, c.offset - first + c.length));
         maskUnused(mine, c.offset, p.used);
-        if (sha256Hex(mine) === c.digest) {
+        return sha256Hex(mine) !== c.digest;
+      });
+      const batch = lacking.length > 1 && opts.source.getMany !== undefined ? await opts.source.getMany([...new Set(lacking.map(({ c }) => c.digest))]) : null;
+      if (batch !== null) for (const b of batch.values()) bytesTransferred += b.length;
+      const lackingSet = new Set(lacking);
+      for (const g of group) {
+        const c = g.c;
+        if (!lackingSet.has(g)) {
           chunksSkipped++;
           await flush();
         } else {
-          const bytes = await fetchVerified(c, `partition ${p.number} at byte ${c.offset}`);
+          const got = batch?.get(c.digest);
+          let bytes: Buffer;
+          if (got !== undefined && got.length === c.length && sha256Hex(got) === c.digest) bytes = got;
+          else {
+            if (got !== undefined) chunksRefetched++;
+            bytes = await fetchVerified(c, `partition ${p.number} at byte ${c.offset}`);
+          }
           chunksWritten++;
           if (run === null) run = { at: c.offset, parts: [] };
           run.parts.push(bytes);
