@@ -1,15 +1,15 @@
-// A stand-in for the site's chunk API in the bench: an HTTP server on loopback over a
-// DirChunkStore (POST /chunks: framed chunks, each verified; POST /get: digests in, framed chunks
+// A stand-in for the site's chunk API in the bench: an HTTP server on loopback over one pack file
+// with an index in memory, as the package store keeps a capture's new chunks (POST /chunks: framed chunks, each verified; POST /get: digests in, framed chunks
 // out; also raw uploads/downloads for the partclone pipeline), and the client side as a
 // ChunkSink/ChunkSource that batches up to 4 MiB per request. Frames: 32-byte digest, 4-byte
 // length, bytes. Counts bytes on the wire.
 import { createHash } from 'node:crypto';
-import { createReadStream, createWriteStream, statSync } from 'node:fs';
+import { closeSync, createReadStream, createWriteStream, openSync, readSync, statSync, writeSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { DirChunkStore, type ChunkSink, type ChunkSource } from '../../images/chunk-store.ts';
+import type { ChunkSink, ChunkSource } from '../../images/chunk-store.ts';
 
 const BATCH = 4 * 1024 * 1024;
 
@@ -41,14 +41,39 @@ async function body(req: http.IncomingMessage): Promise<Buffer> {
   return Buffer.concat(parts);
 }
 
+class PackStore {
+  private readonly fd: number;
+  private size = 0;
+  private readonly index = new Map<string, { at: number; length: number }>();
+  constructor(path: string) {
+    this.fd = openSync(path, 'w+');
+  }
+  async put(d: string, b: Buffer): Promise<void> {
+    if (this.index.has(d)) return;
+    writeSync(this.fd, b, 0, b.length, this.size);
+    this.index.set(d, { at: this.size, length: b.length });
+    this.size += b.length;
+  }
+  async get(d: string): Promise<Buffer | null> {
+    const e = this.index.get(d);
+    if (e === undefined) return null;
+    const b = Buffer.alloc(e.length);
+    readSync(this.fd, b, 0, e.length, e.at);
+    return b;
+  }
+  close(): void {
+    closeSync(this.fd);
+  }
+}
+
 export class BenchServer {
-  readonly store: DirChunkStore;
+  readonly store: PackStore;
   bytesIn = 0;
   bytesOut = 0;
   private server: http.Server | null = null;
   port = 0;
   constructor(readonly dir: string) {
-    this.store = new DirChunkStore(join(dir, 'chunks'));
+    this.store = new PackStore(join(dir, 'pack'));
   }
 
   async start(): Promise<void> {
@@ -98,6 +123,7 @@ export class BenchServer {
 
   async stop(): Promise<void> {
     await new Promise<void>((r) => this.server?.close(() => r()));
+    this.store.close();
   }
 }
 
