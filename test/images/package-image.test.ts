@@ -5,11 +5,11 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, closeSync, mkdtempSync, openSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, mkdtempSync, openSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { exportImageFile, importImageFile } from '../../images/image-file.ts';
-import { readPackageImage } from '../../images/package-image.ts';
+import { PackageImageWriter, readPackageImage } from '../../images/package-image.ts';
 import { readyPackagePath, versionDir } from '../../packages/layout.ts';
 import { PackageStore } from '../../packages/package-store.ts';
 import { createMemoryLogger } from '../../platform/runtime/logger.ts';
@@ -83,4 +83,17 @@ test('a chunk damaged in the store is not deployed: the export fails naming it',
     closeSync(fd);
   }
   await assert.rejects(exportImageFile(store, 'lab-gold', undefined, join(dir, 'bad.img')), { code: 'CHUNK_MISSING', message: new RegExp(victim.digest) });
+});
+
+test('a capture interrupted half-way publishes nothing: no new version, no ref change, no staging left', async () => {
+  const before = store.db.getRef('lab-gold');
+  const writer = new PackageImageWriter(store, 'lab-gold');
+  const bytes = randomBytes(64 * 1024);
+  await writer.put(sha(bytes), bytes);
+  assert.equal(await writer.has(sha(bytes)), true);
+  await writer.abort();
+  assert.deepEqual(store.db.getRef('lab-gold'), before);
+  assert.equal(existsSync(writer.staging), false);
+  assert.equal(store.db.chunkLocations(sha(bytes)).length, 0);
+  await assert.rejects(writer.put('0'.repeat(64), bytes), { code: 'CHUNK_CORRUPT' });
 });
