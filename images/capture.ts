@@ -88,10 +88,14 @@ export async function captureDisk(disk: Disk, opts: CaptureOptions): Promise<Cap
   /** Adjacent spans (whole windows of a file's data) are read together, up to READ_BYTES at a time. */
   const store = async (base: number, spans: readonly Extent[], used: readonly Extent[] | null): Promise<ChunkEntry[]> => {
     const out: ChunkEntry[] = [];
-    for (const group of adjacentGroups(spans, READ_BYTES)) {
+    const groups = adjacentGroups(spans, READ_BYTES);
+    const readGroup = (g: readonly Extent[]): Promise<Buffer> => disk.read(base + g[0]!.start, g[g.length - 1]!.start + g[g.length - 1]!.length - g[0]!.start);
+    let next: Promise<Buffer> | null = groups.length > 0 ? readGroup(groups[0]!) : null;
+    for (const [gi, group] of groups.entries()) {
       const first = group[0]!;
-      const last = group[group.length - 1]!;
-      const all = await disk.read(base + first.start, last.start + last.length - first.start);
+      const all = await next!;
+      next = gi + 1 < groups.length ? readGroup(groups[gi + 1]!) : null;
+      next?.catch(() => {}); // awaited next round; a failure is not unhandled meanwhile // read ahead while this group is hashed
       bytesRead += all.length;
       for (const s of group) {
         const bytes = all.subarray(s.start - first.start, s.start - first.start + s.length);

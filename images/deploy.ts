@@ -140,10 +140,15 @@ export async function deployImage(disk: Disk, img: DiskImage, opts: DeployOption
   // 2. Each partition, chunk by chunk (adjacent chunks read together, runs of fetched ones written together).
   for (const p of selected) {
     const asRanges = p.chunks.map((c) => ({ start: c.offset, length: c.length, c }));
-    for (const group of adjacentGroups(asRanges, 4 * 1024 * 1024)) {
+    const groups = adjacentGroups(asRanges, 4 * 1024 * 1024);
+    const readGroup = (g: (typeof groups)[number]): Promise<Buffer> => disk.read(p.startBytes + g[0]!.start, g[g.length - 1]!.start + g[g.length - 1]!.length - g[0]!.start);
+    // The next group is read while this one is hashed (it is never one this group writes).
+    let next: Promise<Buffer> | null = groups.length > 0 ? readGroup(groups[0]!) : null;
+    for (const [gi, group] of groups.entries()) {
       const first = group[0]!.start;
-      const span = group[group.length - 1]!.start + group[group.length - 1]!.length - first;
-      const have = await disk.read(p.startBytes + first, span);
+      const have = await next!;
+      next = gi + 1 < groups.length ? readGroup(groups[gi + 1]!) : null;
+      next?.catch(() => {}); // awaited next round; a failure is not unhandled meanwhile
       let run: { at: number; parts: Buffer[] } | null = null;
       const flush = async (): Promise<void> => {
         if (run === null) return;
