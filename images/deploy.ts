@@ -141,13 +141,25 @@ export async function deployImage(disk: Disk, img: DiskImage, opts: DeployOption
   for (const p of selected) {
     const asRanges = p.chunks.map((c) => ({ start: c.offset, length: c.length, c }));
     const groups = adjacentGroups(asRanges, 4 * 1024 * 1024);
-    const readGroup = (g: (typeof groups)[number]): Promise<Buffer> => disk.read(p.startBytes + g[0]!.start, g[g.length - 1]!.start + g[g.length - 1]!.length - g[0]!.start);
-    // The next group is read while this one is hashed (it is never one this group writes).
-    let next: Promise<Buffer> | null = groups.length > 0 ? readGroup(groups[0]!) : null;
-    for (const [gi, group] of groups.entries()) {
+    type Group = (typeof groups)[number];
+    // Stage one for a group: read the target there, find what it lacks, ask the source for it.
+    // It runs for the next group while this one's chunks are verified and written (never the
+    // same bytes: groups do not overlap).
+    const prepare = async (group: Group) => {
       const first = group[0]!.start;
-      const have = await next!;
-      next = gi + 1 < groups.length ? readGroup(groups[gi + 1]!) : null;
+      const have = await disk.read(p.startBytes + first, group[group.length - 1]!.start + group[group.length - 1]!.length - first);
+      const lacking = group.filter(({ c }) => {
+        const mine = Buffer.from(have.subarray(c.offset - first, c.offset - first + c.length));
+        maskUnused(mine, c.offset, p.used);
+        return sha256Hex(mine) !== c.digest;
+      });
+      const batch = lacking.length > 1 && opts.source.getMany !== undefined ? await opts.source.getMany([...new Set(lacking.map(({ c }) => c.digest))]) : null;
+      return { lacking, batch };
+    };
+    let next: ReturnType<typeof prepare> | null = groups.length > 0 ? prepare(groups[0]!) : null;
+    for (const [gi, group] of groups.entries()) {
+      const { lacking, batch } = await next!;
+      next = gi + 1 < groups.length ? prepare(groups[gi + 1]!) : null;
       next?.catch(() => {}); // awaited next round; a failure is not unhandled meanwhile
       let run: { at: number; parts: Buffer[] } | null = null;
       const flush = async (): Promise<void> => {
@@ -157,13 +169,6 @@ export async function deployImage(disk: Disk, img: DiskImage, opts: DeployOption
         bytesWritten += bytes.length;
         run = null;
       };
-      // Which chunks the disk lacks; those are fetched together (one request where the source can).
-      const lacking = group.filter(({ c }) => {
-        const mine = Buffer.from(have.subarray(c.offset - first, c.offset - first + c.length));
-        maskUnused(mine, c.offset, p.used);
-        return sha256Hex(mine) !== c.digest;
-      });
-      const batch = lacking.length > 1 && opts.source.getMany !== undefined ? await opts.source.getMany([...new Set(lacking.map(({ c }) => c.digest))]) : null;
       if (batch !== null) for (const b of batch.values()) bytesTransferred += b.length;
       const lackingSet = new Set(lacking);
       for (const g of group) {
