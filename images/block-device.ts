@@ -1,0 +1,73 @@
+// A disk to capture from or deploy to: a block device (/dev/sda, /dev/loop3) or a raw image file.
+// Size and sector size come from the kernel (blockdev) for devices, from stat for files; model
+// and serial from lsblk, where there are any.
+import { execFile } from 'node:child_process';
+import { open, type FileHandle } from 'node:fs/promises';
+import { promisify } from 'node:util';
+import { NetbootError } from '../platform/runtime/errors.ts';
+
+const run = promisify(execFile);
+
+export interface Disk {
+  readonly path: string;
+  readonly sizeBytes: number;
+  readonly sectorBytes: number;
+  readonly model: string | null;
+  readonly serial: string | null;
+  readonly isBlockDevice: boolean;
+  read(offset: number, length: number): Promise<Buffer>;
+  write(offset: number, bytes: Buffer): Promise<void>;
+  sync(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export async function openDisk(path: string, mode: 'r' | 'r+'): Promise<Disk> {
+  const fh: FileHandle = await open(path, mode);
+  try {
+    const st = await fh.stat();
+    const isBlockDevice = st.isBlockDevice();
+    let sizeBytes = st.size;
+    let sectorBytes = 512;
+    let model: string | null = null;
+    let serial: string | null = null;
+    if (isBlockDevice) {
+      sizeBytes = Number((await run('blockdev', ['--getsize64', path])).stdout.trim());
+      sectorBytes = Number((await run('blockdev', ['--getss', path])).stdout.trim());
+      try {
+        const j = JSON.parse((await run('lsblk', ['-J', '-d', '-o', 'MODEL,SERIAL', path])).stdout) as { blockdevices: { model: string | null; serial: string | null }[] };
+        model = j.blockdevices[0]?.model?.trim() || null;
+        serial = j.blockdevices[0]?.serial?.trim() || null;
+      } catch {
+        // lsblk missing or silent: model and serial stay unknown
+      }
+    } else if (!st.isFile()) {
+      throw new NetbootError('DISK_KIND', `${path} is neither a block device nor a file`);
+    }
+    const read = async (offset: number, length: number): Promise<Buffer> => {
+      const buf = Buffer.alloc(length);
+      let done = 0;
+      while (done < length) {
+        const { bytesRead } = await fh.read(buf, done, length - done, offset + done);
+        if (bytesRead === 0) throw new NetbootError('DISK_SHORT_READ', `${path}: read past the end at byte ${offset + done}`);
+        done += bytesRead;
+      }
+      return buf;
+    };
+    const write = async (offset: number, bytes: Buffer): Promise<void> => {
+      let done = 0;
+      while (done < bytes.length) {
+        const { bytesWritten } = await fh.write(bytes, done, bytes.length - done, offset + done);
+        done += bytesWritten;
+      }
+    };
+    return { path, sizeBytes, sectorBytes, model, serial, isBlockDevice, read, write, sync: () => fh.sync(), close: () => fh.close() };
+  } catch (err) {
+    await fh.close();
+    throw err;
+  }
+}
+
+/** The device node of partition `n` of a whole-disk device: sda → sda1, nvme0n1 / loop0 → p1. */
+export function partitionDevicePath(disk: string, n: number): string {
+  return /\d$/.test(disk) ? `${disk}p${n}` : `${disk}${n}`;
+}

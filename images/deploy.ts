@@ -1,0 +1,239 @@
+// Deploy (and restore): the image's head (partition table, boot gap), then each partition's
+// chunks, onto a disk. Before a chunk is fetched, the target's bytes at its place are read,
+// masked the same way (the image's unused bytes zeroed) and hashed: equal means the disk already
+// holds it, and nothing is fetched or written. Every fetched chunk is verified against its digest
+// (fetched again up to `fetchAttempts` times, then the deploy fails). A disk smaller than the
+// image needs fails before anything is written; on a larger one the table is rewritten for its
+// size (GPT backup moved to the end) and the last partition grown, then its file system
+// (resize2fs for ext2/3/4, ntfsresize for NTFS; FAT is left as it is: only its partition grows).
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { NetbootError } from '../platform/runtime/errors.ts';
+import { sha256Hex } from '../packages/digest.ts';
+import { encodeGpt, fitGpt } from '../protocols/disk/gpt.ts';
+import { encodeMbr, lbaToChs } from '../protocols/disk/mbr.ts';
+import { decodePartitionTable, headBytesNeeded } from '../protocols/disk/partition-table.ts';
+import type { Disk } from './block-device.ts';
+import { adjacentGroups, type ImagingProgress } from './capture.ts';
+import type { ChunkSource } from './chunk-store.ts';
+import { minimumDiskBytes, type ChunkEntry, type DiskImage, type PartitionImage } from './disk-image.ts';
+import { maskUnused, type Extent } from './extents.ts';
+
+const run = promisify(execFile);
+
+export interface DeployOptions {
+  readonly source: ChunkSource;
+  /** Partition numbers to write (default: all the image holds). The head is always written. */
+  readonly partitions?: readonly number[];
+  /** Grow the last partition and its file system on a larger disk (default true). */
+  readonly grow?: boolean;
+  readonly fetchAttempts?: number;
+  /** After the table is written: make the kernel see it (BLKRRPART / partx) so partition nodes exist. */
+  readonly rereadTable?: () => Promise<void>;
+  /** The device node of partition n on the target, for growing its file system. */
+  readonly partitionDevice?: (n: number) => string | null;
+  readonly progress?: ImagingProgress;
+}
+
+export interface DeployResult {
+  /** Bytes of chunks fetched from the source (verified). */
+  readonly bytesTransferred: number;
+  readonly bytesWritten: number;
+  readonly chunksSkipped: number;
+  readonly chunksWritten: number;
+  readonly chunksRefetched: number;
+  readonly grown: { readonly partition: number; readonly fs: string | null; readonly fromBytes: number; readonly toBytes: number; readonly fsGrown: boolean; readonly note: string } | null;
+}
+
+export class DiskTooSmallError extends NetbootError {
+  constructor(path: string, have: number, need: number) {
+    super('DISK_TOO_SMALL', `${path} holds ${have} bytes; the image needs at least ${need}: nothing was written`);
+  }
+}
+
+export async function deployImage(disk: Disk, img: DiskImage, opts: DeployOptions): Promise<DeployResult> {
+  const need = minimumDiskBytes(img);
+  if (disk.sizeBytes < need) throw new DiskTooSmallError(disk.path, disk.sizeBytes, need);
+  if (disk.sectorBytes !== img.sectorBytes) throw new NetbootError('SECTOR_SIZE', `${disk.path} has ${disk.sectorBytes}-byte sectors, the image ${img.sectorBytes}: nothing was written`);
+  const wanted = opts.partitions ?? img.partitions.map((p) => p.number);
+  for (const n of wanted) if (!img.partitions.some((p) => p.number === n)) throw new NetbootError('NO_SUCH_PARTITION', `the image has no partition ${n}: nothing was written`);
+  const attempts = opts.fetchAttempts ?? 3;
+  const grow = (opts.grow ?? true) && disk.sizeBytes > img.sizeBytes;
+  const selected = img.partitions.filter((p) => wanted.includes(p.number));
+  const bytesTotal = img.head.length + selected.reduce((n, p) => n + p.chunks.reduce((m, c) => m + c.length, 0), 0);
+  let bytesDone = 0;
+  let bytesTransferred = 0;
+  let bytesWritten = 0;
+  let chunksSkipped = 0;
+  let chunksWritten = 0;
+  let chunksRefetched = 0;
+  const report = (phase: string): void => opts.progress?.({ phase, bytesDone, bytesTotal });
+
+  const fetchVerified = async (c: ChunkEntry, where: string): Promise<Buffer> => {
+    for (let i = 1; i <= attempts; i++) {
+      const bytes = await opts.source.get(c.digest);
+      if (bytes !== null) bytesTransferred += bytes.length;
+      if (bytes !== null && bytes.length === c.length && sha256Hex(bytes) === c.digest) return bytes;
+      if (i < attempts) chunksRefetched++;
+      if (bytes === null && i === attempts) throw new NetbootError('CHUNK_MISSING', `chunk ${c.digest} (${where}) is not held by the source`);
+    }
+    throw new NetbootError('CHUNK_CORRUPT', `chunk ${c.digest} (${where}) did not match its digest in ${attempts} fetches: rejected, not written`);
+  };
+
+  /** The target's bytes at a chunk's place, masked like the chunk; its digest tells if it is already there. */
+  const targetMatches = async (at: number, c: ChunkEntry, used: readonly Extent[] | null): Promise<Buffer | null> => {
+    const have = await disk.read(at, c.length);
+    if (used !== null) maskUnused(have, c.offset, used);
+    return sha256Hex(have) === c.digest ? have : null;
+  };
+
+  // 1. The head: assembled in memory (from the disk where it already matches), the table
+  //    rewritten for this disk's size, then written where it differs.
+  const head = Buffer.alloc(img.head.length);
+  for (const c of img.head.chunks) {
+    const bytes = (await targetMatches(c.offset, c, null)) ?? (await fetchVerified(c, `head at byte ${c.offset}`));
+    bytes.copy(head, c.offset);
+  }
+  const table = decodePartitionTable(head.subarray(0, Math.min(head.length, headBytesNeeded(head, img.sectorBytes))), img.sectorBytes);
+  const diskSectors = BigInt(Math.floor(disk.sizeBytes / img.sectorBytes));
+  const last = img.partitions.reduce<PartitionImage | null>((a, p) => (a === null || p.startBytes > a.startBytes ? p : a), null);
+  let grownTo = last === null ? 0 : last.sizeBytes;
+  let backup: { bytes: Buffer; offset: number } | null = null;
+  const sameSize = diskSectors === BigInt(Math.floor(img.sizeBytes / img.sectorBytes));
+  if (table.kind === 'gpt' && sameSize) {
+    // The same size: the captured head is right as it is; only the backup copy is laid out.
+    backup = (({ backup: bytes, backupOffset: offset }) => ({ bytes, offset }))(encodeGpt(table.gpt, img.sectorBytes, diskSectors));
+  } else if (table.kind === 'gpt') {
+    const g = fitGpt(table.gpt, img.sectorBytes, diskSectors, grow, BigInt(Math.max(1, (1024 * 1024) / img.sectorBytes)));
+    const enc = encodeGpt(g, img.sectorBytes, diskSectors);
+    enc.primary.copy(head, img.sectorBytes);
+    backup = { bytes: enc.backup, offset: enc.backupOffset };
+    const e = last === null ? undefined : g.entries.find((x) => x.number === last.number);
+    if (e !== undefined) grownTo = Number(e.lastLba - e.firstLba + 1n) * img.sectorBytes;
+    // The protective MBR covers the whole disk (or as much as 32 bits of sectors can say).
+    const pm = table.mbr.entries.find((x) => x.type === 0xee);
+    if (pm !== undefined) {
+      const sectors = Number(diskSectors - 1n > 0xffffffffn ? 0xffffffffn : diskSectors - 1n);
+      encodeMbr({ ...table.mbr, entries: table.mbr.entries.map((x) => (x === pm ? { ...x, sectors, chsLast: lbaToChs(Math.min(sectors, 0xffffffff)) } : x)) }).copy(head, 0);
+    }
+  } else if (grow && last !== null) {
+    const entry = table.mbr.entries.find((x) => x.number === last.number);
+    if (entry !== undefined) {
+      const align = Math.max(1, (1024 * 1024) / img.sectorBytes);
+      const end = Math.min(Math.floor(Number(diskSectors) / align) * align, entry.firstLba + 0xffffffff);
+      const sectors = Math.max(entry.sectors, end - entry.firstLba);
+      grownTo = sectors * img.sectorBytes;
+      encodeMbr({ ...table.mbr, entries: table.mbr.entries.map((x) => (x === entry ? { ...x, sectors, chsLast: lbaToChs(entry.firstLba + sectors - 1) } : x)) }).copy(head, 0);
+    }
+  }
+  for (let at = 0; at < head.length; at += img.chunkBytes) {
+    const want = head.subarray(at, Math.min(head.length, at + img.chunkBytes));
+    const have = await disk.read(at, want.length);
+    if (!have.equals(want)) {
+      await disk.write(at, want);
+      bytesWritten += want.length;
+    }
+    bytesDone += want.length;
+    report('table');
+  }
+
+  // 2. Each partition, chunk by chunk (adjacent chunks read together, runs of fetched ones written together).
+  for (const p of selected) {
+    const asRanges = p.chunks.map((c) => ({ start: c.offset, length: c.length, c }));
+    const groups = adjacentGroups(asRanges, 4 * 1024 * 1024);
+    type Group = (typeof groups)[number];
+    // Stage one for a group: read the target there, find what it lacks, ask the source for it.
+    // It runs for the next group while this one's chunks are verified and written (never the
+    // same bytes: groups do not overlap).
+    const prepare = async (group: Group) => {
+      const first = group[0]!.start;
+      const have = await disk.read(p.startBytes + first, group[group.length - 1]!.start + group[group.length - 1]!.length - first);
+      const lacking = group.filter(({ c }) => {
+        const mine = Buffer.from(have.subarray(c.offset - first, c.offset - first + c.length));
+        maskUnused(mine, c.offset, p.used);
+        return sha256Hex(mine) !== c.digest;
+      });
+      const batch = lacking.length > 1 && opts.source.getMany !== undefined ? await opts.source.getMany([...new Set(lacking.map(({ c }) => c.digest))]) : null;
+      return { lacking, batch };
+    };
+    let next: ReturnType<typeof prepare> | null = groups.length > 0 ? prepare(groups[0]!) : null;
+    for (const [gi, group] of groups.entries()) {
+      const { lacking, batch } = await next!;
+      next = gi + 1 < groups.length ? prepare(groups[gi + 1]!) : null;
+      next?.catch(() => {}); // awaited next round; a failure is not unhandled meanwhile
+      let run: { at: number; parts: Buffer[] } | null = null;
+      const flush = async (): Promise<void> => {
+        if (run === null) return;
+        const bytes = Buffer.concat(run.parts);
+        await disk.write(p.startBytes + run.at, bytes);
+        bytesWritten += bytes.length;
+        run = null;
+      };
+      if (batch !== null) for (const b of batch.values()) bytesTransferred += b.length;
+      const lackingSet = new Set(lacking);
+      for (const g of group) {
+        const c = g.c;
+        if (!lackingSet.has(g)) {
+          chunksSkipped++;
+          await flush();
+        } else {
+          const got = batch?.get(c.digest);
+          let bytes: Buffer;
+          if (got !== undefined && got.length === c.length && sha256Hex(got) === c.digest) bytes = got;
+          else {
+            if (got !== undefined) chunksRefetched++;
+            bytes = await fetchVerified(c, `partition ${p.number} at byte ${c.offset}`);
+          }
+          chunksWritten++;
+          if (run === null) run = { at: c.offset, parts: [] };
+          run.parts.push(bytes);
+        }
+        bytesDone += c.length;
+      }
+      await flush();
+      report('deploy');
+    }
+  }
+
+  // 3. The backup GPT at this disk's end.
+  if (backup !== null) {
+    const have = await disk.read(backup.offset, backup.bytes.length);
+    if (!have.equals(backup.bytes)) {
+      await disk.write(backup.offset, backup.bytes);
+      bytesWritten += backup.bytes.length;
+    }
+  }
+  await disk.sync();
+
+  // 4. Grow the last partition's file system.
+  let grown: DeployResult['grown'] = null;
+  if (grow && last !== null && grownTo > last.sizeBytes && wanted.includes(last.number)) {
+    await opts.rereadTable?.();
+    const dev = opts.partitionDevice?.(last.number) ?? null;
+    grown = { partition: last.number, fs: last.fs, fromBytes: last.sizeBytes, toBytes: grownTo, ...(await growFileSystem(last.fs, dev)) };
+  }
+  report('done');
+  return { bytesTransferred, bytesWritten, chunksSkipped, chunksWritten, chunksRefetched, grown };
+}
+
+async function growFileSystem(fs: string | null, dev: string | null): Promise<{ fsGrown: boolean; note: string }> {
+  if (fs === 'fat12' || fs === 'fat16' || fs === 'fat32') return { fsGrown: false, note: 'FAT file system left at its size: only the partition grew' };
+  if (fs !== 'ext2' && fs !== 'ext3' && fs !== 'ext4' && fs !== 'ntfs') return { fsGrown: false, note: `file system ${fs ?? 'not recognised'}: only the partition grew` };
+  if (dev === null) return { fsGrown: false, note: 'no partition device to grow the file system on: only the partition grew' };
+  try {
+    if (fs === 'ntfs') {
+      await run('ntfsresize', ['-f', '-f', '-P', dev], { timeout: 600_000 });
+      return { fsGrown: true, note: 'ntfsresize' };
+    }
+    try {
+      await run('e2fsck', ['-f', '-y', dev], { timeout: 600_000 });
+    } catch (err) {
+      const code = (err as { code?: number }).code;
+      if (code !== 1 && code !== 2) throw err; // 1, 2: errors corrected
+    }
+    await run('resize2fs', [dev], { timeout: 600_000 });
+    return { fsGrown: true, note: 'resize2fs' };
+  } catch (err) {
+    throw new NetbootError('GROW_FAILED', `growing ${fs} on ${dev} failed: ${(err as { stderr?: string }).stderr?.trim() || (err as Error).message}`);
+  }
+}
