@@ -18,7 +18,7 @@
 // Before the storm, each server gets `lone` single exchanges, each after `gap-ms` of idleness
 // (the first one the very first request it sees): the latency of a lone request, as in a real boot.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -155,9 +155,11 @@ id = "dhcp-storm"
   // a pipe read here, as the supervisor reads it. BENCH_LOG_LEVEL=info: a record per answer, as
   // in production (dnsmasq then still runs with --quiet-dhcp: use it for lone requests only).
   const out = (service: string): 'pipe' | number => (service === 'server' && process.env.BENCH_SERVER_STDOUT !== undefined ? openSync(process.env.BENCH_SERVER_STDOUT, 'w') : 'pipe');
+  // A baseline checkout from before the tree moved has its command under services/cli.
+  const cliPath = (dir: string): string => (existsSync(join(dir, 'cli/main.ts')) ? join(dir, 'cli/main.ts') : join(dir, 'services/cli/main.ts'));
   const run = (service: string, flags: string[]): ChildProcess => {
     const child = spawn('ip', ['netns', 'exec', ns.srv, process.execPath, ...flags, '--import', 'tsx',
-      join(code, 'cli/main.ts'), 'run', service, '--config', join(site, 'netboot.toml')], { cwd: code, stdio: ['ignore', out(service), 'inherit'] });
+      cliPath(code), 'run', service, '--config', join(site, 'netboot.toml')], { cwd: code, stdio: ['ignore', out(service), 'inherit'] });
     child.stdout?.resume();
     return child;
   };
