@@ -3,9 +3,10 @@
 // log and in the Interface's status; a finished build is published as a `preboot` package and
 // its SBS image offered on this site. The host (services/interface) supplies publish and offer.
 import { randomUUID } from 'node:crypto';
-import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { HttpError, type ControlHandler } from '../platform/local/control.ts';
+import { writeFileAtomic } from '../platform/runtime/atomic-file.ts';
 import { errorMessage } from '../platform/runtime/errors.ts';
 import type { Logger } from '../platform/runtime/logger.ts';
 import { sha256Hex } from '../packages/digest.ts';
@@ -283,10 +284,8 @@ export class BootwizService {
     const described = { ...overlay, sha256: sha256Hex(compressed) };
     // Each file whole or not at all; the package published from this folder is a new version, the
     // one machines boot now stays until that is Ready.
-    writeFileSync(join(dir, `.${OVERLAY_FILE}.tmp`), compressed);
-    renameSync(join(dir, `.${OVERLAY_FILE}.tmp`), join(dir, OVERLAY_FILE));
-    writeFileSync(join(dir, `.${OVERLAY_INFO_FILE}.tmp`), `${JSON.stringify(described, null, 2)}\n`);
-    renameSync(join(dir, `.${OVERLAY_INFO_FILE}.tmp`), join(dir, OVERLAY_INFO_FILE));
+    writeFileAtomic(join(dir, OVERLAY_FILE), compressed);
+    writeFileAtomic(join(dir, OVERLAY_INFO_FILE), `${JSON.stringify(described, null, 2)}\n`);
     this.log.info('bootwiz: driver overlay written', { id: recipe.id, drivers: overlay.drivers.map((d) => ({ id: d.id, modules: d.modules, firmware: d.firmware.length })), bytes: compressed.length });
     return true;
   }

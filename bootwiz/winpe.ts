@@ -12,6 +12,7 @@
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
+import { writeFileAtomic } from '../platform/runtime/atomic-file.ts';
 import { NetbootError } from '../platform/runtime/errors.ts';
 import { sha256Hex } from '../packages/digest.ts';
 import type { Image } from '../sbs/types.ts';
@@ -96,8 +97,7 @@ export async function createWinpe(o: { dataDir: string; id: string; wim: string;
   if (o.wim !== join(dir, 'source.wim')) copyFileSync(o.wim, join(dir, 'source.wim'));
   if (wimboot !== join(dir, WIMBOOT_FILE)) copyFileSync(wimboot, join(dir, WIMBOOT_FILE));
   const recipe: WinpeRecipe = { id: o.id, name: `WinPE ${o.id}`, driverArch: o.arch ?? 'x64', index };
-  writeFileSync(join(dir, '.recipe.json.tmp'), `${JSON.stringify(recipe, null, 2)}\n`);
-  renameSync(join(dir, '.recipe.json.tmp'), join(dir, 'recipe.json'));
+  writeFileAtomic(join(dir, 'recipe.json'), `${JSON.stringify(recipe, null, 2)}\n`);
   return recipe;
 }
 
