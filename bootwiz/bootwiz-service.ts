@@ -2,12 +2,14 @@
 // the CLI follows (`POST /bootwiz/build`, `GET /bootwiz/jobs?id=`), their progress is in the
 // log and in the Interface's status; a finished build is published as a `preboot` package and
 // its SBS image offered on this site. The host (services/interface) supplies publish and offer.
-import { createHash, randomUUID } from 'node:crypto';
-import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
+import { copyFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { HttpError, type ControlHandler } from '../platform/local/control.ts';
+import { writeFileAtomic } from '../platform/runtime/atomic-file.ts';
 import { errorMessage } from '../platform/runtime/errors.ts';
 import type { Logger } from '../platform/runtime/logger.ts';
+import { sha256Hex } from '../packages/digest.ts';
 import type { Image } from '../sbs/types.ts';
 import { bootwizDir, build, buildDir, cacheDir, readBuildInfo, type BuildInfo, type BuildProgress } from './build.ts';
 import { buildOverlay, kernelTree, readDrivers, selectDrivers, type OverlayInfo } from './drivers.ts';
@@ -279,13 +281,11 @@ export class BootwizService {
     }
     const { compressed, info: overlay } = await buildOverlay({ tree, kver: info.kernelVersion, baseModules: info.modules, drivers, work: join(bw, 'work', `overlay-${recipe.id}-${process.pid}`) });
     for (const d of overlay.drivers) for (const w of d.warnings) this.log.warn('bootwiz: driver package', { id: recipe.id, package: d.id, warning: w });
-    const described = { ...overlay, sha256: createHash('sha256').update(compressed).digest('hex') };
+    const described = { ...overlay, sha256: sha256Hex(compressed) };
     // Each file whole or not at all; the package published from this folder is a new version, the
     // one machines boot now stays until that is Ready.
-    writeFileSync(join(dir, `.${OVERLAY_FILE}.tmp`), compressed);
-    renameSync(join(dir, `.${OVERLAY_FILE}.tmp`), join(dir, OVERLAY_FILE));
-    writeFileSync(join(dir, `.${OVERLAY_INFO_FILE}.tmp`), `${JSON.stringify(described, null, 2)}\n`);
-    renameSync(join(dir, `.${OVERLAY_INFO_FILE}.tmp`), join(dir, OVERLAY_INFO_FILE));
+    writeFileAtomic(join(dir, OVERLAY_FILE), compressed);
+    writeFileAtomic(join(dir, OVERLAY_INFO_FILE), `${JSON.stringify(described, null, 2)}\n`);
     this.log.info('bootwiz: driver overlay written', { id: recipe.id, drivers: overlay.drivers.map((d) => ({ id: d.id, modules: d.modules, firmware: d.firmware.length })), bytes: compressed.length });
     return true;
   }

@@ -2,10 +2,10 @@
 // `build.json` in `<data>/bootwiz/builds/<id>/`. Inputs are fetched and checked first; the new
 // build is written to a staging folder and swapped in only when complete, so a failure at any
 // step (apt cannot fetch, a module is missing) leaves the previous build as it was.
-import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync, copyFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from '../platform/runtime/logger.ts';
+import { sha256Hex } from '../packages/digest.ts';
 import { fetchDeb, resolveEntry, resolveKernel } from './apt.ts';
 import { extractDeb, tool, ToolError } from './extract.ts';
 import { buildInitrd } from './initrd.ts';
@@ -67,8 +67,6 @@ export function readBuildInfo(dataDir: string, id: string): BuildInfo | null {
     return null;
   }
 }
-
-const sha256 = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
 
 // Share of the whole build each step ends at (measured: fetch and unpacking dominate).
 const STEP_END = { resolve: 0.03, fetch: 0.4, extract: 0.7, modules: 0.8, initrd: 0.97, write: 1 } as const;
@@ -148,8 +146,8 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
     });
     const info: BuildInfo = {
       ...infoBase,
-      kernel: { bytes: kernel.length, sha256: sha256(kernel) },
-      initrd: { bytes: compressed.length, sha256: sha256(compressed), cpioBytes: cpio.length, compression: 'gzip-6' },
+      kernel: { bytes: kernel.length, sha256: sha256Hex(kernel) },
+      initrd: { bytes: compressed.length, sha256: sha256Hex(compressed), cpioBytes: cpio.length, compression: 'gzip-6' },
     };
 
     // 6. Staging, then swap: the previous build stays whole until the new one is.

@@ -9,11 +9,12 @@
 // X:\Windows\System32 only (no folders), so INF folders whose files share names (every vendor
 // ships a `.cat` and `.sys` set) would collide, and the result could only be seen by booting
 // Windows; a changed WIM is one file to publish and replicate, and wimlib reads it back here.
-import { createHash } from 'node:crypto';
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
+import { writeFileAtomic } from '../platform/runtime/atomic-file.ts';
 import { NetbootError } from '../platform/runtime/errors.ts';
+import { sha256Hex } from '../packages/digest.ts';
 import type { Image } from '../sbs/types.ts';
 import { bootwizDir, buildDir } from './build.ts';
 import { filesUnder, type DriverArch, type DriverInput } from './drivers.ts';
@@ -48,8 +49,6 @@ export interface WinpeInfo {
 }
 
 export const winpeDir = (dataDir: string, id?: string): string => join(bootwizDir(dataDir), 'winpe', ...(id === undefined ? [] : [id]));
-
-const sha256 = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
 
 /** The WinPE recipes this site was given (`netboot bootwiz build --winpe`). */
 export function winpeRecipes(dataDir: string): WinpeRecipe[] {
@@ -98,8 +97,7 @@ export async function createWinpe(o: { dataDir: string; id: string; wim: string;
   if (o.wim !== join(dir, 'source.wim')) copyFileSync(o.wim, join(dir, 'source.wim'));
   if (wimboot !== join(dir, WIMBOOT_FILE)) copyFileSync(wimboot, join(dir, WIMBOOT_FILE));
   const recipe: WinpeRecipe = { id: o.id, name: `WinPE ${o.id}`, driverArch: o.arch ?? 'x64', index };
-  writeFileSync(join(dir, '.recipe.json.tmp'), `${JSON.stringify(recipe, null, 2)}\n`);
-  renameSync(join(dir, '.recipe.json.tmp'), join(dir, 'recipe.json'));
+  writeFileAtomic(join(dir, 'recipe.json'), `${JSON.stringify(recipe, null, 2)}\n`);
   return recipe;
 }
 
@@ -159,7 +157,7 @@ export async function buildWinpe(dataDir: string, recipe: WinpeRecipe, drivers: 
     const wimboot = readFileSync(join(staging, WIMBOOT_FILE));
     const info: WinpeInfo = {
       id: recipe.id, kind: 'winpe', index: recipe.index, drivers: described,
-      wim: { bytes: wimBytes.length, sha256: sha256(wimBytes) }, wimboot: { bytes: wimboot.length, sha256: sha256(wimboot) },
+      wim: { bytes: wimBytes.length, sha256: sha256Hex(wimBytes) }, wimboot: { bytes: wimboot.length, sha256: sha256Hex(wimboot) },
     };
     writeFileSync(join(staging, WINPE_INFO_FILE), `${JSON.stringify(info, null, 2)}\n`);
     const old = `${staging}.old`;

@@ -66,8 +66,3 @@ export async function openDisk(path: string, mode: 'r' | 'r+'): Promise<Disk> {
     throw err;
   }
 }
-
-/** The device node of partition `n` of a whole-disk device: sda → sda1, nvme0n1 / loop0 → p1. */
-export function partitionDevicePath(disk: string, n: number): string {
-  return /\d$/.test(disk) ? `${disk}p${n}` : `${disk}${n}`;
-}

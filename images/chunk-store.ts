@@ -1,9 +1,7 @@
 // The narrow interface between imaging and wherever chunks live: capture asks `has` and `put`s
 // what is missing; deploy `get`s what the target lacks and verifies it itself (a source is never
-// trusted). Two simple stores here: in memory (tests) and a folder of files (import/export, bench).
-// The package store adapter is in package-chunks.ts.
-import { mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+// trusted). One simple store here, in memory (tests).
+// The package store adapter is in package-image.ts.
 
 export interface ChunkSink {
   has(digest: string): Promise<boolean>;
@@ -43,41 +41,5 @@ export class MemoryChunkStore implements ChunkSink, ChunkSource {
     let n = 0;
     for (const b of this.chunks.values()) n += b.length;
     return n;
-  }
-}
-
-/** One file per chunk, `<dir>/<first two hex digits>/<digest>`. */
-export class DirChunkStore implements ChunkSink, ChunkSource {
-  bytesPut = 0;
-  constructor(readonly dir: string) {}
-
-  private path(digest: string): string {
-    return join(this.dir, digest.slice(0, 2), digest);
-  }
-
-  async has(digest: string): Promise<boolean> {
-    try {
-      await stat(this.path(digest));
-      return true;
-    } catch {
-      return false;
-    }
-  }
-
-  async put(digest: string, bytes: Buffer): Promise<void> {
-    if (await this.has(digest)) return;
-    const p = this.path(digest);
-    await mkdir(join(this.dir, digest.slice(0, 2)), { recursive: true });
-    await writeFile(`${p}.tmp`, bytes);
-    await rename(`${p}.tmp`, p);
-    this.bytesPut += bytes.length;
-  }
-
-  async get(digest: string): Promise<Buffer | null> {
-    try {
-      return await readFile(this.path(digest));
-    } catch {
-      return null;
-    }
   }
 }

@@ -5,6 +5,7 @@
 // label comes from $Volume (record 3). The backup boot sector (the partition's last sector,
 // outside the clusters the bitmap covers) is always kept. A $Bitmap described through an
 // $ATTRIBUTE_LIST (extremely fragmented) is taken whole.
+import { errorMessage } from '../platform/runtime/errors.ts';
 import { bitmapRuns, clip, normalize, scale, type Extent } from './extents.ts';
 import { wholePartition, type FsUsage, type ReadAt } from './used-blocks.ts';
 
@@ -124,6 +125,6 @@ export async function ntfsUsage(read: ReadAt, sizeBytes: number, head: Buffer): 
     bytes.push({ start: tail, length: sizeBytes - tail });
     return { fs: 'ntfs', label, fsUuid: serial, blockBytes: clusterBytes, used: clip(normalize(bytes), sizeBytes), whole: false, note: null };
   } catch (err) {
-    return whole(`metadata not understood (${err instanceof Error ? err.message : String(err)})`);
+    return whole(`metadata not understood (${errorMessage(err)})`);
   }
 }

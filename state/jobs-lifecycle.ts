@@ -4,7 +4,6 @@
 // effect while the job runs (never a half-written disk booted, never a loop back into imaging).
 
 export type JobState = 'pending' | 'running' | 'completed' | 'failed' | 'cancelled';
-export const ACTIVE_STATES: readonly JobState[] = ['pending', 'running'];
 
 export interface JobStatus {
   readonly state: JobState;

@@ -39,10 +39,6 @@ export interface LoggerOptions {
   readonly text?: TextOptions;
 }
 
-export function isLogLevel(value: unknown): value is LogLevel {
-  return typeof value === 'string' && value in RANK;
-}
-
 export function createLogger(options: LoggerOptions = {}): Logger {
   const min = RANK[options.level ?? 'info'];
   const sink = options.sink ?? process.stdout;

@@ -3,12 +3,8 @@
 // that does not name them must not make the site forget what it built.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { createMemoryLogger } from '../../platform/runtime/logger.ts';
-import { openStore } from '../../state/store.ts';
-import { StateBook } from '../../state/state-book.ts';
+import type { StateBook } from '../../state/state-book.ts';
+import { apply, withBook as bookIn } from '../helpers/state-book.ts';
 import type { Image, SbsDocument } from '../../sbs/types.ts';
 import { LINUXPE_X64, prebootImage } from '../../bootwiz/recipe.ts';
 
@@ -19,26 +15,7 @@ const built = prebootImage(LINUXPE_X64);
 const theirs: Image = { id: 'linuxpe-x64', name: 'Managed LinuxPE', arch: ['bios'], type: 'linux', kernel: 'k', initrd: ['i'] };
 const other: Image = { id: 'other', name: 'Other', arch: ['bios'], type: 'nbp', bootFile: 'x.efi' };
 
-function withBook(fn: (book: StateBook, reopen: () => StateBook) => void): void {
-  const dir = mkdtempSync(join(tmpdir(), 'netboot-built-'));
-  let db = openStore(dir);
-  try {
-    const book = new StateBook(db, createMemoryLogger());
-    book.load();
-    fn(book, () => {
-      db.close();
-      db = openStore(dir);
-      const b = new StateBook(db, createMemoryLogger());
-      b.load();
-      return b;
-    });
-  } finally {
-    db.close();
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
-
-const apply = (book: StateBook, ...docs: SbsDocument[]) => book.applyBatch(docs.map((doc) => ({ doc, source: { file: null, source: 'test', now: new Date() } })));
+const withBook = (fn: Parameters<typeof bookIn>[1]): void => bookIn('netboot-built-', fn);
 const images = (book: StateBook): Image[] | null => book.state().images as Image[] | null;
 const snapshot = (sec: number, list: Image[]): SbsDocument => ({ sbs: 1, id: id(), kind: 'images', issued: at(sec), images: list });
 

@@ -8,7 +8,7 @@ import { closeSync, ftruncateSync, mkdtempSync, openSync, readFileSync, rmSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ProtocolError } from '../../platform/runtime/errors.ts';
-import { crc32 } from '../../protocols/disk/crc32.ts';
+import { crc32 } from 'node:zlib';
 import { decodeMbr, encodeMbr } from '../../protocols/disk/mbr.ts';
 import { decodeGptHeader, encodeGpt, fitGpt } from '../../protocols/disk/gpt.ts';
 import { decodePartitionTable, headBytesNeeded } from '../../protocols/disk/partition-table.ts';

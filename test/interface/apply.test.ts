@@ -1,12 +1,8 @@
 // The spec's ordering rules, applied to a real SQLite store in a temp folder.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { createMemoryLogger } from '../../platform/runtime/logger.ts';
-import { openStore } from '../../state/store.ts';
-import { StateBook } from '../../state/state-book.ts';
+import type { StateBook } from '../../state/state-book.ts';
+import { apply, withBook as bookIn } from '../helpers/state-book.ts';
 import type { Client, SbsDocument } from '../../sbs/types.ts';
 
 const MAC = '52:54:00:12:34:56';
@@ -19,26 +15,7 @@ function clientDoc(issued: string, action: Client['action'], mac = MAC): SbsDocu
   return { sbs: 1, id: id(), kind: 'client', issued, client: { mac, action } };
 }
 
-function withBook(fn: (book: StateBook, reopen: () => StateBook) => void): void {
-  const dir = mkdtempSync(join(tmpdir(), 'netboot-apply-'));
-  let db = openStore(dir);
-  try {
-    const book = new StateBook(db, createMemoryLogger());
-    book.load();
-    fn(book, () => {
-      db.close();
-      db = openStore(dir);
-      const b = new StateBook(db, createMemoryLogger());
-      b.load();
-      return b;
-    });
-  } finally {
-    db.close();
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
-
-const apply = (book: StateBook, ...docs: SbsDocument[]) => book.applyBatch(docs.map((doc) => ({ doc, source: { file: null, source: 'test', now: new Date() } })));
+const withBook = (fn: Parameters<typeof bookIn>[1]): void => bookIn('netboot-apply-', fn);
 const actionOf = (book: StateBook, mac = MAC) => book.state().clients?.find((c) => c.mac === mac)?.action;
 
 test('an instruction applied twice is a no-op the second time', () => {

@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { readRegularFile } from '../../state/drop-folder.ts';
+import { readRegularFile } from '../../state/folder-entry.ts';
 
 const MIB = 1024 * 1024;
 const mkfifo = (path: string): void => void execFileSync('mkfifo', [path]);
