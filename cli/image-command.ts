@@ -1,0 +1,65 @@
+// `netboot image import FILE --id ID` (a raw disk image file, such as a VM's disk, into a new
+// version of a disk image package, the same way a capture does: used blocks only, fixed 64 KiB
+// chunks, what the store already holds not stored again) and `netboot image export ID[@VERSION]
+// FILE` (a version back to a sparse raw disk file). Both run in the Interface, which owns the
+// package store (its control socket, images/image-routes.ts), so the file paths are read and
+// written by the Interface's process.
+import { resolve } from 'node:path';
+import { controlCall, controlSocketPath } from '../platform/local/control.ts';
+import { stringFlag, type CommandSpec } from './args.ts';
+import { configFor, type Command } from './context.ts';
+
+/** An import or export of a large disk may take long; the Interface answers when done. */
+const TIMEOUT_MS = 12 * 3_600_000;
+
+export const imageSpec: CommandSpec = {
+  name: 'image',
+  summary: 'disk image packages from and to raw disk files',
+  subcommands: {
+    import: {
+      name: 'image import', summary: 'import a raw disk file (a VM\'s disk) as a new version of a disk image package', args: 'FILE', arity: [1, 1],
+      options: { id: { type: 'string', value: 'ID', required: true, help: 'the package id (letters, digits, . _ -)' } },
+      description: ['As a capture does: the partition table and the used blocks of ext4, FAT and NTFS (other file systems whole), in fixed 64 KiB chunks; chunks the store already holds are not stored again. Every peer fetches the new version.'],
+    },
+    export: {
+      name: 'image export', summary: 'write a disk image package version to a sparse raw disk file', args: 'ID[@VERSION] FILE', arity: [2, 2],
+      description: ['VERSION is a version digest (sha256:HEX or HEX); the current version by default. Free space is left as holes. FILE is replaced.'],
+    },
+  },
+};
+
+const USAGE = `usage:
+  netboot image import FILE --id ID
+  netboot image export ID[@VERSION] FILE`;
+
+const mib = (n: number): string => `${(n / 1024 / 1024).toFixed(1)} MiB`;
+
+export const imageCommand: Command = async (ctx) => {
+  const [sub, ...rest] = ctx.args.positionals;
+  const socket = controlSocketPath(configFor(ctx).paths.data, 'interface');
+  if (sub === 'import' && rest.length === 1) {
+    const id = stringFlag(ctx.args, 'id');
+    if (id === undefined) {
+      ctx.err(`netboot image import: --id is required\n${USAGE}`);
+      return 2;
+    }
+    const started = Date.now();
+    const r = await controlCall<{ seq: number; digest: string; sizeBytes: number; bytesRead: number; bytesStored: number; chunksStored: number; chunksTotal: number }>(
+      socket, 'POST', '/images/import', { file: resolve(rest[0]!), id }, TIMEOUT_MS);
+    const secs = (Date.now() - started) / 1000;
+    ctx.out(`imported ${rest[0]} as ${id} seq ${r.seq} sha256:${r.digest}: a ${mib(r.sizeBytes)} disk, ${mib(r.bytesRead)} used read, ${mib(r.bytesStored)} new stored (${r.chunksStored} of ${r.chunksTotal} chunks) in ${secs.toFixed(1)} s`);
+    return 0;
+  }
+  if (sub === 'export' && rest.length === 2) {
+    const [spec, file] = rest as [string, string];
+    const at = spec.indexOf('@');
+    const id = at < 0 ? spec : spec.slice(0, at);
+    const version = at < 0 ? undefined : spec.slice(at + 1);
+    const r = await controlCall<{ digest: string; bytesWritten: number; chunksWritten: number }>(
+      socket, 'POST', '/images/export', { id, version, file: resolve(file) }, TIMEOUT_MS);
+    ctx.out(`exported ${id} sha256:${r.digest} to ${file}: ${mib(r.bytesWritten)} written in ${r.chunksWritten} chunks (free space left as holes)`);
+    return 0;
+  }
+  ctx.err(USAGE);
+  return 2;
+};
