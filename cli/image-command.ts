@@ -17,13 +17,13 @@ export const imageSpec: CommandSpec = {
   summary: 'disk image packages from and to raw disk files',
   subcommands: {
     import: {
-      name: 'image import', summary: 'import a raw disk file (a VM\'s disk) as a new version of a disk image package', args: 'FILE', arity: [1, 1],
+      name: 'image import', summary: 'import a raw disk file as a disk image version', args: 'FILE', arity: [1, 1],
       options: { id: { type: 'string', value: 'ID', required: true, help: 'the package id (letters, digits, . _ -)' } },
       description: ['As a capture does: the partition table and the used blocks of ext4, FAT and NTFS (other file systems whole), in fixed 64 KiB chunks; chunks the store already holds are not stored again. Every peer fetches the new version.'],
     },
     export: {
-      name: 'image export', summary: 'write a disk image package version to a sparse raw disk file', args: 'ID[@VERSION] FILE', arity: [2, 2],
-      description: ['VERSION is a version digest (sha256:HEX or HEX); the current version by default. Free space is left as holes. FILE is replaced.'],
+      name: 'image export', summary: 'export a disk image version to a sparse raw file', args: 'ID[@VER] FILE', arity: [2, 2],
+      description: ['VER is a version digest (sha256:HEX or HEX); the current version by default. Free space is left as holes. FILE is replaced.'],
     },
   },
 };
