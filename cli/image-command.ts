@@ -3,14 +3,11 @@
 // chunks, what the store already holds not stored again) and `netboot image export ID[@VERSION]
 // FILE` (a version back to a sparse raw disk file). Both run in the Interface, which owns the
 // package store (its control socket, images/image-routes.ts), so the file paths are read and
-// written by the Interface's process.
+// written by the Interface's process. A progress bar is drawn when stderr is a terminal.
 import { resolve } from 'node:path';
 import { controlCall, controlSocketPath } from '../platform/local/control.ts';
 import { stringFlag, type CommandSpec } from './args.ts';
-import { configFor, type Command } from './context.ts';
-
-/** An import or export of a large disk may take long; the Interface answers when done. */
-const TIMEOUT_MS = 12 * 3_600_000;
+import { configFor, type CliContext, type Command } from './context.ts';
 
 export const imageSpec: CommandSpec = {
   name: 'image',
@@ -33,6 +30,39 @@ const USAGE = `usage:
   netboot image export ID[@VERSION] FILE`;
 
 const mib = (n: number): string => `${(n / 1024 / 1024).toFixed(1)} MiB`;
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+interface Job<R> {
+  state: 'running' | 'done' | 'failed';
+  progress: { phase: string; bytesDone: number; bytesTotal: number };
+  result?: R;
+  error?: string;
+}
+
+/** Starts the job in the Interface and follows it (a progress bar when stderr is a terminal); null: it failed (said). */
+async function follow<R>(ctx: CliContext, socket: string, path: string, body: unknown, what: string): Promise<R | null> {
+  const { job } = await controlCall<{ job: string }>(socket, 'POST', path, body);
+  const tty = process.stderr.isTTY === true;
+  let j: Job<R>;
+  for (;;) {
+    j = await controlCall<Job<R>>(socket, 'GET', `/images/jobs?id=${job}`);
+    if (tty) process.stderr.write(`\r${bar(j.progress.bytesDone, j.progress.bytesTotal)} ${j.progress.phase.padEnd(12)}`);
+    if (j.state !== 'running') break;
+    await sleep(200);
+  }
+  if (tty) process.stderr.write('\n');
+  if (j.state === 'failed') {
+    ctx.err(`netboot image ${what}: ${j.error}`);
+    return null;
+  }
+  return j.result!;
+}
+
+function bar(done: number, total: number): string {
+  const f = total > 0 ? Math.min(1, done / total) : 0;
+  const n = Math.round(f * 30);
+  return `[${'#'.repeat(n)}${'-'.repeat(30 - n)}] ${String(Math.round(f * 100)).padStart(3)}% ${mib(done)}/${mib(total)}`;
+}
 
 export const imageCommand: Command = async (ctx) => {
   const [sub, ...rest] = ctx.args.positionals;
@@ -44,8 +74,9 @@ export const imageCommand: Command = async (ctx) => {
       return 2;
     }
     const started = Date.now();
-    const r = await controlCall<{ seq: number; digest: string; sizeBytes: number; bytesRead: number; bytesStored: number; chunksStored: number; chunksTotal: number }>(
-      socket, 'POST', '/images/import', { file: resolve(rest[0]!), id }, TIMEOUT_MS);
+    const r = await follow<{ seq: number; digest: string; sizeBytes: number; bytesRead: number; bytesStored: number; chunksStored: number; chunksTotal: number }>(
+      ctx, socket, '/images/import', { file: resolve(rest[0]!), id }, 'import');
+    if (r === null) return 1;
     const secs = (Date.now() - started) / 1000;
     ctx.out(`imported ${rest[0]} as ${id} seq ${r.seq} sha256:${r.digest}: a ${mib(r.sizeBytes)} disk, ${mib(r.bytesRead)} used read, ${mib(r.bytesStored)} new stored (${r.chunksStored} of ${r.chunksTotal} chunks) in ${secs.toFixed(1)} s`);
     return 0;
@@ -55,8 +86,9 @@ export const imageCommand: Command = async (ctx) => {
     const at = spec.indexOf('@');
     const id = at < 0 ? spec : spec.slice(0, at);
     const version = at < 0 ? undefined : spec.slice(at + 1);
-    const r = await controlCall<{ digest: string; bytesWritten: number; chunksWritten: number }>(
-      socket, 'POST', '/images/export', { id, version, file: resolve(file) }, TIMEOUT_MS);
+    const r = await follow<{ digest: string; bytesWritten: number; chunksWritten: number }>(
+      ctx, socket, '/images/export', { id, version, file: resolve(file) }, 'export');
+    if (r === null) return 1;
     ctx.out(`exported ${id} sha256:${r.digest} to ${file}: ${mib(r.bytesWritten)} written in ${r.chunksWritten} chunks (free space left as holes)`);
     return 0;
   }
