@@ -4,13 +4,16 @@
 // package routes and is refused (403) for another, while peers' signed requests go on working.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { statSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { controlCall, controlSocketPath } from '../../platform/local/control.ts';
 import { createMemoryLogger } from '../../platform/runtime/logger.ts';
 import type { InterfaceService } from '../../services/interface/interface-service.ts';
 import { buildInterface } from '../../services/interface/main.ts';
 import { inProcess } from '../cli/cli-run.ts';
+import { signedFetch } from '../packages/sites.ts';
 import { makeTestSite, waitFor, type TestSite } from '../helpers/env.ts';
 import { extCat, gptDisk, makeTree, MiB, sha, sh, type GptDisk } from './disks.ts';
 
@@ -22,9 +25,14 @@ let svc: InterfaceService;
 let src: GptDisk;
 let hashes: Map<string, string>;
 let cfg: string[];
+let keyDir: string;
+let keyFile: string;
 
 before(async () => {
-  site = await makeTestSite('[interface]\nsettle_ms = 10\n', 'imagecli');
+  keyDir = mkdtempSync(join(tmpdir(), 'imagecli-key-'));
+  keyFile = join(keyDir, 'site.key');
+  writeFileSync(keyFile, randomBytes(32).toString('hex'), { mode: 0o600 });
+  site = await makeTestSite(`[interface]\nsettle_ms = 10\n[site]\nkey_file = "${keyFile}"\n[[peers]]\nid = "site-b"\naddress = "127.0.0.1:9"\n`, 'imagecli');
   hashes = makeTree(join(site.dir, 'tree'), 12, 300 * 1024);
   src = gptDisk(join(site.dir, 'vm.img'), 48 * MiB, join(site.dir, 'tree'));
   svc = buildInterface(site.config, createMemoryLogger());
@@ -35,6 +43,7 @@ before(async () => {
 after(async () => {
   await svc.stop();
   site.cleanup();
+  rmSync(keyDir, { recursive: true, force: true });
 });
 
 const run = (args: string[]) => inProcess([...args, ...cfg]);
@@ -109,6 +118,9 @@ test('a job secret reads its own job\'s package on the package routes and is ref
   assert.equal((await get(`/chunks/${'ab'.repeat(32)}`)).status, 403, 'a chunk no readable package holds');
   assert.equal((await get('/refs/lab-gold', `Bearer ${'0'.repeat(64)}`)).status, 403, 'a secret of no job');
   assert.equal((await get('/refs/lab-gold', 'Bearer nothex')).status, 401, 'neither a secret nor a peer signature');
+  // A peer's signed requests read everything, as before.
+  assert.equal((await signedFetch(svc.boundPort, '/pkg/refs/other-image', 'site-b', keyFile)).status, 200);
+  assert.equal((await signedFetch(svc.boundPort, '/pkg/refs', 'site-b', keyFile)).status, 200);
 
   // Once the job ended its secret reads nothing.
   assert.ok(svc.jobs.report(secret, null, { kind: 'started' }).ok);
