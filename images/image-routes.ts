@@ -26,7 +26,8 @@ export interface ImageJob {
 /** Finished jobs kept for the CLI to read (the oldest dropped first). */
 const KEEP_FINISHED = 32;
 
-export function imageControlRoutes(packages: PackageService): Record<string, ControlHandler> {
+/** `serverId`: this site's id (an import into a package another site owns is refused at once). */
+export function imageControlRoutes(packages: PackageService, serverId: string): Record<string, ControlHandler> {
   const jobs = new Map<string, ImageJob>();
   const running = (): void => {
     if (!packages.running) throw new HttpError(503, 'the package service is starting');
@@ -57,6 +58,7 @@ export function imageControlRoutes(packages: PackageService): Record<string, Con
       const id = b.id;
       const ref = packages.refOf(id);
       if (ref !== null && ref.digest !== null && ref.kind !== 'image') throw new HttpError(409, `package ${id} is a ${ref.kind} package, not a disk image`);
+      if (ref !== null && ref.digest !== null && ref.owner !== serverId) throw new HttpError(409, `package ${id} is owned by ${ref.owner}; import it there (or remove it there first)`);
       return start(async (job) => {
         const r = await packages.withStore(id, (store) => importImageFile(store, file, id, (p) => (job.progress = p)));
         return { package: id, seq: r.seq, digest: r.digest, sizeBytes: r.image.sizeBytes, bytesRead: r.bytesRead, bytesStored: r.bytesStored, chunksStored: r.chunksStored, chunksTotal: r.chunksTotal };

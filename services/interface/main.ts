@@ -91,7 +91,7 @@ function compose(config: Config, log: Logger, db: Db, options: InterfaceOptions)
     'GET /peers': () => peers.status(),
     'GET /peers/latencies': () => peers.latencies(),
     ...packageControlRoutes(packages),
-    ...imageControlRoutes(packages),
+    ...imageControlRoutes(packages, config.site.id),
     ...bootwizControlRoutes(() => bootwiz),
   }, log);
   const service: InterfaceService = new InterfaceService(
