@@ -29,6 +29,7 @@ const COMMANDS: Record<string, { group: Group; load: () => Promise<Loaded> }> = 
   package: { group: 'Packages', load: async () => { const m = await import('./package-command.ts'); return { spec: m.packageSpec, run: m.packageCommand }; } },
   bootwiz: { group: 'Preboot (BootWiz)', load: async () => { const m = await import('./bootwiz-command.ts'); return { spec: m.bootwizSpec, run: m.bootwizCommand }; } },
   job: { group: 'Imaging', load: async () => { const m = await import('./job-command.ts'); return { spec: m.jobSpec, run: m.jobCommand }; } },
+  image: { group: 'Imaging', load: async () => { const m = await import('./image-command.ts'); return { spec: m.imageSpec, run: m.imageCommand }; } },
   peers: { group: 'Site to site', load: async () => { const m = await import('./peers-command.ts'); return { spec: m.peersSpec, run: m.peersCommand }; } },
 };
 

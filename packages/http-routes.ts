@@ -1,5 +1,9 @@
 // The package routes on TCP 490, every request signed by a configured peer (peer-auth HTTP
-// scheme); anyone else gets 401 and a log line.
+// scheme), or made by an imaging agent with its job's secret (`Authorization: Bearer <64 hex>`);
+// anyone else gets 401 and a log line. An agent may read only the packages its job needs
+// (AgentAccess.mayRead: refs, sources, their versions' manifests and parts, and chunks that one
+// of them holds) and gets 403 for anything else, `GET /pkg/refs` included. No route here writes
+// a package: an agent's capture has no upload path on these routes yet (mayWrite is unused).
 //   GET  /pkg/refs                 all refs and this server's statuses (not cacheable)
 //   GET  /pkg/refs/<id>            one ref
 //   GET  /pkg/sources/<id>         servers Ready at the package's current digest
@@ -50,6 +54,16 @@ export function readySources(store: PackageStore, keys: PeerKeys, pkg: string): 
   return { seq: ref.seq, digest: ref.digest, sources: list };
 }
 
+/** What an imaging agent's job secret may touch (state/jobs.ts JobBook): injected, packages/ does not import state/. */
+export interface AgentAccess {
+  mayRead(secret: string, packageId: string): boolean;
+  mayWrite(secret: string, packageId: string): boolean;
+}
+
+const BEARER = /^Bearer ([0-9A-Fa-f]{64})$/;
+/** How many of a chunk's locations are looked at to find one in a package the agent may read. */
+const AGENT_CHUNK_LOCATIONS = 10_000;
+
 export class PackageHttp {
   private readonly verifier: HttpAuthVerifier;
   /** What this server has sent, per peer: lets tests and operators see what a change cost. */
@@ -59,6 +73,7 @@ export class PackageHttp {
     private readonly store: PackageStore,
     private readonly keys: PeerKeys,
     private readonly log: Logger,
+    private readonly agents: AgentAccess | null = null,
   ) {
     this.verifier = new HttpAuthVerifier((id) => this.keys.keyFor(id));
   }
@@ -84,8 +99,13 @@ export class PackageHttp {
     const method = req.method ?? 'GET';
     const url = req.url ?? '/';
     let peer: string;
+    let secret: string | null = null;
+    const bearer = this.agents === null ? null : BEARER.exec(req.headers.authorization ?? '');
     try {
-      peer = this.verifier.verify(req.headers.authorization, method, url);
+      if (bearer !== null && bearer !== undefined) {
+        secret = bearer[1]!.toLowerCase();
+        peer = 'agents';
+      } else peer = this.verifier.verify(req.headers.authorization, method, url);
     } catch (err) {
       this.log.warn('package request refused', { remote: req.socket.remoteAddress, method, url, reason: errorMessage(err) });
       req.resume();
@@ -97,6 +117,15 @@ export class PackageHttp {
     const path = url.split('?')[0]!;
     const parts = path.split('/').slice(2); // ['', 'pkg', ...]
     const [what, arg] = parts;
+    const batch = method === 'POST' && what === 'chunks' && parts.length === 1 ? await readDigestList(req) : null;
+    if (secret !== null) {
+      const refused = this.agentRefusal(secret, method, what, arg, parts.length, batch);
+      if (refused !== null) {
+        this.log.warn('agent package request refused', { remote: req.socket.remoteAddress, method, url, reason: refused });
+        req.resume();
+        return json(res, 403, { error: refused });
+      }
+    }
     if (method === 'GET' && what === 'refs' && parts.length === 1) {
       return json(res, 200, { server: this.store.serverId, epoch: this.store.db.epoch, refs: this.store.db.allRefs(), statuses: this.store.db.allStatuses() });
     }
@@ -124,7 +153,7 @@ export class PackageHttp {
       return immutable(req, res, arg, data, 'application/octet-stream');
     }
     if (method === 'POST' && what === 'chunks' && parts.length === 1) {
-      const list = await readDigestList(req);
+      const list = batch;
       if (list === null) return json(res, 400, { error: `body must be {"digests":[...]} with 1 to ${MAX_BATCH_DIGESTS} SHA-256 digests` });
       res.writeHead(200, { 'content-type': 'application/x-netboot-chunks', 'cache-control': 'no-store' });
       for (const d of list.digests) {
@@ -144,6 +173,37 @@ export class PackageHttp {
       return;
     }
     json(res, 404, { error: `no route ${method} ${path}` });
+  }
+
+  /** Why an agent's request is refused (403), or null when its job may read what it asks for. */
+  private agentRefusal(secret: string, method: string, what: string | undefined, arg: string | undefined, n: number, batch: { digests: string[] } | null): string | null {
+    const may = (pkg: string): boolean => this.agents!.mayRead(secret, pkg);
+    const pkgRoute = (what === 'refs' || what === 'sources') && n === 2 && isPackageId(arg);
+    if (method === 'GET' && pkgRoute) return may(arg) ? null : `this job may not read package ${arg}`;
+    if (method === 'GET' && what === 'manifests' && n === 2 && isDigest(arg)) return this.readableManifest(may, arg) ? null : 'this job may not read that manifest';
+    if (method === 'GET' && what === 'chunks' && n === 2 && isDigest(arg)) return this.readableChunk(may, arg) ? null : 'this job may not read that chunk';
+    if (method === 'POST' && what === 'chunks' && n === 1) {
+      if (batch === null) return null; // 400 below
+      const bad = batch.digests.find((d) => !this.readableChunk(may, d));
+      return bad === undefined ? null : `this job may not read chunk ${bad}`;
+    }
+    return 'an imaging agent may read only its job\'s packages (refs/<id>, sources/<id>, their manifests and chunks)';
+  }
+
+  /** A version manifest of a package the agent may read, or a part one of them lists. */
+  private readableManifest(may: (pkg: string) => boolean, digest: string): boolean {
+    for (const ref of this.store.db.allRefs()) {
+      if (!may(ref.package)) continue;
+      for (const v of this.store.db.versionsOf(ref.package)) {
+        if (v.digest === digest) return true;
+        if (this.store.db.getManifest(v.digest)?.includes(digest) === true) return true;
+      }
+    }
+    return false;
+  }
+
+  private readableChunk(may: (pkg: string) => boolean, digest: string): boolean {
+    return this.store.db.chunkLocations(digest, AGENT_CHUNK_LOCATIONS).some((l) => may(l.package));
   }
 }
 

@@ -20,7 +20,7 @@ import { AbortedError } from './placement.ts';
 import { isPackageId } from './digest.ts';
 import type { PackageFeedServer } from './feed-server.ts';
 import { removeTree } from './fs-tree.ts';
-import { readySources, type PackageHttp } from './http-routes.ts';
+import { readySources, type AgentAccess, type PackageHttp } from './http-routes.ts';
 import { packageDir, readyPackagePath, versionDir } from './layout.ts';
 import { isPackageKind, manifestTotals, type Manifest, type PackageKind } from './manifest.ts';
 import { fetchManifest } from './manifest-fetch.ts';
@@ -45,6 +45,8 @@ export interface PackageHooks {
   readonly onStatusChange?: (status: PackageStatus) => void;
   /** Checks a folder before it is published (e.g. a driver package's driver.json); throws to refuse. */
   readonly checkPublish?: (dir: string, kind: PackageKind) => void;
+  /** Imaging agents' job secrets on the package routes (the Interface's JobBook); none: peers only. */
+  readonly agents?: AgentAccess;
 }
 
 /** The parts the package component runs (package-parts.ts builds them). */
@@ -150,6 +152,15 @@ export class PackageService implements Lifecycle {
     return this.withLock(pkg, async () => {
       const r = await this.store.publish(dir, pkg, kind, progress);
       this.repairs.delete(pkg);
+      this.updateWatches();
+      return r;
+    });
+  }
+
+  /** Runs `fn` on the store under the package's lock (disk image import and export: images/image-routes.ts). */
+  withStore<T>(pkg: string, fn: (store: PackageStore) => Promise<T>): Promise<T> {
+    return this.withLock(pkg, async () => {
+      const r = await fn(this.store);
       this.updateWatches();
       return r;
     });

@@ -14,6 +14,7 @@ import { LocalKey } from '../../platform/trust/local-key.ts';
 import { PeerKeys } from '../../platform/trust/peer-keys.ts';
 import { buildPackages } from '../../packages/package-parts.ts';
 import { packageControlRoutes } from '../../packages/control-routes.ts';
+import { imageControlRoutes } from '../../images/image-routes.ts';
 import type { FeedState } from '../../boot/feed-protocol.ts';
 import { DropFolder } from '../../state/drop-folder.ts';
 import { JobBook } from '../../state/jobs.ts';
@@ -72,6 +73,7 @@ function compose(config: Config, log: Logger, db: Db, options: InterfaceOptions)
     checkPublish: (dir, kind) => {
       if (kind === 'driver') checkDriverDir(dir);
     },
+    agents: jobs,
   }, keys);
   const bootwiz = new BootwizService({ dataDir: config.paths.data, tftpRoot: config.paths.tftpRoot, buildOnStart: config.bootwiz.buildOnStart, installIpxe: config.bootwiz.installIpxe }, log.child({ part: 'bootwiz' }), {
     publish: (dir, id) => packages.publish(dir, id, 'preboot'),
@@ -89,6 +91,7 @@ function compose(config: Config, log: Logger, db: Db, options: InterfaceOptions)
     'GET /peers': () => peers.status(),
     'GET /peers/latencies': () => peers.latencies(),
     ...packageControlRoutes(packages),
+    ...imageControlRoutes(packages, config.site.id),
     ...bootwizControlRoutes(() => bootwiz),
   }, log);
   const service: InterfaceService = new InterfaceService(
