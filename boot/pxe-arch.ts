@@ -10,6 +10,10 @@ const BY_CODE: ReadonlyMap<number, Arch> = new Map([
   [7, 'efi-x64'],
   [9, 'efi-x64'],
   [11, 'efi-arm64'],
+  // UEFI HTTP Boot (IANA: x86 UEFI HTTP 15, x64 UEFI HTTP 16, ARM 64-bit UEFI HTTP 19).
+  [15, 'efi-ia32'],
+  [16, 'efi-x64'],
+  [19, 'efi-arm64'],
 ]);
 
 export function archFromCode(code: number): Arch | null {
@@ -22,8 +26,11 @@ export function codeFromArch(arch: Arch): number {
   throw new RangeError(`no code for ${arch}`);
 }
 
-/** `PXEClient:Arch:00007:UNDI:003000` (PXE 2.1 2.2.5) -> 7; null when absent or not decimal. */
+/**
+ * `PXEClient:Arch:00007:UNDI:003000` (PXE 2.1 2.2.5) -> 7, `HTTPClient:Arch:00016:UNDI:003000`
+ * (UEFI HTTP Boot) -> 16; null when absent or not decimal.
+ */
 export function archFromVendorClass(vendorClass: string): number | null {
-  const m = /^PXEClient:Arch:(\d{5})(?::|$)/.exec(vendorClass);
+  const m = /^(?:PXE|HTTP)Client:Arch:(\d{5})(?::|$)/.exec(vendorClass);
   return m === null ? null : Number(m[1]);
 }

@@ -13,11 +13,18 @@ export interface PolicyRequest {
   readonly isIpxe: boolean;
   /** 'dhcp' (67) or 'proxy' (4011): a response delay applies only to offers on 67. */
   readonly port: 'dhcp' | 'proxy';
+  /** UEFI HTTP Boot firmware (vendor class HTTPClient): its boot program is offered as a URL. */
+  readonly httpClient?: boolean;
 }
 
 export interface PolicyOptions {
   /** MACs whose `once` boot was consumed here and not yet reflected in the feed state. */
   readonly consumed?: ReadonlySet<string>;
+  /**
+   * Boot HTTP's port when it is on ([http] enabled): generated iPXE scripts fetch image files over
+   * HTTP, and UEFI HTTP Boot clients are answered. Undefined: TFTP only, HTTPClient not answered.
+   */
+  readonly httpPort?: number;
 }
 
 export type Identity = 'client' | 'predefined' | 'unknown';
@@ -33,6 +40,11 @@ export interface Offer {
   /** Wait this long before sending (config.responseDelayMs, on the DHCP port only). */
   readonly delayMs: number;
   readonly reason: string;
+  /**
+   * UEFI HTTP Boot: `file` is offered as `http://<our address>:<port>/<file>` (made by the answer
+   * path, which knows our address toward the client), with option 60 `HTTPClient`.
+   */
+  readonly http?: { readonly port: number };
 }
 
 export type Decision = { readonly offer: Offer } | { readonly none: string };
@@ -119,7 +131,8 @@ export function decide(request: PolicyRequest, state: FeedState, options: Policy
   if (arch === null) return { none: `unknown client architecture ${request.archCode} (option 93)` };
   // One context object, and helpers at module level: this runs for every PXE packet, and
   // closures made per call cost more than the decision itself.
-  const c: Context = { request, config, arch, machine };
+  if (request.httpClient === true && options.httpPort === undefined) return { none: `${machine.note}; UEFI HTTP Boot client, but Boot HTTP is off ([http] enabled = false)` };
+  const c: Context = { request, config, arch, machine, httpPort: request.httpClient === true ? options.httpPort : undefined };
   const action = machine.action;
   switch (action.type) {
     case 'local':
@@ -148,14 +161,18 @@ interface Context {
   readonly config: PxeConfig;
   readonly arch: Arch;
   readonly machine: Exclude<MachineAction, { none: string }>;
+  /** Set for a UEFI HTTP Boot client: the offer is a URL on this port. */
+  readonly httpPort: number | undefined;
 }
 
 function offer(c: Context, file: string, stage: Offer['stage'], why: string): Decision {
   const { machine } = c;
+  const http = c.httpPort === undefined ? {} : { http: { port: c.httpPort } };
+  const how = c.httpPort === undefined ? '' : ' (UEFI HTTP Boot: a URL on Boot HTTP, no TFTP)';
   return {
     offer: {
       file, stage, arch: c.arch, identity: machine.identity, action: machine.action,
-      delayMs: c.request.port === 'dhcp' ? c.config.responseDelayMs : 0, reason: `${machine.note}; ${c.arch}: ${why}`,
+      delayMs: c.request.port === 'dhcp' ? c.config.responseDelayMs : 0, reason: `${machine.note}; ${c.arch}: ${why}${how}`, ...http,
     },
   };
 }

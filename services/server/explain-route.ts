@@ -50,7 +50,7 @@ export async function explainMachine(req: ControlRequest, deps: ExplainDeps): Pr
     a = answer(bytes, arrival, { ...state, address: () => chosenNow! });
   }
   const decision: Decision = a.kind === 'reply' || a.kind === 'no-offer' || a.kind === 'no-address' ? a.decision : { none: a.kind === 'lookup' ? 'our address is unknown' : a.reason };
-  const chain = explainChain(mac, decision, state.feed, { consumed: state.consumed }, deps.paths);
+  const chain = explainChain(mac, decision, state.feed, { consumed: state.consumed, httpPort: state.httpPort }, deps.paths);
   // Which address a DISCOVER through this relay (or on the server's own segments) would carry,
   // offer or not: the same choice the answer path makes.
   if (a.kind === 'reply' && a.replies[0]!.segment !== null) {

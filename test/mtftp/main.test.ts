@@ -71,7 +71,7 @@ test('main: status on the control socket, virtual paths via the PXE server, fetc
   // auto: the best path this machine has (native GSO on any Linux since 4.18 with the addon built).
   const sendPath = chooseSendPath('auto', loadNativeLink()).kind;
   // The stand-in cannot be followed (no tftp.follow): every netboot/ path is asked for.
-  assert.deepEqual(status, { service: 'mtftp', pid: child.pid, state: 'serving', ports: { tftp: config.mtftp.port }, transfers: 0, sendPath, view: 'asking', warnings: [] });
+  assert.deepEqual(status, { service: 'mtftp', pid: child.pid, state: 'serving', ports: { tftp: config.mtftp.port }, transfers: 0, sendPath, view: 'asking', warnings: [], http: { port: config.http.port, connections: 0, responses: 0 } });
 
   const port = String(config.mtftp.port);
   const out = join(site.dir, 'dl');

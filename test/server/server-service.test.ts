@@ -164,7 +164,7 @@ test('once is consumed exactly once: by the fetched kernel, not by offers; the m
     }
     const script = await channel.call<TftpResolution>('tftp.resolve', { path: 'netboot/52-54-00-12-34-56/boot.ipxe', address: '127.0.0.1', port: 2000 });
     assert.equal(script.type, 'content');
-    assert.match(Buffer.from((script as { dataBase64: string }).dataBase64, 'base64').toString(), /^kernel image\/lnx\/lnx\/vmlinuz console=ttyS0/m);
+    assert.match(Buffer.from((script as { dataBase64: string }).dataBase64, 'base64').toString(), /^kernel \$\{netboot-http\}\/netboot\/52-54-00-12-34-56\/image\/lnx\/lnx\/vmlinuz console=ttyS0/m);
     const file = await channel.call<TftpResolution>('tftp.resolve', { path: `/${kernel}`, address: '127.0.0.1', port: 2000 });
     assert.deepEqual(file, { type: 'file', path: join(s.site.config.paths.tftpRoot, 'lnx/vmlinuz') });
     // The initrd does not consume; the kernel does, once, however often it is fetched.
