@@ -6,7 +6,7 @@
 // Ready package versions on this server, the same places the TFTP service serves from).
 import type { Action, Image } from '../sbs/types.ts';
 import type { FeedState } from './feed-protocol.ts';
-import { HTTP_BASE, machineScript, menuItemScript } from './ipxe-script.ts';
+import { machineScript, menuItemScript } from './ipxe-script.ts';
 import { parseNetbootPath, scriptPath } from './netboot-paths.ts';
 import { codeFromArch } from './pxe-arch.ts';
 import { decide, describeAction, findImage, machineAction, type Decision, type PolicyOptions } from './pxe-policy.ts';
@@ -82,7 +82,7 @@ export function bootChain(mac: string, decision: Decision, state: FeedState, pro
   if ('none' in machine) return w.fail(machine.none);
   const path = scriptPath(mac);
   w.script(path, `iPXE script (${describeAction(machine.action)})`);
-  const ends = w.walkScript(path, machineScript(mac, machine, state, options), machine.action);
+  const ends = w.walkScript(path, machineScript(mac, machine, state), machine.action);
   if (machine.action.type !== 'menu' || 'none' in ends) return 'none' in ends ? w.fail(ends.none) : w.result(ends.ends);
   // A menu: each item is a script of its own; an unattended machine takes the default (the first).
   const items = state.config?.menu?.items ?? [];
@@ -92,7 +92,7 @@ export function bootChain(mac: string, decision: Decision, state: FeedState, pro
     w.item = index;
     w.script(at, `${label} script (${describeAction(item.action)})`);
     if (item.action.type === 'menu') return;
-    const r = w.walkScript(at, menuItemScript(mac, index, machine, state, options), item.action);
+    const r = w.walkScript(at, menuItemScript(mac, index, machine, state), item.action);
     const problem = w.firstProblem(index) ?? ('none' in r ? r.none : null);
     if (problem !== null) w.itemProblem(index, `${label}: ${problem}`);
   });
@@ -132,8 +132,7 @@ class Walk {
    */
   walkScript(at: string, text: string, action: Action): { ends: string } | { none: string } {
     const dir = at.slice(0, at.lastIndexOf('/') + 1);
-    // `${netboot-http}/netboot/...`: the same view over Boot HTTP.
-    const target = (ref: string): string => (ref.startsWith(`${HTTP_BASE}/`) ? ref.slice(HTTP_BASE.length + 1) : ref.startsWith('/') ? ref.slice(1) : dir + ref);
+    const target = (ref: string): string => (ref.startsWith('/') ? ref.slice(1) : dir + ref);
     let said = '';
     for (const line of text.split('\n')) {
       const words = line.split(' ').filter((x) => x !== '');

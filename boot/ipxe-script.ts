@@ -23,24 +23,6 @@ export const BOOT_SETTINGS = [`netboot.server=\${proxydhcp/next-server}`, `netbo
 type Ref = (path: string) => string;
 
 /**
- * The setting a script with Boot HTTP sets first: `http://SERVER:PORT`, the server being our
- * proxyDHCP offer's next-server (plain `next-server` is the site DHCP server's, see
- * BOOT_SETTINGS), else plain `next-server` (a site whose DHCP server points at us). Image files
- * are then fetched as `${netboot-http}/netboot/<mac>/...`; scripts still chain over TFTP.
- */
-export const HTTP_BASE = '${netboot-http}';
-
-/** The script line that sets HTTP_BASE for Boot HTTP on `port`. */
-export function httpBaseLine(port: number): string {
-  return `isset \${proxydhcp/next-server} && set netboot-http http://\${proxydhcp/next-server}:${port} || set netboot-http http://\${next-server}:${port}`;
-}
-
-/** Options of the generated scripts: Boot HTTP's port when it is on. */
-export interface ScriptOptions {
-  readonly httpPort?: number;
-}
-
-/**
  * References from a script served at `scriptAt`: relative to its folder for paths below it, else
  * absolute. iPXE prints each path it fetches; the relative form leaves out `/netboot/<mac>/`, 27
  * characters a machine waits for on a serial console (87 µs each at 115200 baud) or on SeaBIOS's
@@ -52,30 +34,30 @@ function refFrom(scriptAt: string): Ref {
 }
 
 /** The script at `netboot/<mac>/boot.ipxe`. */
-export function machineScript(mac: string, machine: MachineAction, state: FeedState, options: ScriptOptions = {}): string {
+export function machineScript(mac: string, machine: MachineAction, state: FeedState): string {
   if ('none' in machine) return exitScript(mac, machine.none);
   const job = machine.job;
   if (job !== undefined && machine.action.type === 'boot' && machine.action.image === job.preboot) {
     // The job's preboot: its id and secret go on this machine's kernel command line only.
     const image = findImage(state, job.preboot);
     if (image === null) return exitScript(mac, `image ${job.preboot} does not exist`);
-    return bootScript(mac, image, refFrom(scriptPath(mac)), options, `netboot.job=${job.jobId} netboot.secret=${job.secret}`);
+    return bootScript(mac, image, refFrom(scriptPath(mac)), `netboot.job=${job.jobId} netboot.secret=${job.secret}`);
   }
-  return actionScript(mac, machine.action, state, refFrom(scriptPath(mac)), options);
+  return actionScript(mac, machine.action, state, refFrom(scriptPath(mac)));
 }
 
 /** The script at `netboot/<mac>/menu/<index>.ipxe`. */
-export function menuItemScript(mac: string, index: number, machine: MachineAction, state: FeedState, options: ScriptOptions = {}): string {
+export function menuItemScript(mac: string, index: number, machine: MachineAction, state: FeedState): string {
   if ('none' in machine) return exitScript(mac, machine.none);
   if (machine.action.type !== 'menu') return exitScript(mac, 'the machine\'s action is no longer menu');
   const item = state.config?.menu?.items[index];
   if (item === undefined) return exitScript(mac, `menu has no item ${index}`);
   const ref = refFrom(menuItemPath(mac, index));
   // A menu item that is itself `menu` shows the menu again.
-  return item.action.type === 'menu' ? chainScript(ref(scriptPath(mac))) : actionScript(mac, item.action, state, ref, options);
+  return item.action.type === 'menu' ? chainScript(ref(scriptPath(mac))) : actionScript(mac, item.action, state, ref);
 }
 
-function actionScript(mac: string, action: Action, state: FeedState, ref: Ref, options: ScriptOptions): string {
+function actionScript(mac: string, action: Action, state: FeedState, ref: Ref): string {
   switch (action.type) {
     case 'local':
       return exitScript(mac, 'action local: boot from the next device');
@@ -91,17 +73,14 @@ function actionScript(mac: string, action: Action, state: FeedState, ref: Ref, o
     }
     case 'boot': {
       const image = findImage(state, action.image);
-      return image === null ? exitScript(mac, `image ${action.image} does not exist`) : bootScript(mac, image, ref, options);
+      return image === null ? exitScript(mac, `image ${action.image} does not exist`) : bootScript(mac, image, ref);
     }
   }
 }
 
-function bootScript(mac: string, image: Image, ref: Ref, options: ScriptOptions, jobArgs = ''): string {
-  // Boot HTTP: every file iPXE fetches comes over HTTP from the same view (TCP, not lock-step).
-  const http = options.httpPort;
-  const fetchRef: Ref = http === undefined ? ref : (path) => `${HTTP_BASE}/${path}`;
-  const file = (rel: string): string => fetchRef(imagePath(mac, image.id, rel));
-  const head = http === undefined ? `echo netboot: ${mac} boots ${quoteless(image.name)}` : `echo netboot: ${mac} boots ${quoteless(image.name)}\n${httpBaseLine(http)}`;
+function bootScript(mac: string, image: Image, ref: Ref, jobArgs = ''): string {
+  const file = (rel: string): string => ref(imagePath(mac, image.id, rel));
+  const head = `echo netboot: ${mac} boots ${quoteless(image.name)}`;
   switch (image.type) {
     case 'linux': {
       const initrds = image.initrd ?? [];
@@ -123,7 +102,7 @@ function bootScript(mac: string, image: Image, ref: Ref, options: ScriptOptions,
       // wimboot (https://ipxe.org/wimboot) must be in the TFTP root; it is not packaged by Debian.
       return lines(
         head,
-        `kernel ${fetchRef(wimbootPath(mac))}`,
+        `kernel ${ref(wimbootPath(mac))}`,
         ...(image.bcd === undefined ? [] : [`initrd --name BCD ${file(image.bcd)}`]),
         ...(image.sdi === undefined ? [] : [`initrd --name boot.sdi ${file(image.sdi)}`]),
         `initrd --name boot.wim ${file(image.wim!)}`,

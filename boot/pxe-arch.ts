@@ -10,11 +10,18 @@ const BY_CODE: ReadonlyMap<number, Arch> = new Map([
   [7, 'efi-x64'],
   [9, 'efi-x64'],
   [11, 'efi-arm64'],
-  // UEFI HTTP Boot (IANA: x86 UEFI HTTP 15, x64 UEFI HTTP 16, ARM 64-bit UEFI HTTP 19).
-  [15, 'efi-ia32'],
-  [16, 'efi-x64'],
-  [19, 'efi-arm64'],
 ]);
+
+/**
+ * UEFI HTTP Boot clients send their own codes (IANA: x86 UEFI HTTP 15, x64 UEFI HTTP 16, ARM
+ * 64-bit UEFI HTTP 19): read only from an HTTPClient request, as the PXE code of the same machine.
+ */
+const HTTP_TO_PXE: ReadonlyMap<number, number> = new Map([[15, 6], [16, 7], [19, 11]]);
+
+/** An HTTPClient's architecture code as the PXE code of the same architecture (others unchanged). */
+export function pxeCodeOfHttpClient(code: number): number {
+  return HTTP_TO_PXE.get(code) ?? code;
+}
 
 export function archFromCode(code: number): Arch | null {
   return BY_CODE.get(code) ?? null;

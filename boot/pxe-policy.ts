@@ -21,8 +21,9 @@ export interface PolicyOptions {
   /** MACs whose `once` boot was consumed here and not yet reflected in the feed state. */
   readonly consumed?: ReadonlySet<string>;
   /**
-   * Boot HTTP's port when it is on ([http] enabled): generated iPXE scripts fetch image files over
-   * HTTP, and UEFI HTTP Boot clients are answered. Undefined: TFTP only, HTTPClient not answered.
+   * Boot HTTP's port when it is on ([http] enabled): iPXE is offered its script as an HTTP URL (so
+   * the script's relative references, kernels, initrds and WIMs, come over HTTP too), and UEFI
+   * HTTP Boot clients are answered. Undefined: TFTP only, HTTPClient not answered.
    */
   readonly httpPort?: number;
 }
@@ -41,8 +42,9 @@ export interface Offer {
   readonly delayMs: number;
   readonly reason: string;
   /**
-   * UEFI HTTP Boot: `file` is offered as `http://<our address>:<port>/<file>` (made by the answer
-   * path, which knows our address toward the client), with option 60 `HTTPClient`.
+   * Boot HTTP: `file` is offered as `http://<our address>:<port>/<file>` (made by the answer path,
+   * which knows our address toward the client): to UEFI HTTP Boot firmware (with option 60
+   * `HTTPClient`) and to a running iPXE (its script).
    */
   readonly http?: { readonly port: number };
 }
@@ -132,7 +134,7 @@ export function decide(request: PolicyRequest, state: FeedState, options: Policy
   // One context object, and helpers at module level: this runs for every PXE packet, and
   // closures made per call cost more than the decision itself.
   if (request.httpClient === true && options.httpPort === undefined) return { none: `${machine.note}; UEFI HTTP Boot client, but Boot HTTP is off ([http] enabled = false)` };
-  const c: Context = { request, config, arch, machine, httpPort: request.httpClient === true ? options.httpPort : undefined };
+  const c: Context = { request, config, arch, machine, httpPort: request.httpClient === true ? options.httpPort : undefined, scriptHttpPort: options.httpPort };
   const action = machine.action;
   switch (action.type) {
     case 'local':
@@ -163,6 +165,8 @@ interface Context {
   readonly machine: Exclude<MachineAction, { none: string }>;
   /** Set for a UEFI HTTP Boot client: the offer is a URL on this port. */
   readonly httpPort: number | undefined;
+  /** Boot HTTP's port for a running iPXE's script, when Boot HTTP is on. */
+  readonly scriptHttpPort: number | undefined;
 }
 
 function offer(c: Context, file: string, stage: Offer['stage'], why: string): Decision {
@@ -184,7 +188,12 @@ function firmware(c: Context, why: string): Decision {
 }
 
 function script(c: Context, why: string): Decision {
-  return offer(c, scriptPath(c.request.mac), 'ipxe', `iPXE gets its script${why}`);
+  const file = scriptPath(c.request.mac);
+  const port = c.scriptHttpPort;
+  if (port === undefined) return offer(c, file, 'ipxe', `iPXE gets its script${why}`);
+  // Boot HTTP: the script's URL; what it fetches is named relative to it, so over HTTP too.
+  const o = offer({ ...c, httpPort: undefined }, file, 'ipxe', `iPXE gets its script over Boot HTTP${why}: its kernel, initrds and WIMs follow over HTTP`);
+  return 'offer' in o ? { offer: { ...o.offer, http: { port } } } : o;
 }
 
 // Lookups by MAC, built once per table value (feed state values are immutable): the answer is the

@@ -1,7 +1,7 @@
 // What the policy needs to know about a PXE request, read from a decoded packet. Pure.
 import { BOOTREQUEST, macOf, type DhcpPacket } from '../protocols/dhcp/dhcp-codec.ts';
 import { MESSAGE_TYPE, messageTypeName, type DhcpOptions } from '../protocols/dhcp/dhcp-options.ts';
-import { archFromVendorClass } from './pxe-arch.ts';
+import { archFromVendorClass, pxeCodeOfHttpClient } from './pxe-arch.ts';
 
 /** Which socket a request came in on: the DHCP port (67) or the boot server port (4011). */
 export type PxePort = 'dhcp' | 'proxy';
@@ -44,7 +44,8 @@ export function readPxeRequest(packet: DhcpPacket, port: PxePort): ReadResult {
   if (!httpClient && !options.vendorClassStartsWith('PXEClient')) return { ignore: 'not a PXE client (no option 60 PXEClient)', mac };
   if (mac === null) return { ignore: `hardware type ${packet.htype}/${packet.hlen} is not Ethernet`, mac };
   // Option 60's text is made only when option 93 is missing.
-  const archCode = options.firstClientArch() ?? archFromVendorClass(options.vendorClass()!);
+  const sent = options.firstClientArch() ?? archFromVendorClass(options.vendorClass()!);
+  const archCode = httpClient && sent !== null ? pxeCodeOfHttpClient(sent) : sent;
   const isIpxe = options.has(175) || (options.has(77) && options.userClasses()!.includes('iPXE'));
   // Option 43 is vendor-defined: it is read as PXE sub-options only now that 60 says PXEClient.
   const bootItem = !httpClient && options.has(43) ? (options.pxeSubOptions()!.bootItem() ?? null) : null;

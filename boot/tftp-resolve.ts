@@ -35,9 +35,9 @@ export function tftpTarget(requested: string, state: FeedState, options: PolicyO
   const content = (text: string): TftpTarget => ({ type: 'content', text });
   switch (parsed.kind) {
     case 'script':
-      return content(machineScript(parsed.mac, machine, state, options));
+      return content(machineScript(parsed.mac, machine, state));
     case 'menu-item':
-      return content(menuItemScript(parsed.mac, parsed.index, machine, state, options));
+      return content(menuItemScript(parsed.mac, parsed.index, machine, state));
     case 'wimboot':
       return inRoot(tftpRoot, 'wimboot');
     case 'image': {

@@ -100,7 +100,7 @@ export const SCHEMA: Schema = {
   },
   http: {
     enabled: { key: 'enabled', type: 'bool', default: true, doc: 'serve the TFTP view over HTTP too (Boot HTTP): iPXE scripts then fetch kernels, initrds and WIMs over HTTP, and UEFI HTTP Boot clients are answered' },
-    port: port(8080, 'tcp', 'TCP port of Boot HTTP (8080: unprivileged and free of the usual web server on 80; machines only ever see it in URLs we hand them)'),
+    port: port(8490, 'tcp', 'TCP port of Boot HTTP (unprivileged, clear of 80 and 8080 where a web or management server often runs on the same host; machines only see it in the URLs we hand them)'),
     bind: ipv4('bind', '0.0.0.0', 'local address of Boot HTTP'),
     maxConnections: int('max_connections', 512, 1, 1_000_000, 'concurrent HTTP connections; more are closed at once'),
     maxConnectionsPerClient: int('max_connections_per_client', 16, 1, 1_000_000, 'concurrent HTTP connections per client address'),

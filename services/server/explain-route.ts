@@ -77,10 +77,12 @@ export async function explainMachine(req: ControlRequest, deps: ExplainDeps): Pr
 /** Which protocol carries what, for this request's chain (`netboot explain` prints it). */
 function transferOf(reply: { readonly offer: Offer; readonly replies: readonly { readonly chosen: AddressChoice }[] } | null, httpPort: number | undefined, ipxe: boolean): string {
   if (reply !== null && reply.offer.http !== undefined) {
-    return `UEFI HTTP Boot: the firmware fetches ${offerFile(reply.offer, reply.replies[0]!.chosen.address)} itself, no TFTP`;
+    const url = offerFile(reply.offer, reply.replies[0]!.chosen.address);
+    return ipxe ? `iPXE fetches ${url} and the kernels, initrds and WIMs it names over Boot HTTP: no TFTP`
+      : `UEFI HTTP Boot: the firmware fetches ${url} itself, no TFTP; once iPXE runs, its script and files come over Boot HTTP too`;
   }
   if (httpPort === undefined) return 'TFTP for everything (Boot HTTP is off)';
-  return `${ipxe ? 'the script' : 'the boot program and the iPXE script'} over TFTP; kernels, initrds and WIMs over Boot HTTP (port ${httpPort})`;
+  return `the boot program over TFTP (the firmware fetches it itself); once iPXE runs, its script, kernels, initrds and WIMs over Boot HTTP (port ${httpPort})`;
 }
 
 /** What explain says about the path a request takes: the relay, its subnet, our address. */

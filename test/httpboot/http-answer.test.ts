@@ -8,7 +8,6 @@ import assert from 'node:assert/strict';
 import { answer, type AnswerState } from '../../boot/answer.ts';
 import { bootChain } from '../../boot/boot-chain.ts';
 import type { FeedState } from '../../boot/feed-protocol.ts';
-import { BOOT_SETTINGS, HTTP_BASE, httpBaseLine } from '../../boot/ipxe-script.ts';
 import { decide } from '../../boot/pxe-policy.ts';
 import { requestBytes } from '../../boot/sample-request.ts';
 import { consumedBy, tftpTarget } from '../../boot/tftp-resolve.ts';
@@ -34,29 +33,29 @@ function state(httpPort: number | undefined): AnswerState {
 const FROM = { address: '0.0.0.0', port: 68 };
 
 test('an HTTPClient DISCOVER gets option 60 HTTPClient and the URL of its boot program; behind a relay, its subnet\'s address', () => {
-  const direct = answer(requestBytes({ mac: MAC, arch: 'efi-x64', ipxe: false, giaddr: null, http: true }), { from: FROM, via: 'dhcp' }, state(8080));
+  const direct = answer(requestBytes({ mac: MAC, arch: 'efi-x64', ipxe: false, giaddr: null, http: true }), { from: FROM, via: 'dhcp' }, state(8490));
   assert.equal(direct.kind, 'reply');
   if (direct.kind !== 'reply') return;
   assert.equal(direct.request.httpClient, true);
   assert.match(direct.offer.reason, /UEFI HTTP Boot/);
   const reply = decode(direct.replies[0]!.bytes);
-  assert.equal(reply.file, 'http://192.0.2.10:8080/ipxe.efi');
-  assert.equal(reply.options.get(67)!.toString(), 'http://192.0.2.10:8080/ipxe.efi');
+  assert.equal(reply.file, 'http://192.0.2.10:8490/ipxe.efi');
+  assert.equal(reply.options.get(67)!.toString(), 'http://192.0.2.10:8490/ipxe.efi');
   assert.equal(reply.options.get(60)!.toString(), 'HTTPClient');
   assert.equal(reply.options.get(43), undefined, 'no PXE vendor options for an HTTP client');
   assert.equal(reply.yiaddr, '0.0.0.0');
 
-  const relayed = answer(requestBytes({ mac: MAC, arch: 'efi-x64', ipxe: false, giaddr: '10.92.0.1', http: true }), { from: { address: '10.92.0.1', port: 67 }, via: 'dhcp' }, state(8080));
+  const relayed = answer(requestBytes({ mac: MAC, arch: 'efi-x64', ipxe: false, giaddr: '10.92.0.1', http: true }), { from: { address: '10.92.0.1', port: 67 }, via: 'dhcp' }, state(8490));
   assert.equal(relayed.kind, 'reply');
   if (relayed.kind !== 'reply') return;
   const r = decode(relayed.replies[0]!.bytes);
-  assert.equal(r.file, 'http://10.92.0.5:8080/ipxe.efi');
+  assert.equal(r.file, 'http://10.92.0.5:8490/ipxe.efi');
   assert.equal(r.giaddr, '10.92.0.1');
   assert.equal(r.siaddr, '10.92.0.5');
 });
 
 test('PXE clients are unchanged with Boot HTTP on; HTTPClient without it gets no offer, and says why', () => {
-  const pxe = answer(requestBytes({ mac: MAC, arch: 'efi-x64', ipxe: false, giaddr: null }), { from: FROM, via: 'dhcp' }, state(8080));
+  const pxe = answer(requestBytes({ mac: MAC, arch: 'efi-x64', ipxe: false, giaddr: null }), { from: FROM, via: 'dhcp' }, state(8490));
   assert.equal(pxe.kind, 'reply');
   if (pxe.kind !== 'reply') return;
   const p = decode(pxe.replies[0]!.bytes);
@@ -66,31 +65,30 @@ test('PXE clients are unchanged with Boot HTTP on; HTTPClient without it gets no
   assert.equal(off.kind, 'no-offer');
   if (off.kind === 'no-offer') assert.match(off.reason, /Boot HTTP is off/);
   // The HTTP arch code (16) is x64: an image for bios only is not offered to it.
-  const d = decide({ mac: MAC, archCode: 16, isIpxe: false, port: 'dhcp', httpClient: true }, { ...STATE, images: [{ ...STATE.images![0]!, arch: ['bios'] }] }, { httpPort: 8080 });
-  assert.ok('none' in d && d.none.includes('not for efi-x64'));
+  const bios = { ...STATE, images: [{ ...STATE.images![0]!, arch: ['bios' as const] }] };
+  const d = answer(requestBytes({ mac: MAC, arch: 'efi-x64', ipxe: false, giaddr: null, http: true }), { from: FROM, via: 'dhcp' }, { ...state(8490), feed: bios });
+  assert.ok(d.kind === 'no-offer' && d.reason.includes('not for efi-x64'), d.kind === 'no-offer' ? d.reason : d.kind);
 });
 
-test('with Boot HTTP on, the script fetches kernel and initrd over HTTP; the walk and the once consumption follow the same paths', () => {
-  const script = tftpTarget('netboot/52-54-00-12-34-56/boot.ipxe', STATE, { httpPort: 8080 }, '/srv/tftp');
-  assert.equal(script.type, 'content');
-  if (script.type !== 'content') return;
-  assert.deepEqual(script.text.split('\n'), [
-    '#!ipxe',
-    'echo netboot: 52:54:00:12:34:56 boots Linux PE',
-    httpBaseLine(8080),
-    `kernel ${HTTP_BASE}/netboot/52-54-00-12-34-56/image/lnx/lnx/vmlinuz console=ttyS0 ${BOOT_SETTINGS.join(' ')} initrd=i0-initrd.img`,
-    `initrd --name i0-initrd.img ${HTTP_BASE}/netboot/52-54-00-12-34-56/image/lnx/lnx/initrd.img`,
-    'boot',
-    '',
-  ]);
-  assert.equal(httpBaseLine(8080), 'isset ${proxydhcp/next-server} && set netboot-http http://${proxydhcp/next-server}:8080 || set netboot-http http://${next-server}:8080');
-  // Off: the relative TFTP form, as before.
-  const tftp = tftpTarget('netboot/52-54-00-12-34-56/boot.ipxe', STATE, {}, '/srv/tftp');
-  assert.ok(tftp.type === 'content' && tftp.text.includes('\nkernel image/lnx/lnx/vmlinuz '));
+test('with Boot HTTP on, a running iPXE is offered its script as a URL; the script is the same, so its files follow over HTTP', () => {
+  const ipxe = answer(requestBytes({ mac: MAC, arch: 'efi-x64', ipxe: true, giaddr: '10.92.0.1' }), { from: { address: '10.92.0.1', port: 67 }, via: 'dhcp' }, state(8490));
+  assert.equal(ipxe.kind, 'reply');
+  if (ipxe.kind !== 'reply') return;
+  const r = decode(ipxe.replies[0]!.bytes);
+  assert.equal(r.file, 'http://10.92.0.5:8490/netboot/52-54-00-12-34-56/boot.ipxe');
+  assert.equal(r.options.get(60)!.toString(), 'PXEClient');
+  assert.match(ipxe.offer.reason, /over Boot HTTP/);
+  // Off: the TFTP path, as before.
+  const off = answer(requestBytes({ mac: MAC, arch: 'efi-x64', ipxe: true, giaddr: null }), { from: FROM, via: 'dhcp' }, state(undefined));
+  assert.ok(off.kind === 'reply' && decode(off.replies[0]!.bytes).file === 'netboot/52-54-00-12-34-56/boot.ipxe');
+  // The script names its files relative to itself: fetched over HTTP, they are HTTP requests.
+  const script = tftpTarget('netboot/52-54-00-12-34-56/boot.ipxe', STATE, {}, '/srv/tftp');
+  assert.ok(script.type === 'content' && script.text.includes('\nkernel image/lnx/lnx/vmlinuz '));
+  assert.ok(script.type === 'content' && script.text.includes('\ninitrd --name i0-initrd.img image/lnx/lnx/initrd.img\n'));
   // The HTTP request path of the kernel is the TFTP one: its complete fetch consumes the once.
   assert.deepEqual(consumedBy('netboot/52-54-00-12-34-56/image/lnx/lnx/vmlinuz', STATE, {}), { mac: MAC, image: 'lnx' });
-  // explain's walk reads the HTTP references as the same files.
-  const chain = bootChain(MAC, decide({ mac: MAC, archCode: 7, isIpxe: false, port: 'dhcp' }, STATE, { httpPort: 8080 }), STATE, () => ({ exists: true }), { httpPort: 8080 });
+  // explain's walk is the same with Boot HTTP on.
+  const chain = bootChain(MAC, decide({ mac: MAC, archCode: 7, isIpxe: false, port: 'dhcp' }, STATE, { httpPort: 8490 }), STATE, () => ({ exists: true }), { httpPort: 8490 });
   assert.ok(chain !== null);
   assert.equal(chain.cannotBoot, null);
   assert.deepEqual(chain.steps.filter((s) => s.kind === 'file').map((s) => s.path), [

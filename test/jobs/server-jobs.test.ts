@@ -2,7 +2,7 @@
 // job's preboot although its client action is local, `netboot explain` says why, its script
 // carries the job's secret, the preboot's kernel fetch consumes the job's boot (not the client's),
 // and after the job completes the machine gets `then`.
-import { BOOT_SETTINGS, HTTP_BASE } from '../../boot/ipxe-script.ts';
+import { BOOT_SETTINGS } from '../../boot/ipxe-script.ts';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
@@ -34,12 +34,12 @@ test('a job overrides the client action at the PXE server until it ends; its pre
     await waitFor('the job at the server', async () => ((await explain()).decision.offer?.reason.includes(`job ${JOB}`) ? true : undefined));
     assert.match((await explain()).decision.offer!.reason, new RegExp(`^job ${JOB} \\(deploy\\): boots preboot lnx`));
     c.send(withXid(IPXE_DISCOVER, 1), s.site.config.server.dhcpPort);
-    assert.equal((await c.reply(1)).packet.file, SCRIPT, 'offered although the client action is local');
+    assert.equal((await c.reply(1)).packet.file, `http://127.0.0.1:${s.site.config.http.port}/${SCRIPT}`, 'offered although the client action is local');
 
     const script = await channel.call<TftpResolution>('tftp.resolve', { path: SCRIPT, address: '127.0.0.1', port: 2000 });
     const text = Buffer.from((script as { dataBase64: string }).dataBase64, 'base64').toString();
     const secret = s.iface.state.state().jobs![0]!.secret;
-    assert.equal(text.split('\n').find((l) => l.startsWith('kernel ')), `kernel ${HTTP_BASE}/netboot/52-54-00-12-34-56/image/lnx/lnx/vmlinuz console=ttyS0 ${BOOT_SETTINGS.join(' ')} initrd=i0-initrd.img netboot.job=${JOB} netboot.secret=${secret}`);
+    assert.equal(text.split('\n').find((l) => l.startsWith('kernel ')), `kernel image/lnx/lnx/vmlinuz console=ttyS0 ${BOOT_SETTINGS.join(' ')} initrd=i0-initrd.img netboot.job=${JOB} netboot.secret=${secret}`);
 
     const fetched = await channel.call<{ consumed: boolean }>('tftp.fetched', { path: KERNEL, address: '127.0.0.1', port: 2000, bytes: 10, durationMs: 1 });
     assert.equal(fetched.consumed, true);
