@@ -184,6 +184,10 @@ function offer(c: Context, file: string, stage: Offer['stage'], why: string): De
 function firmware(c: Context, why: string): Decision {
   const file = c.config.bootFiles[c.arch];
   if (file === undefined) return { none: `${c.machine.note}; no config.bootFiles entry for ${c.arch}` };
+  // The Secure Boot chain is chosen per architecture by naming shim as its boot file.
+  if (/^shim[^/]*$/i.test(file.slice(file.lastIndexOf('/') + 1))) {
+    return offer(c, file, 'firmware', `firmware gets shim ${file}${why}: the Secure Boot chain (shim, grubx64.efi beside it, grub/grub.cfg, then netboot/<mac>/grub.cfg for this machine's action)`);
+  }
   return offer(c, file, 'firmware', `firmware gets the iPXE build ${file}${why}`);
 }
 

@@ -56,7 +56,7 @@ export function buildHttpBoot(config: Config, log: Logger, hooks: BootHooks): Ht
 export async function main(config: Config, log: Logger): Promise<number> {
   const mlog = log.child({ service: 'mtftp' });
   const channel = new ChannelClient(channelSocketPath(config.paths.data, 'server'));
-  const view = new ServerView(channel, { tftpRoot: config.paths.tftpRoot, data: config.paths.data }, mlog);
+  const view = new ServerView(channel, { tftpRoot: config.paths.tftpRoot, data: config.paths.data, ...(config.http.enabled ? { httpPort: config.http.port } : {}) }, mlog);
   const hooks = serverBootHooks(channel, view, mlog);
   const service = buildMtftp(config, mlog, hooks);
   const http = buildHttpBoot(config, mlog, hooks);
