@@ -45,7 +45,7 @@ test('boot: the signed kernel and the initrd over Boot HTTP from GRUB\'s own ser
   assert.deepEqual(parseNetbootPath('netboot/52:54-00:5b:00:01/grub.cfg'), 'not a MAC: "52:54-00:5b:00:01"');
   // The kernel GRUB fetches is the boot program: its complete fetch consumes the once.
   assert.deepEqual(consumedBy('netboot/52-54-00-5b-00-01/image/pe/vmlinuz', state({ type: 'boot', image: 'pe', once: true }), {}), { mac: MAC, image: 'pe' });
-  assert.ok(GRUB_ROOT_CONFIG.includes('configfile /netboot/${net_default_mac}/grub.cfg'));
+  assert.ok(GRUB_ROOT_CONFIG.includes('source /netboot/${net_default_mac}/grub.cfg'));
 });
 
 test('local, wait, menu, and images GRUB cannot boot', () => {

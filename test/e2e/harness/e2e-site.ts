@@ -23,6 +23,8 @@ export interface E2eOptions {
   readonly relay?: RelayOptions;
   /** netboot's [server] section (see NetbootSite). */
   readonly serverToml?: string;
+  /** More dnsmasq arguments for the site's ordinary DHCP server (e.g. `--dhcp-boot=,,SERVER`). */
+  readonly dhcpArgs?: readonly string[];
 }
 
 export class E2eSite {
@@ -50,7 +52,7 @@ export class E2eSite {
       cleanup.add(`remove ${dir}`, remove, remove);
       const lan = await Lan.create(cleanup);
       const relayNet = options.relay === undefined ? null : await RelayNet.create(lan, cleanup);
-      await startDhcpServer(lan, dir, cleanup, relayNet?.dhcpArgs() ?? []);
+      await startDhcpServer(lan, dir, cleanup, [...(relayNet?.dhcpArgs() ?? []), ...(options.dhcpArgs ?? [])]);
       if (relayNet !== null) await relayNet.start(dir, cleanup, options.relay);
       const standIn = await ManagementStandIn.start(lan.srv, MANAGEMENT_PORT, dir, answer, cleanup);
       const site = new NetbootSite(lan, join(dir, 'site'), cleanup, { managementUrl: standIn.url, ...(options.serverToml === undefined ? {} : { serverToml: options.serverToml }) });
