@@ -5,8 +5,8 @@
 // The chain: config.bootFiles[efi-x64] = `shimx64.efi` (shim-signed's shimx64.efi.signed), shim
 // loads `grubx64.efi` beside it (grub-efi-amd64-signed's grubnetx64.efi.signed), GRUB reads
 // `$prefix/grub.cfg` = `(tftp,SERVER)/grub/grub.cfg` (GRUB_ROOT_CONFIG, in the TFTP root), which
-// hands over to this file by GRUB's own `$net_default_mac`. Kernels and initrds come over Boot
-// HTTP from `$net_default_server` when it is on, else over TFTP; only the Debian-signed kernel
+// hands over to this file by GRUB's own `$net_default_mac`. Kernels and initrds come over TFTP
+// from GRUB's server, or over Boot HTTP when it is on port 80 (GRUB 2.06 names no port); only the Debian-signed kernel
 // must pass Secure Boot (shim_lock), initrds are not checked.
 import type { Action, Image, Menu } from '../sbs/types.ts';
 import type { FeedState } from './feed-protocol.ts';
@@ -26,7 +26,7 @@ export const GRUB_ROOT_CONFIG = [
 ].join('\n');
 
 export interface GrubOptions {
-  /** Boot HTTP's port when it is on: kernels and initrds over HTTP from `$net_default_server`. */
+  /** Boot HTTP's port when it is on: on port 80, kernels and initrds over HTTP from `$net_default_server`. */
   readonly httpPort?: number;
 }
 
@@ -65,7 +65,9 @@ function actionBody(mac: string, action: Action, state: FeedState, options: Grub
 
 function bootBody(mac: string, image: Image, options: GrubOptions, jobArgs: string): string[] {
   if (image.type !== 'linux') return exitBody(mac, `image ${image.id} is of type ${image.type}: only linux images boot through shim and GRUB`);
-  const from = options.httpPort === undefined ? '' : `(http,\${net_default_server}:${options.httpPort})`;
+  // GRUB 2.06 cannot name a port in `(http,SERVER)` (measured: "disk `http,10.91.0.1:8490' not
+  // found"): over HTTP only when Boot HTTP is on port 80, else over TFTP from GRUB's $root.
+  const from = options.httpPort === 80 ? '(http,${net_default_server})' : '';
   const file = (rel: string): string => `${from}/${imagePath(mac, image.id, rel)}`;
   // The same settings the iPXE scripts pass (BOOT_SETTINGS), from GRUB's variables.
   const settings = ['netboot.server=${net_default_server}', 'netboot.next-server=${net_default_server}', `BOOTIF=01-${mac.replace(/:/g, '-')}`];

@@ -30,18 +30,19 @@ function grub(action: Action, httpPort?: number, path = 'netboot/52-54-00-5b-00-
   return t.type === 'content' ? t.text : '';
 }
 
-test('boot: the signed kernel and the initrd over Boot HTTP from GRUB\'s own server, then boot; over TFTP when HTTP is off', () => {
-  const text = grub({ type: 'boot', image: 'pe', once: true }, 8490);
+test('boot: the signed kernel and the initrd over TFTP from GRUB\'s server, or over Boot HTTP on port 80 (GRUB 2.06 names no port), then boot', () => {
+  const text = grub({ type: 'boot', image: 'pe', once: true }, 80);
   assert.deepEqual(text.split('\n').slice(1), [
     "echo 'netboot: 52:54:00:5b:00:01 boots Linux PE'",
-    'linux (http,${net_default_server}:8490)/netboot/52-54-00-5b-00-01/image/pe/vmlinuz console=ttyS0 netboot.server=${net_default_server} netboot.next-server=${net_default_server} BOOTIF=01-52-54-00-5b-00-01',
-    'initrd (http,${net_default_server}:8490)/netboot/52-54-00-5b-00-01/image/pe/initrd.img',
+    'linux (http,${net_default_server})/netboot/52-54-00-5b-00-01/image/pe/vmlinuz console=ttyS0 netboot.server=${net_default_server} netboot.next-server=${net_default_server} BOOTIF=01-52-54-00-5b-00-01',
+    'initrd (http,${net_default_server})/netboot/52-54-00-5b-00-01/image/pe/initrd.img',
     'boot',
     '',
   ]);
   assert.match(grub({ type: 'boot', image: 'pe', once: true }), /^linux \/netboot\/52-54-00-5b-00-01\/image\/pe\/vmlinuz /m);
+  assert.match(grub({ type: 'boot', image: 'pe', once: true }, 8490), /^linux \/netboot\/52-54-00-5b-00-01\/image\/pe\/vmlinuz /m);
   // GRUB names the machine with colons ($net_default_mac): the same file.
-  assert.equal(grub({ type: 'boot', image: 'pe', once: true }, 8490, 'netboot/52:54:00:5b:00:01/grub.cfg'), text);
+  assert.equal(grub({ type: 'boot', image: 'pe', once: true }, 80, 'netboot/52:54:00:5b:00:01/grub.cfg'), text);
   assert.deepEqual(parseNetbootPath('netboot/52:54-00:5b:00:01/grub.cfg'), 'not a MAC: "52:54-00:5b:00:01"');
   // The kernel GRUB fetches is the boot program: its complete fetch consumes the once.
   assert.deepEqual(consumedBy('netboot/52-54-00-5b-00-01/image/pe/vmlinuz', state({ type: 'boot', image: 'pe', once: true }), {}), { mac: MAC, image: 'pe' });
@@ -53,7 +54,7 @@ test('local, wait, menu, and images GRUB cannot boot', () => {
   const wait = grub({ type: 'wait' });
   assert.match(wait, /^sleep 5$/m);
   assert.match(wait, /^configfile \/netboot\/52-54-00-5b-00-01\/grub\.cfg$/m);
-  const menu = grub({ type: 'menu' }, 8490);
+  const menu = grub({ type: 'menu' }, 80);
   assert.match(menu, /^set timeout=10$/m);
   assert.match(menu, /^menuentry 'Linux PE' --id m0 \{\n {2}echo .*\n {2}linux \(http,/m);
   assert.match(menu, /^menuentry 'Disk' --id m1 \{\n {2}echo .*\n {2}exit\n\}$/m);
