@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { E2eSite } from '../e2e/harness/e2e-site.ts';
 import { BOOT_FILES, LINUX_IMAGE, STAGE2_FILE } from '../e2e/harness/second-stage.ts';
 
-const MACS = { bios: '52:54:00:48:54:01', http: '52:54:00:48:54:02' } as const;
+const MACS = { bios: '52:54:00:48:54:01', http: '52:54:00:48:54:02', efi: '52:54:00:48:54:03' } as const;
 const dashed = (mac: string): string => mac.replace(/:/g, '-');
 
 let e2e: E2eSite;
@@ -21,6 +21,7 @@ before(async () => {
     clients: [
       { mac: MACS.bios, name: 'HTTP-BIOS', action: { type: 'boot', image: LINUX_IMAGE.id, once: false } },
       { mac: MACS.http, name: 'HTTP-UEFI', action: { type: 'boot', image: LINUX_IMAGE.id, once: false } },
+      { mac: MACS.efi, name: 'HTTP-EFI-IPXE', action: { type: 'boot', image: LINUX_IMAGE.id, once: false } },
     ],
     images: [LINUX_IMAGE],
     predefinedComputers: [],
@@ -83,4 +84,17 @@ test('OVMF by UEFI HTTP Boot: iPXE, its script and the image over HTTP, no TFTP 
   assert.ok(logLines().some((l) => l.msg === 'HTTP sent' && l.path === BOOT_FILES['efi-x64'] && l.complete === true), 'the firmware fetched snponly.efi over HTTP');
   assert.ok(httpSent(`netboot/${dashed(mac)}/image/${LINUX_IMAGE.id}/${STAGE2_FILE}`).length >= 1, 'the image file over HTTP');
   assert.equal(tftpStarted().length, before, 'no TFTP transfer during this boot');
+});
+
+test('OVMF + iPXE ROM: the script and the image file over HTTP, nothing of it over TFTP', { timeout: 180_000 }, async () => {
+  const mac = MACS.efi;
+  const guest = await e2e.powerOn('http-efi-ipxe', 'efi-ipxe', mac);
+  try {
+    await e2e.expectSecondStage(guest, mac, 150_000);
+  } finally {
+    await guest.stop();
+  }
+  assert.ok(httpSent(`netboot/${dashed(mac)}/boot.ipxe`).length >= 1, 'the script over HTTP');
+  assert.ok(httpSent(`netboot/${dashed(mac)}/image/${LINUX_IMAGE.id}/${STAGE2_FILE}`).length >= 1, 'the image file over HTTP');
+  assert.deepEqual(tftpOf(dashed(mac)), [], 'nothing of this machine\'s netboot/ folder over TFTP');
 });
