@@ -72,6 +72,8 @@ export interface AnswerState {
   readonly forSegment: (segment: Segment) => AddressChoice;
   /** Our address toward `target` as known now; undefined: its route must be looked up first. */
   readonly address: (target: AddressTarget) => Chosen | undefined;
+  /** Boot HTTP's port when it is on: iPXE scripts fetch over HTTP, HTTPClient requests are answered. */
+  readonly httpPort?: number;
   /** Encoded option values that repeat, kept by the caller (the answers are the same without). */
   readonly cache?: ReplyOptionCache;
 }
@@ -171,7 +173,7 @@ export function answer(bytes: Buffer, arrival: Arrival, state: AnswerState): Ans
     return { kind: 'not-ours', reason: `REQUEST for server ${request.serverId ?? '(none named)'}, not us`, packet, request, relay };
   }
   // The request is a PolicyRequest as it is (mac, archCode, isIpxe, port).
-  const decision = decide(request, state.feed, { consumed: state.consumed });
+  const decision = decide(request, state.feed, { consumed: state.consumed, httpPort: state.httpPort });
   const to = replyDestination(packet, from, via, state.replyMode);
   const target = addressTarget(packet, relay, from, via);
   if ('none' in decision) return { kind: 'no-offer', reason: decision.none, decision, packet, request, relay, to, target };
@@ -182,15 +184,24 @@ export function answer(bytes: Buffer, arrival: Arrival, state: AnswerState): Ans
     const chosen = state.address(target);
     if (chosen === undefined) return { kind: 'lookup', target, packet, request, relay };
     if ('none' in chosen) return { kind: 'no-address', reason: chosen.none, offer, decision, packet, request, relay };
-    const bytes = encode(buildProxyReply(packet, request, offer.file, chosen.address, state.cache));
+    const bytes = encode(buildProxyReply(packet, request, offerFile(offer, chosen.address), chosen.address, state.cache));
     return { kind: 'reply', decision, offer, to, replies: [{ segment: null, chosen, bytes }], packet, request, relay };
   }
   // Multi-homed: a broadcast goes out of every segment, each offer with that segment's address.
   const replies = segments.map((segment) => {
     const chosen = state.forSegment(segment);
-    return { segment, chosen, bytes: encode(buildProxyReply(packet, request, offer.file, chosen.address, state.cache)) };
+    return { segment, chosen, bytes: encode(buildProxyReply(packet, request, offerFile(offer, chosen.address), chosen.address, state.cache)) };
   });
   return { kind: 'reply', decision, offer, to, replies, packet, request, relay };
+}
+
+/**
+ * The file field of an offer: the TFTP path, or for UEFI HTTP Boot the URL on our address toward
+ * the client (its subnet's server address behind a relay): firmware takes a proxy offer only when
+ * the URL names an IP address (edk2 HttpBootDhcp4.c), so never a host name.
+ */
+export function offerFile(offer: Offer, address: string): string {
+  return offer.http === undefined ? offer.file : `http://${address}:${offer.http.port}/${offer.file}`;
 }
 
 function hex(xid: number): string {

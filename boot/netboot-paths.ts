@@ -4,7 +4,9 @@
 //   netboot/<mac>/menu/<n>.ipxe                the script of menu item n
 //   netboot/<mac>/image/<imageId>/<relative>   a file of an image
 //   netboot/<mac>/wimboot                      wimboot (from the TFTP root), for winpe images
-// <mac> is lower case with `-` separators (`:` is awkward in URLs and file names).
+//   netboot/<mac>/grub.cfg                     the GRUB configuration (Secure Boot chain)
+// <mac> is lower case with `-` separators (`:` is awkward in URLs and file names); `:` is
+// accepted too, as GRUB's `$net_default_mac` writes it.
 
 export const NETBOOT_PREFIX = 'netboot/';
 
@@ -12,7 +14,8 @@ export type NetbootPath =
   | { readonly kind: 'script'; readonly mac: string }
   | { readonly kind: 'menu-item'; readonly mac: string; readonly index: number }
   | { readonly kind: 'image'; readonly mac: string; readonly imageId: string; readonly relative: string }
-  | { readonly kind: 'wimboot'; readonly mac: string };
+  | { readonly kind: 'wimboot'; readonly mac: string }
+  | { readonly kind: 'grub'; readonly mac: string };
 
 function macDir(mac: string): string {
   return `${NETBOOT_PREFIX}${mac.replace(/:/g, '-')}`;
@@ -43,9 +46,10 @@ export function parseNetbootPath(requested: string): NetbootPath | string {
   if (!path.startsWith(NETBOOT_PREFIX)) return 'not under netboot/';
   const parts = path.slice(NETBOOT_PREFIX.length).split('/');
   const macPart = parts[0] ?? '';
-  if (!/^([0-9a-fA-F]{2}-){5}[0-9a-fA-F]{2}$/.test(macPart)) return `not a MAC: ${JSON.stringify(macPart)}`;
+  if (!/^[0-9a-fA-F]{2}([-:])[0-9a-fA-F]{2}(\1[0-9a-fA-F]{2}){4}$/.test(macPart)) return `not a MAC: ${JSON.stringify(macPart)}`;
   const mac = macPart.toLowerCase().replace(/-/g, ':');
   const rest = parts.slice(1);
+  if (rest.length === 1 && rest[0] === 'grub.cfg') return { kind: 'grub', mac };
   if (rest.length === 1 && rest[0] === 'boot.ipxe') return { kind: 'script', mac };
   if (rest.length === 1 && rest[0] === 'wimboot') return { kind: 'wimboot', mac };
   if (rest.length === 2 && rest[0] === 'menu') {

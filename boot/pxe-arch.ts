@@ -12,6 +12,17 @@ const BY_CODE: ReadonlyMap<number, Arch> = new Map([
   [11, 'efi-arm64'],
 ]);
 
+/**
+ * UEFI HTTP Boot clients send their own codes (IANA: x86 UEFI HTTP 15, x64 UEFI HTTP 16, ARM
+ * 64-bit UEFI HTTP 19): read only from an HTTPClient request, as the PXE code of the same machine.
+ */
+const HTTP_TO_PXE: ReadonlyMap<number, number> = new Map([[15, 6], [16, 7], [19, 11]]);
+
+/** An HTTPClient's architecture code as the PXE code of the same architecture (others unchanged). */
+export function pxeCodeOfHttpClient(code: number): number {
+  return HTTP_TO_PXE.get(code) ?? code;
+}
+
 export function archFromCode(code: number): Arch | null {
   return BY_CODE.get(code) ?? null;
 }
@@ -22,8 +33,11 @@ export function codeFromArch(arch: Arch): number {
   throw new RangeError(`no code for ${arch}`);
 }
 
-/** `PXEClient:Arch:00007:UNDI:003000` (PXE 2.1 2.2.5) -> 7; null when absent or not decimal. */
+/**
+ * `PXEClient:Arch:00007:UNDI:003000` (PXE 2.1 2.2.5) -> 7, `HTTPClient:Arch:00016:UNDI:003000`
+ * (UEFI HTTP Boot) -> 16; null when absent or not decimal.
+ */
 export function archFromVendorClass(vendorClass: string): number | null {
-  const m = /^PXEClient:Arch:(\d{5})(?::|$)/.exec(vendorClass);
+  const m = /^(?:PXE|HTTP)Client:Arch:(\d{5})(?::|$)/.exec(vendorClass);
   return m === null ? null : Number(m[1]);
 }

@@ -13,11 +13,19 @@ export interface PolicyRequest {
   readonly isIpxe: boolean;
   /** 'dhcp' (67) or 'proxy' (4011): a response delay applies only to offers on 67. */
   readonly port: 'dhcp' | 'proxy';
+  /** UEFI HTTP Boot firmware (vendor class HTTPClient): its boot program is offered as a URL. */
+  readonly httpClient?: boolean;
 }
 
 export interface PolicyOptions {
   /** MACs whose `once` boot was consumed here and not yet reflected in the feed state. */
   readonly consumed?: ReadonlySet<string>;
+  /**
+   * Boot HTTP's port when it is on ([http] enabled): iPXE is offered its script as an HTTP URL (so
+   * the script's relative references, kernels, initrds and WIMs, come over HTTP too), and UEFI
+   * HTTP Boot clients are answered. Undefined: TFTP only, HTTPClient not answered.
+   */
+  readonly httpPort?: number;
 }
 
 export type Identity = 'client' | 'predefined' | 'unknown';
@@ -33,6 +41,12 @@ export interface Offer {
   /** Wait this long before sending (config.responseDelayMs, on the DHCP port only). */
   readonly delayMs: number;
   readonly reason: string;
+  /**
+   * Boot HTTP: `file` is offered as `http://<our address>:<port>/<file>` (made by the answer path,
+   * which knows our address toward the client): to UEFI HTTP Boot firmware (with option 60
+   * `HTTPClient`) and to a running iPXE (its script).
+   */
+  readonly http?: { readonly port: number };
 }
 
 export type Decision = { readonly offer: Offer } | { readonly none: string };
@@ -119,7 +133,8 @@ export function decide(request: PolicyRequest, state: FeedState, options: Policy
   if (arch === null) return { none: `unknown client architecture ${request.archCode} (option 93)` };
   // One context object, and helpers at module level: this runs for every PXE packet, and
   // closures made per call cost more than the decision itself.
-  const c: Context = { request, config, arch, machine };
+  if (request.httpClient === true && options.httpPort === undefined) return { none: `${machine.note}; UEFI HTTP Boot client, but Boot HTTP is off ([http] enabled = false)` };
+  const c: Context = { request, config, arch, machine, httpPort: request.httpClient === true ? options.httpPort : undefined, scriptHttpPort: options.httpPort };
   const action = machine.action;
   switch (action.type) {
     case 'local':
@@ -148,14 +163,20 @@ interface Context {
   readonly config: PxeConfig;
   readonly arch: Arch;
   readonly machine: Exclude<MachineAction, { none: string }>;
+  /** Set for a UEFI HTTP Boot client: the offer is a URL on this port. */
+  readonly httpPort: number | undefined;
+  /** Boot HTTP's port for a running iPXE's script, when Boot HTTP is on. */
+  readonly scriptHttpPort: number | undefined;
 }
 
 function offer(c: Context, file: string, stage: Offer['stage'], why: string): Decision {
   const { machine } = c;
+  const http = c.httpPort === undefined ? {} : { http: { port: c.httpPort } };
+  const how = c.httpPort === undefined ? '' : ' (UEFI HTTP Boot: a URL on Boot HTTP, no TFTP)';
   return {
     offer: {
       file, stage, arch: c.arch, identity: machine.identity, action: machine.action,
-      delayMs: c.request.port === 'dhcp' ? c.config.responseDelayMs : 0, reason: `${machine.note}; ${c.arch}: ${why}`,
+      delayMs: c.request.port === 'dhcp' ? c.config.responseDelayMs : 0, reason: `${machine.note}; ${c.arch}: ${why}${how}`, ...http,
     },
   };
 }
@@ -163,11 +184,20 @@ function offer(c: Context, file: string, stage: Offer['stage'], why: string): De
 function firmware(c: Context, why: string): Decision {
   const file = c.config.bootFiles[c.arch];
   if (file === undefined) return { none: `${c.machine.note}; no config.bootFiles entry for ${c.arch}` };
+  // The Secure Boot chain is chosen per architecture by naming shim as its boot file.
+  if (/^shim[^/]*$/i.test(file.slice(file.lastIndexOf('/') + 1))) {
+    return offer(c, file, 'firmware', `firmware gets shim ${file}${why}: the Secure Boot chain (shim, grubx64.efi beside it, grub/grub.cfg, then netboot/<mac>/grub.cfg for this machine's action)`);
+  }
   return offer(c, file, 'firmware', `firmware gets the iPXE build ${file}${why}`);
 }
 
 function script(c: Context, why: string): Decision {
-  return offer(c, scriptPath(c.request.mac), 'ipxe', `iPXE gets its script${why}`);
+  const file = scriptPath(c.request.mac);
+  const port = c.scriptHttpPort;
+  if (port === undefined) return offer(c, file, 'ipxe', `iPXE gets its script${why}`);
+  // Boot HTTP: the script's URL; what it fetches is named relative to it, so over HTTP too.
+  const o = offer({ ...c, httpPort: undefined }, file, 'ipxe', `iPXE gets its script over Boot HTTP${why}: its kernel, initrds and WIMs follow over HTTP`);
+  return 'offer' in o ? { offer: { ...o.offer, http: { port } } } : o;
 }
 
 // Lookups by MAC, built once per table value (feed state values are immutable): the answer is the

@@ -13,6 +13,8 @@ export const DISCOVERY_USE_BOOTFILE = 0x08;
 const OFFER = encodeOption.u8(MESSAGE_TYPE.OFFER);
 const ACK = encodeOption.u8(MESSAGE_TYPE.ACK);
 const PXE_CLIENT = encodeOption.text('PXEClient');
+/** UEFI HTTP Boot: the offer must carry option 60 beginning `HTTPClient` (edk2 HttpBootDhcp4.c). */
+const HTTP_CLIENT = encodeOption.text('HTTPClient');
 const DISCOVERY_ONLY = PxeSubOptions.encode([[PXE_SUB.DISCOVERY_CONTROL, encodeOption.u8(DISCOVERY_USE_BOOTFILE)]]);
 
 /**
@@ -64,6 +66,10 @@ function bootItemVendor(type: number, layer: number): Buffer {
   return PxeSubOptions.encode([[PXE_SUB.DISCOVERY_CONTROL, encodeOption.u8(DISCOVERY_USE_BOOTFILE)], [PXE_SUB.BOOT_ITEM, encodeOption.bootItem(type, layer)]]);
 }
 
+/**
+ * `file`: a TFTP path, or for a UEFI HTTP Boot client (pxe.httpClient) the boot program's URL;
+ * that reply says `HTTPClient` in option 60 and carries no PXE option 43.
+ */
 export function buildProxyReply(request: DhcpPacket, pxe: PxeRequest, file: string, serverAddress: string, cache?: ReplyOptionCache): DhcpPacket {
   // A DISCOVER gets an OFFER; a REQUEST (on 67 naming us, or on 4011) and an INFORM get an ACK.
   const type = pxe.messageType === MESSAGE_TYPE.DISCOVER ? OFFER : ACK;
@@ -80,6 +86,11 @@ export function buildProxyReply(request: DhcpPacket, pxe: PxeRequest, file: stri
   const values = uuid === undefined
     ? [type, address.id, PXE_CLIENT, address.text, fileValue, vendor]
     : [type, address.id, PXE_CLIENT, uuid, address.text, fileValue, vendor];
+  if (pxe.httpClient) {
+    values[2] = HTTP_CLIENT;
+    codes.pop();
+    values.pop();
+  }
   // RFC 3046 2.2: echoed verbatim in every reply, as the last option. Validated by readRelay.
   const agentInfo = request.options.get(OPT.RELAY_AGENT_INFO);
   if (agentInfo !== undefined) {

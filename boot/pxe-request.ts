@@ -1,7 +1,7 @@
 // What the policy needs to know about a PXE request, read from a decoded packet. Pure.
 import { BOOTREQUEST, macOf, type DhcpPacket } from '../protocols/dhcp/dhcp-codec.ts';
 import { MESSAGE_TYPE, messageTypeName, type DhcpOptions } from '../protocols/dhcp/dhcp-options.ts';
-import { archFromVendorClass } from './pxe-arch.ts';
+import { archFromVendorClass, pxeCodeOfHttpClient } from './pxe-arch.ts';
 
 /** Which socket a request came in on: the DHCP port (67) or the boot server port (4011). */
 export type PxePort = 'dhcp' | 'proxy';
@@ -18,6 +18,8 @@ export interface PxeRequest {
   readonly port: PxePort;
   /** Option 54 when the client sent one (a REQUEST naming the server it chose). */
   readonly serverId: string | null;
+  /** UEFI HTTP Boot firmware (option 60 `HTTPClient...`): gets a URL, with option 60 `HTTPClient`. */
+  readonly httpClient: boolean;
   /** Option 43 sub-option 71 on a boot server request. */
   readonly bootItem: { readonly type: number; readonly layer: number } | null;
 }
@@ -38,14 +40,16 @@ export function readPxeRequest(packet: DhcpPacket, port: PxePort): ReadResult {
     ? messageType === MESSAGE_TYPE.DISCOVER || messageType === MESSAGE_TYPE.REQUEST
     : messageType === MESSAGE_TYPE.REQUEST || messageType === MESSAGE_TYPE.INFORM;
   if (!allowed) return { ignore: `${messageTypeName(messageType)} is not answered on the ${port} port`, mac };
-  if (!options.vendorClassStartsWith('PXEClient')) return { ignore: 'not a PXE client (no option 60 PXEClient)', mac };
+  const httpClient = !options.vendorClassStartsWith('PXEClient') && options.vendorClassStartsWith('HTTPClient');
+  if (!httpClient && !options.vendorClassStartsWith('PXEClient')) return { ignore: 'not a PXE client (no option 60 PXEClient)', mac };
   if (mac === null) return { ignore: `hardware type ${packet.htype}/${packet.hlen} is not Ethernet`, mac };
   // Option 60's text is made only when option 93 is missing.
-  const archCode = options.firstClientArch() ?? archFromVendorClass(options.vendorClass()!);
+  const sent = options.firstClientArch() ?? archFromVendorClass(options.vendorClass()!);
+  const archCode = httpClient && sent !== null ? pxeCodeOfHttpClient(sent) : sent;
   const isIpxe = options.has(175) || (options.has(77) && options.userClasses()!.includes('iPXE'));
   // Option 43 is vendor-defined: it is read as PXE sub-options only now that 60 says PXEClient.
-  const bootItem = options.has(43) ? (options.pxeSubOptions()!.bootItem() ?? null) : null;
-  return { request: new Request(options, mac, packet.xid, messageType, archCode, isIpxe, port, options.serverId() ?? null, bootItem) };
+  const bootItem = !httpClient && options.has(43) ? (options.pxeSubOptions()!.bootItem() ?? null) : null;
+  return { request: new Request(options, mac, packet.xid, messageType, archCode, isIpxe, port, options.serverId() ?? null, bootItem, httpClient) };
 }
 
 /** A class, not a literal with a getter: one shape, and no closure per request. */
@@ -60,6 +64,7 @@ class Request implements PxeRequest {
     readonly port: PxePort,
     readonly serverId: string | null,
     readonly bootItem: { readonly type: number; readonly layer: number } | null,
+    readonly httpClient: boolean,
   ) {}
 
   // Read when asked: the reply echoes option 97's bytes, the policy does not need the text.

@@ -17,17 +17,22 @@ export interface SampleRequest {
   readonly type?: 'discover' | 'boot-server-request';
   readonly ciaddr?: string;
   readonly xid?: number;
+  /** UEFI HTTP Boot firmware: option 60 `HTTPClient:Arch:000NN:...` with the HTTP arch code (x64: 16). */
+  readonly http?: boolean;
 }
+
+/** The UEFI HTTP Boot architecture codes (IANA), by architecture. */
+const HTTP_ARCH: Partial<Record<Arch, number>> = { 'efi-ia32': 15, 'efi-x64': 16, 'efi-arm64': 19 };
 
 /** The request's bytes: options 53, 57, 93, 94, 60, 97 (and 77, 43), as PXE 2.1 firmware sends them. */
 export function requestBytes(r: SampleRequest): Buffer {
   const mac = Buffer.from(r.mac.split(/[:-]/).map((h) => parseInt(h, 16)));
-  const archCode = codeFromArch(r.arch);
+  const archCode = r.http === true ? (HTTP_ARCH[r.arch] ?? codeFromArch(r.arch)) : codeFromArch(r.arch);
   const bootServer = r.type === 'boot-server-request';
   const codes = [53, 57, 93, 94, 60, 97];
   const values = [
     encodeOption.u8(bootServer ? MESSAGE_TYPE.REQUEST : MESSAGE_TYPE.DISCOVER), encodeOption.u16(1472), encodeOption.u16(archCode), Buffer.from([1, 2, 1]),
-    encodeOption.text(`PXEClient:Arch:${String(archCode).padStart(5, '0')}:UNDI:002001`), Buffer.concat([Buffer.alloc(11), mac]),
+    encodeOption.text(`${r.http === true ? 'HTTPClient' : 'PXEClient'}:Arch:${String(archCode).padStart(5, '0')}:UNDI:${r.http === true ? '003000' : '002001'}`), Buffer.concat([Buffer.alloc(11), mac]),
   ];
   if (r.ipxe) {
     codes.push(77);

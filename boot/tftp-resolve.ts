@@ -5,6 +5,7 @@
 import { resolve, sep } from 'node:path';
 import type { Image } from '../sbs/types.ts';
 import type { FeedState } from './feed-protocol.ts';
+import { machineGrubConfig } from './http-grub-config.ts';
 import { machineScript, menuItemScript } from './ipxe-script.ts';
 import { parseNetbootPath } from './netboot-paths.ts';
 import { findImage, machineAction, type PolicyOptions } from './pxe-policy.ts';
@@ -40,6 +41,8 @@ export function tftpTarget(requested: string, state: FeedState, options: PolicyO
       return content(menuItemScript(parsed.mac, parsed.index, machine, state));
     case 'wimboot':
       return inRoot(tftpRoot, 'wimboot');
+    case 'grub':
+      return content(machineGrubConfig(parsed.mac, machine, state, options.httpPort === undefined ? {} : { httpPort: options.httpPort }));
     case 'image': {
       const image = findImage(state, parsed.imageId);
       if (image === null) return { type: 'none', reason: `image ${parsed.imageId} does not exist` };

@@ -1,4 +1,4 @@
-// `netboot explain MAC [--arch bios|efi-ia32|efi-x64|efi-arm64] [--ipxe] [--relay GIADDR] [--json]`:
+// `netboot explain MAC [--arch bios|efi-ia32|efi-x64|efi-arm64] [--ipxe | --http] [--relay GIADDR] [--json]`:
 // what the running PXE server would offer this machine now, and why (the administrator's "why did
 // this machine get this file?"), and which server address the offer carries on the server's own
 // segment or through the relay agent GIADDR (its [[server.subnets]] entry, if any).
@@ -14,6 +14,7 @@ interface Explained {
   mac: string;
   arch: string;
   ipxe: boolean;
+  transfer?: string;
   decision: { offer: { file: string; stage: string; identity: string; reason: string; delayMs: number } } | { none: string };
   via?: { relay: string | null; address?: string; why?: string; subnet?: { cidr: string; name: string | null } | null; none?: string; segments?: { name: string; address: string; why: string }[] };
   chain?: BootChain | null;
@@ -28,13 +29,14 @@ export const explainSpec: CommandSpec = {
   options: {
     arch: { type: 'string', value: 'bios|efi-ia32|efi-x64|efi-arm64', help: 'the machine\'s firmware (default bios)' },
     ipxe: { type: 'boolean', help: 'the request comes from iPXE (the second stage)' },
+    http: { type: 'boolean', help: 'the request comes from UEFI HTTP Boot firmware (vendor class HTTPClient)' },
     relay: { type: 'string', value: 'GIADDR', help: 'the request arrives through this relay agent' },
     json: { type: 'boolean', help: 'print the whole answer as JSON (decision, server address, last request seen)' },
   },
   description: ['Asks the running PXE server, which answers as it would answer this machine now: the file offered (or why none), the server address the offer carries, and the last request seen from it.'],
 };
 
-const USAGE = 'usage: netboot explain MAC [--arch bios|efi-ia32|efi-x64|efi-arm64] [--ipxe] [--relay GIADDR] [--json]';
+const USAGE = 'usage: netboot explain MAC [--arch bios|efi-ia32|efi-x64|efi-arm64] [--ipxe | --http] [--relay GIADDR] [--json]';
 
 export const explainCommand: Command = async (ctx) => {
   const [mac] = ctx.args.positionals;
@@ -48,7 +50,7 @@ export const explainCommand: Command = async (ctx) => {
     return 2;
   }
   const config = configFor(ctx);
-  const query = new URLSearchParams({ mac, arch: stringFlag(ctx.args, 'arch') ?? 'bios', ...(ctx.args.flags.has('ipxe') ? { ipxe: '1' } : {}), ...(relay === undefined ? {} : { relay }) });
+  const query = new URLSearchParams({ mac, arch: stringFlag(ctx.args, 'arch') ?? 'bios', ...(ctx.args.flags.has('ipxe') ? { ipxe: '1' } : {}), ...(ctx.args.flags.has('http') ? { http: '1' } : {}), ...(relay === undefined ? {} : { relay }) });
   let e: Explained;
   try {
     e = await controlCall<Explained>(controlSocketPath(config.paths.data, 'server'), 'GET', `/explain?${query}`);
@@ -71,6 +73,7 @@ export const explainCommand: Command = async (ctx) => {
     ctx.out(offerHeadline(who, o.file, e.chain));
     ctx.out(`  stage: ${o.stage === 'firmware' ? 'firmware boot program' : 'next stage for iPXE'}; computer: ${o.identity}${o.delayMs > 0 ? `; after ${o.delayMs} ms` : ''}`);
     ctx.out(`  why: ${o.reason}`);
+    if (e.transfer !== undefined) ctx.out(`  transfer: ${e.transfer}`);
     for (const line of chainLines(e.chain, o.file)) ctx.out(line);
   }
   const v = e.via;

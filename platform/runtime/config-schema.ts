@@ -98,6 +98,15 @@ export const SCHEMA: Schema = {
     maxTransfersPerClient: int('max_transfers_per_client', 16, 1, 1_000_000, 'concurrent transfers per client address'),
     maxSessionS: int('max_session_s', 3600, 1, 7 * 86_400, 'longest a transfer may last, seconds'),
   },
+  http: {
+    enabled: { key: 'enabled', type: 'bool', default: true, doc: 'serve the TFTP view over HTTP too (Boot HTTP): iPXE scripts then fetch kernels, initrds and WIMs over HTTP, and UEFI HTTP Boot clients are answered' },
+    port: port(8490, 'tcp', 'TCP port of Boot HTTP (unprivileged, clear of 80 and 8080 where a web or management server often runs on the same host; machines only see it in the URLs we hand them)'),
+    bind: ipv4('bind', '0.0.0.0', 'local address of Boot HTTP'),
+    maxConnections: int('max_connections', 512, 1, 1_000_000, 'concurrent HTTP connections; more are closed at once'),
+    maxConnectionsPerClient: int('max_connections_per_client', 16, 1, 1_000_000, 'concurrent HTTP connections per client address'),
+    idleTimeoutS: int('idle_timeout_s', 30, 1, 3600, 'a connection sending no request, or not reading its response, this long is closed, seconds'),
+    maxResponseS: int('max_response_s', 3600, 1, 7 * 86_400, 'longest one response may take, seconds'),
+  },
   interface: {
     port: port(490, 'tcp', 'TCP port of the Interface: state feed, peers, package transfer'),
     bind: ipv4('bind', '0.0.0.0', 'local address of the Interface port'),

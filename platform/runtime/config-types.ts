@@ -57,6 +57,19 @@ export interface Config {
     /** Longest a transfer may last, seconds. */
     readonly maxSessionS: number;
   };
+  /** Boot HTTP: the MTFTP process serves the same read-only view over HTTP (services/mtftp/http-server.ts). */
+  readonly http: {
+    readonly enabled: boolean;
+    readonly port: number;
+    readonly bind: string;
+    /** Concurrent connections, overall and per client address. */
+    readonly maxConnections: number;
+    readonly maxConnectionsPerClient: number;
+    /** A connection idle this long (no request, or a client not reading) is closed, seconds. */
+    readonly idleTimeoutS: number;
+    /** Longest one response may take, seconds. */
+    readonly maxResponseS: number;
+  };
   readonly interface: {
     readonly port: number;
     readonly bind: string;

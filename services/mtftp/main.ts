@@ -9,6 +9,7 @@ import { runUntilSignal } from '../../platform/runtime/lifecycle.ts';
 import { createLogger, type Logger } from '../../platform/runtime/logger.ts';
 import { notifyReady } from '../../platform/runtime/sd-notify.ts';
 import { serverBootHooks, type BootHooks } from './boot-hooks.ts';
+import { HttpBootServer } from './http-server.ts';
 import { MtftpService } from './mtftp-service.ts';
 import { loadNativeLink, type NativeSupport } from './native-link.ts';
 import { ServerView } from './server-view.ts';
@@ -35,19 +36,42 @@ export function buildMtftp(config: Config, log: Logger, hooks: BootHooks, native
   return new MtftpService(server, root, log);
 }
 
+/** Boot HTTP over the same root and hooks, or null when `[http] enabled = false`. */
+export function buildHttpBoot(config: Config, log: Logger, hooks: BootHooks): HttpBootServer | null {
+  const h = config.http;
+  if (!h.enabled) return null;
+  return new HttpBootServer({
+    bind: h.bind,
+    port: h.port,
+    root: new TftpRoot(config.paths.tftpRoot),
+    hooks,
+    log,
+    maxConnections: h.maxConnections,
+    maxConnectionsPerClient: h.maxConnectionsPerClient,
+    idleTimeoutMs: h.idleTimeoutS * 1000,
+    maxResponseMs: h.maxResponseS * 1000,
+  });
+}
+
 export async function main(config: Config, log: Logger): Promise<number> {
   const mlog = log.child({ service: 'mtftp' });
   const channel = new ChannelClient(channelSocketPath(config.paths.data, 'server'));
-  const view = new ServerView(channel, { tftpRoot: config.paths.tftpRoot, data: config.paths.data }, mlog);
-  const service = buildMtftp(config, mlog, serverBootHooks(channel, view, mlog));
+  const view = new ServerView(channel, { tftpRoot: config.paths.tftpRoot, data: config.paths.data, ...(config.http.enabled ? { httpPort: config.http.port } : {}) }, mlog);
+  const hooks = serverBootHooks(channel, view, mlog);
+  const service = buildMtftp(config, mlog, hooks);
+  const http = buildHttpBoot(config, mlog, hooks);
   const control = new ControlServer(controlSocketPath(config.paths.data, 'mtftp'), {
     // `view`: whether netboot/ paths are resolved from the followed copy, or asked per request.
-    'GET /status': () => ({ ...service.status(), view: view.current ? 'following' : 'asking' }),
+    'GET /status': () => ({
+      ...service.status(),
+      view: view.current ? 'following' : 'asking',
+      http: http === null ? null : { port: http.port, connections: http.connections, responses: http.activeResponses },
+    }),
   }, mlog);
   // Control first, so status answers "starting" and "stopping" while the service changes state.
   // Ready for systemd once port 69 is bound (Type=notify: without this the unit never leaves
   // "activating", and systemd fails it at its start timeout).
-  return runUntilSignal('mtftp', [control, view, service], mlog, () => void notifyReady(mlog, `serving TFTP on port ${service.status().ports.tftp}`));
+  return runUntilSignal('mtftp', [control, view, service, ...(http === null ? [] : [http])], mlog, () => void notifyReady(mlog, `serving TFTP on port ${service.status().ports.tftp}`));
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {

@@ -21,6 +21,8 @@ export interface ViewPaths {
   readonly tftpRoot: string;
   /** The data folder: where the Ready package versions are. */
   readonly data: string;
+  /** Boot HTTP's port when it is on (GRUB configurations then load kernels over HTTP). */
+  readonly httpPort?: number;
 }
 
 export class ServerView implements Lifecycle {
@@ -56,7 +58,7 @@ export class ServerView implements Lifecycle {
   /** What the server would answer for `path`, or null when the copy is not current (ask it). */
   resolve(path: string): VirtualTarget | null {
     if (this.state === null) return null;
-    const t = tftpTarget(path, this.state, { consumed: this.consumed }, this.paths.tftpRoot, (id) => readyPackagePath(this.paths.data, id));
+    const t = tftpTarget(path, this.state, { consumed: this.consumed, httpPort: this.paths.httpPort }, this.paths.tftpRoot, (id) => readyPackagePath(this.paths.data, id));
     return t.type === 'content' ? { type: 'content', data: Buffer.from(t.text, 'utf8') } : t;
   }
 

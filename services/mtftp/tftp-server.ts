@@ -219,7 +219,9 @@ export class TftpServer implements Lifecycle {
     }
     let link: TransferLink | null = null;
     try {
-      const n = negotiate(req.options, limits, target.source.size, declineOptions(target.generated, target.source.size));
+      // Only iPXE scripts skip the OACK: a generated GRUB configuration (Secure Boot chain) must be
+      // negotiated, as GRUB 2.06 takes the file's size from the OACK's tsize (without one it reads nothing).
+      const n = negotiate(req.options, limits, target.source.size, declineOptions(target.generated && target.path.endsWith('.ipxe'), target.source.size));
       link = this.links !== null ? this.links.open(bind, client) : new DgramLink(await bindSocket(bind, 0, client), client);
       if (this.state !== 'serving') throw new Error('server stopping');
       const lastBlock = lastBlockFor(target.source.size, n.blockSize);

@@ -98,6 +98,7 @@ export class ServerService implements Lifecycle {
       forSegment: (segment) => addresses.forSegment(segment),
       address: (target) => addresses.fixed ?? known(addresses.choose(target)),
       cache,
+      ...(this.config.http.enabled ? { httpPort: this.config.http.port } : {}),
     };
   }
 
@@ -319,7 +320,7 @@ export class ServerService implements Lifecycle {
 
   resolve(request: unknown): TftpResolution {
     const body = tftpBody(request);
-    const result = resolveTftpPath(body.path, this.parts.feed.state, { consumed: this.parts.events.consumedMacs() }, this.config.paths.tftpRoot, (id) => readyPackagePath(this.config.paths.data, id));
+    const result = resolveTftpPath(body.path, this.parts.feed.state, { consumed: this.parts.events.consumedMacs(), httpPort: this.live.httpPort }, this.config.paths.tftpRoot, (id) => readyPackagePath(this.config.paths.data, id));
     if (this.log.enabled('debug')) this.log.debug('tftp path resolved', { path: body.path, peer: `${body.address}:${body.port}`, result: result.type, reason: result.type === 'none' ? result.reason : undefined });
     return result;
   }

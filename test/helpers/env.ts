@@ -43,6 +43,9 @@ proxy_port = ${p.proxy}
 [mtftp]
 port = ${p.tftp}
 bind = "127.0.0.1"
+[http]
+port = ${await freeTcpPort()}
+bind = "127.0.0.1"
 [interface]
 port = ${p.iface}
 bind = "127.0.0.1"

@@ -34,7 +34,7 @@ test('a job overrides the client action at the PXE server until it ends; its pre
     await waitFor('the job at the server', async () => ((await explain()).decision.offer?.reason.includes(`job ${JOB}`) ? true : undefined));
     assert.match((await explain()).decision.offer!.reason, new RegExp(`^job ${JOB} \\(deploy\\): boots preboot lnx`));
     c.send(withXid(IPXE_DISCOVER, 1), s.server.ports!.dhcp);
-    assert.equal((await c.reply(1)).packet.file, SCRIPT, 'offered although the client action is local');
+    assert.equal((await c.reply(1)).packet.file, `http://127.0.0.1:${s.site.config.http.port}/${SCRIPT}`, 'offered although the client action is local');
 
     const script = await channel.call<TftpResolution>('tftp.resolve', { path: SCRIPT, address: '127.0.0.1', port: 2000 });
     const text = Buffer.from((script as { dataBase64: string }).dataBase64, 'base64').toString();

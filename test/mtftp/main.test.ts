@@ -74,7 +74,7 @@ test('main: status on the control socket, virtual paths via the PXE server, fetc
   // Port 0: the kernel picked the TFTP port; the status says which.
   const tftpPort = (status as unknown as { ports: { tftp: number } }).ports.tftp;
   assert.ok(tftpPort > 0);
-  assert.deepEqual(status, { service: 'mtftp', pid: child.pid, state: 'serving', ports: { tftp: tftpPort }, transfers: 0, sendPath, view: 'asking', warnings: [] });
+  assert.deepEqual(status, { service: 'mtftp', pid: child.pid, state: 'serving', ports: { tftp: tftpPort }, transfers: 0, sendPath, view: 'asking', warnings: [], http: { port: config.http.port, connections: 0, responses: 0 } });
 
   const port = String(tftpPort);
   const out = join(site.dir, 'dl');

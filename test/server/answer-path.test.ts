@@ -44,7 +44,7 @@ test('socket handler, explain and warm-up: the same answer as the pure function,
     const chosen = { address: '127.0.0.1', why: '[server] address', subnet: null };
     const state: AnswerState = {
       feed: s.iface.state.state(), consumed: new Set(), replyMode: 'source', isOurs: (a) => a === '127.0.0.1',
-      segments: [], forSegment: () => chosen, address: () => chosen,
+      segments: [], forSegment: () => chosen, address: () => chosen, httpPort: s.site.config.http.port,
     };
     const rows: Row[] = [
       { label: 'iPXE DISCOVER (capture)', bytes: withXid(bios[0]!.payload, 0x5101), port: 'dhcp' },

@@ -55,7 +55,7 @@ test('a relayed DISCOVER is answered through the relay with its subnet\'s addres
     assert.equal(offer.siaddr, '10.91.0.11', 'the address configured for 10.92.0.0/24');
     assert.equal(offer.options.serverId(), '10.91.0.11');
     assert.equal(offer.options.get(66)?.toString(), '10.91.0.11');
-    assert.equal(offer.file, 'netboot/52-54-00-12-34-56/boot.ipxe');
+    assert.equal(offer.file, `http://10.91.0.11:${s.site.config.http.port}/netboot/52-54-00-12-34-56/boot.ipxe`, 'the script\'s URL on the subnet\'s address');
     assert.deepEqual(offer.options.get(82), AGENT_INFO, 'option 82 echoed verbatim');
     assert.equal(offer.options.codes().at(-1), 82);
     const answered = await waitFor('the answered record', () => logged(s.log, 'DISCOVER answered', (r) => r.xid === '00001001'));

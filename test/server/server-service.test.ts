@@ -108,7 +108,8 @@ test('iPXE gets its script, not the iPXE binary again; a boot item on 4011 is ec
     await serving(s);
     c.send(IPXE_DISCOVER, s.server.ports!.dhcp);
     const { packet } = await c.reply(decode(IPXE_DISCOVER).xid);
-    assert.equal(packet.file, 'netboot/52-54-00-12-34-56/boot.ipxe');
+    // Boot HTTP is on: a running iPXE is offered its script's URL.
+    assert.equal(packet.file, `http://127.0.0.1:${s.site.config.http.port}/netboot/52-54-00-12-34-56/boot.ipxe`);
     // iPXE's boot server request after a menu: port 68 style, ciaddr set, option 43/71.
     const p = decode(IPXE_DISCOVER);
     const bsr = encode({ ...p, xid: 0, flags: 0x8000, ciaddr: '127.0.0.1', options: new DhcpOptions([[53, encodeOption.u8(3)], ...[...p.options.entries()].filter(([code]) => code !== 53), [43, Buffer.from([71, 4, 0x80, 0, 0, 0, 255])]]) });
@@ -116,7 +117,7 @@ test('iPXE gets its script, not the iPXE binary again; a boot item on 4011 is ec
     const { packet: ack } = await c.reply(0);
     assert.equal(ack.options.messageType(), 5);
     assert.deepEqual(ack.options.pxeSubOptions()?.bootItem(), { type: 0x8000, layer: 0 });
-    assert.equal(ack.file, 'netboot/52-54-00-12-34-56/boot.ipxe');
+    assert.equal(ack.file, `http://127.0.0.1:${s.site.config.http.port}/netboot/52-54-00-12-34-56/boot.ipxe`);
   } finally {
     c.close();
     await s.stop();
@@ -162,7 +163,7 @@ test('once is consumed exactly once: by the fetched kernel, not by offers; the m
     // Offers are retried and lost: each DISCOVER is answered, none consumes anything.
     for (let xid = 1; xid <= 3; xid++) {
       c.send(withXid(IPXE_DISCOVER, xid), s.server.ports!.dhcp);
-      assert.equal((await c.reply(xid)).packet.file, 'netboot/52-54-00-12-34-56/boot.ipxe');
+      assert.equal((await c.reply(xid)).packet.file, `http://127.0.0.1:${s.site.config.http.port}/netboot/52-54-00-12-34-56/boot.ipxe`);
     }
     const script = await channel.call<TftpResolution>('tftp.resolve', { path: 'netboot/52-54-00-12-34-56/boot.ipxe', address: '127.0.0.1', port: 2000 });
     assert.equal(script.type, 'content');

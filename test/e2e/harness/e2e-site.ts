@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Cleanup } from './cleanup.ts';
 import { startDhcpServer } from './dnsmasq.ts';
-import { startGuest, type Firmware } from './guest.ts';
+import { startGuest, type Firmware, type GuestSpec } from './guest.ts';
 import { ManagementStandIn } from './management-stand-in.ts';
 import { NetbootSite, poll } from './netboot-site.ts';
 import { Lan } from './network.ts';
@@ -23,6 +23,8 @@ export interface E2eOptions {
   readonly relay?: RelayOptions;
   /** netboot's [server] section (see NetbootSite). */
   readonly serverToml?: string;
+  /** More dnsmasq arguments for the site's ordinary DHCP server (e.g. `--dhcp-boot=,,SERVER`). */
+  readonly dhcpArgs?: readonly string[];
 }
 
 export class E2eSite {
@@ -50,7 +52,7 @@ export class E2eSite {
       cleanup.add(`remove ${dir}`, remove, remove);
       const lan = await Lan.create(cleanup);
       const relayNet = options.relay === undefined ? null : await RelayNet.create(lan, cleanup);
-      await startDhcpServer(lan, dir, cleanup, relayNet?.dhcpArgs() ?? []);
+      await startDhcpServer(lan, dir, cleanup, [...(relayNet?.dhcpArgs() ?? []), ...(options.dhcpArgs ?? [])]);
       if (relayNet !== null) await relayNet.start(dir, cleanup, options.relay);
       const standIn = await ManagementStandIn.start(lan.srv, MANAGEMENT_PORT, dir, answer, cleanup);
       const site = new NetbootSite(lan, join(dir, 'site'), cleanup, { managementUrl: standIn.url, ...(options.serverToml === undefined ? {} : { serverToml: options.serverToml }) });
@@ -82,13 +84,13 @@ export class E2eSite {
   }
 
   /** Powers on a new machine on its own tap: on the server's LAN, or on a client subnet behind the relay. */
-  async powerOn(name: string, firmware: Firmware, mac: string, behindRelay?: SubnetName): Promise<Running> {
+  async powerOn(name: string, firmware: Firmware, mac: string, behindRelay?: SubnetName, machine: Pick<GuestSpec, 'ovmf' | 'extraArgs'> = {}): Promise<Running> {
     if (behindRelay !== undefined && this.relayNet === null) throw new Error('this site has no relay: start it with { relay: {} }');
     const tap = behindRelay === undefined ? await this.lan.addTap() : await this.relayNet!.addTap(behindRelay);
     const namespace = behindRelay === undefined ? this.lan.lan : this.relayNet!.cli;
     const n = ++this.guests;
     const uuid = `8a3c1e52-7f0d-4b6a-9e21-${mac.replace(/:/g, '')}`;
-    return startGuest({ name: `${name}-${n}`, firmware, mac, uuid, namespace, tap, dir: join(this.dir, 'guests', `${n}-${name}`) }, this.cleanup);
+    return startGuest({ name: `${name}-${n}`, firmware, mac, uuid, namespace, tap, dir: join(this.dir, 'guests', `${n}-${name}`), ...machine }, this.cleanup);
   }
 
   /**

@@ -25,6 +25,10 @@ export interface GuestSpec {
   readonly tap: string;
   /** Folder for the console log, the firmware's variable store, the sercon file. */
   readonly dir: string;
+  /** Other OVMF images (Secure Boot: OVMF_CODE_4M.ms.fd and OVMF_VARS_4M.ms.fd). */
+  readonly ovmf?: { readonly code: string; readonly vars: string };
+  /** More QEMU arguments (`-fw_cfg` switches, `-machine q35,smm=on`, ...). */
+  readonly extraArgs?: readonly string[];
 }
 
 /** Starts the machine (power-on); stop it with `guest.stop()` (also registered with cleanup). */
@@ -40,17 +44,20 @@ export function startGuest(spec: GuestSpec, cleanup: Cleanup): Running {
     writeFileSync(sercon, Buffer.from([0xf8, 0x03]));
     args.push('-fw_cfg', `name=etc/sercon-port,file=${sercon}`, '-boot', 'n', '-device', `e1000,netdev=n0,mac=${spec.mac}`);
   } else {
-    for (const f of [OVMF_CODE, OVMF_VARS]) if (!existsSync(f)) throw new Error(`${f} missing: install Debian's ovmf package`);
+    const code = spec.ovmf?.code ?? OVMF_CODE;
+    const varsFrom = spec.ovmf?.vars ?? OVMF_VARS;
+    for (const f of [code, varsFrom]) if (!existsSync(f)) throw new Error(`${f} missing: install Debian's ovmf package`);
     // A fresh variable store per power-on: a previous boot's boot order must not carry over.
     const vars = join(spec.dir, `OVMF_VARS-${Date.now()}.fd`);
-    copyFileSync(OVMF_VARS, vars);
+    copyFileSync(varsFrom, vars);
     args.push(
-      '-drive', `if=pflash,format=raw,unit=0,readonly=on,file=${OVMF_CODE}`,
+      '-drive', `if=pflash,format=raw,unit=0,readonly=on,file=${code}`,
       '-drive', `if=pflash,format=raw,unit=1,file=${vars}`,
       // OVMF ignores -boot n: the NIC gets the first boot index.
       '-device', `virtio-net-pci,netdev=n0,mac=${spec.mac},bootindex=1${spec.firmware === 'efi-native' ? ',romfile=' : ''}`,
     );
   }
+  args.push(...(spec.extraArgs ?? []));
   const [command, full] = inNamespace(spec.namespace, 'qemu-system-x86_64', args);
   return new Running(`guest ${spec.name}`, command, full, join(spec.dir, `console-${Date.now()}.log`), cleanup);
 }

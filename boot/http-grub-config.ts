@@ -1,0 +1,114 @@
+// The Secure Boot chain's per-machine GRUB configuration, `netboot/<mac>/grub.cfg`: the same
+// actions as the iPXE scripts (boot, menu, wait, local) for machines that boot Debian's signed
+// shim and GRUB (`grubnetx64.efi.signed`) instead of iPXE. Pure: text from action and state.
+//
+// The chain: config.bootFiles[efi-x64] = `shimx64.efi` (shim-signed's shimx64.efi.signed), shim
+// loads `grubx64.efi` beside it (grub-efi-amd64-signed's grubnetx64.efi.signed), GRUB reads
+// `$prefix/grub.cfg` = `(tftp,SERVER)/grub/grub.cfg` (GRUB_ROOT_CONFIG, in the TFTP root), which
+// hands over to this file by GRUB's own `$net_default_mac`. Kernels and initrds come over TFTP
+// from GRUB's server, or over Boot HTTP when it is on port 80 (GRUB 2.06 names no port); only the Debian-signed kernel
+// must pass Secure Boot (shim_lock), initrds are not checked.
+import type { Action, Image, Menu } from '../sbs/types.ts';
+import type { FeedState } from './feed-protocol.ts';
+import { WAIT_RECHECK_SEC } from './ipxe-script.ts';
+import { imagePath } from './netboot-paths.ts';
+import { findImage, type MachineAction } from './pxe-policy.ts';
+
+/**
+ * `grub/grub.cfg` in the TFTP root: GRUB asks for it first (its prefix is `(tftp,SERVER)/grub`),
+ * whatever the machine. GRUB's `$net_default_mac` has `:` separators; netboot paths accept them.
+ */
+export const GRUB_ROOT_CONFIG = [
+  '# netboot: every machine reads its own configuration, generated for its current action',
+  'echo "netboot: reading the configuration of ${net_default_mac} from ${net_default_server}"',
+  'source /netboot/${net_default_mac}/grub.cfg',
+  '',
+].join('\n');
+
+export interface GrubOptions {
+  /** Boot HTTP's port when it is on: on port 80, kernels and initrds over HTTP from `$net_default_server`. */
+  readonly httpPort?: number;
+}
+
+/** The configuration at `netboot/<mac>/grub.cfg`. */
+export function machineGrubConfig(mac: string, machine: MachineAction, state: FeedState, options: GrubOptions = {}): string {
+  if ('none' in machine) return exitConfig(mac, machine.none);
+  const job = machine.job;
+  const jobArgs = job !== undefined && machine.action.type === 'boot' && machine.action.image === job.preboot ? `netboot.job=${job.jobId} netboot.secret=${job.secret}` : '';
+  const action = machine.action;
+  if (action.type === 'menu') {
+    const menu = state.config?.menu;
+    return menu === undefined ? exitConfig(mac, 'action menu, but config has no menu') : menuConfig(mac, menu, state, options);
+  }
+  return lines(...actionBody(mac, action, state, options, jobArgs));
+}
+
+function actionBody(mac: string, action: Action, state: FeedState, options: GrubOptions, jobArgs = ''): string[] {
+  switch (action.type) {
+    case 'local':
+      return exitBody(mac, 'action local: boot from the next device');
+    case 'wait':
+      return [
+        `echo ${quote(`netboot: ${mac} is waiting for instructions; checking again in ${WAIT_RECHECK_SEC} s`)}`,
+        `sleep ${WAIT_RECHECK_SEC}`,
+        `configfile /${configPath(mac)}`,
+      ];
+    case 'menu':
+      // A menu item that is itself `menu`: the menu again.
+      return [`configfile /${configPath(mac)}`];
+    case 'boot': {
+      const image = findImage(state, action.image);
+      return image === null ? exitBody(mac, `image ${action.image} does not exist`) : bootBody(mac, image, options, jobArgs);
+    }
+  }
+}
+
+function bootBody(mac: string, image: Image, options: GrubOptions, jobArgs: string): string[] {
+  if (image.type !== 'linux') return exitBody(mac, `image ${image.id} is of type ${image.type}: only linux images boot through shim and GRUB`);
+  // GRUB 2.06 cannot name a port in `(http,SERVER)` (measured: "disk `http,10.91.0.1:8490' not
+  // found"): over HTTP only when Boot HTTP is on port 80, else over TFTP from GRUB's $root.
+  const from = options.httpPort === 80 ? '(http,${net_default_server})' : '';
+  const file = (rel: string): string => `${from}/${imagePath(mac, image.id, rel)}`;
+  // The same settings the iPXE scripts pass (BOOT_SETTINGS), from GRUB's variables.
+  const settings = ['netboot.server=${net_default_server}', 'netboot.next-server=${net_default_server}', `BOOTIF=01-${mac.replace(/:/g, '-')}`];
+  const cmdline = [image.cmdline ?? '', ...settings, jobArgs].filter((s) => s !== '').join(' ');
+  return [
+    `echo ${quote(`netboot: ${mac} boots ${image.name}`)}`,
+    `linux ${file(image.kernel!)} ${cmdline}`,
+    ...((image.initrd ?? []).length === 0 ? [] : [`initrd ${(image.initrd ?? []).map(file).join(' ')}`]),
+    'boot',
+  ];
+}
+
+function menuConfig(mac: string, menu: Menu, state: FeedState, options: GrubOptions): string {
+  if (menu.items.length === 0) return exitConfig(mac, 'the menu has no items');
+  const entries = menu.items.flatMap((item, i) => [
+    `menuentry ${quote(item.label)} --id m${i} {`,
+    ...actionBody(mac, item.action, state, options).map((l) => `  ${l}`),
+    '}',
+  ]);
+  return lines(`set default=m0`, `set timeout=${menu.timeoutSec > 0 ? menu.timeoutSec : -1}`, `echo ${quote(menu.prompt)}`, ...entries);
+}
+
+export function configPath(mac: string): string {
+  return `netboot/${mac.replace(/:/g, '-')}/grub.cfg`;
+}
+
+function exitBody(mac: string, reason: string): string[] {
+  // `exit` returns to the firmware, which tries its next boot device.
+  return [`echo ${quote(`netboot: ${mac}: ${reason}`)}`, 'exit'];
+}
+
+function exitConfig(mac: string, reason: string): string {
+  return lines(...exitBody(mac, reason));
+}
+
+function lines(...body: string[]): string {
+  // No quote characters in comments: GRUB 2.06's lexer reads a quote inside a comment as opening a string.
+  return ['# netboot: generated for this machine from its current action', ...body, ''].join('\n');
+}
+
+/** A GRUB single-quoted word: no expansion; `'` itself written as '\''; one line. */
+function quote(text: string): string {
+  return `'${text.replace(/[\r\n]+/g, ' ').replace(/'/g, '\'\\\'\'')}'`;
+}
