@@ -47,17 +47,21 @@ async function bootToSecondStage(firmware: Firmware, capture: string): Promise<s
   }
 }
 
+/** iPXE is offered its script over Boot HTTP ([http] port's default), at our address toward it. */
+const HTTP_PORT = 8490;
+const reAddr = (a: string): string => a.replace(/\./g, '\\.');
+
 test('BIOS (SeaBIOS + iPXE ROM) boots through our proxyDHCP and MTFTP to the second stage', { timeout: 90000 }, async () => {
   const text = await bootToSecondStage('bios', 'bios-ipxe-netboot');
   // The ROM already runs iPXE: our offer names its script directly.
   assert.match(text, new RegExp(`Next server: ${SERVER_ADDRESS.replace(/\./g, '\\.')}`));
-  assert.match(text, new RegExp(`Filename: netboot/${dashed(MACS.bios)}/boot\\.ipxe`));
+  assert.match(text, new RegExp(`Filename: http://${reAddr(SERVER_ADDRESS)}:${HTTP_PORT}/netboot/${dashed(MACS.bios)}/boot\\.ipxe`));
   assert.match(text, /netboot: .* boots E2E second stage \(nbp\)/);
 });
 
 test('UEFI x64 (OVMF + iPXE EFI ROM) boots through our proxyDHCP and MTFTP to the second stage', { timeout: 90000 }, async () => {
   const text = await bootToSecondStage('efi-ipxe', 'efi-ipxe-netboot');
-  assert.match(text, new RegExp(`Filename: netboot/${dashed(MACS['efi-ipxe'])}/boot\\.ipxe`));
+  assert.match(text, new RegExp(`Filename: http://${reAddr(SERVER_ADDRESS)}:${HTTP_PORT}/netboot/${dashed(MACS['efi-ipxe'])}/boot\\.ipxe`));
   assert.match(text, /netboot: .* boots E2E second stage \(nbp\)/);
 });
 
@@ -67,6 +71,6 @@ test('UEFI x64 (OVMF, EDK2\'s own PXE) boots the iPXE build from the TFTP root, 
   assert.match(text, new RegExp(`NBP filename is ${BOOT_FILES['efi-x64']!.replace('.', '\\.')}`));
   assert.match(text, /NBP file downloaded successfully/);
   // ...which, as iPXE, asked again and was given its script, not itself.
-  assert.match(text, new RegExp(`Filename: netboot/${dashed(MACS['efi-native'])}/boot\\.ipxe`));
+  assert.match(text, new RegExp(`Filename: http://${reAddr(SERVER_ADDRESS)}:${HTTP_PORT}/netboot/${dashed(MACS['efi-native'])}/boot\\.ipxe`));
   assert.match(text, /netboot: .* boots E2E second stage \(linux\)/);
 });

@@ -21,6 +21,8 @@ const FIRMWARE: Record<Case, Firmware> = { bios: 'bios', 'efi-ipxe': 'efi-ipxe',
 const WHERE: Record<Case, SubnetName> = { bios: 'a', 'efi-ipxe': 'b', 'efi-native': 'a', 'multi-homed': 'c' };
 const ADDRESS: Record<SubnetName, string> = { a: SERVER_ADDRESS, b: SERVER_ADDRESS_B, c: DIRECT_SUBNET.server };
 const dashed = (mac: string): string => mac.replace(/:/g, '-');
+/** iPXE is offered its script over Boot HTTP ([http] port's default), at our address toward it. */
+const HTTP_PORT = 8490;
 const reEscape = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 let e2e: E2eSite;
@@ -110,14 +112,14 @@ test('BIOS (SeaBIOS + iPXE ROM) on subnet A boots through the relay; the offer n
   const text = await bootThroughRelay('bios');
   assert.match(text, new RegExp(`net0: ${reEscape(CLIENT_SUBNETS.a.prefix)}\\.1\\d\\d/255\\.255\\.255\\.0 gw ${reEscape(CLIENT_SUBNETS.a.gateway)}`), 'an address from the DHCP server, through the relay');
   assert.match(text, new RegExp(`Next server: ${reEscape(SERVER_ADDRESS)}`));
-  assert.match(text, new RegExp(`Filename: netboot/${dashed(MACS.bios)}/boot\\.ipxe`));
+  assert.match(text, new RegExp(`Filename: http://${reEscape(SERVER_ADDRESS)}:${HTTP_PORT}/netboot/${dashed(MACS.bios)}/boot\\.ipxe`));
   assertAnsweredThroughRelay('bios');
 });
 
 test('UEFI x64 (OVMF + iPXE EFI ROM) on subnet B boots through the relay; the offer names the subnet\'s configured address', { timeout: 60000 }, async () => {
   const text = await bootThroughRelay('efi-ipxe');
   assert.match(text, new RegExp(`Next server: ${reEscape(SERVER_ADDRESS_B)}`));
-  assert.match(text, new RegExp(`Filename: netboot/${dashed(MACS['efi-ipxe'])}/boot\\.ipxe`));
+  assert.match(text, new RegExp(`Filename: http://${reEscape(SERVER_ADDRESS_B)}:${HTTP_PORT}/netboot/${dashed(MACS['efi-ipxe'])}/boot\\.ipxe`));
   assertAnsweredThroughRelay('efi-ipxe');
 });
 
@@ -125,7 +127,7 @@ test('UEFI x64 (OVMF, EDK2\'s own PXE) on subnet A boots the iPXE build routed o
   const text = await bootThroughRelay('efi-native');
   assert.match(text, new RegExp(`NBP filename is ${reEscape(BOOT_FILES['efi-x64']!)}`));
   assert.match(text, /NBP file downloaded successfully/);
-  assert.match(text, new RegExp(`Filename: netboot/${dashed(MACS['efi-native'])}/boot\\.ipxe`));
+  assert.match(text, new RegExp(`Filename: http://${reEscape(SERVER_ADDRESS)}:${HTTP_PORT}/netboot/${dashed(MACS['efi-native'])}/boot\\.ipxe`));
   assertAnsweredThroughRelay('efi-native');
 });
 

@@ -67,7 +67,7 @@ test('an SBS client instruction decides what the guest boots; with once, the nex
   try {
     const text = await e2e.expectNoOffer(second, mac);
     assert.match(text, addressLine, 'the ordinary DHCP server still gave it an address');
-    assert.doesNotMatch(text, /Filename: netboot\//, 'no boot file was offered');
+    assert.doesNotMatch(text, /Filename: \S*netboot\//, 'no boot file was offered');
   } finally {
     await second.stop();
   }
@@ -109,7 +109,7 @@ test('respond = known: an unknown guest gets no offer, a predefined one does', {
   try {
     const [, text] = await Promise.all([e2e.expectSecondStage(known, MAC.predefined), e2e.expectNoOffer(unknown, MAC.unknown)]);
     assert.match(text, addressLine, 'the unknown guest got an address, just no boot file');
-    assert.doesNotMatch(text, /Filename: netboot\//);
+    assert.doesNotMatch(text, /Filename: \S*netboot\//);
   } finally {
     await Promise.all([known.stop(), unknown.stop()]);
     await send('config', '--file', writeConfig(CONFIG));
