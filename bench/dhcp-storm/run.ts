@@ -225,7 +225,8 @@ try {
   if (baseline !== undefined) servers.splice(2, 0, ['netboot@base', (ns) => startNetboot(ns, resolve(baseline))]);
   servers.splice(2, 0, ['netboot-dgram', (ns) => startNetboot(ns, repo, 'dgram')]);
   servers.splice(2, 0, ['netboot-scraped', (ns) => startNetboot(ns, repo, 'auto', true)]);
-  for (const [name, start] of servers.filter(([name]) => only.includes(name))) {
+  // In the order --only names them: a server's place in the rounds can bias its figures.
+  for (const [name, start] of servers.filter(([name]) => only.includes(name)).sort(([a], [b]) => only.indexOf(a) - only.indexOf(b))) {
     const ns = setUp(running.length);
     running.push({ name, ns, children: await start(ns) });
   }
