@@ -4,6 +4,7 @@
 // per change otherwise. Without a running Interface it builds here and says it did not publish
 // (the Interface publishes an existing build when it starts).
 import { resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { controlCall, controlSocketPath } from '../platform/local/control.ts';
 import { errorMessage } from '../platform/runtime/errors.ts';
 import { build, type BuildProgress } from '../bootwiz/build.ts';
@@ -40,7 +41,6 @@ export const bootwizSpec: CommandSpec = {
   },
 };
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 export const bootwizCommand: Command = async (ctx) => {
   const [sub, id = 'linuxpe-x64', ...extra] = ctx.args.positionals;

@@ -5,6 +5,7 @@
 // package store (its control socket, images/image-routes.ts), so the file paths are read and
 // written by the Interface's process. A progress bar is drawn when stderr is a terminal.
 import { resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { controlCall, controlSocketPath } from '../platform/local/control.ts';
 import { stringFlag, type CommandSpec } from './args.ts';
 import { configFor, type CliContext, type Command } from './context.ts';
@@ -30,7 +31,6 @@ const USAGE = `usage:
   netboot image export ID[@VERSION] FILE`;
 
 const mib = (n: number): string => `${(n / 1024 / 1024).toFixed(1)} MiB`;
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 interface Job<R> {
   state: 'running' | 'done' | 'failed';

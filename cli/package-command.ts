@@ -3,6 +3,7 @@
 // Interface's control socket, which owns the package store (one writer; it announces changes to
 // peers the moment they commit). Progress bars are drawn only when stderr is a terminal.
 import { resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { controlCall, controlSocketPath } from '../platform/local/control.ts';
 import { stringFlag, type CommandSpec } from './args.ts';
 import { configFor, type CliContext, type Command } from './context.ts';
@@ -74,7 +75,6 @@ interface Job {
 }
 
 const tty = (): boolean => process.stderr.isTTY === true;
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 export const packageCommand: Command = async (ctx) => {
   const [sub, ...rest] = ctx.args.positionals;

@@ -61,3 +61,15 @@ export class PeerOutbox {
     return this.st.count.get(peerId)!.n;
   }
 }
+
+/** One peer link as the Interface reports it (`GET /peers`): read by `netboot peers` and the status page. */
+export interface PeerLinkStatus {
+  readonly id: string;
+  readonly address: string;
+  readonly connected: boolean;
+  readonly authenticated: boolean;
+  readonly queued: number;
+  readonly delivered: number;
+  readonly lastLatencyMs: number | null;
+  readonly lastError: string | null;
+}

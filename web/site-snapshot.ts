@@ -2,6 +2,7 @@
 // store's rejected/ folder): what the status page and `netboot top` show. It only reads; a
 // service that does not answer shows as not running, and the rest of the view is still there.
 import { readdirSync, readFileSync, statSync } from 'node:fs';
+import type { PeerLinkStatus } from '../state/peer-outbox.ts';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { controlCall, controlSocketPath, SERVICES, type ServiceName } from '../platform/local/control.ts';
@@ -47,16 +48,8 @@ export interface PackageView {
   readonly updatedAt: string;
 }
 
-export interface PeerView {
-  readonly id: string;
-  readonly address: string;
-  readonly connected: boolean;
-  readonly authenticated: boolean;
-  readonly queued: number;
-  readonly delivered: number;
-  readonly lastLatencyMs: number | null;
-  readonly lastError: string | null;
-}
+/** A peer as the Interface's `GET /peers` reports it. */
+export type PeerView = PeerLinkStatus;
 
 /** An imaging job (the Interface's `GET /jobs`, where this server has jobs). */
 export interface JobItem {

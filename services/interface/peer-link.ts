@@ -8,20 +8,12 @@ import type { PeerConfig } from '../../platform/runtime/config.ts';
 import type { Logger } from '../../platform/runtime/logger.ts';
 import { quote } from '../../platform/runtime/quote.ts';
 import { AuthLink } from '../../platform/trust/auth-link.ts';
-import type { PeerOutbox, QueuedJob } from '../../state/peer-outbox.ts';
+import type { PeerLinkStatus, PeerOutbox, QueuedJob } from '../../state/peer-outbox.ts';
+
+export type { PeerLinkStatus };
 
 const IN_FLIGHT = 64;
 
-export interface PeerLinkStatus {
-  readonly id: string;
-  readonly address: string;
-  readonly connected: boolean;
-  readonly authenticated: boolean;
-  readonly queued: number;
-  readonly delivered: number;
-  readonly lastLatencyMs: number | null;
-  readonly lastError: string | null;
-}
 
 export class PeerLink {
   private readonly link: AuthLink;
