@@ -8,6 +8,7 @@ import { enrolSecrets } from '../../boot/enrol-secret.ts';
 import { machineScript } from '../../boot/ipxe-script.ts';
 import { machineAction } from '../../boot/pxe-policy.ts';
 import { controlCall, controlSocketPath } from '../../platform/local/control.ts';
+import { formatJob, formatJobTable } from '../../cli/job-command.ts';
 import type { JobView } from '../../state/jobs.ts';
 import { waitFor } from '../helpers/env.ts';
 import { KNOWN_MAC, withInitialSite } from './initial-site.ts';
@@ -106,6 +107,11 @@ test('after the choice the machine boots by its job, not the list; after the job
     // `netboot job list` (the control socket's /jobs) says where the job came from.
     const listed = await controlCall<{ jobs: JobView[] }>(controlSocketPath(site.config.paths.data, 'interface'), 'GET', '/jobs');
     assert.deepEqual(listed.jobs.find((j) => j.jobId === jobId)?.origin, { kind: 'initial-deployment', label: 'Erase and hand back' });
+    const table = formatJobTable(listed.jobs);
+    assert.match(table[0]!, /^JOB\s+MAC\s+TASK\s+STATE\s+PROGRESS$/);
+    assert.match(table[1]!, new RegExp(`^${jobId.slice(0, 8)}\\s+52:54:00:12:34:56\\s+erase\\*\\s+pending\\s+`));
+    assert.match(table.at(-1)!, /^\* made by initial deployment: the machine chose it at its console/);
+    assert.ok(formatJob(listed.jobs[0]!).includes('  from initial deployment: the machine chose "Erase and hand back"'));
     // The job runs and completes: the machine's action is the template's `then` (wait).
     assert.equal((await agent(secret, 'started')).status, 200);
     assert.equal((await agent(secret, 'completed', { result: { bytesWritten: 1, bytesTransferred: 0, seconds: 1 } })).status, 200);
