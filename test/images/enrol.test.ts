@@ -42,7 +42,7 @@ test('the default is taken when the countdown ends; the job and its secret come 
     assert.equal(r.label, 'Windows 11 lab image');
     assert.match(r.secret, /^[0-9a-f]{64}$/);
     const text = con.text();
-    assert.match(text, /this machine is new to the site\. Choose what it should do:\r\n  1\) Windows 11 lab image  \[deploy\]  \(default\)\r\n  2\) Erase and hand back  \[erase\]\r\n/);
+    assert.match(text, /this machine is new to the site\. Choose what it should do:\r\n {2}1\) Windows 11 lab image {2}\[deploy\] {2}\(default\)\r\n {2}2\) Erase and hand back {2}\[erase\]\r\n/);
     assert.match(text, /starts in 1 s unless a key is pressed/);
     assert.match(text, /registered; job [0-9a-f-]{36} starts now/);
     const job = env.svc.jobs.get(r.jobId);

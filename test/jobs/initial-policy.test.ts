@@ -22,7 +22,9 @@ const WINPE: Image = { id: 'winpe', name: 'WinPE', arch: ['bios'], type: 'winpe'
 const INITIAL: InitialDeployment = {
   preboot: 'linuxpe-x64', default: 0, timeoutSec: 30,
   items: [
+    // biome-ignore lint/suspicious/noThenProperty: the spec names this member `then`
     { label: 'Windows 11 lab image', job: { task: 'deploy', preboot: 'linuxpe-x64', package: 'win11-gold', disk: 'first', then: { type: 'local' } } },
+    // biome-ignore lint/suspicious/noThenProperty: the spec names this member `then`
     { label: 'Erase and hand back', job: { task: 'erase', preboot: 'linuxpe-x64', disk: 'first', method: 'zero', then: { type: 'wait' } } },
   ],
 };

@@ -17,7 +17,9 @@ export const KNOWN_MAC = '52:54:00:00:00:01';
 export const INITIAL = {
   preboot: 'linuxpe-x64',
   items: [
+    // biome-ignore lint/suspicious/noThenProperty: the spec names this member `then`
     { label: 'Windows 11 lab image', job: { task: 'deploy', preboot: 'linuxpe-x64', package: 'win11-gold', then: { type: 'local' } } },
+    // biome-ignore lint/suspicious/noThenProperty: the spec names this member `then`
     { label: 'Erase and hand back', job: { task: 'erase', preboot: 'linuxpe-x64', then: { type: 'wait' } } },
   ],
   default: 0,
