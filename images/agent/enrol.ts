@@ -5,8 +5,10 @@
 // or the arrow keys and Enter) or the default when the time runs out (no default: it waits for a
 // key, however long), and posts the choice with the machine's inventory. The site answers with
 // the job it made for this machine and that job's secret: main runs it at once, as any job (no
-// reboot: the machine already runs the job's kind of preboot, and a reboot would cost a minute).
-// A reboot before the choice asks again; after it, the machine boots by its job.
+// reboot: the machine already runs the job's preboot, and a reboot would cost a PXE cycle), unless
+// `runNow` is false (the item names another preboot): then main reboots and the machine boots the
+// job's preboot with the job's secret. A reboot before the choice asks again; after it, the
+// machine boots by its job.
 //
 //   const { jobId, secret } = await runEnrolment({ server: 'http://10.0.0.1:490', mac, secret: enrol,
 //     input: process.stdin, output: process.stdout });
@@ -51,6 +53,12 @@ export interface EnrolResult {
   readonly label: string;
   /** key: picked at the console; default: the countdown ran out (or timeoutSec 0); registered: it had chosen before. */
   readonly chosenBy: 'key' | 'default' | 'registered';
+  /**
+   * The job's preboot is the one running now (initialDeployment.preboot): run the job at once.
+   * false: the item names another preboot; reboot instead, and the machine boots the job's
+   * preboot with the job's secret (the job is pending, its preboot boot not consumed).
+   */
+  readonly runNow: boolean;
 }
 
 /** The site refused (4xx): the reason is the site's. */
@@ -97,9 +105,10 @@ export async function runEnrolment(opts: EnrolOptions): Promise<EnrolResult> {
     out(`"${label}" chosen${by === 'default' ? ' (the default)' : ''}: registering this machine with the site`);
     const body = { mac: opts.mac, item, label, uuid: await uuid, inventory: await inventory };
     try {
-      const r = await call<{ jobId: string; secret: string; job: unknown }>(opts, 'POST', '/agent/enrol', body, out);
-      out(`registered; job ${r.jobId} starts now`);
-      return { jobId: r.jobId, secret: r.secret, job: r.job, label, chosenBy: by };
+      const r = await call<{ jobId: string; secret: string; job: { job?: { preboot?: string } } }>(opts, 'POST', '/agent/enrol', body, out);
+      const runNow = r.job?.job?.preboot === undefined || r.job.job.preboot === list.preboot;
+      out(runNow ? `registered; job ${r.jobId} starts now` : `registered; job ${r.jobId} needs preboot ${r.job.job!.preboot}: restarting into it`);
+      return { jobId: r.jobId, secret: r.secret, job: r.job, label, chosenBy: by, runNow };
     } catch (err) {
       // The administrator changed the list meanwhile: show the new one.
       if (err instanceof EnrolError && err.status === 409 && /the list changed/.test(err.message)) {

@@ -40,6 +40,7 @@ test('the default is taken when the countdown ends; the job and its secret come 
     const r = await runEnrolment(options(env, con));
     assert.equal(r.chosenBy, 'default');
     assert.equal(r.label, 'Windows 11 lab image');
+    assert.equal(r.runNow, true, 'the job\'s preboot is the one running');
     assert.match(r.secret, /^[0-9a-f]{64}$/);
     const text = con.text();
     assert.match(text, /this machine is new to the site\. Choose what it should do:\r\n {2}1\) Windows 11 lab image {2}\[deploy\] {2}\(default\)\r\n {2}2\) Erase and hand back {2}\[erase\]\r\n/);
@@ -139,4 +140,15 @@ test('the site not reachable yet: the agent says so and tries again', async () =
     assert.equal(r.chosenBy, 'default');
     assert.match(con.text(), /cannot reach the site server at http:\/\/127\.0\.0\.1:\d+: fetch failed; trying again in 1 s/);
   }, { ...INITIAL, timeoutSec: 0 });
+});
+
+test('an item whose job needs another preboot: registered, and main is told to restart into it', async () => {
+  const other = { ...INITIAL, timeoutSec: 0, items: [{ label: 'Memory test first', job: { task: 'erase', preboot: 'memtest-pe' } }] };
+  await withInitialSite(async (env) => {
+    const con = console();
+    const r = await runEnrolment(options(env, con));
+    assert.equal(r.runNow, false);
+    assert.match(con.text(), /needs preboot memtest-pe: restarting into it/);
+    assert.equal(env.svc.state.state().jobs?.[0]?.preboot, 'memtest-pe');
+  }, other);
 });
