@@ -34,7 +34,12 @@ export interface GrubOptions {
 export function machineGrubConfig(mac: string, machine: MachineAction, state: FeedState, options: GrubOptions = {}): string {
   if ('none' in machine) return exitConfig(mac, machine.none);
   const job = machine.job;
-  const jobArgs = job !== undefined && machine.action.type === 'boot' && machine.action.image === job.preboot ? `netboot.job=${job.jobId} netboot.secret=${job.secret}` : '';
+  let jobArgs = job !== undefined && machine.action.type === 'boot' && machine.action.image === job.preboot ? `netboot.job=${job.jobId} netboot.secret=${job.secret}` : '';
+  if (machine.enrol !== undefined) {
+    // Initial deployment's preboot: the machine's enrolment secret on its kernel command line only.
+    if (machine.enrol.secret === null) return exitConfig(mac, 'initial deployment: no enrolment secret was made for this machine');
+    jobArgs = `netboot.enrol=${machine.enrol.secret}`;
+  }
   const action = machine.action;
   if (action.type === 'menu') {
     const menu = state.config?.menu;

@@ -43,7 +43,16 @@ export function machineScript(mac: string, machine: MachineAction, state: FeedSt
     if (image === null) return exitScript(mac, `image ${job.preboot} does not exist`);
     return bootScript(mac, image, refFrom(scriptPath(mac)), `netboot.job=${job.jobId} netboot.secret=${job.secret}`);
   }
+  if (machine.enrol !== undefined && machine.action.type === 'boot') return enrolScript(mac, machine.action.image, machine.enrol.secret, state);
   return actionScript(mac, machine.action, state, refFrom(scriptPath(mac)));
+}
+
+/** Initial deployment's preboot, with the machine's enrolment secret on its kernel command line only. */
+function enrolScript(mac: string, preboot: string, secret: string | null, state: FeedState): string {
+  const image = findImage(state, preboot);
+  if (image === null) return exitScript(mac, `image ${preboot} does not exist`);
+  if (secret === null) return exitScript(mac, 'initial deployment: no enrolment secret was made for this machine');
+  return bootScript(mac, image, refFrom(scriptPath(mac)), `netboot.enrol=${secret}`);
 }
 
 /** The script at `netboot/<mac>/menu/<index>.ipxe`. */

@@ -26,6 +26,11 @@ export interface PolicyOptions {
    * HTTP Boot clients are answered. Undefined: TFTP only, HTTPClient not answered.
    */
   readonly httpPort?: number;
+  /**
+   * The enrolment secret of a machine with no client entry (boot/enrol-secret.ts), for the
+   * scripts that boot config.initialDeployment's preboot; only where scripts are made.
+   */
+  readonly enrolSecret?: (mac: string) => string;
 }
 
 export type Identity = 'client' | 'predefined' | 'unknown';
@@ -53,8 +58,13 @@ export type Decision = { readonly offer: Offer } | { readonly none: string };
 
 /** A machine's effective action: its client entry's, else config.unknown when it may be answered. */
 export type MachineAction =
-  | { readonly action: Action; readonly identity: Identity; readonly client: Client | null; readonly predefined: Predefined | null; readonly note: string; readonly job?: FeedJob }
+  | { readonly action: Action; readonly identity: Identity; readonly client: Client | null; readonly predefined: Predefined | null; readonly note: string; readonly job?: FeedJob; readonly enrol?: Enrol }
   | { readonly none: string };
+
+/** Initial deployment: the machine boots the preboot to choose a job (secret: null where not made). */
+export interface Enrol {
+  readonly secret: string | null;
+}
 
 export function machineAction(mac: string, state: FeedState, options: PolicyOptions = {}): MachineAction {
   if (!isComplete(state)) return { none: 'state incomplete: waiting for config, clients and images from the Interface' };
@@ -68,6 +78,14 @@ export function machineAction(mac: string, state: FeedState, options: PolicyOpti
     return { none: 'unknown computer and config.respond is "known"' };
   }
   const identity: Identity = client !== null ? 'client' : predefined !== null ? 'predefined' : 'unknown';
+  const initial = config.initialDeployment;
+  if (client === null && initial !== undefined) {
+    // sbs-v1 "Initial deployment": instead of config.unknown. Not consumed: a reboot during the
+    // countdown asks again; once a choice is made, the machine's job and client entry decide.
+    const dflt = initial.default === undefined ? 'no default: it waits for a key' : `default "${initial.items[initial.default]!.label}" after ${initial.timeoutSec} s`;
+    const note = `${identity} computer with no client entry gets config.initialDeployment: boots preboot ${initial.preboot}, whose agent shows ${initial.items.length} item(s) (${dflt}) and registers the machine`;
+    return { action: { type: 'boot', image: initial.preboot, once: false }, identity, client, predefined, note, enrol: { secret: options.enrolSecret?.(mac) ?? null } };
+  }
   let action = client?.action ?? config.unknown;
   let note = client !== null ? clientNote(client) : `${identity} computer gets config.unknown (${describeAction(action)})`;
   if (action.type === 'boot' && action.once && options.consumed?.has(mac) === true) {
@@ -150,6 +168,7 @@ export function decide(request: PolicyRequest, state: FeedState, options: Policy
       if (!image.arch.includes(arch)) return { none: `${machine.note}, but image ${image.id} is not for ${arch} (it is for ${image.arch.join(', ')})` };
       // The job's secret reaches the agent only on a kernel command line (sbs-v1: preboot is linux).
       if (machine.job !== undefined && image.type !== 'linux') return { none: `${machine.note}, but image ${image.id} is of type ${image.type}, not linux: its agent could not be given the job's secret` };
+      if (machine.enrol !== undefined && image.type !== 'linux') return { none: `${machine.note}, but image ${image.id} is of type ${image.type}, not linux: its agent could not be given the enrolment secret` };
       if (image.type === 'nbp' && !request.isIpxe) {
         return offer(c, imagePath(request.mac, image.id, image.bootFile!), 'firmware', `firmware gets the image's network boot program ${image.bootFile}`);
       }

@@ -145,10 +145,12 @@ async function list(ctx: CliContext): Promise<number> {
 }
 
 export function formatJobTable(jobs: readonly JobView[], wide = false): string[] {
-  const rows = jobs.map((j) => [j.jobId.slice(0, 8), j.mac, j.task, stateText(j), progressText(j)]);
-  return renderTable([
+  // `deploy*`: a job made by initial deployment (the machine chose it at its console), said below.
+  const rows = jobs.map((j) => [j.jobId.slice(0, 8), j.mac, j.origin === undefined ? j.task : `${j.task}*`, stateText(j), progressText(j)]);
+  const table = renderTable([
     { header: 'JOB', keep: true }, { header: 'MAC', keep: true }, { header: 'TASK', keep: true }, { header: 'STATE', keep: true }, { header: 'PROGRESS', min: 10 },
   ], rows, { wide });
+  return jobs.some((j) => j.origin !== undefined) ? [...table, '* made by initial deployment: the machine chose it at its console (`netboot job status JOBID` says which item)'] : table;
 }
 
 function stateText(j: JobView): string {
@@ -187,6 +189,7 @@ function find(jobs: readonly JobView[], id: string): JobView | string {
 export function formatJob(j: JobView): string[] {
   const lines = [
     `job ${j.jobId}: ${j.task} on ${j.mac}, ${stateText(j)}`,
+    ...(j.origin === undefined ? [] : [`  from initial deployment: the machine chose "${j.origin.label}"`]),
     `  preboot ${j.job.preboot}${j.job.package === undefined ? '' : `, package ${j.job.package}`}${j.job.version === undefined ? '' : ` @ ${j.job.version}`}, disk ${j.job.disk}`,
     `  issued ${j.issued}; started ${j.startedAt ?? '-'}; ended ${j.endedAt ?? '-'}`,
     `  progress ${progressText(j)}`,

@@ -117,6 +117,18 @@ export function namesMissing(doc: SbsDocument, site: SiteHoldings, config: Pick<
     case 'config':
       action(doc.config.unknown, 'config.unknown', doc.config.menu !== undefined);
       doc.config.menu?.items.forEach((item, n) => action(item.action, `menu item ${n + 1} "${item.label}"`, true));
+      if (doc.config.initialDeployment !== undefined) {
+        const initial = doc.config.initialDeployment;
+        image(initial.preboot, 'initialDeployment.preboot');
+        initial.items.forEach((item, n) => {
+          const where = `initialDeployment item ${n + 1} "${item.label}"`;
+          image(item.job.preboot, `${where}'s preboot`);
+          action(item.job.then, `${where}'s then`, doc.config.menu !== undefined);
+          if (item.job.task === 'deploy' && item.job.package !== undefined && site.packages !== null && !site.packages.has(item.job.package)) {
+            problems.push(`${where} deploys package ${item.job.package}, which the site does not have${known(site.packages)}`);
+          }
+        });
+      }
       break;
     case 'image':
       pkg(doc.image);

@@ -7,9 +7,10 @@ import { Fields } from './fields.ts';
 import type { JsonValue } from './json.ts';
 import { indexPath } from './path.ts';
 import { guid, identifier, mac } from './primitives.ts';
-import { JOB_TASKS, type Job, type JobTask } from './types.ts';
+import { JOB_TASKS, type Job, type JobTask, type JobTemplate } from './types.ts';
 
-const FIELDS = ['jobId', 'mac', 'task', 'preboot', 'package', 'version', 'disk', 'partitions', 'keep', 'method', 'then'];
+const TEMPLATE_FIELDS = ['task', 'preboot', 'package', 'version', 'disk', 'partitions', 'keep', 'method', 'then'];
+const FIELDS = ['jobId', 'mac', ...TEMPLATE_FIELDS];
 
 /** Which optional members each task takes. */
 const ALLOWED: Readonly<Record<string, readonly JobTask[]>> = {
@@ -30,6 +31,19 @@ export function readJob(value: JsonValue | undefined, path: string): Job {
   const f = Fields.of(value, path).only(FIELDS);
   const jobId = guid(f.string('jobId'), f.at('jobId'));
   const machine = mac(f.string('mac'), f.at('mac'));
+  return { jobId, mac: machine, ...readJobBody(f) };
+}
+
+/**
+ * A JobTemplate (spec "Initial deployment"): a Job without `jobId` and `mac`, which the site
+ * fills in for the machine that chose it. Defaults are filled in as for a Job.
+ */
+export function readJobTemplate(value: JsonValue | undefined, path: string): JobTemplate {
+  const f = Fields.of(value, path).only(TEMPLATE_FIELDS, (k) => (k === 'jobId' || k === 'mac' ? 'not allowed in a job template (the site makes it for the machine that chooses the item)' : undefined));
+  return readJobBody(f);
+}
+
+function readJobBody(f: Fields): JobTemplate {
   const taskText = f.string('task');
   if (!(JOB_TASKS as readonly string[]).includes(taskText)) {
     throw new SbsError(f.at('task'), 'must be "deploy", "capture", "backup", "restore" or "erase"');
@@ -42,7 +56,7 @@ export function readJob(value: JsonValue | undefined, path: string): Job {
     if (!tasks.includes(task)) throw new SbsError(f.at(key), `not allowed for task ${task}`);
     return true;
   };
-  const job: Record<string, unknown> = { jobId, mac: machine, task, preboot };
+  const job: Record<string, unknown> = { task, preboot };
   if (allowedHere('package')) job.package = identifier(f.string('package'), f.at('package'));
   else if (task === 'deploy' || task === 'capture') throw new SbsError(f.at('package'), `required for task ${task}`);
   if (allowedHere('version')) {
@@ -62,7 +76,7 @@ export function readJob(value: JsonValue | undefined, path: string): Job {
   }
   // biome-ignore lint/suspicious/noThenProperty: the spec names this member `then`
   job.then = f.has('then') ? readAction(f.raw('then'), f.at('then')) : { type: 'local' };
-  return job as unknown as Job;
+  return job as unknown as JobTemplate;
 }
 
 function readDisk(value: string, path: string): string {

@@ -29,6 +29,8 @@ export interface PxeConfig {
   readonly responseDelayMs: number;
   readonly bootFiles: Readonly<Partial<Record<Arch, string>>>;
   readonly menu?: Menu;
+  /** What a machine with no client entry gets (spec "Initial deployment"). */
+  readonly initialDeployment?: InitialDeployment;
 }
 
 export interface Client {
@@ -84,6 +86,37 @@ export interface Job {
   /** erase only (default zero). */
   readonly method?: 'zero' | 'discard';
   readonly then: Action;
+}
+
+/** A Job without `jobId` and `mac`: the site makes those when a machine chooses the item. */
+export type JobTemplate = Omit<Job, 'jobId' | 'mac'>;
+
+export interface InitialDeploymentItem {
+  readonly label: string;
+  readonly job: JobTemplate;
+}
+
+/** config.initialDeployment (spec "Initial deployment"). */
+export interface InitialDeployment {
+  /** The preboot image (type linux) a machine with no client entry boots to show the items. */
+  readonly preboot: string;
+  readonly items: readonly InitialDeploymentItem[];
+  /** An index into `items`; absent: the machine waits at the list for a key. */
+  readonly default?: number;
+  /** 0-3600; 0 with a default: no prompt at all. */
+  readonly timeoutSec: number;
+}
+
+/** The event reported when a machine chose (or defaulted to) an item (spec "Initial deployment"). */
+export interface MachineRegisteredEvent {
+  readonly kind: 'machine-registered';
+  readonly mac: string;
+  /** The SMBIOS UUID the agent read, or null when the machine has none readable. */
+  readonly uuid: string | null;
+  readonly inventory: unknown;
+  readonly label: string;
+  readonly jobId: string;
+  readonly at: string;
 }
 
 interface Envelope<K extends string> {

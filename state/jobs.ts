@@ -29,6 +29,8 @@ export interface JobView {
   /** Packages the job's agent may read (deploy, restore) and write (capture, backup). */
   readonly reads: readonly string[];
   readonly writes: readonly string[];
+  /** Set on a job made by initial deployment (state/enrolment.ts): the item the machine chose. */
+  readonly origin?: { readonly kind: 'initial-deployment'; readonly label: string };
 }
 
 /** The package that holds a machine's backups: `backup-<mac, 12 hex digits>`. */

@@ -19,6 +19,8 @@ import type { FeedState } from '../../boot/feed-protocol.ts';
 import { DropFolder } from '../../state/drop-folder.ts';
 import { JobBook } from '../../state/jobs.ts';
 import { AgentRoutes } from '../../state/jobs-agent-routes.ts';
+import { Enrolment, enrolmentStatements } from '../../state/enrolment.ts';
+import { EnrolRoutes } from '../../state/enrolment-routes.ts';
 import { EventOutbox } from '../../state/event-outbox.ts';
 import { StateBook } from '../../state/state-book.ts';
 import { openStore, type Db } from '../../state/store.ts';
@@ -49,7 +51,8 @@ function compose(config: Config, log: Logger, db: Db, options: InterfaceOptions)
   const book = new StateBook(db, log);
   const outbox = config.management.url === null ? NO_OUTBOX
     : new EventOutbox(db, { url: config.management.url, serverId: config.site.id, timeoutMs: config.management.timeoutMs }, log.child({ part: 'outbox' }));
-  const feed = new FeedServer(book, log.child({ part: 'feed' }), (id, event) => service.onEvent(id, event), LocalKey.of(config.paths.data));
+  const localKey = LocalKey.of(config.paths.data);
+  const feed = new FeedServer(book, log.child({ part: 'feed' }), (id, event) => service.onEvent(id, event), localKey);
   const port = new PortServer(config.interface.bind, config.interface.port, log, config.interface);
   // Port 0 (tests): the PXE server finds the port the kernel picked in <data>/run/interface.port.
   port.onListening((bound) => publishBoundPort(config.paths.data, 'interface', config.interface.port, bound));
@@ -59,6 +62,9 @@ function compose(config: Config, log: Logger, db: Db, options: InterfaceOptions)
   const peers = new PeerHub(config, db, book, keys, log.child({ part: 'peers' }));
   peers.mount(port);
   const jobs = new JobBook(book, () => outbox.kick());
+  // Initial deployment (state/enrolment.ts): before /agent/, whose prefix it shares.
+  const enrolment = new Enrolment(book, enrolmentStatements(db), () => localKey.get(), () => outbox.kick());
+  port.http('/agent/enrol', new EnrolRoutes(enrolment, log.child({ part: 'enrol' })).handle);
   port.http('/agent/', new AgentRoutes(jobs, log.child({ part: 'agent' })).handle);
   const folder = new DropFolder({
     dir: config.paths.sbs, storeDir: config.paths.sbsStore, settleMs: config.interface.settleMs, parseRetryMs: config.interface.parseRetryMs,
@@ -87,7 +93,7 @@ function compose(config: Config, log: Logger, db: Db, options: InterfaceOptions)
   const control = new ControlServer(controlSocketPath(config.paths.data, 'interface'), {
     'GET /status': () => service.status(),
     'GET /state': () => ({ ...book.describe(), state: withoutSecrets(book.state()) }),
-    'GET /jobs': () => ({ jobs: jobs.list() }),
+    'GET /jobs': () => ({ jobs: enrolment.annotate(jobs.list()) }),
     'GET /peers': () => peers.status(),
     'GET /peers/latencies': () => peers.latencies(),
     ...packageControlRoutes(packages),

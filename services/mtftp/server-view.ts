@@ -13,6 +13,8 @@ import type { Lifecycle } from '../../platform/runtime/lifecycle.ts';
 import type { ChannelClient } from '../../platform/local/local-channel.ts';
 import type { Logger } from '../../platform/runtime/logger.ts';
 import type { VirtualTarget } from './boot-hooks.ts';
+import { enrolSecrets } from '../../boot/enrol-secret.ts';
+import { LocalKey } from '../../platform/trust/local-key.ts';
 
 export const FOLLOW_RETRY_MIN_MS = 500;
 export const FOLLOW_RETRY_MAX_MS = 10000;
@@ -31,12 +33,17 @@ export class ServerView implements Lifecycle {
   private timer: NodeJS.Timeout | null = null;
   private running = false;
   private retryMs = FOLLOW_RETRY_MIN_MS;
+  /** Initial deployment's enrolment secrets, from the site server's local key (read on first use). */
+  private readonly enrolSecret: (mac: string) => string;
 
   constructor(
     private readonly channel: ChannelClient,
     private readonly paths: ViewPaths,
     private readonly log: Logger,
-  ) {}
+  ) {
+    const localKey = LocalKey.of(paths.data);
+    this.enrolSecret = enrolSecrets(() => localKey.get());
+  }
 
   /** The copy is there and being kept up to date. */
   get current(): boolean {
@@ -58,7 +65,7 @@ export class ServerView implements Lifecycle {
   /** What the server would answer for `path`, or null when the copy is not current (ask it). */
   resolve(path: string): VirtualTarget | null {
     if (this.state === null) return null;
-    const t = tftpTarget(path, this.state, { consumed: this.consumed, httpPort: this.paths.httpPort }, this.paths.tftpRoot, (id) => readyPackagePath(this.paths.data, id));
+    const t = tftpTarget(path, this.state, { consumed: this.consumed, httpPort: this.paths.httpPort, enrolSecret: this.enrolSecret }, this.paths.tftpRoot, (id) => readyPackagePath(this.paths.data, id));
     return t.type === 'content' ? { type: 'content', data: Buffer.from(t.text, 'utf8') } : t;
   }
 

@@ -52,7 +52,8 @@ export async function explainMachine(req: ControlRequest, deps: ExplainDeps): Pr
     a = answer(bytes, arrival, { ...state, address: () => chosenNow! });
   }
   const decision: Decision = a.kind === 'reply' || a.kind === 'no-offer' || a.kind === 'no-address' ? a.decision : { none: a.kind === 'lookup' ? 'our address is unknown' : a.reason };
-  const chain = explainChain(mac, decision, state.feed, { consumed: state.consumed, httpPort: state.httpPort }, deps.paths);
+  // A stand-in enrolment secret: the chain is walked by paths, and explain never shows a secret.
+  const chain = explainChain(mac, decision, state.feed, { consumed: state.consumed, httpPort: state.httpPort, enrolSecret: () => '0'.repeat(64) }, deps.paths);
   // Which address a DISCOVER through this relay (or on the server's own segments) would carry,
   // offer or not: the same choice the answer path makes.
   const transfer = transferOf(a.kind === 'reply' ? a : null, state.httpPort, ipxe);

@@ -31,6 +31,8 @@ import type { TftpViewPublisher } from '../../boot/tftp-view.ts';
 import { readyPackagePath } from '../../packages/layout.ts';
 import { warmUp } from '../../boot/warm-up.ts';
 import { countPxeRequest, observeOffer } from '../../boot/pxe-metrics.ts';
+import { enrolSecrets } from '../../boot/enrol-secret.ts';
+import { LocalKey } from '../../platform/trust/local-key.ts';
 
 export type ServerState = 'waiting-for-state' | 'serving' | 'stopping';
 
@@ -84,9 +86,13 @@ export class ServerService implements Lifecycle {
   private readonly config: Config;
   /** What the answer path is given for a datagram on the sockets (fields read per datagram). */
   private readonly live: AnswerState;
+  /** Initial deployment: each unknown machine's enrolment secret, from the local key (read on first use). */
+  private readonly enrolSecret: (mac: string) => string;
 
   constructor(private readonly parts: ServerParts, private readonly settings: ServerSettings, private readonly log: Logger) {
     this.config = settings.config;
+    const localKey = LocalKey.of(this.config.paths.data);
+    this.enrolSecret = enrolSecrets(() => localKey.get());
     const { feed, events, addresses, transport, cache } = parts;
     const replyMode = settings.replyMode;
     this.live = {
@@ -320,7 +326,7 @@ export class ServerService implements Lifecycle {
 
   resolve(request: unknown): TftpResolution {
     const body = tftpBody(request);
-    const result = resolveTftpPath(body.path, this.parts.feed.state, { consumed: this.parts.events.consumedMacs(), httpPort: this.live.httpPort }, this.config.paths.tftpRoot, (id) => readyPackagePath(this.config.paths.data, id));
+    const result = resolveTftpPath(body.path, this.parts.feed.state, { consumed: this.parts.events.consumedMacs(), httpPort: this.live.httpPort, enrolSecret: this.enrolSecret }, this.config.paths.tftpRoot, (id) => readyPackagePath(this.config.paths.data, id));
     if (this.log.enabled('debug')) this.log.debug('tftp path resolved', { path: body.path, peer: `${body.address}:${body.port}`, result: result.type, reason: result.type === 'none' ? result.reason : undefined });
     return result;
   }
