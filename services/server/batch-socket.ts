@@ -125,6 +125,8 @@ export class BatchSockets {
     if (count > stats.largest) stats.largest = count;
     // A lone datagram's replies leave at once, before the handler goes on to its bookkeeping.
     this.batching = count > 1;
+    // One clock reading per batch: every datagram in it was taken by the same recvmmsg.
+    const receivedAt = performance.now();
     try {
       for (let i = 0; i < count; i++) {
         const length = d[RX_WORDS * i]!;
@@ -136,7 +138,7 @@ export class BatchSockets {
         const start = i * SLOT_BYTES;
         const message = Buffer.allocUnsafe(length);
         this.rx.copy(message, 0, start, start + length);
-        events.datagram(message, from);
+        events.datagram(message, from, receivedAt);
       }
     } finally {
       this.batching = false;

@@ -11,8 +11,11 @@ export interface Peer {
 }
 
 export interface DatagramEvents {
-  /** A datagram, in a Buffer the receiver may keep. */
-  datagram(message: Buffer, from: Peer): void;
+  /**
+   * A datagram, in a Buffer the receiver may keep. `receivedAt`: performance.now() when it was
+   * taken from the socket (native path: one reading for the whole batch it came in).
+   */
+  datagram(message: Buffer, from: Peer, receivedAt: number): void;
   /** A datagram too long to be taken whole (native path): `length` is its real length. */
   oversize(length: number, from: Peer): void;
   /** A socket error: most often a reply the kernel refused. */
@@ -53,7 +56,7 @@ export async function openDgramSocket(address: string, port: number, reuseAddr: 
   socket.setBroadcast(true);
   socket.on('error', (err) => events.error(errorMessage(err)));
   // rinfo is a fresh object per datagram, with address and port: it is the Peer.
-  socket.on('message', (msg: Buffer, rinfo: RemoteInfo) => events.datagram(msg, rinfo));
+  socket.on('message', (msg: Buffer, rinfo: RemoteInfo) => events.datagram(msg, rinfo, performance.now()));
   return {
     port: socket.address().port,
     send: (message, to) => socket.send(message, to.port, to.address),

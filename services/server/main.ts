@@ -33,7 +33,7 @@ export function buildServer(config: Config, log: Logger, options: ServerServiceO
   const native = (options.loadNative ?? loadUdpBatch)();
   const transport = new DhcpTransport(
     { bind: config.server.bind, dhcpPort: config.server.dhcpPort, proxyPort: config.server.proxyPort, ioPath: config.server.ioPath, loadNative: () => native, ...(segmentsEnabled ? { segments: () => addresses.segments() } : {}) },
-    (msg, from, via) => service.onDatagram(msg, from, via),
+    (msg, from, via, receivedAt) => service.onDatagram(msg, from, via, receivedAt),
     log.child({ part: 'dhcp' }),
   );
   const host = config.interface.bind === '0.0.0.0' ? '127.0.0.1' : config.interface.bind;

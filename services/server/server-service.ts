@@ -97,6 +97,7 @@ export class ServerService implements Lifecycle {
       get segments() { return transport.segments(); },
       forSegment: (segment) => addresses.forSegment(segment),
       address: (target) => addresses.fixed ?? known(addresses.choose(target)),
+      fixed: addresses.fixed,
       cache,
       ...(this.config.http.enabled ? { httpPort: this.config.http.port } : {}),
     };
@@ -214,9 +215,11 @@ export class ServerService implements Lifecycle {
     this.parts.addresses.prime();
   }
 
-  /** The socket handler: the answer path decides; this sends, logs and records. */
-  onDatagram(msg: Buffer, from: Peer, via: PxePort): void {
-    const receivedAt = performance.now();
+  /**
+   * The socket handler: the answer path decides; this sends, logs and records. `receivedAt`:
+   * performance.now() when the transport took the datagram (one reading per received batch).
+   */
+  onDatagram(msg: Buffer, from: Peer, via: PxePort, receivedAt = performance.now()): void {
     const arrival: Arrival = { from, via };
     const a = answer(msg, arrival, this.live);
     if (a.kind === 'lookup') {
