@@ -6,7 +6,8 @@
 // replies/s. Works on this checkout and on one from before the tree moved (8d95a49), so that the
 // two can be compared in turns:
 //   node --import tsx bench/dhcp-storm/answer-cpu.ts [--dir CHECKOUT] [--passes 200] [--runs 5]
-import { existsSync, mkdtempSync } from 'node:fs';
+import { Buffer } from 'node:buffer';
+import { existsSync, mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { PerformanceObserver, constants } from 'node:perf_hooks';
@@ -74,6 +75,8 @@ if (moved) {
   service.transport.send = () => void sent++;
 }
 service.phase = 'serving';
+// As when the server binds its ports: the warm-up runs first (it shapes what the compiler sees).
+service.warmUp();
 
 // The storm's datagrams, as storm.c sends them: DISCOVER from 0.0.0.0:68, REQUEST from CLIENT:68.
 const file = join(work, 'packets');
@@ -102,20 +105,38 @@ function pass(): void {
     const d = datagrams[i]!;
     if (i % 8 === 0) receivedAt = performance.now();
     service.onDatagram(Buffer.from(d.msg), d.from, d.via, receivedAt);
+    if (i % 8 === 7) service.offersSent?.();
   }
 }
 // Warm-up: the optimizing compiler done before anything is counted.
 for (let i = 0; i < 50; i++) pass();
+/** CPU ns of each thread of this process (Linux: /proc/self/task/<tid>/schedstat), by thread name. */
+function threadCpu(): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const tid of readdirSync('/proc/self/task')) {
+    try {
+      const name = readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim();
+      const ns = Number(readFileSync(`/proc/self/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
+      out.set(`${name}/${tid === String(process.pid) ? 'main' : tid}`, ns);
+    } catch {
+      // gone
+    }
+  }
+  return out;
+}
+const threads = new Map<string, number>();
 const results: { ns: number; wallNs: number; scav: number }[] = [];
 for (let r = 0; r < runs; r++) {
   await new Promise((res) => setTimeout(res, 20)); // GC observer entries of the last run
   const s0 = scavenges;
   sent = 0;
+  const th0 = threadCpu();
   const c0 = process.cpuUsage();
   const t0 = process.hrtime.bigint();
   for (let i = 0; i < passes; i++) pass();
   const wall = Number(process.hrtime.bigint() - t0);
   const c = process.cpuUsage(c0);
+  for (const [k, v] of threadCpu()) threads.set(k, (threads.get(k) ?? 0) + v - (th0.get(k) ?? 0));
   await new Promise((res) => setTimeout(res, 20));
   const n = passes * datagrams.length;
   if (sent !== n) throw new Error(`${sent} replies sent for ${n} datagrams`);
@@ -125,5 +146,7 @@ const med = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(x
 console.log(JSON.stringify({
   dir, datagrams: passes * datagrams.length, cpuNsPerDatagram: Math.round(med(results.map((r) => r.ns))), wallNsPerDatagram: Math.round(med(results.map((r) => r.wallNs))),
   scavengesPer100k: +med(results.map((r) => r.scav)).toFixed(2), runs: results.map((r) => Math.round(r.ns)),
+  // CPU ns per datagram by thread over all runs: the main thread's is the answer path and its GC.
+  threads: Object.fromEntries([...threads].filter(([, v]) => v > 0).map(([k, v]) => [k, Math.round(v / (runs * passes * datagrams.length))])),
 }));
 process.exit(0);

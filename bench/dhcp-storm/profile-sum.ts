@@ -1,6 +1,6 @@
 // Sums a V8 .cpuprofile's self time by function (or by file) and prints µs per reply: the CPU a
 // server spends per answer in each function, independent of how busy the machine was.
-// Usage: node --import tsx bench/dhcp-storm/profile-sum.ts [--by file] [--top 40] [--replies N] [--whole] A.cpuprofile [B.cpuprofile]
+// Usage: node --import tsx bench/dhcp-storm/profile-sum.ts [--by file] [--top 40] [--replies N] [--whole | --under FUNCTION] A.cpuprofile [B.cpuprofile]
 // With two profiles (e.g. the base's and this checkout's server from one storm run), prints them
 // side by side with the difference. Paths are shortened to the part after the checkout root.
 import { readFileSync } from 'node:fs';
@@ -14,6 +14,8 @@ let top = 40;
 let replies = 1;
 /** --whole: every sample, not only the storm's (profiles of answer-cpu.ts, which has no socket). */
 let whole = false;
+/** --under NAME: the window is that of the samples with a function named NAME on the stack (e.g. `pass` in answer-cpu.ts), not a datagram handler's. */
+let under: string | null = null;
 const files: string[] = [];
 for (let i = 0; i < argv.length; i++) {
   const a = argv[i]!;
@@ -21,6 +23,7 @@ for (let i = 0; i < argv.length; i++) {
   else if (a === '--top') top = Number(argv[++i]);
   else if (a === '--replies') replies = Number(argv[++i]);
   else if (a === '--whole') whole = true;
+  else if (a === '--under') under = argv[++i]!;
   else files.push(a);
 }
 
@@ -45,7 +48,8 @@ function sum(file: string): Map<string, number> {
     if (v === undefined) {
       const url = byId.get(id)!.callFrame.url;
       const up = parent.get(id);
-      v = /\/services\/server\/(batch|dhcp)-socket\.ts$/.test(url) || (up !== undefined && handled(up));
+      const self = under === null ? /\/services\/server\/(batch|dhcp)-socket\.ts$/.test(url) : byId.get(id)!.callFrame.functionName === under;
+      v = self || (up !== undefined && handled(up));
       inHandler.set(id, v);
     }
     return v;

@@ -5,7 +5,9 @@
 // (bench/dhcp-storm, node-floor). Here one recvmmsg takes every queued datagram, JS is called once
 // for all of them, and the replies made meanwhile leave with one sendmmsg per socket.
 // Absent addon or not Linux: node:dgram (dgram-socket.ts), same behaviour.
+import { Buffer } from 'node:buffer';
 import { createRequire } from 'node:module';
+import { performance } from 'node:perf_hooks';
 import { constants } from 'node:os';
 import type { IoPath } from '../../platform/runtime/config.ts';
 import { errorMessage } from '../../platform/runtime/errors.ts';
@@ -148,6 +150,7 @@ export class BatchSockets {
         s.flush();
       }
     }
+    events.batchEnd();
   }
 
   get receiveArea(): { readonly rx: Buffer; readonly rxDesc: Uint32Array } {

@@ -34,6 +34,11 @@ export interface TransportOptions {
   readonly segments?: () => readonly Segment[];
   /** Which sockets: the batching addon, node:dgram, or (default) the addon when it is built. */
   readonly ioPath?: IoPath;
+  /**
+   * Called after each batch of datagrams has been handled and its replies sent (DatagramEvents.batchEnd):
+   * the PXE server observes its offers' latencies there.
+   */
+  readonly batchEnd?: () => void;
   /** The addon, or why not (tests: an absent one); default: loaded from native/udp-batch. */
   readonly loadNative?: () => BatchSupport;
 }
@@ -138,6 +143,7 @@ export class DhcpTransport implements Lifecycle {
   private async open(via: PxePort, port: number, address: string, reuseAddr: boolean): Promise<DhcpSocket> {
     const events: DatagramEvents = {
       datagram: (msg, from, receivedAt) => this.guard(msg, from, via, receivedAt),
+      batchEnd: () => this.options.batchEnd?.(),
       oversize: (length, from) => this.log.info('packet dropped: malformed', { via, peer: `${from.address}:${from.port}`, reason: `datagram of ${length} bytes is longer than the ${SLOT_BYTES} taken (DHCP requests fit a frame)` }),
       error: (message) => this.log.warn('socket error (a reply not sent?)', { via, err: message }),
     };
