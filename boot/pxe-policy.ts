@@ -175,7 +175,8 @@ function offer(c: Context, file: string, stage: Offer['stage'], why: string): De
   // Two literals rather than a spread of an optional part: this runs for every offer, and a
   // spread into a literal is a runtime call.
   if (c.httpPort === undefined) {
-    return { offer: { file, stage, arch: c.arch, identity: machine.identity, action: machine.action, delayMs, reason: `${machine.note}; ${c.arch}: ${why}` } };
+    // `+`, not a template: the parts are strings, and a template calls ToString on each.
+    return { offer: { file, stage, arch: c.arch, identity: machine.identity, action: machine.action, delayMs, reason: machine.note + '; ' + c.arch + ': ' + why } };
   }
   return {
     offer: {

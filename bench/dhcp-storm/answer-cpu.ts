@@ -76,7 +76,7 @@ if (moved) {
 }
 service.phase = 'serving';
 // As when the server binds its ports: the warm-up runs first (it shapes what the compiler sees).
-service.warmUp();
+if (process.env.ANSWER_CPU_NO_WARM_UP === undefined) service.warmUp();
 
 // The storm's datagrams, as storm.c sends them: DISCOVER from 0.0.0.0:68, REQUEST from CLIENT:68.
 const file = join(work, 'packets');

@@ -32,7 +32,7 @@ import { matchSubnet, type SubnetConfig } from '../../platform/runtime/config.ts
 import { consumedBy, resolveTftpPath, type TftpResolution } from '../../boot/tftp-resolve.ts';
 import type { TftpViewPublisher } from '../../boot/tftp-view.ts';
 import { readyPackagePath } from '../../packages/layout.ts';
-import { warmUp } from '../../boot/warm-up.ts';
+import { warmUp, warmUpState } from '../../boot/warm-up.ts';
 import { countPxeRequest, observeOffer } from '../../boot/pxe-metrics.ts';
 
 export type ServerState = 'waiting-for-state' | 'serving' | 'stopping';
@@ -89,8 +89,13 @@ export class ServerService implements Lifecycle {
   private readonly config: Config;
   /** What the answer path is given for a datagram on the sockets (fields read per datagram). */
   private readonly live: LiveAnswerState;
-  /** Arrival times of offers sent in the batch being delivered, by port, until offersSent(). */
-  private readonly unobserved: Record<PxePort, number[]> = { dhcp: [], proxy: [] };
+  /**
+   * Offers sent in the batch being delivered, until offersSent(): arrival times and ports (1:
+   * proxy). Typed arrays filled from the start: no allocation, no keyed look-up per offer.
+   */
+  private readonly unobservedAt = new Float64Array(MAX_UNOBSERVED);
+  private readonly unobservedProxy = new Uint8Array(MAX_UNOBSERVED);
+  private unobserved = 0;
 
   constructor(private readonly parts: ServerParts, private readonly settings: ServerSettings, private readonly log: Logger) {
     this.config = settings.config;
@@ -203,7 +208,8 @@ export class ServerService implements Lifecycle {
   /** Compiles the answer path and looks up the broadcast route before the first client needs them. */
   private warmUp(): void {
     try {
-      warmUp(this.parts.addresses.primary ?? '127.0.0.1', this.parts.cache);
+      const address = this.parts.addresses.primary ?? '127.0.0.1';
+      this.live.rehearse(warmUpState(address, this.parts.cache), () => warmUp(address, this.parts.cache, undefined, this.live));
     } catch (err) {
       this.log.warn('warm-up of the answer path failed (the first answers may be slower)', { err });
     }
@@ -283,9 +289,14 @@ export class ServerService implements Lifecycle {
     }
     // Inside a batch the offer leaves when the batch is done: its latency is observed then
     // (offersSent), with one clock reading for the whole batch.
-    const pending = this.unobserved[via];
-    if (inBatch && pending.length < MAX_UNOBSERVED) pending.push(receivedAt);
-    else observeOffer(via, (performance.now() - receivedAt) / 1000);
+    const n = this.unobserved;
+    if (inBatch && n < MAX_UNOBSERVED) {
+      this.unobservedAt[n] = receivedAt;
+      this.unobservedProxy[n] = via === 'proxy' ? 1 : 0;
+      this.unobserved = n + 1;
+    } else {
+      observeOffer(via, (performance.now() - receivedAt) / 1000);
+    }
     const first = a.replies[0]!;
     const server = a.replies.length === 1 ? first.chosen.address : a.replies.map((r) => r.chosen.address).join(', ');
     this.seen(a.request, via, a.relay, a.offer.file, first.chosen, server);
@@ -303,13 +314,11 @@ export class ServerService implements Lifecycle {
    * datagram (node:dgram): their offers' latencies are observed, from one clock reading.
    */
   offersSent(): void {
-    const { dhcp, proxy } = this.unobserved;
-    if (dhcp.length === 0 && proxy.length === 0) return;
+    const n = this.unobserved;
+    if (n === 0) return;
     const now = performance.now();
-    for (const t of dhcp) observeOffer('dhcp', (now - t) / 1000);
-    for (const t of proxy) observeOffer('proxy', (now - t) / 1000);
-    dhcp.length = 0;
-    proxy.length = 0;
+    for (let i = 0; i < n; i++) observeOffer(this.unobservedProxy[i] === 1 ? 'proxy' : 'dhcp', (now - this.unobservedAt[i]!) / 1000);
+    this.unobserved = 0;
   }
 
   status(): ServiceStatusBody & Record<string, unknown> {
