@@ -72,6 +72,11 @@ export interface AnswerState {
   readonly forSegment: (segment: Segment) => AddressChoice;
   /** Our address toward `target` as known now; undefined: its route must be looked up first. */
   readonly address: (target: AddressTarget) => Chosen | undefined;
+  /**
+   * Our address when it is the same toward every client (no [[server.subnets]]): what `address`
+   * would answer for any target, given so that the common case looks nothing up per packet.
+   */
+  readonly fixed?: AddressChoice | null;
   /** Boot HTTP's port when it is on: iPXE scripts fetch over HTTP, HTTPClient requests are answered. */
   readonly httpPort?: number;
   /** Encoded option values that repeat, kept by the caller (the answers are the same without). */
@@ -175,14 +180,18 @@ export function answer(bytes: Buffer, arrival: Arrival, state: AnswerState): Ans
   // The request is a PolicyRequest as it is (mac, archCode, isIpxe, port).
   const decision = decide(request, state.feed, { consumed: state.consumed, httpPort: state.httpPort });
   const to = replyDestination(packet, from, via, state.replyMode);
-  const target = addressTarget(packet, relay, from, via);
-  if ('none' in decision) return { kind: 'no-offer', reason: decision.none, decision, packet, request, relay, to, target };
+  if ('none' in decision) return { kind: 'no-offer', reason: decision.none, decision, packet, request, relay, to, target: addressTarget(packet, relay, from, via) };
   const offer = decision.offer;
   const segments = to.address === BROADCAST ? state.segments : NO_SEGMENTS;
   if (segments.length === 0) {
-    // The common case: one reply, one address (no intermediate list on the hot path).
-    const chosen = state.address(target);
-    if (chosen === undefined) return { kind: 'lookup', target, packet, request, relay };
+    // The common case: one reply, one address (no intermediate list on the hot path, and no
+    // target to look up when our address is the same for every client).
+    let chosen: Chosen | undefined = state.fixed ?? undefined;
+    if (chosen === undefined) {
+      const target = addressTarget(packet, relay, from, via);
+      chosen = state.address(target);
+      if (chosen === undefined) return { kind: 'lookup', target, packet, request, relay };
+    }
     if ('none' in chosen) return { kind: 'no-address', reason: chosen.none, offer, decision, packet, request, relay };
     const bytes = encode(buildProxyReply(packet, request, offerFile(offer, chosen.address), chosen.address, state.cache));
     return { kind: 'reply', decision, offer, to, replies: [{ segment: null, chosen, bytes }], packet, request, relay };

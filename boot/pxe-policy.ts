@@ -190,21 +190,37 @@ interface Context {
 
 function offer(c: Context, file: string, stage: Offer['stage'], why: string): Decision {
   const { machine } = c;
-  const http = c.httpPort === undefined ? {} : { http: { port: c.httpPort } };
-  const how = c.httpPort === undefined ? '' : ' (UEFI HTTP Boot: a URL on Boot HTTP, no TFTP)';
+  const delayMs = c.request.port === 'dhcp' ? c.config.responseDelayMs : 0;
+  // Two literals rather than a spread of an optional part: this runs for every offer, and a
+  // spread into a literal is a runtime call.
+  if (c.httpPort === undefined) {
+    // `+`, not a template: the parts are strings, and a template calls ToString on each.
+    return { offer: { file, stage, arch: c.arch, identity: machine.identity, action: machine.action, delayMs, reason: machine.note + '; ' + c.arch + ': ' + why } };
+  }
   return {
     offer: {
       file, stage, arch: c.arch, identity: machine.identity, action: machine.action,
-      delayMs: c.request.port === 'dhcp' ? c.config.responseDelayMs : 0, reason: `${machine.note}; ${c.arch}: ${why}${how}`, ...http,
+      delayMs, reason: `${machine.note}; ${c.arch}: ${why} (UEFI HTTP Boot: a URL on Boot HTTP, no TFTP)`, http: { port: c.httpPort },
     },
   };
+}
+
+/**
+ * Whether a boot file's name (after its last `/`) begins with `shim`, in any case. Runs for every
+ * offer: no regular expression, and no lastIndexOf (a call into the runtime).
+ */
+function isShim(file: string): boolean {
+  let i = file.length;
+  while (i > 0 && file.charCodeAt(i - 1) !== 0x2f) i--;
+  return file.length >= i + 4 && (file.charCodeAt(i) | 0x20) === 0x73 && (file.charCodeAt(i + 1) | 0x20) === 0x68
+    && (file.charCodeAt(i + 2) | 0x20) === 0x69 && (file.charCodeAt(i + 3) | 0x20) === 0x6d;
 }
 
 function firmware(c: Context, why: string): Decision {
   const file = c.config.bootFiles[c.arch];
   if (file === undefined) return { none: `${c.machine.note}; no config.bootFiles entry for ${c.arch}` };
   // The Secure Boot chain is chosen per architecture by naming shim as its boot file.
-  if (/^shim[^/]*$/i.test(file.slice(file.lastIndexOf('/') + 1))) {
+  if (isShim(file)) {
     return offer(c, file, 'firmware', `firmware gets shim ${file}${why}: the Secure Boot chain (shim, grubx64.efi beside it, grub/grub.cfg, then netboot/<mac>/grub.cfg for this machine's action)`);
   }
   return offer(c, file, 'firmware', `firmware gets the iPXE build ${file}${why}`);

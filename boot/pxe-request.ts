@@ -40,8 +40,9 @@ export function readPxeRequest(packet: DhcpPacket, port: PxePort): ReadResult {
     ? messageType === MESSAGE_TYPE.DISCOVER || messageType === MESSAGE_TYPE.REQUEST
     : messageType === MESSAGE_TYPE.REQUEST || messageType === MESSAGE_TYPE.INFORM;
   if (!allowed) return { ignore: `${messageTypeName(messageType)} is not answered on the ${port} port`, mac };
-  const httpClient = !options.vendorClassStartsWith('PXEClient') && options.vendorClassStartsWith('HTTPClient');
-  if (!httpClient && !options.vendorClassStartsWith('PXEClient')) return { ignore: 'not a PXE client (no option 60 PXEClient)', mac };
+  const pxeClient = options.vendorClassStartsWith('PXEClient');
+  const httpClient = !pxeClient && options.vendorClassStartsWith('HTTPClient');
+  if (!httpClient && !pxeClient) return { ignore: 'not a PXE client (no option 60 PXEClient)', mac };
   if (mac === null) return { ignore: `hardware type ${packet.htype}/${packet.hlen} is not Ethernet`, mac };
   // Option 60's text is made only when option 93 is missing.
   const sent = options.firstClientArch() ?? archFromVendorClass(options.vendorClass()!);

@@ -26,6 +26,7 @@ export function metricsRegistry(): Registry {
 export function metricFamily<T>(make: (registers: Registry[]) => T): () => T {
   let made: T | null = null;
   const get = (): T => {
+    if (made !== null) return made; // asked on hot paths: no registry look-up, no array, once made
     const registers = [metricsRegistry()]; // first: making the registry makes the declared families, this one too
     return (made ??= make(registers));
   };

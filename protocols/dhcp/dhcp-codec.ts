@@ -1,5 +1,7 @@
 // A pure DHCP/BOOTP codec (RFC 2131 section 2, RFC 951): Buffer in, typed packet out, and back.
 // No sockets, files or clock. Every read is bounds-checked; decode throws only ProtocolError.
+// Imported, not the global: `Buffer` on globalThis is a getter, called at every use (encode runs per reply).
+import { Buffer } from 'node:buffer';
 import { ProtocolError } from '../../platform/runtime/errors.ts';
 import { DhcpOptions, OPT, ipv4ToString, writeIpv4 } from './dhcp-options.ts';
 

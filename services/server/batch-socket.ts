@@ -5,7 +5,9 @@
 // (bench/dhcp-storm, node-floor). Here one recvmmsg takes every queued datagram, JS is called once
 // for all of them, and the replies made meanwhile leave with one sendmmsg per socket.
 // Absent addon or not Linux: node:dgram (dgram-socket.ts), same behaviour.
+import { Buffer } from 'node:buffer';
 import { createRequire } from 'node:module';
+import { performance } from 'node:perf_hooks';
 import { constants } from 'node:os';
 import type { IoPath } from '../../platform/runtime/config.ts';
 import { errorMessage } from '../../platform/runtime/errors.ts';
@@ -125,6 +127,8 @@ export class BatchSockets {
     if (count > stats.largest) stats.largest = count;
     // A lone datagram's replies leave at once, before the handler goes on to its bookkeeping.
     this.batching = count > 1;
+    // One clock reading per batch: every datagram in it was taken by the same recvmmsg.
+    const receivedAt = performance.now();
     try {
       for (let i = 0; i < count; i++) {
         const length = d[RX_WORDS * i]!;
@@ -136,7 +140,7 @@ export class BatchSockets {
         const start = i * SLOT_BYTES;
         const message = Buffer.allocUnsafe(length);
         this.rx.copy(message, 0, start, start + length);
-        events.datagram(message, from);
+        events.datagram(message, from, receivedAt);
       }
     } finally {
       this.batching = false;
@@ -146,6 +150,7 @@ export class BatchSockets {
         s.flush();
       }
     }
+    events.batchEnd();
   }
 
   get receiveArea(): { readonly rx: Buffer; readonly rxDesc: Uint32Array } {

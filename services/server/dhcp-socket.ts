@@ -3,6 +3,7 @@
 // SO_REUSEADDR only when asked, and deliver each datagram as a Buffer of its own with its source.
 import { createSocket, type RemoteInfo, type SocketOptions } from 'node:dgram';
 import { isIPv4 } from 'node:net';
+import { performance } from 'node:perf_hooks';
 import { errorMessage } from '../../platform/runtime/errors.ts';
 
 export interface Peer {
@@ -11,8 +12,16 @@ export interface Peer {
 }
 
 export interface DatagramEvents {
-  /** A datagram, in a Buffer the receiver may keep. */
-  datagram(message: Buffer, from: Peer): void;
+  /**
+   * A datagram, in a Buffer the receiver may keep. `receivedAt`: performance.now() when it was
+   * taken from the socket (native path: one reading for the whole batch it came in).
+   */
+  datagram(message: Buffer, from: Peer, receivedAt: number): void;
+  /**
+   * After the datagrams of one received batch (native path) or after each datagram (node:dgram):
+   * the replies sent while handling them have left.
+   */
+  batchEnd(): void;
   /** A datagram too long to be taken whole (native path): `length` is its real length. */
   oversize(length: number, from: Peer): void;
   /** A socket error: most often a reply the kernel refused. */
@@ -53,7 +62,10 @@ export async function openDgramSocket(address: string, port: number, reuseAddr: 
   socket.setBroadcast(true);
   socket.on('error', (err) => events.error(errorMessage(err)));
   // rinfo is a fresh object per datagram, with address and port: it is the Peer.
-  socket.on('message', (msg: Buffer, rinfo: RemoteInfo) => events.datagram(msg, rinfo));
+  socket.on('message', (msg: Buffer, rinfo: RemoteInfo) => {
+    events.datagram(msg, rinfo, performance.now());
+    events.batchEnd();
+  });
   return {
     port: socket.address().port,
     send: (message, to) => socket.send(message, to.port, to.address),

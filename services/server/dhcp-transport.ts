@@ -20,7 +20,8 @@ export function defaultReplyMode(bind: string): ReplyMode {
   return bind.startsWith('127.') ? 'source' : 'broadcast';
 }
 
-export type DatagramHandler = (message: Buffer, from: Peer, via: PxePort) => void | Promise<void>;
+/** `receivedAt`: performance.now() when the datagram was taken from its socket (DatagramEvents). */
+export type DatagramHandler = (message: Buffer, from: Peer, via: PxePort, receivedAt: number) => void | Promise<void>;
 
 export interface TransportOptions {
   readonly bind: string;
@@ -33,6 +34,11 @@ export interface TransportOptions {
   readonly segments?: () => readonly Segment[];
   /** Which sockets: the batching addon, node:dgram, or (default) the addon when it is built. */
   readonly ioPath?: IoPath;
+  /**
+   * Called after each batch of datagrams has been handled and its replies sent (DatagramEvents.batchEnd):
+   * the PXE server observes its offers' latencies there.
+   */
+  readonly batchEnd?: () => void;
   /** The addon, or why not (tests: an absent one); default: loaded from native/udp-batch. */
   readonly loadNative?: () => BatchSupport;
 }
@@ -136,16 +142,17 @@ export class DhcpTransport implements Lifecycle {
 
   private async open(via: PxePort, port: number, address: string, reuseAddr: boolean): Promise<DhcpSocket> {
     const events: DatagramEvents = {
-      datagram: (msg, from) => this.guard(msg, from, via),
+      datagram: (msg, from, receivedAt) => this.guard(msg, from, via, receivedAt),
+      batchEnd: () => this.options.batchEnd?.(),
       oversize: (length, from) => this.log.info('packet dropped: malformed', { via, peer: `${from.address}:${from.port}`, reason: `datagram of ${length} bytes is longer than the ${SLOT_BYTES} taken (DHCP requests fit a frame)` }),
       error: (message) => this.log.warn('socket error (a reply not sent?)', { via, err: message }),
     };
     return this.native === null ? openDgramSocket(address, port, reuseAddr, events) : this.native.open(address, port, reuseAddr, events);
   }
 
-  private guard(msg: Buffer, from: Peer, via: PxePort): void {
+  private guard(msg: Buffer, from: Peer, via: PxePort, receivedAt: number): void {
     try {
-      const result = this.handler(msg, from, via);
+      const result = this.handler(msg, from, via, receivedAt);
       if (result instanceof Promise) result.catch((err: unknown) => this.fail(err, from, via));
     } catch (err) {
       this.fail(err, from, via);

@@ -32,8 +32,8 @@ export function buildServer(config: Config, log: Logger, options: ServerServiceO
   const segmentsEnabled = replyMode === 'broadcast' && config.server.bind === '0.0.0.0';
   const native = (options.loadNative ?? loadUdpBatch)();
   const transport = new DhcpTransport(
-    { bind: config.server.bind, dhcpPort: config.server.dhcpPort, proxyPort: config.server.proxyPort, ioPath: config.server.ioPath, loadNative: () => native, ...(segmentsEnabled ? { segments: () => addresses.segments() } : {}) },
-    (msg, from, via) => service.onDatagram(msg, from, via),
+    { bind: config.server.bind, dhcpPort: config.server.dhcpPort, proxyPort: config.server.proxyPort, ioPath: config.server.ioPath, loadNative: () => native, batchEnd: () => service.offersSent(), ...(segmentsEnabled ? { segments: () => addresses.segments() } : {}) },
+    (msg, from, via, receivedAt) => service.onDatagram(msg, from, via, receivedAt),
     log.child({ part: 'dhcp' }),
   );
   const host = config.interface.bind === '0.0.0.0' ? '127.0.0.1' : config.interface.bind;

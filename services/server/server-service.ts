@@ -5,6 +5,8 @@
 // what the answer path decides.
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+// Imported, not the global: `performance` on globalThis is a lazy getter, called at every use.
+import { performance } from 'node:perf_hooks';
 import type { Config } from '../../platform/runtime/config.ts';
 import type { ControlRequest, ControlServer, ServiceStatusBody } from '../../platform/local/control.ts';
 import { NetbootError } from '../../platform/runtime/errors.ts';
@@ -18,18 +20,19 @@ import { messageTypeName } from '../../protocols/dhcp/dhcp-options.ts';
 import type { BatchSupport } from './batch-socket.ts';
 import type { DhcpTransport, Peer, ReplyMode } from './dhcp-transport.ts';
 import type { FeedClient } from './feed-client.ts';
-import { answer, type AddressChoice, type AnswerState, type Arrival, type Reply } from '../../boot/answer.ts';
+import { answer, type AddressChoice, type Arrival, type Reply } from '../../boot/answer.ts';
 import type { ReplyOptionCache } from '../../boot/pxe-reply.ts';
 import type { PxePort, PxeRequest } from '../../boot/pxe-request.ts';
 import type { RecentRequests } from '../../boot/recent-requests.ts';
 import { relayFields, type RelayRead } from '../../boot/relay.ts';
 import type { AddressDeps, ServerAddresses } from './server-address.ts';
-import { explainMachine, known, type Explained } from './explain-route.ts';
+import { explainMachine, type Explained } from './explain-route.ts';
+import { LiveAnswerState } from './live-answer-state.ts';
 import { matchSubnet, type SubnetConfig } from '../../platform/runtime/config.ts';
 import { consumedBy, resolveTftpPath, type TftpResolution } from '../../boot/tftp-resolve.ts';
 import type { TftpViewPublisher } from '../../boot/tftp-view.ts';
 import { readyPackagePath } from '../../packages/layout.ts';
-import { warmUp } from '../../boot/warm-up.ts';
+import { warmUp, warmUpState } from '../../boot/warm-up.ts';
 import { countPxeRequest, observeOffer } from '../../boot/pxe-metrics.ts';
 import { enrolSecrets } from '../../boot/enrol-secret.ts';
 import { LocalKey } from '../../platform/trust/local-key.ts';
@@ -77,6 +80,8 @@ export interface ServerSettings {
 }
 
 const BIND_RETRY_MS = 5000;
+/** Offers of one batch whose latency waits for the batch's end; past this many, observed at once. */
+const MAX_UNOBSERVED = 1024;
 
 export class ServerService implements Lifecycle {
   private phase: ServerState = 'waiting-for-state';
@@ -85,27 +90,23 @@ export class ServerService implements Lifecycle {
   private warnings: readonly string[] = [];
   private readonly config: Config;
   /** What the answer path is given for a datagram on the sockets (fields read per datagram). */
-  private readonly live: AnswerState;
+  private readonly live: LiveAnswerState;
   /** Initial deployment: each unknown machine's enrolment secret, from the local key (read on first use). */
   private readonly enrolSecret: (mac: string) => string;
+  /**
+   * Offers sent in the batch being delivered, until offersSent(): arrival times and ports (1:
+   * proxy). Typed arrays filled from the start: no allocation, no keyed look-up per offer.
+   */
+  private readonly unobservedAt = new Float64Array(MAX_UNOBSERVED);
+  private readonly unobservedProxy = new Uint8Array(MAX_UNOBSERVED);
+  private unobserved = 0;
 
   constructor(private readonly parts: ServerParts, private readonly settings: ServerSettings, private readonly log: Logger) {
     this.config = settings.config;
     const localKey = LocalKey.of(this.config.paths.data);
     this.enrolSecret = enrolSecrets(() => localKey.get());
     const { feed, events, addresses, transport, cache } = parts;
-    const replyMode = settings.replyMode;
-    this.live = {
-      get feed() { return feed.state; },
-      get consumed() { return events.consumedMacs(); },
-      replyMode,
-      isOurs: (a) => addresses.isOurs(a),
-      get segments() { return transport.segments(); },
-      forSegment: (segment) => addresses.forSegment(segment),
-      address: (target) => addresses.fixed ?? known(addresses.choose(target)),
-      cache,
-      ...(this.config.http.enabled ? { httpPort: this.config.http.port } : {}),
-    };
+    this.live = new LiveAnswerState(feed, events, transport, addresses, settings.replyMode, cache, this.config.http.enabled ? this.config.http.port : undefined);
   }
 
   get state(): ServerState {
@@ -213,31 +214,35 @@ export class ServerService implements Lifecycle {
   /** Compiles the answer path and looks up the broadcast route before the first client needs them. */
   private warmUp(): void {
     try {
-      warmUp(this.parts.addresses.primary ?? '127.0.0.1', this.parts.cache);
+      const address = this.parts.addresses.primary ?? '127.0.0.1';
+      this.live.rehearse(warmUpState(address, this.parts.cache), () => warmUp(address, this.parts.cache, undefined, this.live));
     } catch (err) {
       this.log.warn('warm-up of the answer path failed (the first answers may be slower)', { err });
     }
     this.parts.addresses.prime();
   }
 
-  /** The socket handler: the answer path decides; this sends, logs and records. */
-  onDatagram(msg: Buffer, from: Peer, via: PxePort): void {
-    const receivedAt = performance.now();
+  /**
+   * The socket handler: the answer path decides; this sends, logs and records. `receivedAt`:
+   * performance.now() when the transport took the datagram (one reading per received batch).
+   */
+  onDatagram(msg: Buffer, from: Peer, via: PxePort, receivedAt = performance.now()): void {
     const arrival: Arrival = { from, via };
     const a = answer(msg, arrival, this.live);
     if (a.kind === 'lookup') {
       // Our address toward a destination never seen: its route is looked up, then asked again.
       const pending = this.parts.addresses.choose(a.target);
       void Promise.resolve(pending).then(
-        (chosen) => this.act(answer(msg, arrival, { ...this.live, address: () => chosen }), from, via, receivedAt),
+        (chosen) => this.act(answer(msg, arrival, { ...this.live.snapshot(), address: () => chosen }), from, via, receivedAt, false),
         (err: unknown) => this.log.error('packet dropped: handler failed', { via, err }),
       );
       return;
     }
-    this.act(a, from, via, receivedAt);
+    this.act(a, from, via, receivedAt, true);
   }
 
-  private act(a: ReturnType<typeof answer>, from: Peer, via: PxePort, receivedAt: number): void {
+  /** `inBatch`: called while the transport delivers the datagram's batch (not later, from a timer or a look-up). */
+  private act(a: ReturnType<typeof answer>, from: Peer, via: PxePort, receivedAt: number, inBatch: boolean): void {
     // Log fields are built only when a record is written: this runs for every packet on the LAN.
     const log = this.log;
     switch (a.kind) {
@@ -269,8 +274,8 @@ export class ServerService implements Lifecycle {
         log.error('packet dropped: handler failed', { via, err: 'our address is still unknown after its route was looked up' });
         return;
       case 'reply':
-        if (a.offer.delayMs > 0) setTimeout(() => this.reply(a, from, via, receivedAt), a.offer.delayMs).unref();
-        else this.reply(a, from, via, receivedAt);
+        if (a.offer.delayMs > 0) setTimeout(() => this.reply(a, from, via, receivedAt, false), a.offer.delayMs).unref();
+        else this.reply(a, from, via, receivedAt, inBatch);
     }
   }
 
@@ -280,7 +285,7 @@ export class ServerService implements Lifecycle {
     this.parts.recent.record(request.mac, { at: Date.now(), type: request.messageType, via, relay, outcome, answered: chosen !== null, server, subnet: subnetLabel(subnet), arch: request.archCode });
   }
 
-  private reply(a: Reply, from: Peer, via: PxePort, receivedAt: number): void {
+  private reply(a: Reply, from: Peer, via: PxePort, receivedAt: number, inBatch: boolean): void {
     if (this.phase !== 'serving') return;
     const to = a.to;
     const transport = this.parts.transport;
@@ -288,7 +293,16 @@ export class ServerService implements Lifecycle {
       if (r.segment === null) transport.send(r.bytes, to, via);
       else transport.sendOnSegment(r.bytes, to, r.segment);
     }
-    observeOffer(via, (performance.now() - receivedAt) / 1000);
+    // Inside a batch the offer leaves when the batch is done: its latency is observed then
+    // (offersSent), with one clock reading for the whole batch.
+    const n = this.unobserved;
+    if (inBatch && n < MAX_UNOBSERVED) {
+      this.unobservedAt[n] = receivedAt;
+      this.unobservedProxy[n] = via === 'proxy' ? 1 : 0;
+      this.unobserved = n + 1;
+    } else {
+      observeOffer(via, (performance.now() - receivedAt) / 1000);
+    }
     const first = a.replies[0]!;
     const server = a.replies.length === 1 ? first.chosen.address : a.replies.map((r) => r.chosen.address).join(', ');
     this.seen(a.request, via, a.relay, a.offer.file, first.chosen, server);
@@ -299,6 +313,18 @@ export class ServerService implements Lifecycle {
         file: a.offer.file, arch: a.offer.arch, ipxe: a.request.isIpxe, to: `${to.address}:${to.port}`, reason: a.offer.reason,
       });
     }
+  }
+
+  /**
+   * The transport has sent the replies of the batch it just delivered (native path), or of the
+   * datagram (node:dgram): their offers' latencies are observed, from one clock reading.
+   */
+  offersSent(): void {
+    const n = this.unobserved;
+    if (n === 0) return;
+    const now = performance.now();
+    for (let i = 0; i < n; i++) observeOffer(this.unobservedProxy[i] === 1 ? 'proxy' : 'dhcp', (now - this.unobservedAt[i]!) / 1000);
+    this.unobserved = 0;
   }
 
   status(): ServiceStatusBody & Record<string, unknown> {
@@ -321,7 +347,7 @@ export class ServerService implements Lifecycle {
     // Before the sockets are bound: the segments they would be bound on.
     const bound = transport.segments();
     const segments = !this.settings.segmentsEnabled ? [] : bound.length > 0 ? bound : addresses.segments();
-    return explainMachine(req, { recent, addresses, paths: this.config.paths, state: { ...this.live, feed: this.parts.feed.state, consumed: this.parts.events.consumedMacs(), segments } });
+    return explainMachine(req, { recent, addresses, paths: this.config.paths, state: { ...this.live.snapshot(), segments } });
   }
 
   resolve(request: unknown): TftpResolution {

@@ -14,6 +14,7 @@ import { DhcpOptions, encodeOption } from '../../protocols/dhcp/dhcp-options.ts'
 import type { TftpResolution } from '../../boot/tftp-resolve.ts';
 import { explainCommand } from '../../cli/explain-command.ts';
 import { parseArgs } from '../../cli/args.ts';
+import { metricsText } from '../../platform/metrics/registry.ts';
 import { waitFor } from '../helpers/env.ts';
 import { readPcapUdp } from './pcap.ts';
 import { Client, logged, serving, settled, snapshots, startSite, withXid } from './service-site.ts';
@@ -95,6 +96,35 @@ test('EDK2: DISCOVER gets a proxy offer, the 4011 request an ACK back to its sou
     assert.equal(ack.file, 'snponly.efi');
     assert.equal(ack.options.vendorClass(), 'PXEClient');
     assert.equal(ack.options.serverId(), '127.0.0.1');
+  } finally {
+    c.close();
+    await s.stop();
+  }
+});
+
+/** The count of netboot_pxe_offer_latency_seconds on `port` in this process's registry. */
+async function offerLatencyCount(port: 'dhcp' | 'proxy'): Promise<number> {
+  const m = new RegExp(`^netboot_pxe_offer_latency_seconds_count\\{port="${port}"\\} (\\d+)$`, 'm').exec(await metricsText());
+  return m === null ? 0 : Number(m[1]);
+}
+
+test('every offer\'s latency is observed once, on its port, when many requests arrive together (one clock reading per batch)', async () => {
+  const s = await startSite(snapshots([{ mac: EDK2_MAC, action: { type: 'boot', image: 'lnx', once: true } }]));
+  const c = await Client.open();
+  try {
+    await serving(s);
+    const [dhcp0, proxy0] = [await offerLatencyCount('dhcp'), await offerLatencyCount('proxy')];
+    const n = 40;
+    // Sent back to back: on the native path most arrive in batches of several.
+    for (let i = 0; i < n; i++) c.send(withXid(EDK2_DISCOVER, 0x5a000000 + i), s.server.ports!.dhcp);
+    for (let i = 0; i < n; i++) c.send(withXid(EDK2_4011, 0x5b000000 + i), s.server.ports!.proxy);
+    for (let i = 0; i < n; i++) {
+      await c.reply(0x5a000000 + i, `offer ${i}`);
+      await c.reply(0x5b000000 + i, `ACK ${i}`);
+    }
+    // Observed when the batch is done, before the transport takes the next datagram.
+    assert.equal(await offerLatencyCount('dhcp'), dhcp0 + n);
+    assert.equal(await offerLatencyCount('proxy'), proxy0 + n);
   } finally {
     c.close();
     await s.stop();
