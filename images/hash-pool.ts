@@ -94,6 +94,8 @@ export class HashPool {
   private closed = false;
   /** Why no workers run (null: they do, or none were asked for). */
   fallback: string | null = null;
+  /** Bytes hashed by the workers (the rest was hashed inline). */
+  bytesOnWorkers = 0;
 
   /** `threads`: worker threads (0: hash inline); default one per core. Started on first need. */
   constructor(private readonly wanted = defaultHashThreads()) {}
@@ -212,6 +214,7 @@ export class HashPool {
       slot.jobs.set(id, {
         resolve: (d) => {
           slot.load -= bytes;
+          this.bytesOnWorkers += bytes;
           resolve(d);
         },
         reject: (e) => {
