@@ -12,6 +12,7 @@
 // Run: node --import tsx bench/imaging/run.ts   (BENCH_IMAGING_GIB=2, BENCH_IMAGING_COPIES=2)
 //   BENCH_IMAGING_ONLY=ours         skip the partclone pipeline
 //   BENCH_IMAGING_INLINE=1          also our code with hashing inline (hashThreads 0), as "ours-inline"
+//   BENCH_IMAGING_REPS=N           full deploys (onto the target blanked by blkdiscard) and unchanged re-deploys N times, interleaved across pipelines; ratios from medians
 //   BENCH_IMAGING_BASE=DIR          also the images/ of another checkout (e.g. `git archive main | tar -x -C DIR`), as "base", in the same run
 import { execFile, execFileSync } from 'node:child_process';
 import { promisify } from 'node:util';
@@ -31,6 +32,7 @@ const MiB = 1024 * 1024;
 const GIB = Number(process.env.BENCH_IMAGING_GIB ?? 2);
 const COPIES = Number(process.env.BENCH_IMAGING_COPIES ?? 2);
 const WITH_PARTCLONE = process.env.BENCH_IMAGING_ONLY !== 'ours';
+const REPS = Number(process.env.BENCH_IMAGING_REPS ?? 1);
 
 /** Our capture and deploy, from this tree or another checkout's images/. */
 interface Impl {
@@ -187,15 +189,20 @@ const loopB = targets.get('partclone')!;
 sh('sfdisk', ['-q', loopB], sh('sfdisk', ['-d', srcLoop]));
 const partB = attach(loopB, pStart, pSize);
 const h1 = await srcHash();
-for (const impl of impls) {
-  const t = targets.get(impl.name)!;
-  await measure('deploy', impl.name, used, sentDown, t, () => ourDeploy(impl, t, v1), async () => (await usedHash(t, pStart, pSize)) === h1);
+for (let rep = 0; rep < REPS; rep++) {
+  for (const impl of impls) {
+    const t = targets.get(impl.name)!;
+    if (rep > 0) sh('blkdiscard', [t]); // blank again (the loop device punches holes in its file)
+    await measure('deploy', impl.name, used, sentDown, t, () => ourDeploy(impl, t, v1), async () => (await usedHash(t, pStart, pSize)) === h1);
+  }
 }
 if (WITH_PARTCLONE) await measure('deploy', 'http|zstd -d|partclone', used, sentDown, loopB, pcDeploy('pc-v1', partB), async () => (await usedHash(loopB, pStart, pSize)) === h1);
 // The same version again onto the disk that holds it: compare in place, nothing to fetch or write.
-for (const impl of impls) {
-  const t = targets.get(impl.name)!;
-  await measure('re-deploy unchanged', impl.name, used, sentDown, t, () => ourDeploy(impl, t, v1), async () => (await usedHash(t, pStart, pSize)) === h1);
+for (let rep = 0; rep < REPS; rep++) {
+  for (const impl of impls) {
+    const t = targets.get(impl.name)!;
+    await measure('re-deploy unchanged', impl.name, used, sentDown, t, () => ourDeploy(impl, t, v1), async () => (await usedHash(t, pStart, pSize)) === h1);
+  }
 }
 
 // A 1 % change: files rewritten (new blocks, as a package upgrade writes them) and added.
@@ -239,11 +246,16 @@ console.log(`\n${GIB} GiB disk, ext4 with ${(used / 1e6).toFixed(0)} MB used; HT
 console.log('| phase | pipeline | s | MB/s of used data | sent MB | read MB | written MB | CPU s | check |');
 console.log('| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |');
 for (const r of rows) console.log(`| ${r.phase} | ${r.tool} | ${r.wallS.toFixed(2)} | ${(r.usedMB / r.wallS).toFixed(0)} | ${r.sentMB.toFixed(1)} | ${r.readMB.toFixed(1)} | ${r.writtenMB.toFixed(1)} | ${r.cpuS.toFixed(2)} | ${r.ok} |`);
-console.log('\n| pipeline | re-deploy unchanged / deploy, wall (CPU) | re-deploy 1 % changed / deploy, wall (CPU) |');
+console.log(`\n${REPS > 1 ? `medians of ${REPS}: ` : ''}`);
+console.log('| pipeline | re-deploy unchanged / deploy, wall (CPU) | re-deploy 1 % changed / deploy, wall (CPU) |');
 console.log('| --- | ---: | ---: |');
 const pct = (a: number, b: number): string => `${((100 * a) / b).toFixed(1)} %`;
 for (const impl of impls) {
-  const find = (phase: string) => rows.find((r) => r.phase === phase && r.tool === impl.name)!;
+  const median = (xs: number[]): number => xs.sort((a, b) => a - b)[(xs.length - 1) >> 1]!;
+  const find = (phase: string) => {
+    const of = rows.filter((r) => r.phase === phase && r.tool === impl.name);
+    return { wallS: median(of.map((r) => r.wallS)), cpuS: median(of.map((r) => r.cpuS)) };
+  };
   const full = find('deploy');
   const same = find('re-deploy unchanged');
   const one = find('re-deploy 1 % changed');
