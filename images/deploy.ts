@@ -10,7 +10,7 @@
 // into a reused buffer, runs are read ahead while earlier ones are hashed on every core
 // (run-reader.ts, hash-pool.ts), an all-zero target span costs a memcmp, not a hash, and fetched
 // chunks are verified on the workers too. A chunk is skipped only when the target's bytes there
-// hash to its SHA-256 digest.
+// hash to its SHA-256 digest. An all-zero chunk the target lacks is written from zeros, not fetched.
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { NetbootError } from '../platform/runtime/errors.ts';
@@ -22,7 +22,7 @@ import { adjacentGroups, READ_BYTES, type ImagingProgress } from './capture.ts';
 import type { ChunkSource } from './chunk-store.ts';
 import { minimumDiskBytes, type ChunkEntry, type DiskImage, type PartitionImage } from './disk-image.ts';
 import { maskUnused, type Extent } from './extents.ts';
-import { digestHex, HashPool } from './hash-pool.ts';
+import { digestHex, HashPool, zeroDigest } from './hash-pool.ts';
 import { RunReader } from './run-reader.ts';
 
 const run = promisify(execFile);
@@ -175,7 +175,8 @@ async function deployWith(disk: Disk, img: DiskImage, opts: DeployOptions, pool:
       r.release();
       const verified = new Map<string, Buffer>();
       const bad = new Set<string>();
-      const batch = lacking.length > 1 && opts.source.getMany !== undefined ? await opts.source.getMany([...new Set(lacking.map(({ c }) => c.digest))]) : null;
+      const toFetch = new Set(lacking.filter(({ c }) => c.digest !== zeroDigest(c.length)).map(({ c }) => c.digest));
+      const batch = toFetch.size > 1 && opts.source.getMany !== undefined ? await opts.source.getMany([...toFetch]) : null;
       if (batch !== null) {
         const entries = [...batch];
         for (const [, b] of entries) bytesTransferred += b.length;
@@ -207,7 +208,7 @@ async function deployWith(disk: Disk, img: DiskImage, opts: DeployOptions, pool:
           chunksSkipped++;
           await flush();
         } else {
-          let bytes = verified.get(c.digest);
+          let bytes = c.digest === zeroDigest(c.length) ? Buffer.alloc(c.length) : verified.get(c.digest);
           if (bytes === undefined) {
             if (bad.has(c.digest)) chunksRefetched++;
             bytes = await fetchVerified(c, `partition ${p.number} at byte ${c.offset}`);

@@ -54,15 +54,18 @@ const zeroDigests = new Map<number, string>();
 export function digestHex(b: Uint8Array): string {
   if (zero.length < b.length) zero = Buffer.alloc(b.length);
   const buf = Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength);
-  if (buf.equals(zero.subarray(0, buf.length))) {
-    let d = zeroDigests.get(buf.length);
-    if (d === undefined) {
-      d = createHash('sha256').update(buf).digest('hex');
-      zeroDigests.set(buf.length, d);
-    }
-    return d;
-  }
+  if (buf.equals(zero.subarray(0, buf.length))) return zeroDigest(buf.length);
   return createHash('sha256').update(buf).digest('hex');
+}
+
+/** SHA-256 (hex) of `length` zero bytes (memoized). */
+export function zeroDigest(length: number): string {
+  let d = zeroDigests.get(length);
+  if (d === undefined) {
+    d = createHash('sha256').update(Buffer.alloc(length)).digest('hex');
+    zeroDigests.set(length, d);
+  }
+  return d;
 }
 
 /** The worker threads a machine gets by default: one per core, at most 8; none with one core. */

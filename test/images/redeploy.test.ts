@@ -1,7 +1,7 @@
 // Compare in place, on loop devices, with hashing on worker threads and inline: a target chunk
 // whose bytes do not hash to the image's digest is rewritten, whether the image's chunk holds
 // data or is all zeros (its zero digest is not taken for a match of non-zero bytes); everything
-// else is skipped; a batch fetched with a bad chunk in it has that chunk fetched again.
+// else is skipped (a zero chunk is written without being fetched); a batch fetched with a bad chunk in it has that chunk fetched again.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { closeSync, mkdtempSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
@@ -83,6 +83,7 @@ for (const hashThreads of [2, 0]) {
     const again = await deploy();
     assert.equal(again.chunksWritten, 2);
     assert.equal(again.bytesWritten, dataChunk.length + zeroChunk.length);
+    assert.equal(again.bytesTransferred, dataChunk.length, 'the zero chunk is written from zeros, not fetched');
     assert.equal(again.chunksSkipped, allChunks(image).length - image.head.chunks.length - 2);
     assert.deepEqual(await capturedDigests(out), allChunks(image).map((c) => c.digest));
     const third = await deploy();
