@@ -26,6 +26,8 @@ import { digestHex, HashPool, zeroDigest } from './hash-pool.ts';
 import { RunReader } from './run-reader.ts';
 
 const run = promisify(execFile);
+/** Runs compared and fetched ahead of the one being written. */
+const FETCH_AHEAD = 3;
 
 export interface DeployOptions {
   readonly source: ChunkSource;
@@ -188,11 +190,16 @@ async function deployWith(disk: Disk, img: DiskImage, opts: DeployOptions, pool:
       }
       return { lacking, verified, bad };
     };
-    let next: ReturnType<typeof prepare> | null = groups.length > 0 ? prepare(0) : null;
+    // Up to FETCH_AHEAD runs are compared and fetched ahead of the one being written: scattered
+    // changes mean many small requests, whose round trips then overlap.
+    const ahead: ReturnType<typeof prepare>[] = [];
     for (const [gi, group] of groups.entries()) {
-      const { lacking, verified, bad } = await next!;
-      next = gi + 1 < groups.length ? prepare(gi + 1) : null;
-      next?.catch(() => {}); // awaited next round; a failure is not unhandled meanwhile
+      while (ahead.length < FETCH_AHEAD && gi + ahead.length < groups.length) {
+        const pending = prepare(gi + ahead.length);
+        pending.catch(() => {}); // awaited in its round; a failure is not unhandled meanwhile
+        ahead.push(pending);
+      }
+      const { lacking, verified, bad } = await ahead.shift()!;
       let run: { at: number; parts: Buffer[] } | null = null;
       const flush = async (): Promise<void> => {
         if (run === null) return;

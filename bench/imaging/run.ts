@@ -12,7 +12,7 @@
 // Run: node --import tsx bench/imaging/run.ts   (BENCH_IMAGING_GIB=2, BENCH_IMAGING_COPIES=2)
 //   BENCH_IMAGING_ONLY=ours         skip the partclone pipeline
 //   BENCH_IMAGING_INLINE=1          also our code with hashing inline (hashThreads 0), as "ours-inline"
-//   BENCH_IMAGING_REPS=N           full deploys (onto the target blanked by blkdiscard) and unchanged re-deploys N times, interleaved across pipelines; ratios from medians
+//   BENCH_IMAGING_REPS=N           full deploys (onto the target blanked by blkdiscard), unchanged and 1 % re-deploys N times, interleaved across pipelines; ratios from medians
 //   BENCH_IMAGING_BASE=DIR          also the images/ of another checkout (e.g. `git archive main | tar -x -C DIR`), as "base", in the same run
 import { execFile, execFileSync } from 'node:child_process';
 import { promisify } from 'node:util';
@@ -192,7 +192,7 @@ const h1 = await srcHash();
 for (let rep = 0; rep < REPS; rep++) {
   for (const impl of impls) {
     const t = targets.get(impl.name)!;
-    if (rep > 0) sh('blkdiscard', [t]); // blank again (the loop device punches holes in its file)
+    if (rep > 0) sh('blkdiscard', ['-f', t]); // blank again (the loop device punches holes in its file)
     await measure('deploy', impl.name, used, sentDown, t, () => ourDeploy(impl, t, v1), async () => (await usedHash(t, pStart, pSize)) === h1);
   }
 }
@@ -235,9 +235,12 @@ const h2 = await srcHash();
 let v2!: DiskImage;
 for (const impl of impls) await measure('capture 1 % changed', impl.name, used, sentUp, srcLoop, async () => { const v = await ourCapture(impl, allChunks(v1).map((c) => c.digest)); v2 ??= v; }, async () => true);
 if (WITH_PARTCLONE) await measure('capture 1 % changed', 'partclone|zstd|http', used, sentUp, srcLoop, pcCapture('pc-v2'), async () => true);
-for (const impl of impls) {
-  const t = targets.get(impl.name)!;
-  await measure('re-deploy 1 % changed', impl.name, used, sentDown, t, () => ourDeploy(impl, t, v2), async () => (await usedHash(t, pStart, pSize)) === h2);
+for (let rep = 0; rep < REPS; rep++) {
+  for (const impl of impls) {
+    const t = targets.get(impl.name)!;
+    if (rep > 0) await ourDeploy(impl, t, v1); // back to the first version (not measured)
+    await measure('re-deploy 1 % changed', impl.name, used, sentDown, t, () => ourDeploy(impl, t, v2), async () => (await usedHash(t, pStart, pSize)) === h2);
+  }
 }
 if (WITH_PARTCLONE) await measure('re-deploy 1 % changed', 'http|zstd -d|partclone', used, sentDown, loopB, pcDeploy('pc-v2', partB), async () => (await usedHash(loopB, pStart, pSize)) === h2);
 await server.stop();
