@@ -74,7 +74,7 @@ test('a closed pool hashes inline, and still right', async () => {
   assert.deepEqual(await pool.hashSpans(buf, [{ start: 0, length: MiB }]), [sha(buf)]);
 });
 
-test('as one esbuild bundle (ESM, node18): capture and deploy of a disk file hash on workers, same digests as inline', async () => {
+test('as one esbuild bundle (ESM, node18): capture and deploy of a disk file hash on workers, same digests as inline', async (t) => {
   makeTree(join(dir, 'tree'), 8, 700 * 1024 + 17);
   const src = gptDisk(join(dir, 'src.img'), 48 * MiB, join(dir, 'tree'));
   const out = sparseFile(join(dir, 'out.img'), 48 * MiB);
@@ -96,12 +96,15 @@ const t = await openDisk(out, 'r+');
 const d1 = await deployImage(t, cap.image, { source: store, grow: false, hashPool: pool });
 const d2 = await deployImage(t, cap.image, { source: store, grow: false, hashPool: pool });
 await t.close();
-console.log(JSON.stringify({ threads: pool.threads, onWorkers: pool.bytesOnWorkers, digests: allChunks(cap.image).map((c) => c.digest), written: [d1.chunksWritten, d2.chunksWritten], skipped: d2.chunksSkipped }));
+console.log(JSON.stringify({ node: process.version, threads: pool.threads, onWorkers: pool.bytesOnWorkers, digests: allChunks(cap.image).map((c) => c.digest), written: [d1.chunksWritten, d2.chunksWritten], skipped: d2.chunksSkipped }));
 await pool.close();
 `);
   const bundle = join(dir, 'agent.mjs');
   execFileSync(join(root, 'node_modules/.bin/esbuild'), [entry, '--bundle', '--platform=node', '--format=esm', '--target=node18', `--outfile=${bundle}`, '--log-level=error'], { timeout: 120_000 });
-  const got = JSON.parse(execFileSync(process.execPath, [bundle, src.path, out], { encoding: 'utf8', timeout: 120_000 })) as { threads: number; onWorkers: number; digests: string[]; written: number[]; skipped: number };
+  // IMAGING_BUNDLE_NODE: another node binary to run the bundle with (e.g. Debian's Node 18, as in LinuxPE).
+  const nodeBin = process.env.IMAGING_BUNDLE_NODE || process.execPath;
+  const got = JSON.parse(execFileSync(nodeBin, [bundle, src.path, out], { encoding: 'utf8', timeout: 120_000 })) as { threads: number; onWorkers: number; digests: string[]; written: number[]; skipped: number; node: string };
+  t.diagnostic(`bundle ran on node ${got.node}`);
   assert.equal(got.threads, 2);
   assert.ok(got.onWorkers > 0, 'the bundle hashed on its workers');
   // The same capture in this process, hashed inline.
