@@ -5,14 +5,15 @@
 // rewritten and added by debugfs, as an upgrade does), then a second capture and a re-deploy onto
 // the disk that holds the first version. Every restore is checked by its data (the used blocks of
 // source and target hashed alike), not by exit codes (partclone 0.3.23 has aborted at the end of a
-// correct restore and exited 0 on errors). Prints MB/s of used data, bytes sent, bytes written
-// (the target loop device's own counter), CPU (this process, the pipeline's processes).
+// correct restore and exited 0 on errors). Prints MB/s of used data, bytes sent, bytes read and
+// written (the disk's loop device's own counters), CPU (this process with its threads, the
+// pipeline's processes).
 // Also a re-deploy of the same version onto a disk that holds it, and the ratios of each re-deploy
 // to a full deploy (wall and CPU seconds; CPU is less sensitive to a loaded machine).
 // Run: node --import tsx bench/imaging/run.ts   (BENCH_IMAGING_GIB=2, BENCH_IMAGING_COPIES=2)
 //   BENCH_IMAGING_ONLY=ours         skip the partclone pipeline
 //   BENCH_IMAGING_INLINE=1          also our code with hashing inline (hashThreads 0), as "ours-inline"
-//   BENCH_IMAGING_REPS=N           full deploys (onto the target blanked by blkdiscard), unchanged and 1 % re-deploys N times, interleaved across pipelines; ratios from medians
+//   BENCH_IMAGING_REPS=N            full deploys (onto the target blanked by blkdiscard), unchanged and 1 % re-deploys N times, interleaved across pipelines; ratios from medians
 //   BENCH_IMAGING_BASE=DIR          also the images/ of another checkout (e.g. `git archive main | tar -x -C DIR`), as "base", in the same run
 import { execFile, execFileSync } from 'node:child_process';
 import { promisify } from 'node:util';
