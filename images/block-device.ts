@@ -16,6 +16,8 @@ export interface Disk {
   readonly serial: string | null;
   readonly isBlockDevice: boolean;
   read(offset: number, length: number): Promise<Buffer>;
+  /** Fills `into` from `offset` (a reused buffer: no allocation per read). Absent: read() and a copy. */
+  readInto?(offset: number, into: Buffer): Promise<void>;
   write(offset: number, bytes: Buffer): Promise<void>;
   sync(): Promise<void>;
   close(): Promise<void>;
@@ -43,14 +45,18 @@ export async function openDisk(path: string, mode: 'r' | 'r+'): Promise<Disk> {
     } else if (!st.isFile()) {
       throw new NetbootError('DISK_KIND', `${path} is neither a block device nor a file`);
     }
-    const read = async (offset: number, length: number): Promise<Buffer> => {
-      const buf = Buffer.alloc(length);
+    const readInto = async (offset: number, buf: Buffer): Promise<void> => {
+      const length = buf.length;
       let done = 0;
       while (done < length) {
         const { bytesRead } = await fh.read(buf, done, length - done, offset + done);
         if (bytesRead === 0) throw new NetbootError('DISK_SHORT_READ', `${path}: read past the end at byte ${offset + done}`);
         done += bytesRead;
       }
+    };
+    const read = async (offset: number, length: number): Promise<Buffer> => {
+      const buf = Buffer.allocUnsafe(length);
+      await readInto(offset, buf);
       return buf;
     };
     const write = async (offset: number, bytes: Buffer): Promise<void> => {
@@ -60,7 +66,7 @@ export async function openDisk(path: string, mode: 'r' | 'r+'): Promise<Disk> {
         done += bytesWritten;
       }
     };
-    return { path, sizeBytes, sectorBytes, model, serial, isBlockDevice, read, write, sync: () => fh.sync(), close: () => fh.close() };
+    return { path, sizeBytes, sectorBytes, model, serial, isBlockDevice, read, readInto, write, sync: () => fh.sync(), close: () => fh.close() };
   } catch (err) {
     await fh.close();
     throw err;

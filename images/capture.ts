@@ -2,13 +2,16 @@
 // partition, cut into fixed chunks aligned to the partition start (see disk-image.ts), each put
 // into the sink only if the sink does not already hold it. Returns the disk image description
 // with the spec's inventory. Reads only used ranges (and the head); writes nothing to the disk.
+// Runs of adjacent chunks are read ahead into reused buffers and hashed on every core
+// (run-reader.ts, hash-pool.ts) while earlier ones go to the sink.
 import { NetbootError } from '../platform/runtime/errors.ts';
-import { sha256Hex } from '../packages/digest.ts';
 import { decodePartitionTable, headBytesNeeded, type PartitionTable } from '../protocols/disk/partition-table.ts';
 import type { Disk } from './block-device.ts';
 import type { ChunkSink } from './chunk-store.ts';
 import { DEFAULT_CHUNK_BYTES, DISK_IMAGE_FORMAT, MAX_HEAD_BYTES, type ChunkEntry, type DiskImage, type DiskInventory, type PartitionImage } from './disk-image.ts';
 import { maskUnused, totalLength, windowSpans, type Extent } from './extents.ts';
+import { HashPool } from './hash-pool.ts';
+import { RunReader } from './run-reader.ts';
 import { probeOs, type ProbePartition } from './os-probe.ts';
 import { fsUsage } from './used-blocks.ts';
 
@@ -24,6 +27,10 @@ export interface CaptureOptions {
   readonly partitionDevice?: (n: number) => string | null;
   readonly probeOs?: boolean;
   readonly progress?: ImagingProgress;
+  /** Worker threads hashing (default: one per core; 0: inline). Ignored when hashPool is given. */
+  readonly hashThreads?: number;
+  /** A pool to share (left open); by default one is made for this capture and closed after it. */
+  readonly hashPool?: HashPool;
 }
 
 export interface CaptureResult {
@@ -36,7 +43,8 @@ export interface CaptureResult {
   readonly chunksTotal: number;
 }
 
-const READ_BYTES = 4 * 1024 * 1024;
+/** The longest run of adjacent chunks read at once (capture and deploy). */
+export const READ_BYTES = 4 * 1024 * 1024;
 
 /** Runs of ranges that touch each other (no gap), each run at most `maxBytes` long. */
 export function adjacentGroups<T extends { start: number; length: number }>(ranges: readonly T[], maxBytes: number): T[][] {
@@ -62,6 +70,15 @@ export async function readPartitionTable(disk: Disk): Promise<PartitionTable> {
 }
 
 export async function captureDisk(disk: Disk, opts: CaptureOptions): Promise<CaptureResult> {
+  const pool = opts.hashPool ?? new HashPool(opts.hashThreads);
+  try {
+    return await captureWith(disk, opts, pool);
+  } finally {
+    if (opts.hashPool === undefined) await pool.close();
+  }
+}
+
+async function captureWith(disk: Disk, opts: CaptureOptions, pool: HashPool): Promise<CaptureResult> {
   const chunkBytes = opts.chunkBytes ?? DEFAULT_CHUNK_BYTES;
   const table = await readPartitionTable(disk);
   const wanted = opts.partitions ?? table.partitions.map((p) => p.number);
@@ -89,26 +106,29 @@ export async function captureDisk(disk: Disk, opts: CaptureOptions): Promise<Cap
   const store = async (base: number, spans: readonly Extent[], used: readonly Extent[] | null): Promise<ChunkEntry[]> => {
     const out: ChunkEntry[] = [];
     const groups = adjacentGroups(spans, READ_BYTES);
-    const readGroup = (g: readonly Extent[]): Promise<Buffer> => disk.read(base + g[0]!.start, g[g.length - 1]!.start + g[g.length - 1]!.length - g[0]!.start);
-    let next: Promise<Buffer> | null = groups.length > 0 ? readGroup(groups[0]!) : null;
+    const reader = new RunReader(disk, pool, groups.map((g) => {
+      const first = g[0]!.start;
+      const end = g[g.length - 1]!.start + g[g.length - 1]!.length;
+      return { at: base + first, length: end - first, spans: g.map((x) => ({ start: x.start - first, length: x.length })), prepare: used === null ? undefined : (b: Buffer) => maskUnused(b, first, used) };
+    }));
     for (const [gi, group] of groups.entries()) {
-      const first = group[0]!;
-      const all = await next!;
-      next = gi + 1 < groups.length ? readGroup(groups[gi + 1]!) : null;
-      next?.catch(() => {}); // awaited next round; a failure is not unhandled meanwhile // read ahead while this group is hashed
-      bytesRead += all.length;
-      for (const s of group) {
-        const bytes = all.subarray(s.start - first.start, s.start - first.start + s.length);
-        if (used !== null) maskUnused(bytes, s.start, used);
-        const digest = sha256Hex(bytes);
-        chunksTotal++;
-        if (!(await opts.sink.has(digest))) {
-          await opts.sink.put(digest, Buffer.from(bytes));
-          bytesStored += bytes.length;
-          chunksStored++;
+      const r = await reader.get(gi);
+      try {
+        bytesRead += r.bytes.length;
+        for (const [k, s] of group.entries()) {
+          const digest = r.digests[k]!;
+          chunksTotal++;
+          if (!(await opts.sink.has(digest))) {
+            const at = s.start - group[0]!.start;
+            await opts.sink.put(digest, Buffer.from(r.bytes.subarray(at, at + s.length)));
+            bytesStored += s.length;
+            chunksStored++;
+          }
+          out.push({ offset: s.start, length: s.length, digest });
+          bytesDone += s.length;
         }
-        out.push({ offset: s.start, length: s.length, digest });
-        bytesDone += s.length;
+      } finally {
+        r.release();
       }
       opts.progress?.({ phase: 'capture', bytesDone, bytesTotal });
     }

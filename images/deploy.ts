@@ -6,20 +6,28 @@
 // image needs fails before anything is written; on a larger one the table is rewritten for its
 // size (GPT backup moved to the end) and the last partition grown, then its file system
 // (resize2fs for ext2/3/4, ntfsresize for NTFS; FAT is left as it is: only its partition grows).
+// Speed of the comparison (a re-deploy is little else): each run of adjacent chunks is one read
+// into a reused buffer, runs are read ahead while earlier ones are hashed on every core
+// (run-reader.ts, hash-pool.ts), an all-zero target span costs a memcmp, not a hash, and fetched
+// chunks are verified on the workers too. A chunk is skipped only when the target's bytes there
+// hash to its SHA-256 digest. An all-zero chunk the target lacks is written from zeros, not fetched.
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { NetbootError } from '../platform/runtime/errors.ts';
-import { sha256Hex } from '../packages/digest.ts';
 import { encodeGpt, fitGpt } from '../protocols/disk/gpt.ts';
 import { encodeMbr, lbaToChs } from '../protocols/disk/mbr.ts';
 import { decodePartitionTable, headBytesNeeded } from '../protocols/disk/partition-table.ts';
 import type { Disk } from './block-device.ts';
-import { adjacentGroups, type ImagingProgress } from './capture.ts';
+import { adjacentGroups, READ_BYTES, type ImagingProgress } from './capture.ts';
 import type { ChunkSource } from './chunk-store.ts';
 import { minimumDiskBytes, type ChunkEntry, type DiskImage, type PartitionImage } from './disk-image.ts';
 import { maskUnused, type Extent } from './extents.ts';
+import { digestHex, HashPool, zeroDigest } from './hash-pool.ts';
+import { RunReader } from './run-reader.ts';
 
 const run = promisify(execFile);
+/** Runs compared and fetched ahead of the one being written. */
+const FETCH_AHEAD = 3;
 
 export interface DeployOptions {
   readonly source: ChunkSource;
@@ -33,6 +41,10 @@ export interface DeployOptions {
   /** The device node of partition n on the target, for growing its file system. */
   readonly partitionDevice?: (n: number) => string | null;
   readonly progress?: ImagingProgress;
+  /** Worker threads hashing (default: one per core; 0: inline). Ignored when hashPool is given. */
+  readonly hashThreads?: number;
+  /** A pool to share (left open); by default one is made for this deploy and closed after it. */
+  readonly hashPool?: HashPool;
 }
 
 export interface DeployResult {
@@ -52,6 +64,15 @@ export class DiskTooSmallError extends NetbootError {
 }
 
 export async function deployImage(disk: Disk, img: DiskImage, opts: DeployOptions): Promise<DeployResult> {
+  const pool = opts.hashPool ?? new HashPool(opts.hashThreads);
+  try {
+    return await deployWith(disk, img, opts, pool);
+  } finally {
+    if (opts.hashPool === undefined) await pool.close();
+  }
+}
+
+async function deployWith(disk: Disk, img: DiskImage, opts: DeployOptions, pool: HashPool): Promise<DeployResult> {
   const need = minimumDiskBytes(img);
   if (disk.sizeBytes < need) throw new DiskTooSmallError(disk.path, disk.sizeBytes, need);
   if (disk.sectorBytes !== img.sectorBytes) throw new NetbootError('SECTOR_SIZE', `${disk.path} has ${disk.sectorBytes}-byte sectors, the image ${img.sectorBytes}: nothing was written`);
@@ -73,7 +94,7 @@ export async function deployImage(disk: Disk, img: DiskImage, opts: DeployOption
     for (let i = 1; i <= attempts; i++) {
       const bytes = await opts.source.get(c.digest);
       if (bytes !== null) bytesTransferred += bytes.length;
-      if (bytes !== null && bytes.length === c.length && sha256Hex(bytes) === c.digest) return bytes;
+      if (bytes !== null && bytes.length === c.length && digestHex(bytes) === c.digest) return bytes;
       if (i < attempts) chunksRefetched++;
       if (bytes === null && i === attempts) throw new NetbootError('CHUNK_MISSING', `chunk ${c.digest} (${where}) is not held by the source`);
     }
@@ -84,7 +105,7 @@ export async function deployImage(disk: Disk, img: DiskImage, opts: DeployOption
   const targetMatches = async (at: number, c: ChunkEntry, used: readonly Extent[] | null): Promise<Buffer | null> => {
     const have = await disk.read(at, c.length);
     if (used !== null) maskUnused(have, c.offset, used);
-    return sha256Hex(have) === c.digest ? have : null;
+    return digestHex(have) === c.digest ? have : null;
   };
 
   // 1. The head: assembled in memory (from the disk where it already matches), the table
@@ -137,39 +158,56 @@ export async function deployImage(disk: Disk, img: DiskImage, opts: DeployOption
     report('table');
   }
 
-  // 2. Each partition, chunk by chunk (adjacent chunks read together, runs of fetched ones written together).
+  // 2. Each partition, chunk by chunk: runs of adjacent chunks read and hashed ahead
+  //    (RunReader), the chunks a run lacks asked of the source in one request and verified while
+  //    the previous run's are written (never the same bytes: runs do not overlap), runs of fetched
+  //    chunks written together.
   for (const p of selected) {
     const asRanges = p.chunks.map((c) => ({ start: c.offset, length: c.length, c }));
-    const groups = adjacentGroups(asRanges, 4 * 1024 * 1024);
-    type Group = (typeof groups)[number];
-    // Stage one for a group: read the target there, find what it lacks, ask the source for it.
-    // It runs for the next group while this one's chunks are verified and written (never the
-    // same bytes: groups do not overlap).
-    const prepare = async (group: Group) => {
-      const first = group[0]!.start;
-      const have = await disk.read(p.startBytes + first, group[group.length - 1]!.start + group[group.length - 1]!.length - first);
-      const lacking = group.filter(({ c }) => {
-        const mine = Buffer.from(have.subarray(c.offset - first, c.offset - first + c.length));
-        maskUnused(mine, c.offset, p.used);
-        return sha256Hex(mine) !== c.digest;
-      });
-      const batch = lacking.length > 1 && opts.source.getMany !== undefined ? await opts.source.getMany([...new Set(lacking.map(({ c }) => c.digest))]) : null;
-      return { lacking, batch };
+    const groups = adjacentGroups(asRanges, READ_BYTES);
+    const reader = new RunReader(disk, pool, groups.map((g) => {
+      const first = g[0]!.start;
+      const end = g[g.length - 1]!.start + g[g.length - 1]!.length;
+      return { at: p.startBytes + first, length: end - first, spans: g.map((x) => ({ start: x.start - first, length: x.length })), prepare: (b: Buffer) => maskUnused(b, first, p.used) };
+    }));
+    const prepare = async (gi: number) => {
+      const group = groups[gi]!;
+      const r = await reader.get(gi);
+      const lacking = group.filter((_, k) => r.digests[k] !== group[k]!.c.digest);
+      r.release();
+      const verified = new Map<string, Buffer>();
+      const bad = new Set<string>();
+      const toFetch = new Set(lacking.filter(({ c }) => c.digest !== zeroDigest(c.length)).map(({ c }) => c.digest));
+      const batch = toFetch.size > 1 && opts.source.getMany !== undefined ? await opts.source.getMany([...toFetch]) : null;
+      if (batch !== null) {
+        const entries = [...batch];
+        for (const [, b] of entries) bytesTransferred += b.length;
+        const digests = await pool.hashBuffers(entries.map(([, b]) => b));
+        for (const [k, [d, b]] of entries.entries()) {
+          if (digests[k] === d) verified.set(d, b);
+          else bad.add(d);
+        }
+      }
+      return { lacking, verified, bad };
     };
-    let next: ReturnType<typeof prepare> | null = groups.length > 0 ? prepare(groups[0]!) : null;
+    // Up to FETCH_AHEAD runs are compared and fetched ahead of the one being written: scattered
+    // changes mean many small requests, whose round trips then overlap.
+    const ahead: ReturnType<typeof prepare>[] = [];
     for (const [gi, group] of groups.entries()) {
-      const { lacking, batch } = await next!;
-      next = gi + 1 < groups.length ? prepare(groups[gi + 1]!) : null;
-      next?.catch(() => {}); // awaited next round; a failure is not unhandled meanwhile
+      while (ahead.length < FETCH_AHEAD && gi + ahead.length < groups.length) {
+        const pending = prepare(gi + ahead.length);
+        pending.catch(() => {}); // awaited in its round; a failure is not unhandled meanwhile
+        ahead.push(pending);
+      }
+      const { lacking, verified, bad } = await ahead.shift()!;
       let run: { at: number; parts: Buffer[] } | null = null;
       const flush = async (): Promise<void> => {
         if (run === null) return;
-        const bytes = Buffer.concat(run.parts);
+        const bytes = run.parts.length === 1 ? run.parts[0]! : Buffer.concat(run.parts);
         await disk.write(p.startBytes + run.at, bytes);
         bytesWritten += bytes.length;
         run = null;
       };
-      if (batch !== null) for (const b of batch.values()) bytesTransferred += b.length;
       const lackingSet = new Set(lacking);
       for (const g of group) {
         const c = g.c;
@@ -177,11 +215,9 @@ export async function deployImage(disk: Disk, img: DiskImage, opts: DeployOption
           chunksSkipped++;
           await flush();
         } else {
-          const got = batch?.get(c.digest);
-          let bytes: Buffer;
-          if (got !== undefined && got.length === c.length && sha256Hex(got) === c.digest) bytes = got;
-          else {
-            if (got !== undefined) chunksRefetched++;
+          let bytes = c.digest === zeroDigest(c.length) ? Buffer.alloc(c.length) : verified.get(c.digest);
+          if (bytes === undefined) {
+            if (bad.has(c.digest)) chunksRefetched++;
             bytes = await fetchVerified(c, `partition ${p.number} at byte ${c.offset}`);
           }
           chunksWritten++;
