@@ -13,9 +13,13 @@ export interface Packet {
   readonly sport: number;
   readonly dst: string;
   readonly dport: number;
+  /** The payload as captured (a short snap length keeps only its start). */
   readonly payload: Buffer;
+  /** The payload's length on the wire. */
+  readonly size: number;
 }
 
+/** Reads a capture; a snap length as short as 256 bytes is enough (`tcpdump -s 256`). */
 export function readPackets(path: string): Packet[] {
   const file = readFileSync(path);
   if (file.length < 24 || file.readUInt32LE(0) !== 0xa1b2c3d4) throw new Error(`${path}: not a little-endian microsecond pcap file`);
@@ -23,14 +27,24 @@ export function readPackets(path: string): Packet[] {
   for (let at = 24; at + 16 <= file.length; ) {
     const t = file.readUInt32LE(at) * 1000 + file.readUInt32LE(at + 4) / 1000;
     const len = file.readUInt32LE(at + 8);
+    const wire = file.readUInt32LE(at + 12);
     const frame = file.subarray(at + 16, at + 16 + len);
     at += 16 + len;
     if (frame.length < 34 || frame.readUInt16BE(12) !== 0x0800) continue;
-    const ip = frame.subarray(14, 14 + (frame.readUInt16BE(16) || frame.length - 14));
-    const l4 = ip.subarray((ip[0]! & 0x0f) * 4);
+    // An offloaded segment seen before it is split may say 0: its length on the wire then.
+    const ipLen = frame.readUInt16BE(16) || wire - 14;
+    const ip = frame.subarray(14);
+    const ihl = (ip[0]! & 0x0f) * 4;
+    const l4 = ip.subarray(ihl);
+    if (l4.length < (ip[9] === 6 ? 20 : 8)) continue;
     const base = { t, src: [...ip.subarray(12, 16)].join('.'), dst: [...ip.subarray(16, 20)].join('.'), sport: l4.readUInt16BE(0), dport: l4.readUInt16BE(2) };
-    if (ip[9] === 17) out.push({ ...base, proto: 'udp', payload: l4.subarray(8, l4.readUInt16BE(4)) });
-    else if (ip[9] === 6) out.push({ ...base, proto: 'tcp', payload: l4.subarray((l4[12]! >> 4) * 4) });
+    if (ip[9] === 17) {
+      const size = l4.readUInt16BE(4) - 8;
+      out.push({ ...base, proto: 'udp', payload: l4.subarray(8, 8 + size), size });
+    } else if (ip[9] === 6) {
+      const doff = (l4[12]! >> 4) * 4;
+      out.push({ ...base, proto: 'tcp', payload: l4.subarray(doff), size: ipLen - ihl - doff });
+    }
   }
   return out;
 }
@@ -45,7 +59,7 @@ export interface Transfer {
   readonly start: number;
   /** The last packet of the transfer (TFTP: the client's last ACK; HTTP: the server's last byte of the response), ms since the epoch. */
   readonly end: number;
-  /** Payload bytes the server sent for it (TFTP DATA bytes without headers; HTTP response bytes with headers). */
+  /** Payload bytes the server sent for it, as captured (TFTP: DATA bytes without headers, each block once; HTTP: response bytes with headers). A capture that dropped packets says less. */
   readonly bytes: number;
 }
 
@@ -66,13 +80,23 @@ export function transfers(packets: readonly Packet[], server: string, httpPort: 
       const tid = first.sport;
       let end = first.t;
       let bytes = 0;
+      // Retransmitted blocks count once; block numbers wrap after 65535.
+      const blocks = new Set<number>();
+      let wraps = 0;
+      let last = 0;
       for (const q of packets.slice(i + 1)) {
-        if (q.proto !== 'udp') continue;
+        if (q.proto !== 'udp' || q.payload.length < 2) continue;
         const mine = q.src === server && q.sport === tid && q.dst === p.src && q.dport === p.sport;
         const theirs = q.src === p.src && q.sport === p.sport && q.dst === server && q.dport === tid;
         if (!mine && !theirs) continue;
         end = q.t;
-        if (mine && q.payload.readUInt16BE(0) === 3) bytes += q.payload.length - 4;
+        if (mine && q.payload.length >= 4 && q.payload.readUInt16BE(0) === 3) {
+          const n = q.payload.readUInt16BE(2);
+          if (n < last - 32768) wraps++;
+          last = n;
+          if (!blocks.has(wraps * 65536 + n)) bytes += q.size - 4;
+          blocks.add(wraps * 65536 + n);
+        }
         // An ERROR ends it (and a repeated RRQ from the same port starts a new transfer).
         if (q.payload.readUInt16BE(0) === 5) break;
       }
@@ -82,11 +106,11 @@ export function transfers(packets: readonly Packet[], server: string, httpPort: 
       let end = p.t;
       let bytes = 0;
       for (const q of packets.slice(i + 1)) {
-        if (q.proto !== 'tcp' || q.payload.length === 0) continue;
+        if (q.proto !== 'tcp' || q.size <= 0) continue;
         if (q.src === p.src && q.sport === p.sport && q.dst === server && q.dport === httpPort) break; // the next request
         if (q.src === server && q.sport === httpPort && q.dst === p.src && q.dport === p.sport) {
           end = q.t;
-          bytes += q.payload.length;
+          bytes += q.size;
         }
       }
       out.push({ protocol: 'http', path: decodeURIComponent(target.replace(/^\/+/, '')), client: p.src, start: p.t, end, bytes });
