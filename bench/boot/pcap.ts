@@ -17,6 +17,8 @@ export interface Packet {
   readonly payload: Buffer;
   /** The payload's length on the wire. */
   readonly size: number;
+  /** TCP: the sequence number of the payload's first byte (0 for UDP). */
+  readonly seq: number;
 }
 
 /** Reads a capture; a snap length as short as 256 bytes is enough (`tcpdump -s 256`). */
@@ -40,10 +42,10 @@ export function readPackets(path: string): Packet[] {
     const base = { t, src: [...ip.subarray(12, 16)].join('.'), dst: [...ip.subarray(16, 20)].join('.'), sport: l4.readUInt16BE(0), dport: l4.readUInt16BE(2) };
     if (ip[9] === 17) {
       const size = l4.readUInt16BE(4) - 8;
-      out.push({ ...base, proto: 'udp', payload: l4.subarray(8, 8 + size), size });
+      out.push({ ...base, proto: 'udp', payload: l4.subarray(8, 8 + size), size, seq: 0 });
     } else if (ip[9] === 6) {
       const doff = (l4[12]! >> 4) * 4;
-      out.push({ ...base, proto: 'tcp', payload: l4.subarray(doff), size: ipLen - ihl - doff });
+      out.push({ ...base, proto: 'tcp', payload: l4.subarray(doff), size: ipLen - ihl - doff, seq: l4.readUInt32BE(4) });
     }
   }
   return out;
@@ -57,7 +59,7 @@ export interface Transfer {
   readonly client: string;
   /** The request's time, ms since the epoch. */
   readonly start: number;
-  /** The last packet of the transfer (TFTP: the client's last ACK; HTTP: the server's last byte of the response), ms since the epoch. */
+  /** The transfer's last new packet (TFTP: the client's first ACK of the last block; HTTP: the server's first sending of the response's last byte), ms since the epoch; retransmissions do not count. */
   readonly end: number;
   /** Payload bytes the server sent for it, as captured (TFTP: DATA bytes without headers, each block once; HTTP: response bytes with headers). A capture that dropped packets says less. */
   readonly bytes: number;
@@ -82,6 +84,7 @@ export function transfers(packets: readonly Packet[], server: string, httpPort: 
       let bytes = 0;
       // Retransmitted blocks count once; block numbers wrap after 65535.
       const blocks = new Set<number>();
+      const acked = new Set<number>();
       let wraps = 0;
       let last = 0;
       for (const q of packets.slice(i + 1)) {
@@ -89,13 +92,21 @@ export function transfers(packets: readonly Packet[], server: string, httpPort: 
         const mine = q.src === server && q.sport === tid && q.dst === p.src && q.dport === p.sport;
         const theirs = q.src === p.src && q.sport === p.sport && q.dst === server && q.dport === tid;
         if (!mine && !theirs) continue;
-        end = q.t;
-        if (mine && q.payload.length >= 4 && q.payload.readUInt16BE(0) === 3) {
-          const n = q.payload.readUInt16BE(2);
+        if (q.payload.length < 4) continue;
+        const op = q.payload.readUInt16BE(0);
+        const n = q.payload.readUInt16BE(2);
+        if (mine && op === 3) {
           if (n < last - 32768) wraps++;
           last = n;
-          if (!blocks.has(wraps * 65536 + n)) bytes += q.size - 4;
+          if (!blocks.has(wraps * 65536 + n)) {
+            bytes += q.size - 4;
+            end = q.t;
+          }
           blocks.add(wraps * 65536 + n);
+        } else if (theirs && op === 4 && n === last && !acked.has(wraps * 65536 + n)) {
+          // The client's first ACK of the newest block; repeated ones answer retransmissions.
+          acked.add(wraps * 65536 + n);
+          end = q.t;
         }
         // An ERROR ends it (and a repeated RRQ from the same port starts a new transfer).
         if (q.payload.readUInt16BE(0) === 5) break;
@@ -105,12 +116,21 @@ export function transfers(packets: readonly Packet[], server: string, httpPort: 
       const target = /^(?:GET|HEAD) (\S+)/.exec(p.payload.subarray(0, 2048).toString('latin1'))![1]!;
       let end = p.t;
       let bytes = 0;
+      // Only new bytes count: a retransmission (iPXE may stop acknowledging once it has the whole
+      // file and boots) neither adds bytes nor moves the end.
+      let sent: number | null = null;
       for (const q of packets.slice(i + 1)) {
         if (q.proto !== 'tcp' || q.size <= 0) continue;
         if (q.src === p.src && q.sport === p.sport && q.dst === server && q.dport === httpPort) break; // the next request
         if (q.src === server && q.sport === httpPort && q.dst === p.src && q.dport === p.sport) {
-          end = q.t;
-          bytes += q.size;
+          const top = q.seq + q.size;
+          const from = sent === null ? q.seq : sent;
+          // Sequence numbers wrap at 2^32: compare by the signed difference.
+          if (sent === null || ((top - sent) | 0) > 0) {
+            bytes += ((top - from) | 0) > q.size ? q.size : (top - from) | 0;
+            sent = top >>> 0;
+            end = q.t;
+          }
         }
       }
       out.push({ protocol: 'http', path: decodeURIComponent(target.replace(/^\/+/, '')), client: p.src, start: p.t, end, bytes });
