@@ -127,7 +127,7 @@ export function transfers(packets: readonly Packet[], server: string, httpPort: 
           const from = sent === null ? q.seq : sent;
           // Sequence numbers wrap at 2^32: compare by the signed difference.
           if (sent === null || ((top - sent) | 0) > 0) {
-            bytes += ((top - from) | 0) > q.size ? q.size : (top - from) | 0;
+            bytes += Math.min((top - from) | 0, q.size);
             sent = top >>> 0;
             end = q.t;
           }
