@@ -6,6 +6,7 @@
 // Ready package versions on this server, the same places the TFTP service serves from).
 import type { Action, Image } from '../sbs/types.ts';
 import type { FeedState } from './feed-protocol.ts';
+import { configPath, GRUB_ROOT_PATH, grubPathBeside, isShim, machineGrubConfig } from './http-grub-config.ts';
 import { machineScript, menuItemScript } from './ipxe-script.ts';
 import { parseNetbootPath, scriptPath } from './netboot-paths.ts';
 import { codeFromArch } from './pxe-arch.ts';
@@ -62,6 +63,7 @@ export function bootChain(mac: string, decision: Decision, state: FeedState, pro
   if ('none' in decision) return null;
   const o = decision.offer;
   const w = new Walk(state, probe);
+  if (o.stage === 'firmware' && isShim(o.file)) return secureBootChain(w, mac, o.file, o.arch, state, options);
   if (o.stage === 'firmware') {
     const nbp = parseNetbootPath(o.file);
     if (typeof nbp !== 'string' && nbp.kind === 'image') {
@@ -97,6 +99,23 @@ export function bootChain(mac: string, decision: Decision, state: FeedState, pro
     if (problem !== null) w.itemProblem(index, `${label}: ${problem}`);
   });
   return w.result(`shows a menu of ${items.length} item(s)`);
+}
+
+/**
+ * The Secure Boot chain (boot/http-grub-config.ts): shim, GRUB beside it, GRUB's root
+ * configuration, then this machine's generated GRUB configuration, read as GRUB runs it.
+ */
+function secureBootChain(w: Walk, mac: string, shim: string, arch: string, state: FeedState, options: PolicyOptions): BootChain {
+  w.fetch('offer', shim, `boot program for ${arch} (shim, the Secure Boot chain)`);
+  w.fetch('file', grubPathBeside(shim), 'GRUB (signed, loaded by shim from its folder)');
+  w.fetch('file', GRUB_ROOT_PATH, 'GRUB\'s first configuration');
+  if (w.broken) return w.result('');
+  const machine = machineAction(mac, state, options);
+  if ('none' in machine) return w.fail(machine.none);
+  const path = configPath(mac);
+  w.script(path, `GRUB configuration (${describeAction(machine.action)})`);
+  const ends = w.walkGrub(path, machineGrubConfig(mac, machine, state), machine.action);
+  return 'none' in ends ? w.fail(ends.none) : w.result(ends.ends);
 }
 
 class Walk {
@@ -166,6 +185,61 @@ class Walk {
       }
     }
     return { ends: 'the script ends' };
+  }
+
+  /**
+   * Reads a generated GRUB configuration as GRUB runs it: `linux` and `initrd` fetch files (from
+   * `(http,SERVER)` or GRUB's TFTP server: the same paths), `boot` boots, `exit` leaves, `configfile`
+   * reads the machine's configuration again; a menu's entries are walked one by one.
+   */
+  walkGrub(at: string, text: string, action: Action): { ends: string } | { none: string } {
+    const file = (word: string): string => word.replace(/^\([^)]*\)/, '').replace(/^\/+/, '');
+    const lines = text.split('\n');
+    const items = lines.filter((l) => l.startsWith('menuentry ')).length;
+    let said = '';
+    let result: { ends: string } | { none: string } | null = null;
+    for (const raw of lines) {
+      const line = raw.trim();
+      const words = line.split(' ').filter((x) => x !== '');
+      const entry = /--id m(\d+) \{$/.exec(line);
+      if (words[0] === 'menuentry' && entry !== null) {
+        this.item = Number(entry[1]);
+        result = null;
+        continue;
+      }
+      if (line === '}' && this.item !== undefined) {
+        const problem = this.firstProblem(this.item) ?? (result !== null && 'none' in result ? result.none : null);
+        const label = `menu item ${this.item + 1}${this.item === 0 ? ' (the default)' : ''}`;
+        if (problem !== null) this.itemProblem(this.item, `${label}: ${problem}`);
+        this.item = undefined;
+        continue;
+      }
+      if (result !== null) continue;
+      const act = this.item === undefined ? action : (this.state.config?.menu?.items[this.item]?.action ?? action);
+      switch (words[0]) {
+        case 'echo':
+          said = line.slice(line.indexOf(' ') + 1).replace(/^'|'$/g, '');
+          break;
+        case 'linux':
+          this.fetch('file', file(words[1]!));
+          break;
+        case 'initrd':
+          for (const w of words.slice(1)) this.fetch('file', file(w));
+          break;
+        case 'boot':
+          result = { ends: `boots image ${act.type === 'boot' ? act.image : '?'}` };
+          break;
+        case 'configfile':
+          result = { ends: file(words[1]!) === at && act.type === 'wait' ? 'waits, reading its GRUB configuration again every few seconds' : 'shows the menu again' };
+          break;
+        case 'exit':
+          result = act.type === 'local' ? { ends: 'GRUB exits: the machine boots from its next device' } : { none: `the GRUB configuration exits instead of booting: ${said.replace(/^netboot: [0-9a-f:]+: /, '')}` };
+          break;
+      }
+      if (result !== null && this.item === undefined && items === 0) return result;
+    }
+    if (items > 0) return { ends: `shows a GRUB menu of ${items} item(s)` };
+    return result ?? { ends: 'the GRUB configuration ends' };
   }
 
   firstProblem(item: number): string | null {

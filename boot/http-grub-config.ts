@@ -6,8 +6,8 @@
 // loads `grubx64.efi` beside it (grub-efi-amd64-signed's grubnetx64.efi.signed), GRUB reads
 // `$prefix/grub.cfg` = `(tftp,SERVER)/grub/grub.cfg` (GRUB_ROOT_CONFIG, in the TFTP root), which
 // hands over to this file by GRUB's own `$net_default_mac`. Kernels and initrds come over TFTP
-// from GRUB's server, or over Boot HTTP when it is on port 80 (GRUB 2.06 names no port); only the Debian-signed kernel
-// must pass Secure Boot (shim_lock), initrds are not checked.
+// from GRUB's server (see bootBody: no HTTP in Debian 12's signed GRUB); only the Debian-signed
+// kernel must pass Secure Boot (shim_lock), initrds are not checked.
 import type { Action, Image, Menu } from '../sbs/types.ts';
 import type { FeedState } from './feed-protocol.ts';
 import { WAIT_RECHECK_SEC } from './ipxe-script.ts';
@@ -25,13 +25,31 @@ export const GRUB_ROOT_CONFIG = [
   '',
 ].join('\n');
 
-export interface GrubOptions {
-  /** Boot HTTP's port when it is on: on port 80, kernels and initrds over HTTP from `$net_default_server`. */
-  readonly httpPort?: number;
+/** GRUB's file name: shim loads it from its own folder. */
+export const GRUB_FILE = 'grubx64.efi';
+/** GRUB's first configuration, in the TFTP root (GRUB_ROOT_CONFIG). */
+export const GRUB_ROOT_PATH = 'grub/grub.cfg';
+
+/** A boot file named shim (`shimx64.efi`, `boot/shimx64.efi`...): the Secure Boot chain. */
+export function isShim(file: string): boolean {
+  return /^shim[^/]*$/i.test(file.slice(file.lastIndexOf('/') + 1));
+}
+
+/** Where GRUB looks for grubx64.efi's sibling: the folder of the shim it was offered. */
+export function grubPathBeside(shim: string): string {
+  return `${shim.slice(0, shim.lastIndexOf('/') + 1)}${GRUB_FILE}`.replace(/^\/+/, '');
+}
+
+/** `netboot explain`'s `transfer:` line for a machine offered shim (PXE) or its URL (UEFI HTTP Boot). */
+export function secureBootTransfer(httpBoot: boolean): string {
+  if (httpBoot) {
+    return 'Secure Boot chain by UEFI HTTP Boot: the firmware fetches shim over HTTP, but Debian\'s GRUB 2.06 started this way stops at its prompt (no configuration path): offer this machine PXE for shim and GRUB';
+  }
+  return `Secure Boot chain, all over TFTP: shim (the firmware), ${GRUB_FILE} (shim), GRUB's configurations, the kernel and initrds (GRUB: Debian 12's signed GRUB has no http module and loads none under Secure Boot)`;
 }
 
 /** The configuration at `netboot/<mac>/grub.cfg`. */
-export function machineGrubConfig(mac: string, machine: MachineAction, state: FeedState, options: GrubOptions = {}): string {
+export function machineGrubConfig(mac: string, machine: MachineAction, state: FeedState): string {
   if ('none' in machine) return exitConfig(mac, machine.none);
   const job = machine.job;
   let jobArgs = job !== undefined && machine.action.type === 'boot' && machine.action.image === job.preboot ? `netboot.job=${job.jobId} netboot.secret=${job.secret}` : '';
@@ -43,12 +61,12 @@ export function machineGrubConfig(mac: string, machine: MachineAction, state: Fe
   const action = machine.action;
   if (action.type === 'menu') {
     const menu = state.config?.menu;
-    return menu === undefined ? exitConfig(mac, 'action menu, but config has no menu') : menuConfig(mac, menu, state, options);
+    return menu === undefined ? exitConfig(mac, 'action menu, but config has no menu') : menuConfig(mac, menu, state);
   }
-  return lines(...actionBody(mac, action, state, options, jobArgs));
+  return lines(...actionBody(mac, action, state, jobArgs));
 }
 
-function actionBody(mac: string, action: Action, state: FeedState, options: GrubOptions, jobArgs = ''): string[] {
+function actionBody(mac: string, action: Action, state: FeedState, jobArgs = ''): string[] {
   switch (action.type) {
     case 'local':
       return exitBody(mac, 'action local: boot from the next device');
@@ -63,17 +81,17 @@ function actionBody(mac: string, action: Action, state: FeedState, options: Grub
       return [`configfile /${configPath(mac)}`];
     case 'boot': {
       const image = findImage(state, action.image);
-      return image === null ? exitBody(mac, `image ${action.image} does not exist`) : bootBody(mac, image, options, jobArgs);
+      return image === null ? exitBody(mac, `image ${action.image} does not exist`) : bootBody(mac, image, jobArgs);
     }
   }
 }
 
-function bootBody(mac: string, image: Image, options: GrubOptions, jobArgs: string): string[] {
+function bootBody(mac: string, image: Image, jobArgs: string): string[] {
   if (image.type !== 'linux') return exitBody(mac, `image ${image.id} is of type ${image.type}: only linux images boot through shim and GRUB`);
-  // GRUB 2.06 cannot name a port in `(http,SERVER)` (measured: "disk `http,10.91.0.1:8490' not
-  // found"): over HTTP only when Boot HTTP is on port 80, else over TFTP from GRUB's $root.
-  const from = options.httpPort === 80 ? '(http,${net_default_server})' : '';
-  const file = (rel: string): string => `${from}/${imagePath(mac, image.id, rel)}`;
+  // Over TFTP from GRUB's $root. Not `(http,${net_default_server}:PORT)`: Debian 12's signed
+  // grubnetx64 parses ports but has no http module ("disk `http,...' not found", then a TFTP
+  // request for /grub/x86_64-efi/http.mod), and under Secure Boot it loads no module.
+  const file = (rel: string): string => `/${imagePath(mac, image.id, rel)}`;
   // The same settings the iPXE scripts pass (BOOT_SETTINGS), from GRUB's variables.
   const settings = ['netboot.server=${net_default_server}', 'netboot.next-server=${net_default_server}', `BOOTIF=01-${mac.replace(/:/g, '-')}`];
   const cmdline = [image.cmdline ?? '', ...settings, jobArgs].filter((s) => s !== '').join(' ');
@@ -85,11 +103,11 @@ function bootBody(mac: string, image: Image, options: GrubOptions, jobArgs: stri
   ];
 }
 
-function menuConfig(mac: string, menu: Menu, state: FeedState, options: GrubOptions): string {
+function menuConfig(mac: string, menu: Menu, state: FeedState): string {
   if (menu.items.length === 0) return exitConfig(mac, 'the menu has no items');
   const entries = menu.items.flatMap((item, i) => [
     `menuentry ${quote(item.label)} --id m${i} {`,
-    ...actionBody(mac, item.action, state, options).map((l) => `  ${l}`),
+    ...actionBody(mac, item.action, state).map((l) => `  ${l}`),
     '}',
   ]);
   return lines(`set default=m0`, `set timeout=${menu.timeoutSec > 0 ? menu.timeoutSec : -1}`, `echo ${quote(menu.prompt)}`, ...entries);

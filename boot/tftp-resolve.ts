@@ -42,7 +42,7 @@ export function tftpTarget(requested: string, state: FeedState, options: PolicyO
     case 'wimboot':
       return inRoot(tftpRoot, 'wimboot');
     case 'grub':
-      return content(machineGrubConfig(parsed.mac, machine, state, options.httpPort === undefined ? {} : { httpPort: options.httpPort }));
+      return content(machineGrubConfig(parsed.mac, machine, state));
     case 'image': {
       const image = findImage(state, parsed.imageId);
       if (image === null) return { type: 'none', reason: `image ${parsed.imageId} does not exist` };

@@ -3,6 +3,7 @@
 // address the offer carries (through a relay or on the server's own segments), and the last
 // request seen from it.
 import { answer, offerFile, replyAddresses, type AddressChoice, type AnswerState, type Arrival, type Chosen } from '../../boot/answer.ts';
+import { isShim, secureBootTransfer } from '../../boot/http-grub-config.ts';
 import type { Decision, Offer } from '../../boot/pxe-policy.ts';
 import type { RecentRequests, SeenReport } from '../../boot/recent-requests.ts';
 import { discoverBytes } from '../../boot/sample-request.ts';
@@ -77,6 +78,7 @@ export async function explainMachine(req: ControlRequest, deps: ExplainDeps): Pr
 
 /** Which protocol carries what, for this request's chain (`netboot explain` prints it). */
 function transferOf(reply: { readonly offer: Offer; readonly replies: readonly { readonly chosen: AddressChoice }[] } | null, httpPort: number | undefined, ipxe: boolean): string {
+  if (reply !== null && reply.offer.stage === 'firmware' && isShim(reply.offer.file)) return secureBootTransfer(reply.offer.http !== undefined);
   if (reply !== null && reply.offer.http !== undefined) {
     const url = offerFile(reply.offer, reply.replies[0]!.chosen.address);
     return ipxe ? `iPXE fetches ${url} and the kernels, initrds and WIMs it names over Boot HTTP: no TFTP`
