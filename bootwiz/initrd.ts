@@ -21,6 +21,8 @@ export interface InitrdInput {
   /** `busybox --list-full`: applet paths (`bin/sh`, `usr/sbin/udhcpd`, ...). */
   readonly applets: readonly string[];
   readonly modules: ReadonlyArray<ModuleLoad & { readonly data: Uint8Array }>;
+  /** Programs, data and libraries from userland.ts (they win over busybox's applet links). */
+  readonly userland?: readonly CpioEntry[];
   /** Small text files (e.g. etc/bootwiz/build.json), path → content. */
   readonly extraFiles?: Readonly<Record<string, string>>;
 }
@@ -50,6 +52,10 @@ export function initrdEntries(input: InitrdInput): CpioEntry[] {
   for (const m of input.modules) {
     entries.push({ path: m.path, type: 'file', data: m.data });
     taken.add(m.path);
+  }
+  for (const e of input.userland ?? []) {
+    entries.push(e);
+    taken.add(e.path);
   }
   for (const [path, text] of Object.entries(input.extraFiles ?? {})) {
     entries.push({ path, type: 'file', data: Buffer.from(text) });
