@@ -43,7 +43,7 @@ export function readElfDynamic(bytes: Uint8Array, name = 'file'): ElfDynamic {
   const phoff = u64(0x20);
   const phentsize = view.getUint16(0x36, true);
   const phnum = view.getUint16(0x38, true);
-  if (phentsize < 56 || phoff + phentsize * phnum > bytes.length) throw new ElfError(`${name}: program headers out of the file`);
+  if (phnum > 0 && (phentsize < 56 || phoff + phentsize * phnum > bytes.length)) throw new ElfError(`${name}: program headers out of the file`);
   const loads: Array<{ vaddr: number; offset: number; filesz: number }> = [];
   let dynamic: { offset: number; size: number } | null = null;
   let interp: string | null = null;
