@@ -147,7 +147,7 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
 
     // 5. The initrd.
     const userlandFiles = recipe.userland.flatMap((u) => u.files ?? []);
-    const userland = collectUserland(uroot, userlandFiles);
+    const userland = await collectUserland(uroot, userlandFiles);
     report('initrd', 0, `${order.length} module files, busybox, ${userlandFiles.length} userland files, ${userland.libraries.length} libraries`);
     const busyboxPath = join(broot, 'bin', 'busybox');
     const applets = (await tool(busyboxPath, ['--list-full'])).split('\n').map((l) => l.trim()).filter((l) => l !== '');
@@ -157,7 +157,7 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
       modules: order.map((m) => m.name),
       userland: { files: userlandFiles, libraries: userland.libraries, bytes: userland.bytes },
     };
-    const { cpio, compressed } = await buildInitrd({
+    const { cpioBytes, compressed } = await buildInitrd({
       busybox: readFileSync(busyboxPath),
       applets,
       modules: order.map((m) => ({ ...m, data: readFileSync(join(kroot, m.path)) })),
@@ -172,7 +172,7 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
     const info: BuildInfo = {
       ...infoBase,
       kernel: { bytes: kernel.length, sha256: sha256Hex(kernel) },
-      initrd: { bytes: compressed.length, sha256: sha256Hex(compressed), cpioBytes: cpio.length, compression: 'gzip-6' },
+      initrd: { bytes: compressed.length, sha256: sha256Hex(compressed), cpioBytes, compression: 'gzip-6' },
     };
 
     // 6. Staging, then swap: the previous build stays whole until the new one is.

@@ -5,7 +5,8 @@
 // folder). Libraries go to /usr/lib/<triplet>/<soname> (a system directory of Debian's ld.so, so no
 // ld.so.cache is needed), the loader to the program's PT_INTERP path as a link to it. A library no
 // package holds stops the build with its name and who needs it.
-import { lstatSync, readFileSync, readlinkSync } from 'node:fs';
+import { lstatSync, readlinkSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import type { CpioEntry } from './cpio.ts';
 import { isElf, readElfDynamic } from './elf.ts';
@@ -54,7 +55,7 @@ function resolveInside(root: string, path: string): string | null {
  * The entries for `files` (paths inside `root`) and the libraries they need, transitively. The
  * result depends only on the folder's contents and the list (libraries sorted by soname).
  */
-export function collectUserland(root: string, files: readonly string[]): Userland {
+export async function collectUserland(root: string, files: readonly string[]): Promise<Userland> {
   const entries: CpioEntry[] = [];
   const libs = new Map<string, Uint8Array>();
   const links = new Map<string, string>();
@@ -74,7 +75,7 @@ export function collectUserland(root: string, files: readonly string[]): Userlan
   for (const f of files) {
     const real = resolveInside(root, f);
     if (real === null) throw new ToolError(`${f} is in none of the unpacked packages`);
-    const data = readFileSync(join(root, real));
+    const data = await readFile(join(root, real));
     const exec = (lstatSync(join(root, real)).mode & 0o111) !== 0;
     entries.push({ path: f, type: 'file', data, mode: exec ? 0o755 : 0o644 });
     bytes += data.length;
@@ -85,7 +86,7 @@ export function collectUserland(root: string, files: readonly string[]): Userlan
     if (libs.has(soname)) continue;
     const found = SEARCH.map((d) => resolveInside(root, `${d}/${soname}`)).find((p) => p !== null);
     if (found === undefined || found === null) throw new ToolError(`${soname}, needed by ${by}, is in none of the unpacked packages (searched ${SEARCH.join(', ')})`);
-    const data = readFileSync(join(root, found));
+    const data = await readFile(join(root, found));
     libs.set(soname, data);
     bytes += data.length;
     follow(data, soname);

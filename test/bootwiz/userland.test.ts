@@ -8,9 +8,10 @@ import { execFileSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
 import { compareDebVersions } from '../../bootwiz/apt.ts';
 import { ElfError, isElf, readElfDynamic } from '../../bootwiz/elf.ts';
-import { initrdEntries } from '../../bootwiz/initrd.ts';
+import { GZIP_LEVEL, gzipParts, initrdEntries } from '../../bootwiz/initrd.ts';
 import { collectUserland, LIB_DIR, TRIPLET } from '../../bootwiz/userland.ts';
 
 const HOST_FILES = ['/bin/ls', '/usr/bin/tar', `/lib/${TRIPLET}/libc.so.6`, `/usr/lib/${TRIPLET}/libstdc++.so.6`, '/usr/bin/qemu-system-x86_64'];
@@ -55,7 +56,7 @@ test('the ELF reader refuses what it cannot read, by name', () => {
   assert.deepEqual(readElfDynamic(bare, 'bare'), { interp: null, soname: null, needed: [] });
 });
 
-test('the NEEDED walk takes every library ls needs, through symlinks, and links the loader', () => {
+test('the NEEDED walk takes every library ls needs, through symlinks, and links the loader', async () => {
   const root = mkdtempSync(join(tmpdir(), 'bootwiz-userland-'));
   try {
     // Laid out like unpacked packages: the program, libraries under lib/ and usr/lib/ with
@@ -84,7 +85,7 @@ test('the NEEDED walk takes every library ls needs, through symlinks, and links 
     if (!needed.has(loaderName)) copyFileSync(execFileSync('readlink', ['-f', interp], { encoding: 'utf8' }).trim(), join(root, 'lib', TRIPLET, loaderName));
     symlinkSync(`/lib/${TRIPLET}/${loaderName}`, join(root, 'lib64', loaderName));
 
-    const u = collectUserland(root, ['bin/ls']);
+    const u = await collectUserland(root, ['bin/ls']);
     assert.deepEqual([...u.libraries], [...new Set([...needed, loaderName])].sort());
     const byPath = new Map(u.entries.map((e) => [e.path, e]));
     assert.equal(byPath.get('bin/ls')?.type, 'file');
@@ -95,13 +96,13 @@ test('the NEEDED walk takes every library ls needs, through symlinks, and links 
     const libc = byPath.get(`${LIB_DIR}/libc.so.6`) as { data: Uint8Array };
     assert.ok(Buffer.from(libc.data).equals(readFileSync(`/lib/${TRIPLET}/libc.so.6`)));
     // The same folder, the same entries.
-    assert.deepEqual(collectUserland(root, ['bin/ls']).entries, u.entries);
+    assert.deepEqual((await collectUserland(root, ['bin/ls'])).entries, u.entries);
 
     // A file no package has, and a library no package has: named, with who needs it.
-    assert.throws(() => collectUserland(root, ['usr/bin/node']), /usr\/bin\/node is in none of the unpacked packages/);
+    await assert.rejects(collectUserland(root, ['usr/bin/node']), /usr\/bin\/node is in none of the unpacked packages/);
     rmSync(join(root, 'lib', TRIPLET, 'libc.so.6'), { force: true });
     rmSync(join(root, 'usr', 'lib', TRIPLET, 'libc.so.6'), { force: true });
-    assert.throws(() => collectUserland(root, ['bin/ls']), /libc\.so\.6, needed by \S+, is in none of the unpacked packages/);
+    await assert.rejects(collectUserland(root, ['bin/ls']), /libc\.so\.6, needed by \S+, is in none of the unpacked packages/);
   } finally {
     rmSync(root, { recursive: true, force: true });
   }
@@ -138,4 +139,9 @@ test('the initrd takes the userland\'s programs over busybox\'s applet links of 
   assert.equal(byPath.get('sbin/resize2fs')?.type, 'file');
   assert.equal(byPath.get('bin/sh')?.type, 'symlink');
   assert.equal(byPath.get('lib64/ld-linux-x86-64.so.2')?.type, 'symlink');
+});
+
+test('the initrd streamed into gzip piece by piece is the same bytes as gzip of the whole archive', async () => {
+  const parts = [readFileSync('/bin/ls'), Buffer.alloc(3), readFileSync(`/lib/${TRIPLET}/libc.so.6`), Buffer.from('TRAILER!!!'), Buffer.alloc(70_000, 7)];
+  assert.ok((await gzipParts(parts)).equals(gzipSync(Buffer.concat(parts), { level: GZIP_LEVEL })));
 });
