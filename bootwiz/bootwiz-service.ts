@@ -357,14 +357,15 @@ export class BootwizService {
   }
 
   /** For the Interface's status: each recipe's build, running or last finished. */
-  status(): Record<string, { state: string; step?: string; percent?: number; detail?: string; error?: string; built: { kernelVersion: string; initrdBytes: number } | null; drivers: string[]; lastDriverRebuild?: { at: string; drivers: string[]; ms: number; seq: number | null; error?: string } }> {
+  status(): Record<string, { state: string; step?: string; percent?: number; detail?: string; error?: string; built: { kernelVersion: string; initrdBytes: number } | null; drivers: string[]; agent: { entry: string; sha256: string } | null; lastDriverRebuild?: { at: string; drivers: string[]; ms: number; seq: number | null; error?: string } }> {
     const out: ReturnType<BootwizService['status']> = {};
     for (const recipe of Object.values(RECIPES)) {
       const last = [...this.jobs.values()].filter((j) => j.recipe === recipe.id).at(-1);
       const info = readBuildInfo(this.options.dataDir, recipe.id);
       const built = info === null ? null : { kernelVersion: info.kernelVersion, initrdBytes: info.initrd.bytes };
       const overlay = this.overlayInfo(recipe.id);
-      const drivers = { drivers: overlay?.drivers.map((d) => d.id) ?? [], ...(this.overlays.has(recipe.id) ? { lastDriverRebuild: this.overlays.get(recipe.id)! } : {}) };
+      const agent = this.agentInfo(recipe.id)?.agent ?? null;
+      const drivers = { drivers: overlay?.drivers.map((d) => d.id) ?? [], agent: agent === null ? null : { entry: agent.entry, sha256: agent.sha256 }, ...(this.overlays.has(recipe.id) ? { lastDriverRebuild: this.overlays.get(recipe.id)! } : {}) };
       if (last === undefined) out[recipe.id] = { state: info === null ? 'not built' : 'built', built, ...drivers };
       else out[recipe.id] = { state: last.state === 'running' ? 'building' : last.state === 'done' ? 'built' : 'failed', step: last.step, percent: Math.round(last.fraction * 100), detail: last.detail, ...(last.error === undefined ? {} : { error: last.error }), built, ...drivers };
     }
