@@ -3,6 +3,7 @@
 // build is written to a staging folder and swapped in only when complete, so a failure at any
 // step (apt cannot fetch, a module is missing) leaves the previous build as it was.
 import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync, copyFileSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../platform/runtime/logger.ts';
 import { sha256Hex } from '../packages/digest.ts';
@@ -189,7 +190,9 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
     report('write', 1, current);
     return { dir: current, info, resolved };
   } finally {
-    rmSync(work, { recursive: true, force: true });
-    rmSync(staging, { recursive: true, force: true });
+    // Asynchronously: the scratch tree (the kernel's modules, the userland packages) is thousands
+    // of files, and the Interface that runs the build keeps answering meanwhile.
+    await rm(work, { recursive: true, force: true });
+    await rm(staging, { recursive: true, force: true });
   }
 }
