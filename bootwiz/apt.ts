@@ -61,11 +61,53 @@ export async function showPackage(pkg: string, version: string | null): Promise<
   return stanza;
 }
 
-/** The lock entry of a package as apt knows it (candidate version unless `version` is given). */
+/**
+ * The lock entry of a package as apt knows it (candidate version unless `version` is given). A
+ * candidate apt has no archive for (installed from elsewhere, e.g. a nodejs from another vendor
+ * that only dpkg's status lists) gives way to the newest version an archive has.
+ */
 export async function resolveEntry(pkg: string, version: string | null = null): Promise<LockEntry> {
-  const s = await showPackage(pkg, version);
+  let s = await showPackage(pkg, version);
+  if (version === null && (s.SHA256 === undefined || s.Filename === undefined)) {
+    const all = parseStanzas((await run('apt-cache', ['show', pkg])).stdout).filter((x) => x.Package === pkg && x.SHA256 !== undefined && x.Filename !== undefined);
+    const newest = all.sort((a, b) => compareDebVersions(b.Version ?? '', a.Version ?? ''))[0];
+    if (newest !== undefined) s = newest;
+  }
   if (s.SHA256 === undefined || s.Filename === undefined) throw new AptError(pkg, s.Version ?? version, 'the stanza has no SHA256 or Filename', 'apt-cache show');
   return { package: pkg, version: s.Version!, sha256: s.SHA256, filename: s.Filename };
+}
+
+/** Debian's version order (epoch, then upstream and revision by dpkg's rules: `~` before all). */
+export function compareDebVersions(a: string, b: string): number {
+  const split = (v: string): [number, string, string] => {
+    const m = /^(?:(\d+):)?(.*?)(?:-([^-]*))?$/.exec(v)!;
+    return [Number(m[1] ?? 0), m[2] ?? '', m[3] ?? ''];
+  };
+  const order = (c: string): number => (c === '~' ? -1 : c === '' ? 0 : /[A-Za-z]/.test(c) ? c.charCodeAt(0) : c.charCodeAt(0) + 256);
+  const part = (x: string, y: string): number => {
+    let i = 0;
+    let j = 0;
+    while (i < x.length || j < y.length) {
+      while ((i < x.length && !/\d/.test(x[i]!)) || (j < y.length && !/\d/.test(y[j]!))) {
+        const cx = i < x.length && !/\d/.test(x[i]!) ? x[i]! : '';
+        const cy = j < y.length && !/\d/.test(y[j]!) ? y[j]! : '';
+        if (order(cx) !== order(cy)) return order(cx) - order(cy);
+        if (cx !== '') i++;
+        if (cy !== '') j++;
+        if (cx === '' && cy === '') break;
+      }
+      const nx = /^\d*/.exec(x.slice(i))![0];
+      const ny = /^\d*/.exec(y.slice(j))![0];
+      i += nx.length;
+      j += ny.length;
+      const d = Number(nx || 0) - Number(ny || 0);
+      if (d !== 0) return d;
+    }
+    return 0;
+  };
+  const [ea, ua, ra] = split(a);
+  const [eb, ub, rb] = split(b);
+  return ea !== eb ? ea - eb : part(ua, ub) || part(ra, rb);
 }
 
 /** The `linux-image-*` package a metapackage such as linux-image-amd64 depends on. */

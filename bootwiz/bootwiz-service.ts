@@ -12,11 +12,12 @@ import type { Logger } from '../platform/runtime/logger.ts';
 import { sha256Hex } from '../packages/digest.ts';
 import type { Image } from '../sbs/types.ts';
 import { bootwizDir, build, buildDir, cacheDir, readBuildInfo, type BuildInfo, type BuildProgress } from './build.ts';
+import { buildAgentOverlay, bundleAgent, DEFAULT_AGENT_ENTRY, type AgentInfo } from './agent.ts';
 import { buildOverlay, kernelTree, readDrivers, selectDrivers, type OverlayInfo } from './drivers.ts';
 import { readLock } from './lock.ts';
 import { buildWinpe, createWinpe, readWinpeInfo, WIMBOOT_FILE, winpeImage, winpeRecipes, type WinpeRecipe } from './winpe.ts';
 import { installIpxeFiles } from './ipxe-files.ts';
-import { LOCK_FILE, OVERLAY_FILE, OVERLAY_INFO_FILE, prebootImage, RECIPES, type Recipe } from './recipe.ts';
+import { AGENT_FILE, AGENT_INFO_FILE, LOCK_FILE, OVERLAY_FILE, OVERLAY_INFO_FILE, prebootImage, RECIPES, type Recipe } from './recipe.ts';
 
 export interface BootwizHost {
   /** Publishes a build folder as a `preboot` package (Ready here when it resolves). */
@@ -48,6 +49,8 @@ export interface BootwizOptions {
   readonly tftpRoot: string;
   /** How long driver changes settle before a rebuild (default DRIVER_SETTLE_MS). */
   readonly driverSettleMs?: number;
+  /** The imaging agent's entry file (`[bootwiz] agent_entry`); null or absent: DEFAULT_AGENT_ENTRY. */
+  readonly agentEntry?: string | null;
 }
 
 export interface BuildRequest {
@@ -100,9 +103,13 @@ export class BootwizService {
     }
     for (const recipe of Object.values(RECIPES)) {
       if (readBuildInfo(this.options.dataDir, recipe.id) !== null) {
-        // Drivers may have come or gone while we were down: the overlay first, then publish.
+        // Drivers may have come or gone while we were down, and netboot (so its agent) may be
+        // another version: the overlays first, then publish (identical content is unchanged).
         void this.serial(recipe.id, async () => {
-          if (this.host.owns(recipe.id)) await this.writeOverlay(recipe, false);
+          if (this.host.owns(recipe.id)) {
+            await this.writeOverlay(recipe, false);
+            await this.writeAgent(recipe, false);
+          }
           await this.publishAndOffer(recipe);
         }).catch((err) => this.log.error('bootwiz: cannot publish the existing build', { id: recipe.id, err: errorMessage(err) }));
       } else if (this.options.buildOnStart) {
@@ -258,6 +265,44 @@ export class BootwizService {
     }
   }
 
+  /** The current build's agent overlay description, or null. */
+  agentInfo(id: string): AgentInfo | null {
+    try {
+      return JSON.parse(readFileSync(join(buildDir(this.options.dataDir, id), AGENT_INFO_FILE), 'utf8')) as AgentInfo;
+    } catch {
+      return null;
+    }
+  }
+
+  /**
+   * Bundles the agent and writes the build's agent overlay when the bundle differs from the one
+   * it holds (or `force`); false when unchanged. A missing entry gives an overlay without an
+   * agent; an entry that does not compile keeps the previous overlay (and is logged).
+   */
+  private async writeAgent(recipe: Recipe, force: boolean): Promise<boolean> {
+    const dir = buildDir(this.options.dataDir, recipe.id);
+    if (readBuildInfo(this.options.dataDir, recipe.id) === null) return false;
+    const entry = this.options.agentEntry ?? DEFAULT_AGENT_ENTRY;
+    let bundle;
+    try {
+      bundle = await bundleAgent(entry);
+    } catch (err) {
+      if (existsSync(join(dir, AGENT_FILE))) {
+        this.log.error('bootwiz: cannot bundle the imaging agent; the previous agent.img stays', { id: recipe.id, entry, err: errorMessage(err) });
+        return false;
+      }
+      throw err;
+    }
+    if (bundle === null) this.log.warn('bootwiz: no imaging agent to bundle; LinuxPE boots without one', { id: recipe.id, entry });
+    const prev = this.agentInfo(recipe.id);
+    if (!force && prev !== null && existsSync(join(dir, AGENT_FILE)) && (prev.agent?.sha256 ?? null) === (bundle?.sha256 ?? null)) return false;
+    const { compressed, info } = await buildAgentOverlay(bundle);
+    writeFileAtomic(join(dir, AGENT_FILE), compressed);
+    writeFileAtomic(join(dir, AGENT_INFO_FILE), `${JSON.stringify(info, null, 2)}\n`);
+    this.log.info('bootwiz: agent overlay written', { id: recipe.id, entry, agent: info.agent, bytes: info.bytes, previous: prev?.agent?.sha256 ?? null });
+    return true;
+  }
+
   /**
    * Writes the build's driver overlay from the driver packages Ready here; false when it already
    * holds exactly those versions (and `force` is false).
@@ -312,14 +357,15 @@ export class BootwizService {
   }
 
   /** For the Interface's status: each recipe's build, running or last finished. */
-  status(): Record<string, { state: string; step?: string; percent?: number; detail?: string; error?: string; built: { kernelVersion: string; initrdBytes: number } | null; drivers: string[]; lastDriverRebuild?: { at: string; drivers: string[]; ms: number; seq: number | null; error?: string } }> {
+  status(): Record<string, { state: string; step?: string; percent?: number; detail?: string; error?: string; built: { kernelVersion: string; initrdBytes: number } | null; drivers: string[]; agent: { entry: string; sha256: string } | null; lastDriverRebuild?: { at: string; drivers: string[]; ms: number; seq: number | null; error?: string } }> {
     const out: ReturnType<BootwizService['status']> = {};
     for (const recipe of Object.values(RECIPES)) {
       const last = [...this.jobs.values()].filter((j) => j.recipe === recipe.id).at(-1);
       const info = readBuildInfo(this.options.dataDir, recipe.id);
       const built = info === null ? null : { kernelVersion: info.kernelVersion, initrdBytes: info.initrd.bytes };
       const overlay = this.overlayInfo(recipe.id);
-      const drivers = { drivers: overlay?.drivers.map((d) => d.id) ?? [], ...(this.overlays.has(recipe.id) ? { lastDriverRebuild: this.overlays.get(recipe.id)! } : {}) };
+      const agent = this.agentInfo(recipe.id)?.agent ?? null;
+      const drivers = { drivers: overlay?.drivers.map((d) => d.id) ?? [], agent: agent === null ? null : { entry: agent.entry, sha256: agent.sha256 }, ...(this.overlays.has(recipe.id) ? { lastDriverRebuild: this.overlays.get(recipe.id)! } : {}) };
       if (last === undefined) out[recipe.id] = { state: info === null ? 'not built' : 'built', built, ...drivers };
       else out[recipe.id] = { state: last.state === 'running' ? 'building' : last.state === 'done' ? 'built' : 'failed', step: last.step, percent: Math.round(last.fraction * 100), detail: last.detail, ...(last.error === undefined ? {} : { error: last.error }), built, ...drivers };
     }
@@ -362,6 +408,8 @@ export class BootwizService {
       job.step = 'drivers';
       job.detail = 'driver overlay';
       await this.writeOverlay(recipe, true);
+      job.detail = 'agent overlay';
+      await this.writeAgent(recipe, true);
       job.step = 'publish';
       job.detail = `preboot package ${recipe.id}`;
       const ref = await this.publishAndOffer(recipe);

@@ -3,6 +3,7 @@
 // build is written to a staging folder and swapped in only when complete, so a failure at any
 // step (apt cannot fetch, a module is missing) leaves the previous build as it was.
 import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync, copyFileSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../platform/runtime/logger.ts';
 import { sha256Hex } from '../packages/digest.ts';
@@ -12,9 +13,13 @@ import { buildInitrd } from './initrd.ts';
 import { decodeLock, encodeLock, readLock, type Lock, type LockEntry } from './lock.ts';
 import { moduleLoadOrder } from './module-order.ts';
 import { BUILD_INFO_FILE, INITRD_FILE, KERNEL_FILE, LOCK_FILE, type Recipe } from './recipe.ts';
+import { collectUserland } from './userland.ts';
 
-/** The recipe's roles in a lock. Drivers will add their own. */
-export type Role = 'kernel' | 'busybox';
+/** The recipe's roles in a lock: the kernel, busybox and `userland/<package>` for each userland package. */
+export type Role = string;
+
+/** The lock role of a userland package. */
+export const userlandRole = (pkg: string): Role => `userland/${pkg}`;
 
 export interface BuildProgress {
   readonly id: string;
@@ -44,6 +49,8 @@ export interface BuildInfo {
   readonly packages: Lock['packages'];
   readonly drivers: 'all' | readonly string[];
   readonly modules: readonly string[];
+  /** The userland's files (programs and data) and the shared libraries they need (sonames). */
+  readonly userland: { readonly files: readonly string[]; readonly libraries: readonly string[]; readonly bytes: number };
   readonly kernel: { readonly bytes: number; readonly sha256: string };
   readonly initrd: { readonly bytes: number; readonly sha256: string; readonly cpioBytes: number; readonly compression: 'gzip-6' };
 }
@@ -91,10 +98,14 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
   const want: Record<Role, () => Promise<LockEntry>> = {
     kernel: () => resolveKernel(recipe.kernelPackage),
     busybox: () => resolveEntry(recipe.busyboxPackage),
+    ...Object.fromEntries(recipe.userland.map((u) => [userlandRole(u.package), () => resolveEntry(u.package)])),
   };
+  // A lock from a build before the userland existed resolves the roles it lacks; roles the recipe
+  // no longer has are dropped.
+  for (const role of Object.keys(packages)) if (want[role] === undefined) delete packages[role];
   for (const role of Object.keys(want) as Role[]) {
     if (packages[role] !== undefined) continue;
-    packages[role] = await want[role]();
+    packages[role] = await want[role]!();
     resolved = true;
   }
   // Normalised (roles in order), so build.json and the initrd do not depend on how it came about.
@@ -102,7 +113,7 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
 
   try {
     // 2. The .debs, checked against the lock (and apt's index) before anything is unpacked.
-    const debs: Partial<Record<Role, string>> = {};
+    const debs: Record<Role, string> = {};
     const roles = Object.keys(want) as Role[];
     for (const [n, role] of roles.entries()) {
       const e = packages[role]!;
@@ -119,6 +130,12 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
     report('extract', 0.9, packages.busybox!.package);
     const broot = join(work, 'busybox');
     await extractDeb(debs.busybox!, broot, ['./bin/busybox']);
+    // The userland: every package into one folder, as ld.so would see an installed system.
+    const uroot = join(work, 'userland');
+    for (const [n, u] of recipe.userland.entries()) {
+      report('extract', 0.9 + (0.1 * n) / recipe.userland.length, packages[userlandRole(u.package)]!.package);
+      await extractDeb(debs[userlandRole(u.package)]!, uroot);
+    }
     const kvers = readdirSync(join(kroot, 'lib', 'modules'));
     if (kvers.length !== 1) throw new ToolError(`${packages.kernel!.package} holds ${kvers.length} module trees (${kvers.join(', ')}); expected one`);
     const kver = kvers[0]!;
@@ -130,24 +147,33 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
     const order = await moduleLoadOrder(kroot, kver, recipe.modules);
 
     // 5. The initrd.
-    report('initrd', 0, `${order.length} module files, busybox`);
+    const userlandFiles = recipe.userland.flatMap((u) => u.files ?? []);
+    const userland = await collectUserland(uroot, userlandFiles);
+    report('initrd', 0, `${order.length} module files, busybox, ${userlandFiles.length} userland files, ${userland.libraries.length} libraries`);
     const busyboxPath = join(broot, 'bin', 'busybox');
     const applets = (await tool(busyboxPath, ['--list-full'])).split('\n').map((l) => l.trim()).filter((l) => l !== '');
     const kernel = readFileSync(vmlinuz);
     const infoBase = {
       id: recipe.id, kernelVersion: kver, cmdline: recipe.cmdline, packages: lock.packages, drivers: recipe.drivers,
       modules: order.map((m) => m.name),
+      userland: { files: userlandFiles, libraries: userland.libraries, bytes: userland.bytes },
     };
-    const { cpio, compressed } = await buildInitrd({
+    const { cpioBytes, compressed } = await buildInitrd({
       busybox: readFileSync(busyboxPath),
       applets,
       modules: order.map((m) => ({ ...m, data: readFileSync(join(kroot, m.path)) })),
-      extraFiles: { 'etc/bootwiz/build.json': `${JSON.stringify(infoBase, null, 2)}\n` },
+      userland: userland.entries,
+      extraFiles: {
+        'etc/bootwiz/build.json': `${JSON.stringify(infoBase, null, 2)}\n`,
+        // Debian's node reads this as its extra CA file and warns on every start when it is
+        // missing; the preboot holds no public CAs (the agent talks to the site server).
+        'etc/ssl/certs/ca-certificates.crt': '',
+      },
     });
     const info: BuildInfo = {
       ...infoBase,
       kernel: { bytes: kernel.length, sha256: sha256Hex(kernel) },
-      initrd: { bytes: compressed.length, sha256: sha256Hex(compressed), cpioBytes: cpio.length, compression: 'gzip-6' },
+      initrd: { bytes: compressed.length, sha256: sha256Hex(compressed), cpioBytes, compression: 'gzip-6' },
     };
 
     // 6. Staging, then swap: the previous build stays whole until the new one is.
@@ -164,7 +190,9 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
     report('write', 1, current);
     return { dir: current, info, resolved };
   } finally {
-    rmSync(work, { recursive: true, force: true });
-    rmSync(staging, { recursive: true, force: true });
+    // Asynchronously: the scratch tree (the kernel's modules, the userland packages) is thousands
+    // of files, and the Interface that runs the build keeps answering meanwhile.
+    await rm(work, { recursive: true, force: true });
+    await rm(staging, { recursive: true, force: true });
   }
 }

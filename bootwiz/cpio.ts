@@ -55,6 +55,15 @@ function withParents(entries: readonly CpioEntry[]): CpioEntry[] {
 
 /** The archive, with the `TRAILER!!!` entry. */
 export function writeCpio(entries: readonly CpioEntry[]): Buffer {
+  const { parts, length } = cpioParts(entries);
+  return Buffer.concat(parts, length);
+}
+
+/**
+ * The archive as its pieces (headers, names, padding and the entries' own bytes, not copied), in
+ * order: for streaming a large archive into a compressor without one contiguous copy.
+ */
+export function cpioParts(entries: readonly CpioEntry[]): { parts: Buffer[]; length: number } {
   const parts: Buffer[] = [];
   let offset = 0;
   const push = (b: Buffer): void => {
@@ -89,5 +98,5 @@ export function writeCpio(entries: readonly CpioEntry[]): Buffer {
     }
   }
   record(0, 0, 1, new Uint8Array(0), 'TRAILER!!!');
-  return Buffer.concat(parts, offset);
+  return { parts, length: offset };
 }

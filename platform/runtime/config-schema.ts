@@ -148,6 +148,7 @@ export const SCHEMA: Schema = {
     seedMenu: { key: 'seed_menu', type: 'bool', default: false, doc: 'a standalone site\'s first state offers unknown machines a menu: local disk (the default) or LinuxPE' },
     menuTimeoutSec: int('menu_timeout_sec', 5, 0, 3600, 'seconds that menu waits before it boots the local disk'),
     installIpxe: { key: 'install_ipxe', type: 'bool', default: false, doc: 'put Debian\'s iPXE builds (`undionly.kpxe`, `ipxe.efi`, `snponly.efi`) into the TFTP root where missing' },
+    agentEntry: { key: 'agent_entry', type: 'path', default: null, defaultDoc: 'the install\'s `images/agent/main.ts`', doc: 'the imaging agent\'s entry file, bundled into the preboot\'s `agent.img` (a missing file gives a LinuxPE without an agent)' },
   },
 };
 

@@ -122,5 +122,7 @@ export interface Config {
     readonly menuTimeoutSec: number;
     /** Put Debian's iPXE builds (undionly.kpxe, ipxe.efi, snponly.efi) into the TFTP root where missing. */
     readonly installIpxe: boolean;
+    /** The imaging agent's entry file bundled into agent.img; null = the install's images/agent/main.ts. */
+    readonly agentEntry: string | null;
   };
 }

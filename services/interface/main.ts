@@ -81,7 +81,7 @@ function compose(config: Config, log: Logger, db: Db, options: InterfaceOptions)
     },
     agents: jobs,
   }, keys);
-  const bootwiz = new BootwizService({ dataDir: config.paths.data, tftpRoot: config.paths.tftpRoot, buildOnStart: config.bootwiz.buildOnStart, installIpxe: config.bootwiz.installIpxe }, log.child({ part: 'bootwiz' }), {
+  const bootwiz = new BootwizService({ dataDir: config.paths.data, tftpRoot: config.paths.tftpRoot, buildOnStart: config.bootwiz.buildOnStart, installIpxe: config.bootwiz.installIpxe, agentEntry: config.bootwiz.agentEntry }, log.child({ part: 'bootwiz' }), {
     publish: (dir, id) => packages.publish(dir, id, 'preboot'),
     offer: (image) => void book.putBuiltImage(image, new Date()),
     readyDrivers: () => packages.readyOfKind('driver'),

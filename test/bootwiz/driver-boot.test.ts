@@ -19,7 +19,7 @@ import { E2eSite, plain } from '../e2e/harness/e2e-site.ts';
 import { poll } from '../e2e/harness/netboot-site.ts';
 import { SERVER_ADDRESS } from '../e2e/harness/network.ts';
 import { BOOT_FILES, NBP_IMAGE } from '../e2e/harness/second-stage.ts';
-import { parseBanner } from './banner.ts';
+import { LINUXPE_MACHINE, parseBanner } from './banner.ts';
 
 const ID = LINUXPE_X64.id;
 const DRIVER = 'netboot-vxlan';
@@ -72,7 +72,7 @@ async function waitBootable(): Promise<void> {
 /** Boots the machine (BIOS) to the banner; returns the console text and the banner. */
 async function boot(name: string): Promise<{ text: string; drivers: string }> {
   await waitBootable();
-  const guest = await e2e.powerOn(name, 'bios', MAC);
+  const guest = await e2e.powerOn(name, 'bios', MAC, undefined, LINUXPE_MACHINE);
   try {
     try {
       await guest.waitFor(/==== netboot LinuxPE ====[\s\S]*?\n====\r?\n/, BOOT_TIMEOUT_MS);

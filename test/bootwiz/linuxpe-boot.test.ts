@@ -19,7 +19,7 @@ import type { Firmware } from '../e2e/harness/guest.ts';
 import { poll } from '../e2e/harness/netboot-site.ts';
 import { SERVER_ADDRESS } from '../e2e/harness/network.ts';
 import { BOOT_FILES, NBP_IMAGE } from '../e2e/harness/second-stage.ts';
-import { parseBanner } from './banner.ts';
+import { LINUXPE_MACHINE, parseBanner } from './banner.ts';
 
 const ID = LINUXPE_X64.id;
 const MACS: Partial<Record<Firmware, string>> = { bios: '52:54:00:b0:07:01', 'efi-ipxe': '52:54:00:b0:07:02', 'efi-native': '52:54:00:b0:07:03' };
@@ -55,7 +55,7 @@ async function waitBootable(mac: string): Promise<void> {
 
 async function bootToBanner(firmware: Firmware): Promise<void> {
   const mac = MACS[firmware]!;
-  const guest = await e2e.powerOn(`linuxpe-${firmware}`, firmware, mac);
+  const guest = await e2e.powerOn(`linuxpe-${firmware}`, firmware, mac, undefined, LINUXPE_MACHINE);
   try {
     try {
       await guest.waitFor(/==== netboot LinuxPE ====[\s\S]*?\n====\r?\n/, BOOT_TIMEOUT_MS);
