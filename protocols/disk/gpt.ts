@@ -1,11 +1,11 @@
 // GUID Partition Table (UEFI 2.10, section 5.3): header at LBA 1 (and its backup at the last
 // LBA), an array of entries (usually 128 x 128 bytes) after the primary header and before the
-// backup one, both guarded by CRC-32 (IEEE 802.3: node:zlib's crc32). Pure codec: decode checks
+// backup one, both guarded by CRC-32 (IEEE 802.3: crc32.ts). Pure codec: decode checks
 // signature, sizes and both CRCs; encode lays out the primary and backup copies for a disk of a
 // given size, so a table read from one disk can be written onto a larger one (backup moved to the
 // end, last partition grown).
 import { ProtocolError } from '../../platform/runtime/errors.ts';
-import { crc32 } from 'node:zlib';
+import { crc32 } from './crc32.ts';
 
 export const GPT_SIGNATURE = 'EFI PART';
 export const GPT_REVISION = 0x00010000;
