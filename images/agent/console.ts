@@ -36,7 +36,7 @@ export class AgentConsole {
     const t = this.now();
     if (this.phase === null || this.phase.name !== name) {
       this.endPhase();
-      this.phase = { name, startMs: t, done, total, shownMs: 0 };
+      this.phase = { name, startMs: t, done, total, shownMs: Number.NEGATIVE_INFINITY };
     }
     this.phase.done = done;
     this.phase.total = total;
