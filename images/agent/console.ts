@@ -14,14 +14,15 @@ export function mb(bytes: number): string {
   return `${(bytes / MB).toFixed(1)} MB`;
 }
 
-export function progressText(phase: string, done: number, total: number, seconds: number): string {
+/** `moved`: the bytes done within the phase's `seconds` (default all of `done`), for the rate. */
+export function progressText(phase: string, done: number, total: number, seconds: number, moved = done): string {
   const pct = total > 0 ? Math.min(100, Math.floor((done * 100) / total)) : 100;
-  const rate = seconds > 0 ? done / MB / seconds : 0;
+  const rate = seconds > 0 ? moved / MB / seconds : 0;
   return `${phase.padEnd(14)} ${String(pct).padStart(3)}%  ${(done / MB).toFixed(1)}/${(total / MB).toFixed(1)} MB  ${rate.toFixed(1)} MB/s`;
 }
 
 export class AgentConsole {
-  private phase: { name: string; startMs: number; done: number; total: number; shownMs: number } | null = null;
+  private phase: { name: string; startMs: number; startDone: number; done: number; total: number; shownMs: number; shownDone: number } | null = null;
   private open = false;
 
   constructor(private readonly screen: Screen, private readonly now: () => number = Date.now) {}
@@ -32,11 +33,16 @@ export class AgentConsole {
     this.screen.write(`${text}\n`);
   }
 
+  /** Progress of a phase; the engine's final `done` report ends the phase shown. */
   progress(name: string, done: number, total: number): void {
     const t = this.now();
+    if (name === 'done') {
+      this.endPhase();
+      return;
+    }
     if (this.phase === null || this.phase.name !== name) {
       this.endPhase();
-      this.phase = { name, startMs: t, done, total, shownMs: Number.NEGATIVE_INFINITY };
+      this.phase = { name, startMs: t, startDone: done, done, total, shownMs: Number.NEGATIVE_INFINITY, shownDone: -1 };
     }
     this.phase.done = done;
     this.phase.total = total;
@@ -47,7 +53,7 @@ export class AgentConsole {
   /** The phase's last progress line (100 % when it finished). */
   endPhase(): void {
     if (this.phase === null) return;
-    this.show();
+    if (this.phase.shownDone !== this.phase.done) this.show();
     this.breakLine();
     this.phase = null;
   }
@@ -55,7 +61,8 @@ export class AgentConsole {
   private show(): void {
     const p = this.phase!;
     p.shownMs = this.now();
-    const text = progressText(p.name, p.done, p.total, (p.shownMs - p.startMs) / 1000);
+    p.shownDone = p.done;
+    const text = progressText(p.name, p.done, p.total, (p.shownMs - p.startMs) / 1000, p.done - p.startDone);
     if (this.screen.isTTY) {
       this.screen.write(`\r${text}\x1b[K`);
       this.open = true;

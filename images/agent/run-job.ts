@@ -178,18 +178,33 @@ export async function runJob(ctx: RunContext): Promise<JobOutcome> {
     } else if (job.task === 'capture' || job.task === 'backup') {
       const pkg = job.writes[0];
       if (pkg === undefined) throw new Error('the job names no package to write');
-      const uploader = new UploadSink(client, pkg);
-      sink = uploader;
-      const r = await captureDisk(disk, { sink: uploader, partitions: job.job.partitions, madeBy: job.task, partitionDevice, progress: onProgress });
-      con.endPhase();
-      phase = 'upload';
-      await uploader.finish();
-      phase = 'commit';
-      const c = await uploader.commit(r.image);
+      // A site that restarted mid-capture has lost what it had staged: its commit names the
+      // chunks it lacks (409), and the capture runs once more, sending what is missing now.
+      let sent = { chunks: 0, bytes: 0, transferred: 0 };
+      let done: { c: Awaited<ReturnType<UploadSink['commit']>>; r: Awaited<ReturnType<typeof captureDisk>> } | null = null;
+      for (let attempt = 1; done === null; attempt++) {
+        const uploader = new UploadSink(client, pkg);
+        sink = uploader;
+        phase = 'capture';
+        const r = await captureDisk(disk, { sink: uploader, partitions: job.job.partitions, madeBy: job.task, partitionDevice, progress: onProgress });
+        con.endPhase();
+        phase = 'upload';
+        await uploader.finish();
+        phase = 'commit';
+        try {
+          const c = await uploader.commit(r.image);
+          done = { c, r };
+        } catch (err) {
+          if (!(err instanceof SiteError && err.status === 409 && /does not hold/.test(err.message)) || attempt >= 2) throw err;
+          con.say(`the site lost part of the capture (${err.message}): capturing again`);
+        }
+        sent = { chunks: sent.chunks + uploader.chunksSent, bytes: sent.bytes + uploader.bytesSent, transferred: sent.transferred + uploader.bytesTransferred };
+      }
       sink = null;
-      con.say(`captured into ${c.package} version ${c.version.slice(0, 19)}…: read ${mb(r.bytesRead)}, sent ${uploader.chunksSent} of ${r.chunksTotal} chunks (${mb(uploader.bytesSent)})`);
+      const { c, r } = done;
+      con.say(`captured into ${c.package} version ${c.version.slice(0, 19)}…: read ${mb(r.bytesRead)}, sent ${sent.chunks} of ${r.chunksTotal} chunks (${mb(sent.bytes)})`);
       result = {
-        package: c.package, version: c.version, bytesWritten: uploader.bytesSent, bytesTransferred: uploader.bytesTransferred,
+        package: c.package, version: c.version, bytesWritten: sent.bytes, bytesTransferred: sent.transferred,
         seconds: seconds(startMs), inventory: r.image.inventory,
       };
     } else {

@@ -291,36 +291,89 @@ test('erase: zero over the whole disk, with progress', async () => {
   assert.ok(readFileSync(disk).equals(Buffer.alloc(8 * MiB)));
 });
 
-test('cancel while the deploy runs: the agent stops at its next check, the job is cancelled, nothing is written after the 410', async () => {
-  // A stand-in between the agent and the site that holds the deploy's first batch of chunks, so
-  // the cancel lands while the deploy runs (after the table was written).
-  let held: (() => void) | null = null;
-  const heldOne = new Promise<void>((r) => (held = r));
-  const parked: ServerResponse[] = [];
+/**
+ * A stand-in between the agent and the site that holds the deploy's first batch of chunks (POST
+ * /pkg/chunks) until `release`, so something can happen while the deploy runs (after the table
+ * was written). Everything else goes through to the Interface running now.
+ */
+async function holdingProxy(): Promise<{ port: number; held: Promise<void>; failed: Promise<void>; release(): void; close(): void }> {
+  let onHeld: () => void = () => {};
+  const held = new Promise<void>((r) => (onHeld = r));
+  let onFailed: () => void = () => {};
+  const failed = new Promise<void>((r) => (onFailed = r));
+  const parked: { req: IncomingMessage; res: ServerResponse; body: Buffer }[] = [];
+  let holding = true;
+  const forward = (req: IncomingMessage, res: ServerResponse, body: Buffer): void => {
+    const up = request({ host: '127.0.0.1', port: svc.boundPort, method: req.method, path: req.url, headers: req.headers }, (r) => {
+      res.writeHead(r.statusCode ?? 502, r.headers);
+      r.pipe(res);
+    });
+    up.on('error', () => {
+      onFailed();
+      res.destroy();
+    });
+    up.end(body);
+  };
   const proxy = createServer((req: IncomingMessage, res: ServerResponse) => {
-    const forward = (): void => {
-      const up = request({ host: '127.0.0.1', port: svc.boundPort, method: req.method, path: req.url, headers: req.headers }, (r) => {
-        res.writeHead(r.statusCode ?? 502, r.headers);
-        r.pipe(res);
-      });
-      up.on('error', () => res.destroy());
-      req.pipe(up);
-    };
-    if (req.method === 'POST' && req.url === '/pkg/chunks') {
-      req.resume();
-      parked.push(res);
-      held?.();
-      return;
-    }
-    forward();
+    const parts: Buffer[] = [];
+    req.on('data', (c: Buffer) => parts.push(c));
+    req.on('end', () => {
+      const body = Buffer.concat(parts);
+      if (holding && req.method === 'POST' && req.url === '/pkg/chunks') {
+        parked.push({ req, res, body });
+        onHeld();
+        return;
+      }
+      forward(req, res, body);
+    });
   });
   await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', () => r()));
+  return {
+    port: (proxy.address() as { port: number }).port,
+    held,
+    failed,
+    release: () => {
+      holding = false;
+      for (const p of parked.splice(0)) forward(p.req, p.res, p.body);
+    },
+    close: () => {
+      for (const p of parked) p.res.destroy();
+      proxy.closeAllConnections();
+      proxy.close();
+    },
+  };
+}
+
+test('the site restarts while the agent deploys: the agent retries and goes on where it was', async () => {
+  const proxy = await holdingProxy();
+  try {
+    const target = sparseFile(join(site.dir, 'restart.img'), 48 * MiB);
+    const id = await addJob({ task: 'deploy', package: 'lab-gold' });
+    const running = withDisk(target, (dev) => runAgent(dev, { server: `127.0.0.1:${proxy.port}`, extra: ['--check-ms', '200'] }));
+    await proxy.held;
+    await svc.stop();
+    await proxy.failed; // the agent's next check found the site away
+    svc = buildInterface(site.config, createMemoryLogger());
+    await svc.start();
+    proxy.release();
+    const run = await running;
+    assert.equal(run.code, 0, run.out);
+    assert.match(run.out, /trying again in/);
+    assert.ok(((await eventOf(id, 'job-completed')).result as { bytesWritten: number }).bytesWritten > 3 * MiB);
+    checkFiles(target);
+  } finally {
+    proxy.close();
+  }
+});
+
+test('cancel while the deploy runs: the agent stops at its next check, the job is cancelled, nothing is written after the 410', async () => {
+  const proxy = await holdingProxy();
   try {
     const target = sparseFile(join(site.dir, 'cancel.img'), 48 * MiB);
     const id = await addJob({ task: 'deploy', package: 'lab-gold' });
     const trace = join(site.dir, 'cancel.trace');
-    const running = withDisk(target, (dev) => runAgent(dev, { server: `127.0.0.1:${(proxy.address() as { port: number }).port}`, extra: ['--check-ms', '200', '--trace', trace] }));
-    await heldOne;
+    const running = withDisk(target, (dev) => runAgent(dev, { server: `127.0.0.1:${proxy.port}`, extra: ['--check-ms', '200', '--trace', trace] }));
+    await proxy.held;
     await drop('job-cancel', { jobId: id });
     const run = await running;
     assert.equal(run.code, 3, run.out);
@@ -335,8 +388,6 @@ test('cancel while the deploy runs: the agent stops at its next check, the job i
     assert.ok(lines.slice(0, at410).some((l) => l.startsWith('write ')), 'the table was written before the cancel');
     assert.deepEqual(lines.slice(at410).filter((l) => l.startsWith('write ')), [], 'no write after the 410');
   } finally {
-    for (const r of parked) r.destroy();
-    proxy.closeAllConnections();
     proxy.close();
   }
 });
