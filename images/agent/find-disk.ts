@@ -4,7 +4,8 @@
 // device, and not empty; a path under /dev/ is taken as it is; "serial:<serial>" is the disk whose
 // serial (/sys/block/X/device/serial, /sys/block/X/serial for virtio) or WWID
 // (/sys/block/X/device/wwid, /sys/block/X/wwid) is that text, or whose WWID ends with it.
-// /sys and /dev are parameters (tests give a tree of their own).
+// /sys and /dev are parameters (tests give a tree of their own). A name with "!" (cciss!c0d0) is
+// the device path with "/" (/dev/cciss/c0d0), as the kernel writes it.
 import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { NetbootError } from '../../platform/runtime/errors.ts';
@@ -51,7 +52,7 @@ export async function findDisk(spec: string, sysDir: string, devDir: string): Pr
     const skipped: string[] = [];
     for (const name of names) {
       const why = await notFixed(sysDir, name);
-      if (why === null) return { path: join(devDir, name), name, why: 'the first fixed disk' };
+      if (why === null) return { path: devPath(devDir, name), name, why: 'the first fixed disk' };
       skipped.push(`${name} (${why})`);
     }
     throw new NetbootError('NO_DISK', `no fixed disk found in ${join(sysDir, 'block')}${skipped.length > 0 ? `; skipped ${skipped.join(', ')}` : ''}`);
@@ -64,13 +65,17 @@ export async function findDisk(spec: string, sysDir: string, devDir: string): Pr
       const serials = [await attr(join(dir, 'device/serial')), await attr(join(dir, 'serial'))].filter((s): s is string => s !== null && s !== '');
       const wwids = [await attr(join(dir, 'device/wwid')), await attr(join(dir, 'wwid'))].filter((s): s is string => s !== null && s !== '');
       if (serials.includes(want) || wwids.some((w) => w === want || w.endsWith(` ${want}`) || w.endsWith(`-${want}`) || w.endsWith(`.${want}`))) {
-        return { path: join(devDir, name), name, why: `serial ${want}` };
+        return { path: devPath(devDir, name), name, why: `serial ${want}` };
       }
       if (serials.length + wwids.length > 0) seen.push(`${name}: ${[...serials, ...wwids].join(' / ')}`);
     }
     throw new NetbootError('NO_DISK', `no disk with serial ${want}${seen.length > 0 ? ` (seen ${seen.join('; ')})` : ' (no disk reports a serial)'}`);
   }
   throw new NetbootError('NO_DISK', `disk ${JSON.stringify(spec)}: expected "first", a path under /dev/ or "serial:<serial>"`);
+}
+
+function devPath(devDir: string, name: string): string {
+  return join(devDir, name.replaceAll('!', '/'));
 }
 
 /** The device node of partition n of a disk: sda -> sda1, nvme0n1 / loop0 / mmcblk0 -> ...p1. */

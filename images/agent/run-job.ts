@@ -163,6 +163,7 @@ export async function runJob(ctx: RunContext): Promise<JobOutcome> {
       if (job.task === 'deploy' && made === 'backup') throw new Error(`version sha256:${remote.digest} of ${pkg} is a backup: deploy takes captured or imported images only (use restore); nothing was written`);
       if (job.task === 'restore' && made !== 'backup') throw new Error(`version sha256:${remote.digest} of ${pkg} was made by ${made}, not a backup: restore takes backups only; nothing was written`);
       con.say(`image ${pkg} version sha256:${remote.digest.slice(0, 12)}…: ${remote.image.table}, ${remote.image.partitions.length} partition(s), ${mb(storedBytes(remote.image))} stored, made by ${made}`);
+      phase = job.task;
       const source = new RemoteChunks(client);
       const r = await deployImage(disk, remote.image, {
         source, partitions: job.job.partitions, progress: onProgress, partitionDevice,

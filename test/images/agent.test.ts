@@ -278,6 +278,20 @@ test('backup keeps `keep` versions; restore writes a kept one back; deploy refus
   assert.ok(readFileSync(blank).equals(Buffer.alloc(48 * MiB)), 'nothing was written');
 });
 
+test('a disk too small for the image: the job fails before anything is written, and the machine waits', async () => {
+  const small = sparseFile(join(site.dir, 'small.img'), 16 * MiB);
+  const id = await addJob({ task: 'deploy', package: 'lab-gold' });
+  const run = await withDisk(small, (dev) => runAgent(dev));
+  assert.equal(run.code, 1, run.out);
+  assert.match(run.out, /FAILED during deploy: .*holds 16777216 bytes; the image needs at least \d+: nothing was written/);
+  const failed = await eventOf(id, 'job-failed');
+  assert.match(String(failed.reason), /nothing was written/);
+  assert.equal(failed.phase, 'deploy');
+  assert.equal(svc.jobs.get(id)?.state, 'failed');
+  assert.deepEqual(clientAction(), { type: 'wait' });
+  assert.ok(readFileSync(small).equals(Buffer.alloc(16 * MiB)));
+});
+
 test('erase: zero over the whole disk, with progress', async () => {
   const disk = join(site.dir, 'erase.img');
   writeFileSync(disk, randomBytes(8 * MiB));
