@@ -13,6 +13,7 @@ import { mkdirSync, readFileSync, readdirSync, statSync, symlinkSync, writeFileS
 import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { join, resolve } from 'node:path';
 import Database from 'better-sqlite3';
+import { build } from 'esbuild';
 import { machineScript } from '../../boot/ipxe-script.ts';
 import { machineAction } from '../../boot/pxe-policy.ts';
 import { encodeFrameHeader } from '../../packages/chunk-frames.ts';
@@ -26,6 +27,12 @@ import { makeTestSite, waitFor, type TestSite } from '../helpers/env.ts';
 import { attach, detach, extCat, gptDisk, makeTree, MiB, sha, sh, sparseFile, type GptDisk } from './disks.ts';
 
 const ROOT = resolve(import.meta.dirname, '../..');
+/**
+ * AGENT_NODE=/path/to/node (e.g. Debian's Node 18, the preboot's): the agent runs as the preboot
+ * runs it, bundled by esbuild for Node 18, with that node. Unset: node --import tsx main.ts.
+ */
+const AGENT_NODE = process.env.AGENT_NODE;
+let bundle = '';
 const MAC = '52:54:00:12:34:56';
 const BACKUPS = 'backup-525400123456';
 let n = 0;
@@ -101,10 +108,11 @@ function runAgent(dev: string, opts: { server?: string; cmdline?: string; extra?
   const m = fakeMachine(dev);
   const cmdline = join(site.dir, `cmdline-${++n}`);
   writeFileSync(cmdline, `${opts.cmdline ?? kernelLine()}\n`);
-  const args = ['--import', 'tsx', 'images/agent/main.ts', '127.0.0.1', MAC, '127.0.0.2', '--cmdline', cmdline,
+  const entry = AGENT_NODE === undefined ? ['--import', 'tsx', 'images/agent/main.ts'] : [bundle];
+  const args = [...entry, '127.0.0.1', MAC, '127.0.0.2', '--cmdline', cmdline,
     '--server', opts.server ?? `127.0.0.1:${svc.boundPort}`, '--no-reboot', '--sys', m.sys, '--dev', m.devDir, ...(opts.extra ?? [])];
   return new Promise((res) => {
-    const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(AGENT_NODE ?? process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     const take = (c: Buffer): void => {
       out += c.toString();
@@ -179,6 +187,10 @@ before(async () => {
   src = gptDisk(join(site.dir, 'src.img'), 48 * MiB, join(site.dir, 'tree'));
   svc = buildInterface(site.config, createMemoryLogger());
   await svc.start();
+  if (AGENT_NODE !== undefined) {
+    bundle = join(site.dir, 'agent.mjs');
+    await build({ entryPoints: [join(ROOT, 'images/agent/main.ts')], bundle: true, platform: 'node', target: 'node18', format: 'esm', outfile: bundle, logLevel: 'silent' });
+  }
   await drop('config', { config: { respond: 'known', bootFiles: { bios: 'undionly.kpxe', 'efi-x64': 'snponly.efi' } } });
   await drop('clients', { clients: [{ mac: '52:54:00:00:00:02', action: { type: 'local' } }] });
   await drop('images', { images: [{ id: 'linuxpe-x64', name: 'Linux PE', arch: ['bios', 'efi-x64'], type: 'linux', kernel: 'vmlinuz', initrd: ['initrd.img'] }] });
