@@ -1,5 +1,5 @@
 // Which disk a job means (sbs-v1 "Imaging jobs", `disk`): "first" is the first fixed disk the
-// preboot kernel enumerates: of /sys/block, by name (natural order: sda, sdb, ..., sdaa), the first
+// preboot kernel enumerates: of /sys/block, by name (digits as numbers: nvme0n1, sda, sdb), the first
 // whole disk that is not removable, not a loop, RAM, zram, optical, floppy, device-mapper or md
 // device, and not empty; a path under /dev/ is taken as it is; "serial:<serial>" is the disk whose
 // serial (/sys/block/X/device/serial, /sys/block/X/serial for virtio) or WWID
@@ -17,7 +17,7 @@ export interface FoundDisk {
   readonly why: string;
 }
 
-const SKIP = /^(loop|ram|zram|sr|fd|dm-|md|nbd)/;
+const SKIP = /^(loop|ram|zram|sr|fd|dm-|md|nbd|mtdblock|mmcblk\d+boot|mmcblk\d+rpmb)/;
 
 async function attr(path: string): Promise<string | null> {
   try {
@@ -29,7 +29,8 @@ async function attr(path: string): Promise<string | null> {
 
 async function blockNames(sysDir: string): Promise<string[]> {
   try {
-    return (await readdir(join(sysDir, 'block'))).sort((a, b) => a.length - b.length || a.localeCompare(b, 'en', { numeric: true }));
+    // Name order, digits as numbers (nvme0n1, sda, sdb, vda), as images/disk-inventory.ts's firstFixedDisk.
+    return (await readdir(join(sysDir, 'block'))).sort((a, b) => a.localeCompare(b, 'en', { numeric: true }));
   } catch (err) {
     throw new NetbootError('NO_DISK', `cannot list ${join(sysDir, 'block')}: ${(err as Error).message}`);
   }

@@ -50,7 +50,7 @@ test('the disk: the first fixed one by name, a path as given, or the one with th
     disk('zram0', {});
     disk('sr0', { removable: '1' });
     disk('nbd0', { size: '0' });
-    disk('sdaa', {});
+    disk('sdaa', { removable: '1' });
     disk('sdb', { 'device/serial': 'S2' });
     disk('sdc', { removable: '1' });
     disk('vda', { serial: 'VIRTIO-7', 'device/wwid': 't10.ATA QEMU HARDDISK QM00005' });
@@ -63,7 +63,7 @@ test('the disk: the first fixed one by name, a path as given, or the one with th
     rmSync(join(dir, 'block'), { recursive: true });
     disk('loop0', {});
     disk('sdc', { removable: '1' });
-    await assert.rejects(findDisk('first', dir, '/dev'), /no fixed disk found .*skipped sdc \(removable\), loop0 \(not a disk\)/);
+    await assert.rejects(findDisk('first', dir, '/dev'), /no fixed disk found .*skipped loop0 \(not a disk\), sdc \(removable\)/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
