@@ -242,6 +242,10 @@ test('capture: a new version of the package, equal when exported; a second captu
   const out = join(site.dir, 'cap-export.img');
   await imageJob('/images/export', { file: out, id: 'lab-cap', version: result.version });
   checkFiles(out);
+  // Stored once: the new version's packs are lab-gold's, hard-linked.
+  const packs = join(site.config.paths.data, 'packages/lab-cap/versions', result.version.slice('sha256:'.length), 'packs');
+  assert.ok(readdirSync(packs).length > 0);
+  for (const f of readdirSync(packs)) assert.ok(statSync(join(packs, f)).nlink >= 2, `${f} is shared with lab-gold`);
 
   // A changed disk: only the change travels; then the same disk again: nothing.
   const changed = join(site.dir, 'changed.img');
