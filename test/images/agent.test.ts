@@ -322,11 +322,11 @@ test('erase: zero over the whole disk, with progress', async () => {
 });
 
 /**
- * A stand-in between the agent and the site that holds the deploy's first batch of chunks (POST
- * /pkg/chunks) until `release`, so something can happen while the deploy runs (after the table
+ * A stand-in between the agent and the site that holds the requests `hold` names (by default the
+ * deploy's first batch of chunks, POST /pkg/chunks) until `release`, so something can happen while the deploy runs (after the table
  * was written). Everything else goes through to the Interface running now.
  */
-async function holdingProxy(): Promise<{ port: number; held: Promise<void>; failed: Promise<void>; release(): void; close(): void }> {
+async function holdingProxy(hold: (method: string, url: string) => boolean = (m, u) => m === 'POST' && u === '/pkg/chunks'): Promise<{ port: number; held: Promise<void>; failed: Promise<void>; release(): void; close(): void }> {
   let onHeld: () => void = () => {};
   const held = new Promise<void>((r) => (onHeld = r));
   let onFailed: () => void = () => {};
@@ -349,7 +349,7 @@ async function holdingProxy(): Promise<{ port: number; held: Promise<void>; fail
     req.on('data', (c: Buffer) => parts.push(c));
     req.on('end', () => {
       const body = Buffer.concat(parts);
-      if (holding && req.method === 'POST' && req.url === '/pkg/chunks') {
+      if (holding && hold(req.method ?? '', req.url ?? '')) {
         parked.push({ req, res, body });
         onHeld();
         return;
@@ -391,6 +391,36 @@ test('the site restarts while the agent deploys: the agent retries and goes on w
     assert.match(run.out, /trying again in/);
     assert.ok(((await eventOf(id, 'job-completed')).result as { bytesWritten: number }).bytesWritten > 3 * MiB);
     checkFiles(target);
+  } finally {
+    proxy.close();
+  }
+});
+
+test('the site restarts before a capture is committed: the agent captures again and the version is complete', async () => {
+  const disk = join(site.dir, 'fresh.img');
+  writeFileSync(disk, readFileSync(src.path));
+  writeFileSync(join(site.dir, 'fresh.bin'), randomBytes(512 * 1024));
+  sh('mcopy', ['-i', `${disk}@@${src.espStart}`, join(site.dir, 'fresh.bin'), '::/EFI/BOOT/fresh.bin']);
+  const proxy = await holdingProxy((m, u) => m === 'POST' && u.endsWith('/commit'));
+  try {
+    const id = await addJob({ task: 'capture', package: 'lab-fresh' });
+    const running = withDisk(disk, (dev) => runAgent(dev, { server: `127.0.0.1:${proxy.port}`, extra: ['--check-ms', '200'] }));
+    await proxy.held;
+    await svc.stop(); // what the capture staged there is gone with it
+    await proxy.failed;
+    svc = buildInterface(site.config, createMemoryLogger());
+    await svc.start();
+    proxy.release();
+    const run = await running;
+    assert.equal(run.code, 0, run.out);
+    assert.match(run.out, /the site lost part of the capture .*: capturing again/);
+    const r = (await eventOf(id, 'job-completed')).result as { version: string; bytesWritten: number };
+    assert.ok(r.bytesWritten >= 2 * 512 * 1024, `the new file went up twice: ${r.bytesWritten}`);
+    const out = join(site.dir, 'fresh-export.img');
+    await imageJob('/images/export', { file: out, id: 'lab-fresh', version: r.version });
+    sh('mcopy', ['-i', `${out}@@${src.espStart}`, '::/EFI/BOOT/fresh.bin', join(site.dir, 'fresh-back.bin')]);
+    assert.ok(readFileSync(join(site.dir, 'fresh-back.bin')).equals(readFileSync(join(site.dir, 'fresh.bin'))), 'the file only this capture sent is in the version');
+    checkFiles(out);
   } finally {
     proxy.close();
   }
