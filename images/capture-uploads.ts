@@ -84,6 +84,7 @@ export class CaptureUploads {
     }
     const s = await this.session(secret, pkg);
     s.usedMs = this.now();
+    if (s.committed !== null && action !== 'commit') throw new UploadError(409, 'this job\'s capture was already committed');
     if (action === 'missing') {
       const digests = digestList(await readBody(req, MAX_UPLOAD_DIGESTS * 80 + 1024));
       const missing: string[] = [];
