@@ -2,14 +2,17 @@
 // scheme), or made by an imaging agent with its job's secret (`Authorization: Bearer <64 hex>`);
 // anyone else gets 401 and a log line. An agent may read only the packages its job needs
 // (AgentAccess.mayRead: refs, sources, their versions' manifests and parts, and chunks that one
-// of them holds) and gets 403 for anything else, `GET /pkg/refs` included. No route here writes
-// a package: an agent's capture has no upload path on these routes yet (mayWrite is unused).
+// of them holds) and gets 403 for anything else, `GET /pkg/refs` included. An agent whose job
+// captures a package (AgentAccess.mayWrite) may upload to that package alone, under
+// /pkg/uploads/<id>/ (handled by the injected AgentUploads: images/capture-uploads.ts); a peer
+// may not (403): peers replicate by fetching, never by pushing.
 //   GET  /pkg/refs                 all refs and this server's statuses (not cacheable)
 //   GET  /pkg/refs/<id>            one ref
 //   GET  /pkg/sources/<id>         servers Ready at the package's current digest
 //   GET  /pkg/manifests/<digest>   a manifest or manifest part: immutable, ETag, Range
 //   GET  /pkg/chunks/<digest>      immutable, ETag, Range; verified before it is sent
 //   POST /pkg/chunks               {"digests":[...], "encoding":"deflate"} -> framed stream (chunk-frames.ts)
+//   POST /pkg/uploads/<id>/missing|chunks|commit|abort   an agent's capture (capture-uploads.ts)
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { promisify } from 'node:util';
 import { deflateRaw } from 'node:zlib';
@@ -22,6 +25,7 @@ import type { PackageStore } from './package-store.ts';
 import type { PeerKeys } from '../platform/trust/peer-keys.ts';
 
 export const MAX_BATCH_DIGESTS = 4096;
+const UPLOAD_ACTIONS = ['missing', 'chunks', 'commit', 'abort'];
 const IMMUTABLE = 'public, max-age=31536000, immutable';
 
 export interface ServedCounters {
@@ -60,6 +64,12 @@ export interface AgentAccess {
   mayWrite(secret: string, packageId: string): boolean;
 }
 
+/** The upload side of an agent's capture (images/capture-uploads.ts): injected, packages/ does not import images/. */
+export interface AgentUploads {
+  /** Answers one upload request; the caller checked that `secret` may write `pkg`. */
+  handle(secret: string, pkg: string, action: string, req: IncomingMessage, res: ServerResponse): Promise<void>;
+}
+
 const BEARER = /^Bearer ([0-9A-Fa-f]{64})$/;
 /** How many of a chunk's locations are looked at to find one in a package the agent may read. */
 const AGENT_CHUNK_LOCATIONS = 10_000;
@@ -74,6 +84,7 @@ export class PackageHttp {
     private readonly keys: PeerKeys,
     private readonly log: Logger,
     private readonly agents: AgentAccess | null = null,
+    private readonly uploads: AgentUploads | null = null,
   ) {
     this.verifier = new HttpAuthVerifier((id) => this.keys.keyFor(id));
   }
@@ -117,6 +128,7 @@ export class PackageHttp {
     const path = url.split('?')[0]!;
     const parts = path.split('/').slice(2); // ['', 'pkg', ...]
     const [what, arg] = parts;
+    if (what === 'uploads') return this.upload(req, res, secret, parts);
     const batch = method === 'POST' && what === 'chunks' && parts.length === 1 ? await readDigestList(req) : null;
     if (secret !== null) {
       const refused = this.agentRefusal(secret, method, what, arg, parts.length, batch);
@@ -173,6 +185,23 @@ export class PackageHttp {
       return;
     }
     json(res, 404, { error: `no route ${method} ${path}` });
+  }
+
+  /** /pkg/uploads/<id>/<action>: an agent's capture, for the one package its job writes. */
+  private async upload(req: IncomingMessage, res: ServerResponse, secret: string | null, parts: readonly string[]): Promise<void> {
+    const [, pkg, action] = parts;
+    const refuse = (status: number, error: string): void => {
+      this.log.warn('package upload refused', { remote: req.socket.remoteAddress, url: req.url, status, reason: error });
+      req.resume();
+      json(res, status, { error });
+    };
+    if (secret === null) return refuse(403, 'uploads are made by an imaging agent with its job\'s secret (Authorization: Bearer); peers fetch, they do not push');
+    if (req.method !== 'POST' || parts.length !== 3 || !isPackageId(pkg) || action === undefined || !UPLOAD_ACTIONS.includes(action)) {
+      return refuse(404, `no route ${req.method} ${req.url}: POST /pkg/uploads/<id>/${UPLOAD_ACTIONS.join('|')}`);
+    }
+    if (!this.agents!.mayWrite(secret, pkg)) return refuse(403, `this job may not write package ${pkg} (only an active capture or backup writes, and only its own package)`);
+    if (this.uploads === null) return refuse(503, 'this server takes no uploads');
+    await this.uploads.handle(secret, pkg, action, req, res);
   }
 
   /** Why an agent's request is refused (403), or null when its job may read what it asks for. */

@@ -85,6 +85,7 @@ export class PackageDb {
       putVersion: db.prepare('INSERT INTO versions (package, digest, retired_at_ms) VALUES (?, ?, NULL) ON CONFLICT (package, digest) DO UPDATE SET retired_at_ms = NULL'),
       hasVersion: db.prepare<[string, string], { digest: string }>('SELECT digest FROM versions WHERE package = ? AND digest = ?'),
       retireOthers: db.prepare('UPDATE versions SET retired_at_ms = ? WHERE package = ? AND digest != ? AND retired_at_ms IS NULL'),
+      setRetired: db.prepare('UPDATE versions SET retired_at_ms = ? WHERE package = ? AND digest = ?'),
       retireAll: db.prepare('UPDATE versions SET retired_at_ms = ? WHERE package = ? AND retired_at_ms IS NULL'),
       versionsOf: db.prepare<[string], { package: string; digest: string; retiredAtMs: number | null }>('SELECT package, digest, retired_at_ms AS retiredAtMs FROM versions WHERE package = ?'),
       allVersions: db.prepare<[], { package: string; digest: string; retiredAtMs: number | null }>('SELECT package, digest, retired_at_ms AS retiredAtMs FROM versions'),
@@ -181,6 +182,11 @@ export class PackageDb {
 
   retireAll(pkg: string, nowMs: number): void {
     this.st.retireAll.run(nowMs, pkg);
+  }
+
+  /** Keeps a held version (null) or retires it from `atMs` (garbage collected after the grace time). */
+  setRetired(pkg: string, digest: string, atMs: number | null): void {
+    this.st.setRetired.run(atMs, pkg, digest);
   }
 
   versionsOf(pkg: string): VersionRow[] {

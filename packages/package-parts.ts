@@ -29,7 +29,7 @@ export function buildPackages(config: Config, log: Logger, port: PortRoutes, hoo
     const c = config.packages;
     service = new PackageService(config, log, {
       port, store, keys,
-      http: new PackageHttp(store, keys, log.child({ part: 'pkg-http' }), hooks.agents ?? null),
+      http: new PackageHttp(store, keys, log.child({ part: 'pkg-http' }), hooks.agents ?? null, hooks.uploads ?? null),
       feed: new PackageFeedServer(config.site.id, keys, store.db, log.child({ part: 'pkg-feed' })),
       peers: new PackagePeers(config, keys, store, { onRef: (ref, from) => service.adoptRef(ref, from), onLinkUp: () => service.linkUp() }, log),
       jobs: new PublishJobs((dir, pkg, kind, progress) => service.runPublish(dir, pkg, kind, progress), log),

@@ -20,7 +20,7 @@ import { AbortedError } from './placement.ts';
 import { isPackageId } from './digest.ts';
 import type { PackageFeedServer } from './feed-server.ts';
 import { removeTree } from './fs-tree.ts';
-import { readySources, type AgentAccess, type PackageHttp } from './http-routes.ts';
+import { readySources, type AgentAccess, type AgentUploads, type PackageHttp } from './http-routes.ts';
 import { packageDir, readyPackagePath, versionDir } from './layout.ts';
 import { isPackageKind, manifestTotals, type Manifest, type PackageKind } from './manifest.ts';
 import { fetchManifest } from './manifest-fetch.ts';
@@ -47,6 +47,8 @@ export interface PackageHooks {
   readonly checkPublish?: (dir: string, kind: PackageKind) => void;
   /** Imaging agents' job secrets on the package routes (the Interface's JobBook); none: peers only. */
   readonly agents?: AgentAccess;
+  /** Where an agent's capture uploads go (/pkg/uploads/, images/capture-uploads.ts); none: uploads refused. */
+  readonly uploads?: AgentUploads;
 }
 
 /** The parts the package component runs (package-parts.ts builds them). */

@@ -91,6 +91,14 @@ export class JobBook {
     return job !== null && packagesRead(job).includes(packageId);
   }
 
+  /** The capture or backup the agent holding `secret` runs, while it is active (the upload routes ask). */
+  captureOf(secret: string): { readonly package: string; readonly task: 'capture' | 'backup'; readonly keep: number | null } | null {
+    const job = this.book.read((st) => activeJobBySecret(st, secret));
+    const pkg = job === null ? undefined : packagesWritten(job)[0];
+    if (job === null || pkg === undefined || (job.task !== 'capture' && job.task !== 'backup')) return null;
+    return { package: pkg, task: job.task, keep: job.task === 'backup' ? (job.keep ?? null) : null };
+  }
+
   /** May it write (publish a version of) `packageId`? Only its active capture's or backup's package. */
   mayWrite(secret: string, packageId: string): boolean {
     const job = this.book.read((st) => activeJobBySecret(st, secret));

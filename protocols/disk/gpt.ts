@@ -1,24 +1,11 @@
 // GUID Partition Table (UEFI 2.10, section 5.3): header at LBA 1 (and its backup at the last
 // LBA), an array of entries (usually 128 x 128 bytes) after the primary header and before the
-// backup one, both guarded by CRC-32 (IEEE 802.3, as zlib's). Pure codec: decode checks
+// backup one, both guarded by CRC-32 (IEEE 802.3: crc32.ts). Pure codec: decode checks
 // signature, sizes and both CRCs; encode lays out the primary and backup copies for a disk of a
 // given size, so a table read from one disk can be written onto a larger one (backup moved to the
 // end, last partition grown).
 import { ProtocolError } from '../../platform/runtime/errors.ts';
-
-// CRC-32 (IEEE 802.3, reflected, as zlib's), computed here: node:zlib's crc32 arrived in Node 20.15
-// and the imaging agent runs on Debian's Node 18.
-const CRC_TABLE = new Int32Array(256).map((_, n) => {
-  let c = n;
-  for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-  return c;
-});
-
-export function crc32(b: Uint8Array): number {
-  let c = -1;
-  for (let i = 0; i < b.length; i++) c = CRC_TABLE[(c ^ b[i]!) & 0xff]! ^ (c >>> 8);
-  return (c ^ -1) >>> 0;
-}
+import { crc32 } from './crc32.ts';
 
 export const GPT_SIGNATURE = 'EFI PART';
 export const GPT_REVISION = 0x00010000;

@@ -15,6 +15,7 @@ import { PeerKeys } from '../../platform/trust/peer-keys.ts';
 import { buildPackages } from '../../packages/package-parts.ts';
 import { packageControlRoutes } from '../../packages/control-routes.ts';
 import { imageControlRoutes } from '../../images/image-routes.ts';
+import { CaptureUploads } from '../../images/capture-uploads.ts';
 import type { FeedState } from '../../boot/feed-protocol.ts';
 import { DropFolder } from '../../state/drop-folder.ts';
 import { JobBook } from '../../state/jobs.ts';
@@ -66,6 +67,8 @@ function compose(config: Config, log: Logger, db: Db, options: InterfaceOptions)
   const enrolment = new Enrolment(book, enrolmentStatements(db), () => localKey.get(), () => outbox.kick());
   port.http('/agent/enrol', new EnrolRoutes(enrolment, log.child({ part: 'enrol' })).handle);
   port.http('/agent/', new AgentRoutes(jobs, log.child({ part: 'agent' })).handle);
+  // An agent's capture uploads into the package store under the package's lock (built below).
+  const uploads = new CaptureUploads(jobs, (pkg, fn) => packages.withStore(pkg, fn), log.child({ part: 'uploads' }));
   const folder = new DropFolder({
     dir: config.paths.sbs, storeDir: config.paths.sbsStore, settleMs: config.interface.settleMs, parseRetryMs: config.interface.parseRetryMs,
     maxFileBytes: config.interface.maxSbsFileMib * 1024 * 1024,
@@ -80,6 +83,7 @@ function compose(config: Config, log: Logger, db: Db, options: InterfaceOptions)
       if (kind === 'driver') checkDriverDir(dir);
     },
     agents: jobs,
+    uploads,
   }, keys);
   const bootwiz = new BootwizService({ dataDir: config.paths.data, tftpRoot: config.paths.tftpRoot, buildOnStart: config.bootwiz.buildOnStart, installIpxe: config.bootwiz.installIpxe, agentEntry: config.bootwiz.agentEntry }, log.child({ part: 'bootwiz' }), {
     publish: (dir, id) => packages.publish(dir, id, 'preboot'),

@@ -18,11 +18,15 @@ export const LAYERS: readonly (readonly string[])[] = [
   ['boot'],
   ['state', 'packages'],
   ['images', 'bootwiz', 'web'],
+  // The imaging agent runs alone in the preboot environment: it uses images/ (and what images/
+  // uses), never state/ or services/ (test/images/agent-bundle.test.ts checks its whole bundle).
+  ['images/agent'],
   ['services/interface', 'services/server', 'services/mtftp', 'services/signal', 'services/supervisor'],
   ['cli'],
 ];
 
-const ROOMS = LAYERS.flatMap((rooms, rank) => rooms.map((room) => ({ room, rank })));
+/** The most specific room first (images/agent before images). */
+const ROOMS = LAYERS.flatMap((rooms, rank) => rooms.map((room) => ({ room, rank }))).sort((a, b) => b.room.length - a.room.length);
 
 function roomOf(file: string, root = ROOT): { room: string; rank: number } | null {
   const rel = relative(root, file);

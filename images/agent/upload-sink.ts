@@ -1,0 +1,106 @@
+// The agent's end of a capture: a ChunkSink for captureDisk that sends the site only the chunks
+// it lacks. Chunks are gathered into batches (up to 256 chunks or 16 MiB); for each batch the
+// site is asked which it lacks (POST /pkg/uploads/<id>/missing), and only those are sent, framed,
+// in one request (POST /pkg/uploads/<id>/chunks). One batch travels while the next is read from
+// the disk. `commit` publishes disk.json once everything is there (POST .../commit).
+import { encodeFrameHeader } from '../../packages/chunk-frames.ts';
+import type { ChunkSink } from '../chunk-store.ts';
+import { encodeDiskImage, type DiskImage } from '../disk-image.ts';
+import type { SiteClient } from './site-client.ts';
+
+const BATCH_CHUNKS = 256;
+const BATCH_BYTES = 16 * 1024 * 1024;
+/** Digests remembered as held (repeated chunks, e.g. zeroed ones, are not asked about again). */
+const KNOWN_LIMIT = 1_000_000;
+
+export interface CommitAnswer {
+  readonly package: string;
+  readonly version: string;
+  readonly seq: number;
+  readonly kept: readonly string[] | null;
+}
+
+export class UploadSink implements ChunkSink {
+  private pending = new Map<string, Buffer>();
+  private pendingBytes = 0;
+  private known = new Set<string>();
+  private inFlight: Promise<void> | null = null;
+  chunksOffered = 0;
+  chunksSent = 0;
+  bytesSent = 0;
+  /** Request bodies sent (chunks, digest lists, the description). */
+  bytesTransferred = 0;
+
+  constructor(private readonly client: SiteClient, private readonly pkg: string) {}
+
+  private path(action: string): string {
+    return `/pkg/uploads/${encodeURIComponent(this.pkg)}/${action}`;
+  }
+
+  async has(digest: string): Promise<boolean> {
+    return this.known.has(digest) || this.pending.has(digest);
+  }
+
+  async put(digest: string, bytes: Buffer): Promise<void> {
+    this.pending.set(digest, Buffer.from(bytes));
+    this.pendingBytes += bytes.length;
+    this.chunksOffered++;
+    if (this.pending.size >= BATCH_CHUNKS || this.pendingBytes >= BATCH_BYTES) await this.startFlush();
+  }
+
+  /** Sends the gathered batch in the background (after the one before it has gone). */
+  private async startFlush(): Promise<void> {
+    if (this.inFlight !== null) await this.inFlight;
+    this.inFlight = null;
+    if (this.pending.size === 0) return;
+    const batch = this.pending;
+    this.pending = new Map();
+    this.pendingBytes = 0;
+    const p = this.send(batch);
+    p.catch(() => {}); // awaited by the next put or by finish
+    this.inFlight = p;
+  }
+
+  private async send(batch: Map<string, Buffer>): Promise<void> {
+    const digests = [...batch.keys()];
+    const ask = JSON.stringify({ digests });
+    const { value } = await this.client.json<{ missing: string[] }>('POST', this.path('missing'), { digests });
+    this.bytesTransferred += ask.length;
+    const frames: Buffer[] = [];
+    for (const d of value.missing) {
+      const bytes = batch.get(d);
+      if (bytes === undefined) continue;
+      frames.push(encodeFrameHeader(d, bytes.length), bytes);
+      this.chunksSent++;
+      this.bytesSent += bytes.length;
+    }
+    if (frames.length > 0) {
+      const body = Buffer.concat(frames);
+      await this.client.call('POST', this.path('chunks'), { body });
+      this.bytesTransferred += body.length;
+    }
+    if (this.known.size + digests.length > KNOWN_LIMIT) this.known = new Set();
+    for (const d of digests) this.known.add(d);
+  }
+
+  /** Everything gathered so far is at the site. */
+  async finish(): Promise<void> {
+    await this.startFlush();
+    if (this.inFlight !== null) await this.inFlight;
+    this.inFlight = null;
+  }
+
+  async commit(image: DiskImage): Promise<CommitAnswer> {
+    await this.finish();
+    const body = encodeDiskImage(image);
+    const r = await this.client.call('POST', this.path('commit'), { body, contentType: 'application/json' });
+    this.bytesTransferred += body.length;
+    return JSON.parse(r.body.toString('utf8')) as CommitAnswer;
+  }
+
+  /** Drops what the site staged for this capture (the job failed). */
+  async abort(): Promise<void> {
+    await this.inFlight?.catch(() => {});
+    await this.client.call('POST', this.path('abort'), { body: '{}', contentType: 'application/json' });
+  }
+}
