@@ -332,7 +332,7 @@ export class PackageService implements Lifecycle {
     const dir = versionDir(this.store.root, pkg, digest);
     const files = m.files.filter((f) => f.path === rel || f.path.startsWith(rel + '/'));
     for (const f of files) {
-      const p = await verifyFile(dir, f);
+      const p = await verifyFile(dir, f, undefined, undefined, this.store.segmented(m, f));
       if (p !== null) this.scheduleRepair(pkg, digest, p.path, p.reason);
     }
   }
@@ -469,7 +469,7 @@ export class PackageService implements Lifecycle {
       if (s === null || s.digest === null || (s.state !== 'ready' && s.state !== 'invalid')) throw new HttpError(409, `package ${id} is not held here (${s?.state ?? 'absent'})`);
       const m = this.store.manifest(s.digest);
       if (m === null) throw new HttpError(500, `manifest ${s.digest} missing`);
-      const problems = await verifyVersion(versionDir(this.store.root, id, s.digest), m);
+      const problems = await verifyVersion(versionDir(this.store.root, id, s.digest), m, undefined, undefined, (f) => this.store.segmented(m, f));
       for (const p of problems) this.scheduleRepair(id, s.digest, p.path, `verify: ${p.reason}`);
       const totals = manifestTotals(m);
       return { package: id, digest: s.digest, files: m.files.length, bytes: totals.bytes, chunks: totals.chunks, problems, repairing: problems.length > 0 };

@@ -3,18 +3,19 @@
 // (the feed pushes it to subscribers). No networking here.
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, open, readdir, rename } from 'node:fs/promises';
+import { mkdir, open, readdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { NetbootError } from '../platform/runtime/errors.ts';
 import type { Logger } from '../platform/runtime/logger.ts';
 import { sha256Hex } from './digest.ts';
-import { fsyncPath, removeLink, removeTree, switchLink } from './fs-tree.ts';
-import { currentLink, packageDir, packagesRoot, stagingDir, stagingRoot, stateDir, versionDir, versionsDir } from './layout.ts';
-import { decodeManifest, decodeManifestTop, manifestTotals, partDigests, type Manifest, type PackageKind } from './manifest.ts';
+import { fsyncPath, removeLink, removeTree, switchLink, walkTree } from './fs-tree.ts';
+import { currentLink, packageDir, packagesRoot, segmentsDir, stagingDir, stagingRoot, stateDir, versionDir, versionsDir } from './layout.ts';
+import { decodeManifest, decodeManifestTop, manifestTotals, partDigests, type Manifest, type ManifestFile, type PackageKind } from './manifest.ts';
 import type { PackageRef, PackageStatus, StatusState } from './model.ts';
 import { PackageDb, type ChunkLocation, type FeedRecord } from './package-db.ts';
 import { buildVersion, type PublishProgress } from './publish.ts';
 import { matchesVersion, sameContent } from './publish-unchanged.ts';
+import { DEFAULT_SEGMENT_RULE, isSegmented, readFileRange, segmentNames, type SegmentRule } from './segments.ts';
 
 export interface CorruptChunk {
   readonly package: string;
@@ -42,8 +43,12 @@ export class PackageStore {
   /** The last change of each package's `current` link: changes apply in the order asked for. */
   private readonly linkChanges = new Map<string, Promise<void>>();
 
-  constructor(dataDir: string, readonly serverId: string, private readonly log: Logger, events: Partial<StoreEvents> = {}) {
+  /** Which files are stored as segments here (segments.ts); tests lower the size. */
+  readonly segments: SegmentRule;
+
+  constructor(dataDir: string, readonly serverId: string, private readonly log: Logger, events: Partial<StoreEvents> = {}, opts: { segments?: SegmentRule } = {}) {
     this.root = packagesRoot(dataDir);
+    this.segments = opts.segments ?? DEFAULT_SEGMENT_RULE;
     this.db = new PackageDb(stateDir(this.root));
     if (events.onRecord !== undefined) this.onRecord = events.onRecord;
     if (events.onCorrupt !== undefined) this.onCorrupt = events.onCorrupt;
@@ -63,6 +68,11 @@ export class PackageStore {
     this.manifests.set(digest, m);
     if (this.manifests.size > 16) this.manifests.delete(this.manifests.keys().next().value as string);
     return m;
+  }
+
+  /** Whether a file of this manifest is stored as segments here. */
+  segmented(m: Pick<Manifest, 'kind'>, f: Pick<ManifestFile, 'size'>): boolean {
+    return isSegmented(this.segments, m.kind, f);
   }
 
   /** Stores a manifest's parts, then the manifest: a held manifest always has its parts. */
@@ -108,7 +118,10 @@ export class PackageStore {
       throw new NetbootError('PACKAGE_KIND', `package ${pkg} is a ${prev.kind} package, not ${kind}`);
     }
     const current = prev !== null && prev.digest !== null && prev.owner === this.serverId && this.currentDigest(pkg) === prev.digest && existsSync(versionDir(this.root, pkg, prev.digest)) ? this.manifest(prev.digest) : null;
-    if (current !== null) {
+    // A source with segmented files is not read twice: building writes only segments not held,
+    // and the same content is found by comparing the manifests.
+    const segmentedSource = current !== null && (await walkTree(source)).files.some((f) => this.segmented({ kind }, f));
+    if (current !== null && !segmentedSource) {
       const started = performance.now();
       if (await matchesVersion(source, current, progress)) return this.unchanged(prev!, current, performance.now() - started);
       Object.assign(progress, { filesDone: 0, bytesDone: 0 });
@@ -116,7 +129,7 @@ export class PackageStore {
     const staging = stagingDir(this.root, pkg, `publish-${randomBytes(6).toString('hex')}`);
     this.activeStaging.add(staging);
     try {
-      const built = await buildVersion(source, staging, { package: pkg, kind, owner: this.serverId, createdAt: new Date().toISOString() }, progress);
+      const built = await buildVersion(source, staging, { package: pkg, kind, owner: this.serverId, createdAt: new Date().toISOString() }, progress, this.segments);
       if (current !== null && sameContent(built.manifest, current)) return this.unchanged(prev!, current, built.hashMs); // changed back while read
       const dest = versionDir(this.root, pkg, built.digest);
       if (existsSync(dest)) {
@@ -132,7 +145,7 @@ export class PackageStore {
       const totals = manifestTotals(built.manifest);
       this.setStatus(pkg, 'ready', { seq: ref.seq, digest: ref.digest, bytesDone: totals.bytes, bytesTotal: totals.bytes, chunksDone: totals.chunks, chunksTotal: totals.chunks });
       this.putRef(ref);
-      this.log.info('package published', { package: pkg, seq: ref.seq, digest: ref.digest, files: built.manifest.files.length, bytes: totals.bytes, chunks: totals.chunks, hashMs: Math.round(built.hashMs) });
+      this.log.info('package published', { package: pkg, seq: ref.seq, digest: ref.digest, files: built.manifest.files.length, bytes: totals.bytes, chunks: totals.chunks, hashMs: Math.round(built.hashMs), segmentsHeld: built.segmentsHeld, segmentsWritten: built.segmentsWritten, segmentBytesWritten: built.segmentBytesWritten });
       return { ref, hashMs: built.hashMs, unchanged: false };
     } finally {
       await removeTree(staging);
@@ -207,6 +220,9 @@ export class PackageStore {
   }
 
   private async readLocation(loc: ChunkLocation): Promise<Buffer | null> {
+    const m = this.manifest(loc.version);
+    const f = m?.files.find((x) => x.path === loc.path);
+    if (m !== null && f !== undefined && this.segmented(m, f)) return readFileRange(versionDir(this.root, loc.package, loc.version), f, true, loc.offset, loc.size);
     try {
       const fh = await open(join(versionDir(this.root, loc.package, loc.version), loc.path), 'r');
       try {
@@ -219,6 +235,37 @@ export class PackageStore {
     } catch {
       return null;
     }
+  }
+
+  /**
+   * Removes a package's segments no held version uses (nor its ref's version: a sync may resume
+   * it), and unfinished `.part` segments of no such version. Left alone while anything is being
+   * assembled for the package (its new segments are not yet referenced by a held version).
+   */
+  private async collectSegments(ref: PackageRef): Promise<string[]> {
+    const dir = segmentsDir(this.root, ref.package);
+    const pkgPrefix = packageDir(this.root, ref.package) + '/';
+    if ([...this.activeStaging].some((d) => d.startsWith(pkgPrefix))) return [];
+    let names: string[];
+    try {
+      names = await readdir(dir);
+    } catch {
+      return [];
+    }
+    const used = new Set<string>();
+    const digests = new Set(this.db.versionsOf(ref.package).map((v) => v.digest));
+    if (ref.digest !== null) digests.add(ref.digest);
+    for (const d of digests) {
+      const m = this.manifest(d);
+      if (m !== null) for (const n of segmentNames(this.segments, m)) used.add(n);
+    }
+    const removed: string[] = [];
+    for (const name of names) {
+      if (used.has(name.replace(/\.part$/, ''))) continue;
+      await rm(join(dir, name), { force: true });
+      removed.push(`${ref.package}/segments/${name}`);
+    }
+    return removed;
   }
 
   /**
@@ -249,6 +296,7 @@ export class PackageStore {
         removed.push(`${ref.package}/staging/${name}`);
       }
     }
+    for (const ref of refs) removed.push(...(await this.collectSegments(ref)));
     const needed = new Set<string>();
     for (const r of refs) if (r.digest !== null) needed.add(r.digest);
     for (const v of this.db.allVersions()) needed.add(v.digest);

@@ -1,6 +1,7 @@
 // Publishing: a source folder becomes an immutable version. Every file is copied into a staging
 // folder while it is chunked and hashed (one read of the source), fsynced, and only then is the
-// manifest complete; the caller moves the ref after that, so no version is ever announced
+// manifest complete; a large file of an image package is hashed, then only its segments not
+// already held are written (segments.ts, segment-write.ts); the caller moves the ref after that, so no version is ever announced
 // before all of it is on disk here.
 import { join } from 'node:path';
 import { ChunkHasher } from './chunk-hasher.ts';
@@ -8,6 +9,8 @@ import { chunkFile } from './file-chunks.ts';
 import { finishTree, mkdirs, walkTree } from './fs-tree.ts';
 import { HASH_NAME } from './digest.ts';
 import { encodeManifest, type EncodedManifest, type Manifest, type ManifestFile, type PackageKind } from './manifest.ts';
+import { writeSegments } from './segment-write.ts';
+import { DEFAULT_SEGMENT_RULE, isSegmented, segmentsDirOf, type SegmentRule } from './segments.ts';
 
 export interface PublishProgress {
   filesDone: number;
@@ -22,6 +25,10 @@ export interface BuiltVersion {
   readonly digest: string;
   /** Time spent reading, chunking, hashing and copying (without the final fsync of folders). */
   readonly hashMs: number;
+  /** Segments of large image files already held (not written) and written new. */
+  readonly segmentsHeld: number;
+  readonly segmentsWritten: number;
+  readonly segmentBytesWritten: number;
 }
 
 export async function buildVersion(
@@ -29,6 +36,7 @@ export async function buildVersion(
   staging: string,
   meta: { package: string; kind: PackageKind; owner: string; createdAt: string },
   progress: PublishProgress,
+  rule: SegmentRule = DEFAULT_SEGMENT_RULE,
 ): Promise<BuiltVersion> {
   const tree = await walkTree(source);
   progress.filesTotal = tree.files.length;
@@ -37,18 +45,30 @@ export async function buildVersion(
   const started = performance.now();
   const files: ManifestFile[] = [];
   const hasher = new ChunkHasher();
+  const seg = { segmentsHeld: 0, segmentsWritten: 0, segmentBytesWritten: 0 };
   try {
     for (const f of tree.files) {
-      const { size, chunks } = await chunkFile(join(source, f.path), join(staging, f.path), (n) => (progress.bytesDone += n), hasher);
-      files.push({ path: f.path, size, mode: f.mode, chunks });
+      const src = join(source, f.path);
+      if (isSegmented(rule, meta.kind, f)) {
+        // Hashed in one read, then only the segments not held are read again and written.
+        const { size, chunks } = await chunkFile(src, null, (n) => (progress.bytesDone += n), hasher);
+        const w = await writeSegments(src, f.path, chunks, segmentsDirOf(staging), hasher);
+        seg.segmentsHeld += w.held;
+        seg.segmentsWritten += w.written;
+        seg.segmentBytesWritten += w.bytesWritten;
+        files.push({ path: f.path, size, mode: f.mode, chunks });
+      } else {
+        const { size, chunks } = await chunkFile(src, join(staging, f.path), (n) => (progress.bytesDone += n), hasher);
+        files.push({ path: f.path, size, mode: f.mode, chunks });
+      }
       progress.filesDone++;
     }
   } finally {
     await hasher.close();
   }
   const hashMs = performance.now() - started;
-  await finishTree(staging, tree.dirs, files);
+  await finishTree(staging, tree.dirs, files.filter((f) => !isSegmented(rule, meta.kind, f)));
   const manifest: Manifest = { format: 1, hash: HASH_NAME, ...meta, dirs: tree.dirs.map((d) => ({ path: d.path, mode: d.mode })), files };
   const encoded = encodeManifest(manifest);
-  return { manifest, encoded, digest: encoded.digest, hashMs };
+  return { manifest, encoded, digest: encoded.digest, hashMs, ...seg };
 }
