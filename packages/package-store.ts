@@ -15,6 +15,7 @@ import type { PackageRef, PackageStatus, StatusState } from './model.ts';
 import { PackageDb, type ChunkLocation, type FeedRecord } from './package-db.ts';
 import { buildVersion, type PublishProgress } from './publish.ts';
 import { matchesVersion, sameContent } from './publish-unchanged.ts';
+import { Snapshots } from './snapshots.ts';
 import { DEFAULT_SEGMENT_RULE, isSegmented, readFileRange, segmentNames, type SegmentRule } from './segments.ts';
 
 export interface CorruptChunk {
@@ -126,11 +127,20 @@ export class PackageStore {
       if (await matchesVersion(source, current, progress)) return this.unchanged(prev!, current, performance.now() - started);
       Object.assign(progress, { filesDone: 0, bytesDone: 0 });
     }
-    const staging = stagingDir(this.root, pkg, `publish-${randomBytes(6).toString('hex')}`);
+    const name = randomBytes(6).toString('hex');
+    const staging = stagingDir(this.root, pkg, `publish-${name}`);
+    const snapDir = stagingDir(this.root, pkg, `origin-${name}`);
     this.activeStaging.add(staging);
+    this.activeStaging.add(snapDir);
+    const snapshots = segmentedSource || (current === null && (await walkTree(source)).files.some((f) => this.segmented({ kind }, f)))
+      ? new Snapshots(this.root, pkg, snapDir, current === null ? null : { digest: prev!.digest!, manifest: current })
+      : null;
     try {
-      const built = await buildVersion(source, staging, { package: pkg, kind, owner: this.serverId, createdAt: new Date().toISOString() }, progress, this.segments);
-      if (current !== null && sameContent(built.manifest, current)) return this.unchanged(prev!, current, built.hashMs); // changed back while read
+      const built = await buildVersion(source, staging, { package: pkg, kind, owner: this.serverId, createdAt: new Date().toISOString() }, progress, this.segments, snapshots);
+      if (current !== null && sameContent(built.manifest, current)) {
+        await snapshots?.keep(prev!.digest!); // the same bytes as the current version
+        return this.unchanged(prev!, current, built.hashMs); // changed back while read
+      }
       const dest = versionDir(this.root, pkg, built.digest);
       if (existsSync(dest)) {
         await removeTree(staging); // the same content again: the held copy is it
@@ -141,15 +151,18 @@ export class PackageStore {
       }
       this.putManifest(built.encoded);
       await this.activate(pkg, built.digest, built.manifest);
+      await snapshots?.keep(built.digest);
       const ref: PackageRef = { package: pkg, seq: (prev?.seq ?? 0) + 1, digest: built.digest, owner: this.serverId, kind, updatedAt: new Date().toISOString() };
       const totals = manifestTotals(built.manifest);
       this.setStatus(pkg, 'ready', { seq: ref.seq, digest: ref.digest, bytesDone: totals.bytes, bytesTotal: totals.bytes, chunksDone: totals.chunks, chunksTotal: totals.chunks });
       this.putRef(ref);
-      this.log.info('package published', { package: pkg, seq: ref.seq, digest: ref.digest, files: built.manifest.files.length, bytes: totals.bytes, chunks: totals.chunks, hashMs: Math.round(built.hashMs), segmentsHeld: built.segmentsHeld, segmentsWritten: built.segmentsWritten, segmentBytesWritten: built.segmentBytesWritten });
+      this.log.info('package published', { package: pkg, seq: ref.seq, digest: ref.digest, files: built.manifest.files.length, bytes: totals.bytes, chunks: totals.chunks, hashMs: Math.round(built.hashMs), largeFiles: built.modes, snapshots: snapshots === null ? 'none' : snapshots.cloned > 0 ? 'reflinked' : 'not possible here (no reflinks)', bytesHashed: built.bytesHashed, segmentsHeld: built.segmentsHeld, segmentsWritten: built.segmentsWritten, segmentBytesWritten: built.segmentBytesWritten });
       return { ref, hashMs: built.hashMs, unchanged: false };
     } finally {
       await removeTree(staging);
+      await snapshots?.discard();
       this.activeStaging.delete(staging);
+      this.activeStaging.delete(snapDir);
     }
   }
 
