@@ -32,6 +32,7 @@ import { repairVersion, syncVersion, type WorkContext } from './package-sync.ts'
 import type { PublishJob, PublishJobs } from './publish-jobs.ts';
 import type { PublishProgress } from './publish.ts';
 import type { Scrubber } from './scrub.ts';
+import { probeReflinks } from './snapshots.ts';
 import { readyVersions, verifyFile, verifyVersion, type RateLimiter, type VersionWatcher } from './verify.ts';
 
 /** What the package component needs from the Interface's TCP 490 listener. */
@@ -112,7 +113,11 @@ export class PackageService implements Lifecycle {
     this.timers.push(setInterval(() => void this.collectGarbage(), Math.max(1000, Math.min(GC_EVERY_MS, config.packages.gcGraceMs))));
     this.timers.push(setInterval(() => void this.antiEntropy(), config.packages.antiEntropyMs));
     scrubber?.start();
-    log.info('packages serving', { packages: store.db.allRefs().length, peers: peers.size, chunking: chunkingDescription() });
+    // How a new version shares what it does not change: large image files as segments (any
+    // filesystem); other files cloned from the previous version where the filesystem shares
+    // blocks (reflinks), else copied in runs; large sources read from reflinked snapshots.
+    const reflinks = await probeReflinks(store.root).catch(() => false);
+    log.info('packages serving', { packages: store.db.allRefs().length, peers: peers.size, chunking: chunkingDescription(), reflinks, versions: reflinks ? 'large image files in shared segments; other files reflinked from the previous version; publish compares reflinked snapshots by extent' : 'large image files in shared segments; other files copied from the previous version (no reflinks here); publish reads large files whole' });
   }
 
   async stop(): Promise<void> {

@@ -6,7 +6,7 @@
 // the source on another filesystem than the data folder), there are no snapshots and large files
 // are read whole; the publish log says which (`modes`).
 import { constants } from 'node:fs';
-import { copyFile, mkdir, readdir, rename, stat } from 'node:fs/promises';
+import { copyFile, mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { removeTree } from './fs-tree.ts';
 import type { Manifest } from './manifest.ts';
@@ -60,5 +60,22 @@ export class Snapshots {
 
   async discard(): Promise<void> {
     await removeTree(this.dir);
+  }
+}
+
+/** Whether files in `dir` can share blocks (FICLONE): probed once at start, for the log. */
+export async function probeReflinks(dir: string): Promise<boolean> {
+  await mkdir(dir, { recursive: true });
+  const a = join(dir, `.reflink-probe-${process.pid}`);
+  const b = `${a}.clone`;
+  try {
+    await writeFile(a, Buffer.alloc(4096, 1));
+    await copyFile(a, b, constants.COPYFILE_FICLONE_FORCE);
+    return true;
+  } catch {
+    return false;
+  } finally {
+    await rm(a, { force: true });
+    await rm(b, { force: true });
   }
 }
