@@ -33,7 +33,8 @@ import type { PublishJob, PublishJobs } from './publish-jobs.ts';
 import type { PublishProgress } from './publish.ts';
 import type { Scrubber } from './scrub.ts';
 import { probeReflinks } from './snapshots.ts';
-import { readyVersions, verifyFile, verifyVersion, type RateLimiter, type VersionWatcher } from './verify.ts';
+import { readyVersions, SEGMENTS_REL, verifyFile, verifyVersion, type RateLimiter, type VersionWatcher } from './verify.ts';
+import { segmentsOf } from './segments.ts';
 
 /** What the package component needs from the Interface's TCP 490 listener. */
 export interface PortRoutes {
@@ -335,7 +336,11 @@ export class PackageService implements Lifecycle {
     const m = this.store.manifest(digest);
     if (m === null) return;
     const dir = versionDir(this.store.root, pkg, digest);
-    const files = m.files.filter((f) => f.path === rel || f.path.startsWith(rel + '/'));
+    // A segment changed: the files of this version that use it (none for another version's).
+    const segment = rel.startsWith(`${SEGMENTS_REL}/`) ? rel.slice(SEGMENTS_REL.length + 1) : null;
+    const files = segment !== null
+      ? m.files.filter((f) => this.store.segmented(m, f) && segmentsOf(f.chunks).some((s) => s.name === segment))
+      : m.files.filter((f) => f.path === rel || f.path.startsWith(rel + '/'));
     for (const f of files) {
       const p = await verifyFile(dir, f, undefined, undefined, this.store.segmented(m, f));
       if (p !== null) this.scheduleRepair(pkg, digest, p.path, p.reason);

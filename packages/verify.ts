@@ -12,6 +12,9 @@ import type { Manifest, ManifestFile } from './manifest.ts';
 import type { PackageStore } from './package-store.ts';
 import { segmentsDirOf, segmentsOf } from './segments.ts';
 
+/** The segments folder relative to a version folder (as the watcher names what it reports). */
+export const SEGMENTS_REL = '../../segments';
+
 export interface FileProblem {
   readonly path: string;
   readonly reason: string;
@@ -128,7 +131,10 @@ export function readyVersions(store: PackageStore, dataDir: string): Map<string,
     if (dir === null) continue;
     const digest = basename(dir);
     const m = store.manifest(digest);
-    if (m !== null) dirs.set(dir, { pkg: ref.package, digest, dirs: m.dirs.map((d) => d.path) });
+    if (m === null) continue;
+    // Segments of large files lie in the package's segments folder, watched with the version.
+    const segmented = m.files.some((f) => store.segmented(m, f));
+    dirs.set(dir, { pkg: ref.package, digest, dirs: [...m.dirs.map((d) => d.path), ...(segmented ? [SEGMENTS_REL] : [])] });
   }
   return dirs;
 }

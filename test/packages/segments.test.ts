@@ -148,3 +148,16 @@ test('a damaged segment is found by verify and repaired from the owner', { timeo
   await waitReady(B, 'img', digest);
   await waitFor('repaired', async () => (((await B.service.verify({ id: 'img' })) as { problems: unknown[] }).problems.length === 0 ? true : undefined), 20_000);
 });
+
+test('a segment changed behind our back is seen by the watcher and repaired', { timeout: 60_000 }, async () => {
+  const digest = B.status('img')!.digest!;
+  const bRoot = packagesRoot(B.site.config.paths.data);
+  const f = B.service.manifest(digest)!.files.find((x) => x.path === 'disk.img')!;
+  const seg = segmentsOf(f.chunks).filter((s) => s.chunks.length > 2).at(-1)!;
+  const before = B.logged('package file damaged; repairing it').length;
+  patch(join(segmentsDir(bRoot, 'img'), seg.name), 5000, Buffer.from('behind our back'));
+  await waitFor('damage seen', () => (B.logged('package file damaged; repairing it').length > before ? true : undefined), 20_000);
+  assert.equal(B.logged('package file damaged; repairing it').at(-1)!.path, 'disk.img');
+  await waitReady(B, 'img', digest);
+  await waitFor('repaired', async () => (((await B.service.verify({ id: 'img' })) as { problems: unknown[] }).problems.length === 0 ? true : undefined), 20_000);
+});
