@@ -140,7 +140,7 @@ async function one(sizeMib: number): Promise<void> {
     const [aProc, bProc] = procs as [ServiceProcess, ServiceProcess];
     for (const s of [A, B]) await waitFor(`${s.id} up`, async () => ((await control(s, '/packages').catch(() => undefined)) !== undefined ? true : undefined), 60_000, 50);
     await waitFor('peers linked', async () => ((await control(B, '/packages')) as Described).links.every((l) => l.connected) || undefined, 30_000, 50);
-    const serving = bProc.logs.find((l) => l.msg === 'packages serving');
+    const serving = await waitFor('B serving', () => bProc.logs.find((l) => l.msg === 'packages serving'), 30_000, 20);
     log(`B at start: reflinks ${String(serving?.reflinks)}: ${String(serving?.versions)}`);
 
     t = performance.now();
