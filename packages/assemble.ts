@@ -10,7 +10,7 @@
 // a damaged Ready version (only the bad chunks are rewritten). Parts: same-offset-runs.ts (step 2,
 // runs from the previous version), placement.ts (writing chunks in place), chunk-fetch.ts (step 3).
 import { constants } from 'node:fs';
-import { chmod, copyFile, link, mkdir, open, rename, stat, truncate, type FileHandle } from 'node:fs/promises';
+import { chmod, copyFile, link, mkdir, open, readdir, rename, stat, truncate, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { errorMessage } from '../platform/runtime/errors.ts';
 import type { Logger } from '../platform/runtime/logger.ts';
@@ -97,6 +97,8 @@ export async function assembleVersion(o: AssembleOptions): Promise<AssembleResul
   const pseudo = new Set<string>();
   const parts: Array<{ part: string; name: string }> = [];
   const work: ManifestFile[] = [];
+  // Names only: a segment is renamed to its name only once complete and fsynced.
+  const heldNames = new Set(files.some(segmented) ? await readdir(segDir).catch(() => [] as string[]) : []);
   for (const f of files) {
     if (!segmented(f)) {
       work.push(f);
@@ -110,13 +112,13 @@ export async function assembleVersion(o: AssembleOptions): Promise<AssembleResul
         continue;
       }
       seen.add(seg.name);
-      const held = await stat(join(segDir, seg.name)).catch(() => null);
-      if (held !== null && o.only === undefined && held.isFile() && held.size === seg.size) {
+      if (o.only === undefined && heldNames.has(seg.name)) {
         stats.sharedSegments++;
         stats.sharedChunks += seg.chunks.length;
         for (const c of seg.chunks) done(c.size);
         continue;
       }
+      const held = heldNames.has(seg.name) ? await stat(join(segDir, seg.name)).catch(() => null) : null;
       const name = held !== null ? seg.name : `${seg.name}.part`;
       if (held === null) parts.push({ part: name, name: seg.name });
       const rel = `../../segments/${name}`;
@@ -290,7 +292,7 @@ export async function assembleVersion(o: AssembleOptions): Promise<AssembleResul
         if (data !== null && sha256Hex(data) !== need.digest) data = null;
       }
       // Never from the files being assembled here: they are what is being fixed.
-      if (data === null) data = await o.store.readChunk(need.digest, (loc) => loc.package === o.manifest.package && loc.version === versionDigest && assembling.has(loc.path));
+      if (data === null) data = await o.store.readChunk(need.digest, (loc) => loc.package === o.manifest.package && ((loc.version === versionDigest && assembling.has(loc.path)) || (loc.segment !== undefined && pseudo.has(`../../segments/${loc.segment}`))));
       if (data === null) return;
       await writer.write(need, data);
       stats.localChunks += need.placements.length;

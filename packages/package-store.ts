@@ -16,7 +16,7 @@ import { PackageDb, type ChunkLocation, type FeedRecord } from './package-db.ts'
 import { buildVersion, type PublishProgress } from './publish.ts';
 import { matchesVersion, sameContent } from './publish-unchanged.ts';
 import { Snapshots } from './snapshots.ts';
-import { DEFAULT_SEGMENT_RULE, isSegmented, readFileRange, segmentNames, type SegmentRule } from './segments.ts';
+import { DEFAULT_SEGMENT_RULE, isSegmented, readFileRange, readRange, segmentNames, type SegmentRule } from './segments.ts';
 
 export interface CorruptChunk {
   readonly package: string;
@@ -174,7 +174,7 @@ export class PackageStore {
 
   /** Makes a complete, verified version folder current: index its chunks, switch the link. */
   async activate(pkg: string, digest: string, manifest: Manifest): Promise<void> {
-    this.db.addVersion(pkg, digest, manifest, Date.now());
+    this.db.addVersion(pkg, digest, manifest, Date.now(), (f) => this.segmented(manifest, f));
     await this.changeLink(pkg, () => switchLink(currentLink(this.root, pkg), `versions/${digest}`, packageDir(this.root, pkg)));
   }
 
@@ -213,6 +213,7 @@ export class PackageStore {
       await removeTree(versionDir(this.root, pkg, v.digest));
       this.db.removeVersion(pkg, v.digest);
     }
+    this.db.removeSegments(pkg);
     await removeTree(packageDir(this.root, pkg));
   }
 
@@ -226,13 +227,16 @@ export class PackageStore {
       const data = await this.readLocation(loc);
       if (data !== null && sha256Hex(data) === digest) return data;
       const reason = data === null ? 'unreadable or short' : 'content does not match its digest';
-      this.log.warn('stored chunk is damaged; not using it', { digest, package: loc.package, version: loc.version, path: loc.path, offset: loc.offset, reason });
-      this.onCorrupt({ package: loc.package, version: loc.version, path: loc.path, reason });
+      this.log.warn('stored chunk is damaged; not using it', { digest, package: loc.package, version: loc.version, path: loc.path, offset: loc.offset, segment: loc.segment, reason });
+      // A segment belongs to the versions using it: the current one is repaired.
+      const version = loc.segment !== undefined ? (this.currentDigest(loc.package) ?? '') : loc.version;
+      this.onCorrupt({ package: loc.package, version, path: loc.path, reason: loc.segment !== undefined ? `segment ${loc.segment}: ${reason}` : reason });
     }
     return null;
   }
 
   private async readLocation(loc: ChunkLocation): Promise<Buffer | null> {
+    if (loc.segment !== undefined) return readRange(join(segmentsDir(this.root, loc.package), loc.segment), loc.offset, loc.size);
     const m = this.manifest(loc.version);
     const f = m?.files.find((x) => x.path === loc.path);
     if (m !== null && f !== undefined && this.segmented(m, f)) return readFileRange(versionDir(this.root, loc.package, loc.version), f, true, loc.offset, loc.size);
@@ -275,6 +279,7 @@ export class PackageStore {
     const removed: string[] = [];
     for (const name of names) {
       if (used.has(name.replace(/\.part$/, ''))) continue;
+      this.db.removeSegment(ref.package, name);
       await rm(join(dir, name), { force: true });
       removed.push(`${ref.package}/segments/${name}`);
     }

@@ -7,6 +7,7 @@ import { type FileHandle } from 'node:fs/promises';
 import { Chunker } from './chunker.ts';
 import { sha256Hex } from './digest.ts';
 import type { ChunkRef } from './manifest.ts';
+import { isZero } from './placement.ts';
 
 export interface ByteRange {
   readonly start: number;
@@ -19,7 +20,22 @@ export interface Rechunked {
   readonly bytesRead: number;
 }
 
-const READ = 256 * 1024; // one chunk at most: a change costs about the chunks it touches
+const READ = 256 * 1024;
+
+// A file written into free space of a filesystem image shifts the cuts of the rest of that run
+// of zeros (cut every 256 KiB from a new start), so the cutting goes on to the end of the run:
+// its chunks are all zeros, hashed once per size.
+const zeroDigests = new Map<number, string>();
+
+function digestOf(bytes: Buffer): string {
+  if (!isZero(bytes)) return sha256Hex(bytes);
+  let d = zeroDigests.get(bytes.length);
+  if (d === undefined) {
+    d = sha256Hex(bytes);
+    if (zeroDigests.size < 64) zeroDigests.set(bytes.length, d);
+  }
+  return d;
+} // one chunk at most: a change costs about the chunks it touches
 
 /** Sorted, merged ranges within [0, size). */
 export function mergeRanges(ranges: readonly ByteRange[], size: number): ByteRange[] {
@@ -72,7 +88,7 @@ export async function rechunk(fh: FileHandle, size: number, old: readonly ChunkR
       for (const cut of chunker.push(data)) {
         pieces.push(data.subarray(prev, cut));
         const bytes = pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces);
-        out.push({ digest: sha256Hex(bytes), size: bytes.length });
+        out.push({ digest: digestOf(bytes), size: bytes.length });
         pieces = [];
         prev = cut;
         const at = pos + cut;

@@ -104,6 +104,11 @@ export async function readFileRange(dir: string, f: ManifestFile, segmented: boo
     path = join(segmentsDirOf(dir), s.name);
     at = offset - s.offset;
   }
+  return readRange(path, at, size);
+}
+
+/** `size` bytes at `at` of a file, or null if it is missing or short. */
+export async function readRange(path: string, at: number, size: number): Promise<Buffer | null> {
   try {
     const fh = await open(path, 'r');
     try {
