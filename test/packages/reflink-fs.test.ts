@@ -85,7 +85,7 @@ test('XFS: republishing a large image file hashes only what changed; the replica
     const p1 = A.logged('package published').at(-1)!;
     assert.equal(p1.snapshots, 'reflinked');
     assert.deepEqual(p1.largeFiles, { extents: 0, whole: 1 });
-    await waitReady(B, 'img', v1.digest!);
+    await waitReady(B, 'img', v1.digest!, 60_000);
 
     patch(img, 3 * MIB + 777, randomBytes(60 * 1024));
     patch(img, 20 * MIB + 5, randomBytes(40 * 1024));
@@ -94,7 +94,7 @@ test('XFS: republishing a large image file hashes only what changed; the replica
     assert.deepEqual(p2.largeFiles, { extents: 1, whole: 0 });
     assert.ok(Number(p2.bytesHashed) < 3 * MIB, `hashed ${p2.bytesHashed} bytes of ${24 * MIB}`);
     assert.ok(Number(p2.segmentsWritten) <= 8, `wrote ${p2.segmentsWritten} segments`);
-    await waitReady(B, 'img', v2.digest!);
+    await waitReady(B, 'img', v2.digest!, 60_000);
 
     // Both sides hold exactly the source's bytes, read through the segments.
     const want = sha(readFileSync(img));
@@ -124,10 +124,10 @@ async function plainFileChange(onXfs: boolean): Promise<Record<string, unknown>>
     const file = join(src, 'boot.wim');
     writeFileSync(file, randomBytes(8 * MIB));
     const v1 = await A.service.publish(src, 'pe', 'preboot');
-    await waitReady(B, 'pe', v1.digest!);
+    await waitReady(B, 'pe', v1.digest!, 60_000);
     patch(file, 2 * MIB, randomBytes(100 * 1024));
     const v2 = await A.service.publish(src, 'pe', 'preboot');
-    await waitReady(B, 'pe', v2.digest!);
+    await waitReady(B, 'pe', v2.digest!, 60_000);
     const dir = readyPackagePath(B.site.config.paths.data, 'pe')!;
     assert.equal(sha(readFileSync(join(dir, 'boot.wim'))), sha(readFileSync(file)), 'a plain file MTFTP can serve');
     return B.logged('package ready').find((r) => r.digest === v2.digest)!;

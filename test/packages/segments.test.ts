@@ -85,7 +85,7 @@ after(async () => {
 
 test('a 100 KB change: the owner writes and the replica builds only the segments around it; both versions take little more disk than one', { timeout: 120_000 }, async () => {
   const v1 = await A.service.publish(src, 'img', 'image');
-  await waitReady(B, 'img', v1.digest!);
+  await waitReady(B, 'img', v1.digest!, 60_000);
   const bRoot = packagesRoot(B.site.config.paths.data);
   const aRoot = packagesRoot(A.site.config.paths.data);
   assert.ok(!existsSync(join(versionDir(aRoot, 'img', v1.digest!), 'disk.img')), 'the large file is not a plain file in the version');
@@ -101,7 +101,7 @@ test('a 100 KB change: the owner writes and the replica builds only the segments
   const published = A.log.records.slice(aLogs).find((r) => r.msg === 'package published')!;
   assert.ok(Number(published.segmentsWritten) <= 8, `owner wrote ${published.segmentsWritten} segments`);
   assert.ok(Number(published.segmentBytesWritten) < 4 * MIB, `owner wrote ${published.segmentBytesWritten} bytes`);
-  await waitReady(B, 'img', v2.digest!);
+  await waitReady(B, 'img', v2.digest!, 60_000);
   const ready = B.log.records.slice(bLogs).find((r) => r.msg === 'package ready' && r.digest === v2.digest)!;
   assert.ok(Number(ready.sharedSegments) > 20, `B shared ${ready.sharedSegments} segments`);
   assert.ok(Number(ready.newSegments) <= 8, `B wrote ${ready.newSegments} segments`);
