@@ -107,8 +107,8 @@ const control = (s: Site, path: string, body?: unknown): Promise<unknown> =>
 async function publish(s: Site, dir: string, id: string): Promise<{ seq: number; digest: string; updatedAt: string }> {
   const { job } = (await control(s, '/packages/publish', { dir, id, kind: 'image' })) as { job: string };
   const j = await waitFor('publish', async () => {
-    const r = (await control(s, `/packages/jobs?id=${job}`)) as { state: string; error?: string; ref?: { seq: number; digest: string; updatedAt: string } };
-    return r.state === 'running' ? undefined : r;
+    const r = (await control(s, `/packages/jobs?id=${job}`).catch(() => null)) as { state: string; error?: string; ref?: { seq: number; digest: string; updatedAt: string } } | null;
+    return r === null || r.state === 'running' ? undefined : r;
   }, 1_800_000, 5);
   if (j.state !== 'done') throw new Error(`publish failed: ${j.error}`);
   return j.ref!;
@@ -146,7 +146,8 @@ async function one(sizeMib: number): Promise<void> {
     t = performance.now();
     const v1 = await publish(A, pub, 'img');
     const firstMs = performance.now() - t;
-    const statusOf = async (s: Site, digest: string) => ((await control(s, '/packages?id=img')) as Described).packages[0]?.statuses.find((x) => x.server === s.id && x.state === 'ready' && x.digest === digest);
+    // A busy server may not answer a poll in time (indexing a first version of 8 GiB): ask again.
+    const statusOf = async (s: Site, digest: string) => ((await control(s, '/packages?id=img').catch(() => null)) as Described | null)?.packages[0]?.statuses.find((x) => x.server === s.id && x.state === 'ready' && x.digest === digest);
     t = performance.now();
     await waitFor('B ready at v1', () => statusOf(B, v1.digest), 3_600_000, 50);
     log(`v1: publish on A ${(firstMs / 1000).toFixed(1)} s; first copy to B ${((performance.now() - t) / 1000).toFixed(1)} s`);
