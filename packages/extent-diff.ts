@@ -84,3 +84,17 @@ export function differingRanges(a: readonly Extent[], b: readonly Extent[], size
   }
   return out;
 }
+
+/** The holes of a file (ranges no extent maps): they read as zeros. */
+export function holes(extents: readonly Extent[], size: number): ByteRange[] {
+  const sorted = [...extents].sort((x, y) => x.logical - y.logical);
+  const out: ByteRange[] = [];
+  let at = 0;
+  for (const e of sorted) {
+    if (e.logical > at) out.push({ start: at, end: Math.min(e.logical, size) });
+    at = Math.max(at, e.logical + e.length);
+    if (at >= size) break;
+  }
+  if (at < size) out.push({ start: at, end: size });
+  return out.filter((r) => r.end > r.start);
+}

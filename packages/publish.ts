@@ -9,7 +9,7 @@ import { chunkFile } from './file-chunks.ts';
 import { finishTree, mkdirs, walkTree } from './fs-tree.ts';
 import { HASH_NAME } from './digest.ts';
 import { encodeManifest, type EncodedManifest, type Manifest, type ManifestFile, type PackageKind } from './manifest.ts';
-import { differingRanges, fileExtents } from './extent-diff.ts';
+import { differingRanges, fileExtents, holes } from './extent-diff.ts';
 import { open } from 'node:fs/promises';
 import type { ChunkRef } from './manifest.ts';
 import { rechunk } from './rechunk.ts';
@@ -97,7 +97,7 @@ export async function buildVersion(
       if (fh !== null) {
         try {
           const size = (await fh.stat()).size;
-          const r = await rechunk(fh, size, prevFile!.chunks, differingRanges(a!, b!, Math.max(size, prevFile!.size)));
+          const r = await rechunk(fh, size, prevFile!.chunks, differingRanges(a!, b!, Math.max(size, prevFile!.size)), holes(b!, size));
           p.bytesDone += size;
           seg.bytesHashed += r.bytesRead;
           return { size, chunks: r.chunks, mode: 'extents' };

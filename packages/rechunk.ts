@@ -4,7 +4,7 @@
 // bytes since the last cut (chunker.ts), so starting at a previous boundary and stopping on one
 // gives exactly the list a full chunking of the file would give; nothing else is read.
 import { type FileHandle } from 'node:fs/promises';
-import { Chunker } from './chunker.ts';
+import { Chunker, MAX_CHUNK } from './chunker.ts';
 import { sha256Hex } from './digest.ts';
 import type { ChunkRef } from './manifest.ts';
 import { isZero } from './placement.ts';
@@ -54,7 +54,13 @@ export function mergeRanges(ranges: readonly ByteRange[], size: number): ByteRan
  * it may differ from the bytes they were cut from. A change of size counts as a change from
  * the previous last chunk on (its end was the end of the file, not a cut).
  */
-export async function rechunk(fh: FileHandle, size: number, old: readonly ChunkRef[], changed: readonly ByteRange[]): Promise<Rechunked> {
+export async function rechunk(fh: FileHandle, size: number, old: readonly ChunkRef[], changed: readonly ByteRange[], zeros: readonly ByteRange[] = []): Promise<Rechunked> {
+  const holes = mergeRanges(zeros, size);
+  /** The end of the known run of zeros holding `at`, or `at` if none. */
+  const zerosUntil = (at: number): number => {
+    for (const h of holes) if (h.start <= at && at < h.end) return h.end;
+    return at;
+  };
   const starts: number[] = [];
   const indexAt = new Map<number, number>();
   let oldSize = 0;
@@ -73,11 +79,31 @@ export async function rechunk(fh: FileHandle, size: number, old: readonly ChunkR
     while (r < ranges.length && ranges[r]!.end <= at) r++;
   };
 
-  /** Cuts from `s` (a boundary in both); returns where it met a previous boundary again, or -1 at the end of the file. */
+  /**
+   * Cuts from `s` (a boundary in both); returns where it met a previous boundary again, or -1 at
+   * the end of the file. In a run of zeros known from the extents (a hole), a chunk that starts
+   * at a cut is 256 KiB of zeros (the gear hash of zeros never meets a mask: a cut is forced at
+   * the maximum), so those chunks are listed without reading them.
+   */
   const cutFrom = async (s: number): Promise<number> => {
-    const chunker = new Chunker();
+    let chunker = new Chunker();
     let pos = s;
     let pieces: Buffer[] = [];
+    let zeroDigest: string | null = null;
+    /** At a cut: skips whole zero chunks; returns where it met a previous boundary, or -1. */
+    const skipZeros = (): number => {
+      const end = zerosUntil(pos);
+      while (end - pos >= MAX_CHUNK) {
+        zeroDigest ??= digestOf(Buffer.alloc(MAX_CHUNK));
+        out.push({ digest: zeroDigest, size: MAX_CHUNK });
+        pos += MAX_CHUNK;
+        passed(pos);
+        if (indexAt.has(pos) && (r >= ranges.length || ranges[r]!.start >= pos)) return pos;
+      }
+      return -1;
+    };
+    const first = skipZeros();
+    if (first >= 0) return first;
     while (pos < size) {
       const buf = Buffer.allocUnsafe(Math.min(READ, size - pos));
       const { bytesRead: n } = await fh.read(buf, 0, buf.length, pos);
@@ -95,7 +121,17 @@ export async function rechunk(fh: FileHandle, size: number, old: readonly ChunkR
         passed(at);
         // Back in step: a previous boundary, with no changed byte between here and the next range.
         if (indexAt.has(at) && (r >= ranges.length || ranges[r]!.start >= at)) return at;
+        if (zerosUntil(at) - at >= MAX_CHUNK) {
+          // A run of zeros: list its chunks unread, then go on reading after them.
+          pos = at;
+          const met = skipZeros();
+          if (met >= 0) return met;
+          chunker = new Chunker();
+          prev = -1;
+          break;
+        }
       }
+      if (prev < 0) continue;
       pieces.push(data.subarray(prev));
       pos += n;
     }
