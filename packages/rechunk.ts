@@ -3,7 +3,7 @@
 // before it, until a new cut falls on a previous boundary past it. A cut depends only on the
 // bytes since the last cut (chunker.ts), so starting at a previous boundary and stopping on one
 // gives exactly the list a full chunking of the file would give; nothing else is read.
-import { type FileHandle } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
 import { Chunker, MAX_CHUNK } from './chunker.ts';
 import { sha256Hex } from './digest.ts';
 import type { ChunkRef } from './manifest.ts';
