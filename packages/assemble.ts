@@ -10,7 +10,7 @@
 // a damaged Ready version (only the bad chunks are rewritten). Parts: same-offset-runs.ts (step 2,
 // runs from the previous version), placement.ts (writing chunks in place), chunk-fetch.ts (step 3).
 import { constants } from 'node:fs';
-import { chmod, copyFile, link, mkdir, open, stat, truncate, type FileHandle } from 'node:fs/promises';
+import { chmod, copyFile, link, mkdir, open, readdir, rename, stat, truncate, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { errorMessage } from '../platform/runtime/errors.ts';
 import type { Logger } from '../platform/runtime/logger.ts';
@@ -22,6 +22,7 @@ import { manifestTotals, type Manifest, type ManifestFile } from './manifest.ts'
 import type { PackageStore } from './package-store.ts';
 import { AbortedError, PlacementWriter, RangeReader, type Need, type Placement } from './placement.ts';
 import { copyRuns, type SameOffset } from './same-offset-runs.ts';
+import { segmentsDirOf, segmentsOf } from './segments.ts';
 
 export interface AssembleProgress {
   bytesDone: number;
@@ -61,13 +62,19 @@ export interface AssembleResult {
   /** Chunks copied in runs from the previous version at the same offsets, and the time taken. */
   readonly runChunks: number;
   readonly runMs: number;
+  /** Segments of large image files already held here (neither copied nor read), and their chunks. */
+  readonly sharedSegments: number;
+  /** Chunks taken as they are: in held segments, or in a reflinked clone of the previous version. */
+  readonly sharedChunks: number;
+  /** Segments written for this version. */
+  readonly newSegments: number;
 }
 
 export async function assembleVersion(o: AssembleOptions): Promise<AssembleResult> {
   const files = o.manifest.files.filter((f) => o.only === undefined || o.only.has(f.path));
   const totals = o.only === undefined ? manifestTotals(o.manifest) : { bytes: files.reduce((n, f) => n + f.size, 0), chunks: files.reduce((n, f) => n + f.chunks.length, 0) };
   const progress: AssembleProgress = { bytesDone: 0, bytesTotal: totals.bytes, chunksDone: 0, chunksTotal: totals.chunks, reason: null };
-  const stats = { linkedFiles: 0, verifiedChunks: 0, localChunks: 0, fetchedChunks: 0, fetchedBytes: 0, rejectedChunks: 0, fsyncMs: 0, runChunks: 0, runMs: 0 };
+  const stats = { linkedFiles: 0, verifiedChunks: 0, localChunks: 0, fetchedChunks: 0, fetchedBytes: 0, rejectedChunks: 0, fsyncMs: 0, runChunks: 0, runMs: 0, sharedSegments: 0, sharedChunks: 0, newSegments: 0 };
   const report = throttled(() => o.onProgress({ ...progress }), 200);
   const done = (size: number): void => {
     progress.bytesDone += size;
@@ -81,6 +88,44 @@ export async function assembleVersion(o: AssembleOptions): Promise<AssembleResul
   await mkdirs(o.dir, o.manifest.dirs);
   const versionDigest = basename(o.dir);
   const assembling = new Set(files.map((f) => f.path));
+  const segmented = (f: ManifestFile): boolean => o.store.segmented(o.manifest, f);
+  // A segmented file is assembled as its segments (segments.ts): a segment held under its name
+  // is complete and was verified when it was written, so it is taken as it is (a repair hashes
+  // it); every other one is built here like a file, as `<name>.part` in the segments folder (a
+  // path relative to this folder), and renamed to its name once fsynced.
+  const segDir = segmentsDirOf(o.dir);
+  const pseudo = new Set<string>();
+  const parts: Array<{ part: string; name: string }> = [];
+  const work: ManifestFile[] = [];
+  // Names only: a segment is renamed to its name only once complete and fsynced.
+  const heldNames = new Set(files.some(segmented) ? await readdir(segDir).catch(() => [] as string[]) : []);
+  for (const f of files) {
+    if (!segmented(f)) {
+      work.push(f);
+      continue;
+    }
+    await mkdir(segDir, { recursive: true });
+    const seen = new Set<string>();
+    for (const seg of segmentsOf(f.chunks)) {
+      if (seen.has(seg.name)) {
+        for (const c of seg.chunks) done(c.size);
+        continue;
+      }
+      seen.add(seg.name);
+      if (o.only === undefined && heldNames.has(seg.name)) {
+        stats.sharedSegments++;
+        stats.sharedChunks += seg.chunks.length;
+        for (const c of seg.chunks) done(c.size);
+        continue;
+      }
+      const held = heldNames.has(seg.name) ? await stat(join(segDir, seg.name)).catch(() => null) : null;
+      const name = held !== null ? seg.name : `${seg.name}.part`;
+      if (held === null) parts.push({ part: name, name: seg.name });
+      const rel = `../../segments/${name}`;
+      pseudo.add(rel);
+      work.push({ path: rel, size: seg.size, mode: 0o600, chunks: seg.chunks });
+    }
+  }
   const baseFiles = new Map((o.base?.manifest.files ?? []).map((f) => [f.path, f]));
   const baseDir = o.base ? versionDir(o.store.root, o.manifest.package, o.base.digest) : null;
   const hints = new Map<string, { path: string; offset: number }>();
@@ -103,7 +148,7 @@ export async function assembleVersion(o: AssembleOptions): Promise<AssembleResul
   };
 
   // 1. Lay out every file and decide, per chunk, whether to check what is there or to fetch it.
-  for (const f of files) {
+  for (const f of work) {
     checkAbort();
     const path = join(o.dir, f.path);
     const existing = await stat(path).catch(() => null);
@@ -126,7 +171,7 @@ export async function assembleVersion(o: AssembleOptions): Promise<AssembleResul
       dirty.add(f.path);
       continue;
     }
-    const twin = await findTwin(o.store, f);
+    const twin = pseudo.has(f.path) ? null : await findTwin(o.store, f);
     if (twin !== null) {
       try {
         await link(twin, path);
@@ -160,8 +205,11 @@ export async function assembleVersion(o: AssembleOptions): Promise<AssembleResul
     let off = 0;
     f.chunks.forEach((c, i) => {
       const same = oldAt.get(off) === c.digest;
-      if (cloned && same) toVerify.push([f, i]);
-      else addNeed(f, i, off);
+      if (cloned && same) {
+        // Cloned from the previous version, which was verified on arrival: taken as it is.
+        stats.sharedChunks++;
+        done(c.size);
+      } else addNeed(f, i, off);
       if (same && !cloned) sameOffset.push({ path: f.path, from: join(baseDir!, f.path), offset: off, size: c.size, digest: c.digest });
       if (same && !hints.has(c.digest)) hints.set(c.digest, { path: join(baseDir!, f.path), offset: off });
       off += c.size;
@@ -244,7 +292,7 @@ export async function assembleVersion(o: AssembleOptions): Promise<AssembleResul
         if (data !== null && sha256Hex(data) !== need.digest) data = null;
       }
       // Never from the files being assembled here: they are what is being fixed.
-      if (data === null) data = await o.store.readChunk(need.digest, (loc) => loc.package === o.manifest.package && loc.version === versionDigest && assembling.has(loc.path));
+      if (data === null) data = await o.store.readChunk(need.digest, (loc) => loc.package === o.manifest.package && ((loc.version === versionDigest && assembling.has(loc.path)) || (loc.segment !== undefined && pseudo.has(`../../segments/${loc.segment}`))));
       if (data === null) return;
       await writer.write(need, data);
       stats.localChunks += need.placements.length;
@@ -272,7 +320,10 @@ export async function assembleVersion(o: AssembleOptions): Promise<AssembleResul
   // 5. Durable before anyone is told: fsync every file written, then modes and folders.
   const syncStarted = performance.now();
   for (const p of dirty) await fsyncPath(join(o.dir, p));
-  await finishTree(o.dir, o.manifest.dirs, files);
+  await finishTree(o.dir, o.manifest.dirs, files.filter((f) => !segmented(f)));
+  for (const p of parts) await rename(join(segDir, p.part), join(segDir, p.name));
+  if (pseudo.size > 0) await fsyncPath(segDir);
+  stats.newSegments = parts.length;
   stats.fsyncMs = Math.round(performance.now() - syncStarted);
   progress.reason = null;
   report(true);

@@ -3,6 +3,7 @@
 //   packages/<id>/versions/<digest>/...    each materialised version (the current one and, for a
 //                                          grace period, older ones)
 //   packages/<id>/staging/<name>/...       a version being assembled (publish or sync)
+//   packages/<id>/segments/<name>          runs of chunks of large image files, shared by versions
 //   packages/<id>/current -> versions/<digest>   present only while the package is Ready here
 // Package ids never start with '.', so they never collide with .state.
 import { readlinkSync, statSync } from 'node:fs';
@@ -16,6 +17,7 @@ export const versionsDir = (root: string, id: string): string => join(root, id, 
 export const versionDir = (root: string, id: string, digest: string): string => join(root, id, 'versions', digest);
 export const stagingRoot = (root: string, id: string): string => join(root, id, 'staging');
 export const stagingDir = (root: string, id: string, name: string): string => join(root, id, 'staging', name);
+export const segmentsDir = (root: string, id: string): string => join(root, id, 'segments');
 export const currentLink = (root: string, id: string): string => join(root, id, 'current');
 
 /**

@@ -6,7 +6,8 @@ import Database from 'better-sqlite3';
 import { randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Manifest } from './manifest.ts';
+import type { Manifest, ManifestFile } from './manifest.ts';
+import { segmentsOf } from './segments.ts';
 import type { PackageRef, PackageStatus } from './model.ts';
 
 const SCHEMA = `
@@ -22,6 +23,10 @@ CREATE TABLE IF NOT EXISTS chunk_loc (
   offset INTEGER NOT NULL, size INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS chunk_loc_digest ON chunk_loc (digest);
 CREATE INDEX IF NOT EXISTS chunk_loc_version ON chunk_loc (package, version);
+CREATE TABLE IF NOT EXISTS segment_chunk (
+  package TEXT NOT NULL, segment TEXT NOT NULL, path TEXT NOT NULL, offset INTEGER NOT NULL, digest TEXT NOT NULL,
+  size INTEGER NOT NULL, PRIMARY KEY (package, segment, offset)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS segment_chunk_digest ON segment_chunk (digest);
 CREATE TABLE IF NOT EXISTS local_status (package TEXT PRIMARY KEY, body TEXT NOT NULL, log_seq INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS peer_status (server TEXT NOT NULL, package TEXT NOT NULL, body TEXT NOT NULL, PRIMARY KEY (server, package));
 CREATE TABLE IF NOT EXISTS peer_cursor (peer TEXT PRIMARY KEY, epoch TEXT NOT NULL, cursor INTEGER NOT NULL);
@@ -29,10 +34,14 @@ CREATE TABLE IF NOT EXISTS peer_cursor (peer TEXT PRIMARY KEY, epoch TEXT NOT NU
 
 export interface ChunkLocation {
   readonly package: string;
+  /** '' for a chunk in a segment (it belongs to every version using the segment). */
   readonly version: string;
   readonly path: string;
+  /** In the file; in the segment when `segment` is set. */
   readonly offset: number;
   readonly size: number;
+  /** The segment (segments.ts) the chunk lies in, in the package's segments folder. */
+  readonly segment?: string;
 }
 
 export interface VersionRow {
@@ -93,6 +102,11 @@ export class PackageDb {
       insertLoc: db.prepare('INSERT INTO chunk_loc (digest, package, version, path, offset, size) VALUES (?, ?, ?, ?, ?, ?)'),
       deleteLocs: db.prepare('DELETE FROM chunk_loc WHERE package = ? AND version = ?'),
       locsOf: db.prepare<[string, number], ChunkLocation>('SELECT package, version, path, offset, size FROM chunk_loc WHERE digest = ? LIMIT ?'),
+      segLocsOf: db.prepare<[string, number], ChunkLocation>("SELECT package, '' AS version, path, offset, size, segment FROM segment_chunk WHERE digest = ? LIMIT ?"),
+      hasSegment: db.prepare<[string, string], { offset: number }>('SELECT offset FROM segment_chunk WHERE package = ? AND segment = ? LIMIT 1'),
+      insertSegChunk: db.prepare('INSERT OR IGNORE INTO segment_chunk (package, segment, path, offset, digest, size) VALUES (?, ?, ?, ?, ?, ?)'),
+      deleteSegment: db.prepare('DELETE FROM segment_chunk WHERE package = ? AND segment = ?'),
+      deleteSegments: db.prepare('DELETE FROM segment_chunk WHERE package = ?'),
       getStatus: db.prepare<[string], { body: string }>('SELECT body FROM local_status WHERE package = ?'),
       allStatuses: db.prepare<[], { body: string }>('SELECT body FROM local_status ORDER BY package'),
       statusesAfter: db.prepare<[number], { body: string; log_seq: number }>('SELECT body, log_seq FROM local_status WHERE log_seq > ? ORDER BY log_seq'),
@@ -163,11 +177,26 @@ export class PackageDb {
     return this.st.allManifestDigests.all().map((r) => r.digest);
   }
 
-  /** Records a materialised version as current, indexing where each of its chunks lies. */
-  addVersion(pkg: string, digest: string, manifest: Manifest, nowMs: number): void {
+  /**
+   * Records a materialised version as current, indexing where each of its chunks lies. Chunks of
+   * segmented files are indexed per segment, once for every version using it: a new version of
+   * an 8 GiB image adds the rows of its few new segments, not 130,000.
+   */
+  addVersion(pkg: string, digest: string, manifest: Manifest, nowMs: number, segmented: (f: ManifestFile) => boolean = () => false): void {
     this.transaction(() => {
       if (this.st.hasVersion.get(pkg, digest) === undefined) {
         for (const f of manifest.files) {
+          if (segmented(f)) {
+            for (const seg of segmentsOf(f.chunks)) {
+              if (this.st.hasSegment.get(pkg, seg.name) !== undefined) continue;
+              let at = 0;
+              for (const c of seg.chunks) {
+                this.st.insertSegChunk.run(pkg, seg.name, f.path, at, c.digest, c.size);
+                at += c.size;
+              }
+            }
+            continue;
+          }
           let offset = 0;
           for (const c of f.chunks) {
             this.st.insertLoc.run(c.digest, pkg, digest, f.path, offset, c.size);
@@ -205,7 +234,17 @@ export class PackageDb {
   }
 
   chunkLocations(digest: string, limit = 8): ChunkLocation[] {
-    return this.st.locsOf.all(digest, limit);
+    const locs = this.st.locsOf.all(digest, limit);
+    return locs.length >= limit ? locs : [...locs, ...this.st.segLocsOf.all(digest, limit - locs.length)];
+  }
+
+  /** A segment file is gone (collected): its chunks are no longer there. */
+  removeSegment(pkg: string, name: string): void {
+    this.st.deleteSegment.run(pkg, name);
+  }
+
+  removeSegments(pkg: string): void {
+    this.st.deleteSegments.run(pkg);
   }
 
   getStatus(pkg: string): PackageStatus | null {

@@ -11,18 +11,20 @@ import { PackageService, type PackageHooks, type PortRoutes } from './package-se
 import { PackageStore } from './package-store.ts';
 import { PublishJobs } from './publish-jobs.ts';
 import { Scrubber } from './scrub.ts';
+import type { SegmentRule } from './segments.ts';
 import { RateLimiter, VersionWatcher } from './verify.ts';
 
 /**
  * Throws (with the package store closed again) when a part cannot be built, e.g. a bad key file.
- * `keys`: the peer keys the Interface already read (read here when not given, as in tests).
+ * `keys`: the peer keys the Interface already read (read here when not given, as in tests);
+ * `storage`: which files are stored as segments (tests lower the size; segments.ts).
  */
-export function buildPackages(config: Config, log: Logger, port: PortRoutes, hooks: PackageHooks = {}, given?: PeerKeys): PackageService {
+export function buildPackages(config: Config, log: Logger, port: PortRoutes, hooks: PackageHooks = {}, given?: PeerKeys, storage: { segments?: SegmentRule } = {}): PackageService {
   // The parts report to the service, built last; their callbacks run only once it has started.
   const store = new PackageStore(config.paths.data, config.site.id, log, {
     onRecord: (r) => service.onRecord(r),
     onCorrupt: (c) => service.corrupt(c),
-  });
+  }, storage);
   let service: PackageService;
   try {
     const keys = given ?? new PeerKeys(config);

@@ -32,7 +32,9 @@ import { repairVersion, syncVersion, type WorkContext } from './package-sync.ts'
 import type { PublishJob, PublishJobs } from './publish-jobs.ts';
 import type { PublishProgress } from './publish.ts';
 import type { Scrubber } from './scrub.ts';
-import { readyVersions, verifyFile, verifyVersion, type RateLimiter, type VersionWatcher } from './verify.ts';
+import { probeReflinks } from './snapshots.ts';
+import { readyVersions, SEGMENTS_REL, verifyFile, verifyVersion, type RateLimiter, type VersionWatcher } from './verify.ts';
+import { segmentsOf } from './segments.ts';
 
 /** What the package component needs from the Interface's TCP 490 listener. */
 export interface PortRoutes {
@@ -114,7 +116,11 @@ export class PackageService implements Lifecycle {
     this.timers.push(setInterval(() => void this.collectGarbage(), Math.max(1000, Math.min(GC_EVERY_MS, config.packages.gcGraceMs))));
     this.timers.push(setInterval(() => void this.antiEntropy(), config.packages.antiEntropyMs));
     scrubber?.start();
-    log.info('packages serving', { packages: store.db.allRefs().length, peers: peers.size, chunking: chunkingDescription() });
+    // How a new version shares what it does not change: large image files as segments (any
+    // filesystem); other files cloned from the previous version where the filesystem shares
+    // blocks (reflinks), else copied in runs; large sources read from reflinked snapshots.
+    const reflinks = await probeReflinks(store.root).catch(() => false);
+    log.info('packages serving', { packages: store.db.allRefs().length, peers: peers.size, chunking: chunkingDescription(), reflinks, versions: reflinks ? 'large image files in shared segments; other files reflinked from the previous version; publish compares reflinked snapshots by extent' : 'large image files in shared segments; other files copied from the previous version (no reflinks here); publish reads large files whole' });
   }
 
   async stop(): Promise<void> {
@@ -332,9 +338,13 @@ export class PackageService implements Lifecycle {
     const m = this.store.manifest(digest);
     if (m === null) return;
     const dir = versionDir(this.store.root, pkg, digest);
-    const files = m.files.filter((f) => f.path === rel || f.path.startsWith(rel + '/'));
+    // A segment changed: the files of this version that use it (none for another version's).
+    const segment = rel.startsWith(`${SEGMENTS_REL}/`) ? rel.slice(SEGMENTS_REL.length + 1) : null;
+    const files = segment !== null
+      ? m.files.filter((f) => this.store.segmented(m, f) && segmentsOf(f.chunks).some((s) => s.name === segment))
+      : m.files.filter((f) => f.path === rel || f.path.startsWith(rel + '/'));
     for (const f of files) {
-      const p = await verifyFile(dir, f);
+      const p = await verifyFile(dir, f, undefined, undefined, this.store.segmented(m, f));
       if (p !== null) this.scheduleRepair(pkg, digest, p.path, p.reason);
     }
   }
@@ -471,7 +481,7 @@ export class PackageService implements Lifecycle {
       if (s === null || s.digest === null || (s.state !== 'ready' && s.state !== 'invalid')) throw new HttpError(409, `package ${id} is not held here (${s?.state ?? 'absent'})`);
       const m = this.store.manifest(s.digest);
       if (m === null) throw new HttpError(500, `manifest ${s.digest} missing`);
-      const problems = await verifyVersion(versionDir(this.store.root, id, s.digest), m);
+      const problems = await verifyVersion(versionDir(this.store.root, id, s.digest), m, undefined, undefined, (f) => this.store.segmented(m, f));
       for (const p of problems) this.scheduleRepair(id, s.digest, p.path, `verify: ${p.reason}`);
       const totals = manifestTotals(m);
       return { package: id, digest: s.digest, files: m.files.length, bytes: totals.bytes, chunks: totals.chunks, problems, repairing: problems.length > 0 };

@@ -3,18 +3,20 @@
 // (the feed pushes it to subscribers). No networking here.
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, open, readdir, rename } from 'node:fs/promises';
+import { mkdir, open, readdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { NetbootError } from '../platform/runtime/errors.ts';
 import type { Logger } from '../platform/runtime/logger.ts';
 import { sha256Hex } from './digest.ts';
-import { fsyncPath, removeLink, removeTree, switchLink } from './fs-tree.ts';
-import { currentLink, packageDir, packagesRoot, stagingDir, stagingRoot, stateDir, versionDir, versionsDir } from './layout.ts';
-import { decodeManifest, decodeManifestTop, manifestTotals, partDigests, type Manifest, type PackageKind } from './manifest.ts';
+import { fsyncPath, removeLink, removeTree, switchLink, walkTree } from './fs-tree.ts';
+import { currentLink, packageDir, packagesRoot, segmentsDir, stagingDir, stagingRoot, stateDir, versionDir, versionsDir } from './layout.ts';
+import { decodeManifest, decodeManifestTop, manifestTotals, partDigests, type Manifest, type ManifestFile, type PackageKind } from './manifest.ts';
 import type { PackageRef, PackageStatus, StatusState } from './model.ts';
 import { PackageDb, type ChunkLocation, type FeedRecord } from './package-db.ts';
 import { buildVersion, type PublishProgress } from './publish.ts';
 import { matchesVersion, sameContent } from './publish-unchanged.ts';
+import { Snapshots } from './snapshots.ts';
+import { DEFAULT_SEGMENT_RULE, isSegmented, readFileRange, readRange, segmentNames, type SegmentRule } from './segments.ts';
 
 export interface CorruptChunk {
   readonly package: string;
@@ -42,8 +44,12 @@ export class PackageStore {
   /** The last change of each package's `current` link: changes apply in the order asked for. */
   private readonly linkChanges = new Map<string, Promise<void>>();
 
-  constructor(dataDir: string, readonly serverId: string, private readonly log: Logger, events: Partial<StoreEvents> = {}) {
+  /** Which files are stored as segments here (segments.ts); tests lower the size. */
+  readonly segments: SegmentRule;
+
+  constructor(dataDir: string, readonly serverId: string, private readonly log: Logger, events: Partial<StoreEvents> = {}, opts: { segments?: SegmentRule } = {}) {
     this.root = packagesRoot(dataDir);
+    this.segments = opts.segments ?? DEFAULT_SEGMENT_RULE;
     this.db = new PackageDb(stateDir(this.root));
     if (events.onRecord !== undefined) this.onRecord = events.onRecord;
     if (events.onCorrupt !== undefined) this.onCorrupt = events.onCorrupt;
@@ -63,6 +69,11 @@ export class PackageStore {
     this.manifests.set(digest, m);
     if (this.manifests.size > 16) this.manifests.delete(this.manifests.keys().next().value as string);
     return m;
+  }
+
+  /** Whether a file of this manifest is stored as segments here. */
+  segmented(m: Pick<Manifest, 'kind'>, f: Pick<ManifestFile, 'size'>): boolean {
+    return isSegmented(this.segments, m.kind, f);
   }
 
   /** Stores a manifest's parts, then the manifest: a held manifest always has its parts. */
@@ -108,16 +119,28 @@ export class PackageStore {
       throw new NetbootError('PACKAGE_KIND', `package ${pkg} is a ${prev.kind} package, not ${kind}`);
     }
     const current = prev !== null && prev.digest !== null && prev.owner === this.serverId && this.currentDigest(pkg) === prev.digest && existsSync(versionDir(this.root, pkg, prev.digest)) ? this.manifest(prev.digest) : null;
-    if (current !== null) {
+    // A source with segmented files is not read twice: building writes only segments not held,
+    // and the same content is found by comparing the manifests.
+    const segmentedSource = current !== null && (await walkTree(source)).files.some((f) => this.segmented({ kind }, f));
+    if (current !== null && !segmentedSource) {
       const started = performance.now();
       if (await matchesVersion(source, current, progress)) return this.unchanged(prev!, current, performance.now() - started);
       Object.assign(progress, { filesDone: 0, bytesDone: 0 });
     }
-    const staging = stagingDir(this.root, pkg, `publish-${randomBytes(6).toString('hex')}`);
+    const name = randomBytes(6).toString('hex');
+    const staging = stagingDir(this.root, pkg, `publish-${name}`);
+    const snapDir = stagingDir(this.root, pkg, `origin-${name}`);
     this.activeStaging.add(staging);
+    this.activeStaging.add(snapDir);
+    const snapshots = segmentedSource || (current === null && (await walkTree(source)).files.some((f) => this.segmented({ kind }, f)))
+      ? new Snapshots(this.root, pkg, snapDir, current === null ? null : { digest: prev!.digest!, manifest: current })
+      : null;
     try {
-      const built = await buildVersion(source, staging, { package: pkg, kind, owner: this.serverId, createdAt: new Date().toISOString() }, progress);
-      if (current !== null && sameContent(built.manifest, current)) return this.unchanged(prev!, current, built.hashMs); // changed back while read
+      const built = await buildVersion(source, staging, { package: pkg, kind, owner: this.serverId, createdAt: new Date().toISOString() }, progress, this.segments, snapshots);
+      if (current !== null && sameContent(built.manifest, current)) {
+        await snapshots?.keep(prev!.digest!); // the same bytes as the current version
+        return this.unchanged(prev!, current, built.hashMs); // changed back while read
+      }
       const dest = versionDir(this.root, pkg, built.digest);
       if (existsSync(dest)) {
         await removeTree(staging); // the same content again: the held copy is it
@@ -128,15 +151,18 @@ export class PackageStore {
       }
       this.putManifest(built.encoded);
       await this.activate(pkg, built.digest, built.manifest);
+      await snapshots?.keep(built.digest);
       const ref: PackageRef = { package: pkg, seq: (prev?.seq ?? 0) + 1, digest: built.digest, owner: this.serverId, kind, updatedAt: new Date().toISOString() };
       const totals = manifestTotals(built.manifest);
       this.setStatus(pkg, 'ready', { seq: ref.seq, digest: ref.digest, bytesDone: totals.bytes, bytesTotal: totals.bytes, chunksDone: totals.chunks, chunksTotal: totals.chunks });
       this.putRef(ref);
-      this.log.info('package published', { package: pkg, seq: ref.seq, digest: ref.digest, files: built.manifest.files.length, bytes: totals.bytes, chunks: totals.chunks, hashMs: Math.round(built.hashMs) });
+      this.log.info('package published', { package: pkg, seq: ref.seq, digest: ref.digest, files: built.manifest.files.length, bytes: totals.bytes, chunks: totals.chunks, hashMs: Math.round(built.hashMs), largeFiles: built.modes, snapshots: snapshots === null ? 'none' : snapshots.cloned > 0 ? 'reflinked' : 'not possible here (no reflinks)', bytesHashed: built.bytesHashed, segmentsHeld: built.segmentsHeld, segmentsWritten: built.segmentsWritten, segmentBytesWritten: built.segmentBytesWritten });
       return { ref, hashMs: built.hashMs, unchanged: false };
     } finally {
       await removeTree(staging);
+      await snapshots?.discard();
       this.activeStaging.delete(staging);
+      this.activeStaging.delete(snapDir);
     }
   }
 
@@ -148,7 +174,7 @@ export class PackageStore {
 
   /** Makes a complete, verified version folder current: index its chunks, switch the link. */
   async activate(pkg: string, digest: string, manifest: Manifest): Promise<void> {
-    this.db.addVersion(pkg, digest, manifest, Date.now());
+    this.db.addVersion(pkg, digest, manifest, Date.now(), (f) => this.segmented(manifest, f));
     await this.changeLink(pkg, () => switchLink(currentLink(this.root, pkg), `versions/${digest}`, packageDir(this.root, pkg)));
   }
 
@@ -187,6 +213,7 @@ export class PackageStore {
       await removeTree(versionDir(this.root, pkg, v.digest));
       this.db.removeVersion(pkg, v.digest);
     }
+    this.db.removeSegments(pkg);
     await removeTree(packageDir(this.root, pkg));
   }
 
@@ -200,13 +227,19 @@ export class PackageStore {
       const data = await this.readLocation(loc);
       if (data !== null && sha256Hex(data) === digest) return data;
       const reason = data === null ? 'unreadable or short' : 'content does not match its digest';
-      this.log.warn('stored chunk is damaged; not using it', { digest, package: loc.package, version: loc.version, path: loc.path, offset: loc.offset, reason });
-      this.onCorrupt({ package: loc.package, version: loc.version, path: loc.path, reason });
+      this.log.warn('stored chunk is damaged; not using it', { digest, package: loc.package, version: loc.version, path: loc.path, offset: loc.offset, segment: loc.segment, reason });
+      // A segment belongs to the versions using it: the current one is repaired.
+      const version = loc.segment !== undefined ? (this.currentDigest(loc.package) ?? '') : loc.version;
+      this.onCorrupt({ package: loc.package, version, path: loc.path, reason: loc.segment !== undefined ? `segment ${loc.segment}: ${reason}` : reason });
     }
     return null;
   }
 
   private async readLocation(loc: ChunkLocation): Promise<Buffer | null> {
+    if (loc.segment !== undefined) return readRange(join(segmentsDir(this.root, loc.package), loc.segment), loc.offset, loc.size);
+    const m = this.manifest(loc.version);
+    const f = m?.files.find((x) => x.path === loc.path);
+    if (m !== null && f !== undefined && this.segmented(m, f)) return readFileRange(versionDir(this.root, loc.package, loc.version), f, true, loc.offset, loc.size);
     try {
       const fh = await open(join(versionDir(this.root, loc.package, loc.version), loc.path), 'r');
       try {
@@ -219,6 +252,38 @@ export class PackageStore {
     } catch {
       return null;
     }
+  }
+
+  /**
+   * Removes a package's segments no held version uses (nor its ref's version: a sync may resume
+   * it), and unfinished `.part` segments of no such version. Left alone while anything is being
+   * assembled for the package (its new segments are not yet referenced by a held version).
+   */
+  private async collectSegments(ref: PackageRef): Promise<string[]> {
+    const dir = segmentsDir(this.root, ref.package);
+    const pkgPrefix = packageDir(this.root, ref.package) + '/';
+    if ([...this.activeStaging].some((d) => d.startsWith(pkgPrefix))) return [];
+    let names: string[];
+    try {
+      names = await readdir(dir);
+    } catch {
+      return [];
+    }
+    const used = new Set<string>();
+    const digests = new Set(this.db.versionsOf(ref.package).map((v) => v.digest));
+    if (ref.digest !== null) digests.add(ref.digest);
+    for (const d of digests) {
+      const m = this.manifest(d);
+      if (m !== null) for (const n of segmentNames(this.segments, m)) used.add(n);
+    }
+    const removed: string[] = [];
+    for (const name of names) {
+      if (used.has(name.replace(/\.part$/, ''))) continue;
+      this.db.removeSegment(ref.package, name);
+      await rm(join(dir, name), { force: true });
+      removed.push(`${ref.package}/segments/${name}`);
+    }
+    return removed;
   }
 
   /**
@@ -249,6 +314,7 @@ export class PackageStore {
         removed.push(`${ref.package}/staging/${name}`);
       }
     }
+    for (const ref of refs) removed.push(...(await this.collectSegments(ref)));
     const needed = new Set<string>();
     for (const r of refs) if (r.digest !== null) needed.add(r.digest);
     for (const v of this.db.allVersions()) needed.add(v.digest);

@@ -60,7 +60,7 @@ export class Scrubber {
         for (const f of m.files) {
           if (this.stopped) return;
           if (this.target.busy(s.package) || store.currentDigest(s.package) !== s.digest) break;
-          const p = await verifyFile(versionDir(store.root, s.package, s.digest), f, limiter, () => this.stopped);
+          const p = await verifyFile(versionDir(store.root, s.package, s.digest), f, limiter, () => this.stopped, store.segmented(m, f));
           checked++;
           if (p !== null && !this.stopped) {
             damaged++;

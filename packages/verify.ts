@@ -10,6 +10,10 @@ import { sha256Hex } from './digest.ts';
 import { readyPackagePath } from './layout.ts';
 import type { Manifest, ManifestFile } from './manifest.ts';
 import type { PackageStore } from './package-store.ts';
+import { segmentsDirOf, segmentsOf } from './segments.ts';
+
+/** The segments folder relative to a version folder (as the watcher names what it reports). */
+export const SEGMENTS_REL = '../../segments';
 
 export interface FileProblem {
   readonly path: string;
@@ -30,8 +34,12 @@ export class RateLimiter {
   }
 }
 
-/** null if the file is exactly what the manifest says; otherwise what is wrong with it. */
-export async function verifyFile(dir: string, f: ManifestFile, limiter?: RateLimiter, stopped: () => boolean = () => false): Promise<FileProblem | null> {
+/**
+ * null if the file is exactly what the manifest says; otherwise what is wrong with it. A
+ * segmented file (segments.ts) is checked segment by segment in the package's segments folder.
+ */
+export async function verifyFile(dir: string, f: ManifestFile, limiter?: RateLimiter, stopped: () => boolean = () => false, segmented = false): Promise<FileProblem | null> {
+  if (segmented) return verifySegments(dir, f, limiter, stopped);
   const full = join(dir, f.path);
   const st = await stat(full).catch(() => null);
   if (st === null) return { path: f.path, reason: 'missing' };
@@ -65,10 +73,51 @@ export async function verifyFile(dir: string, f: ManifestFile, limiter?: RateLim
   }
 }
 
-export async function verifyVersion(dir: string, m: Manifest, limiter?: RateLimiter, stopped?: () => boolean): Promise<FileProblem[]> {
+async function verifySegments(dir: string, f: ManifestFile, limiter: RateLimiter | undefined, stopped: () => boolean): Promise<FileProblem | null> {
+  const problems: string[] = [];
+  let bad = 0;
+  let first = -1;
+  for (const s of segmentsOf(f.chunks)) {
+    if (stopped()) return null;
+    const full = join(segmentsDirOf(dir), s.name);
+    const st = await stat(full).catch(() => null);
+    if (st === null || !st.isFile() || st.size !== s.size) {
+      problems.push(`segment ${s.name} ${st === null ? 'missing' : `size ${st.size}, expected ${s.size}`}`);
+      if (first < 0) first = s.offset;
+      continue;
+    }
+    let fh;
+    try {
+      fh = await open(full, 'r');
+    } catch (err) {
+      problems.push(`segment ${s.name} unreadable: ${errorMessage(err)}`);
+      continue;
+    }
+    try {
+      let off = 0;
+      for (const c of s.chunks) {
+        if (stopped()) return null;
+        await limiter?.take(c.size);
+        const buf = Buffer.allocUnsafe(c.size);
+        const { bytesRead } = await fh.read(buf, 0, c.size, off);
+        if (bytesRead !== c.size || sha256Hex(buf) !== c.digest) {
+          bad++;
+          if (first < 0) first = s.offset + off;
+        }
+        off += c.size;
+      }
+    } finally {
+      await fh.close();
+    }
+  }
+  if (bad > 0) problems.unshift(`${bad} chunk(s) do not match their digest`);
+  return problems.length === 0 ? null : { path: f.path, reason: `${problems.slice(0, 3).join('; ')}${problems.length > 3 ? ` and ${problems.length - 3} more` : ''} (first at byte ${first})` };
+}
+
+export async function verifyVersion(dir: string, m: Manifest, limiter?: RateLimiter, stopped?: () => boolean, segmented: (f: ManifestFile) => boolean = () => false): Promise<FileProblem[]> {
   const problems: FileProblem[] = [];
   for (const f of m.files) {
-    const p = await verifyFile(dir, f, limiter, stopped);
+    const p = await verifyFile(dir, f, limiter, stopped, segmented(f));
     if (p !== null) problems.push(p);
   }
   return problems;
@@ -82,7 +131,10 @@ export function readyVersions(store: PackageStore, dataDir: string): Map<string,
     if (dir === null) continue;
     const digest = basename(dir);
     const m = store.manifest(digest);
-    if (m !== null) dirs.set(dir, { pkg: ref.package, digest, dirs: m.dirs.map((d) => d.path) });
+    if (m === null) continue;
+    // Segments of large files lie in the package's segments folder, watched with the version.
+    const segmented = m.files.some((f) => store.segmented(m, f));
+    dirs.set(dir, { pkg: ref.package, digest, dirs: [...m.dirs.map((d) => d.path), ...(segmented ? [SEGMENTS_REL] : [])] });
   }
   return dirs;
 }

@@ -1,6 +1,7 @@
 // Several site servers for replication tests: temp sites (makeTestSite) whose configs name each
 // other as peers with a shared key file, run in-process (PortServer + PackageService, as the
 // Interface composes them) or as real `netboot run interface` processes.
+import type { SegmentRule } from '../../packages/segments.ts';
 import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -62,7 +63,7 @@ export class InProcessNode {
   private port: PortServer | null = null;
   svc: PackageService | null = null;
 
-  constructor(readonly site: Site) {
+  constructor(readonly site: Site, private readonly storage: { segments?: SegmentRule } = {}) {
     this.log = createMemoryLogger('debug');
   }
 
@@ -72,7 +73,7 @@ export class InProcessNode {
 
   async start(): Promise<this> {
     this.port = new PortServer('127.0.0.1', this.site.config.interface.port, this.log);
-    this.svc = buildPackages(this.site.config, this.log.child({ server: this.site.id }), this.port);
+    this.svc = buildPackages(this.site.config, this.log.child({ server: this.site.id }), this.port, {}, undefined, this.storage);
     await this.svc.start();
     await this.port.start();
     return this;
