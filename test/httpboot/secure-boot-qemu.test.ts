@@ -20,7 +20,7 @@ import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from
 import { join } from 'node:path';
 import { bootwizDir, build, buildDir, cacheDir } from '../../bootwiz/build.ts';
 import { kernelTree } from '../../bootwiz/drivers.ts';
-import { INITRD_FILE, KERNEL_FILE, LINUXPE_X64, LOCK_FILE, OVERLAY_FILE } from '../../bootwiz/recipe.ts';
+import { AGENT_FILE, INITRD_FILE, KERNEL_FILE, LINUXPE_X64, LOCK_FILE, OVERLAY_FILE } from '../../bootwiz/recipe.ts';
 import { GRUB_ROOT_CONFIG } from '../../boot/http-grub-config.ts';
 import { controlCall, controlSocketPath } from '../../platform/local/control.ts';
 import type { PackageRef, PackageStatus } from '../../packages/model.ts';
@@ -170,7 +170,9 @@ test('Secure Boot enforced: shim, GRUB, the signed kernel and both initrds to th
   const tftp = seen.filter((t) => t.protocol === 'tftp').map((t) => ({ ...t, path: t.path.replace(/:/g, '-') }));
   // Whole files: from MTFTP's own record (a capture on a loaded machine may miss packets).
   const complete = e2e.site.supervisor.output.split('\n').filter((l) => l.includes('"msg":"transfer complete"'));
-  for (const file of [KERNEL_FILE, INITRD_FILE, OVERLAY_FILE]) {
+  // The base, the driver overlay, then the imaging agent's overlay (bootwiz/README.md).
+  const initrds = [INITRD_FILE, OVERLAY_FILE, AGENT_FILE];
+  for (const file of [KERNEL_FILE, ...initrds]) {
     assert.ok(tftp.some((t) => t.path === image(file)), `${file} over TFTP:\n${show(seen)}`);
     assert.ok(complete.some((l) => l.includes(`"file":"${image(file)}"`) && l.includes(`"bytes":${size(file)},`)), `${file} sent whole over TFTP`);
   }
@@ -178,9 +180,9 @@ test('Secure Boot enforced: shim, GRUB, the signed kernel and both initrds to th
     assert.ok(tftp.some((t) => t.path === file), `${file} over TFTP:\n${show(seen)}`);
   }
   assert.deepEqual(seen.filter((t) => t.protocol === 'http'), [], 'nothing over Boot HTTP');
-  // Both initrds on GRUB's one initrd line, as fetched: base first, then the overlay.
+  // Every initrd on GRUB's one initrd line, as fetched: base first, then the overlays.
   const order = tftp.map((t) => t.path).filter((p) => p.includes('/image/'));
-  assert.deepEqual([...new Set(order)], [image(KERNEL_FILE), image(INITRD_FILE), image(OVERLAY_FILE)]);
+  assert.deepEqual([...new Set(order)], [image(KERNEL_FILE), ...initrds.map(image)]);
 
   // Now iPXE under shim's name: unsigned for Microsoft's keys, the firmware refuses it.
   copyFileSync(IPXE_BUILDS['efi-x64'], join(e2e.site.tftpRoot, 'shimx64.efi'));
