@@ -21,6 +21,8 @@ const LEFT_OUT = [
   'test/mtftp/bounds.test.ts', // floods from many addresses, RSS of a child: tens of seconds
   'test/interface/crash-recovery.test.ts', // ten SIGKILLs: tens of seconds
   'test/packages/kill-resume.test.ts', // SIGKILLs mid-sync: tens of seconds
+  'test/packages/segment-kill.test.ts', // twenty SIGKILLs mid-build: tens of seconds
+  'test/packages/reflink-fs.test.ts', // loop-mounted XFS and ext4: root
   'test/trust/local-trust.test.ts', // runs a process as nobody: root
 ];
 
