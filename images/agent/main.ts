@@ -3,8 +3,9 @@
 // command line names (options.ts), runs it (run-job.ts) and reboots the machine, whose next boot
 // then follows the job's outcome (`then`, or `wait`). With no job on the command line it says so
 // and exits 0; with `netboot.enrol=<secret>` and no job (initial deployment) it lets the console
-// choose (enrol.ts) and runs the job the site made (or reboots into it when runNow is false). Exit codes (with --no-reboot): 0 completed or no job, 1 failed or refused by the
-// site, 2 bad usage, 3 cancelled.
+// choose (enrol.ts), then runs the job the site made with that job's secret (or reboots into the
+// job's preboot when runNow is false). Exit codes (with --no-reboot): 0 completed or no job (or
+// rebooting into another preboot), 1 failed or refused by the site, 2 bad usage, 3 cancelled.
 import { execFile } from 'node:child_process';
 import { readFileSync, realpathSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
