@@ -8,7 +8,8 @@
 // console, the default (an erase) is taken when the countdown ends, machine-registered (with the
 // inventory) reaches the stand-in before job-started, then job-completed, and the next power-on
 // follows the job's `then`; a second unknown guest gets the key `2` on its serial console and
-// deploys the image instead; with timeoutSec 0 a third goes straight to its job, no prompt. The
+// deploys the image instead; with timeoutSec 0 a third goes straight to its job, no prompt. A
+// deploy job on UEFI (OVMF + iPXE) too. The
 // times from power-on to job-started and to job-completed are printed. Needs root and the e2e
 // packages (test/e2e/README.md); apt is reached from the host's namespace.
 import { after, before, test } from 'node:test';
@@ -19,6 +20,7 @@ import { build } from '../../bootwiz/build.ts';
 import { LINUXPE_X64 } from '../../bootwiz/recipe.ts';
 import { controlCall, controlSocketPath } from '../../platform/local/control.ts';
 import { E2eSite, plain } from '../e2e/harness/e2e-site.ts';
+import type { Firmware } from '../e2e/harness/guest.ts';
 import type { PxeEvent } from '../e2e/harness/management-stand-in.ts';
 import { poll } from '../e2e/harness/netboot-site.ts';
 import type { Running } from '../e2e/harness/processes.ts';
@@ -26,7 +28,7 @@ import { BOOT_FILES, NBP_IMAGE } from '../e2e/harness/second-stage.ts';
 import { extCat, gptDisk, makeTree, MiB, sha, sh, sparseFile, type GptDisk } from './disks.ts';
 
 const ID = LINUXPE_X64.id;
-const MAC = { deploy: '52:54:00:a9:e2:01', enrolDefault: '52:54:00:a9:e2:02', enrolKey: '52:54:00:a9:e2:03', enrolNoPrompt: '52:54:00:a9:e2:04' };
+const MAC = { deploy: '52:54:00:a9:e2:01', enrolDefault: '52:54:00:a9:e2:02', enrolKey: '52:54:00:a9:e2:03', enrolNoPrompt: '52:54:00:a9:e2:04', uefi: '52:54:00:a9:e2:05' };
 const JOB = 'a9e20000-0000-4000-8000-00000000e2e1';
 const DISK_BYTES = 64 * MiB;
 /** Power-on to the agent's first line: iPXE, a 60 MB initrd over TFTP/HTTP and Node under TCG. */
@@ -54,7 +56,7 @@ const times: string[] = [];
 before(async () => {
   e2e = await E2eSite.start('agent-qemu', {
     config: { ...BASE_CONFIG, initialDeployment: initialDeployment(3) },
-    clients: [{ mac: MAC.deploy, name: 'AGENT-DEPLOY', action: { type: 'local' } }],
+    clients: [{ mac: MAC.deploy, name: 'AGENT-DEPLOY', action: { type: 'local' } }, { mac: MAC.uefi, name: 'AGENT-UEFI', action: { type: 'local' } }],
     images: [NBP_IMAGE],
     predefinedComputers: [],
   }, { interfaceBind: '0.0.0.0' });
@@ -86,8 +88,8 @@ async function eventAt(guest: Running, what: string, find: () => PxeEvent | unde
   return { event, s: (performance.now() - guest.startedAt) / 1000 };
 }
 
-async function withGuest<T>(name: string, mac: string, disk: string, fn: (g: Running) => Promise<T>): Promise<T> {
-  const guest = await e2e.powerOn(name, 'bios', mac, undefined, { extraArgs: ['-m', '1024', '-drive', `file=${disk},if=virtio,format=raw`] });
+async function withGuest<T>(name: string, mac: string, disk: string, fn: (g: Running) => Promise<T>, firmware: Firmware = 'bios'): Promise<T> {
+  const guest = await e2e.powerOn(name, firmware, mac, undefined, { extraArgs: ['-m', '1024', '-drive', `file=${disk},if=virtio,format=raw`] });
   try {
     return await fn(guest);
   } catch (err) {
@@ -203,4 +205,24 @@ test('initial deployment with timeoutSec 0 and a default: no prompt, straight to
   const disk = sparseFile(join(e2e.dir, 'enrol-0.img'), DISK_BYTES);
   const reg = await enrol('enrol-no-prompt', MAC.enrolNoPrompt, disk, null, false);
   assert.equal(reg.label, 'Erase the disk');
+});
+
+test('UEFI (OVMF + iPXE): a deploy job through netboot run; the agent deploys the image; the next boot is local', { timeout: 1_200_000 }, async () => {
+  const id = 'a9e20000-0000-4000-8000-00000000e2e5';
+  const job = await e2e.site.cli(['job', 'deploy', '--mac', MAC.uefi, '--preboot', ID, '--package', 'lab-gold', '--then', 'local', '--job-id', id], 30_000);
+  assert.equal(job.code, 0, `${job.stdout}\n${job.stderr}`);
+  await e2e.site.waitDecision(MAC.uefi, 'efi-x64', true, (x) => x.offer !== undefined, 30_000);
+  const disk = sparseFile(join(e2e.dir, 'uefi.img'), DISK_BYTES);
+  await withGuest('uefi', MAC.uefi, disk, async (g) => {
+    const started = eventAt(g, 'job-started', () => eventsOf(MAC.uefi).find((e) => e.kind === 'job-started'), BOOT_MS);
+    const completed = eventAt(g, 'job-completed', () => eventsOf(MAC.uefi).find((e) => e.kind === 'job-completed' || e.kind === 'job-failed'), BOOT_MS + JOB_MS);
+    await g.waitFor(new RegExp(`netboot agent: job ${id}`), BOOT_MS);
+    const s = await started;
+    const c = await completed;
+    assert.equal(c.event.kind, 'job-completed', JSON.stringify(c.event));
+    times.push(`deploy job, UEFI: job-started ${s.s.toFixed(1)} s, job-completed ${c.s.toFixed(1)} s`);
+    await waitExit(g);
+  }, 'efi-ipxe');
+  checkDeployed(disk);
+  await e2e.site.waitDecision(MAC.uefi, 'efi-x64', true, (x) => x.offer === undefined && /action local/.test(x.none ?? ''), 30_000);
 });
