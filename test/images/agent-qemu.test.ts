@@ -9,9 +9,9 @@
 // inventory) reaches the stand-in before job-started, then job-completed, and the next power-on
 // follows the job's `then`; a second unknown guest gets the key `2` on its serial console and
 // deploys the image instead; with timeoutSec 0 a third goes straight to its job, no prompt. A
-// deploy job on UEFI (OVMF + iPXE) too. The
-// times from power-on to job-started and to job-completed are printed. Needs root and the e2e
-// packages (test/e2e/README.md); apt is reached from the host's namespace.
+// deploy job on UEFI (OVMF + iPXE) too. The times from power-on to job-started and to
+// job-completed are printed. Needs root and the e2e packages (test/e2e/README.md); apt is reached
+// from the host's namespace.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
