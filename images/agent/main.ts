@@ -2,14 +2,18 @@
 // runs it; bundled with esbuild for Node 18: node: modules only). It takes the job the kernel
 // command line names (options.ts), runs it (run-job.ts) and reboots the machine, whose next boot
 // then follows the job's outcome (`then`, or `wait`). With no job on the command line it says so
-// and exits 0. Exit codes (with --no-reboot): 0 completed or no job, 1 failed or refused by the
-// site, 2 bad usage, 3 cancelled.
+// and exits 0; with `netboot.enrol=<secret>` and no job (initial deployment) it lets the console
+// choose (enrol.ts), then runs the job the site made with that job's secret (or reboots into the
+// job's preboot when runNow is false). Exit codes (with --no-reboot): 0 completed or no job (or
+// rebooting into another preboot), 1 failed or refused by the site, 2 bad usage, 3 cancelled.
 import { execFile } from 'node:child_process';
 import { readFileSync, realpathSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { errorMessage } from '../../platform/runtime/errors.ts';
 import { AgentConsole } from './console.ts';
+import { EnrolError, runEnrolment, type EnrolResult } from './enrol.ts';
+import { findDisk } from './find-disk.ts';
 import { parseOptions, UsageError, type AgentOptions } from './options.ts';
 import { runJob, type JobOutcome } from './run-job.ts';
 import { SiteClient } from './site-client.ts';
@@ -29,6 +33,15 @@ export async function agentMain(argv: readonly string[], env: Readonly<Record<st
     con.say('usage: agent SERVER MAC IP [--cmdline FILE] [--server HOST:PORT] [--sys DIR] [--dev DIR] [--check-ms N] [--trace FILE] [--no-reboot]');
     return 2;
   }
+  if ((options.jobId === null || options.secret === null) && options.enrol !== null) {
+    const enrolled = await enrol(options, con);
+    if (enrolled === null) return 1;
+    if (!enrolled.runNow) {
+      if (options.reboot) await reboot(con);
+      return 0;
+    }
+    options = { ...options, jobId: enrolled.jobId, secret: enrolled.secret };
+  }
   if (options.jobId === null || options.secret === null) {
     con.say('netboot agent: no job on the kernel command line (netboot.job, netboot.secret): nothing to do');
     return 0;
@@ -47,6 +60,25 @@ export async function agentMain(argv: readonly string[], env: Readonly<Record<st
   }
   if (options.reboot) await reboot(con);
   return EXIT[outcome];
+}
+
+/** Initial deployment (enrol.ts): the choice at the console, then the job the site made; null when refused. */
+async function enrol(options: AgentOptions, con: AgentConsole): Promise<EnrolResult | null> {
+  if (options.server === null || options.mac === null) {
+    con.say('netboot agent: initial deployment needs the site server and this machine\'s MAC (SERVER MAC)');
+    return null;
+  }
+  const disk = await findDisk('first', options.sysDir, options.devDir).then((d) => d.path, () => undefined);
+  try {
+    return await runEnrolment({
+      server: `http://${options.server}`, mac: options.mac, secret: options.enrol!, input: process.stdin, output: process.stdout,
+      ...(disk === undefined ? { inventory: async () => ({ disk: null, os: null }) } : { disk }),
+    });
+  } catch (err) {
+    if (!(err instanceof EnrolError)) throw err;
+    con.say(`netboot agent: ${err.message}`);
+    return null;
+  }
 }
 
 /** busybox `reboot -f`; where that fails, the kernel's magic SysRq `b`. Disks are synced first. */

@@ -16,6 +16,8 @@ export interface AgentOptions {
   readonly ip: string | null;
   readonly jobId: string | null;
   readonly secret: string | null;
+  /** `netboot.enrol` (initial deployment: the machine is new to the site), or null. */
+  readonly enrol: string | null;
   readonly sysDir: string;
   readonly devDir: string;
   readonly reboot: boolean;
@@ -80,12 +82,14 @@ export function parseOptions(argv: readonly string[], env: Readonly<Record<strin
   const secret = env.NETBOOT_SECRET ?? k.get('netboot.secret') ?? null;
   if (jobId !== null && !GUID.test(jobId)) throw new UsageError(`netboot.job=${jobId}: not a GUID`);
   if (secret !== null && !SECRET.test(secret)) throw new UsageError('netboot.secret: not 64 hex digits');
+  const enrol = k.get('netboot.enrol') ?? null;
+  if (enrol !== null && !SECRET.test(enrol)) throw new UsageError('netboot.enrol: not 64 hex digits');
   if ((jobId === null) !== (secret === null)) throw new UsageError('netboot.job and netboot.secret come together: one of them is missing');
   const checkMs = Number(flags.get('--check-ms') ?? 5000);
   if (!Number.isInteger(checkMs) || checkMs < 50 || checkMs > 600_000) throw new UsageError('--check-ms: a whole number of milliseconds, 50 to 600000');
   const server = serverAddress(flags.get('--server')) ?? serverAddress(positional[0]) ?? serverAddress(env.NETBOOT_SERVER) ?? serverAddress(k.get('netboot.server'));
   return {
-    server, mac: positional[1] ?? null, ip: positional[2] ?? null, jobId: jobId?.toLowerCase() ?? null, secret: secret?.toLowerCase() ?? null,
+    server, mac: positional[1] ?? null, ip: positional[2] ?? null, jobId: jobId?.toLowerCase() ?? null, secret: secret?.toLowerCase() ?? null, enrol: enrol?.toLowerCase() ?? null,
     sysDir: flags.get('--sys') ?? '/sys', devDir: flags.get('--dev') ?? '/dev', reboot, checkMs, trace: flags.get('--trace') ?? null,
   };
 }

@@ -25,6 +25,8 @@ export interface E2eOptions {
   readonly serverToml?: string;
   /** More dnsmasq arguments for the site's ordinary DHCP server (e.g. `--dhcp-boot=,,SERVER`). */
   readonly dhcpArgs?: readonly string[];
+  /** netboot's [interface] bind (see NetbootSite). */
+  readonly interfaceBind?: string;
 }
 
 export class E2eSite {
@@ -55,7 +57,7 @@ export class E2eSite {
       await startDhcpServer(lan, dir, cleanup, [...(relayNet?.dhcpArgs() ?? []), ...(options.dhcpArgs ?? [])]);
       if (relayNet !== null) await relayNet.start(dir, cleanup, options.relay);
       const standIn = await ManagementStandIn.start(lan.srv, MANAGEMENT_PORT, dir, answer, cleanup);
-      const site = new NetbootSite(lan, join(dir, 'site'), cleanup, { managementUrl: standIn.url, ...(options.serverToml === undefined ? {} : { serverToml: options.serverToml }) });
+      const site = new NetbootSite(lan, join(dir, 'site'), cleanup, { managementUrl: standIn.url, ...(options.serverToml === undefined ? {} : { serverToml: options.serverToml }), ...(options.interfaceBind === undefined ? {} : { interfaceBind: options.interfaceBind }) });
       const tftp = makeTftpRoot(site.tftpRoot);
       site.start();
       const s = new E2eSite(cleanup, dir, lan, standIn, site, tftp, relayNet);

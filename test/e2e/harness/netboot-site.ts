@@ -22,6 +22,8 @@ export interface SiteOptions {
   readonly logLevel?: 'debug' | 'info' | 'warn';
   /** The [server] section and what follows it (e.g. [[server.subnets]]); default: address 10.91.0.1. */
   readonly serverToml?: string;
+  /** [interface] bind (default 127.0.0.1); the imaging agent in a guest needs the server's address or 0.0.0.0. */
+  readonly interfaceBind?: string;
 }
 
 export interface ServiceStatus {
@@ -61,7 +63,7 @@ level = "${options.logLevel ?? 'debug'}"
 
 ${options.serverToml ?? `[server]\naddress = "${SERVER_ADDRESS}"\n`}
 [interface]
-bind = "127.0.0.1"
+bind = "${options.interfaceBind ?? '127.0.0.1'}"
 
 [site]
 id = "${options.siteId ?? 'e2e-site'}"
