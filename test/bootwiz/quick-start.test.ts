@@ -23,9 +23,9 @@ function stateOf(docs: readonly SbsDocument[], built: boolean): FeedState {
 
 test('the embedded default config turns BootWiz on; an empty one (as install.sh writes) leaves it off', () => {
   const quick = loadConfig(root('config/default.toml'));
-  assert.deepEqual(quick.bootwiz, { buildOnStart: true, seedMenu: true, menuTimeoutSec: 5, installIpxe: true });
+  assert.deepEqual(quick.bootwiz, { buildOnStart: true, seedMenu: true, menuTimeoutSec: 5, installIpxe: true, agentEntry: null });
   const plain = parseConfigText('[site]\nid = "x"\n', 'test', '/');
-  assert.deepEqual(plain.bootwiz, { buildOnStart: false, seedMenu: false, menuTimeoutSec: 5, installIpxe: false });
+  assert.deepEqual(plain.bootwiz, { buildOnStart: false, seedMenu: false, menuTimeoutSec: 5, installIpxe: false, agentEntry: null });
   assert.doesNotMatch(readFileSync(root('systemd/install.sh'), 'utf8'), /\[bootwiz\]/);
   assert.throws(() => parseConfigText('[bootwiz]\nbuild_on_start = "yes"\nmenu = 1\n', 'test', '/'), /menu: unknown key[\s\S]*build_on_start: must be true or false/);
 });
