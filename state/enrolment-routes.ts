@@ -8,32 +8,21 @@
 // 200; 400 a malformed request; 401 no bearer secret; 403 a secret not of this MAC, or a machine
 // that is a client now; 409 no initialDeployment, a job of its own, or a list that changed.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { errorMessage } from '../platform/runtime/errors.ts';
 import type { Logger } from '../platform/runtime/logger.ts';
+import { BadRequest, bearerSecret, guarded, readJson, send } from './agent-http.ts';
 import { normalizeGuid } from '../sbs/guid.ts';
 import { normalizeMac } from '../sbs/mac.ts';
 import type { Enrolment } from './enrolment.ts';
 
 /** An inventory is a disk's description, a few KiB; the bound keeps a post from filling the store. */
 const MAX_BODY_BYTES = 1024 * 1024;
-const SECRET = /^[0-9a-f]{64}$/;
-
-class BadRequest extends Error {}
 
 export class EnrolRoutes {
-  constructor(private readonly enrolment: Enrolment, private readonly log: Logger) {}
+  readonly handle: (req: IncomingMessage, res: ServerResponse) => void;
 
-  readonly handle = (req: IncomingMessage, res: ServerResponse): void => {
-    void this.route(req, res).catch((err) => {
-      if (err instanceof BadRequest) {
-        send(res, 400, { error: err.message });
-        return;
-      }
-      this.log.error('enrolment request failed', { url: req.url, err: errorMessage(err) });
-      if (!res.headersSent) send(res, 500, { error: 'internal error' });
-      else res.destroy();
-    });
-  };
+  constructor(private readonly enrolment: Enrolment, private readonly log: Logger) {
+    this.handle = guarded((req, res) => this.route(req, res), log, 'enrolment request');
+  }
 
   private async route(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const [path, query] = (req.url ?? '/').split('?') as [string, string | undefined];
@@ -46,9 +35,8 @@ export class EnrolRoutes {
       send(res, 405, { error: 'use GET or POST' });
       return;
     }
-    const auth = /^Bearer ([0-9A-Fa-f]+)$/.exec(req.headers.authorization ?? '');
-    const secret = auth?.[1]?.toLowerCase();
-    if (secret === undefined || !SECRET.test(secret)) {
+    const secret = bearerSecret(req);
+    if (secret === null) {
       res.setHeader('www-authenticate', 'Bearer');
       send(res, 401, { error: 'the enrolment secret is required: Authorization: Bearer <netboot.enrol from the kernel command line>' });
       return;
@@ -61,7 +49,7 @@ export class EnrolRoutes {
       send(res, r.ok ? 200 : r.status, r.ok ? { ...r, ok: undefined } : { error: r.error });
       return;
     }
-    const body = await readJson(req);
+    const body = await readJson(req, MAX_BODY_BYTES);
     const mac = macOf(body.mac);
     if (typeof body.item !== 'number' || !Number.isInteger(body.item) || body.item < 0) throw new BadRequest('item: must be an index into the items');
     if (typeof body.label !== 'string') throw new BadRequest('label: must be the chosen item\'s label');
@@ -87,27 +75,4 @@ function macOf(value: unknown): string {
   const mac = typeof value === 'string' ? normalizeMac(value) : null;
   if (mac === null) throw new BadRequest('mac: must be the machine\'s MAC address (the one it booted from)');
   return mac;
-}
-
-async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > MAX_BODY_BYTES) throw new BadRequest(`body larger than ${MAX_BODY_BYTES} bytes`);
-    chunks.push(chunk as Buffer);
-  }
-  let v: unknown;
-  try {
-    v = JSON.parse(Buffer.concat(chunks).toString('utf8'));
-  } catch {
-    throw new BadRequest('body: not JSON');
-  }
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new BadRequest('body: must be a JSON object');
-  return v as Record<string, unknown>;
-}
-
-function send(res: ServerResponse, status: number, body: unknown): void {
-  const text = `${JSON.stringify(body)}\n`;
-  res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store', 'content-length': Buffer.byteLength(text) }).end(text);
 }

@@ -11,32 +11,21 @@
 // another job (`jobId` in the body) or of an ended job; 409 a report the job's state does not
 // allow (progress before started); 410 the job was cancelled (the agent stops; the machine waits).
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { errorMessage } from '../platform/runtime/errors.ts';
 import type { Logger } from '../platform/runtime/logger.ts';
+import { BadRequest, bearerSecret, guarded, readJson, send } from './agent-http.ts';
 import { normalizeGuid } from '../sbs/guid.ts';
 import type { AgentReport } from './jobs-apply.ts';
 import { jobView, type JobBook } from './jobs.ts';
 
 const MAX_BODY_BYTES = 4 * 1024 * 1024;
-const SECRET = /^[0-9a-f]{64}$/;
 const MAX_TEXT = 1024;
 
-class BadRequest extends Error {}
-
 export class AgentRoutes {
-  constructor(private readonly jobs: JobBook, private readonly log: Logger) {}
+  readonly handle: (req: IncomingMessage, res: ServerResponse) => void;
 
-  readonly handle = (req: IncomingMessage, res: ServerResponse): void => {
-    void this.route(req, res).catch((err) => {
-      if (err instanceof BadRequest) {
-        send(res, 400, { error: err.message });
-        return;
-      }
-      this.log.error('agent request failed', { url: req.url, err: errorMessage(err) });
-      if (!res.headersSent) send(res, 500, { error: 'internal error' });
-      else res.destroy();
-    });
-  };
+  constructor(private readonly jobs: JobBook, private readonly log: Logger) {
+    this.handle = guarded((req, res) => this.route(req, res), log, 'agent request');
+  }
 
   private async route(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = (req.url ?? '/').split('?')[0] ?? '/';
@@ -51,14 +40,13 @@ export class AgentRoutes {
       send(res, 405, { error: `use ${method}` });
       return;
     }
-    const auth = /^Bearer ([0-9A-Fa-f]+)$/.exec(req.headers.authorization ?? '');
-    const secret = auth?.[1]?.toLowerCase();
-    if (secret === undefined || !SECRET.test(secret)) {
+    const secret = bearerSecret(req);
+    if (secret === null) {
       res.setHeader('www-authenticate', 'Bearer');
       send(res, 401, { error: 'the job\'s secret is required: Authorization: Bearer <secret from the kernel command line>' });
       return;
     }
-    const body = method === 'POST' ? await readJson(req) : {};
+    const body = method === 'POST' ? await readJson(req, MAX_BODY_BYTES) : {};
     const claimed = body.jobId === undefined ? null : normalizeGuid(text(body, 'jobId'));
     if (body.jobId !== undefined && claimed === null) throw new BadRequest('jobId: must be a GUID');
     const report = readReport(what as AgentReport['kind'], body);
@@ -108,29 +96,4 @@ function count(body: Record<string, unknown>, key: string, prefix = ''): number 
   const v = body[key];
   if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw new BadRequest(`${prefix}${key}: must be a whole number of bytes`);
   return v;
-}
-
-async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > MAX_BODY_BYTES) throw new BadRequest(`body larger than ${MAX_BODY_BYTES} bytes`);
-    chunks.push(chunk as Buffer);
-  }
-  const raw = Buffer.concat(chunks).toString('utf8');
-  if (raw.trim() === '') return {};
-  let v: unknown;
-  try {
-    v = JSON.parse(raw);
-  } catch {
-    throw new BadRequest('body: not JSON');
-  }
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new BadRequest('body: must be a JSON object');
-  return v as Record<string, unknown>;
-}
-
-function send(res: ServerResponse, status: number, body: unknown): void {
-  const text = `${JSON.stringify(body)}\n`;
-  res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store', 'content-length': Buffer.byteLength(text) }).end(text);
 }
