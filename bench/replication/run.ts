@@ -25,6 +25,7 @@ import { chunkFile } from '../../packages/file-chunks.ts';
 import { waitFor } from '../../test/helpers/env.ts';
 import { spawnService, type ServiceProcess } from '../../test/helpers/process.ts';
 import { makeSites, type Described, type Site } from '../../test/packages/sites.ts';
+import { textBytes } from './text-bytes.ts';
 
 const args = parseArgs(process.argv.slice(2), ['keep', 'hash-only', 'copy-only']);
 const SIZE_MIB = Number(args.flags.get('size-mib') ?? 1024);
@@ -50,23 +51,6 @@ function time<T>(fn: () => T): [T, number] {
   const t = performance.now();
   const v = fn();
   return [v, performance.now() - t];
-}
-
-/** Deterministic "text": words from a small vocabulary, like configuration and logs. */
-function textBytes(n: number, seed: number): Buffer {
-  const words = ['driver', 'service', 'enable', 'true', 'false', 'path', '/usr/lib', 'version', '1.0.3', 'network', 'eth0', 'dhcp', 'boot', 'kernel', 'module', '=', '\n', '#', 'option', 'value'];
-  let x = seed >>> 0 || 1;
-  const out: string[] = [];
-  let len = 0;
-  while (len < n) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    const w = words[(x >>> 0) % words.length]!;
-    out.push(w, ' ');
-    len += w.length + 1;
-  }
-  return Buffer.from(out.join('').slice(0, n));
 }
 
 /** A tree like an installed system: many small text files, binaries, a database, sparse files. */

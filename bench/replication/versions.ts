@@ -19,6 +19,7 @@ import { controlCall, controlSocketPath } from '../../platform/local/control.ts'
 import { waitFor } from '../../test/helpers/env.ts';
 import { spawnService, type ServiceProcess } from '../../test/helpers/process.ts';
 import { makeSites, type Described, type Site } from '../../test/packages/sites.ts';
+import { textBytes } from './text-bytes.ts';
 
 const args = parseArgs(process.argv.slice(2), ['keep']);
 const SIZES = (stringFlag(args, 'sizes') ?? '1024,8192').split(',').map(Number);
@@ -28,23 +29,6 @@ const MIB = 1048576;
 
 function log(line: string): void {
   process.stdout.write(line + '\n');
-}
-
-/** Deterministic text, like configuration and logs. */
-function textBytes(n: number, seed: number): Buffer {
-  const words = ['driver', 'service', 'enable', 'true', 'false', 'path', '/usr/lib', 'version', '1.0.3', 'network', 'eth0', 'dhcp', 'boot', 'kernel', 'module', '=', '\n', '#', 'option', 'value'];
-  let x = seed >>> 0 || 1;
-  const out: string[] = [];
-  let len = 0;
-  while (len < n) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    const w = words[(x >>> 0) % words.length]!;
-    out.push(w, ' ');
-    len += w.length + 1;
-  }
-  return Buffer.from(out.join('').slice(0, n));
 }
 
 /** A tree like an installed system: many small text files, binaries, a database, zeros, media. */

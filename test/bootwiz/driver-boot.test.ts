@@ -14,12 +14,12 @@ import { controlCall, controlSocketPath } from '../../platform/local/control.ts'
 import { bootwizDir, build, buildDir, cacheDir } from '../../bootwiz/build.ts';
 import { kernelTree } from '../../bootwiz/drivers.ts';
 import { LINUXPE_X64, LOCK_FILE } from '../../bootwiz/recipe.ts';
-import type { PackageRef, PackageStatus } from '../../packages/model.ts';
 import { E2eSite, plain } from '../e2e/harness/e2e-site.ts';
 import { poll } from '../e2e/harness/netboot-site.ts';
 import { SERVER_ADDRESS } from '../e2e/harness/network.ts';
 import { BOOT_FILES, NBP_IMAGE } from '../e2e/harness/second-stage.ts';
 import { LINUXPE_MACHINE, parseBanner } from './banner.ts';
+import { prebootReadyAbove } from './preboot-ready.ts';
 
 const ID = LINUXPE_X64.id;
 const DRIVER = 'netboot-vxlan';
@@ -41,22 +41,6 @@ before(async () => {
 after(async () => {
   await e2e?.stop();
 }, { timeout: 60_000 });
-
-type Described = { packages: Array<{ ref: PackageRef; statuses: PackageStatus[] }> };
-
-/** The preboot's ref once it is Ready here at a seq above `above`. */
-async function prebootReadyAbove(above: number): Promise<PackageRef> {
-  return poll(`${ID} Ready above seq ${above}`, 120_000, async () => {
-    try {
-      const d = await controlCall<Described>(controlSocketPath(e2e.site.data, 'interface'), 'GET', `/packages?id=${ID}`);
-      const p = d.packages[0];
-      const s = p?.statuses[0];
-      return p !== undefined && p.ref.seq > above && s?.state === 'ready' && s.seq === p.ref.seq ? p.ref : undefined;
-    } catch {
-      return undefined;
-    }
-  });
-}
 
 async function waitBootable(): Promise<void> {
   await poll(`${MAC} to boot ${ID}`, 30_000, async () => {
@@ -96,7 +80,7 @@ test('the site builds linuxpe-x64; a machine boots it with no driver packages', 
   await build({ dataDir: e2e.site.data, recipe: LINUXPE_X64 });
   const r = await e2e.site.cli(['bootwiz', 'build', ID], 600_000);
   assert.equal(r.code, 0, `netboot bootwiz build failed:\n${r.stdout}\n${r.stderr}\n${e2e.site.logTail(40)}`);
-  seq = (await prebootReadyAbove(0)).seq;
+  seq = (await prebootReadyAbove(e2e.site.data, ID, 0)).seq;
   const b = await boot('drivers-none');
   assert.equal(b.drivers, 'none');
   assert.doesNotMatch(b.text, VXLAN_LINE);
@@ -112,7 +96,7 @@ test('publishing a driver package is enough: the next boot has the module loaded
   writeFileSync(join(dir, 'driver.json'), JSON.stringify({ os: 'linux', arch: 'x64', description: 'VXLAN tunnels (test)' }));
   const r = await e2e.site.cli(['package', 'publish', dir, '--kind', 'driver', '--id', DRIVER], 120_000);
   assert.equal(r.code, 0, `publish failed:\n${r.stdout}\n${r.stderr}`);
-  seq = (await prebootReadyAbove(seq)).seq;
+  seq = (await prebootReadyAbove(e2e.site.data, ID, seq)).seq;
   const b = await boot('drivers-vxlan');
   assert.equal(b.drivers, DRIVER, `the banner lists the driver package:\n${b.text.slice(-1500)}`);
   assert.equal(VXLAN_LINE.exec(b.text)?.[1], 'present', `vxlan loaded:\n${b.text.slice(-2500)}`);
@@ -121,7 +105,7 @@ test('publishing a driver package is enough: the next boot has the module loaded
 test('removing the driver package is enough: the boot after has it gone', { timeout: 600_000 }, async () => {
   const r = await e2e.site.cli(['package', 'rm', DRIVER], 120_000);
   assert.equal(r.code, 0, `rm failed:\n${r.stdout}\n${r.stderr}`);
-  seq = (await prebootReadyAbove(seq)).seq;
+  seq = (await prebootReadyAbove(e2e.site.data, ID, seq)).seq;
   const b = await boot('drivers-gone');
   assert.equal(b.drivers, 'none');
   assert.doesNotMatch(b.text, VXLAN_LINE);

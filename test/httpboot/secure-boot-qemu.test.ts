@@ -23,7 +23,6 @@ import { kernelTree } from '../../bootwiz/drivers.ts';
 import { AGENT_FILE, INITRD_FILE, KERNEL_FILE, LINUXPE_X64, LOCK_FILE, OVERLAY_FILE } from '../../bootwiz/recipe.ts';
 import { GRUB_ROOT_CONFIG } from '../../boot/http-grub-config.ts';
 import { controlCall, controlSocketPath } from '../../platform/local/control.ts';
-import type { PackageRef, PackageStatus } from '../../packages/model.ts';
 import { readPackets, transfers, type Transfer } from '../../bench/boot/pcap.ts';
 import { parseBanner } from '../bootwiz/banner.ts';
 import { E2eSite, plain } from '../e2e/harness/e2e-site.ts';
@@ -32,6 +31,7 @@ import { SERVER_ADDRESS } from '../e2e/harness/network.ts';
 import { Running, inNamespace, sleep } from '../e2e/harness/processes.ts';
 import { IPXE_BUILDS } from '../e2e/harness/second-stage.ts';
 import { keepBootwizCache, seedBootwizCache, signedChain } from './debian-files.ts';
+import { prebootReadyAbove } from '../bootwiz/preboot-ready.ts';
 
 const ID = LINUXPE_X64.id;
 const MAC = '52:54:00:5b:00:01';
@@ -67,22 +67,6 @@ after(async () => {
   await e2e?.stop();
 }, { timeout: 60_000 });
 
-type Described = { packages: Array<{ ref: PackageRef; statuses: PackageStatus[] }> };
-
-/** The preboot's ref once it is Ready here at a seq above `above`. */
-async function prebootReadyAbove(above: number): Promise<PackageRef> {
-  return poll(`${ID} Ready above seq ${above}`, 120_000, async () => {
-    try {
-      const d = await controlCall<Described>(controlSocketPath(e2e.site.data, 'interface'), 'GET', `/packages?id=${ID}`);
-      const p = d.packages[0];
-      const s = p?.statuses[0];
-      return p !== undefined && p.ref.seq > above && s?.state === 'ready' && s.seq === p.ref.seq ? p.ref : undefined;
-    } catch {
-      return undefined;
-    }
-  });
-}
-
 /** tcpdump on the LAN's bridge: TFTP and Boot HTTP toward the server. */
 async function capture(name: string): Promise<{ file: string; stop: () => Promise<void> }> {
   const file = join(e2e.dir, `${name}.pcap`);
@@ -108,7 +92,7 @@ test('BootWiz builds linuxpe-x64 and folds a signed driver package into its over
   // Under load the command's status poll (the control socket's default time limit) can time out
   // while the Interface is busy publishing; the build goes on, and Ready below is what counts.
   assert.ok(r.code === 0 || /interface\.sock: timed out/.test(r.stderr), `netboot bootwiz build failed:\n${r.stdout}\n${r.stderr}\n${e2e.site.logTail(40)}`);
-  const first = await prebootReadyAbove(0);
+  const first = await prebootReadyAbove(e2e.site.data, ID, 0);
   // A driver package: vxlan.ko as Debian ships it (signed: it loads under lockdown).
   const kver = JSON.parse(readFileSync(join(buildDir(e2e.site.data, ID), 'build.json'), 'utf8')).kernelVersion as string;
   const kernel = JSON.parse(readFileSync(join(buildDir(e2e.site.data, ID), LOCK_FILE), 'utf8')).packages.kernel;
@@ -119,7 +103,7 @@ test('BootWiz builds linuxpe-x64 and folds a signed driver package into its over
   writeFileSync(join(dir, 'driver.json'), JSON.stringify({ os: 'linux', arch: 'x64', description: 'VXLAN tunnels (test)' }));
   const p = await e2e.site.cli(['package', 'publish', dir, '--kind', 'driver', '--id', DRIVER], 120_000);
   assert.equal(p.code, 0, `publish failed:\n${p.stdout}\n${p.stderr}`);
-  await prebootReadyAbove(first.seq);
+  await prebootReadyAbove(e2e.site.data, ID, first.seq);
   // The running server walks the Secure Boot chain for this machine to the image, every link there.
   await poll(`${MAC} to boot ${ID} through shim and GRUB`, 30_000, async () => {
     try {
