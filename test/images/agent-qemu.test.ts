@@ -16,25 +16,18 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { build } from '../../bootwiz/build.ts';
-import { LINUXPE_X64 } from '../../bootwiz/recipe.ts';
 import { controlCall, controlSocketPath } from '../../platform/local/control.ts';
-import { E2eSite, plain } from '../e2e/harness/e2e-site.ts';
-import type { Firmware } from '../e2e/harness/guest.ts';
+import { type E2eSite, plain } from '../e2e/harness/e2e-site.ts';
 import type { PxeEvent } from '../e2e/harness/management-stand-in.ts';
 import { poll } from '../e2e/harness/netboot-site.ts';
-import type { Running } from '../e2e/harness/processes.ts';
 import { BOOT_FILES, NBP_IMAGE } from '../e2e/harness/second-stage.ts';
 import { extCat, gptDisk, makeTree, MiB, sha, sh, sparseFile, type GptDisk } from './disks.ts';
+import { BOOT_MS, eventAt, eventsOf, JOB_MS, nextBootIsLocal, PREBOOT, startImagingSite, waitExit, withGuest } from './qemu-imaging.ts';
 
-const ID = LINUXPE_X64.id;
+const ID = PREBOOT;
 const MAC = { deploy: '52:54:00:a9:e2:01', enrolDefault: '52:54:00:a9:e2:02', enrolKey: '52:54:00:a9:e2:03', enrolNoPrompt: '52:54:00:a9:e2:04', uefi: '52:54:00:a9:e2:05' };
 const JOB = 'a9e20000-0000-4000-8000-00000000e2e1';
 const DISK_BYTES = 64 * MiB;
-/** Power-on to the agent's first line: iPXE, a 60 MB initrd over TFTP/HTTP and Node under TCG. */
-const BOOT_MS = 420_000;
-const JOB_MS = 300_000;
-
 const BASE_CONFIG = { respond: 'all', unknown: { type: 'local' }, bootFiles: BOOT_FILES };
 const initialDeployment = (timeoutSec: number) => ({
   preboot: ID,
@@ -54,20 +47,11 @@ let hashes: Map<string, string>;
 const times: string[] = [];
 
 before(async () => {
-  e2e = await E2eSite.start('agent-qemu', {
+  e2e = await startImagingSite('agent-qemu', {
     config: { ...BASE_CONFIG, initialDeployment: initialDeployment(3) },
     clients: [{ mac: MAC.deploy, name: 'AGENT-DEPLOY', action: { type: 'local' } }, { mac: MAC.uefi, name: 'AGENT-UEFI', action: { type: 'local' } }],
     images: [NBP_IMAGE],
     predefinedComputers: [],
-  }, { interfaceBind: '0.0.0.0' });
-  await build({ dataDir: e2e.site.data, recipe: LINUXPE_X64 }); // apt, from the host's namespace: fills the cache
-  const b = await e2e.site.cli(['bootwiz', 'build', ID], 600_000);
-  // On a loaded machine the CLI's control call can time out while the initrd is written: the
-  // build goes on in the Interface; its status says when it is built.
-  if (b.code !== 0) assert.match(b.stderr, /timed out/, `${b.stdout}\n${b.stderr}\n${e2e.site.logTail(40)}`);
-  await poll(`${ID} built`, 600_000, async () => {
-    const st = await e2e.site.status('interface');
-    return (st?.bootwiz as Record<string, { state: string }> | undefined)?.[ID]?.state === 'built' ? true : undefined;
   });
   hashes = makeTree(join(e2e.dir, 'tree'), 6, 256 * 1024);
   src = gptDisk(join(e2e.dir, 'src.img'), 48 * MiB, join(e2e.dir, 'tree'));
@@ -79,41 +63,6 @@ after(async () => {
   if (times.length > 0) process.stdout.write(`# times (power-on to):\n${times.map((t) => `#   ${t}\n`).join('')}`);
   await e2e?.stop();
 }, { timeout: 60_000 });
-
-const eventsOf = (mac: string): PxeEvent[] => e2e.standIn.events().filter((e) => e.mac?.toLowerCase() === mac);
-
-/** Waits for the event and returns it with the seconds since the guest's power-on. */
-async function eventAt(guest: Running, what: string, find: () => PxeEvent | undefined, timeoutMs: number): Promise<{ event: PxeEvent; s: number }> {
-  const event = await poll(what, timeoutMs, find);
-  return { event, s: (performance.now() - guest.startedAt) / 1000 };
-}
-
-async function withGuest<T>(name: string, mac: string, disk: string, fn: (g: Running) => Promise<T>, firmware: Firmware = 'bios'): Promise<T> {
-  const guest = await e2e.powerOn(name, firmware, mac, undefined, { extraArgs: ['-m', '1024', '-drive', `file=${disk},if=virtio,format=raw`] });
-  try {
-    return await fn(guest);
-  } catch (err) {
-    throw new Error(`${(err as Error).message}\n${e2e.diagnosis(guest)}`);
-  } finally {
-    await guest.stop();
-  }
-}
-
-/** The machine rebooted at the agent's end: the harness's QEMU runs with -no-reboot, so it exits. */
-async function waitExit(guest: Running): Promise<void> {
-  await guest.waitFor(/rebooting/, 120_000);
-  await Promise.race([guest.exited, new Promise((_, rej) => setTimeout(() => rej(new Error('QEMU did not exit after the agent rebooted')), 120_000).unref())]);
-}
-
-/** The next power-on follows `then` (local): the server sends the machine to its disk. */
-async function nextBootIsLocal(name: string, mac: string, disk: string): Promise<void> {
-  // `netboot explain`'s answer: no offer, the client's action is local.
-  await e2e.site.waitDecision(mac, 'bios', true, (x) => x.offer === undefined && /action local/.test(x.none ?? ''), 30_000);
-  await withGuest(name, mac, disk, async (g) => {
-    await g.waitFor(/Booting from Hard Disk/, 240_000);
-    assert.doesNotMatch(plain(g.output), /netboot LinuxPE/);
-  });
-}
 
 function checkDeployed(disk: string): void {
   for (const [name, h] of hashes) assert.equal(sha(extCat(disk, src.rootStart, name)), h, name);
@@ -129,9 +78,9 @@ test('a deploy job through netboot run: the agent deploys the image, reports, re
     return r?.chain != null && r.chain.cannotBoot === null && r.chain.ends.includes(ID) ? true : undefined;
   });
   const disk = sparseFile(join(e2e.dir, 'deploy.img'), DISK_BYTES);
-  await withGuest('deploy', MAC.deploy, disk, async (g) => {
-    const started = eventAt(g, 'job-started', () => eventsOf(MAC.deploy).find((e) => e.kind === 'job-started'), BOOT_MS);
-    const completed = eventAt(g, 'job-completed', () => eventsOf(MAC.deploy).find((e) => e.kind === 'job-completed' || e.kind === 'job-failed'), BOOT_MS + JOB_MS);
+  await withGuest(e2e, 'deploy', MAC.deploy, disk, async (g) => {
+    const started = eventAt(g, 'job-started', () => eventsOf(e2e, MAC.deploy).find((e) => e.kind === 'job-started'), BOOT_MS);
+    const completed = eventAt(g, 'job-completed', () => eventsOf(e2e, MAC.deploy).find((e) => e.kind === 'job-completed' || e.kind === 'job-failed'), BOOT_MS + JOB_MS);
     await g.waitFor(new RegExp(`netboot agent: job ${JOB}`), BOOT_MS);
     await g.waitFor(/disk \/dev\/vda \(the first fixed disk\)/, 120_000);
     const s = await started;
@@ -144,14 +93,14 @@ test('a deploy job through netboot run: the agent deploys the image, reports, re
     await waitExit(g);
   });
   checkDeployed(disk);
-  await nextBootIsLocal('deploy-next', MAC.deploy, disk);
+  await nextBootIsLocal(e2e, 'deploy-next', MAC.deploy, disk);
 });
 
 /** An unknown guest through initial deployment; `key` is typed on its serial console when the list shows. */
 async function enrol(name: string, mac: string, disk: string, key: string | null, prompt: boolean): Promise<PxeEvent> {
-  return withGuest(name, mac, disk, async (g) => {
-    const started = eventAt(g, 'job-started', () => eventsOf(mac).find((e) => e.kind === 'job-started'), BOOT_MS);
-    const completed = eventAt(g, 'job-completed', () => eventsOf(mac).find((e) => e.kind === 'job-completed' || e.kind === 'job-failed'), BOOT_MS + JOB_MS);
+  return withGuest(e2e, name, mac, disk, async (g) => {
+    const started = eventAt(g, 'job-started', () => eventsOf(e2e, mac).find((e) => e.kind === 'job-started'), BOOT_MS);
+    const completed = eventAt(g, 'job-completed', () => eventsOf(e2e, mac).find((e) => e.kind === 'job-completed' || e.kind === 'job-failed'), BOOT_MS + JOB_MS);
     if (prompt) {
       await g.waitFor(/Choose what it should do:/, BOOT_MS);
       if (key !== null) g.child.stdin!.write(key);
@@ -162,9 +111,9 @@ async function enrol(name: string, mac: string, disk: string, key: string | null
     const s = await started;
     const c = await completed;
     assert.equal(c.event.kind, 'job-completed', JSON.stringify(c.event));
-    const kinds = eventsOf(mac).map((e) => e.kind);
+    const kinds = eventsOf(e2e, mac).map((e) => e.kind);
     assert.ok(kinds.includes('machine-registered') && kinds.indexOf('machine-registered') < kinds.indexOf('job-started'), kinds.join(' '));
-    const reg = eventsOf(mac).find((e) => e.kind === 'machine-registered')!;
+    const reg = eventsOf(e2e, mac).find((e) => e.kind === 'machine-registered')!;
     assert.equal(reg.jobId, c.event.jobId);
     assert.equal((reg.inventory as { disk: { sizeBytes: number } }).disk.sizeBytes, DISK_BYTES);
     const text = plain(g.output);
@@ -186,7 +135,7 @@ test('initial deployment: an unknown guest shows the list, takes the default (er
   const reg = await enrol('enrol-default', MAC.enrolDefault, disk, null, true);
   assert.equal(reg.label, 'Erase the disk');
   assert.ok(sh('cmp', ['-n', String(DISK_BYTES), disk, '/dev/zero']).length === 0, 'the disk is zeroed');
-  await nextBootIsLocal('enrol-default-next', MAC.enrolDefault, disk);
+  await nextBootIsLocal(e2e, 'enrol-default-next', MAC.enrolDefault, disk);
 });
 
 test('initial deployment: the key 2 on the serial console picks the deploy', { timeout: 1_200_000 }, async () => {
@@ -213,9 +162,9 @@ test('UEFI (OVMF + iPXE): a deploy job through netboot run; the agent deploys th
   assert.equal(job.code, 0, `${job.stdout}\n${job.stderr}`);
   await e2e.site.waitDecision(MAC.uefi, 'efi-x64', true, (x) => x.offer !== undefined, 30_000);
   const disk = sparseFile(join(e2e.dir, 'uefi.img'), DISK_BYTES);
-  await withGuest('uefi', MAC.uefi, disk, async (g) => {
-    const started = eventAt(g, 'job-started', () => eventsOf(MAC.uefi).find((e) => e.kind === 'job-started'), BOOT_MS);
-    const completed = eventAt(g, 'job-completed', () => eventsOf(MAC.uefi).find((e) => e.kind === 'job-completed' || e.kind === 'job-failed'), BOOT_MS + JOB_MS);
+  await withGuest(e2e, 'uefi', MAC.uefi, disk, async (g) => {
+    const started = eventAt(g, 'job-started', () => eventsOf(e2e, MAC.uefi).find((e) => e.kind === 'job-started'), BOOT_MS);
+    const completed = eventAt(g, 'job-completed', () => eventsOf(e2e, MAC.uefi).find((e) => e.kind === 'job-completed' || e.kind === 'job-failed'), BOOT_MS + JOB_MS);
     await g.waitFor(new RegExp(`netboot agent: job ${id}`), BOOT_MS);
     const s = await started;
     const c = await completed;
