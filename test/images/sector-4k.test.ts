@@ -23,7 +23,8 @@ import { exportImageFile, importImageFile } from '../../images/image-file.ts';
 import { guessSectorBytes } from '../../images/sector-size.ts';
 import { PackageStore } from '../../packages/package-store.ts';
 import { createMemoryLogger } from '../../platform/runtime/logger.ts';
-import { decodeGptHeader } from '../../protocols/disk/gpt.ts';
+import { backupGptBytes, decodeGptHeader, encodeGpt } from '../../protocols/disk/gpt.ts';
+import { decodePartitionTable, headBytesNeeded } from '../../protocols/disk/partition-table.ts';
 import { detach, e2fsckClean, extCat, gptDisk, makeTree, MiB, sha, sh, sparseFile, withLoop } from './disks.ts';
 import { attach4k, gptDisk4k, mbrNtfsDisk4k, withLoop4k, type Parts4k } from './disks-4k.ts';
 
@@ -95,6 +96,21 @@ function hostToolsAgree(path: string, partitions: number): void {
     detach(dev);
   }
 }
+
+test('4Kn GPT made by sfdisk: header at byte 4096, entries in 4 sectors of 4 KiB; encoded back to the same primary and backup bytes', () => {
+  const bytes = readFileSync(src.path);
+  const need = headBytesNeeded(bytes.subarray(0, 8192), 4096);
+  assert.equal(need, 6 * 4096);
+  const t = decodePartitionTable(bytes.subarray(0, need), 4096);
+  if (t.kind !== 'gpt') throw new Error('not gpt');
+  assert.deepEqual([t.header.entriesLba, t.gpt.lastUsableLba, backupGptBytes(t.gpt, 4096)], [2n, BigInt(SIZE / 4096 - 6), 5 * 4096]);
+  const enc = encodeGpt(t.gpt, 4096, BigInt(SIZE / 4096));
+  assert.deepEqual(enc.primary, bytes.subarray(4096, 6 * 4096));
+  assert.equal(enc.backupOffset, SIZE - 5 * 4096);
+  assert.deepEqual(enc.backup, bytes.subarray(SIZE - 5 * 4096));
+  // Read as 512-byte sectors, the protective MBR leads to no header at byte 512.
+  assert.throws(() => decodePartitionTable(bytes.subarray(0, 8192), 512), /no "EFI PART" signature/);
+});
 
 test('4Kn GPT: captured with 4096-byte sectors, partitions at 4 KiB LBAs, used blocks only; the image fits its own disk exactly', () => {
   assert.equal(image.sectorBytes, 4096);
