@@ -12,39 +12,11 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ProtocolError } from '../../platform/runtime/errors.ts';
-import { baseBlockChecksum, decodeHive, findKey, keyNode, keyValues, readKeyValues, REG_BINARY, REG_EXPAND_SZ, subkeys, valueDword, valueText } from '../../protocols/registry/regf.ts';
+import { baseBlockChecksum, decodeHive, findKey, keyNode, keyValues, readKeyValues, subkeys, valueDword, valueText } from '../../protocols/registry/regf.ts';
 import { windowsVersion } from '../../images/windows-version.ts';
 import { fuzzSeed, prng } from '../helpers/fuzz.ts';
-import { dword, sz, writeHive, type WriterKey, type WriterValue } from './regf-writer.ts';
-
-const BIG: WriterValue = { name: 'DigitalProductId4', type: REG_BINARY, data: Buffer.from(Array.from({ length: 40_000 }, (_, i) => (i * 7) & 0xff)) };
-
-/** A SOFTWARE hive as Windows 11 Pro 23H2 leaves it (the values the probe reads, and some others). */
-export function softwareKeys(values: readonly WriterValue[] = windows11Pro()): WriterKey {
-  return {
-    name: 'ROOT',
-    keys: [
-      { name: 'Classes', list: 'li', keys: [{ name: '.txt' }, { name: '*' }] },
-      {
-        name: 'Microsoft', list: 'ri',
-        keys: [
-          { name: 'Windows', keys: [{ name: 'CurrentVersion' }] },
-          { name: 'Windows NT', list: 'lf', keys: [{ name: 'CurrentVersion', values }, { name: 'Ölfeld' }] },
-          { name: 'Cryptography' }, { name: 'Office' }, { name: 'Edge' },
-        ],
-      },
-      { name: 'Policies' },
-    ],
-  };
-}
-
-export function windows11Pro(): WriterValue[] {
-  return [
-    sz('ProductName', 'Windows 10 Pro'), sz('EditionID', 'Professional'), sz('DisplayVersion', '23H2'),
-    sz('ReleaseId', '2009'), sz('CurrentBuild', '22631'), sz('CurrentBuildNumber', '22631'), dword('UBR', 2861),
-    { name: 'SystemRoot', type: REG_EXPAND_SZ, data: Buffer.from('C:\\WINDOWS\0', 'utf16le') }, BIG,
-  ];
-}
+import { dword, sz, writeHive } from './regf-writer.ts';
+import { BIG, softwareKeys } from './software-hive.ts';
 
 let dir: string;
 let hive: Buffer;
