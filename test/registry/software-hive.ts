@@ -1,5 +1,5 @@
 // The SOFTWARE hive the tests use: the keys and values a Windows 11 Pro 23H2 leaves under
-// Microsoft\\Windows NT\\CurrentVersion (and a few other keys, listed through lh, lf, li and ri
+// Microsoft\Windows NT\CurrentVersion (and a few other keys, listed through lh, lf, li and ri
 // lists), written by regf-writer.ts.
 import { REG_BINARY, REG_EXPAND_SZ } from '../../protocols/registry/regf.ts';
 import { dword, sz, type WriterKey, type WriterValue } from './regf-writer.ts';
