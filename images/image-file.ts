@@ -12,24 +12,29 @@ import { deployImage, type DeployResult } from './deploy.ts';
 import { packageChunkSource, PackageImageWriter, readPackageImage } from './package-image.ts';
 import { guessSectorBytes, type SectorBytes } from './sector-size.ts';
 
+/** The sector size to open `file` with (undefined: a device's own) and how it was found. */
+async function sectorSizeOf(file: string, given: SectorBytes | undefined): Promise<{ sectorBytes: SectorBytes | undefined; why: string }> {
+  const probe = await openDisk(file, 'r');
+  try {
+    if (probe.isBlockDevice) {
+      if (given !== undefined && given !== probe.sectorBytes) throw new NetbootError('SECTOR_SIZE', `${file} has ${probe.sectorBytes}-byte logical sectors, not ${given}`);
+      return { sectorBytes: undefined, why: `${probe.sectorBytes}-byte sectors (the kernel's)` };
+    }
+    const g = given === undefined ? await guessSectorBytes((o, l) => probe.read(o, l), probe.sizeBytes) : { sectorBytes: given, why: 'given' };
+    return { sectorBytes: g.sectorBytes, why: `${g.sectorBytes}-byte sectors (${g.why})` };
+  } finally {
+    await probe.close();
+  }
+}
+
 /**
  * `sectorBytes`: the file's logical sector size; by default guessed (sector-size.ts: where the
  * GPT header is, or where a file system begins), and said in the result's `sectorWhy`.
  */
 export async function importImageFile(store: PackageStore, file: string, pkg: string, progress?: ImagingProgress, sectorBytes?: SectorBytes): Promise<CaptureResult & { digest: string; seq: number; sectorWhy: string }> {
-  let disk = await openDisk(file, 'r');
-  let sectorWhy = `${disk.sectorBytes}-byte sectors (the kernel's)`;
-  if (!disk.isBlockDevice) {
-    const guess = sectorBytes === undefined ? await guessSectorBytes((o, l) => disk.read(o, l), disk.sizeBytes) : { sectorBytes, why: 'given' };
-    sectorWhy = `${guess.sectorBytes}-byte sectors (${guess.why})`;
-    if (guess.sectorBytes !== disk.sectorBytes) {
-      await disk.close();
-      disk = await openDisk(file, 'r', { sectorBytes: guess.sectorBytes });
-    }
-  } else if (sectorBytes !== undefined && sectorBytes !== disk.sectorBytes) {
-    await disk.close();
-    throw new NetbootError('SECTOR_SIZE', `${file} has ${disk.sectorBytes}-byte logical sectors, not ${sectorBytes}`);
-  }
+  const sector = await sectorSizeOf(file, sectorBytes);
+  const sectorWhy = sector.why;
+  const disk = await openDisk(file, 'r', { sectorBytes: sector.sectorBytes });
   const writer = new PackageImageWriter(store, pkg);
   try {
     const r = await captureDisk(disk, { sink: writer, madeBy: 'import', progress });
