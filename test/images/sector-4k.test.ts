@@ -21,6 +21,7 @@ import { minimumDiskBytes, type DiskImage } from '../../images/disk-image.ts';
 import { eraseDisk } from '../../images/erase.ts';
 import { exportImageFile, importImageFile } from '../../images/image-file.ts';
 import { guessSectorBytes } from '../../images/sector-size.ts';
+import { fsUsage } from '../../images/used-blocks.ts';
 import { PackageStore } from '../../packages/package-store.ts';
 import { createMemoryLogger } from '../../platform/runtime/logger.ts';
 import { backupGptBytes, decodeGptHeader, encodeGpt } from '../../protocols/disk/gpt.ts';
@@ -251,6 +252,15 @@ test('NTFS on a 4Kn MBR disk: used clusters from 4096-byte MFT records; exported
   assert.equal(grown, 80 * MiB - MiB, 'the MBR entry reaches the last whole MiB');
   hostToolsAgree(big, 1);
   readBack(big, p.startBytes, grown);
+});
+
+test('NTFS with 4096-byte sectors: MFT records are fixed up every 512 bytes (a 32-character label crosses byte 510 of $Volume)', async () => {
+  const vol = sparseFile(join(dir, 'label.ntfs'), 16 * MiB);
+  const label = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ012345';
+  sh('mkntfs', ['-Q', '-q', '-F', '-s', '4096', '-L', label, vol]);
+  const bytes = readFileSync(vol);
+  const u = await fsUsage(async (o, l) => Buffer.from(bytes.subarray(o, o + l)), bytes.length);
+  assert.deepEqual([u.fs, u.label, u.whole, u.note], ['ntfs', label, false, null]);
 });
 
 test('raw 4K image files through the package store: sector size guessed (GPT header at 4096, NTFS at LBA x 4096) or given; export writes a 4K disk', async () => {
