@@ -16,8 +16,11 @@ export const imageSpec: CommandSpec = {
   subcommands: {
     import: {
       name: 'image import', summary: 'import a raw disk file as a disk image version', args: 'FILE', arity: [1, 1],
-      options: { id: { type: 'string', value: 'ID', required: true, help: 'the package id (letters, digits, . _ -)' } },
-      description: ['As a capture does: the partition table and the used blocks of ext4, FAT and NTFS (other file systems whole), in fixed 64 KiB chunks; chunks the store already holds are not stored again. Every peer fetches the new version.'],
+      options: {
+        id: { type: 'string', value: 'ID', required: true, help: 'the package id (letters, digits, . _ -)' },
+        'sector-bytes': { type: 'string', value: 'N', help: 'the disk\'s logical sector size, 512 or 4096 (default: guessed from where the GPT header or the first file system is)' },
+      },
+      description: ['As a capture does: the partition table and the used blocks of ext4, FAT and NTFS (other file systems whole), in fixed 64 KiB chunks; chunks the store already holds are not stored again. Every peer fetches the new version.', 'An image of a 4Kn disk (4096-byte logical sectors) deploys only onto such a disk, and one of a 512-byte disk only onto 512-byte disks.'],
     },
     export: {
       name: 'image export', summary: 'export a disk image version to a sparse raw file', args: 'ID[@VER] FILE', arity: [2, 2],
@@ -27,7 +30,7 @@ export const imageSpec: CommandSpec = {
 };
 
 const USAGE = `usage:
-  netboot image import FILE --id ID
+  netboot image import FILE --id ID [--sector-bytes 512|4096]
   netboot image export ID[@VERSION] FILE`;
 
 const mib = (n: number): string => `${(n / 1024 / 1024).toFixed(1)} MiB`;
@@ -73,12 +76,17 @@ export const imageCommand: Command = async (ctx) => {
       ctx.err(`netboot image import: --id is required\n${USAGE}`);
       return 2;
     }
+    const sectorText = stringFlag(ctx.args, 'sector-bytes');
+    if (sectorText !== undefined && sectorText !== '512' && sectorText !== '4096') {
+      ctx.err(`netboot image import: --sector-bytes is 512 or 4096, not ${sectorText}\n${USAGE}`);
+      return 2;
+    }
     const started = Date.now();
-    const r = await follow<{ seq: number; digest: string; sizeBytes: number; bytesRead: number; bytesStored: number; chunksStored: number; chunksTotal: number }>(
-      ctx, socket, '/images/import', { file: resolve(rest[0]!), id }, 'import');
+    const r = await follow<{ seq: number; digest: string; sizeBytes: number; sectorWhy: string; bytesRead: number; bytesStored: number; chunksStored: number; chunksTotal: number }>(
+      ctx, socket, '/images/import', { file: resolve(rest[0]!), id, sectorBytes: sectorText === undefined ? undefined : Number(sectorText) }, 'import');
     if (r === null) return 1;
     const secs = (Date.now() - started) / 1000;
-    ctx.out(`imported ${rest[0]} as ${id} seq ${r.seq} sha256:${r.digest}: a ${mib(r.sizeBytes)} disk, ${mib(r.bytesRead)} used read, ${mib(r.bytesStored)} new stored (${r.chunksStored} of ${r.chunksTotal} chunks) in ${secs.toFixed(1)} s`);
+    ctx.out(`imported ${rest[0]} as ${id} seq ${r.seq} sha256:${r.digest}: a ${mib(r.sizeBytes)} disk, ${r.sectorWhy}, ${mib(r.bytesRead)} used read, ${mib(r.bytesStored)} new stored (${r.chunksStored} of ${r.chunksTotal} chunks) in ${secs.toFixed(1)} s`);
     return 0;
   }
   if (sub === 'export' && rest.length === 2) {

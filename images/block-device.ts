@@ -23,18 +23,25 @@ export interface Disk {
   close(): Promise<void>;
 }
 
-export async function openDisk(path: string, mode: 'r' | 'r+'): Promise<Disk> {
+/**
+ * `sectorBytes`: the logical sector size of an image file (512 unless said: a file has none of
+ * its own; images/sector-size.ts guesses it). A block device's comes from the kernel, and a
+ * different one asked for is refused.
+ */
+export async function openDisk(path: string, mode: 'r' | 'r+', opts: { sectorBytes?: number } = {}): Promise<Disk> {
   const fh: FileHandle = await open(path, mode);
   try {
     const st = await fh.stat();
     const isBlockDevice = st.isBlockDevice();
     let sizeBytes = st.size;
-    let sectorBytes = 512;
+    let sectorBytes = opts.sectorBytes ?? 512;
+    if (sectorBytes !== 512 && sectorBytes !== 4096) throw new NetbootError('SECTOR_SIZE', `sector size ${sectorBytes}: 512 or 4096`);
     let model: string | null = null;
     let serial: string | null = null;
     if (isBlockDevice) {
       sizeBytes = Number((await run('blockdev', ['--getsize64', path])).stdout.trim());
       sectorBytes = Number((await run('blockdev', ['--getss', path])).stdout.trim());
+      if (opts.sectorBytes !== undefined && opts.sectorBytes !== sectorBytes) throw new NetbootError('SECTOR_SIZE', `${path} has ${sectorBytes}-byte logical sectors, not ${opts.sectorBytes}`);
       try {
         const j = JSON.parse((await run('lsblk', ['-J', '-d', '-o', 'MODEL,SERIAL', path])).stdout) as { blockdevices: { model: string | null; serial: string | null }[] };
         model = j.blockdevices[0]?.model?.trim() || null;

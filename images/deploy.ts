@@ -63,6 +63,16 @@ export class DiskTooSmallError extends NetbootError {
   }
 }
 
+/**
+ * The image's partition table and file systems count in its own sector size: LBAs written for
+ * 512-byte sectors point elsewhere on a 4096-byte disk (and the reverse), so it is refused.
+ */
+export class SectorSizeError extends NetbootError {
+  constructor(path: string, have: number, image: number) {
+    super('SECTOR_SIZE', `${path} has ${have}-byte logical sectors but the image was made on a disk with ${image}-byte sectors (its partition table counts in those): nothing was written`);
+  }
+}
+
 export async function deployImage(disk: Disk, img: DiskImage, opts: DeployOptions): Promise<DeployResult> {
   const pool = opts.hashPool ?? new HashPool(opts.hashThreads);
   try {
@@ -73,9 +83,9 @@ export async function deployImage(disk: Disk, img: DiskImage, opts: DeployOption
 }
 
 async function deployWith(disk: Disk, img: DiskImage, opts: DeployOptions, pool: HashPool): Promise<DeployResult> {
+  if (disk.sectorBytes !== img.sectorBytes) throw new SectorSizeError(disk.path, disk.sectorBytes, img.sectorBytes);
   const need = minimumDiskBytes(img);
   if (disk.sizeBytes < need) throw new DiskTooSmallError(disk.path, disk.sizeBytes, need);
-  if (disk.sectorBytes !== img.sectorBytes) throw new NetbootError('SECTOR_SIZE', `${disk.path} has ${disk.sectorBytes}-byte sectors, the image ${img.sectorBytes}: nothing was written`);
   const wanted = opts.partitions ?? img.partitions.map((p) => p.number);
   for (const n of wanted) if (!img.partitions.some((p) => p.number === n)) throw new NetbootError('NO_SUCH_PARTITION', `the image has no partition ${n}: nothing was written`);
   const attempts = opts.fetchAttempts ?? 3;
@@ -116,6 +126,11 @@ async function deployWith(disk: Disk, img: DiskImage, opts: DeployOptions, pool:
     bytes.copy(head, c.offset);
   }
   const table = decodePartitionTable(head.subarray(0, Math.min(head.length, headBytesNeeded(head, img.sectorBytes))), img.sectorBytes);
+  if (table.kind === 'gpt') {
+    // The exact backup size, now that the entry array is known (checked before any write).
+    const exact = minimumDiskBytes(img, table.gpt);
+    if (disk.sizeBytes < exact) throw new DiskTooSmallError(disk.path, disk.sizeBytes, exact);
+  }
   const diskSectors = BigInt(Math.floor(disk.sizeBytes / img.sectorBytes));
   const last = img.partitions.reduce<PartitionImage | null>((a, p) => (a === null || p.startBytes > a.startBytes ? p : a), null);
   let grownTo = last === null ? 0 : last.sizeBytes;

@@ -6,6 +6,7 @@
 // in free space neither changes a digest nor is stored). Decoding validates everything a deploy
 // acts on: the description may come from another site.
 import { ProtocolError } from '../platform/runtime/errors.ts';
+import { backupGptBytes } from '../protocols/disk/gpt.ts';
 import { isDigest } from '../packages/digest.ts';
 import type { Extent } from './extents.ts';
 
@@ -65,10 +66,16 @@ export interface DiskImage {
   readonly inventory: DiskInventory;
 }
 
-/** The smallest disk this image fits: the end of its last partition, plus the backup GPT. */
-export function minimumDiskBytes(img: DiskImage): number {
+/** The usual GPT entry array (128 entries of 128 bytes), assumed until the image's head is read. */
+export const USUAL_GPT_ENTRIES = { entryCount: 128, entryBytes: 128 } as const;
+
+/**
+ * The smallest disk this image fits: the end of its last partition, plus the backup GPT (its
+ * entry array and header, in the image's sectors: 33 x 512 bytes, or 5 x 4096 on a 4Kn disk).
+ */
+export function minimumDiskBytes(img: DiskImage, entries: { entryCount: number; entryBytes: number } = USUAL_GPT_ENTRIES): number {
   const end = Math.max(img.head.length, ...img.partitions.map((p) => p.startBytes + p.sizeBytes));
-  return img.table === 'gpt' ? end + 33 * img.sectorBytes : end;
+  return img.table === 'gpt' ? end + backupGptBytes(entries, img.sectorBytes) : end;
 }
 
 export function storedBytes(img: DiskImage): number {

@@ -3,10 +3,10 @@
 // published and announced to peers like any other version. A request is checked at once (400,
 // 404, 409), then runs as a job the CLI follows for its progress bar; 503 until the package
 // component runs.
-//   POST /images/import  {file, id}            -> {job}
+//   POST /images/import  {file, id, sectorBytes?} -> {job}   (sectorBytes: 512 or 4096; guessed when absent)
 //   POST /images/export  {id, version?, file}  -> {job}
 //   GET  /images/jobs?id=JOB                   -> {state, progress, result?, error?}
-//     import result: {package, seq, digest, sizeBytes, bytesRead, bytesStored, chunksStored, chunksTotal}
+//     import result: {package, seq, digest, sizeBytes, sectorBytes, sectorWhy, bytesRead, bytesStored, chunksStored, chunksTotal}
 //     export result: {package, digest, bytesWritten, chunksWritten, chunksSkipped}
 import { randomUUID } from 'node:crypto';
 import { isAbsolute } from 'node:path';
@@ -52,16 +52,18 @@ export function imageControlRoutes(packages: PackageService, serverId: string): 
   return {
     'POST /images/import': (req) => {
       running();
-      const b = (req.body ?? {}) as { file?: unknown; id?: unknown };
+      const b = (req.body ?? {}) as { file?: unknown; id?: unknown; sectorBytes?: unknown };
       const file = fileOf(b);
       if (!isPackageId(b.id)) throw new HttpError(400, 'id: letters, digits, ".", "_" and "-" (up to 128), not starting with "."');
+      if (b.sectorBytes !== undefined && b.sectorBytes !== null && b.sectorBytes !== 512 && b.sectorBytes !== 4096) throw new HttpError(400, 'sectorBytes: 512 or 4096');
+      const sectorBytes = b.sectorBytes === 512 || b.sectorBytes === 4096 ? b.sectorBytes : undefined;
       const id = b.id;
       const ref = packages.refOf(id);
       if (ref !== null && ref.digest !== null && ref.kind !== 'image') throw new HttpError(409, `package ${id} is a ${ref.kind} package, not a disk image`);
       if (ref !== null && ref.digest !== null && ref.owner !== serverId) throw new HttpError(409, `package ${id} is owned by ${ref.owner}; import it there (or remove it there first)`);
       return start(async (job) => {
-        const r = await packages.withStore(id, (store) => importImageFile(store, file, id, (p) => (job.progress = p)));
-        return { package: id, seq: r.seq, digest: r.digest, sizeBytes: r.image.sizeBytes, bytesRead: r.bytesRead, bytesStored: r.bytesStored, chunksStored: r.chunksStored, chunksTotal: r.chunksTotal };
+        const r = await packages.withStore(id, (store) => importImageFile(store, file, id, (p) => (job.progress = p), sectorBytes));
+        return { package: id, seq: r.seq, digest: r.digest, sizeBytes: r.image.sizeBytes, sectorBytes: r.image.sectorBytes, sectorWhy: r.sectorWhy, bytesRead: r.bytesRead, bytesStored: r.bytesStored, chunksStored: r.chunksStored, chunksTotal: r.chunksTotal };
       });
     },
     'POST /images/export': (req) => {

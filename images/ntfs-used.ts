@@ -39,14 +39,20 @@ export function decodeRunList(b: Buffer, at: number, end: number): Run[] {
   return runs;
 }
 
-/** Applies the update sequence array (fixups) of a multi-sector record in place. */
-function applyFixups(rec: Buffer, sectorBytes: number): void {
+/** ntfs-3g's NTFS_BLOCK_SIZE: the fixup stride, whatever the volume's sector size. */
+const FIXUP_STRIDE = 512;
+
+/**
+ * Applies the update sequence array (fixups) of a multi-sector record in place, one fixup per
+ * 512 bytes (a 4096-byte record on a 4Kn volume has 8, not 1).
+ */
+function applyFixups(rec: Buffer): void {
   const usaOffset = rec.readUInt16LE(4);
   const usaCount = rec.readUInt16LE(6);
   if (usaCount < 1 || usaOffset + usaCount * 2 > rec.length) throw new Error('bad update sequence');
   const usn = rec.readUInt16LE(usaOffset);
   for (let i = 1; i < usaCount; i++) {
-    const tail = i * sectorBytes - 2;
+    const tail = i * FIXUP_STRIDE - 2;
     if (tail + 2 > rec.length) break;
     if (rec.readUInt16LE(tail) !== usn) throw new Error(`update sequence mismatch in sector ${i}`);
     rec.writeUInt16LE(rec.readUInt16LE(usaOffset + i * 2), tail);
@@ -90,7 +96,7 @@ export async function ntfsUsage(read: ReadAt, sizeBytes: number, head: Buffer): 
   const record = async (n: number): Promise<Buffer> => {
     const rec = await read(mftLcn * clusterBytes + n * recordBytes, recordBytes);
     if (rec.toString('latin1', 0, 4) !== 'FILE') throw new Error(`MFT record ${n} has no FILE signature`);
-    applyFixups(rec, bps);
+    applyFixups(rec);
     return rec;
   };
   try {

@@ -1,6 +1,7 @@
 // GUID Partition Table (UEFI 2.10, section 5.3): header at LBA 1 (and its backup at the last
 // LBA), an array of entries (usually 128 x 128 bytes) after the primary header and before the
-// backup one, both guarded by CRC-32 (IEEE 802.3: crc32.ts). Pure codec: decode checks
+// backup one, all in units of the disk's logical sector (512 bytes, or 4096 on a 4Kn disk: the
+// header is then at byte 4096 and the usual array takes 4 sectors, not 32), both guarded by CRC-32 (IEEE 802.3: crc32.ts). Pure codec: decode checks
 // signature, sizes and both CRCs; encode lays out the primary and backup copies for a disk of a
 // given size, so a table read from one disk can be written onto a larger one (backup moved to the
 // end, last partition grown).
@@ -168,9 +169,14 @@ export interface EncodedGpt {
   readonly backupOffset: number;
 }
 
-/** Sectors the entry array takes. */
+/** Sectors the entry array takes (32 of 512 bytes, or 4 of 4096, for the usual 128 x 128 bytes). */
 export function entrySectors(g: Pick<Gpt, 'entryCount' | 'entryBytes'>, sectorBytes: number): number {
   return Math.ceil((g.entryCount * g.entryBytes) / sectorBytes);
+}
+
+/** Bytes the backup copy takes at the disk's end: its entry array and the header sector after it. */
+export function backupGptBytes(g: Pick<Gpt, 'entryCount' | 'entryBytes'>, sectorBytes: number): number {
+  return (entrySectors(g, sectorBytes) + 1) * sectorBytes;
 }
 
 /**

@@ -4,7 +4,7 @@
 // disk, the package routes on the Interface's port, and a management-server stand-in receiving
 // the events. Deploy (and a re-deploy that transfers and writes nothing), capture (and a second
 // capture that uploads no chunk), backup keeping `keep` versions and restore, erase, a cancel
-// while the deploy runs (no write after the 410), and what the site refuses.
+// while the deploy runs (no write after the 410), what the site refuses, and a deploy on a 4Kn disk.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -25,6 +25,7 @@ import type { InterfaceService } from '../../services/interface/interface-servic
 import { buildInterface } from '../../services/interface/main.ts';
 import { makeTestSite, waitFor, type TestSite } from '../helpers/env.ts';
 import { attach, detach, extCat, gptDisk, makeTree, MiB, sha, sh, sparseFile, type GptDisk } from './disks.ts';
+import { gptDisk4k, withLoop4k } from './disks-4k.ts';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 /**
@@ -498,4 +499,37 @@ test('refused: a wrong secret; an upload by a job that does not write that packa
   assert.equal(unsigned.status, 401);
   assert.equal((await post(secret, 'lab-up/abort', '{}')).status, 200);
   assert.equal(versionsOf('lab-up').length, 0, 'nothing was published');
+});
+
+test('4Kn: the agent deploys an image of a 4K disk onto a larger 4K disk (table at 4 KiB LBAs, root grown); a 512-byte image onto a 4K disk fails before anything is written', async () => {
+  const src4k = gptDisk4k(join(site.dir, 'src-4k.img'), 48 * MiB, join(site.dir, 'tree'));
+  const imported = await imageJob('/images/import', { file: src4k.path, id: 'lab-4k' });
+  assert.equal(imported.sectorBytes, 4096);
+  assert.equal(imported.sectorWhy, '4096-byte sectors (GPT header at byte 4096)');
+  const target = sparseFile(join(site.dir, 'deploy-4k.img'), 64 * MiB);
+  const id = await addJob({ task: 'deploy', package: 'lab-4k' });
+  const run = await withLoop4k(target, (dev) => runAgent(dev));
+  assert.equal(run.code, 0, run.out);
+  assert.match(run.out, /disk .*\/sda \(the first fixed disk\): 67\.1 MB, 4096-byte sectors/);
+  assert.match(run.out, /partition 2 grown from .*: resize2fs/);
+  assert.ok(((await eventOf(id, 'job-completed')).result as { bytesWritten: number }).bytesWritten > 3 * MiB);
+  const root = src4k.parts[1]!.start;
+  for (const [name, h] of hashes) assert.equal(sha(extCat(target, root, name)), h, name);
+  assert.match(sh('e2fsck', ['-fn', `${target}?offset=${root}`]), /clean|files/);
+  await withLoop4k(target, async (dev) => {
+    assert.match(sh('sgdisk', ['-v', dev]), /No problems found/);
+    const t = JSON.parse(sh('sfdisk', ['-J', dev])).partitiontable as { sectorsize: number; lastlba: number; partitions: { start: number; size: number }[] };
+    assert.deepEqual([t.sectorsize, t.lastlba, t.partitions[1]!.start * 4096], [4096, (64 * MiB) / 4096 - 6, root]);
+    assert.equal((t.partitions[1]!.start + t.partitions[1]!.size) * 4096, 64 * MiB - MiB, 'the root reaches the last whole MiB');
+  });
+
+  const blank = sparseFile(join(site.dir, 'never-4k.img'), 64 * MiB);
+  const bad = await addJob({ task: 'deploy', package: 'lab-gold' });
+  const refused = await withLoop4k(blank, (dev) => runAgent(dev));
+  assert.equal(refused.code, 1, refused.out);
+  const failed = await eventOf(bad, 'job-failed');
+  assert.match(String(failed.reason), /has 4096-byte logical sectors but the image was made on a disk with 512-byte sectors .*: nothing was written/);
+  assert.equal(failed.phase, 'deploy');
+  assert.deepEqual(clientAction(), { type: 'wait' });
+  assert.ok(readFileSync(blank).equals(Buffer.alloc(64 * MiB)), 'nothing was written');
 });

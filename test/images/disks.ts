@@ -16,8 +16,9 @@ export function sh(cmd: string, args: readonly string[], input?: string): string
   return execFileSync(cmd, args, { encoding: 'utf8', timeout: 120_000, input, stdio: ['pipe', 'pipe', 'pipe'] });
 }
 
-export function attach(file: string, offset = 0, sizeBytes = 0): string {
+export function attach(file: string, offset = 0, sizeBytes = 0, sectorBytes = 0): string {
   const args = ['-f', '--show'];
+  if (sectorBytes > 0) args.push('--sector-size', String(sectorBytes));
   if (offset > 0) args.push('-o', String(offset));
   if (sizeBytes > 0) args.push('--sizelimit', String(sizeBytes));
   const dev = sh('losetup', [...args, file]).trim();

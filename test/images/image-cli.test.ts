@@ -51,7 +51,7 @@ const run = (args: string[]) => inProcess([...args, ...cfg]);
 test('netboot image import, then export: the same partition table and files, in a sparse file', async () => {
   const imp = await run(['image', 'import', src.path, '--id', 'lab-gold']);
   assert.equal(imp.code, 0, imp.stderr);
-  const m = /^imported .* as lab-gold seq 1 sha256:([0-9a-f]{64}): a 48\.0 MiB disk, /.exec(imp.stdout);
+  const m = /^imported .* as lab-gold seq 1 sha256:([0-9a-f]{64}): a 48\.0 MiB disk, 512-byte sectors \(GPT header at byte 512\), /.exec(imp.stdout);
   assert.ok(m !== null, imp.stdout);
   const out = join(site.dir, 'export.img');
   const exp = await run(['image', 'export', `lab-gold@sha256:${m[1]}`, out]);
@@ -62,9 +62,9 @@ test('netboot image import, then export: the same partition table and files, in 
   assert.equal(sh('sfdisk', ['-d', out]).replace(/export\.img/g, 'X'), sh('sfdisk', ['-d', src.path]).replace(/vm\.img/g, 'X'));
   for (const [name, h] of hashes) assert.equal(sha(extCat(out, src.rootStart, name)), h, name);
   // The current version by default; a second import of the same disk stores nothing new.
-  const again = await run(['image', 'import', src.path, '--id', 'lab-gold']);
+  const again = await run(['image', 'import', src.path, '--id', 'lab-gold', '--sector-bytes', '512']);
   assert.equal(again.code, 0, again.stderr);
-  assert.match(again.stdout, / seq 2 .*, 0\.0 MiB new stored \(0 of \d+ chunks\)/);
+  assert.match(again.stdout, / seq 2 .*, 512-byte sectors \(given\), .*, 0\.0 MiB new stored \(0 of \d+ chunks\)/);
   const cur = await run(['image', 'export', 'lab-gold', join(site.dir, 'current.img')]);
   assert.equal(cur.code, 0, cur.stderr);
 });
@@ -86,6 +86,9 @@ test('netboot image export of a missing package, version or file fails clearly (
   const usage = await run(['image', 'import', src.path]);
   assert.equal(usage.code, 2);
   assert.match(usage.stderr, /--id/);
+  const sector = await run(['image', 'import', src.path, '--id', 'other', '--sector-bytes', '1024']);
+  assert.equal(sector.code, 2);
+  assert.match(sector.stderr, /^netboot image import: --sector-bytes is 512 or 4096, not 1024\n/);
 });
 
 test('a job secret reads its own job\'s package on the package routes and is refused (403) for another', async () => {

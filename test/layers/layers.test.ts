@@ -14,7 +14,7 @@ const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 export const LAYERS: readonly (readonly string[])[] = [
   ['platform/runtime', 'platform/metrics'],
   ['platform/local', 'platform/trust'],
-  ['protocols/dhcp', 'protocols/tftp', 'protocols/disk', 'sbs'],
+  ['protocols/dhcp', 'protocols/tftp', 'protocols/disk', 'protocols/registry', 'sbs'],
   ['boot'],
   ['state', 'packages'],
   ['images', 'bootwiz', 'web'],
