@@ -224,7 +224,7 @@ async function deployWith(disk: Disk, img: DiskImage, opts: DeployOptions, pool:
           const c = g.c;
           if (!lacking[k]) {
             chunksSkipped++;
-            await flush();
+            if (run !== null) await flush();
           } else {
             let bytes: Buffer | undefined;
             if (c.digest === zeroDigest(c.length)) bytes = zeros.length >= c.length ? zeros.subarray(0, c.length) : Buffer.alloc(c.length);

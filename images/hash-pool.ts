@@ -188,6 +188,17 @@ export class HashPool {
     let total = 0;
     for (const b of list) total += b.length;
     if (this.threads === 0 || total < INLINE_BYTES) return list.map((b) => digestHex(b));
+    // Views into one SharedArrayBuffer (a response received into shared memory): hashed in place.
+    const shared = list[0]?.buffer;
+    if (shared instanceof SharedArrayBuffer && list.every((b) => b.buffer === shared)) {
+      let lo = Infinity;
+      let hi = 0;
+      for (const b of list) {
+        lo = Math.min(lo, b.byteOffset);
+        hi = Math.max(hi, b.byteOffset + b.length);
+      }
+      return this.hashSpans(Buffer.from(shared, lo, hi - lo), list.map((b) => ({ start: b.byteOffset - lo, length: b.length })));
+    }
     const sab = new SharedArrayBuffer(total);
     const all = Buffer.from(sab);
     const spans: Span[] = [];
