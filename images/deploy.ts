@@ -172,6 +172,8 @@ async function deployWith(disk: Disk, img: DiskImage, opts: DeployOptions, pool:
   //    workers as they arrive; the writer takes the runs in order and writes each run of lacking
   //    chunks with one write once its batches are in. Nothing is written unverified.
   const zeros = Buffer.alloc(img.chunkBytes);
+  /** Where a chunk's bytes are already on the target (held there, or written there by this deploy in an earlier run). */
+  const onTarget = new Map<string, Held>();
   report('deploy');
   for (const p of selected) {
     const asRanges = p.chunks.map((c) => ({ start: c.offset, length: c.length, c }));
@@ -185,7 +187,7 @@ async function deployWith(disk: Disk, img: DiskImage, opts: DeployOptions, pool:
       bytesTransferred += n;
     });
     fetcher.batchBytes = opts.fetchBatchBytes ?? FETCH_BATCH_BYTES;
-    const plans = groups.map(() => deferred<{ lacking: boolean[]; batches: Batch[] }>());
+    const plans = groups.map(() => deferred<{ lacking: boolean[]; copies: (Held | undefined)[]; batches: Batch[] }>());
     let stopped = false;
     const compare = (async () => {
       let gi = 0;
@@ -196,11 +198,22 @@ async function deployWith(disk: Disk, img: DiskImage, opts: DeployOptions, pool:
           const lacking = group.map((g, k) => r.digests[k] !== g.c.digest);
           r.release();
           const batches = new Set<Batch>();
+          const copies: (Held | undefined)[] = [];
           for (const [k, g] of group.entries()) {
-            if (lacking[k] && g.c.digest !== zeroDigest(g.c.length)) batches.add(fetcher.want(g.c.digest, g.c.length));
+            const d = g.c.digest;
+            if (d === zeroDigest(g.c.length)) continue;
+            const there = onTarget.get(d);
+            if (!lacking[k]) {
+              if (there === undefined) onTarget.set(d, { at: p.startBytes + g.c.offset, offset: g.c.offset, used: p.used });
+            } else if (there !== undefined) {
+              copies[k] = there; // already on the target (held, or written by then): copied, not fetched
+            } else {
+              batches.add(fetcher.want(d, g.c.length));
+              onTarget.set(d, { at: p.startBytes + g.c.offset, offset: g.c.offset, used: p.used }); // written there before any later run
+            }
           }
           for (const b of batches) b.users++;
-          plans[gi]!.resolve({ lacking, batches: [...batches] });
+          plans[gi]!.resolve({ lacking, copies, batches: [...batches] });
           await fetcher.pace();
         }
         if (!stopped) fetcher.flush();
@@ -210,7 +223,7 @@ async function deployWith(disk: Disk, img: DiskImage, opts: DeployOptions, pool:
     })();
     try {
       for (const [gi, group] of groups.entries()) {
-        const { lacking, batches } = await plans[gi]!.promise;
+        const { lacking, copies, batches } = await plans[gi]!.promise;
         for (const b of batches) await b.arrived.promise;
         let run: { at: number; parts: Buffer[] } | null = null;
         const flush = async (): Promise<void> => {
@@ -229,7 +242,14 @@ async function deployWith(disk: Disk, img: DiskImage, opts: DeployOptions, pool:
             let bytes: Buffer | undefined;
             if (c.digest === zeroDigest(c.length)) bytes = zeros.length >= c.length ? zeros.subarray(0, c.length) : Buffer.alloc(c.length);
             else {
-              const got = fetcher.verified(c.digest);
+              const from = copies[k];
+              if (from !== undefined) {
+                if (run !== null) await flush(); // the copy's source may be in the run not yet written
+                const have = await disk.read(from.at, c.length);
+                maskUnused(have, from.offset, from.used);
+                if (digestHex(have) === c.digest) bytes = have;
+              }
+              const got = from === undefined ? fetcher.verified(c.digest) : { bytes: bytes ?? null, tried: false };
               bytes = got.bytes ?? undefined;
               if (bytes === undefined) {
                 // Not in its batch (not held) or not matching: asked again singly, the batch counting as one attempt.
@@ -290,6 +310,15 @@ function deferred<T>(): Deferred<T> {
   });
   promise.catch(() => {}); // observed by whoever awaits it; not unhandled meanwhile
   return { promise, resolve, reject };
+}
+
+/** A place on the target holding a chunk's bytes once its unused bytes are zeroed. */
+interface Held {
+  /** Disk offset. */
+  readonly at: number;
+  /** Offset within the partition, and its used ranges (for the zeroing). */
+  readonly offset: number;
+  readonly used: readonly Extent[];
 }
 
 /** Chunks asked of the source in one request. */

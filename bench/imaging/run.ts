@@ -167,6 +167,7 @@ async function measure(phase: string, tool: string, rep: number, usedBytes: numb
   const k0 = procCpu('self').children;
   const v0 = procCpu(serverPid).own;
   lastSyncS = null;
+  lastProfile = '';
   const t0 = performance.now();
   await fn();
   const wallS = (performance.now() - t0) / 1000;
@@ -180,7 +181,7 @@ async function measure(phase: string, tool: string, rep: number, usedBytes: numb
   const sentMB = ((await stats())[dir] - s0) / 1e6;
   const r: Row = { phase, tool, rep, usedMB: usedBytes / 1e6, wallS, sentMB, readMB, writtenMB, cpuS, serverCpuS, syncS: lastSyncS, ok: await check() };
   rows.push(r);
-  console.error(`${phase} ${tool} #${rep + 1}: ${r.wallS.toFixed(2)} s, ${(r.usedMB / r.wallS).toFixed(0)} MB/s, sent ${r.sentMB.toFixed(1)} MB, read ${r.readMB.toFixed(1)} MB, written ${r.writtenMB.toFixed(1)} MB, cpu ${r.cpuS.toFixed(2)} s (server ${r.serverCpuS.toFixed(2)})${r.syncS === null ? '' : `, final fsync ${r.syncS.toFixed(2)} s`}, ${r.ok ? 'data ok' : 'DATA WRONG'}; load ${load()}`);
+  console.error(`${phase} ${tool} #${rep + 1}: ${r.wallS.toFixed(2)} s, ${(r.usedMB / r.wallS).toFixed(0)} MB/s, sent ${r.sentMB.toFixed(1)} MB, read ${r.readMB.toFixed(1)} MB, written ${r.writtenMB.toFixed(1)} MB, cpu ${r.cpuS.toFixed(2)} s (server ${r.serverCpuS.toFixed(2)})${r.syncS === null ? '' : `, final fsync ${r.syncS.toFixed(2)} s`}, ${r.ok ? 'data ok' : 'DATA WRONG'}; load ${load()}${lastProfile === '' ? '' : `\n  ${lastProfile}`}`);
 }
 
 async function ourCapture(impl: Impl, known: Iterable<string>): Promise<DiskImage> {
@@ -194,12 +195,31 @@ async function ourCapture(impl: Impl, known: Iterable<string>): Promise<DiskImag
     await disk.close();
   }
 }
+/** Where a deploy's time went (for the log): when the compare's last read ended, the writes, the fetches, the final fsync. */
+let lastProfile = '';
 async function ourDeploy(impl: Impl, target: string, image: DiskImage): Promise<void> {
   const disk: Disk = await impl.openDisk(target, 'r+');
-  // The time of the final fsync (the deploy's last step), for the log.
-  const timed: Disk = { ...disk, sync: async () => { const t = performance.now(); await disk.sync(); lastSyncS = (performance.now() - t) / 1000; } };
+  const t0 = performance.now();
+  const p = { lastRead: 0, writes: 0, writeMs: 0, lastWrite: 0, fetches: 0, fetchMs: 0, fetchOpen: 0, since: 0 };
+  const s = (ms: number): string => (ms / 1000).toFixed(2);
+  const timed: Disk = {
+    ...disk,
+    readInto: async (o, b) => { await disk.readInto!(o, b); p.lastRead = performance.now() - t0; },
+    write: async (o, b) => { const t = performance.now(); await disk.write(o, b); p.writes++; p.writeMs += performance.now() - t; p.lastWrite = performance.now() - t0; },
+    sync: async () => { const t = performance.now(); await disk.sync(); lastSyncS = (performance.now() - t) / 1000; },
+  };
+  const http = new HttpChunkSource(port);
+  // Fetch time counted while at least one request is on the wire (overlapping requests count once).
+  const source: HttpChunkSource = Object.assign(Object.create(http) as HttpChunkSource, {
+    getMany: async (ds: readonly string[]) => {
+      if (p.fetchOpen++ === 0) p.since = performance.now();
+      p.fetches++;
+      try { return await http.getMany(ds); } finally { if (--p.fetchOpen === 0) p.fetchMs += performance.now() - p.since; }
+    },
+  });
   try {
-    await impl.deployImage(timed, image, { source: new HttpChunkSource(port), grow: false, ...impl.extra });
+    await impl.deployImage(timed, image, { source, grow: false, ...impl.extra });
+    lastProfile = `compare's last read at ${s(p.lastRead)} s, ${p.fetches} fetches (${s(p.fetchMs)} s on the wire), ${p.writes} writes (${s(p.writeMs)} s), last write at ${s(p.lastWrite)} s, end at ${s(performance.now() - t0)} s`;
   } finally {
     await disk.close();
   }
