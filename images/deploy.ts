@@ -174,6 +174,7 @@ async function deployWith(disk: Disk, img: DiskImage, opts: DeployOptions, pool:
   const zeros = Buffer.alloc(img.chunkBytes);
   /** Where a chunk's bytes are already on the target (held there, or written there by this deploy in an earlier run). */
   const onTarget = new Map<string, Held>();
+  let gather = Buffer.alloc(0);
   report('deploy');
   for (const p of selected) {
     const asRanges = p.chunks.map((c) => ({ start: c.offset, length: c.length, c }));
@@ -228,7 +229,19 @@ async function deployWith(disk: Disk, img: DiskImage, opts: DeployOptions, pool:
         let run: { at: number; parts: Buffer[] } | null = null;
         const flush = async (): Promise<void> => {
           if (run === null) return;
-          const bytes = run.parts.length === 1 ? run.parts[0]! : Buffer.concat(run.parts);
+          let bytes = run.parts[0]!;
+          if (run.parts.length > 1) {
+            // Gathered into one reused buffer (a fresh one per write costs page faults as it fills).
+            let n = 0;
+            for (const b of run.parts) n += b.length;
+            if (gather.length < n) gather = Buffer.allocUnsafeSlow(Math.max(n, READ_BYTES));
+            n = 0;
+            for (const b of run.parts) {
+              gather.set(b, n);
+              n += b.length;
+            }
+            bytes = gather.subarray(0, n);
+          }
           await disk.write(p.startBytes + run.at, bytes);
           bytesWritten += bytes.length;
           run = null;
