@@ -8,9 +8,13 @@
 // (resize2fs for ext2/3/4, ntfsresize for NTFS; FAT is left as it is: only its partition grows).
 // Speed of the comparison (a re-deploy is little else): each run of adjacent chunks is one read
 // into a reused buffer, runs are read ahead while earlier ones are hashed on every core
-// (run-reader.ts, hash-pool.ts), an all-zero target span costs a memcmp, not a hash, and fetched
-// chunks are verified on the workers too. A chunk is skipped only when the target's bytes there
-// hash to its SHA-256 digest. An all-zero chunk the target lacks is written from zeros, not fetched.
+// (run-reader.ts, hash-pool.ts), and an all-zero target span costs a memcmp, not a hash. The
+// compare never waits for the network: what the target lacks is gathered across runs into batches
+// of about 4 MiB, up to 3 on the wire while the compare goes on, each verified as it arrives; the
+// writer follows in disk order. A chunk is skipped only when the target's bytes there hash to its
+// SHA-256 digest. An all-zero chunk the target lacks is written from zeros, not fetched; a chunk
+// the target already holds elsewhere (or that this deploy wrote earlier) is read back from there
+// and verified, not fetched again (an image holding the same 64 KiB twice sends it once).
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { NetbootError } from '../platform/runtime/errors.ts';
