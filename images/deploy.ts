@@ -8,9 +8,13 @@
 // (resize2fs for ext2/3/4, ntfsresize for NTFS; FAT is left as it is: only its partition grows).
 // Speed of the comparison (a re-deploy is little else): each run of adjacent chunks is one read
 // into a reused buffer, runs are read ahead while earlier ones are hashed on every core
-// (run-reader.ts, hash-pool.ts), an all-zero target span costs a memcmp, not a hash, and fetched
-// chunks are verified on the workers too. A chunk is skipped only when the target's bytes there
-// hash to its SHA-256 digest. An all-zero chunk the target lacks is written from zeros, not fetched.
+// (run-reader.ts, hash-pool.ts), and an all-zero target span costs a memcmp, not a hash. The
+// compare never waits for the network: what the target lacks is gathered across runs into batches
+// of about 4 MiB, up to 3 on the wire while the compare goes on, each verified as it arrives; the
+// writer follows in disk order. A chunk is skipped only when the target's bytes there hash to its
+// SHA-256 digest. An all-zero chunk the target lacks is written from zeros, not fetched; a chunk
+// the target already holds elsewhere (or that this deploy wrote earlier) is read back from there
+// and verified, not fetched again (an image holding the same 64 KiB twice sends it once).
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { NetbootError } from '../platform/runtime/errors.ts';
@@ -26,8 +30,12 @@ import { digestHex, HashPool, zeroDigest } from './hash-pool.ts';
 import { RunReader } from './run-reader.ts';
 
 const run = promisify(execFile);
-/** Runs compared and fetched ahead of the one being written. */
-const FETCH_AHEAD = 3;
+/** Chunks a target lacks are asked of the source in batches of about this many bytes... */
+const FETCH_BATCH_BYTES = 4 * 1024 * 1024;
+/** ...this many at a time... */
+const FETCH_CONCURRENCY = 3;
+/** ...while at most this many fetched bytes wait to be written (the compare waits beyond). */
+const FETCH_HELD_BYTES = 48 * 1024 * 1024;
 
 export interface DeployOptions {
   readonly source: ChunkSource;
@@ -45,6 +53,8 @@ export interface DeployOptions {
   readonly hashThreads?: number;
   /** A pool to share (left open); by default one is made for this deploy and closed after it. */
   readonly hashPool?: HashPool;
+  /** Bytes of chunks asked of the source in one batch (default 4 MiB). */
+  readonly fetchBatchBytes?: number;
 }
 
 export interface DeployResult {
@@ -100,8 +110,9 @@ async function deployWith(disk: Disk, img: DiskImage, opts: DeployOptions, pool:
   let chunksRefetched = 0;
   const report = (phase: string): void => opts.progress?.({ phase, bytesDone, bytesTotal });
 
-  const fetchVerified = async (c: ChunkEntry, where: string): Promise<Buffer> => {
-    for (let i = 1; i <= attempts; i++) {
+  /** `tried`: attempts already spent on it (a batch that brought a bad copy or none). */
+  const fetchVerified = async (c: ChunkEntry, where: string, tried = 0): Promise<Buffer> => {
+    for (let i = Math.min(tried, attempts - 1) + 1; i <= attempts; i++) {
       const bytes = await opts.source.get(c.digest);
       if (bytes !== null) bytesTransferred += bytes.length;
       if (bytes !== null && bytes.length === c.length && digestHex(bytes) === c.digest) return bytes;
@@ -173,10 +184,17 @@ async function deployWith(disk: Disk, img: DiskImage, opts: DeployOptions, pool:
     report('table');
   }
 
-  // 2. Each partition, chunk by chunk: runs of adjacent chunks read and hashed ahead
-  //    (RunReader), the chunks a run lacks asked of the source in one request and verified while
-  //    the previous run's are written (never the same bytes: runs do not overlap), runs of fetched
-  //    chunks written together.
+  // 2. Each partition: the compare runs ahead on its own (RunReader: runs of adjacent chunks read
+  //    in order and hashed on the workers), handing each run's plan to the writer; the chunks the
+  //    target lacks are gathered across runs into batches of about FETCH_BATCH_BYTES, asked of the
+  //    source up to FETCH_CONCURRENCY at a time while the compare goes on, and verified on the
+  //    workers as they arrive; the writer takes the runs in order and writes each run of lacking
+  //    chunks with one write once its batches are in. Nothing is written unverified.
+  const zeros = Buffer.alloc(img.chunkBytes);
+  /** Where a chunk's bytes are already on the target (held there, or written there by this deploy in an earlier run). */
+  const onTarget = new Map<string, Held>();
+  let gather = Buffer.alloc(0);
+  report('deploy');
   for (const p of selected) {
     const asRanges = p.chunks.map((c) => ({ start: c.offset, length: c.length, c }));
     const groups = adjacentGroups(asRanges, READ_BYTES);
@@ -185,64 +203,106 @@ async function deployWith(disk: Disk, img: DiskImage, opts: DeployOptions, pool:
       const end = g[g.length - 1]!.start + g[g.length - 1]!.length;
       return { at: p.startBytes + first, length: end - first, spans: g.map((x) => ({ start: x.start - first, length: x.length })), prepare: (b: Buffer) => maskUnused(b, first, p.used) };
     }));
-    const prepare = async (gi: number) => {
-      const group = groups[gi]!;
-      const r = await reader.get(gi);
-      const lacking = group.filter((_, k) => r.digests[k] !== group[k]!.c.digest);
-      r.release();
-      const verified = new Map<string, Buffer>();
-      const bad = new Set<string>();
-      const toFetch = new Set(lacking.filter(({ c }) => c.digest !== zeroDigest(c.length)).map(({ c }) => c.digest));
-      const batch = toFetch.size > 1 && opts.source.getMany !== undefined ? await opts.source.getMany([...toFetch]) : null;
-      if (batch !== null) {
-        const entries = [...batch];
-        for (const [, b] of entries) bytesTransferred += b.length;
-        const digests = await pool.hashBuffers(entries.map(([, b]) => b));
-        for (const [k, [d, b]] of entries.entries()) {
-          if (digests[k] === d) verified.set(d, b);
-          else bad.add(d);
-        }
-      }
-      return { lacking, verified, bad };
-    };
-    // Up to FETCH_AHEAD runs are compared and fetched ahead of the one being written: scattered
-    // changes mean many small requests, whose round trips then overlap.
-    const ahead: ReturnType<typeof prepare>[] = [];
-    for (const [gi, group] of groups.entries()) {
-      while (ahead.length < FETCH_AHEAD && gi + ahead.length < groups.length) {
-        const pending = prepare(gi + ahead.length);
-        pending.catch(() => {}); // awaited in its round; a failure is not unhandled meanwhile
-        ahead.push(pending);
-      }
-      const { lacking, verified, bad } = await ahead.shift()!;
-      let run: { at: number; parts: Buffer[] } | null = null;
-      const flush = async (): Promise<void> => {
-        if (run === null) return;
-        const bytes = run.parts.length === 1 ? run.parts[0]! : Buffer.concat(run.parts);
-        await disk.write(p.startBytes + run.at, bytes);
-        bytesWritten += bytes.length;
-        run = null;
-      };
-      const lackingSet = new Set(lacking);
-      for (const g of group) {
-        const c = g.c;
-        if (!lackingSet.has(g)) {
-          chunksSkipped++;
-          await flush();
-        } else {
-          let bytes = c.digest === zeroDigest(c.length) ? Buffer.alloc(c.length) : verified.get(c.digest);
-          if (bytes === undefined) {
-            if (bad.has(c.digest)) chunksRefetched++;
-            bytes = await fetchVerified(c, `partition ${p.number} at byte ${c.offset}`);
+    const fetcher = new BatchFetcher(opts.source, pool, (n) => {
+      bytesTransferred += n;
+    });
+    fetcher.batchBytes = opts.fetchBatchBytes ?? FETCH_BATCH_BYTES;
+    const plans = groups.map(() => deferred<{ lacking: boolean[]; copies: (Held | undefined)[]; batches: Batch[] }>());
+    let stopped = false;
+    const compare = (async () => {
+      let gi = 0;
+      try {
+        for (; gi < groups.length && !stopped; gi++) {
+          const group = groups[gi]!;
+          const r = await reader.get(gi);
+          const lacking = group.map((g, k) => r.digests[k] !== g.c.digest);
+          r.release();
+          const batches = new Set<Batch>();
+          const copies: (Held | undefined)[] = [];
+          for (const [k, g] of group.entries()) {
+            const d = g.c.digest;
+            if (d === zeroDigest(g.c.length)) continue;
+            const there = onTarget.get(d);
+            if (!lacking[k]) {
+              if (there === undefined) onTarget.set(d, { at: p.startBytes + g.c.offset, offset: g.c.offset, used: p.used });
+            } else if (there !== undefined) {
+              copies[k] = there; // already on the target (held, or written by then): copied, not fetched
+            } else {
+              batches.add(fetcher.want(d, g.c.length));
+              onTarget.set(d, { at: p.startBytes + g.c.offset, offset: g.c.offset, used: p.used }); // written there before any later run
+            }
           }
-          chunksWritten++;
-          if (run === null) run = { at: c.offset, parts: [] };
-          run.parts.push(bytes);
+          for (const b of batches) b.users++;
+          plans[gi]!.resolve({ lacking, copies, batches: [...batches] });
+          await fetcher.pace();
         }
-        bytesDone += c.length;
+        if (!stopped) fetcher.flush();
+      } catch (err) {
+        for (; gi < groups.length; gi++) plans[gi]!.reject(err as Error);
       }
-      await flush();
-      report('deploy');
+    })();
+    try {
+      for (const [gi, group] of groups.entries()) {
+        const { lacking, copies, batches } = await plans[gi]!.promise;
+        for (const b of batches) await b.arrived.promise;
+        let run: { at: number; parts: Buffer[] } | null = null;
+        const flush = async (): Promise<void> => {
+          if (run === null) return;
+          let bytes = run.parts[0]!;
+          if (run.parts.length > 1) {
+            // Gathered into one reused buffer (a fresh one per write costs page faults as it fills).
+            let n = 0;
+            for (const b of run.parts) n += b.length;
+            if (gather.length < n) gather = Buffer.allocUnsafeSlow(Math.max(n, READ_BYTES));
+            n = 0;
+            for (const b of run.parts) {
+              gather.set(b, n);
+              n += b.length;
+            }
+            bytes = gather.subarray(0, n);
+          }
+          await disk.write(p.startBytes + run.at, bytes);
+          bytesWritten += bytes.length;
+          run = null;
+        };
+        for (const [k, g] of group.entries()) {
+          const c = g.c;
+          if (!lacking[k]) {
+            chunksSkipped++;
+            if (run !== null) await flush();
+          } else {
+            let bytes: Buffer | undefined;
+            if (c.digest === zeroDigest(c.length)) bytes = zeros.length >= c.length ? zeros.subarray(0, c.length) : Buffer.alloc(c.length);
+            else {
+              const from = copies[k];
+              if (from !== undefined) {
+                if (run !== null) await flush(); // the copy's source may be in the run not yet written
+                const have = await disk.read(from.at, c.length);
+                maskUnused(have, from.offset, from.used);
+                if (digestHex(have) === c.digest) bytes = have;
+              }
+              const got = from === undefined ? fetcher.verified(c.digest) : { bytes: bytes ?? null, tried: false };
+              bytes = got.bytes ?? undefined;
+              if (bytes === undefined) {
+                // Not in its batch (not held) or not matching: asked again singly, the batch counting as one attempt.
+                if (got.tried) chunksRefetched++;
+                bytes = await fetchVerified(c, `partition ${p.number} at byte ${c.offset}`, got.tried ? 1 : 0);
+              }
+            }
+            chunksWritten++;
+            if (run === null) run = { at: c.offset, parts: [] };
+            run.parts.push(bytes);
+          }
+          bytesDone += c.length;
+        }
+        await flush();
+        for (const b of batches) fetcher.done(b);
+        report('deploy');
+      }
+    } finally {
+      stopped = true;
+      fetcher.stop();
+      await compare;
     }
   }
 
@@ -265,6 +325,143 @@ async function deployWith(disk: Disk, img: DiskImage, opts: DeployOptions, pool:
   }
   report('done');
   return { bytesTransferred, bytesWritten, chunksSkipped, chunksWritten, chunksRefetched, grown };
+}
+
+interface Deferred<T> {
+  readonly promise: Promise<T>;
+  resolve(v: T): void;
+  reject(e: Error): void;
+}
+
+function deferred<T>(): Deferred<T> {
+  let resolve!: (v: T) => void;
+  let reject!: (e: Error) => void;
+  const promise = new Promise<T>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  promise.catch(() => {}); // observed by whoever awaits it; not unhandled meanwhile
+  return { promise, resolve, reject };
+}
+
+/** A place on the target holding a chunk's bytes once its unused bytes are zeroed. */
+interface Held {
+  /** Disk offset. */
+  readonly at: number;
+  /** Offset within the partition, and its used ranges (for the zeroing). */
+  readonly offset: number;
+  readonly used: readonly Extent[];
+}
+
+/** Chunks asked of the source in one request. */
+interface Batch {
+  readonly digests: string[];
+  bytes: number;
+  /** Runs whose plan uses it and that are not written yet. */
+  users: number;
+  sent: boolean;
+  /** Settles once its answer is in and verified. */
+  readonly arrived: Deferred<void>;
+}
+
+/**
+ * Gathers the chunks a target lacks into batches, sends a batch once it holds `batchBytes` (or at
+ * the end), up to FETCH_CONCURRENCY on the wire, and verifies each answer on the hash pool as it
+ * arrives; what the writer has not yet written is held, up to FETCH_HELD_BYTES (the compare waits
+ * in pace() beyond). A chunk asked for again while its batch is held comes from that batch.
+ */
+class BatchFetcher {
+  batchBytes = FETCH_BATCH_BYTES;
+  private open: Batch | null = null;
+  private readonly live = new Map<string, Batch>();
+  private readonly good = new Map<string, Buffer>();
+  private inFlight = 0;
+  private held = 0;
+  private stopped = false;
+  private waiting: (() => void)[] = [];
+
+  constructor(private readonly source: ChunkSource, private readonly pool: HashPool, private readonly received: (bytes: number) => void) {}
+
+  /** The batch that brings `digest` (added to the open one unless a held batch has it). */
+  want(digest: string, length: number): Batch {
+    const have = this.live.get(digest);
+    if (have !== undefined) return have;
+    if (this.open === null) this.open = { digests: [], bytes: 0, users: 0, sent: false, arrived: deferred<void>() };
+    this.open.digests.push(digest);
+    this.open.bytes += length;
+    this.live.set(digest, this.open);
+    return this.open;
+  }
+
+  /** After each run compared: a full batch is sent; then waits while too much is on the wire or unwritten. */
+  async pace(): Promise<void> {
+    if (this.open !== null && this.open.bytes >= this.batchBytes) this.send(this.open);
+    while (!this.stopped && (this.inFlight >= FETCH_CONCURRENCY || this.held >= FETCH_HELD_BYTES)) {
+      // The writer may be waiting for the open batch: never wait with it unsent.
+      if (this.open !== null) this.send(this.open);
+      await new Promise<void>((r) => this.waiting.push(r));
+    }
+  }
+
+  /** The end of the compare: the open batch goes. */
+  flush(): void {
+    if (this.open !== null) this.send(this.open);
+  }
+
+  /** A lacking chunk's verified bytes (null: none came), and whether it was asked for. */
+  verified(digest: string): { bytes: Buffer | null; tried: boolean } {
+    return { bytes: this.good.get(digest) ?? null, tried: this.live.get(digest)?.sent === true };
+  }
+
+  /** One run using `b` is written. */
+  done(b: Batch): void {
+    if (--b.users > 0) return;
+    this.held -= b.bytes;
+    for (const d of b.digests) {
+      if (this.live.get(d) === b) {
+        this.live.delete(d);
+        this.good.delete(d);
+      }
+    }
+    this.wake();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.wake();
+  }
+
+  private wake(): void {
+    const w = this.waiting;
+    this.waiting = [];
+    for (const r of w) r();
+  }
+
+  private send(b: Batch): void {
+    if (this.open === b) this.open = null;
+    b.sent = true;
+    this.inFlight++;
+    this.held += b.bytes;
+    void (async () => {
+      try {
+        const got = this.source.getMany !== undefined
+          ? await this.source.getMany(b.digests)
+          : new Map((await Promise.all(b.digests.map(async (d) => [d, await this.source.get(d)] as const))).filter((e): e is readonly [string, Buffer] => e[1] !== null));
+        const entries = [...got].filter(([d]) => this.live.get(d) === b);
+        let n = 0;
+        for (const [, bytes] of got) n += bytes.length;
+        this.received(n);
+        const digests = await this.pool.hashBuffers(entries.map(([, bytes]) => bytes));
+        for (const [k, [d, bytes]] of entries.entries()) if (digests[k] === d) this.good.set(d, bytes);
+        b.arrived.resolve();
+      } catch (err) {
+        b.arrived.reject(err as Error);
+      } finally {
+        this.inFlight--;
+        this.wake();
+      }
+    })();
+  }
 }
 
 async function growFileSystem(fs: string | null, dev: string | null): Promise<{ fsGrown: boolean; note: string }> {

@@ -183,21 +183,25 @@ export class HashPool {
     return answers.flat();
   }
 
-  /** The SHA-256 (hex) of each buffer, in order. */
+  /** The SHA-256 (hex) of each buffer, in order (views into one SharedArrayBuffer on the workers, in place; others inline). */
   async hashBuffers(list: readonly Buffer[]): Promise<string[]> {
     let total = 0;
     for (const b of list) total += b.length;
     if (this.threads === 0 || total < INLINE_BYTES) return list.map((b) => digestHex(b));
-    const sab = new SharedArrayBuffer(total);
-    const all = Buffer.from(sab);
-    const spans: Span[] = [];
-    let at = 0;
-    for (const b of list) {
-      b.copy(all, at);
-      spans.push({ start: at, length: b.length });
-      at += b.length;
+    // Views into one SharedArrayBuffer (a response received into shared memory): hashed in place.
+    const shared = list[0]?.buffer;
+    if (shared instanceof SharedArrayBuffer && list.every((b) => b.buffer === shared)) {
+      let lo = Infinity;
+      let hi = 0;
+      for (const b of list) {
+        lo = Math.min(lo, b.byteOffset);
+        hi = Math.max(hi, b.byteOffset + b.length);
+      }
+      return this.hashSpans(Buffer.from(shared, lo, hi - lo), list.map((b) => ({ start: b.byteOffset - lo, length: b.length })));
     }
-    return this.hashSpans(all, spans);
+    // Anything else is hashed here: copying it into fresh shared memory for the workers runs at
+    // 0.6-0.7 GB/s (page faults as it fills), slower than SHA-256 itself (about 1.4 GB/s here).
+    return list.map((b) => digestHex(b));
   }
 
   private send(sab: SharedArrayBuffer, offset: number, length: number, spans: readonly Span[], shift: number): Promise<string[]> {

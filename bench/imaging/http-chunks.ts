@@ -4,7 +4,7 @@
 // ChunkSink/ChunkSource that batches up to 4 MiB per request. Frames: 32-byte digest, 4-byte
 // length, bytes. Counts bytes on the wire.
 import { createHash } from 'node:crypto';
-import { closeSync, createReadStream, createWriteStream, openSync, readSync, statSync, writeSync } from 'node:fs';
+import { closeSync, createReadStream, createWriteStream, openSync, readSync, rmSync, statSync, writeSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -67,7 +67,8 @@ class PackStore {
 }
 
 export class BenchServer {
-  readonly store: PackStore;
+  store: PackStore;
+  private packs = 0;
   bytesIn = 0;
   bytesOut = 0;
   private server: http.Server | null = null;
@@ -89,7 +90,15 @@ export class BenchServer {
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const url = req.url ?? '/';
-    if (req.method === 'POST' && url === '/chunks') {
+    if (req.method === 'POST' && url === '/reset') {
+      // A new, empty store (a first capture then writes everything, as on a site that holds none of it).
+      this.store.close();
+      rmSync(join(this.dir, `pack${this.packs === 0 ? '' : `-${this.packs}`}`), { force: true });
+      this.store = new PackStore(join(this.dir, `pack-${++this.packs}`));
+      res.end('ok');
+    } else if (req.method === 'GET' && url === '/stats') {
+      res.end(JSON.stringify({ bytesIn: this.bytesIn, bytesOut: this.bytesOut }));
+    } else if (req.method === 'POST' && url === '/chunks') {
       const b = await body(req);
       this.bytesIn += b.length;
       for (const [d, bytes] of unframe(b)) {
@@ -106,6 +115,7 @@ export class BenchServer {
       }
       const out = frames(list);
       this.bytesOut += out.length;
+      res.setHeader('content-length', out.length);
       res.end(out);
     } else if (req.method === 'PUT' && url.startsWith('/raw/')) {
       await pipeline(req, createWriteStream(join(this.dir, url.slice(5))));
@@ -132,9 +142,17 @@ const agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
 function request(port: number, path: string, data: Buffer): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const req = http.request({ host: '127.0.0.1', port, path, method: 'POST', agent, headers: { 'content-length': data.length } }, (res) => {
+      // A body of known length lands in shared memory: the hash workers read it without a copy.
+      const length = Number(res.headers['content-length'] ?? NaN);
+      const into = res.statusCode === 200 && Number.isSafeInteger(length) ? Buffer.from(new SharedArrayBuffer(length)) : null;
+      let at = 0;
       const parts: Buffer[] = [];
-      res.on('data', (p: Buffer) => parts.push(p));
-      res.on('end', () => (res.statusCode === 200 ? resolve(Buffer.concat(parts)) : reject(new Error(`HTTP ${res.statusCode}: ${Buffer.concat(parts).toString()}`))));
+      res.on('data', (p: Buffer) => {
+        if (into !== null && at + p.length <= length) p.copy(into, at);
+        else parts.push(p);
+        at += p.length;
+      });
+      res.on('end', () => (res.statusCode !== 200 ? reject(new Error(`HTTP ${res.statusCode}: ${Buffer.concat(parts).toString()}`)) : into !== null && at === length ? resolve(into) : reject(new Error(`short body: ${at} of ${length} bytes`))));
       res.on('error', reject);
     });
     req.on('error', reject);

@@ -1,7 +1,7 @@
 // Compare in place, on loop devices, with hashing on worker threads and inline: a target chunk
 // whose bytes do not hash to the image's digest is rewritten, whether the image's chunk holds
 // data or is all zeros (its zero digest is not taken for a match of non-zero bytes); everything
-// else is skipped (a zero chunk is written without being fetched); a batch fetched with a bad chunk in it has that chunk fetched again.
+// else is skipped (a zero chunk is written without being fetched); a batch fetched with a bad chunk in it has that chunk fetched again; a chunk the image holds twice is fetched once.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { closeSync, mkdtempSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
@@ -121,4 +121,45 @@ test('a batch fetched with one bad chunk in it: that chunk is fetched again, ver
   assert.equal(tampered, 1);
   assert.equal(r.chunksRefetched, 1);
   assert.deepEqual(await capturedDigests(out), allChunks(image).map((c) => c.digest));
+});
+
+test('a chunk the image holds twice is fetched once: the second place gets the bytes read back from the first, verified', async () => {
+  // The ESP's one chunk (written first: partitions go in order, each with its own batches) also
+  // stands for a full data chunk of the ext4.
+  const esp = image.partitions.find((p) => p.fs?.startsWith('fat'))!;
+  const root = image.partitions.find((p) => p.fs === 'ext4')!;
+  const a = esp.chunks.find((c) => c.digest !== digestHex(Buffer.alloc(c.length)))!;
+  const b = root.chunks.filter((c) => c.length >= a.length && c.offset > MiB && root.used.some((e) => e.start <= c.offset && c.offset + c.length <= e.start + e.length))[3]!;
+  assert.ok(a !== undefined && b !== undefined);
+  const twice: DiskImage = { ...image, partitions: image.partitions.map((p) => (p !== root ? p : { ...p, chunks: p.chunks.map((c) => (c === b ? { offset: b.offset, length: a.length, digest: a.digest } : c)) })) };
+  const asked: string[] = [];
+  const source: ChunkSource = {
+    get: (d) => {
+      asked.push(d);
+      return store.get(d);
+    },
+  };
+  const out = sparseFile(join(dir, 'out-twice.img'), 64 * MiB);
+  const r = await withLoop(out, async (dev) => {
+    const disk = await openDisk(dev, 'r+');
+    try {
+      return await deployImage(disk, twice, { source, hashThreads: 2 });
+    } finally {
+      await disk.close();
+    }
+  });
+  assert.equal(asked.filter((d) => d === a.digest).length, 1, 'fetched once');
+  assert.equal(new Set(asked).size, asked.length, 'no chunk fetched twice');
+  const held = (await store.get(a.digest))!;
+  const fd = openSync(out, 'r');
+  try {
+    for (const at of [esp.startBytes + a.offset, root.startBytes + b.offset]) {
+      const got = Buffer.alloc(a.length);
+      readSync(fd, got, 0, a.length, at);
+      assert.ok(got.equals(held), `the bytes at ${at}`);
+    }
+  } finally {
+    closeSync(fd);
+  }
+  assert.equal(r.bytesTransferred, asked.reduce((n, d) => n + store.chunks.get(d)!.length, 0));
 });
