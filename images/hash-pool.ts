@@ -233,12 +233,21 @@ export class HashPool {
     });
   }
 
+  /**
+   * Stops the workers. Not awaited: a worker terminated while it is still starting up may never
+   * report its exit (seen with Node 20: the caller was left behind with an empty event loop), and
+   * nothing here needs the threads gone, only no more work sent to them (work in flight is hashed
+   * inline by its caller).
+   */
   async close(): Promise<void> {
     this.closed = true;
-    await Promise.all(this.slots.map(async (s) => {
+    for (const s of this.slots) {
       s.worker.removeAllListeners('exit');
       s.dead = true;
-      await s.worker.terminate();
-    }));
+      for (const job of s.jobs.values()) job.reject(new NetbootError('HASH_WORKER', 'hash pool closed')); // its caller hashes inline
+      s.jobs.clear();
+      s.worker.unref();
+      s.worker.terminate().catch(() => {});
+    }
   }
 }

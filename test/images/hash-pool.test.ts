@@ -79,6 +79,31 @@ test('a closed pool hashes inline, and still right', async () => {
   assert.deepEqual(await pool.hashSpans(buf, [{ start: 0, length: MiB }]), [sha(buf)]);
 });
 
+test('close() while the workers start and hash: it returns, the work in flight is still answered right, nothing holds the process', async () => {
+  // Run in a child so a close() that leaves its caller behind shows as an exit with no answer.
+  const root = resolve(import.meta.dirname, '../..');
+  const script = `
+import { createHash } from 'node:crypto';
+import { HashPool } from ${JSON.stringify(join(root, 'images/hash-pool.ts'))};
+const buf = Buffer.from(new SharedArrayBuffer(8 * 1024 * 1024));
+for (let i = 0; i < buf.length; i += 4096) buf[i] = i % 251;
+const spans = Array.from({ length: 128 }, (_, i) => ({ start: i * 65536, length: 65536 }));
+const want = spans.map((s) => createHash('sha256').update(buf.subarray(s.start, s.start + s.length)).digest('hex'));
+for (let round = 0; round < 20; round++) {
+  const pool = new HashPool(2);
+  const p = pool.hashSpans(buf, spans);
+  await pool.close();
+  const got = await p;
+  if (got.join() !== want.join()) throw new Error('wrong digests in round ' + round);
+}
+console.log('done');
+`;
+  const file = join(dir, 'close.mts');
+  writeFileSync(file, script);
+  const out = execFileSync(process.execPath, ['--import', 'tsx', file], { encoding: 'utf8', timeout: 120_000 });
+  assert.equal(out.trim(), 'done');
+});
+
 test('as one esbuild bundle (ESM, node18): capture and deploy of a disk file hash on workers, same digests as inline', async (t) => {
   makeTree(join(dir, 'tree'), 8, 700 * 1024 + 17);
   const src = gptDisk(join(dir, 'src.img'), 48 * MiB, join(dir, 'tree'));
