@@ -1,0 +1,295 @@
+// Capture, deploy and cancel end to end in QEMU, through `netboot run`, with the real agent in
+// BootWiz's LinuxPE (built by the site, as in agent-qemu.test.ts):
+// - BIOS (SeaBIOS + iPXE): a guest whose disk the test built (GPT: a FAT ESP with a marker, ext4
+//   with /etc/os-release, a marker and random files) is captured by a `netboot job capture` job
+//   into a new package; job-completed carries the inventory. A second guest with a blank disk
+//   32 MiB larger gets a deploy job of that package; on the host afterwards: the same partition
+//   starts, the last partition and its ext4 grown (e2fsck -fn clean), every file's hash equal,
+//   the ESP's marker read back with mtools and fsck.vfat clean; the next power-on boots the disk.
+// - UEFI (OVMF + iPXE): the same with an MBR disk holding NTFS; the files are read back with
+//   ntfs-3g's ntfscat, the partition and the NTFS volume grown (images/deploy.ts runs ntfsresize).
+// - Cancel: an erase (`zero`) of a 64 GiB sparse disk is cancelled with `netboot job cancel` once
+//   job-progress arrived; job-failed names the cancel, markers the test wrote across the disk show
+//   the agent wrote nothing past the point it reports, and the machine is left in `wait`: the
+//   explain says so and a next power-on boots neither LinuxPE nor the disk.
+// - For every job the management stand-in receives job-started, any job-progress, then exactly
+//   one job-completed or job-failed, all with the job's jobId, mac and task, and nothing after.
+// Times from power-on are printed. Needs root and the e2e packages (test/e2e/README.md), mtools,
+// dosfstools and ntfs-3g; apt is reached from the host's namespace.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { closeSync, openSync, readFileSync, readSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { type E2eSite, plain } from '../e2e/harness/e2e-site.ts';
+import type { Firmware } from '../e2e/harness/guest.ts';
+import type { PxeEvent } from '../e2e/harness/management-stand-in.ts';
+import { poll } from '../e2e/harness/netboot-site.ts';
+import type { Running } from '../e2e/harness/processes.ts';
+import { BOOT_FILES, NBP_IMAGE } from '../e2e/harness/second-stage.ts';
+import { e2fsckClean, extCat, gptDisk, makeTree, mbrNtfsDisk, MiB, sha, sh, sparseFile, withLoop } from './disks.ts';
+import { BOOT_MS, eventsOf, JOB_MS, jobEnd, nextBootIsLocal, PREBOOT, startImagingSite, waitExit, withGuest } from './qemu-imaging.ts';
+
+const ID = PREBOOT;
+const MAC = { gptSrc: '52:54:00:ca:e2:01', gptDst: '52:54:00:ca:e2:02', ntfsSrc: '52:54:00:ca:e2:03', ntfsDst: '52:54:00:ca:e2:04', cancel: '52:54:00:ca:e2:05' };
+const JOB = {
+  gptCapture: 'ca0e2000-0000-4000-8000-0000000000c1', gptDeploy: 'ca0e2000-0000-4000-8000-0000000000d1',
+  ntfsCapture: 'ca0e2000-0000-4000-8000-0000000000c2', ntfsDeploy: 'ca0e2000-0000-4000-8000-0000000000d2',
+  cancel: 'ca0e2000-0000-4000-8000-0000000000e1',
+};
+const SRC_BYTES = 48 * MiB;
+/** The deploy targets: blank and larger than the source by this much. */
+const GROW_BYTES = 32 * MiB;
+
+let e2e: E2eSite;
+const times: string[] = [];
+/** Every job this file ran, for the last test's look at the events once all are over. */
+const jobs: { jobId: string; mac: string; task: string; end: string }[] = [];
+
+before(async () => {
+  e2e = await startImagingSite('capture-qemu', {
+    config: { respond: 'all', unknown: { type: 'local' }, bootFiles: BOOT_FILES },
+    clients: Object.entries(MAC).map(([name, mac]) => ({ mac, name: `CAP-${name.toUpperCase()}`, action: { type: 'local' } })),
+    images: [NBP_IMAGE],
+    predefinedComputers: [],
+  });
+}, { timeout: 1_500_000 });
+
+after(async () => {
+  if (times.length > 0) process.stdout.write(`# times (power-on to):\n${times.map((t) => `#   ${t}\n`).join('')}`);
+  await e2e?.stop();
+}, { timeout: 60_000 });
+
+async function cli(args: readonly string[]): Promise<void> {
+  const r = await e2e.site.cli(args, 60_000);
+  assert.equal(r.code, 0, `netboot ${args.join(' ')}\n${r.stdout}\n${r.stderr}`);
+}
+
+/** Events for one job, each once (the outbox delivers at least once: a resend keeps its eventId). */
+function jobEvents(jobId: string): PxeEvent[] {
+  const seen = new Set<string>();
+  return e2e.standIn.events().filter((e) => e.jobId === jobId && !seen.has(e.eventId) && seen.add(e.eventId) !== undefined);
+}
+
+/** job-started, any job-progress, then one end event (`end`), with the job's mac and task, and nothing after it. */
+function assertJobEvents(jobId: string, mac: string, task: string, end: 'job-completed' | 'job-failed'): PxeEvent[] {
+  const evs = jobEvents(jobId);
+  const kinds = evs.map((e) => e.kind);
+  assert.match(kinds.join(' '), new RegExp(`^job-started( job-progress)* ${end}$`), `events of job ${jobId} in order: ${kinds.join(' ')}`);
+  for (const e of evs) {
+    assert.equal(String(e.mac).toLowerCase(), mac, JSON.stringify(e));
+    assert.equal(e.task, task, JSON.stringify(e));
+  }
+  const at = evs.map((e) => Date.parse(String(e.at)));
+  assert.ok(at.every((t, i) => Number.isFinite(t) && (i === 0 || t >= at[i - 1]!)), `times in order: ${evs.map((e) => e.at).join(' ')}`);
+  for (const e of evs.filter((x) => x.kind === 'job-progress')) {
+    assert.ok(typeof e.phase === 'string' && Number(e.bytesDone) <= Number(e.bytesTotal), JSON.stringify(e));
+  }
+  return evs;
+}
+
+/**
+ * Sends the job (`netboot job TASK ...`), powers on the machine with `disk`, waits for the job's
+ * end event and for QEMU to exit (the agent reboots it); returns the end event. `during` runs
+ * once the agent has named the job on the console.
+ */
+async function runJob(name: string, task: 'capture' | 'deploy' | 'erase', mac: string, jobId: string, args: readonly string[], disk: string, firmware: Firmware, during?: (g: Running) => Promise<void>): Promise<{ event: PxeEvent; console: string }> {
+  await cli(['job', task, '--mac', mac, '--preboot', ID, '--then', 'local', '--job-id', jobId, ...args]);
+  const arch = firmware === 'bios' ? 'bios' : 'efi-x64';
+  await e2e.site.waitDecision(mac, arch, true, (x) => x.offer !== undefined && x.offer.reason.includes(ID), 30_000);
+  return withGuest(e2e, name, mac, disk, async (g) => {
+    const started = poll(`${name}: job-started`, BOOT_MS, () => eventsOf(e2e, mac).find((e) => e.kind === 'job-started' && e.jobId === jobId)).then(() => (performance.now() - g.startedAt) / 1000);
+    started.catch(() => {});
+    await g.waitFor(new RegExp(`netboot agent: job ${jobId}`), BOOT_MS);
+    if (during !== undefined) await during(g);
+    const end = await jobEnd(e2e, g, mac, JOB_MS);
+    times.push(`${name} (${firmware}): job-started ${(await started).toFixed(1)} s, ${end.event.kind} ${end.s.toFixed(1)} s`);
+    await waitExit(g);
+    return { event: end.event, console: plain(g.output) };
+  }, firmware);
+}
+
+interface Part { start: number; size: number }
+const partsOf = (f: string): Part[] => (JSON.parse(sh('sfdisk', ['-J', f])).partitiontable.partitions as Part[]).map((p) => ({ start: p.start, size: p.size }));
+
+/** An ext file system's size in bytes (block count × block size) from its superblock. */
+function extBytes(path: string, offset: number): number {
+  const h = sh('dumpe2fs', ['-h', `${path}?offset=${offset}`]);
+  const n = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+)`, 'm').exec(h)?.[1]);
+  return n('Block count') * n('Block size');
+}
+
+/** A disk's bytes hashed (the capture must leave its source as it was). */
+const fileHash = (path: string): string => sha(readFileSync(path));
+
+test('BIOS: a GPT disk (FAT ESP + ext4) captured by a job, then deployed to a blank larger disk: same layout, grown, same files; the next boot is local', { timeout: 2_400_000 }, async () => {
+  const tree = join(e2e.dir, 'gpt-tree');
+  const hashes = makeTree(tree, 6, 256 * 1024);
+  const src = gptDisk(join(e2e.dir, 'gpt-src.img'), SRC_BYTES, tree);
+  const before = fileHash(src.path);
+
+  const cap = await runJob('gpt-capture', 'capture', MAC.gptSrc, JOB.gptCapture, ['--package', 'cap-gpt'], src.path, 'bios');
+  assert.equal(cap.event.kind, 'job-completed', JSON.stringify(cap.event));
+  jobs.push({ jobId: JOB.gptCapture, mac: MAC.gptSrc, task: 'capture', end: 'job-completed' });
+  assertJobEvents(JOB.gptCapture, MAC.gptSrc, 'capture', 'job-completed');
+  const result = cap.event.result as { package: string; version: string; bytesWritten: number; inventory: { disk: { sizeBytes: number; table: string; partitions: { number: number; startBytes: number; sizeBytes: number; fs: string | null; label: string | null; usedBytes: number }[] }; os: { family: string; name: string; version: string } | null; madeBy: string } };
+  assert.equal(result.package, 'cap-gpt');
+  assert.match(result.version, /^sha256:[0-9a-f]{64}$/);
+  const inv = result.inventory;
+  assert.equal(inv.madeBy, 'capture');
+  assert.equal(inv.disk.sizeBytes, SRC_BYTES);
+  assert.equal(inv.disk.table, 'gpt');
+  assert.deepEqual(inv.disk.partitions.map((p) => [p.number, p.startBytes, p.sizeBytes, p.fs, p.label]), [[1, src.espStart, src.espBytes, 'fat16', 'ESP'], [2, src.rootStart, src.rootBytes, 'ext4', 'root']]);
+  const [esp, root] = inv.disk.partitions;
+  assert.ok(esp!.usedBytes > 0 && esp!.usedBytes < src.espBytes / 2, `ESP used ${esp!.usedBytes}`);
+  assert.ok(root!.usedBytes >= 6 * 256 * 1024 && root!.usedBytes < src.rootBytes / 2, `root used ${root!.usedBytes}`);
+  assert.deepEqual(inv.os && { family: inv.os.family, name: inv.os.name, version: inv.os.version }, { family: 'linux', name: 'Debian GNU/Linux', version: '12' });
+  assert.ok(result.bytesWritten >= 6 * 256 * 1024 && result.bytesWritten < SRC_BYTES / 2, `sent ${result.bytesWritten}: used blocks only`);
+  assert.match(cap.console, /captured into cap-gpt version sha256:/);
+  assert.equal(fileHash(src.path), before, 'the capture wrote nothing to its disk');
+
+  const dst = sparseFile(join(e2e.dir, 'gpt-dst.img'), SRC_BYTES + GROW_BYTES);
+  const dep = await runJob('gpt-deploy', 'deploy', MAC.gptDst, JOB.gptDeploy, ['--package', 'cap-gpt'], dst, 'bios');
+  assert.equal(dep.event.kind, 'job-completed', JSON.stringify(dep.event));
+  jobs.push({ jobId: JOB.gptDeploy, mac: MAC.gptDst, task: 'deploy', end: 'job-completed' });
+  assertJobEvents(JOB.gptDeploy, MAC.gptDst, 'deploy', 'job-completed');
+  assert.equal((dep.event.result as { version: string }).version, result.version, 'the deploy wrote the captured version');
+  assert.match(dep.console, /partition 2 grown from [\d.]+ MB to [\d.]+ MB: resize2fs/);
+
+  // The disk on the host: the layout kept, the last partition and its ext4 grown, the files equal.
+  const have = partsOf(dst), want = partsOf(src.path);
+  assert.deepEqual(have.map((p) => p.start), want.map((p) => p.start));
+  assert.equal(have[0]!.size, want[0]!.size, 'the ESP keeps its size');
+  assert.ok(have[1]!.size * 512 >= want[1]!.size * 512 + GROW_BYTES - 2 * MiB, `the last partition grew: ${want[1]!.size} -> ${have[1]!.size} sectors`);
+  assert.match(sh('sfdisk', ['--verify', dst]), /No errors detected/);
+  e2fsckClean(dst, src.rootStart);
+  const fsBytes = extBytes(dst, src.rootStart);
+  assert.ok(fsBytes > extBytes(src.path, src.rootStart) + GROW_BYTES / 2 && fsBytes <= have[1]!.size * 512, `ext4 grown to ${fsBytes} bytes`);
+  for (const [name, h] of hashes) assert.equal(sha(extCat(dst, src.rootStart, name)), h, name);
+  assert.equal(sh('mtype', ['-i', `${dst}@@${src.espStart}`, '::/EFI/BOOT/marker.txt']), readFileSync(join(tree, 'marker.txt'), 'utf8'));
+  await withLoop(dst, async (dev) => void sh('fsck.vfat', ['-n', dev]), src.espStart, src.espBytes);
+  await nextBootIsLocal(e2e, 'gpt-deploy-next', MAC.gptDst, dst);
+});
+
+test('UEFI (OVMF + iPXE): an MBR disk with NTFS captured by a job, then deployed to a blank larger disk: files read back with ntfs-3g, NTFS grown', { timeout: 2_400_000 }, async () => {
+  const files = new Map<string, Buffer>([['marker.txt', Buffer.from('netboot NTFS marker\n')], ...[0, 1, 2, 3].map((i): [string, Buffer] => [`data${i}.bin`, randomBytes(384 * 1024)])]);
+  const src = mbrNtfsDisk(join(e2e.dir, 'ntfs-src.img'), SRC_BYTES, files, e2e.dir);
+  const before = fileHash(src.path);
+
+  const cap = await runJob('ntfs-capture', 'capture', MAC.ntfsSrc, JOB.ntfsCapture, ['--package', 'cap-ntfs'], src.path, 'efi-ipxe');
+  assert.equal(cap.event.kind, 'job-completed', JSON.stringify(cap.event));
+  jobs.push({ jobId: JOB.ntfsCapture, mac: MAC.ntfsSrc, task: 'capture', end: 'job-completed' });
+  assertJobEvents(JOB.ntfsCapture, MAC.ntfsSrc, 'capture', 'job-completed');
+  const result = cap.event.result as { version: string; inventory: { disk: { table: string; partitions: { number: number; startBytes: number; sizeBytes: number; fs: string | null; label: string | null; usedBytes: number }[] }; madeBy: string } };
+  assert.equal(result.inventory.disk.table, 'mbr');
+  assert.deepEqual(result.inventory.disk.partitions.map((p) => [p.number, p.startBytes, p.sizeBytes, p.fs, p.label]), [[1, src.start, src.bytes, 'ntfs', 'WIN']]);
+  const used = result.inventory.disk.partitions[0]!.usedBytes;
+  assert.ok(used >= 4 * 384 * 1024 && used < src.bytes / 2, `NTFS used ${used}`);
+  assert.equal(fileHash(src.path), before, 'the capture wrote nothing to its disk');
+
+  const dst = sparseFile(join(e2e.dir, 'ntfs-dst.img'), SRC_BYTES + GROW_BYTES);
+  const dep = await runJob('ntfs-deploy', 'deploy', MAC.ntfsDst, JOB.ntfsDeploy, ['--package', 'cap-ntfs'], dst, 'efi-ipxe');
+  assert.equal(dep.event.kind, 'job-completed', JSON.stringify(dep.event));
+  jobs.push({ jobId: JOB.ntfsDeploy, mac: MAC.ntfsDst, task: 'deploy', end: 'job-completed' });
+  assertJobEvents(JOB.ntfsDeploy, MAC.ntfsDst, 'deploy', 'job-completed');
+  assert.equal((dep.event.result as { version: string }).version, result.version);
+  assert.match(dep.console, /partition 1 grown from [\d.]+ MB to [\d.]+ MB: ntfsresize/);
+
+  const have = partsOf(dst), want = partsOf(src.path);
+  assert.deepEqual(have.map((p) => p.start), want.map((p) => p.start));
+  assert.ok(have[0]!.size * 512 >= want[0]!.size * 512 + GROW_BYTES - 2 * MiB, `the partition grew: ${want[0]!.size} -> ${have[0]!.size} sectors`);
+  const volumeBytes = (dev: string): number => Number(/Current volume size: (\d+) bytes/.exec(sh('ntfsresize', ['--info', '--force', '--no-action', dev]))?.[1]);
+  const srcVolume = await withLoop(src.path, async (dev) => volumeBytes(dev), src.start, src.bytes);
+  await withLoop(dst, async (dev) => {
+    const v = volumeBytes(dev);
+    assert.ok(v > srcVolume + GROW_BYTES / 2 && v <= have[0]!.size * 512, `NTFS grown: ${srcVolume} -> ${v} bytes`);
+    for (const [name, bytes] of files) assert.equal(sha(shBytes('ntfscat', ['-f', dev, name])), sha(bytes), name);
+  }, have[0]!.start * 512, have[0]!.size * 512);
+  await e2e.site.waitDecision(MAC.ntfsDst, 'efi-x64', true, (x) => x.offer === undefined && /action local/.test(x.none ?? ''), 30_000);
+});
+
+/** A command's stdout as bytes. */
+function shBytes(cmd: string, args: readonly string[]): Buffer {
+  return execFileSync(cmd, args, { timeout: 120_000, maxBuffer: 256 * MiB, stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+test('cancel: an erase cancelled mid-way ends in job-failed naming the cancel, writes nothing more, and leaves the machine in wait', { timeout: 2_400_000 }, async () => {
+  // 64 GiB, sparse; QEMU turns the guest's zero writes into holes (detect-zeroes), so the erase
+  // costs the host nothing and runs long enough under TCG to be cancelled half-way.
+  const disk = sparseFile(join(e2e.dir, 'cancel.img'), 64 * 1024 * MiB);
+  const size = 64 * 1024 * MiB;
+  const MARK_EVERY = 256 * MiB;
+  const mark = Buffer.alloc(4096, 0xa5);
+  const marks: number[] = [];
+  const fd = openSync(disk, 'r+');
+  try {
+    for (let at = MARK_EVERY - mark.length; at < size; at += MARK_EVERY) {
+      writeSync(fd, mark, 0, mark.length, at);
+      marks.push(at);
+    }
+  } finally {
+    closeSync(fd);
+  }
+  const drive = `${disk},detect-zeroes=unmap,discard=unmap`;
+  const run = await runJob('cancel', 'erase', MAC.cancel, JOB.cancel, ['--method', 'zero'], drive, 'bios', async (g) => {
+    await poll('job-progress of the erase', JOB_MS, () => eventsOf(e2e, MAC.cancel).find((e) => e.kind === 'job-progress' && e.jobId === JOB.cancel && Number(e.bytesDone) > 0));
+    await cli(['job', 'cancel', JOB.cancel]);
+    await g.waitFor(/the site cancelled this job: stopping now/, JOB_MS);
+  });
+  const ev = run.event;
+  assert.equal(ev.kind, 'job-failed', JSON.stringify(ev));
+  assert.match(String(ev.reason), /cancel/, JSON.stringify(ev));
+  assert.equal(ev.phase, 'erase-zero', JSON.stringify(ev));
+  jobs.push({ jobId: JOB.cancel, mac: MAC.cancel, task: 'erase', end: 'job-failed' });
+  assertJobEvents(JOB.cancel, MAC.cancel, 'erase', 'job-failed');
+  const m = new RegExp(`job ${JOB.cancel} cancelled by the site during erase-zero; ([\\d.]+) MB had been written`).exec(run.console);
+  assert.ok(m !== null, run.console.slice(-2000));
+  const written = Number(m[1]) * 1e6;
+  assert.ok(written > 0 && written < size / 2, `written ${written}: the erase stopped half-way`);
+  assert.doesNotMatch(run.console, /erased \(zero\)|completed in/);
+
+  // The disk: zeros up to where the agent says it stopped, every marker after it untouched.
+  const zeroed = (at: number): boolean => {
+    const b = Buffer.alloc(mark.length);
+    const f = openSync(disk, 'r');
+    try {
+      readSync(f, b, 0, b.length, at);
+    } finally {
+      closeSync(f);
+    }
+    if (b.equals(mark)) return false;
+    assert.ok(b.equals(Buffer.alloc(mark.length)), `the marker at ${at} is neither intact nor zeroed`);
+    return true;
+  };
+  const slack = 1e6; // the console's figure is rounded to 0.1 MB
+  const checkMarks = (): void => {
+    for (const at of marks) {
+      if (at + mark.length <= written - slack) assert.ok(zeroed(at), `the marker at ${at} (before the cancel point ${written}) is zeroed`);
+      else if (at >= written + slack) assert.ok(!zeroed(at), `the marker at ${at} (after the cancel point ${written}) is untouched`);
+    }
+  };
+  checkMarks();
+
+  // The machine waits: no preboot, no disk, on the explain and at its next power-on.
+  const d = await e2e.site.waitDecision(MAC.cancel, 'bios', true, (x) => /wait/.test(x.offer?.reason ?? ''), 30_000);
+  assert.doesNotMatch(d.offer!.reason, new RegExp(ID));
+  const st = await e2e.site.cli(['job', 'status', JOB.cancel, '--json'], 30_000);
+  assert.equal(st.code, 0, st.stderr);
+  assert.equal((JSON.parse(st.stdout) as { state: string }).state, 'cancelled', st.stdout);
+  await withGuest(e2e, 'cancel-next', MAC.cancel, drive, async (g) => {
+    const w = await g.waitFor(new RegExp(`${MAC.cancel} is waiting for instructions`, 'i'), 240_000);
+    await g.waitFor(new RegExp(`${MAC.cancel} is waiting for instructions`, 'i'), 60_000, w.end);
+    const text = plain(g.output);
+    assert.doesNotMatch(text, /netboot LinuxPE|Booting from Hard Disk/);
+  });
+  checkMarks();
+});
+
+test('events: for every job, job-started, any job-progress, one end event, nothing after it', () => {
+  assert.equal(jobs.length, 5, `jobs run: ${jobs.map((j) => j.jobId).join(' ')}`);
+  for (const j of jobs) assertJobEvents(j.jobId, j.mac, j.task, j.end as 'job-completed' | 'job-failed');
+  // No event names a job this file did not run, and every job event names one of them.
+  const ids = new Set(jobs.map((j) => j.jobId));
+  for (const e of e2e.standIn.events().filter((x) => x.kind.startsWith('job-'))) assert.ok(ids.has(String(e.jobId)), JSON.stringify(e));
+});
