@@ -29,7 +29,7 @@ import { poll } from '../e2e/harness/netboot-site.ts';
 import type { Running } from '../e2e/harness/processes.ts';
 import { BOOT_FILES, NBP_IMAGE } from '../e2e/harness/second-stage.ts';
 import { e2fsckClean, extCat, gptDisk, makeTree, mbrNtfsDisk, MiB, sha, sh, sparseFile, withLoop } from './disks.ts';
-import { BOOT_MS, eventsOf, JOB_MS, jobEnd, nextBootIsLocal, PREBOOT, startImagingSite, waitExit, withGuest } from './qemu-imaging.ts';
+import { BOOT_MS, eventsOf, type GuestDisk, JOB_MS, jobEnd, nextBootIsLocal, PREBOOT, startImagingSite, waitExit, withGuest } from './qemu-imaging.ts';
 
 const ID = PREBOOT;
 const MAC = { gptSrc: '52:54:00:ca:e2:01', gptDst: '52:54:00:ca:e2:02', ntfsSrc: '52:54:00:ca:e2:03', ntfsDst: '52:54:00:ca:e2:04', cancel: '52:54:00:ca:e2:05' };
@@ -72,9 +72,12 @@ function jobEvents(jobId: string): PxeEvent[] {
   return e2e.standIn.events().filter((e) => e.jobId === jobId && !seen.has(e.eventId) && seen.add(e.eventId) !== undefined);
 }
 
-/** job-started, any job-progress, then one end event (`end`), with the job's mac and task, and nothing after it. */
+/** (pxe-booted,) job-started, any job-progress, then one end event (`end`), with the job's mac and task, and nothing after it. */
 function assertJobEvents(jobId: string, mac: string, task: string, end: 'job-completed' | 'job-failed'): PxeEvent[] {
-  const evs = jobEvents(jobId);
+  const all = jobEvents(jobId);
+  // pxe-booted names the job its boot was for: it comes first.
+  assert.match(all.map((e) => e.kind).join(' '), /^(pxe-booted )*job-/, `events of job ${jobId}: ${all.map((e) => e.kind).join(' ')}`);
+  const evs = all.filter((e) => e.kind.startsWith('job-'));
   const kinds = evs.map((e) => e.kind);
   assert.match(kinds.join(' '), new RegExp(`^job-started( job-progress)* ${end}$`), `events of job ${jobId} in order: ${kinds.join(' ')}`);
   for (const e of evs) {
@@ -83,8 +86,11 @@ function assertJobEvents(jobId: string, mac: string, task: string, end: 'job-com
   }
   const at = evs.map((e) => Date.parse(String(e.at)));
   assert.ok(at.every((t, i) => Number.isFinite(t) && (i === 0 || t >= at[i - 1]!)), `times in order: ${evs.map((e) => e.at).join(' ')}`);
-  for (const e of evs.filter((x) => x.kind === 'job-progress')) {
+  const progress = evs.filter((x) => x.kind === 'job-progress');
+  for (const [i, e] of progress.entries()) {
     assert.ok(typeof e.phase === 'string' && Number(e.bytesDone) <= Number(e.bytesTotal), JSON.stringify(e));
+    // The spec's rate: at most one every 5 s per job.
+    if (i > 0) assert.ok(Date.parse(String(e.at)) - Date.parse(String(progress[i - 1]!.at)) >= 5000, `job-progress at ${progress[i - 1]!.at} and ${e.at}`);
   }
   return evs;
 }
@@ -94,7 +100,7 @@ function assertJobEvents(jobId: string, mac: string, task: string, end: 'job-com
  * end event and for QEMU to exit (the agent reboots it); returns the end event. `during` runs
  * once the agent has named the job on the console.
  */
-async function runJob(name: string, task: 'capture' | 'deploy' | 'erase', mac: string, jobId: string, args: readonly string[], disk: string, firmware: Firmware, during?: (g: Running) => Promise<void>): Promise<{ event: PxeEvent; console: string }> {
+async function runJob(name: string, task: 'capture' | 'deploy' | 'erase', mac: string, jobId: string, args: readonly string[], disk: string | GuestDisk, firmware: Firmware, during?: (g: Running) => Promise<void>): Promise<{ event: PxeEvent; console: string }> {
   await cli(['job', task, '--mac', mac, '--preboot', ID, '--then', 'local', '--job-id', jobId, ...args]);
   const arch = firmware === 'bios' ? 'bios' : 'efi-x64';
   await e2e.site.waitDecision(mac, arch, true, (x) => x.offer !== undefined && x.offer.reason.includes(ID), 30_000);
@@ -129,16 +135,18 @@ test('BIOS: a GPT disk (FAT ESP + ext4) captured by a job, then deployed to a bl
   const src = gptDisk(join(e2e.dir, 'gpt-src.img'), SRC_BYTES, tree);
   const before = fileHash(src.path);
 
-  const cap = await runJob('gpt-capture', 'capture', MAC.gptSrc, JOB.gptCapture, ['--package', 'cap-gpt'], src.path, 'bios');
+  // The disks carry serials (virtio-blk's, in sysfs): the inventory reports the source's, the deploy names its target by it.
+  const cap = await runJob('gpt-capture', 'capture', MAC.gptSrc, JOB.gptCapture, ['--package', 'cap-gpt'], { path: src.path, serial: 'CAPSRC01' }, 'bios');
   assert.equal(cap.event.kind, 'job-completed', JSON.stringify(cap.event));
   jobs.push({ jobId: JOB.gptCapture, mac: MAC.gptSrc, task: 'capture', end: 'job-completed' });
   assertJobEvents(JOB.gptCapture, MAC.gptSrc, 'capture', 'job-completed');
-  const result = cap.event.result as { package: string; version: string; bytesWritten: number; inventory: { disk: { sizeBytes: number; table: string; partitions: { number: number; startBytes: number; sizeBytes: number; fs: string | null; label: string | null; usedBytes: number }[] }; os: { family: string; name: string; version: string } | null; madeBy: string } };
+  const result = cap.event.result as { package: string; version: string; bytesWritten: number; inventory: { disk: { serial: string | null; sizeBytes: number; table: string; partitions: { number: number; startBytes: number; sizeBytes: number; fs: string | null; label: string | null; usedBytes: number }[] }; os: { family: string; name: string; version: string } | null; madeBy: string } };
   assert.equal(result.package, 'cap-gpt');
   assert.match(result.version, /^sha256:[0-9a-f]{64}$/);
   const inv = result.inventory;
   assert.equal(inv.madeBy, 'capture');
   assert.equal(inv.disk.sizeBytes, SRC_BYTES);
+  assert.equal(inv.disk.serial, 'CAPSRC01');
   assert.equal(inv.disk.table, 'gpt');
   assert.deepEqual(inv.disk.partitions.map((p) => [p.number, p.startBytes, p.sizeBytes, p.fs, p.label]), [[1, src.espStart, src.espBytes, 'fat16', 'ESP'], [2, src.rootStart, src.rootBytes, 'ext4', 'root']]);
   const [esp, root] = inv.disk.partitions;
@@ -150,11 +158,12 @@ test('BIOS: a GPT disk (FAT ESP + ext4) captured by a job, then deployed to a bl
   assert.equal(fileHash(src.path), before, 'the capture wrote nothing to its disk');
 
   const dst = sparseFile(join(e2e.dir, 'gpt-dst.img'), SRC_BYTES + GROW_BYTES);
-  const dep = await runJob('gpt-deploy', 'deploy', MAC.gptDst, JOB.gptDeploy, ['--package', 'cap-gpt'], dst, 'bios');
+  const dep = await runJob('gpt-deploy', 'deploy', MAC.gptDst, JOB.gptDeploy, ['--package', 'cap-gpt', '--disk', 'serial:CAPDST01'], { path: dst, serial: 'CAPDST01' }, 'bios');
   assert.equal(dep.event.kind, 'job-completed', JSON.stringify(dep.event));
   jobs.push({ jobId: JOB.gptDeploy, mac: MAC.gptDst, task: 'deploy', end: 'job-completed' });
   assertJobEvents(JOB.gptDeploy, MAC.gptDst, 'deploy', 'job-completed');
   assert.equal((dep.event.result as { version: string }).version, result.version, 'the deploy wrote the captured version');
+  assert.match(dep.console, /disk \/dev\/vda \(serial CAPDST01\)/);
   assert.match(dep.console, /partition 2 grown from [\d.]+ MB to [\d.]+ MB: resize2fs/);
 
   // The disk on the host: the layout kept, the last partition and its ext4 grown, the files equal.
@@ -231,7 +240,7 @@ test('cancel: an erase cancelled mid-way ends in job-failed naming the cancel, w
   } finally {
     closeSync(fd);
   }
-  const drive = `${disk},detect-zeroes=unmap,discard=unmap`;
+  const drive: GuestDisk = { path: disk, drive: 'detect-zeroes=unmap,discard=unmap' };
   const run = await runJob('cancel', 'erase', MAC.cancel, JOB.cancel, ['--method', 'zero'], drive, 'bios', async (g) => {
     await poll('job-progress of the erase', JOB_MS, () => eventsOf(e2e, MAC.cancel).find((e) => e.kind === 'job-progress' && e.jobId === JOB.cancel && Number(e.bytesDone) > 0));
     await cli(['job', 'cancel', JOB.cancel]);
