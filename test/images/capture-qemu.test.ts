@@ -6,8 +6,12 @@
 //   32 MiB larger gets a deploy job of that package; on the host afterwards: the same partition
 //   starts, the last partition and its ext4 grown (e2fsck -fn clean), every file's hash equal,
 //   the ESP's marker read back with mtools and fsck.vfat clean; the next power-on boots the disk.
+//   The disks carry virtio serials: the inventory reports the source's, the deploy names its
+//   target `serial:...`. A second deploy onto the grown disk (the same machine re-imaged) writes
+//   and fetches less than half of the first, and leaves the same checks passing.
 // - UEFI (OVMF + iPXE): the same with an MBR disk holding NTFS; the files are read back with
-//   ntfs-3g's ntfscat, the partition and the NTFS volume grown (images/deploy.ts runs ntfsresize).
+//   ntfs-3g's ntfscat, the partition and the NTFS volume grown (images/deploy.ts runs ntfsresize),
+//   and a re-deploy onto the grown disk.
 // - Cancel: an erase (`zero`) of a 64 GiB sparse disk is cancelled with `netboot job cancel` once
 //   job-progress arrived; job-failed names the cancel, markers the test wrote across the disk show
 //   the agent wrote nothing past the point it reports, and the machine is left in `wait`: the
@@ -29,13 +33,14 @@ import { poll } from '../e2e/harness/netboot-site.ts';
 import type { Running } from '../e2e/harness/processes.ts';
 import { BOOT_FILES, NBP_IMAGE } from '../e2e/harness/second-stage.ts';
 import { e2fsckClean, extCat, gptDisk, makeTree, mbrNtfsDisk, MiB, sha, sh, sparseFile, withLoop } from './disks.ts';
-import { BOOT_MS, eventsOf, type GuestDisk, JOB_MS, jobEnd, nextBootIsLocal, PREBOOT, startImagingSite, waitExit, withGuest } from './qemu-imaging.ts';
+import { BOOT_MS, eventAt, eventsOf, type GuestDisk, JOB_MS, nextBootIsLocal, PREBOOT, startImagingSite, waitExit, withGuest } from './qemu-imaging.ts';
 
 const ID = PREBOOT;
 const MAC = { gptSrc: '52:54:00:ca:e2:01', gptDst: '52:54:00:ca:e2:02', ntfsSrc: '52:54:00:ca:e2:03', ntfsDst: '52:54:00:ca:e2:04', cancel: '52:54:00:ca:e2:05' };
 const JOB = {
   gptCapture: 'ca0e2000-0000-4000-8000-0000000000c1', gptDeploy: 'ca0e2000-0000-4000-8000-0000000000d1',
   ntfsCapture: 'ca0e2000-0000-4000-8000-0000000000c2', ntfsDeploy: 'ca0e2000-0000-4000-8000-0000000000d2',
+  gptRedeploy: 'ca0e2000-0000-4000-8000-0000000000d3', ntfsRedeploy: 'ca0e2000-0000-4000-8000-0000000000d4',
   cancel: 'ca0e2000-0000-4000-8000-0000000000e1',
 };
 const SRC_BYTES = 48 * MiB;
@@ -109,7 +114,7 @@ async function runJob(name: string, task: 'capture' | 'deploy' | 'erase', mac: s
     started.catch(() => {});
     await g.waitFor(new RegExp(`netboot agent: job ${jobId}`), BOOT_MS);
     if (during !== undefined) await during(g);
-    const end = await jobEnd(e2e, g, mac, JOB_MS);
+    const end = await eventAt(g, `${name}: the job's end`, () => eventsOf(e2e, mac).find((e) => (e.kind === 'job-completed' || e.kind === 'job-failed') && e.jobId === jobId), JOB_MS);
     times.push(`${name} (${firmware}): job-started ${(await started).toFixed(1)} s, ${end.event.kind} ${end.s.toFixed(1)} s`);
     await waitExit(g);
     return { event: end.event, console: plain(g.output) };
@@ -158,27 +163,39 @@ test('BIOS: a GPT disk (FAT ESP + ext4) captured by a job, then deployed to a bl
   assert.equal(fileHash(src.path), before, 'the capture wrote nothing to its disk');
 
   const dst = sparseFile(join(e2e.dir, 'gpt-dst.img'), SRC_BYTES + GROW_BYTES);
-  const dep = await runJob('gpt-deploy', 'deploy', MAC.gptDst, JOB.gptDeploy, ['--package', 'cap-gpt', '--disk', 'serial:CAPDST01'], { path: dst, serial: 'CAPDST01' }, 'bios');
-  assert.equal(dep.event.kind, 'job-completed', JSON.stringify(dep.event));
-  jobs.push({ jobId: JOB.gptDeploy, mac: MAC.gptDst, task: 'deploy', end: 'job-completed' });
-  assertJobEvents(JOB.gptDeploy, MAC.gptDst, 'deploy', 'job-completed');
-  assert.equal((dep.event.result as { version: string }).version, result.version, 'the deploy wrote the captured version');
-  assert.match(dep.console, /disk \/dev\/vda \(serial CAPDST01\)/);
-  assert.match(dep.console, /partition 2 grown from [\d.]+ MB to [\d.]+ MB: resize2fs/);
-
-  // The disk on the host: the layout kept, the last partition and its ext4 grown, the files equal.
-  const have = partsOf(dst), want = partsOf(src.path);
-  assert.deepEqual(have.map((p) => p.start), want.map((p) => p.start));
-  assert.equal(have[0]!.size, want[0]!.size, 'the ESP keeps its size');
-  assert.ok(have[1]!.size * 512 >= want[1]!.size * 512 + GROW_BYTES - 2 * MiB, `the last partition grew: ${want[1]!.size} -> ${have[1]!.size} sectors`);
-  assert.match(sh('sfdisk', ['--verify', dst]), /No errors detected/);
-  e2fsckClean(dst, src.rootStart);
-  const fsBytes = extBytes(dst, src.rootStart);
-  assert.ok(fsBytes > extBytes(src.path, src.rootStart) + GROW_BYTES / 2 && fsBytes <= have[1]!.size * 512, `ext4 grown to ${fsBytes} bytes`);
-  for (const [name, h] of hashes) assert.equal(sha(extCat(dst, src.rootStart, name)), h, name);
-  assert.equal(sh('mtype', ['-i', `${dst}@@${src.espStart}`, '::/EFI/BOOT/marker.txt']), readFileSync(join(tree, 'marker.txt'), 'utf8'));
-  await withLoop(dst, async (dev) => void sh('fsck.vfat', ['-n', dev]), src.espStart, src.espBytes);
+  /** The disk on the host: the layout kept, the last partition and its ext4 grown, the files equal. */
+  const check = async (): Promise<void> => {
+    const have = partsOf(dst), want = partsOf(src.path);
+    assert.deepEqual(have.map((p) => p.start), want.map((p) => p.start));
+    assert.equal(have[0]!.size, want[0]!.size, 'the ESP keeps its size');
+    assert.ok(have[1]!.size * 512 >= want[1]!.size * 512 + GROW_BYTES - 2 * MiB, `the last partition grew: ${want[1]!.size} -> ${have[1]!.size} sectors`);
+    assert.match(sh('sfdisk', ['--verify', dst]), /No errors detected/);
+    e2fsckClean(dst, src.rootStart);
+    const fsBytes = extBytes(dst, src.rootStart);
+    assert.ok(fsBytes > extBytes(src.path, src.rootStart) + GROW_BYTES / 2 && fsBytes <= have[1]!.size * 512, `ext4 grown to ${fsBytes} bytes`);
+    for (const [name, h] of hashes) assert.equal(sha(extCat(dst, src.rootStart, name)), h, name);
+    assert.equal(sh('mtype', ['-i', `${dst}@@${src.espStart}`, '::/EFI/BOOT/marker.txt']), readFileSync(join(tree, 'marker.txt'), 'utf8'));
+    await withLoop(dst, async (dev) => void sh('fsck.vfat', ['-n', dev]), src.espStart, src.espBytes);
+  };
+  const deploy = async (name: string, jobId: string): Promise<{ bytesWritten: number; bytesTransferred: number }> => {
+    const dep = await runJob(name, 'deploy', MAC.gptDst, jobId, ['--package', 'cap-gpt', '--disk', 'serial:CAPDST01'], { path: dst, serial: 'CAPDST01' }, 'bios');
+    assert.equal(dep.event.kind, 'job-completed', JSON.stringify(dep.event));
+    jobs.push({ jobId, mac: MAC.gptDst, task: 'deploy', end: 'job-completed' });
+    assertJobEvents(jobId, MAC.gptDst, 'deploy', 'job-completed');
+    const r = dep.event.result as { version: string; bytesWritten: number; bytesTransferred: number; seconds: number };
+    assert.equal(r.version, result.version, 'the deploy wrote the captured version');
+    assert.ok(typeof r.seconds === 'number' && typeof r.bytesTransferred === 'number', JSON.stringify(r));
+    assert.match(dep.console, /disk \/dev\/vda \(serial CAPDST01\)/);
+    assert.match(dep.console, /partition 2 grown from [\d.]+ MB to [\d.]+ MB: resize2fs/);
+    await check();
+    return r;
+  };
+  const first = await deploy('gpt-deploy', JOB.gptDeploy);
   await nextBootIsLocal(e2e, 'gpt-deploy-next', MAC.gptDst, dst);
+  // The same machine re-imaged: its disk holds the image, grown; only what the grow changed is written again.
+  const again = await deploy('gpt-redeploy', JOB.gptRedeploy);
+  assert.ok(again.bytesWritten < first.bytesWritten / 2 && again.bytesTransferred < first.bytesTransferred / 2, `re-deploy wrote ${again.bytesWritten} and fetched ${again.bytesTransferred} (first: ${first.bytesWritten}, ${first.bytesTransferred})`);
+  times.push(`gpt re-deploy: wrote ${again.bytesWritten} bytes, fetched ${again.bytesTransferred} (first deploy: ${first.bytesWritten}, ${first.bytesTransferred})`);
 });
 
 test('UEFI (OVMF + iPXE): an MBR disk with NTFS captured by a job, then deployed to a blank larger disk: files read back with ntfs-3g, NTFS grown', { timeout: 2_400_000 }, async () => {
@@ -198,23 +215,30 @@ test('UEFI (OVMF + iPXE): an MBR disk with NTFS captured by a job, then deployed
   assert.equal(fileHash(src.path), before, 'the capture wrote nothing to its disk');
 
   const dst = sparseFile(join(e2e.dir, 'ntfs-dst.img'), SRC_BYTES + GROW_BYTES);
-  const dep = await runJob('ntfs-deploy', 'deploy', MAC.ntfsDst, JOB.ntfsDeploy, ['--package', 'cap-ntfs'], dst, 'efi-ipxe');
-  assert.equal(dep.event.kind, 'job-completed', JSON.stringify(dep.event));
-  jobs.push({ jobId: JOB.ntfsDeploy, mac: MAC.ntfsDst, task: 'deploy', end: 'job-completed' });
-  assertJobEvents(JOB.ntfsDeploy, MAC.ntfsDst, 'deploy', 'job-completed');
-  assert.equal((dep.event.result as { version: string }).version, result.version);
-  assert.match(dep.console, /partition 1 grown from [\d.]+ MB to [\d.]+ MB: ntfsresize/);
+  const deploy = async (name: string, jobId: string): Promise<{ bytesWritten: number; bytesTransferred: number }> => {
+    const dep = await runJob(name, 'deploy', MAC.ntfsDst, jobId, ['--package', 'cap-ntfs'], dst, 'efi-ipxe');
+    assert.equal(dep.event.kind, 'job-completed', JSON.stringify(dep.event));
+    jobs.push({ jobId, mac: MAC.ntfsDst, task: 'deploy', end: 'job-completed' });
+    assertJobEvents(jobId, MAC.ntfsDst, 'deploy', 'job-completed');
+    assert.equal((dep.event.result as { version: string }).version, result.version);
+    assert.match(dep.console, /partition 1 grown from [\d.]+ MB to [\d.]+ MB: ntfsresize/);
 
-  const have = partsOf(dst), want = partsOf(src.path);
-  assert.deepEqual(have.map((p) => p.start), want.map((p) => p.start));
-  assert.ok(have[0]!.size * 512 >= want[0]!.size * 512 + GROW_BYTES - 2 * MiB, `the partition grew: ${want[0]!.size} -> ${have[0]!.size} sectors`);
-  const volumeBytes = (dev: string): number => Number(/Current volume size: (\d+) bytes/.exec(sh('ntfsresize', ['--info', '--force', '--no-action', dev]))?.[1]);
-  const srcVolume = await withLoop(src.path, async (dev) => volumeBytes(dev), src.start, src.bytes);
-  await withLoop(dst, async (dev) => {
-    const v = volumeBytes(dev);
-    assert.ok(v > srcVolume + GROW_BYTES / 2 && v <= have[0]!.size * 512, `NTFS grown: ${srcVolume} -> ${v} bytes`);
-    for (const [name, bytes] of files) assert.equal(sha(shBytes('ntfscat', ['-f', dev, name])), sha(bytes), name);
-  }, have[0]!.start * 512, have[0]!.size * 512);
+    const have = partsOf(dst), want = partsOf(src.path);
+    assert.deepEqual(have.map((p) => p.start), want.map((p) => p.start));
+    assert.ok(have[0]!.size * 512 >= want[0]!.size * 512 + GROW_BYTES - 2 * MiB, `the partition grew: ${want[0]!.size} -> ${have[0]!.size} sectors`);
+    const volumeBytes = (dev: string): number => Number(/Current volume size: (\d+) bytes/.exec(sh('ntfsresize', ['--info', '--force', '--no-action', dev]))?.[1]);
+    const srcVolume = await withLoop(src.path, async (dev) => volumeBytes(dev), src.start, src.bytes);
+    await withLoop(dst, async (dev) => {
+      const v = volumeBytes(dev);
+      assert.ok(v > srcVolume + GROW_BYTES / 2 && v <= have[0]!.size * 512, `NTFS grown: ${srcVolume} -> ${v} bytes`);
+      for (const [name, bytes] of files) assert.equal(sha(shBytes('ntfscat', ['-f', dev, name])), sha(bytes), name);
+    }, have[0]!.start * 512, have[0]!.size * 512);
+    return dep.event.result as { bytesWritten: number; bytesTransferred: number };
+  };
+  const first = await deploy('ntfs-deploy', JOB.ntfsDeploy);
+  const again = await deploy('ntfs-redeploy', JOB.ntfsRedeploy);
+  assert.ok(again.bytesWritten < first.bytesWritten / 2 && again.bytesTransferred < first.bytesTransferred / 2, `re-deploy wrote ${again.bytesWritten} and fetched ${again.bytesTransferred} (first: ${first.bytesWritten}, ${first.bytesTransferred})`);
+  times.push(`ntfs re-deploy: wrote ${again.bytesWritten} bytes, fetched ${again.bytesTransferred} (first deploy: ${first.bytesWritten}, ${first.bytesTransferred})`);
   await e2e.site.waitDecision(MAC.ntfsDst, 'efi-x64', true, (x) => x.offer === undefined && /action local/.test(x.none ?? ''), 30_000);
 });
 
@@ -296,7 +320,7 @@ test('cancel: an erase cancelled mid-way ends in job-failed naming the cancel, w
 });
 
 test('events: for every job, job-started, any job-progress, one end event, nothing after it', () => {
-  assert.equal(jobs.length, 5, `jobs run: ${jobs.map((j) => j.jobId).join(' ')}`);
+  assert.equal(jobs.length, 7, `jobs run: ${jobs.map((j) => j.jobId).join(' ')}`);
   for (const j of jobs) assertJobEvents(j.jobId, j.mac, j.task, j.end as 'job-completed' | 'job-failed');
   // No event names a job this file did not run, and every job event names one of them.
   const ids = new Set(jobs.map((j) => j.jobId));
