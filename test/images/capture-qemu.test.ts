@@ -15,7 +15,9 @@
 // - Cancel: an erase (`zero`) of a 64 GiB sparse disk is cancelled with `netboot job cancel` once
 //   job-progress arrived; job-failed names the cancel, markers the test wrote across the disk show
 //   the agent wrote nothing past the point it reports, and the machine is left in `wait`: the
-//   explain says so and a next power-on boots neither LinuxPE nor the disk.
+//   explain says so and a next power-on boots neither LinuxPE nor the disk. A new job (erase,
+//   `discard`) then ends the wait: the waiting machine boots it from its wait loop by itself, the
+//   whole disk is discarded, and the machine goes local.
 // - For every job the management stand-in receives job-started, any job-progress, then exactly
 //   one job-completed or job-failed, all with the job's jobId, mac and task, and nothing after.
 // Times from power-on are printed. Needs root and the e2e packages (test/e2e/README.md), mtools,
@@ -41,7 +43,7 @@ const JOB = {
   gptCapture: 'ca0e2000-0000-4000-8000-0000000000c1', gptDeploy: 'ca0e2000-0000-4000-8000-0000000000d1',
   ntfsCapture: 'ca0e2000-0000-4000-8000-0000000000c2', ntfsDeploy: 'ca0e2000-0000-4000-8000-0000000000d2',
   gptRedeploy: 'ca0e2000-0000-4000-8000-0000000000d3', ntfsRedeploy: 'ca0e2000-0000-4000-8000-0000000000d4',
-  cancel: 'ca0e2000-0000-4000-8000-0000000000e1',
+  cancel: 'ca0e2000-0000-4000-8000-0000000000e1', afterCancel: 'ca0e2000-0000-4000-8000-0000000000e2',
 };
 const SRC_BYTES = 48 * MiB;
 /** The deploy targets: blank and larger than the source by this much. */
@@ -310,17 +312,29 @@ test('cancel: an erase cancelled mid-way ends in job-failed naming the cancel, w
   const st = await e2e.site.cli(['job', 'status', JOB.cancel, '--json'], 30_000);
   assert.equal(st.code, 0, st.stderr);
   assert.equal((JSON.parse(st.stdout) as { state: string }).state, 'cancelled', st.stdout);
+  const waiting = new RegExp(`${MAC.cancel} is waiting for instructions`, 'i');
   await withGuest(e2e, 'cancel-next', MAC.cancel, drive, async (g) => {
-    const w = await g.waitFor(new RegExp(`${MAC.cancel} is waiting for instructions`, 'i'), 240_000);
-    await g.waitFor(new RegExp(`${MAC.cancel} is waiting for instructions`, 'i'), 60_000, w.end);
-    const text = plain(g.output);
-    assert.doesNotMatch(text, /netboot LinuxPE|Booting from Hard Disk/);
+    const w = await g.waitFor(waiting, 240_000);
+    await g.waitFor(waiting, 60_000, w.end);
+    assert.doesNotMatch(plain(g.output), /netboot LinuxPE|Booting from Hard Disk/);
+    checkMarks();
+    // A new instruction ends the wait: the machine, checking back, boots the new job's preboot by
+    // itself (no power cycle); a discard erases the whole disk, every marker included.
+    await cli(['job', 'erase', '--mac', MAC.cancel, '--preboot', ID, '--then', 'local', '--job-id', JOB.afterCancel, '--method', 'discard']);
+    await g.waitFor(new RegExp(`netboot agent: job ${JOB.afterCancel}`), BOOT_MS);
+    const end = await eventAt(g, 'the discard job to end', () => eventsOf(e2e, MAC.cancel).find((e) => (e.kind === 'job-completed' || e.kind === 'job-failed') && e.jobId === JOB.afterCancel), JOB_MS);
+    assert.equal(end.event.kind, 'job-completed', JSON.stringify(end.event));
+    times.push(`erase (discard) after the cancel, from the wait loop's power-on: job-completed ${end.s.toFixed(1)} s`);
+    await waitExit(g);
   });
-  checkMarks();
+  jobs.push({ jobId: JOB.afterCancel, mac: MAC.cancel, task: 'erase', end: 'job-completed' });
+  assertJobEvents(JOB.afterCancel, MAC.cancel, 'erase', 'job-completed');
+  for (const at of marks) assert.ok(zeroed(at), `the marker at ${at} is discarded`);
+  await e2e.site.waitDecision(MAC.cancel, 'bios', true, (x) => x.offer === undefined && /action local/.test(x.none ?? ''), 30_000);
 });
 
 test('events: for every job, job-started, any job-progress, one end event, nothing after it', () => {
-  assert.equal(jobs.length, 7, `jobs run: ${jobs.map((j) => j.jobId).join(' ')}`);
+  assert.equal(jobs.length, 8, `jobs run: ${jobs.map((j) => j.jobId).join(' ')}`);
   for (const j of jobs) assertJobEvents(j.jobId, j.mac, j.task, j.end as 'job-completed' | 'job-failed');
   // No event names a job this file did not run, and every job event names one of them.
   const ids = new Set(jobs.map((j) => j.jobId));
