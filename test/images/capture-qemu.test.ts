@@ -163,6 +163,12 @@ test('BIOS: a GPT disk (FAT ESP + ext4) captured by a job, then deployed to a bl
   assert.ok(result.bytesWritten >= 6 * 256 * 1024 && result.bytesWritten < SRC_BYTES / 2, `sent ${result.bytesWritten}: used blocks only`);
   assert.match(cap.console, /captured into cap-gpt version sha256:/);
   assert.equal(fileHash(src.path), before, 'the capture wrote nothing to its disk');
+  // The version the agent published, exported on the host: the source's table and files.
+  const exported = join(e2e.dir, 'gpt-export.img');
+  await cli(['image', 'export', `cap-gpt@${result.version}`, exported]);
+  assert.deepEqual(partsOf(exported), partsOf(src.path));
+  e2fsckClean(exported, src.rootStart);
+  for (const [name, h] of hashes) assert.equal(sha(extCat(exported, src.rootStart, name)), h, `exported ${name}`);
 
   const dst = sparseFile(join(e2e.dir, 'gpt-dst.img'), SRC_BYTES + GROW_BYTES);
   /** The disk on the host: the layout kept, the last partition and its ext4 grown, the files equal. */
@@ -309,6 +315,10 @@ test('cancel: an erase cancelled mid-way ends in job-failed naming the cancel, w
   // The machine waits: no preboot, no disk, on the explain and at its next power-on.
   const d = await e2e.site.waitDecision(MAC.cancel, 'bios', true, (x) => /wait/.test(x.offer?.reason ?? ''), 30_000);
   assert.doesNotMatch(d.offer!.reason, new RegExp(ID));
+  const ex = await e2e.site.cli(['explain', MAC.cancel, '--ipxe'], 30_000);
+  assert.equal(ex.code, 0, ex.stderr);
+  assert.match(ex.stdout, /wait/, ex.stdout);
+  assert.doesNotMatch(ex.stdout, new RegExp(ID), ex.stdout);
   const st = await e2e.site.cli(['job', 'status', JOB.cancel, '--json'], 30_000);
   assert.equal(st.code, 0, st.stderr);
   assert.equal((JSON.parse(st.stdout) as { state: string }).state, 'cancelled', st.stdout);
