@@ -1,8 +1,10 @@
 // A disk to capture from or deploy to: a block device (/dev/sda, /dev/loop3) or a raw image file.
 // Size and sector size come from the kernel (blockdev) for devices, from stat for files; model
-// and serial from lsblk, where there are any.
+// and serial from lsblk, where there are any, else from sysfs (LinuxPE has no lsblk): the same
+// attributes the agent's `serial:` disk choice matches (images/agent/find-disk.ts).
 import { execFile } from 'node:child_process';
-import { open, type FileHandle } from 'node:fs/promises';
+import { open, readFile, realpath, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { NetbootError } from '../platform/runtime/errors.ts';
 
@@ -47,7 +49,12 @@ export async function openDisk(path: string, mode: 'r' | 'r+', opts: { sectorByt
         model = j.blockdevices[0]?.model?.trim() || null;
         serial = j.blockdevices[0]?.serial?.trim() || null;
       } catch {
-        // lsblk missing or silent: model and serial stay unknown
+        // lsblk missing (the preboot environment) or silent: sysfs below
+      }
+      if (model === null || serial === null) {
+        const id = await sysfsIdentity(await devName(path));
+        model ??= id.model;
+        serial ??= id.serial;
       }
     } else if (!st.isFile()) {
       throw new NetbootError('DISK_KIND', `${path} is neither a block device nor a file`);
@@ -78,4 +85,20 @@ export async function openDisk(path: string, mode: 'r' | 'r+', opts: { sectorByt
     await fh.close();
     throw err;
   }
+}
+
+/** The kernel's name of a device node (/dev/sda -> sda, /dev/cciss/c0d0 -> cciss!c0d0), links followed. */
+async function devName(path: string): Promise<string> {
+  const real = await realpath(path).catch(() => path);
+  return (real.startsWith('/dev/') ? real.slice('/dev/'.length) : real.slice(real.lastIndexOf('/') + 1)).replaceAll('/', '!');
+}
+
+/**
+ * Model and serial of block device `name` from sysfs: device/model; device/serial (NVMe, some
+ * SCSI), else serial (virtio-blk). Null where the kernel has none (loop, most SATA disks' serial).
+ */
+export async function sysfsIdentity(name: string, sysDir = '/sys'): Promise<{ model: string | null; serial: string | null }> {
+  const dir = join(sysDir, 'class', 'block', name);
+  const attr = (f: string): Promise<string | null> => readFile(join(dir, f), 'utf8').then((t) => t.trim() || null, () => null);
+  return { model: await attr('device/model'), serial: (await attr('device/serial')) ?? (await attr('serial')) };
 }

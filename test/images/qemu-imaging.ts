@@ -43,9 +43,19 @@ export function jobEnd(e2e: E2eSite, guest: Running, mac: string, timeoutMs = BO
   return eventAt(guest, `${mac}'s job to end`, () => eventsOf(e2e, mac).find((e) => e.kind === 'job-completed' || e.kind === 'job-failed'), timeoutMs);
 }
 
+/** A raw virtio disk with a serial (virtio-blk's, in the guest's sysfs) and more QEMU -drive options (`detect-zeroes=unmap`). */
+export interface GuestDisk {
+  readonly path: string;
+  readonly serial?: string;
+  readonly drive?: string;
+}
+
 /** Powers on a guest (1 GiB) with `disks` as raw virtio disks, runs `fn`, and always stops it. */
-export async function withGuest<T>(e2e: E2eSite, name: string, mac: string, disks: string | readonly string[], fn: (g: Running) => Promise<T>, firmware: Firmware = 'bios'): Promise<T> {
-  const drives = (typeof disks === 'string' ? [disks] : disks).flatMap((d) => ['-drive', `file=${d},if=virtio,format=raw`]);
+export async function withGuest<T>(e2e: E2eSite, name: string, mac: string, disks: string | GuestDisk | readonly (string | GuestDisk)[], fn: (g: Running) => Promise<T>, firmware: Firmware = 'bios'): Promise<T> {
+  const list = typeof disks === 'string' || !Array.isArray(disks) ? [disks as string | GuestDisk] : (disks as readonly (string | GuestDisk)[]);
+  const drives = list.flatMap((d, i) => (typeof d === 'string'
+    ? ['-drive', `file=${d},if=virtio,format=raw`]
+    : ['-drive', `if=none,id=disk${i},file=${d.path},format=raw${d.drive === undefined ? '' : `,${d.drive}`}`, '-device', `virtio-blk-pci,drive=disk${i}${d.serial === undefined ? '' : `,serial=${d.serial}`}`]));
   const guest = await e2e.powerOn(name, firmware, mac, undefined, { extraArgs: ['-m', '1024', ...drives] });
   try {
     return await fn(guest);
