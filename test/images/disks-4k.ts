@@ -4,8 +4,7 @@
 // mkntfs -s 4096) or into the file at its byte offset (mkfs.ext4 -b 4096). Loop devices are
 // detached in `finally` (and at exit by disks.ts).
 import { join } from 'node:path';
-import { writeFileSync } from 'node:fs';
-import { attach, detach, sh, sparseFile } from './disks.ts';
+import { attach, detach, makeNtfs, sh, sparseFile } from './disks.ts';
 
 export const SECTOR_4K = 4096;
 
@@ -71,17 +70,6 @@ export function mbrNtfsDisk4k(path: string, sizeBytes: number, files: ReadonlyMa
   sparseFile(path, sizeBytes);
   const parts = partition4k(path, 'label: dos\nstart=256, type=7, bootable\n');
   const p = parts[0]!;
-  const dev = attach4k(path, p.start, p.bytes);
-  try {
-    sh('mkntfs', ['-Q', '-q', '-F', '-s', String(SECTOR_4K), '-L', 'WIN', '-p', String(p.start / SECTOR_4K), '-H', '255', '-S', '63', dev]);
-    let i = 0;
-    for (const [name, bytes] of files) {
-      const src = join(scratch, `ntfs4k-src-${i++}`);
-      writeFileSync(src, bytes);
-      sh('ntfscp', ['-f', dev, src, name]);
-    }
-  } finally {
-    detach(dev);
-  }
+  makeNtfs(path, p.start, p.bytes, files, scratch, SECTOR_4K);
   return { path, parts };
 }

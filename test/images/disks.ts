@@ -102,19 +102,24 @@ export function mbrNtfsDisk(path: string, sizeBytes: number, files: ReadonlyMap<
   sparseFile(path, sizeBytes);
   sh('sfdisk', ['-q', path], 'label: dos\nstart=2048, type=7, bootable\n');
   const p = JSON.parse(sh('sfdisk', ['-J', path])).partitiontable.partitions[0] as { start: number; size: number };
-  const dev = attach(path, p.start * 512, p.size * 512);
+  makeNtfs(path, p.start * 512, p.size * 512, files, scratch);
+  return { path, start: p.start * 512, bytes: p.size * 512 };
+}
+
+/** NTFS labelled WIN over the partition at `start` (bytes) of `path`, holding `files`; 4096: 4Kn sectors. */
+export function makeNtfs(path: string, start: number, bytes: number, files: ReadonlyMap<string, Buffer>, scratch: string, sectorBytes: 512 | 4096 = 512): void {
+  const dev = attach(path, start, bytes, sectorBytes === 512 ? 0 : sectorBytes);
   try {
-    sh('mkntfs', ['-Q', '-q', '-F', '-L', 'WIN', '-p', String(p.start), '-H', '255', '-S', '63', dev]);
+    sh('mkntfs', ['-Q', '-q', '-F', '-s', String(sectorBytes), '-L', 'WIN', '-p', String(start / sectorBytes), '-H', '255', '-S', '63', dev]);
     let i = 0;
-    for (const [name, bytes] of files) {
+    for (const [name, content] of files) {
       const src = join(scratch, `ntfs-src-${i++}`);
-      writeFileSync(src, bytes);
+      writeFileSync(src, content);
       sh('ntfscp', ['-f', dev, src, name]);
     }
   } finally {
     detach(dev);
   }
-  return { path, start: p.start * 512, bytes: p.size * 512 };
 }
 
 /** A file's content inside an ext file system at `offset` of an image file or device. */
