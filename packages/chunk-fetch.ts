@@ -9,6 +9,7 @@ import type { AssembleOptions, AssembleProgress } from './assemble.ts';
 import type { Frame } from './chunk-frames.ts';
 import { sha256Hex } from './digest.ts';
 import { AbortedError, type Need, type PlacementWriter } from './placement.ts';
+import { sleep } from '../platform/runtime/sleep.ts';
 
 export interface ChunkSource {
   readonly id: string;
@@ -126,16 +127,4 @@ async function inflated(data: Buffer, size: number): Promise<Buffer | null> {
   } catch {
     return null;
   }
-}
-
-export function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const t = setTimeout(done, ms);
-    function done(): void {
-      clearTimeout(t);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done);
-  });
 }

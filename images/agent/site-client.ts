@@ -7,6 +7,7 @@
 import { Agent, request } from 'node:http';
 import { backoffDelayMs } from '../../platform/runtime/backoff.ts';
 import { NetbootError } from '../../platform/runtime/errors.ts';
+import { sleep } from '../../platform/runtime/sleep.ts';
 
 export class CancelledError extends NetbootError {
   constructor() {
@@ -162,16 +163,4 @@ function errorText(body: Buffer): string {
     // not JSON: the text itself
   }
   return text.slice(0, 300);
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const t = setTimeout(done, ms);
-    function done(): void {
-      clearTimeout(t);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
 }

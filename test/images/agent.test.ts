@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, readdirSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
-import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, request, type IncomingMessage, type ServerResponse } from 'node:http';
 import { join, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import { build } from 'esbuild';
@@ -24,6 +24,7 @@ import { createMemoryLogger } from '../../platform/runtime/logger.ts';
 import type { InterfaceService } from '../../services/interface/interface-service.ts';
 import { buildInterface } from '../../services/interface/main.ts';
 import { makeTestSite, waitFor, type TestSite } from '../helpers/env.ts';
+import { management, type Mgmt } from '../helpers/event-recorder.ts';
 import { attach, detach, extCat, gptDisk, makeTree, MiB, sha, sh, sparseFile, type GptDisk } from './disks.ts';
 import { gptDisk4k, withLoop4k } from './disks-4k.ts';
 
@@ -42,23 +43,10 @@ const jobId = (): string => `a9e17000-0000-4000-8000-${String(++n).padStart(12, 
 
 let site: TestSite;
 let svc: InterfaceService;
-let mgmt: { url: string; events: Array<Record<string, unknown>>; close(): void };
+let mgmt: Mgmt;
 let src: GptDisk;
 let hashes: Map<string, string>;
 
-async function management(): Promise<typeof mgmt> {
-  const events: Array<Record<string, unknown>> = [];
-  const server: Server = createServer((req, res) => {
-    let body = '';
-    req.on('data', (c) => (body += c));
-    req.on('end', () => {
-      if (req.url === '/pxe/events') events.push(...(JSON.parse(body) as { events: Array<Record<string, unknown>> }).events);
-      res.writeHead(200).end('{}');
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  return { url: `http://127.0.0.1:${(server.address() as { port: number }).port}`, events, close: () => { server.closeAllConnections(); server.close(); } };
-}
 
 async function drop(kind: string, payload: object): Promise<void> {
   const id = newId();

@@ -1,7 +1,6 @@
 // A real Interface with config.initialDeployment, a management-server stand-in that records the
 // outbox's events, and the agent's two APIs over real HTTP: for test/jobs/interface-initial.test.ts
 // and test/images/enrol.test.ts.
-import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
 import { enrolSecret } from '../../boot/enrol-secret.ts';
 import { writeFileAtomic } from '../../platform/runtime/atomic-file.ts';
@@ -10,6 +9,9 @@ import { LocalKey } from '../../platform/trust/local-key.ts';
 import type { InterfaceService } from '../../services/interface/interface-service.ts';
 import { buildInterface } from '../../services/interface/main.ts';
 import { makeTestSite, waitFor, type TestSite } from '../helpers/env.ts';
+import { management, type Mgmt } from '../helpers/event-recorder.ts';
+
+export { management, type Mgmt } from '../helpers/event-recorder.ts';
 
 export const ISSUED = '2026-12-05T09:00:00Z';
 export const KNOWN_MAC = '52:54:00:00:00:01';
@@ -26,26 +28,7 @@ export const INITIAL = {
   timeoutSec: 30,
 };
 
-export interface Mgmt {
-  readonly url: string;
-  readonly events: Array<Record<string, unknown>>;
-  close(): void;
-}
 
-export async function management(): Promise<Mgmt> {
-  const events: Array<Record<string, unknown>> = [];
-  const server: Server = createServer((req, res) => {
-    let body = '';
-    req.on('data', (c) => (body += c));
-    req.on('end', () => {
-      if (req.url === '/pxe/events') events.push(...(JSON.parse(body) as { events: Array<Record<string, unknown>> }).events);
-      res.writeHead(200).end('{}');
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  const port = (server.address() as { port: number }).port;
-  return { url: `http://127.0.0.1:${port}`, events, close: () => { server.closeAllConnections(); server.close(); } };
-}
 
 export interface InitialSite {
   readonly site: TestSite;

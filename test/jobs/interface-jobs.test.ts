@@ -4,7 +4,6 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
 import { machineScript } from '../../boot/ipxe-script.ts';
 import { decide, machineAction } from '../../boot/pxe-policy.ts';
@@ -13,6 +12,7 @@ import { createMemoryLogger } from '../../platform/runtime/logger.ts';
 import type { InterfaceService } from '../../services/interface/interface-service.ts';
 import { buildInterface } from '../../services/interface/main.ts';
 import { makeTestSite, waitFor, type TestSite } from '../helpers/env.ts';
+import { management, type Mgmt } from '../helpers/event-recorder.ts';
 import { FeedClient } from '../helpers/feed-client.ts';
 import { controlCall, controlSocketPath } from '../../platform/local/control.ts';
 
@@ -24,26 +24,7 @@ const JOB_C = 'cccccccc-0000-4000-8000-000000000003';
 let n = 0;
 const newId = (): string => `11111111-2222-4333-8444-${String(++n).padStart(12, '0')}`;
 
-interface Mgmt {
-  readonly url: string;
-  readonly events: Array<Record<string, unknown>>;
-  close(): void;
-}
 
-async function management(): Promise<Mgmt> {
-  const events: Array<Record<string, unknown>> = [];
-  const server: Server = createServer((req, res) => {
-    let body = '';
-    req.on('data', (c) => (body += c));
-    req.on('end', () => {
-      if (req.url === '/pxe/events') events.push(...(JSON.parse(body) as { events: Array<Record<string, unknown>> }).events);
-      res.writeHead(200).end('{}');
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  const port = (server.address() as { port: number }).port;
-  return { url: `http://127.0.0.1:${port}`, events, close: () => { server.closeAllConnections(); server.close(); } };
-}
 
 interface Env {
   readonly site: TestSite;
