@@ -2,41 +2,7 @@
 // tcpdump writes it): the proxy offer after each DISCOVER, the boot server reply after each 4011
 // request, and the first TFTP packet after each read request. The guest's own timers (iPXE
 // counts in BIOS ticks of about 55 ms) blur a few ms in the power-on-to-marker time; these do not.
-import { readFileSync } from 'node:fs';
-
-interface Packet {
-  readonly t: number;
-  readonly src: string;
-  readonly sport: number;
-  readonly dst: string;
-  readonly dport: number;
-  readonly payload: Buffer;
-}
-
-function readPcap(path: string): Packet[] {
-  const file = readFileSync(path);
-  if (file.length < 24 || file.readUInt32LE(0) !== 0xa1b2c3d4) throw new Error(`${path}: not a little-endian microsecond pcap file`);
-  const out: Packet[] = [];
-  for (let at = 24; at + 16 <= file.length; ) {
-    const t = file.readUInt32LE(at) * 1000 + file.readUInt32LE(at + 4) / 1000;
-    const len = file.readUInt32LE(at + 8);
-    const frame = file.subarray(at + 16, at + 16 + len);
-    at += 16 + len;
-    if (frame.length < 42 || frame.readUInt16BE(12) !== 0x0800) continue;
-    const ip = frame.subarray(14);
-    if (ip[9] !== 17) continue;
-    const udp = ip.subarray((ip[0]! & 0x0f) * 4);
-    out.push({
-      t,
-      src: [...ip.subarray(12, 16)].join('.'),
-      dst: [...ip.subarray(16, 20)].join('.'),
-      sport: udp.readUInt16BE(0),
-      dport: udp.readUInt16BE(2),
-      payload: udp.subarray(8, udp.readUInt16BE(4)),
-    });
-  }
-  return out;
-}
+import { readPackets, type Packet } from './pcap.ts';
 
 export interface Latencies {
   /** DISCOVER -> the server's proxy offer (same xid), ms. */
@@ -82,7 +48,7 @@ function phases(packets: readonly Packet[], server: string, result: Latencies): 
 }
 
 export function serverLatencies(pcap: string, server: string, dhcpServer: string): Latencies {
-  const packets = readPcap(pcap);
+  const packets = readPackets(pcap).filter((p) => p.proto === 'udp');
   const xid = (p: Packet): number => (p.payload.length >= 8 ? p.payload.readUInt32BE(4) : -1);
   const after = (i: number, match: (p: Packet) => boolean): Packet | undefined => packets.slice(i + 1).find(match);
   const result: Latencies = { offer: [], bootServer: [], tftpFirst: [], tftpData1: [], dhcpAck: [], choose: [], toTftp: [], tftp: [], discoverAt: [] };
