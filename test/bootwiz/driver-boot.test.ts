@@ -8,18 +8,16 @@
 // linuxpe-boot.test.ts, whose harness this reuses.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { controlCall, controlSocketPath } from '../../platform/local/control.ts';
-import { bootwizDir, build, buildDir, cacheDir } from '../../bootwiz/build.ts';
-import { kernelTree } from '../../bootwiz/drivers.ts';
-import { LINUXPE_X64, LOCK_FILE } from '../../bootwiz/recipe.ts';
+import { build } from '../../bootwiz/build.ts';
+import { LINUXPE_X64 } from '../../bootwiz/recipe.ts';
 import { E2eSite, plain } from '../e2e/harness/e2e-site.ts';
 import { poll } from '../e2e/harness/netboot-site.ts';
 import { SERVER_ADDRESS } from '../e2e/harness/network.ts';
 import { BOOT_FILES, NBP_IMAGE } from '../e2e/harness/second-stage.ts';
 import { LINUXPE_MACHINE, parseBanner } from './banner.ts';
 import { prebootReadyAbove } from './preboot-ready.ts';
+import { publishVxlanDriver } from './vxlan-driver.ts';
 
 const ID = LINUXPE_X64.id;
 const DRIVER = 'netboot-vxlan';
@@ -87,15 +85,7 @@ test('the site builds linuxpe-x64; a machine boots it with no driver packages', 
 });
 
 test('publishing a driver package is enough: the next boot has the module loaded', { timeout: 600_000 }, async () => {
-  const kver = JSON.parse(readFileSync(join(buildDir(e2e.site.data, ID), 'build.json'), 'utf8')).kernelVersion as string;
-  const kernel = JSON.parse(readFileSync(join(buildDir(e2e.site.data, ID), LOCK_FILE), 'utf8')).packages.kernel;
-  const tree = await kernelTree(bootwizDir(e2e.site.data), cacheDir(e2e.site.data), kernel);
-  const dir = join(e2e.dir, 'driver-vxlan');
-  mkdirSync(dir, { recursive: true });
-  copyFileSync(join(tree, 'lib', 'modules', kver, 'kernel', 'drivers', 'net', 'vxlan', 'vxlan.ko'), join(dir, 'vxlan.ko'));
-  writeFileSync(join(dir, 'driver.json'), JSON.stringify({ os: 'linux', arch: 'x64', description: 'VXLAN tunnels (test)' }));
-  const r = await e2e.site.cli(['package', 'publish', dir, '--kind', 'driver', '--id', DRIVER], 120_000);
-  assert.equal(r.code, 0, `publish failed:\n${r.stdout}\n${r.stderr}`);
+  await publishVxlanDriver(e2e, ID, DRIVER);
   seq = (await prebootReadyAbove(e2e.site.data, ID, seq)).seq;
   const b = await boot('drivers-vxlan');
   assert.equal(b.drivers, DRIVER, `the banner lists the driver package:\n${b.text.slice(-1500)}`);

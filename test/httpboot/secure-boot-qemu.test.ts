@@ -18,9 +18,8 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { bootwizDir, build, buildDir, cacheDir } from '../../bootwiz/build.ts';
-import { kernelTree } from '../../bootwiz/drivers.ts';
-import { AGENT_FILE, INITRD_FILE, KERNEL_FILE, LINUXPE_X64, LOCK_FILE, OVERLAY_FILE } from '../../bootwiz/recipe.ts';
+import { build, buildDir } from '../../bootwiz/build.ts';
+import { AGENT_FILE, INITRD_FILE, KERNEL_FILE, LINUXPE_X64, OVERLAY_FILE } from '../../bootwiz/recipe.ts';
 import { GRUB_ROOT_CONFIG } from '../../boot/http-grub-config.ts';
 import { controlCall, controlSocketPath } from '../../platform/local/control.ts';
 import { readPackets, transfers, type Transfer } from '../../bench/boot/pcap.ts';
@@ -32,6 +31,7 @@ import { Running, inNamespace, sleep } from '../e2e/harness/processes.ts';
 import { IPXE_BUILDS } from '../e2e/harness/second-stage.ts';
 import { keepBootwizCache, seedBootwizCache, signedChain } from './debian-files.ts';
 import { prebootReadyAbove } from '../bootwiz/preboot-ready.ts';
+import { publishVxlanDriver } from '../bootwiz/vxlan-driver.ts';
 
 const ID = LINUXPE_X64.id;
 const MAC = '52:54:00:5b:00:01';
@@ -94,15 +94,7 @@ test('BootWiz builds linuxpe-x64 and folds a signed driver package into its over
   assert.ok(r.code === 0 || /interface\.sock: timed out/.test(r.stderr), `netboot bootwiz build failed:\n${r.stdout}\n${r.stderr}\n${e2e.site.logTail(40)}`);
   const first = await prebootReadyAbove(e2e.site.data, ID, 0);
   // A driver package: vxlan.ko as Debian ships it (signed: it loads under lockdown).
-  const kver = JSON.parse(readFileSync(join(buildDir(e2e.site.data, ID), 'build.json'), 'utf8')).kernelVersion as string;
-  const kernel = JSON.parse(readFileSync(join(buildDir(e2e.site.data, ID), LOCK_FILE), 'utf8')).packages.kernel;
-  const tree = await kernelTree(bootwizDir(e2e.site.data), cacheDir(e2e.site.data), kernel);
-  const dir = join(e2e.dir, 'driver-vxlan');
-  mkdirSync(dir, { recursive: true });
-  copyFileSync(join(tree, 'lib', 'modules', kver, 'kernel', 'drivers', 'net', 'vxlan', 'vxlan.ko'), join(dir, 'vxlan.ko'));
-  writeFileSync(join(dir, 'driver.json'), JSON.stringify({ os: 'linux', arch: 'x64', description: 'VXLAN tunnels (test)' }));
-  const p = await e2e.site.cli(['package', 'publish', dir, '--kind', 'driver', '--id', DRIVER], 120_000);
-  assert.equal(p.code, 0, `publish failed:\n${p.stdout}\n${p.stderr}`);
+  await publishVxlanDriver(e2e, ID, DRIVER);
   await prebootReadyAbove(e2e.site.data, ID, first.seq);
   // The running server walks the Secure Boot chain for this machine to the image, every link there.
   await poll(`${MAC} to boot ${ID} through shim and GRUB`, 30_000, async () => {
