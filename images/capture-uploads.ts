@@ -3,18 +3,22 @@
 // this package; here the upload itself. One capture per job secret, staged in a
 // PackageImageWriter (nothing visible until the commit; an abandoned capture publishes nothing):
 //   missing  {"digests":[...]} (1 to 4096)        -> {"missing":[...]}: what the site does not hold
-//   chunks   chunk frames (packages/chunk-frames.ts, raw only), at most 64 MiB a request
-//            -> {"stored", "bytes"}; every chunk is checked against its digest as it arrives
+//   chunks   chunk frames (packages/chunk-frames.ts), at most 64 MiB a request
+//            -> {"stored", "bytes"}; a frame carries the chunk raw or raw-deflated (the agent
+//            deflates what pays, packages/chunk-deflate.ts); a deflated one is inflated never
+//            beyond the largest chunk (MAX_FRAME_DATA, the largest chunkBytes of a disk image),
+//            and every chunk is checked against its digest (of the raw bytes) as it arrives
 //   commit   disk.json (images/disk-image.ts)     -> {"package", "version", "seq", "kept"}
 //            every chunk it names must be held (409 lists those that are not); a backup keeps
 //            the newest `keep` versions of backup-<mac> and retires the older ones
 //   abort    drops what the capture staged
-// Answers: 400 a malformed body; 409 a commit naming chunks the site lacks, or a package of
+// Answers: 400 a malformed body (a deflated frame that is not deflate, or inflates too far); 409 a commit naming chunks the site lacks, or a package of
 // another kind or owner; 413 a body too large; 422 a chunk whose bytes do not match its digest.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { NetbootError, errorMessage } from '../platform/runtime/errors.ts';
 import type { Logger } from '../platform/runtime/logger.ts';
-import { FrameParser } from '../packages/chunk-frames.ts';
+import { InflateError, inflateAtMost } from '../packages/chunk-deflate.ts';
+import { FrameParser, MAX_FRAME_DATA } from '../packages/chunk-frames.ts';
 import { isDigest, sha256Hex } from '../packages/digest.ts';
 import type { PackageStore } from '../packages/package-store.ts';
 import { allChunks, decodeDiskImage } from './disk-image.ts';
@@ -41,7 +45,9 @@ interface Session {
   queue: Promise<void>;
   usedMs: number;
   chunksIn: number;
+  /** Bytes of the chunks stored (raw), and of the chunk requests' bodies as received (the wire). */
   bytesIn: number;
+  wireBytesIn: number;
   /** The answer to the commit, kept so a commit repeated after a lost answer gets it again. */
   committed: { readonly descriptionDigest: string; readonly answer: Record<string, unknown> } | null;
 }
@@ -135,7 +141,7 @@ export class CaptureUploads {
     }
     const answer = {
       package: pkg, version: `sha256:${committed.digest}`, seq: committed.ref.seq, kept: committed.kept,
-      chunksUploaded: s.chunksIn, bytesUploaded: s.bytesIn, bytesLinked: s.writer.bytesLinked, bytesCopied: s.writer.bytesCopied,
+      chunksUploaded: s.chunksIn, bytesUploaded: s.bytesIn, bytesReceived: s.wireBytesIn, bytesLinked: s.writer.bytesLinked, bytesCopied: s.writer.bytesCopied,
     };
     s.committed = { descriptionDigest, answer };
     this.log.info('capture published', { ...answer, task: job.task, ms: this.now() - started });
@@ -146,7 +152,7 @@ export class CaptureUploads {
     const have = this.sessions.get(secret);
     if (have !== undefined && have.pkg === pkg) return have;
     const writer = await this.withStore(pkg, async (store) => new PackageImageWriter(store, pkg));
-    const s: Session = { pkg, writer, queue: Promise.resolve(), usedMs: this.now(), chunksIn: 0, bytesIn: 0, committed: null };
+    const s: Session = { pkg, writer, queue: Promise.resolve(), usedMs: this.now(), chunksIn: 0, bytesIn: 0, wireBytesIn: 0, committed: null };
     this.sessions.set(secret, s);
     return s;
   }
@@ -167,10 +173,18 @@ export class CaptureUploads {
         throw new UploadError(400, `chunk frames: ${errorMessage(err)}`);
       }
       for (const f of frames) {
-        if (f.data === null || f.deflated) throw new UploadError(400, `chunk ${f.digest}: frames must carry the chunk's raw bytes`);
-        const actual = sha256Hex(f.data);
-        if (actual !== f.digest) throw new UploadError(422, `chunk ${f.digest}: its bytes hash to ${actual}: refused`);
-        const data = Buffer.from(f.data);
+        if (f.data === null) throw new UploadError(400, `chunk ${f.digest}: a frame must carry the chunk's bytes (raw or deflated)`);
+        let data: Buffer;
+        if (f.deflated) {
+          try {
+            data = await inflateAtMost(f.data, MAX_FRAME_DATA);
+          } catch (err) {
+            if (err instanceof InflateError) throw new UploadError(400, `chunk ${f.digest}: its deflated frame ${err.message}: refused`);
+            throw err;
+          }
+        } else data = Buffer.from(f.data);
+        const actual = sha256Hex(data);
+        if (actual !== f.digest) throw new UploadError(422, `chunk ${f.digest}: its bytes${f.deflated ? ' (inflated)' : ''} hash to ${actual}: refused`);
         const put = s.queue.then(() => s.writer.put(f.digest, data));
         s.queue = put.catch(() => {});
         await put;
@@ -185,6 +199,7 @@ export class CaptureUploads {
     }
     s.chunksIn += stored;
     s.bytesIn += bytes;
+    s.wireBytesIn += size;
     return { stored, bytes };
   }
 

@@ -14,11 +14,10 @@
 //   POST /pkg/chunks               {"digests":[...], "encoding":"deflate"} -> framed stream (chunk-frames.ts)
 //   POST /pkg/uploads/<id>/missing|chunks|commit|abort   an agent's capture (capture-uploads.ts)
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { promisify } from 'node:util';
-import { deflateRaw } from 'node:zlib';
 import { errorMessage } from '../platform/runtime/errors.ts';
 import type { Logger } from '../platform/runtime/logger.ts';
 import { HttpAuthVerifier } from '../platform/trust/peer-auth.ts';
+import { compressed } from './chunk-deflate.ts';
 import { encodeFrameHeader } from './chunk-frames.ts';
 import { isDigest, isPackageId, sha256Hex } from './digest.ts';
 import type { PackageStore } from './package-store.ts';
@@ -288,20 +287,6 @@ export function parseRange(header: string | undefined, size: number): [number, n
   const end = m[2] === '' ? size - 1 : Math.min(Number(m[2]), size - 1);
   if (start >= size || end < start) return 'unsatisfiable';
   return [start, end];
-}
-
-const deflate = promisify(deflateRaw);
-
-/**
- * The chunk deflated, if that saves at least a tenth; null otherwise. A 4 KiB probe first, so
- * incompressible data (most of a disk image) costs little CPU.
- */
-async function compressed(data: Buffer): Promise<Buffer | null> {
-  if (data.length < 1024) return null;
-  const probe = data.subarray(0, 4096);
-  if ((await deflate(probe, { level: 1 })).length > probe.length * 0.9) return null;
-  const packed = await deflate(data, { level: 1 });
-  return packed.length <= data.length * 0.9 ? packed : null;
 }
 
 async function readDigestList(req: IncomingMessage): Promise<{ digests: string[]; deflate: boolean } | null> {

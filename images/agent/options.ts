@@ -5,9 +5,15 @@
 // (default the SERVER argument, else netboot.server, port 490), --sys DIR (default /sys), --dev
 // DIR (default /dev), --no-reboot, --check-ms N (how often the job is checked while the disk
 // works, default 5000), --trace FILE (each disk write and each answer of the site, one line
-// each). Environment: NETBOOT_JOB, NETBOOT_SECRET, NETBOOT_SERVER stand in for the kernel's. Pure.
+// each), --upload-encoding deflate|raw (how a capture's chunks travel: deflated where that pays,
+// the default, or all raw). Environment: NETBOOT_JOB, NETBOOT_SECRET, NETBOOT_SERVER stand in for
+// the kernel's; NETBOOT_UPLOAD_ENCODING for --upload-encoding. Pure.
 
 export const DEFAULT_PORT = 490;
+
+/** How a capture's chunks travel (images/agent/upload-sink.ts). */
+export type UploadEncoding = 'deflate' | 'raw';
+export const UPLOAD_ENCODINGS: readonly UploadEncoding[] = ['deflate', 'raw'];
 
 export interface AgentOptions {
   /** host:port of the site's Interface (the agent API and the package routes). */
@@ -23,6 +29,7 @@ export interface AgentOptions {
   readonly reboot: boolean;
   readonly checkMs: number;
   readonly trace: string | null;
+  readonly uploadEncoding: UploadEncoding;
 }
 
 export class UsageError extends Error {}
@@ -62,7 +69,7 @@ export function parseOptions(argv: readonly string[], env: Readonly<Record<strin
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (a === '--no-reboot') reboot = false;
-    else if (['--cmdline', '--server', '--sys', '--dev', '--check-ms', '--trace'].includes(a)) {
+    else if (['--cmdline', '--server', '--sys', '--dev', '--check-ms', '--trace', '--upload-encoding'].includes(a)) {
       const v = argv[++i];
       if (v === undefined) throw new UsageError(`${a} needs a value`);
       flags.set(a, v);
@@ -87,9 +94,12 @@ export function parseOptions(argv: readonly string[], env: Readonly<Record<strin
   if ((jobId === null) !== (secret === null)) throw new UsageError('netboot.job and netboot.secret come together: one of them is missing');
   const checkMs = Number(flags.get('--check-ms') ?? 5000);
   if (!Number.isInteger(checkMs) || checkMs < 50 || checkMs > 600_000) throw new UsageError('--check-ms: a whole number of milliseconds, 50 to 600000');
+  const uploadEncoding = flags.get('--upload-encoding') ?? env.NETBOOT_UPLOAD_ENCODING ?? 'deflate';
+  if (!(UPLOAD_ENCODINGS as readonly string[]).includes(uploadEncoding)) throw new UsageError(`--upload-encoding ${uploadEncoding}: expected ${UPLOAD_ENCODINGS.join(' or ')}`);
   const server = serverAddress(flags.get('--server')) ?? serverAddress(positional[0]) ?? serverAddress(env.NETBOOT_SERVER) ?? serverAddress(k.get('netboot.server'));
   return {
     server, mac: positional[1] ?? null, ip: positional[2] ?? null, jobId: jobId?.toLowerCase() ?? null, secret: secret?.toLowerCase() ?? null, enrol: enrol?.toLowerCase() ?? null,
     sysDir: flags.get('--sys') ?? '/sys', devDir: flags.get('--dev') ?? '/dev', reboot, checkMs, trace: flags.get('--trace') ?? null,
+    uploadEncoding: uploadEncoding as UploadEncoding,
   };
 }

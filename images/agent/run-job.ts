@@ -181,10 +181,10 @@ export async function runJob(ctx: RunContext): Promise<JobOutcome> {
       if (pkg === undefined) throw new Error('the job names no package to write');
       // A site that restarted mid-capture has lost what it had staged: its commit names the
       // chunks it lacks (409), and the capture runs once more, sending what is missing now.
-      let sent = { chunks: 0, bytes: 0, transferred: 0 };
+      let sent = { chunks: 0, deflated: 0, bytes: 0, frames: 0, transferred: 0 };
       let done: { c: Awaited<ReturnType<UploadSink['commit']>>; r: Awaited<ReturnType<typeof captureDisk>> } | null = null;
       for (let attempt = 1; done === null; attempt++) {
-        const uploader = new UploadSink(client, pkg);
+        const uploader = new UploadSink(client, pkg, options.uploadEncoding);
         sink = uploader;
         phase = 'capture';
         const r = await captureDisk(disk, { sink: uploader, partitions: job.job.partitions, madeBy: job.task, partitionDevice, progress: onProgress });
@@ -199,14 +199,21 @@ export async function runJob(ctx: RunContext): Promise<JobOutcome> {
           if (!(err instanceof SiteError && err.status === 409 && /does not hold/.test(err.message)) || attempt >= 2) throw err;
           con.say(`the site lost part of the capture (${err.message}): capturing again`);
         }
-        sent = { chunks: sent.chunks + uploader.chunksSent, bytes: sent.bytes + uploader.bytesSent, transferred: sent.transferred + uploader.bytesTransferred };
+        sent = {
+          chunks: sent.chunks + uploader.chunksSent, deflated: sent.deflated + uploader.chunksDeflated, bytes: sent.bytes + uploader.bytesSent,
+          frames: sent.frames + uploader.frameBytesSent, transferred: sent.transferred + uploader.bytesTransferred,
+        };
       }
       sink = null;
       const { c, r } = done;
-      con.say(`captured into ${c.package} version ${c.version.slice(0, 19)}…: read ${mb(r.bytesRead)}, sent ${sent.chunks} of ${r.chunksTotal} chunks (${mb(sent.bytes)})`);
+      con.say(`captured into ${c.package} version ${c.version.slice(0, 19)}…: read ${mb(r.bytesRead)}, sent ${sent.chunks} of ${r.chunksTotal} chunks (${mb(sent.bytes)} of data, ${mb(sent.frames)} on the wire, ${sent.deflated} chunks deflated)`);
+      // bytesWritten: the chunk data the site stored; bytesTransferred: every request body (the
+      // wire). `x-upload` (the spec ignores x- members) splits the chunks' part out: their data
+      // and their frames as sent, deflated where that paid.
       result = {
         package: c.package, version: c.version, bytesWritten: sent.bytes, bytesTransferred: sent.transferred,
         seconds: seconds(startMs), inventory: r.image.inventory,
+        'x-upload': { encoding: options.uploadEncoding, chunks: sent.chunks, chunksDeflated: sent.deflated, chunkBytes: sent.bytes, wireBytes: sent.frames },
       };
     } else {
       const method = job.job.method ?? 'zero';
