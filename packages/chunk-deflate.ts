@@ -39,6 +39,6 @@ export async function inflateAtMost(data: Buffer, maxBytes: number): Promise<Buf
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     if (e.code === 'ERR_BUFFER_TOO_LARGE' || e instanceof RangeError) throw new InflateError(`inflates beyond ${maxBytes} bytes`);
-    throw new InflateError(`not valid deflate data (${e.message})`);
+    throw new InflateError(`is not valid deflate data (${e.message})`);
   }
 }
