@@ -2,7 +2,10 @@
 // with an index in memory, as the package store keeps a capture's new chunks (POST /chunks: framed chunks, each verified; POST /get: digests in, framed chunks
 // out; also raw uploads/downloads for the partclone pipeline), and the client side as a
 // ChunkSink/ChunkSource that batches up to 4 MiB per request. Frames: 32-byte digest, 4-byte
-// length, bytes. Counts bytes on the wire.
+// length, bytes. Counts bytes on the wire. Also the agent's upload routes
+// (POST /pkg/uploads/<id>/missing|chunks|commit|abort, as images/capture-uploads.ts answers them,
+// over the same pack file): the agent's own UploadSink captures into it, its frames raw or
+// deflated (inflated never beyond the largest chunk, each verified); the secret is not checked.
 import { createHash } from 'node:crypto';
 import { closeSync, createReadStream, createWriteStream, openSync, readSync, rmSync, statSync, writeSync } from 'node:fs';
 import http from 'node:http';
@@ -10,6 +13,8 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { ChunkSink, ChunkSource } from '../../images/chunk-store.ts';
+import { inflateAtMost } from '../../packages/chunk-deflate.ts';
+import { FrameParser, MAX_FRAME_DATA } from '../../packages/chunk-frames.ts';
 
 const BATCH = 4 * 1024 * 1024;
 
@@ -54,6 +59,9 @@ class PackStore {
     this.index.set(d, { at: this.size, length: b.length });
     this.size += b.length;
   }
+  has(d: string): boolean {
+    return this.index.has(d);
+  }
   async get(d: string): Promise<Buffer | null> {
     const e = this.index.get(d);
     if (e === undefined) return null;
@@ -71,20 +79,22 @@ export class BenchServer {
   private packs = 0;
   bytesIn = 0;
   bytesOut = 0;
+  /** Chunk bytes received through the upload routes, raw (after inflating). */
+  chunkBytesIn = 0;
   private server: http.Server | null = null;
   port = 0;
   constructor(readonly dir: string) {
     this.store = new PackStore(join(dir, 'pack'));
   }
 
-  async start(): Promise<void> {
+  async start(host = '127.0.0.1'): Promise<void> {
     this.server = http.createServer((req, res) => {
       void this.handle(req, res).catch((err: Error) => {
         res.statusCode = 500;
         res.end(err.message);
       });
     });
-    await new Promise<void>((r) => this.server!.listen(0, '127.0.0.1', r));
+    await new Promise<void>((r) => this.server!.listen(0, host, r));
     this.port = (this.server.address() as AddressInfo).port;
   }
 
@@ -97,7 +107,9 @@ export class BenchServer {
       this.store = new PackStore(join(this.dir, `pack-${++this.packs}`));
       res.end('ok');
     } else if (req.method === 'GET' && url === '/stats') {
-      res.end(JSON.stringify({ bytesIn: this.bytesIn, bytesOut: this.bytesOut }));
+      res.end(JSON.stringify({ bytesIn: this.bytesIn, bytesOut: this.bytesOut, chunkBytesIn: this.chunkBytesIn }));
+    } else if (req.method === 'POST' && url.startsWith('/pkg/uploads/')) {
+      await this.upload(url.split('/')[4] ?? '', req, res);
     } else if (req.method === 'POST' && url === '/chunks') {
       const b = await body(req);
       this.bytesIn += b.length;
@@ -129,6 +141,41 @@ export class BenchServer {
       res.statusCode = 404;
       res.end();
     }
+  }
+
+  /** The agent's capture upload (images/capture-uploads.ts's answers, without the package store). */
+  private async upload(action: string, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const answer = (v: unknown): void => {
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify(v));
+    };
+    if (action === 'missing') {
+      const b = await body(req);
+      this.bytesIn += b.length;
+      return answer({ missing: (JSON.parse(b.toString()) as { digests: string[] }).digests.filter((d) => !this.store.has(d)) });
+    }
+    if (action === 'chunks') {
+      const parser = new FrameParser();
+      let stored = 0;
+      let bytes = 0;
+      for await (const piece of req) {
+        this.bytesIn += (piece as Buffer).length;
+        for (const f of parser.push(piece as Buffer)) {
+          const data = f.deflated ? await inflateAtMost(f.data!, MAX_FRAME_DATA) : Buffer.from(f.data!);
+          if (createHash('sha256').update(data).digest('hex') !== f.digest) throw new Error(`chunk ${f.digest} does not match`);
+          await this.store.put(f.digest, data);
+          stored++;
+          bytes += data.length;
+        }
+      }
+      parser.end();
+      this.chunkBytesIn += bytes;
+      return answer({ stored, bytes });
+    }
+    const b = await body(req);
+    this.bytesIn += b.length;
+    if (action === 'commit') return answer({ package: 'bench', version: `sha256:${createHash('sha256').update(b).digest('hex')}`, seq: 1, kept: null });
+    return answer({ aborted: true });
   }
 
   async stop(): Promise<void> {

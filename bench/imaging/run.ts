@@ -22,7 +22,7 @@
 import { execFile, execFileSync, spawn } from 'node:child_process';
 import { promisify } from 'node:util';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -33,13 +33,13 @@ import { allChunks, type DiskImage } from '../../images/disk-image.ts';
 import { maskUnused, totalLength } from '../../images/extents.ts';
 import { fsUsage } from '../../images/used-blocks.ts';
 import { HttpChunkSink, HttpChunkSource } from './http-chunks.ts';
+import { sourceDisk } from './source-disk.ts';
 
 const MiB = 1024 * 1024;
 const GIB = Number(process.env.BENCH_IMAGING_GIB ?? 8);
 const WITH_PARTCLONE = process.env.BENCH_IMAGING_ONLY !== 'ours';
 const REPS = Number(process.env.BENCH_IMAGING_REPS ?? 3);
 const CACHE = process.env.BENCH_IMAGING_CACHE;
-const DIRS = ['/usr/share/doc', '/usr/share/man', '/usr/share/locale', '/usr/lib/python3.11'];
 
 /** Our capture and deploy, from this tree or another checkout's images/. */
 interface Impl {
@@ -121,31 +121,9 @@ const rows: Row[] = [];
 let lastSyncS: number | null = null;
 
 // The source disk: built, or taken from the cache.
-const copyBytes = DIRS.reduce((n, d) => n + 1024 * Number(sh('du', ['-sk', d]).split('\t')[0]), 0); // blocks used, as in the file system
-const COPIES = Number(process.env.BENCH_IMAGING_COPIES ?? Math.max(1, Math.floor((GIB * 1024 * MiB * 0.5) / copyBytes)));
-const cacheDir = CACHE === undefined ? work : join(CACHE, `src-${GIB}g-${COPIES}`);
-const tree = join(cacheDir, 'tree');
-const pristine = join(cacheDir, 'src.img');
-if (!existsSync(join(cacheDir, 'done'))) {
-  mkdirSync(cacheDir, { recursive: true });
-  for (let i = 0; i < COPIES; i++) {
-    mkdirSync(join(tree, `copy-${i}`), { recursive: true });
-    for (const d of DIRS) sh('cp', ['-a', d, join(tree, `copy-${i}`)]);
-  }
-  sh('truncate', ['-s', `${GIB}G`, pristine]);
-  sh('sfdisk', ['-q', pristine], 'label: gpt\nstart=2048, type=L\n');
-  const part = JSON.parse(sh('sfdisk', ['-J', pristine])).partitiontable.partitions[0] as { start: number; size: number };
-  sh('mkfs.ext4', ['-q', '-F', '-E', `offset=${part.start * 512}`, '-d', tree, pristine, `${(part.size * 512) / 1024}k`]);
-  // Every copy is the same: one is kept, for the 1 % change's file list and contents.
-  for (let i = 1; i < COPIES; i++) rmSync(join(tree, `copy-${i}`), { recursive: true, force: true });
-  writeFileSync(join(cacheDir, 'done'), '');
-}
-const src = join(work, 'src.img');
-if (CACHE !== undefined) sh('cp', ['--sparse=always', pristine, src]);
-else renameSync(pristine, src);
-const part = JSON.parse(sh('sfdisk', ['-J', src])).partitiontable.partitions[0] as { start: number; size: number };
-const pStart = part.start * 512;
-const pSize = part.size * 512;
+const source = sourceDisk({ gib: GIB, copies: process.env.BENCH_IMAGING_COPIES === undefined ? undefined : Number(process.env.BENCH_IMAGING_COPIES), cache: CACHE, work });
+const { copies: COPIES, tree, partStart: pStart, partBytes: pSize } = source;
+const src = source.path;
 const srcLoop = attach(src);
 const srcPart = attach(srcLoop, pStart, pSize);
 

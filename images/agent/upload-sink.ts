@@ -16,6 +16,11 @@ import type { SiteClient } from './site-client.ts';
 
 const BATCH_CHUNKS = 256;
 const BATCH_BYTES = 16 * 1024 * 1024;
+/**
+ * Chunks deflated at once. zlib's async calls share libuv's threadpool (4 threads) with the
+ * disk's reads: a batch's 256 deflates queued at once would hold the capture's next reads back.
+ */
+const DEFLATE_PARALLEL = 2;
 /** Digests remembered as held (repeated chunks, e.g. zeroed ones, are not asked about again). */
 const KNOWN_LIMIT = 1_000_000;
 
@@ -78,8 +83,7 @@ export class UploadSink implements ChunkSink {
     const { value } = await this.client.json<{ missing: string[] }>('POST', this.path('missing'), { digests });
     this.bytesTransferred += ask.length;
     const wanted = value.missing.filter((d) => batch.has(d));
-    // Every chunk's deflate is queued at once: the threadpool's threads take them in parallel.
-    const packed = await Promise.all(wanted.map((d) => (this.encoding === 'deflate' ? compressed(batch.get(d)!) : null)));
+    const packed = this.encoding === 'deflate' ? await mapLimit(wanted, DEFLATE_PARALLEL, (d) => compressed(batch.get(d)!)) : wanted.map(() => null);
     const frames: Buffer[] = [];
     for (const [i, d] of wanted.entries()) {
       const bytes = batch.get(d)!;
@@ -119,4 +123,18 @@ export class UploadSink implements ChunkSink {
     await this.inFlight?.catch(() => {});
     await this.client.call('POST', this.path('abort'), { body: '{}', contentType: 'application/json' });
   }
+}
+
+/** fn over items, at most `limit` at a time, results in order. */
+async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const out = new Array<R>(items.length);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i]!);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return out;
 }
