@@ -47,7 +47,7 @@ export class UploadSink implements ChunkSink {
   /** Request bodies sent (chunks, digest lists, the description). */
   bytesTransferred = 0;
 
-  constructor(private readonly client: SiteClient, private readonly pkg: string, readonly encoding: UploadEncoding = 'deflate') {}
+  constructor(private readonly client: SiteClient, private readonly pkg: string, readonly encoding: UploadEncoding = 'deflate', private readonly deflateParallel = DEFLATE_PARALLEL) {}
 
   private path(action: string): string {
     return `/pkg/uploads/${encodeURIComponent(this.pkg)}/${action}`;
@@ -83,7 +83,7 @@ export class UploadSink implements ChunkSink {
     const { value } = await this.client.json<{ missing: string[] }>('POST', this.path('missing'), { digests });
     this.bytesTransferred += ask.length;
     const wanted = value.missing.filter((d) => batch.has(d));
-    const packed = this.encoding === 'deflate' ? await mapLimit(wanted, DEFLATE_PARALLEL, (d) => compressed(batch.get(d)!)) : wanted.map(() => null);
+    const packed = this.encoding === 'deflate' ? await mapLimit(wanted, this.deflateParallel, (d) => compressed(batch.get(d)!)) : wanted.map(() => null);
     const frames: Buffer[] = [];
     for (const [i, d] of wanted.entries()) {
       const bytes = batch.get(d)!;
