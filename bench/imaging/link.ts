@@ -14,6 +14,7 @@
 //   BENCH_IMAGING_GIB=8  BENCH_IMAGING_REPS=3  BENCH_IMAGING_CACHE=DIR (as run.ts)
 //   BENCH_LINK_RATE=1gbit (tc's rate syntax)  BENCH_LINK_MODES=loopback,link  BENCH_LINK_TOOLS=raw,deflate,partclone
 //   BENCH_LINK_DEFLATE_PARALLEL=N  chunks the sink deflates at once (default: the agent's)
+//   BENCH_LINK_IN_FLIGHT=N  batches the sink has under way at once (default: the agent's)
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -122,8 +123,8 @@ async function ours(site: Site, encoding: UploadEncoding): Promise<{ dataBytes: 
   const client = new SiteClient(`${site.host}:${site.port}`, '0'.repeat(64));
   const disk = await openDisk(srcLoop, 'r');
   try {
-    const parallel = process.env.BENCH_LINK_DEFLATE_PARALLEL;
-    const sink = parallel === undefined ? new UploadSink(client, 'bench', encoding) : new UploadSink(client, 'bench', encoding, Number(parallel));
+    const env = (name: string): number | undefined => (process.env[name] === undefined ? undefined : Number(process.env[name]));
+    const sink = new UploadSink(client, 'bench', { encoding, deflateParallel: env('BENCH_LINK_DEFLATE_PARALLEL'), inFlight: env('BENCH_LINK_IN_FLIGHT') });
     const r = await captureDisk(disk, { sink, madeBy: 'capture', probeOs: false });
     await sink.commit(r.image);
     return { dataBytes: sink.bytesSent, deflated: `${sink.chunksDeflated} of ${sink.chunksSent}` };

@@ -184,7 +184,7 @@ export async function runJob(ctx: RunContext): Promise<JobOutcome> {
       let sent = { chunks: 0, deflated: 0, bytes: 0, frames: 0, transferred: 0 };
       let done: { c: Awaited<ReturnType<UploadSink['commit']>>; r: Awaited<ReturnType<typeof captureDisk>> } | null = null;
       for (let attempt = 1; done === null; attempt++) {
-        const uploader = new UploadSink(client, pkg, options.uploadEncoding);
+        const uploader = new UploadSink(client, pkg, { encoding: options.uploadEncoding });
         sink = uploader;
         phase = 'capture';
         const r = await captureDisk(disk, { sink: uploader, partitions: job.job.partitions, madeBy: job.task, partitionDevice, progress: onProgress });

@@ -1,8 +1,8 @@
 // The agent's end of a capture: a ChunkSink for captureDisk that sends the site only the chunks
 // it lacks. Chunks are gathered into batches (up to 256 chunks or 16 MiB); for each batch the
 // site is asked which it lacks (POST /pkg/uploads/<id>/missing), and only those are sent, framed,
-// in one request (POST /pkg/uploads/<id>/chunks). One batch travels while the next is read from
-// the disk. With encoding `deflate` (the default), each chunk sent is raw-deflated where that
+// in one request (POST /pkg/uploads/<id>/chunks). Up to two batches are under way (one deflating
+// while the one before it is on the wire) while the next is read from the disk. With encoding `deflate` (the default), each chunk sent is raw-deflated where that
 // pays (packages/chunk-deflate.ts: a 4 KiB probe, level 1, kept if it saves a tenth), in libuv's
 // threadpool while the disk is read, and only after the site said it lacks it (a second capture
 // deflates nothing it does not send); `raw` sends every chunk as it is (as agents before it did).
@@ -21,6 +21,8 @@ const BATCH_BYTES = 16 * 1024 * 1024;
  * disk's reads: a batch's 256 deflates queued at once would hold the capture's next reads back.
  */
 const DEFLATE_PARALLEL = 2;
+/** Batches under way at once (asked about, deflated, on the wire). */
+const IN_FLIGHT = 2;
 /** Digests remembered as held (repeated chunks, e.g. zeroed ones, are not asked about again). */
 const KNOWN_LIMIT = 1_000_000;
 
@@ -31,11 +33,24 @@ export interface CommitAnswer {
   readonly kept: readonly string[] | null;
 }
 
+export interface UploadOptions {
+  readonly encoding?: UploadEncoding;
+  /** Chunks deflated at once (default 2). */
+  readonly deflateParallel?: number;
+  /** Batches under way at once (default 2). */
+  readonly inFlight?: number;
+}
+
 export class UploadSink implements ChunkSink {
   private pending = new Map<string, Buffer>();
   private pendingBytes = 0;
   private known = new Set<string>();
-  private inFlight: Promise<void> | null = null;
+  /** Digests of the batches under way (not asked about again while they go). */
+  private sending = new Set<string>();
+  private inFlight: Promise<void>[] = [];
+  readonly encoding: UploadEncoding;
+  private readonly deflateParallel: number;
+  private readonly maxInFlight: number;
   chunksOffered = 0;
   chunksSent = 0;
   /** Of the chunks sent, those that went deflated. */
@@ -47,14 +62,18 @@ export class UploadSink implements ChunkSink {
   /** Request bodies sent (chunks, digest lists, the description). */
   bytesTransferred = 0;
 
-  constructor(private readonly client: SiteClient, private readonly pkg: string, readonly encoding: UploadEncoding = 'deflate', private readonly deflateParallel = DEFLATE_PARALLEL) {}
+  constructor(private readonly client: SiteClient, private readonly pkg: string, opts: UploadOptions = {}) {
+    this.encoding = opts.encoding ?? 'deflate';
+    this.deflateParallel = opts.deflateParallel ?? DEFLATE_PARALLEL;
+    this.maxInFlight = opts.inFlight ?? IN_FLIGHT;
+  }
 
   private path(action: string): string {
     return `/pkg/uploads/${encodeURIComponent(this.pkg)}/${action}`;
   }
 
   async has(digest: string): Promise<boolean> {
-    return this.known.has(digest) || this.pending.has(digest);
+    return this.known.has(digest) || this.pending.has(digest) || this.sending.has(digest);
   }
 
   async put(digest: string, bytes: Buffer): Promise<void> {
@@ -64,17 +83,17 @@ export class UploadSink implements ChunkSink {
     if (this.pending.size >= BATCH_CHUNKS || this.pendingBytes >= BATCH_BYTES) await this.startFlush();
   }
 
-  /** Sends the gathered batch in the background (after the one before it has gone). */
+  /** Sends the gathered batch in the background (once fewer than maxInFlight are under way). */
   private async startFlush(): Promise<void> {
-    if (this.inFlight !== null) await this.inFlight;
-    this.inFlight = null;
+    while (this.inFlight.length >= this.maxInFlight) await this.inFlight.shift();
     if (this.pending.size === 0) return;
     const batch = this.pending;
     this.pending = new Map();
     this.pendingBytes = 0;
+    for (const d of batch.keys()) this.sending.add(d);
     const p = this.send(batch);
-    p.catch(() => {}); // awaited by the next put or by finish
-    this.inFlight = p;
+    p.catch(() => {}); // awaited by a later put or by finish
+    this.inFlight.push(p);
   }
 
   private async send(batch: Map<string, Buffer>): Promise<void> {
@@ -100,14 +119,16 @@ export class UploadSink implements ChunkSink {
       this.frameBytesSent += body.length;
     }
     if (this.known.size + digests.length > KNOWN_LIMIT) this.known = new Set();
-    for (const d of digests) this.known.add(d);
+    for (const d of digests) {
+      this.known.add(d);
+      this.sending.delete(d);
+    }
   }
 
   /** Everything gathered so far is at the site. */
   async finish(): Promise<void> {
     await this.startFlush();
-    if (this.inFlight !== null) await this.inFlight;
-    this.inFlight = null;
+    while (this.inFlight.length > 0) await this.inFlight.shift();
   }
 
   async commit(image: DiskImage): Promise<CommitAnswer> {
@@ -120,7 +141,7 @@ export class UploadSink implements ChunkSink {
 
   /** Drops what the site staged for this capture (the job failed). */
   async abort(): Promise<void> {
-    await this.inFlight?.catch(() => {});
+    await Promise.allSettled(this.inFlight.splice(0));
     await this.client.call('POST', this.path('abort'), { body: '{}', contentType: 'application/json' });
   }
 }
