@@ -57,7 +57,7 @@ const NS_IP = '10.213.77.2';
 let netnsMade = false;
 const servers: ChildProcess[] = [];
 const cleanup = (): void => {
-  for (const s of servers) if (s.pid !== undefined && s.exitCode === null) try { process.kill(s.pid); } catch { /* gone */ }
+  for (const s of servers) if (s.pid !== undefined && s.exitCode === null) try { process.kill(s.pid, 'SIGKILL'); } catch { /* gone */ }
   if (netnsMade) {
     try { sh('ip', ['link', 'del', HOST_IF]); } catch { /* gone with the namespace */ }
     try { sh('ip', ['netns', 'del', NS]); } catch { /* gone */ }
@@ -166,7 +166,7 @@ for (let rep = 0; rep < REPS; rep++) {
     for (const tool of order) await measure(mode, tool, rep);
   }
 }
-for (const s of servers) s.kill();
+for (const s of servers) s.kill('SIGKILL');
 const loadEnd = load();
 
 const median = (xs: number[]): number => {
@@ -193,3 +193,4 @@ for (const mode of MODES) {
     console.log(`| ${mode === 'link' ? RATE : 'loopback'} | ${NAME[tool]} | ${w.toFixed(2)}${range} | ${(used / 1e6 / w).toFixed(0)} | ${median(of.map((r) => r.dataMB)).toFixed(0)} | ${median(of.map((r) => r.wireMB)).toFixed(0)} | ${median(of.map((r) => r.cpuS)).toFixed(2)} |`);
   }
 }
+process.exit(0); // the stand-ins' keep-alive sockets would hold the loop open
