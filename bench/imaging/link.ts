@@ -11,7 +11,7 @@
 // request bodies the stand-in received; on the link also the IP bytes the veth sent), CPU
 // seconds (this process and its threads, the pipeline's processes, the stand-in).
 // Run (root): node --import tsx bench/imaging/link.ts
-//   BENCH_IMAGING_GIB=8  BENCH_IMAGING_REPS=3  BENCH_IMAGING_CACHE=DIR (as run.ts)
+//   BENCH_IMAGING_GIB=8  BENCH_IMAGING_REPS=3  BENCH_IMAGING_CACHE=DIR  BENCH_IMAGING_COPIES=N (as run.ts)
 //   BENCH_LINK_RATE=1gbit (tc's rate syntax)  BENCH_LINK_MODES=loopback,link  BENCH_LINK_TOOLS=raw,deflate,partclone
 //   BENCH_LINK_DEFLATE_PARALLEL=N  chunks the sink deflates at once (default: the agent's)
 //   BENCH_LINK_IN_FLIGHT=N  batches the sink has under way at once (default: the agent's)
@@ -78,7 +78,7 @@ const procCpu = (pid: number | 'self'): { own: number; children: number } => {
 const txBytes = (): number => Number(readFileSync(`/sys/class/net/${HOST_IF}/statistics/tx_bytes`, 'utf8'));
 
 // The source disk.
-const source = sourceDisk({ gib: GIB, cache: process.env.BENCH_IMAGING_CACHE, work });
+const source = sourceDisk({ gib: GIB, copies: process.env.BENCH_IMAGING_COPIES === undefined ? undefined : Number(process.env.BENCH_IMAGING_COPIES), cache: process.env.BENCH_IMAGING_CACHE, work });
 const srcLoop = attach(source.path);
 const srcPart = attach(srcLoop, source.partStart, source.partBytes);
 const used = totalLength((await fsUsage(async (o, l) => { const d = await openDisk(srcLoop, 'r'); try { return await d.read(source.partStart + o, l); } finally { await d.close(); } }, source.partBytes)).used);
