@@ -58,18 +58,41 @@ export class FrameParser {
     if (this.buffered !== 0) throw new ProtocolError('chunk-frames', `response ended inside a frame (${this.buffered} bytes left over)`);
   }
 
+  /** The first n buffered bytes: a view when the first part holds them, else the one copy of them. */
   private peek(n: number): Buffer {
-    if (this.parts[0]!.length < n) this.parts = [Buffer.concat(this.parts)];
-    return this.parts[0]!.subarray(0, n);
+    const first = this.parts[0]!;
+    return first.length >= n ? first.subarray(0, n) : this.gather(n, false);
   }
 
   private take(n: number): Buffer {
-    if (this.parts[0]!.length < n) this.parts = [Buffer.concat(this.parts)];
     const first = this.parts[0]!;
+    if (first.length < n) return this.gather(n, true);
     const out = first.subarray(0, n);
     if (first.length === n) this.parts.shift();
     else this.parts[0] = first.subarray(n);
     this.buffered -= n;
+    return out;
+  }
+
+  /**
+   * The first n bytes, spread over several parts, copied once into a buffer of their own (a
+   * frame arrives in several socket reads; concatenating everything buffered at each step
+   * copied each byte several times, into fresh memory each time).
+   */
+  private gather(n: number, consume: boolean): Buffer {
+    const out = Buffer.allocUnsafe(n);
+    let at = 0;
+    let i = 0;
+    while (at < n) {
+      const part = this.parts[i]!;
+      const k = Math.min(part.length, n - at);
+      part.copy(out, at, 0, k);
+      at += k;
+      if (consume && k === part.length) this.parts.shift();
+      else if (consume) this.parts[i] = part.subarray(k);
+      else i++;
+    }
+    if (consume) this.buffered -= n;
     return out;
   }
 }

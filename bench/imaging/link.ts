@@ -1,5 +1,6 @@
 // Captures over a link of a real site's speed: our capture with its chunks raw, ours deflated
-// where that pays (the agent's own UploadSink and SiteClient, images/agent/), and the pipeline
+// where that pays, ours `auto` (deflating only while the wire is the bottleneck; the agent's own
+// UploadSink and SiteClient, images/agent/), and the pipeline
 // FOG and Clonezilla use (`partclone.extfs -c | zstd -3 -T0 | curl -T -`), in the same run, first
 // over loopback (unshaped: what the CPU costs), then to a site stand-in behind a link shaped to
 // BENCH_LINK_RATE (default 1gbit). The link: a network namespace this bench makes, with a veth
@@ -12,7 +13,7 @@
 // seconds (this process and its threads, the pipeline's processes, the stand-in).
 // Run (root): node --import tsx bench/imaging/link.ts
 //   BENCH_IMAGING_GIB=8  BENCH_IMAGING_REPS=3  BENCH_IMAGING_CACHE=DIR  BENCH_IMAGING_COPIES=N (as run.ts)
-//   BENCH_LINK_RATE=1gbit (tc's rate syntax)  BENCH_LINK_MODES=loopback,link  BENCH_LINK_TOOLS=raw,deflate,partclone
+//   BENCH_LINK_RATE=1gbit (tc's rate syntax)  BENCH_LINK_MODES=loopback,link  BENCH_LINK_TOOLS=raw,deflate,auto,partclone
 //   BENCH_LINK_DEFLATE_PARALLEL=N  chunks the sink deflates at once (default: the agent's)
 //   BENCH_LINK_IN_FLIGHT=N  batches the sink has under way at once (default: the agent's)
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
@@ -34,9 +35,9 @@ const GIB = Number(process.env.BENCH_IMAGING_GIB ?? 8);
 const REPS = Number(process.env.BENCH_IMAGING_REPS ?? 3);
 const RATE = process.env.BENCH_LINK_RATE ?? '1gbit';
 const MODES = (process.env.BENCH_LINK_MODES ?? 'loopback,link').split(',') as ('loopback' | 'link')[];
-const TOOLS = (process.env.BENCH_LINK_TOOLS ?? 'raw,deflate,partclone').split(',') as Tool[];
-type Tool = 'raw' | 'deflate' | 'partclone';
-const NAME: Record<Tool, string> = { raw: 'ours, raw', deflate: 'ours, deflate', partclone: 'partclone\\|zstd\\|http' };
+const TOOLS = (process.env.BENCH_LINK_TOOLS ?? 'raw,deflate,auto,partclone').split(',') as Tool[];
+type Tool = 'raw' | 'deflate' | 'auto' | 'partclone';
+const NAME: Record<Tool, string> = { raw: 'ours, raw', deflate: 'ours, deflate', auto: 'ours, auto', partclone: 'partclone\\|zstd\\|http' };
 
 const sh = (cmd: string, args: string[], input?: string): string => execFileSync(cmd, args, { encoding: 'utf8', input, maxBuffer: 64 << 20, timeout: 1_800_000 });
 const shAsync = promisify(execFile);

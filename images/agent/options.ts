@@ -5,15 +5,15 @@
 // (default the SERVER argument, else netboot.server, port 490), --sys DIR (default /sys), --dev
 // DIR (default /dev), --no-reboot, --check-ms N (how often the job is checked while the disk
 // works, default 5000), --trace FILE (each disk write and each answer of the site, one line
-// each), --upload-encoding deflate|raw (how a capture's chunks travel: deflated where that pays,
-// the default, or all raw). Environment: NETBOOT_JOB, NETBOOT_SECRET, NETBOOT_SERVER stand in for
+// each), --upload-encoding deflate|raw|auto (how a capture's chunks travel: deflated where that
+// pays, the default; all raw; or deflated only while the wire is the bottleneck). Environment: NETBOOT_JOB, NETBOOT_SECRET, NETBOOT_SERVER stand in for
 // the kernel's; NETBOOT_UPLOAD_ENCODING for --upload-encoding. Pure.
 
 export const DEFAULT_PORT = 490;
 
 /** How a capture's chunks travel (images/agent/upload-sink.ts). */
-export type UploadEncoding = 'deflate' | 'raw';
-export const UPLOAD_ENCODINGS: readonly UploadEncoding[] = ['deflate', 'raw'];
+export type UploadEncoding = 'deflate' | 'raw' | 'auto';
+export const UPLOAD_ENCODINGS: readonly UploadEncoding[] = ['deflate', 'raw', 'auto'];
 
 export interface AgentOptions {
   /** host:port of the site's Interface (the agent API and the package routes). */

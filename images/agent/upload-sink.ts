@@ -5,7 +5,11 @@
 // while the one before it is on the wire) while the next is read from the disk. With encoding `deflate` (the default), each chunk sent is raw-deflated where that
 // pays (packages/chunk-deflate.ts: a 4 KiB probe, level 1, kept if it saves a tenth), in libuv's
 // threadpool while the disk is read, and only after the site said it lacks it (a second capture
-// deflates nothing it does not send); `raw` sends every chunk as it is (as agents before it did).
+// deflates nothing it does not send); `raw` sends every chunk as it is (as agents before it did);
+// `auto` deflates a batch only while the wire is the bottleneck: while the capture fills batches
+// faster (raw bytes a second, its waits for the wire not counted) than the site has taken them
+// (request bodies a second while a chunk request is open), and sends raw otherwise (zlib's level
+// 1 is about 90 MB/s a core: on a fast link a 2-core agent is slower deflating than sending).
 // `commit` publishes disk.json once everything is there (POST .../commit).
 import { compressed } from '../../packages/chunk-deflate.ts';
 import { encodeFrameHeader } from '../../packages/chunk-frames.ts';
@@ -51,6 +55,14 @@ export class UploadSink implements ChunkSink {
   readonly encoding: UploadEncoding;
   private readonly deflateParallel: number;
   private readonly maxInFlight: number;
+  /** `auto`: raw bytes a ms the capture gathers, and body bytes a ms the wire takes (moving averages; 0: not known yet). */
+  private gatherRate = 0;
+  private wireRate = 0;
+  private gatherSince = Date.now();
+  private postsOpen = 0;
+  private busySince = 0;
+  private busyMs = 0;
+  private busyBytes = 0;
   chunksOffered = 0;
   chunksSent = 0;
   /** Of the chunks sent, those that went deflated. */
@@ -85,7 +97,10 @@ export class UploadSink implements ChunkSink {
 
   /** Sends the gathered batch in the background (once fewer than maxInFlight are under way). */
   private async startFlush(): Promise<void> {
+    const gatheredMs = Date.now() - this.gatherSince;
+    if (this.pendingBytes > 0 && gatheredMs > 0) this.gatherRate = average(this.gatherRate, this.pendingBytes / gatheredMs);
     while (this.inFlight.length >= this.maxInFlight) await this.inFlight.shift();
+    this.gatherSince = Date.now();
     if (this.pending.size === 0) return;
     const batch = this.pending;
     this.pending = new Map();
@@ -96,13 +111,36 @@ export class UploadSink implements ChunkSink {
     this.inFlight.push(p);
   }
 
+  /** Whether this batch goes deflated: always, never, or (auto) while the wire is slower than the capture. */
+  private deflating(): boolean {
+    if (this.encoding !== 'auto') return this.encoding === 'deflate';
+    return this.wireRate > 0 && this.gatherRate > this.wireRate;
+  }
+
+  /** A chunk request, its time on the wire counted while at least one is open (overlapping ones once). */
+  private async post(body: Buffer): Promise<void> {
+    if (this.postsOpen++ === 0) {
+      this.busySince = Date.now();
+      this.busyBytes = 0;
+    }
+    try {
+      await this.client.call('POST', this.path('chunks'), { body });
+      this.busyBytes += body.length;
+    } finally {
+      if (--this.postsOpen === 0) {
+        this.busyMs = Date.now() - this.busySince;
+        if (this.busyMs > 0 && this.busyBytes > 0) this.wireRate = average(this.wireRate, this.busyBytes / this.busyMs);
+      }
+    }
+  }
+
   private async send(batch: Map<string, Buffer>): Promise<void> {
     const digests = [...batch.keys()];
     const ask = JSON.stringify({ digests });
     const { value } = await this.client.json<{ missing: string[] }>('POST', this.path('missing'), { digests });
     this.bytesTransferred += ask.length;
     const wanted = value.missing.filter((d) => batch.has(d));
-    const packed = this.encoding === 'deflate' ? await mapLimit(wanted, this.deflateParallel, (d) => compressed(batch.get(d)!)) : wanted.map(() => null);
+    const packed = this.deflating() ? await mapLimit(wanted, this.deflateParallel, (d) => compressed(batch.get(d)!)) : wanted.map(() => null);
     const frames: Buffer[] = [];
     for (const [i, d] of wanted.entries()) {
       const bytes = batch.get(d)!;
@@ -114,7 +152,7 @@ export class UploadSink implements ChunkSink {
     }
     if (frames.length > 0) {
       const body = Buffer.concat(frames);
-      await this.client.call('POST', this.path('chunks'), { body });
+      await this.post(body);
       this.bytesTransferred += body.length;
       this.frameBytesSent += body.length;
     }
@@ -144,6 +182,11 @@ export class UploadSink implements ChunkSink {
     await Promise.allSettled(this.inFlight.splice(0));
     await this.client.call('POST', this.path('abort'), { body: '{}', contentType: 'application/json' });
   }
+}
+
+/** A moving average (the newest value weighs a third). */
+function average(old: number, value: number): number {
+  return old === 0 ? value : (2 * old + value) / 3;
 }
 
 /** fn over items, at most `limit` at a time, results in order. */
