@@ -6,8 +6,9 @@
 // DIR (default /dev), --no-reboot, --check-ms N (how often the job is checked while the disk
 // works, default 5000), --trace FILE (each disk write and each answer of the site, one line
 // each), --upload-encoding deflate|raw|auto (how a capture's chunks travel: deflated where that
-// pays, the default; all raw; or deflated only while the wire is the bottleneck). Environment: NETBOOT_JOB, NETBOOT_SECRET, NETBOOT_SERVER stand in for
-// the kernel's; NETBOOT_UPLOAD_ENCODING for --upload-encoding. Pure.
+// pays, the default; all raw; or auto: both tried, the faster kept). Environment: NETBOOT_JOB,
+// NETBOOT_SECRET, NETBOOT_SERVER stand in for the kernel's; NETBOOT_UPLOAD_ENCODING for
+// --upload-encoding. Pure.
 
 export const DEFAULT_PORT = 490;
 

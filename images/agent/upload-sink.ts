@@ -6,10 +6,11 @@
 // pays (packages/chunk-deflate.ts: a 4 KiB probe, level 1, kept if it saves a tenth), in libuv's
 // threadpool while the disk is read, and only after the site said it lacks it (a second capture
 // deflates nothing it does not send); `raw` sends every chunk as it is (as agents before it did);
-// `auto` deflates a batch only while the wire is the bottleneck: while the capture fills batches
-// faster (raw bytes a second, its waits for the wire not counted) than the site has taken them
-// (request bodies a second while a chunk request is open), and sends raw otherwise (zlib's level
-// 1 is about 90 MB/s a core: on a fast link a 2-core agent is slower deflating than sending).
+// `auto` tries both and keeps what moves the capture faster: windows of 4 batches, each raw or
+// deflated, measured in chunk bytes the site took a second (the whole pipeline: the disk, the
+// hashing, zlib, the wire and the site), the better one kept and the other tried again every 8th
+// window (zlib's level 1 runs at about 90 MB/s a core: a 2-core agent on a 1 Gbit/s link is
+// slower deflating than sending raw; a slower link, or more cores, and deflate wins).
 // `commit` publishes disk.json once everything is there (POST .../commit).
 import { compressed } from '../../packages/chunk-deflate.ts';
 import { encodeFrameHeader } from '../../packages/chunk-frames.ts';
@@ -55,14 +56,13 @@ export class UploadSink implements ChunkSink {
   readonly encoding: UploadEncoding;
   private readonly deflateParallel: number;
   private readonly maxInFlight: number;
-  /** `auto`: raw bytes a ms the capture gathers, and body bytes a ms the wire takes (moving averages; 0: not known yet). */
-  private gatherRate = 0;
-  private wireRate = 0;
-  private gatherSince = Date.now();
-  private postsOpen = 0;
-  private busySince = 0;
-  private busyMs = 0;
-  private busyBytes = 0;
+  /** `auto`: the arm tried now, and each arm's chunk bytes a ms (moving averages; 0: not tried yet). */
+  private autoDeflate = false;
+  private readonly rates = { raw: 0, deflate: 0 };
+  private windowSince = Date.now();
+  private windowBytes = 0;
+  private windowBatches = 0;
+  private windows = 0;
   chunksOffered = 0;
   chunksSent = 0;
   /** Of the chunks sent, those that went deflated. */
@@ -97,10 +97,7 @@ export class UploadSink implements ChunkSink {
 
   /** Sends the gathered batch in the background (once fewer than maxInFlight are under way). */
   private async startFlush(): Promise<void> {
-    const gatheredMs = Date.now() - this.gatherSince;
-    if (this.pendingBytes > 0 && gatheredMs > 0) this.gatherRate = average(this.gatherRate, this.pendingBytes / gatheredMs);
     while (this.inFlight.length >= this.maxInFlight) await this.inFlight.shift();
-    this.gatherSince = Date.now();
     if (this.pending.size === 0) return;
     const batch = this.pending;
     this.pending = new Map();
@@ -111,27 +108,26 @@ export class UploadSink implements ChunkSink {
     this.inFlight.push(p);
   }
 
-  /** Whether this batch goes deflated: always, never, or (auto) while the wire is slower than the capture. */
+  /** Whether this batch goes deflated: always, never, or (auto) as the arm under trial says. */
   private deflating(): boolean {
-    if (this.encoding !== 'auto') return this.encoding === 'deflate';
-    return this.wireRate > 0 && this.gatherRate > this.wireRate;
+    return this.encoding === 'auto' ? this.autoDeflate : this.encoding === 'deflate';
   }
 
-  /** A chunk request, its time on the wire counted while at least one is open (overlapping ones once). */
-  private async post(body: Buffer): Promise<void> {
-    if (this.postsOpen++ === 0) {
-      this.busySince = Date.now();
-      this.busyBytes = 0;
-    }
-    try {
-      await this.client.call('POST', this.path('chunks'), { body });
-      this.busyBytes += body.length;
-    } finally {
-      if (--this.postsOpen === 0) {
-        this.busyMs = Date.now() - this.busySince;
-        if (this.busyMs > 0 && this.busyBytes > 0) this.wireRate = average(this.wireRate, this.busyBytes / this.busyMs);
-      }
-    }
+  /** auto: a batch of `bytes` is at the site; every 4 batches, the window's rate is kept and the next arm chosen. */
+  private settled(bytes: number): void {
+    if (this.encoding !== 'auto') return;
+    this.windowBytes += bytes;
+    if (++this.windowBatches < 4) return;
+    const ms = Math.max(1, Date.now() - this.windowSince);
+    const arm = this.autoDeflate ? 'deflate' : 'raw';
+    this.rates[arm] = average(this.rates[arm], this.windowBytes / ms);
+    this.windows++;
+    const other = this.autoDeflate ? 'raw' : 'deflate';
+    const better = this.rates.deflate > this.rates.raw;
+    this.autoDeflate = this.rates[other] === 0 || this.windows % 8 === 0 ? !this.autoDeflate : better;
+    this.windowSince = Date.now();
+    this.windowBytes = 0;
+    this.windowBatches = 0;
   }
 
   private async send(batch: Map<string, Buffer>): Promise<void> {
@@ -152,10 +148,13 @@ export class UploadSink implements ChunkSink {
     }
     if (frames.length > 0) {
       const body = Buffer.concat(frames);
-      await this.post(body);
+      await this.client.call('POST', this.path('chunks'), { body });
       this.bytesTransferred += body.length;
       this.frameBytesSent += body.length;
     }
+    let bytes = 0;
+    for (const b of batch.values()) bytes += b.length;
+    this.settled(bytes);
     if (this.known.size + digests.length > KNOWN_LIMIT) this.known = new Set();
     for (const d of digests) {
       this.known.add(d);
