@@ -2,15 +2,16 @@
 // it lacks. Chunks are gathered into batches (up to 256 chunks or 16 MiB); for each batch the
 // site is asked which it lacks (POST /pkg/uploads/<id>/missing), and only those are sent, framed,
 // in one request (POST /pkg/uploads/<id>/chunks). Up to two batches are under way (one deflating
-// while the one before it is on the wire) while the next is read from the disk. With encoding `deflate` (the default), each chunk sent is raw-deflated where that
-// pays (packages/chunk-deflate.ts: a 4 KiB probe, level 1, kept if it saves a tenth), in libuv's
-// threadpool while the disk is read, and only after the site said it lacks it (a second capture
-// deflates nothing it does not send); `raw` sends every chunk as it is (as agents before it did);
-// `auto` tries both and keeps what moves the capture faster: windows of 4 batches, each raw or
-// deflated, measured in chunk bytes the site took a second (the whole pipeline: the disk, the
-// hashing, zlib, the wire and the site), the better one kept and the other tried again every 8th
-// window (zlib's level 1 runs at about 90 MB/s a core: a 2-core agent on a 1 Gbit/s link is
-// slower deflating than sending raw; a slower link, or more cores, and deflate wins).
+// while the one before it is on the wire) while the next is read from the disk. Encodings:
+// - `deflate`: each chunk sent is raw-deflated where that pays (packages/chunk-deflate.ts: a 4 KiB
+//   probe, level 1, kept if it saves a tenth), in libuv's threadpool, and only once the site said
+//   it lacks it (a second capture deflates nothing it does not send);
+// - `raw`: every chunk as it is (as agents before deflate sent them);
+// - `auto` (the default): both tried, and the one that moves the capture faster kept: windows of
+//   4 batches, each raw or deflated, measured in chunk bytes the site took a second (the whole
+//   pipeline: the disk, the hashing, zlib, the wire and the site); the other is tried again every
+//   8th window. zlib's level 1 runs at about 80 MB/s a core here: a 2-core agent on a 1 Gbit/s
+//   link is slower deflating than sending raw; on a slower link, or with more cores, deflate wins.
 // `commit` publishes disk.json once everything is there (POST .../commit).
 import { compressed } from '../../packages/chunk-deflate.ts';
 import { encodeFrameHeader } from '../../packages/chunk-frames.ts';
@@ -75,7 +76,7 @@ export class UploadSink implements ChunkSink {
   bytesTransferred = 0;
 
   constructor(private readonly client: SiteClient, private readonly pkg: string, opts: UploadOptions = {}) {
-    this.encoding = opts.encoding ?? 'deflate';
+    this.encoding = opts.encoding ?? 'auto';
     this.deflateParallel = opts.deflateParallel ?? DEFLATE_PARALLEL;
     this.maxInFlight = opts.inFlight ?? IN_FLIGHT;
   }

@@ -1,6 +1,6 @@
 // Capture uploads deflated where that pays: the agent as a real process (node --import tsx
-// images/agent/main.ts) captures a loop device into a real Interface, once deflating (the
-// default) and once raw (`--upload-encoding raw`, as agents before deflate sent); both versions
+// images/agent/main.ts) captures a loop device into a real Interface, once deflating
+// (`--upload-encoding deflate`) and once raw (`--upload-encoding raw`, as agents before deflate sent); both versions
 // export equal to the source, and the deflated one's chunks took far fewer bytes on the wire.
 // The agent's UploadSink against the site: an incompressible chunk goes raw, a compressible one
 // deflated. What the site refuses: a deflated frame that inflates beyond the largest chunk, one
@@ -14,6 +14,7 @@ import { join, resolve } from 'node:path';
 import { deflateRawSync } from 'node:zlib';
 import { machineScript } from '../../boot/ipxe-script.ts';
 import { machineAction } from '../../boot/pxe-policy.ts';
+import { parseOptions, UsageError } from '../../images/agent/options.ts';
 import { SiteClient } from '../../images/agent/site-client.ts';
 import { UploadSink } from '../../images/agent/upload-sink.ts';
 import { encodeFrameHeader, MAX_FRAME_DATA } from '../../packages/chunk-frames.ts';
@@ -152,7 +153,7 @@ after(async () => {
 });
 
 test('a capture uploads deflated frames, the site stores the raw chunks (export equal); raw, as an older agent sends, still works and costs far more on the wire', async (t) => {
-  const d = await capture('deflated', srcs[0]!.disk);
+  const d = await capture('deflated', srcs[0]!.disk, ['--upload-encoding', 'deflate']);
   const up = d.result['x-upload'];
   assert.equal(up.encoding, 'deflate');
   assert.ok(up.chunkBytes > 9 * MiB, JSON.stringify(d.result));
@@ -183,7 +184,7 @@ test('the agent\'s sink: an incompressible chunk goes raw, a compressible one de
   try {
     const random = randomBytes(64 * 1024);
     const text = textFile(64 * 1024, 99);
-    const sink = new UploadSink(client, 'sink-check');
+    const sink = new UploadSink(client, 'sink-check', { encoding: 'deflate' });
     await sink.put(sha256Hex(random), random);
     await sink.put(sha256Hex(text), text);
     await sink.finish();
@@ -236,4 +237,13 @@ test('refused: a deflated frame that inflates beyond the largest chunk, one that
   assert.deepEqual(await missing(sha256Hex(text)), []);
   assert.deepEqual(await missing(sha256Hex(raw)), []);
   assert.equal((await post('abort', '{}')).status, 200);
+});
+
+test('the upload encoding: auto unless told, deflate, raw or auto by option or environment; anything else refused', () => {
+  const none = (): string => '';
+  assert.equal(parseOptions([], {}, none).uploadEncoding, 'auto');
+  assert.equal(parseOptions(['--upload-encoding', 'raw'], {}, none).uploadEncoding, 'raw');
+  assert.equal(parseOptions([], { NETBOOT_UPLOAD_ENCODING: 'deflate' }, none).uploadEncoding, 'deflate');
+  assert.equal(parseOptions(['--upload-encoding', 'auto'], { NETBOOT_UPLOAD_ENCODING: 'raw' }, none).uploadEncoding, 'auto', 'the option before the environment');
+  assert.throws(() => parseOptions(['--upload-encoding', 'zstd'], {}, none), (e: unknown) => e instanceof UsageError && /--upload-encoding zstd: expected deflate, raw or auto/.test(e.message));
 });
