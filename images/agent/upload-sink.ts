@@ -18,7 +18,7 @@ import { encodeFrameHeader } from '../../packages/chunk-frames.ts';
 import type { ChunkSink } from '../chunk-store.ts';
 import { encodeDiskImage, type DiskImage } from '../disk-image.ts';
 import type { UploadEncoding } from './options.ts';
-import type { SiteClient } from './site-client.ts';
+import { SiteError, type SiteClient } from './site-client.ts';
 
 const BATCH_CHUNKS = 256;
 const BATCH_BYTES = 16 * 1024 * 1024;
@@ -64,6 +64,8 @@ export class UploadSink implements ChunkSink {
   private windowBytes = 0;
   private windowBatches = 0;
   private windows = 0;
+  /** False once a site from before deflated uploads refused a deflated frame: all raw from then on. */
+  private siteInflates = true;
   chunksOffered = 0;
   chunksSent = 0;
   /** Of the chunks sent, those that went deflated. */
@@ -111,6 +113,7 @@ export class UploadSink implements ChunkSink {
 
   /** Whether this batch goes deflated: always, never, or (auto) as the arm under trial says. */
   private deflating(): boolean {
+    if (!this.siteInflates) return false;
     return this.encoding === 'auto' ? this.autoDeflate : this.encoding === 'deflate';
   }
 
@@ -137,19 +140,33 @@ export class UploadSink implements ChunkSink {
     const { value } = await this.client.json<{ missing: string[] }>('POST', this.path('missing'), { digests });
     this.bytesTransferred += ask.length;
     const wanted = value.missing.filter((d) => batch.has(d));
-    const packed = this.deflating() ? await mapLimit(wanted, this.deflateParallel, (d) => compressed(batch.get(d)!)) : wanted.map(() => null);
+    const deflating = this.deflating();
+    const packed = deflating ? await mapLimit(wanted, this.deflateParallel, (d) => compressed(batch.get(d)!)) : wanted.map(() => null);
     const frames: Buffer[] = [];
+    let deflated = 0;
+    let raw = 0;
     for (const [i, d] of wanted.entries()) {
       const bytes = batch.get(d)!;
       const p = packed[i] ?? null;
       frames.push(encodeFrameHeader(d, (p ?? bytes).length, p !== null), p ?? bytes);
-      this.chunksSent++;
-      if (p !== null) this.chunksDeflated++;
-      this.bytesSent += bytes.length;
+      if (p !== null) deflated++;
+      raw += bytes.length;
     }
     if (frames.length > 0) {
-      const body = Buffer.concat(frames);
-      await this.client.call('POST', this.path('chunks'), { body });
+      let body = Buffer.concat(frames);
+      try {
+        await this.client.call('POST', this.path('chunks'), { body });
+      } catch (err) {
+        // A site from before deflated uploads: "frames must carry the chunk's raw bytes".
+        if (!(deflated > 0 && err instanceof SiteError && err.status === 400 && /raw bytes/.test(err.message))) throw err;
+        this.siteInflates = false;
+        deflated = 0;
+        body = Buffer.concat(wanted.flatMap((d) => [encodeFrameHeader(d, batch.get(d)!.length), batch.get(d)!]));
+        await this.client.call('POST', this.path('chunks'), { body });
+      }
+      this.chunksSent += wanted.length;
+      this.chunksDeflated += deflated;
+      this.bytesSent += raw;
       this.bytesTransferred += body.length;
       this.frameBytesSent += body.length;
     }

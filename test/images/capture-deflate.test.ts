@@ -17,7 +17,9 @@ import { machineAction } from '../../boot/pxe-policy.ts';
 import { parseOptions, UsageError } from '../../images/agent/options.ts';
 import { SiteClient } from '../../images/agent/site-client.ts';
 import { UploadSink } from '../../images/agent/upload-sink.ts';
-import { encodeFrameHeader, MAX_FRAME_DATA } from '../../packages/chunk-frames.ts';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { encodeFrameHeader, FrameParser, MAX_FRAME_DATA } from '../../packages/chunk-frames.ts';
 import { sha256Hex } from '../../packages/digest.ts';
 import { controlCall, controlSocketPath } from '../../platform/local/control.ts';
 import { writeFileAtomic } from '../../platform/runtime/atomic-file.ts';
@@ -246,4 +248,37 @@ test('the upload encoding: auto unless told, deflate, raw or auto by option or e
   assert.equal(parseOptions([], { NETBOOT_UPLOAD_ENCODING: 'deflate' }, none).uploadEncoding, 'deflate');
   assert.equal(parseOptions(['--upload-encoding', 'auto'], { NETBOOT_UPLOAD_ENCODING: 'raw' }, none).uploadEncoding, 'auto', 'the option before the environment');
   assert.throws(() => parseOptions(['--upload-encoding', 'zstd'], {}, none), (e: unknown) => e instanceof UsageError && /--upload-encoding zstd: expected deflate, raw or auto/.test(e.message));
+});
+
+test('a site from before deflated uploads refuses a deflated frame: the agent sends that batch again raw, and all raw from then on', async () => {
+  const frames: { digest: string; deflated: boolean }[] = [];
+  const old = createServer((req, res) => {
+    const parts: Buffer[] = [];
+    req.on('data', (c: Buffer) => parts.push(c));
+    req.on('end', () => {
+      const body = Buffer.concat(parts);
+      if (req.url!.endsWith('/missing')) return void res.end(JSON.stringify({ missing: (JSON.parse(body.toString()) as { digests: string[] }).digests }));
+      const got = new FrameParser().push(body);
+      const bad = got.find((f) => f.deflated);
+      if (bad !== undefined) return void res.writeHead(400).end(JSON.stringify({ error: `chunk ${bad.digest}: frames must carry the chunk's raw bytes` }));
+      for (const f of got) frames.push({ digest: f.digest, deflated: f.deflated });
+      res.end(JSON.stringify({ stored: got.length, bytes: 0 }));
+    });
+  });
+  await new Promise<void>((r) => old.listen(0, '127.0.0.1', r));
+  const client = new SiteClient(`127.0.0.1:${(old.address() as AddressInfo).port}`, '0'.repeat(64), { attempts: 1, baseMs: 10, capMs: 10 });
+  try {
+    const sink = new UploadSink(client, 'old-site', { encoding: 'deflate' });
+    const text = textFile(64 * 1024, 5);
+    await sink.put(sha256Hex(text), text);
+    await sink.finish();
+    const more = textFile(64 * 1024, 6);
+    await sink.put(sha256Hex(more), more);
+    await sink.finish();
+    assert.deepEqual(frames, [{ digest: sha256Hex(text), deflated: false }, { digest: sha256Hex(more), deflated: false }]);
+    assert.deepEqual([sink.chunksSent, sink.chunksDeflated], [2, 0]);
+  } finally {
+    client.close();
+    old.close();
+  }
 });
