@@ -78,7 +78,7 @@ export class UploadSink implements ChunkSink {
   bytesTransferred = 0;
 
   constructor(private readonly client: SiteClient, private readonly pkg: string, opts: UploadOptions = {}) {
-    this.encoding = opts.encoding ?? 'auto';
+    this.encoding = opts.encoding ?? 'raw';
     this.deflateParallel = opts.deflateParallel ?? DEFLATE_PARALLEL;
     this.maxInFlight = opts.inFlight ?? IN_FLIGHT;
   }

@@ -241,9 +241,9 @@ test('refused: a deflated frame that inflates beyond the largest chunk, one that
   assert.equal((await post('abort', '{}')).status, 200);
 });
 
-test('the upload encoding: auto unless told, deflate, raw or auto by option or environment; anything else refused', () => {
+test('the upload encoding: raw unless told, deflate, raw or auto by option or environment; anything else refused', () => {
   const none = (): string => '';
-  assert.equal(parseOptions([], {}, none).uploadEncoding, 'auto');
+  assert.equal(parseOptions([], {}, none).uploadEncoding, 'raw');
   assert.equal(parseOptions(['--upload-encoding', 'raw'], {}, none).uploadEncoding, 'raw');
   assert.equal(parseOptions([], { NETBOOT_UPLOAD_ENCODING: 'deflate' }, none).uploadEncoding, 'deflate');
   assert.equal(parseOptions(['--upload-encoding', 'auto'], { NETBOOT_UPLOAD_ENCODING: 'raw' }, none).uploadEncoding, 'auto', 'the option before the environment');
