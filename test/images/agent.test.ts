@@ -19,12 +19,12 @@ import { machineAction } from '../../boot/pxe-policy.ts';
 import { encodeFrameHeader } from '../../packages/chunk-frames.ts';
 import { sha256Hex } from '../../packages/digest.ts';
 import { controlCall, controlSocketPath } from '../../platform/local/control.ts';
-import { writeFileAtomic } from '../../platform/runtime/atomic-file.ts';
 import { createMemoryLogger } from '../../platform/runtime/logger.ts';
 import type { InterfaceService } from '../../services/interface/interface-service.ts';
 import { buildInterface } from '../../services/interface/main.ts';
 import { makeTestSite, waitFor, type TestSite } from '../helpers/env.ts';
 import { management, type Mgmt } from '../helpers/event-recorder.ts';
+import { siteJobs } from './site-jobs.ts';
 import { attach, detach, extCat, gptDisk, makeTree, MiB, sha, sh, sparseFile, type GptDisk } from './disks.ts';
 import { gptDisk4k, withLoop4k } from './disks-4k.ts';
 
@@ -48,18 +48,8 @@ let src: GptDisk;
 let hashes: Map<string, string>;
 
 
-async function drop(kind: string, payload: object): Promise<void> {
-  const id = newId();
-  writeFileAtomic(join(site.config.paths.sbs, `${id}.sbs`), JSON.stringify({ sbs: 1, id, kind, issued: new Date().toISOString(), ...payload }));
-  await waitFor(`instruction ${kind} applied`, () => (svc.state.hasApplied(id) ? true : undefined), 15_000);
-}
-
-async function addJob(job: Record<string, unknown>): Promise<string> {
-  const id = jobId();
-  // biome-ignore lint/suspicious/noThenProperty: the spec names this member `then`
-  await drop('job', { job: { jobId: id, mac: MAC, preboot: 'linuxpe-x64', then: { type: 'local' }, ...job } });
-  return id;
-}
+const drop = (kind: string, payload: object): Promise<void> => siteJobs(site, svc, MAC, newId, jobId).drop(kind, payload);
+const addJob = (job: Record<string, unknown>): Promise<string> => siteJobs(site, svc, MAC, newId, jobId).addJob(job);
 
 /** The kernel command line the machine's PXE script gives it, as iPXE would expand it. */
 function kernelLine(): string {
