@@ -6,8 +6,8 @@
 // - `deflate`: each chunk sent is raw-deflated where that pays (packages/chunk-deflate.ts: a 4 KiB
 //   probe, level 1, kept if it saves a tenth), in libuv's threadpool, and only once the site said
 //   it lacks it (a second capture deflates nothing it does not send);
-// - `raw`: every chunk as it is (as agents before deflate sent them);
-// - `auto` (the default): both tried, and the one that moves the capture faster kept: windows of
+// - `raw` (the default): every chunk as it is (as agents before deflate sent them);
+// - `auto`: both tried, and the one that moves the capture faster kept: windows of
 //   4 batches, each raw or deflated, measured in chunk bytes the site took a second (the whole
 //   pipeline: the disk, the hashing, zlib, the wire and the site); the other is tried again every
 //   8th window. zlib's level 1 runs at about 80 MB/s a core here: a 2-core agent on a 1 Gbit/s
@@ -142,18 +142,17 @@ export class UploadSink implements ChunkSink {
     const wanted = value.missing.filter((d) => batch.has(d));
     const deflating = this.deflating();
     const packed = deflating ? await mapLimit(wanted, this.deflateParallel, (d) => compressed(batch.get(d)!)) : wanted.map(() => null);
-    const frames: Buffer[] = [];
-    let deflated = 0;
+    /** The request body: each wanted chunk's frame, deflated where `packs` holds its deflated bytes. */
+    const framed = (packs: readonly (Buffer | null)[]): Buffer => Buffer.concat(wanted.flatMap((d, i) => {
+      const packedData = packs[i] ?? null;
+      const data = packedData ?? batch.get(d)!;
+      return [encodeFrameHeader(d, data.length, packedData !== null), data];
+    }));
+    let deflated = packed.filter((p) => p !== null).length;
     let raw = 0;
-    for (const [i, d] of wanted.entries()) {
-      const bytes = batch.get(d)!;
-      const p = packed[i] ?? null;
-      frames.push(encodeFrameHeader(d, (p ?? bytes).length, p !== null), p ?? bytes);
-      if (p !== null) deflated++;
-      raw += bytes.length;
-    }
-    if (frames.length > 0) {
-      let body = Buffer.concat(frames);
+    for (const d of wanted) raw += batch.get(d)!.length;
+    if (wanted.length > 0) {
+      let body = framed(packed);
       try {
         await this.client.call('POST', this.path('chunks'), { body });
       } catch (err) {
@@ -161,7 +160,7 @@ export class UploadSink implements ChunkSink {
         if (!(deflated > 0 && err instanceof SiteError && err.status === 400 && /raw bytes/.test(err.message))) throw err;
         this.siteInflates = false;
         deflated = 0;
-        body = Buffer.concat(wanted.flatMap((d) => [encodeFrameHeader(d, batch.get(d)!.length), batch.get(d)!]));
+        body = framed([]);
         await this.client.call('POST', this.path('chunks'), { body });
       }
       this.chunksSent += wanted.length;
